@@ -1,0 +1,140 @@
+#include "log.h"
+#include "sbx_proto.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Set once at start-up, before any thread exists; read-only afterwards.
+ * Library code that lives in other processes (PAM, NSS) never calls
+ * sbx_log_init and so never touches these. */
+static const char *log_ident = "sbx";
+static enum sbx_log_target log_target = SBX_LOG_STDERR;
+static int log_debug;
+
+void sbx_log_init(const char *ident, enum sbx_log_target target, int debug)
+{
+	log_ident = ident;
+	log_target = target;
+	log_debug = debug;
+	if (target == SBX_LOG_SYSLOG)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
+}
+
+static const char *prio_name(int priority)
+{
+	switch (priority) {
+	case LOG_EMERG: case LOG_ALERT: case LOG_CRIT: return "critical";
+	case LOG_ERR: return "error";
+	case LOG_WARNING: return "warning";
+	case LOG_NOTICE: return "notice";
+	case LOG_INFO: return "info";
+	}
+	return "debug";
+}
+
+void sbx_log(int priority, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[2048];
+
+	if (priority == LOG_DEBUG && !log_debug)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (log_target == SBX_LOG_SYSLOG) {
+		syslog(priority, "%s", msg);
+		return;
+	}
+	fprintf(stderr, "%s: %s: %s\n", log_ident, prio_name(priority), msg);
+}
+
+/* Length of a valid UTF-8 sequence starting at s (1-4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n;
+	unsigned int cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	/* C1 controls and bidi overrides can rewrite what a terminal shows. */
+	if ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069))
+		return 0;
+	return n;
+}
+
+char *sbx_sanitize(const char *in, char *out, size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)(in ? in : "");
+	size_t o = 0;
+
+	if (!outlen)
+		return out;
+	while (*s && o + 1 < outlen) {
+		size_t n = utf8_len(s);
+
+		if (n == 1 && (*s < 0x20 || *s == 0x7f))
+			n = 0;
+		if (n == 0) {
+			out[o++] = '?';
+			s++;
+			continue;
+		}
+		if (o + n >= outlen)
+			break;
+		memcpy(out + o, s, n);
+		o += n;
+		s += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
+int sbx_name_valid(const char *s)
+{
+	size_t n = 0;
+	int at = 0;
+
+	if (!s || !*s || s[0] == '-' || s[0] == '.')
+		return 0;
+	for (; s[n]; n++) {
+		if (s[n] == '@') {
+			if (at || n == 0 || !s[n + 1])
+				return 0;
+			at = 1;
+			continue;
+		}
+		if (!name_char(s[n]))
+			return 0;
+	}
+	return n <= SBX_NAME_MAX;
+}

@@ -1,0 +1,213 @@
+/*
+ * sbx wire protocol, version 1.  This header is the specification;
+ * docs/protocol.md explains it in prose and must agree with it.
+ *
+ * Transport
+ *   AF_UNIX SOCK_STREAM socket (broker.socket, default /run/sbx/broker.sock).
+ *   The broker identifies the caller by SO_PEERCRED, never by anything the
+ *   caller says.  A client sends one request frame and reads one reply
+ *   frame; it may send further requests on the same connection.
+ *
+ * Frame (all integers in network byte order)
+ *   u32 length    whole frame in bytes, header included:
+ *                 SBX_HDR_LEN <= length <= SBX_FRAME_MAX
+ *   u16 version   SBX_PROTO_VERSION
+ *   u16 op        an SBX_OP_* code; a reply carries (op | SBX_OP_REPLY)
+ *   field...      until length is used up
+ *
+ * Field
+ *   u16 tag       an SBX_F_* code; the tag fixes the value's type
+ *   u16 len       value length in bytes
+ *   u8  value[len]
+ *
+ * Value types (see sbx_field_type())
+ *   STR  UTF-8 text without NUL bytes, len <= SBX_STR_MAX
+ *   U32  len == 4
+ *   I64  len == 8, two's complement; times are Unix seconds (UTC)
+ *   REC  a nested sequence of fields (a request, a role, ...), at most
+ *        SBX_REC_DEPTH levels deep
+ *
+ * Rules
+ *   - A frame that is short, too long, of another version, with an unknown
+ *     op or tag, a value of the wrong size, a NUL inside a STR or a field
+ *     running past its parent is malformed.  The broker answers it with a
+ *     reply of op SBX_OP_ERROR carrying STATUS = SBX_ST_PROTO and a MESSAGE,
+ *     then closes the connection.
+ *   - Every reply starts with STATUS (U32, SBX_ST_*) followed by MESSAGE
+ *     (STR, may be empty), then the op's own fields.
+ *   - Tags may repeat where the op's description says "repeated".
+ *   - A client checks that the reply's op is its own op | SBX_OP_REPLY (or
+ *     SBX_OP_ERROR).
+ *   - AS_USER (optional in every request) asks to act for another user;
+ *     only root and members of broker.admin_group may use it.
+ */
+#ifndef SBX_PROTO_H
+#define SBX_PROTO_H
+
+#include <stdint.h>
+
+#define SBX_PROTO_VERSION 1u
+#define SBX_HDR_LEN 8u
+#define SBX_FIELD_HDR_LEN 4u
+#define SBX_FRAME_MAX 65536u
+#define SBX_STR_MAX 4096u
+#define SBX_REC_DEPTH 3
+
+/* User and role names: what the broker accepts as a name. */
+#define SBX_NAME_MAX 64u
+/* Free text (reasons, comments). */
+#define SBX_TEXT_MAX 1024u
+
+enum sbx_op {
+	/* decisions */
+	SBX_OP_CHECK = 0x0001,    /* USER [SERVICE RHOST TTY] [FLAGS: SBX_CHECK_RECORD]
+	                           * -> ALLOWED, MESSAGE says why, [ROLE] [ID] [VIA] */
+	SBX_OP_EXPLAIN = 0x0002,  /* USER -> ALLOWED, MESSAGE, MEMBERSHIP... (repeated) */
+	SBX_OP_PING = 0x0003,     /* -> VERSION, HOST, POLICY_SHA, SEQ, [DEGRADED] */
+
+	/* a user's own requests */
+	SBX_OP_REQUEST = 0x0010,  /* ROLE [DURATION] [REASON] [TICKET] [EXTENDS] -> REQUEST */
+	SBX_OP_LIST = 0x0011,     /* [FLAGS: SBX_LIST_ALL] -> REQUEST... (repeated) */
+	SBX_OP_STATUS = 0x0012,   /* ID -> REQUEST */
+	SBX_OP_CANCEL = 0x0013,   /* ID [REASON] -> REQUEST (pending -> cancelled) */
+	SBX_OP_DROP = 0x0014,     /* ID [REASON] -> REQUEST (active -> revoked by holder) */
+	SBX_OP_ROLES = 0x0015,    /* -> ROLEINFO... (repeated): what the caller may ask for */
+
+	/* approvers and admins */
+	SBX_OP_PENDING = 0x0020,  /* -> REQUEST... requests the caller may decide */
+	SBX_OP_APPROVE = 0x0021,  /* ID [COMMENT] [DURATION] -> REQUEST */
+	SBX_OP_DENY = 0x0022,     /* ID [REASON] -> REQUEST */
+	SBX_OP_REVOKE = 0x0023,   /* ID [REASON] -> REQUEST */
+	SBX_OP_GRANTS = 0x0024,   /* [USER] [FLAGS: SBX_LIST_ALL] -> REQUEST... active grants */
+
+	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
+	SBX_OP_REPLY = 0x8000,
+};
+
+/* Reply STATUS codes.  The CLIs map them to exit codes (see cli/). */
+enum sbx_status {
+	SBX_ST_OK = 0,
+	SBX_ST_REFUSED = 1,     /* policy or permission says no */
+	SBX_ST_BADINPUT = 2,    /* the request is well-formed but its content is wrong */
+	SBX_ST_NOTFOUND = 3,    /* no such request / user / role */
+	SBX_ST_UNAVAILABLE = 4, /* the broker cannot record changes (journal failed) */
+	SBX_ST_PROTO = 5,       /* malformed frame */
+	SBX_ST_INTERNAL = 6,
+};
+
+enum sbx_type {
+	SBX_T_UNKNOWN = 0,
+	SBX_T_STR,
+	SBX_T_U32,
+	SBX_T_I64,
+	SBX_T_REC,
+};
+
+/* Field tags.  The high byte groups them; the type is in sbx_field_type(). */
+enum sbx_tag {
+	/* envelope */
+	SBX_F_STATUS = 0x0001,      /* U32 */
+	SBX_F_MESSAGE = 0x0002,     /* STR */
+	SBX_F_AS_USER = 0x0003,     /* STR */
+	SBX_F_FLAGS = 0x0004,       /* U32 */
+
+	/* check */
+	SBX_F_USER = 0x0101,        /* STR */
+	SBX_F_SERVICE = 0x0102,     /* STR */
+	SBX_F_RHOST = 0x0103,       /* STR */
+	SBX_F_TTY = 0x0104,         /* STR */
+	SBX_F_ALLOWED = 0x0105,     /* U32 0|1 */
+	SBX_F_VIA = 0x0106,         /* STR: what an answer rests on ("standing", "grant", "group developers") */
+	SBX_F_HOST = 0x0107,        /* STR */
+
+	/* requests and grants */
+	SBX_F_ID = 0x0201,          /* U32 */
+	SBX_F_ROLE = 0x0202,        /* STR */
+	SBX_F_DURATION = 0x0203,    /* I64 seconds */
+	SBX_F_REASON = 0x0204,      /* STR */
+	SBX_F_TICKET = 0x0205,      /* STR */
+	SBX_F_COMMENT = 0x0206,     /* STR */
+	SBX_F_EXTENDS = 0x0207,     /* U32: the grant this request extends */
+	SBX_F_REQUEST = 0x0208,     /* REC: one request/grant, fields below */
+	SBX_F_STATE = 0x0209,       /* STR: pending|active|expired|revoked|denied|cancelled|lapsed */
+	SBX_F_CREATED_AT = 0x020a,  /* I64 */
+	SBX_F_ACTIVATED_AT = 0x020b,/* I64 */
+	SBX_F_EXPIRES_AT = 0x020c,  /* I64: for pending, when it lapses; else when the grant ends */
+	SBX_F_ENDED_AT = 0x020d,    /* I64 */
+	SBX_F_APPROVALS_NEEDED = 0x020e, /* U32 */
+	SBX_F_APPROVED_BY = 0x020f, /* STR, repeated */
+	SBX_F_UNIX_GROUP = 0x0210,  /* STR */
+	SBX_F_GID = 0x0211,         /* U32 */
+	SBX_F_ACTOR = 0x0212,       /* STR: who acted (the person) */
+	SBX_F_THROUGH = 0x0213,     /* STR: the unix account that acted for them, if another */
+	SBX_F_END_REASON = 0x0214,  /* STR */
+	SBX_F_ENDED_BY = 0x0215,    /* STR */
+	SBX_F_APPROVERS = 0x0216,   /* STR: who can approve, in words */
+
+	/* roles */
+	SBX_F_ROLEINFO = 0x0301,    /* REC */
+	SBX_F_DESCRIPTION = 0x0302, /* STR */
+	SBX_F_HOSTS = 0x0303,       /* STR, repeated: host globs */
+	SBX_F_MAX_DURATION = 0x0304,/* I64 */
+	SBX_F_DEFAULT_DURATION = 0x0305, /* I64 */
+	SBX_F_AUTO_APPROVE = 0x0306,/* U32 0|1 */
+	SBX_F_REQUIRE_REASON = 0x0307, /* U32 0|1 */
+	SBX_F_REQUIRE_TICKET = 0x0308, /* STR regex */
+	SBX_F_REASON_MIN = 0x0309,  /* U32 */
+	SBX_F_MEMBERSHIP = 0x030a,  /* REC: ROLE HOW VIA LOGIN */
+	SBX_F_HOW = 0x030b,         /* STR: standing|eligible|grant */
+	SBX_F_LOGIN = 0x030c,       /* U32 0|1: this role lets the user log in on this host */
+	SBX_F_HOST_MATCH = 0x030d,  /* U32 0|1: the role's hosts match this host */
+
+	/* broker status */
+	SBX_F_VERSION = 0x0401,     /* STR */
+	SBX_F_POLICY_SHA = 0x0402,  /* STR hex sha256 of the policy file */
+	SBX_F_SEQ = 0x0403,         /* I64 last journal seq */
+	SBX_F_DEGRADED = 0x0404,    /* STR: why the broker refuses changes */
+};
+
+/* FLAGS bits */
+#define SBX_CHECK_RECORD 0x1u /* record the decision as access.checked (PAM) */
+#define SBX_LIST_ALL 0x1u     /* include ended requests / everybody's */
+
+static inline enum sbx_type sbx_field_type(uint16_t tag)
+{
+	switch (tag) {
+	case SBX_F_STATUS: case SBX_F_FLAGS: case SBX_F_ALLOWED: case SBX_F_ID:
+	case SBX_F_EXTENDS: case SBX_F_APPROVALS_NEEDED: case SBX_F_GID:
+	case SBX_F_AUTO_APPROVE: case SBX_F_REQUIRE_REASON: case SBX_F_REASON_MIN:
+	case SBX_F_LOGIN: case SBX_F_HOST_MATCH:
+		return SBX_T_U32;
+	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
+	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
+	case SBX_F_DEFAULT_DURATION: case SBX_F_SEQ:
+		return SBX_T_I64;
+	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
+		return SBX_T_REC;
+	case SBX_F_MESSAGE: case SBX_F_AS_USER: case SBX_F_USER: case SBX_F_SERVICE:
+	case SBX_F_RHOST: case SBX_F_TTY: case SBX_F_VIA: case SBX_F_HOST:
+	case SBX_F_ROLE: case SBX_F_REASON: case SBX_F_TICKET: case SBX_F_COMMENT:
+	case SBX_F_STATE: case SBX_F_APPROVED_BY: case SBX_F_UNIX_GROUP:
+	case SBX_F_ACTOR: case SBX_F_THROUGH: case SBX_F_END_REASON:
+	case SBX_F_ENDED_BY: case SBX_F_APPROVERS: case SBX_F_DESCRIPTION:
+	case SBX_F_HOSTS: case SBX_F_REQUIRE_TICKET: case SBX_F_HOW:
+	case SBX_F_VERSION: case SBX_F_POLICY_SHA: case SBX_F_DEGRADED:
+		return SBX_T_STR;
+	}
+	return SBX_T_UNKNOWN;
+}
+
+static inline int sbx_op_known(uint16_t op)
+{
+	switch (op) {
+	case SBX_OP_CHECK: case SBX_OP_EXPLAIN: case SBX_OP_PING:
+	case SBX_OP_REQUEST: case SBX_OP_LIST: case SBX_OP_STATUS:
+	case SBX_OP_CANCEL: case SBX_OP_DROP: case SBX_OP_ROLES:
+	case SBX_OP_PENDING: case SBX_OP_APPROVE: case SBX_OP_DENY:
+	case SBX_OP_REVOKE: case SBX_OP_GRANTS:
+		return 1;
+	}
+	return 0;
+}
+
+#endif

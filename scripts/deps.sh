@@ -1,0 +1,28 @@
+#!/bin/bash
+# Install the Debian 12 packages sbx needs.  Usage: deps.sh build|test
+#   build: what building and running sbx needs
+#   test:  that, plus what the test suite starts (wrappers, slapd, sshd, ...)
+# Installs only what is missing, so a second run costs a second.
+set -eu
+want=(autoconf automake libtool pkg-config make gcc libc6-dev
+      libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
+      libldap-dev libpam0g-dev libmicrohttpd-dev libcriterion-dev)
+if [ "${1:-build}" = test ]; then
+  want+=(libpam-wrapper libnss-wrapper pamtester libpamtest0-dev
+         slapd ldap-utils openssh-server openssh-client jq curl valgrind
+         util-linux procps iproute2 python3)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing Debian packages: ${missing[*]}" >&2
+  echo "deps.sh: run as root, or: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
