@@ -1,0 +1,183 @@
+/*
+ * The RBAC policy: loading and validating the YAML file, and the questions
+ * the broker asks of it.  docs/policy.md describes every key.
+ *
+ * Nothing here knows about grants or the journal: the broker combines the
+ * policy's answers with its own state.  Names are policy names (later also
+ * directory names): a name needs no local unix account.
+ */
+#ifndef SBX_POLICY_H
+#define SBX_POLICY_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SBX_DEFAULT_REASON_MIN 10u
+#define SBX_DEFAULT_REQUEST_TTL (24 * 3600)
+
+/* One problem found while loading: FILE:LINE:COL: msg (line, col 1-based). */
+struct sbx_policy_error {
+	int line;
+	int col;
+	char *msg;
+};
+
+struct sbx_policy_errors {
+	char *file; /* name used in messages */
+	struct sbx_policy_error *v;
+	size_t n;
+};
+
+void sbx_policy_errors_print(FILE *out, const struct sbx_policy_errors *e);
+void sbx_policy_errors_free(struct sbx_policy_errors *e);
+
+struct sbx_strlist {
+	char **v;
+	size_t n;
+};
+
+enum sbx_on_expiry { SBX_ON_EXPIRY_KEEP = 0, SBX_ON_EXPIRY_TERMINATE };
+
+struct sbx_user {
+	char *name;
+	char *manager; /* NULL when none */
+	char *email;
+	char *slack_id;
+};
+
+struct sbx_group {
+	char *name;
+	struct sbx_strlist members;
+};
+
+struct sbx_profile {
+	char *name;
+	int64_t max_duration;      /* 0 = not set */
+	int64_t default_duration;  /* 0 = not set */
+	int64_t review_every;      /* 0 = not set */
+	bool require_reason;
+	char *require_ticket;      /* NULL = not set */
+	regex_t ticket_re;
+	unsigned approvals;        /* 0 = not set */
+	unsigned reason_min_length; /* 0 = not set */
+	bool auto_approve;
+};
+
+/* A role with its profile already folded in: every field is the effective
+ * value the broker enforces. */
+struct sbx_role {
+	char *name;
+	char *description;
+	char *profile;             /* NULL when none */
+	struct sbx_strlist hosts;  /* fnmatch globs */
+	bool matches_host;         /* hosts match broker.host */
+	char *unix_group;          /* NULL when none */
+	uint32_t gid;
+	struct sbx_strlist standing_groups, standing_users;
+	struct sbx_strlist eligible_groups, eligible_users;
+	bool approver_manager;
+	struct sbx_strlist approver_groups, approver_users;
+	unsigned approvals;        /* needed when !auto_approve; >= 1 */
+	bool auto_approve;
+	int64_t default_duration;  /* seconds, <= max_duration */
+	int64_t max_duration;      /* seconds */
+	bool require_reason;
+	unsigned reason_min_length;
+	/* A ticket must match every pattern here (the profile's, then the
+	 * role's own): a role can only tighten what its profile asks. */
+	size_t n_ticket_re;
+	char *ticket_pattern[2];
+	regex_t ticket_re[2];
+	int64_t review_every;      /* 0 = none */
+	enum sbx_on_expiry on_expiry;
+};
+
+struct sbx_policy {
+	char *path;
+	char sha256_hex[65];       /* of the file's bytes */
+	struct {
+		char *host;            /* default: gethostname() */
+		char *socket;          /* default: SBX_DEFAULT_SOCKET */
+		char *state_dir;       /* default: /var/lib/sbx */
+		char *admin_group;     /* NULL = only root */
+		int64_t request_ttl;   /* default 24h */
+	} broker;
+	struct sbx_profile *profiles;
+	size_t n_profiles;
+	struct sbx_group *groups;
+	size_t n_groups;
+	struct sbx_user *users;
+	size_t n_users;
+	struct sbx_role *roles;
+	size_t n_roles;
+	void *index; /* private: name lookups */
+};
+
+/* Load and validate.  On success returns 0 and *out; on any error returns
+ * -1 with every problem found appended to errs (never stops at the first).
+ * A problem of I/O (missing file, too large, not a regular file) is one
+ * error at line 0. */
+int sbx_policy_load_file(const char *path, struct sbx_policy **out,
+			 struct sbx_policy_errors *errs);
+/* The same from memory; name is used in messages and as path. */
+int sbx_policy_load_buffer(const char *buf, size_t len, const char *name,
+			   struct sbx_policy **out, struct sbx_policy_errors *errs);
+void sbx_policy_free(struct sbx_policy *p);
+
+const struct sbx_role *sbx_policy_role(const struct sbx_policy *p, const char *name);
+const struct sbx_user *sbx_policy_user(const struct sbx_policy *p, const char *name);
+const struct sbx_group *sbx_policy_group(const struct sbx_policy *p, const char *name);
+bool sbx_policy_in_group(const struct sbx_policy *p, const char *group, const char *user);
+
+enum sbx_membership {
+	SBX_MEMBER_NONE = 0,
+	SBX_MEMBER_ELIGIBLE = 1,
+	SBX_MEMBER_STANDING = 2,
+};
+
+/* How user belongs to role.  Standing wins over eligible.  *via (may be
+ * NULL) is set to the group name that made them a member, or NULL when
+ * they are listed by name. */
+enum sbx_membership sbx_policy_membership(const struct sbx_policy *p,
+					  const struct sbx_role *r,
+					  const char *user, const char **via);
+
+/* The first role that matches this host and makes user a standing member,
+ * or NULL.  *via as above. */
+const struct sbx_role *sbx_policy_standing_login(const struct sbx_policy *p,
+						  const char *user, const char **via);
+
+/* May approver approve user's request for role r?  Never for
+ * approver == user ("you cannot approve your own request").  On false,
+ * why says so ("carol is not an approver of sandbox-admin: approvers are
+ * erin's manager (frank) or security-leads (frank, grace)").  On true, why
+ * says on what ground ("manager of erin", "member of security-leads",
+ * "approver of prod-data by name"). */
+bool sbx_policy_may_approve(const struct sbx_policy *p, const struct sbx_role *r,
+			    const char *requester, const char *approver,
+			    char *why, size_t whylen);
+
+/* "erin's manager (frank) or security-leads (frank, grace)"; requester may
+ * be NULL for the role in general ("the requester's manager or ..."). */
+void sbx_policy_approvers_text(const struct sbx_policy *p, const struct sbx_role *r,
+			       const char *requester, char *buf, size_t buflen);
+
+/* Check a request against the role's rules.  *duration in: asked seconds
+ * (0 = the role's default); out: the granted duration.  Returns 0 when the
+ * request may be filed, else -1 with a message for the user, e.g.
+ * "sandbox-admin allows at most 2h (asked 3h)", "sandbox-admin needs a
+ * reason (--reason) of at least 10 characters", "prod-data needs a ticket
+ * (--ticket) matching ^(INC|CHG)-[0-9]+$", "bob is not eligible for
+ * sandbox-admin", "sandbox-admin does not apply to this host (sbx-99):
+ * its hosts are sbx-*".  Eligibility is part of this check (and comes
+ * first: "zed is not in the policy"; a standing member is told there is
+ * nothing to request), then host, duration, reason, ticket. */
+int sbx_policy_check_request(const struct sbx_policy *p, const struct sbx_role *r,
+			     const char *user, int64_t *duration,
+			     const char *reason, const char *ticket,
+			     char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,1500 @@
+/*
+ * Loading the policy: read the file safely, parse it with libyaml's
+ * document API (so every node keeps its position), check every key
+ * against a table, resolve references, fold each role's profile in, and
+ * report every problem found as FILE:LINE:COL: message.
+ *
+ * The sections are processed in dependency order (broker, profiles, users,
+ * groups, roles), whatever order the file has them in, so a reference can
+ * be checked the moment it is read.
+ */
+#include "config.h"
+
+#include "policy_internal.h"
+
+#include "duration.h"
+#include "log.h"
+#include "sbx_proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <yaml.h>
+
+#ifndef SBX_DEFAULT_SOCKET
+#define SBX_DEFAULT_SOCKET "/run/sbx/broker.sock"
+#endif
+#ifndef SBX_DEFAULT_STATE_DIR
+#define SBX_DEFAULT_STATE_DIR "/var/lib/sbx"
+#endif
+
+#define POLICY_MAX_BYTES (1024 * 1024)
+#define DEFAULT_MAX_DURATION (8 * 3600)
+#define DEFAULT_DEFAULT_DURATION 3600
+#define DEFAULT_APPROVALS 1u
+#define COUNT_MAX 1000u                  /* approvals, reason_min_length */
+#define GID_MAX_ALLOWED 2147483646LL     /* (gid_t)-1 and above mean "none" */
+#define REVIEW_NEVER (-1)                /* review_every: never */
+#define MAX_FIELDS 32
+
+/* ---------------------------------------------------------------------- */
+/* Loader state */
+
+/* A role as the file states it.  r holds everything that needs no
+ * folding; the rest is what the role says before its profile is folded
+ * in.  r moves into the policy once all roles are read. */
+struct role_src {
+	struct sbx_role r;
+	yaml_mark_t mark;            /* of the role's name: rule errors point here */
+	int require_reason;          /* -1 = not given */
+	char *require_ticket;        /* the role's own pattern */
+	yaml_node_t *unix_group;     /* for duplicate gid/name positions */
+};
+
+struct loader {
+	yaml_document_t doc;
+	bool have_doc;
+	struct sbx_policy *p;
+	struct sbx_policy_index *ix;
+	struct sbx_policy_errors *errs;
+	size_t n_errors; /* counted even when storing one failed */
+	struct role_src *roles;
+};
+
+/* One key: value of a mapping, after duplicate keys were dropped. */
+struct entry {
+	const char *key;
+	yaml_node_t *knode, *vnode;
+};
+
+/* ---------------------------------------------------------------------- */
+/* Errors */
+
+static int errors_append(struct sbx_policy_errors *e, const char *file, int line, int col,
+			 const char *msg)
+{
+	struct sbx_policy_error *v;
+	char *m = NULL;
+
+	if (!e->file) {
+		e->file = strdup(file ? file : "(policy)");
+		if (!e->file)
+			return -ENOMEM;
+	}
+	/* Capacity is implicit: grow at 0, 8, 16, 32, ... */
+	if (e->n == 0 || (e->n >= 8 && (e->n & (e->n - 1)) == 0)) {
+		size_t cap = e->n ? e->n * 2 : 8;
+
+		v = realloc(e->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		e->v = v;
+	}
+	m = strdup(msg);
+	if (!m)
+		return -ENOMEM;
+	e->v[e->n].line = line;
+	e->v[e->n].col = col;
+	e->v[e->n].msg = m;
+	e->n++;
+	return 0;
+}
+
+static void error_add(struct loader *L, int line, int col, const char *msg)
+{
+	L->n_errors++;
+	/* Out of memory here still fails the load: n_errors counts it. */
+	(void)errors_append(L->errs, L->p ? L->p->path : NULL, line, col, msg);
+}
+
+/* Messages quote what the file says, so they are sanitized: a policy
+ * check must not let a file write escape sequences to a terminal. */
+__attribute__((format(printf, 3, 4)))
+static void error_at(struct loader *L, yaml_mark_t m, const char *fmt, ...)
+{
+	char raw[512], msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	sbx_sanitize(raw, msg, sizeof(msg));
+	error_add(L, (int)m.line + 1, (int)m.column + 1, msg);
+}
+
+static void error_oom(struct loader *L)
+{
+	error_add(L, 0, 0, "out of memory");
+}
+
+struct sorted_error {
+	struct sbx_policy_error e;
+	size_t seq;
+};
+
+static int cmp_error(const void *a, const void *b)
+{
+	const struct sorted_error *x = a, *y = b;
+
+	if (x->e.line != y->e.line)
+		return x->e.line < y->e.line ? -1 : 1;
+	if (x->e.col != y->e.col)
+		return x->e.col < y->e.col ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Sections are read in dependency order; people read errors in file
+ * order.  Stable, and only the errors this load added. */
+static void errors_sort(struct sbx_policy_errors *e, size_t from)
+{
+	size_t n = e->n - from;
+	struct sorted_error *tmp;
+
+	if (n < 2)
+		return;
+	tmp = calloc(n, sizeof(*tmp));
+	if (!tmp)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		tmp[i].e = e->v[from + i];
+		tmp[i].seq = i;
+	}
+	qsort(tmp, n, sizeof(*tmp), cmp_error);
+	for (size_t i = 0; i < n; i++)
+		e->v[from + i] = tmp[i].e;
+	free(tmp);
+}
+
+void sbx_policy_errors_print(FILE *out, const struct sbx_policy_errors *e)
+{
+	if (!out || !e)
+		return;
+	for (size_t i = 0; i < e->n; i++)
+		fprintf(out, "%s:%d:%d: %s\n", e->file ? e->file : "(policy)", e->v[i].line,
+			e->v[i].col, e->v[i].msg);
+}
+
+void sbx_policy_errors_free(struct sbx_policy_errors *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->n; i++)
+		free(e->v[i].msg);
+	free(e->v);
+	free(e->file);
+	e->v = NULL;
+	e->n = 0;
+	e->file = NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Freeing */
+
+static void strlist_free(struct sbx_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static void role_free(struct sbx_role *r)
+{
+	free(r->name);
+	free(r->description);
+	free(r->profile);
+	strlist_free(&r->hosts);
+	free(r->unix_group);
+	strlist_free(&r->standing_groups);
+	strlist_free(&r->standing_users);
+	strlist_free(&r->eligible_groups);
+	strlist_free(&r->eligible_users);
+	strlist_free(&r->approver_groups);
+	strlist_free(&r->approver_users);
+	for (size_t i = 0; i < r->n_ticket_re; i++)
+		regfree(&r->ticket_re[i]);
+	free(r->ticket_pattern[0]);
+	free(r->ticket_pattern[1]);
+}
+
+void sbx_policy_free(struct sbx_policy *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_profiles; i++) {
+		struct sbx_profile *pf = &p->profiles[i];
+
+		free(pf->name);
+		/* Invariant: require_ticket is set only once it compiled. */
+		if (pf->require_ticket)
+			regfree(&pf->ticket_re);
+		free(pf->require_ticket);
+	}
+	for (size_t i = 0; i < p->n_groups; i++) {
+		free(p->groups[i].name);
+		strlist_free(&p->groups[i].members);
+	}
+	for (size_t i = 0; i < p->n_users; i++) {
+		free(p->users[i].name);
+		free(p->users[i].manager);
+		free(p->users[i].email);
+		free(p->users[i].slack_id);
+	}
+	for (size_t i = 0; i < p->n_roles; i++)
+		role_free(&p->roles[i]);
+	free(p->profiles);
+	free(p->groups);
+	free(p->users);
+	free(p->roles);
+	free(p->broker.host);
+	free(p->broker.socket);
+	free(p->broker.state_dir);
+	free(p->broker.admin_group);
+	free(p->path);
+	sbx_policy_index_free(p->index);
+	free(p);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Nodes */
+
+static yaml_node_t *node_at(struct loader *L, yaml_node_item_t i)
+{
+	return yaml_document_get_node(&L->doc, i);
+}
+
+static const char *scalar_value(const yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static bool plain_in(const yaml_node_t *n, const char *const *words)
+{
+	const char *s = scalar_value(n);
+
+	if (!s || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	for (; *words; words++)
+		if (strcmp(s, *words) == 0)
+			return true;
+	return false;
+}
+
+static const char *const null_words[] = { "", "~", "null", "Null", "NULL", NULL };
+static const char *const true_words[] = { "true", "True", "TRUE", "yes", "Yes", "YES",
+					  "on", "On", "ON", NULL };
+static const char *const false_words[] = { "false", "False", "FALSE", "no", "No", "NO",
+					   "off", "Off", "OFF", NULL };
+
+/* An absent value ("key:" with nothing after it) */
+static bool is_null(const yaml_node_t *n)
+{
+	return !n || plain_in(n, null_words);
+}
+
+static bool is_bool(const yaml_node_t *n)
+{
+	return plain_in(n, true_words) || plain_in(n, false_words);
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/* What a node is, for "must be X, not Y". */
+static const char *node_kind(const yaml_node_t *n, char *buf, size_t len)
+{
+	const char *s = scalar_value(n);
+
+	if (!n)
+		return "empty";
+	if (n->type == YAML_MAPPING_NODE)
+		return "a mapping";
+	if (n->type == YAML_SEQUENCE_NODE)
+		return "a list";
+	if (is_null(n))
+		return "empty";
+	if (is_bool(n))
+		snprintf(buf, len, "a boolean (%s)", s);
+	else if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && all_digits(s))
+		snprintf(buf, len, "a number (%.20s)", s);
+	else
+		snprintf(buf, len, "'%.60s'", s);
+	return buf;
+}
+
+static void type_error(struct loader *L, const yaml_node_t *n, const char *key,
+		       const char *expected)
+{
+	char kind[96];
+
+	error_at(L, n->start_mark, "%s must be %s, not %s", key, expected,
+		 node_kind(n, kind, sizeof(kind)));
+}
+
+/* The text of a scalar that is present and has no NUL inside, or NULL
+ * after reporting why not. */
+static const char *text_of(struct loader *L, const yaml_node_t *n, const char *key,
+			   const char *expected)
+{
+	const char *s = scalar_value(n);
+
+	if (!s || is_null(n)) {
+		type_error(L, n, key, expected);
+		return NULL;
+	}
+	if (strlen(s) != n->data.scalar.length) {
+		error_at(L, n->start_mark, "%s contains a NUL character", key);
+		return NULL;
+	}
+	return s;
+}
+
+static yaml_node_t *map_get(struct loader *L, const yaml_node_t *map, const char *key)
+{
+	if (!map || map->type != YAML_MAPPING_NODE)
+		return NULL;
+	for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+	     pr < map->data.mapping.pairs.top; pr++) {
+		const char *k = scalar_value(node_at(L, pr->key));
+
+		if (k && strcmp(k, key) == 0)
+			return node_at(L, pr->value);
+	}
+	return NULL;
+}
+
+/* The entries of a mapping with unique scalar keys; reports other keys.
+ * A missing or empty node is an empty mapping.  Returns the count, or -1
+ * when n is not a mapping (reported) or memory ran out. */
+static ssize_t entries_of(struct loader *L, yaml_node_t *n, const char *what,
+			  struct entry **out)
+{
+	struct sbx_namemap seen = { 0 };
+	struct entry *v = NULL;
+	size_t cap, k = 0;
+	ssize_t ret = -1;
+
+	*out = NULL;
+	if (is_null(n))
+		return 0;
+	if (n->type != YAML_MAPPING_NODE) {
+		type_error(L, n, what, "a mapping");
+		return -1;
+	}
+	cap = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	v = calloc(cap ? cap : 1, sizeof(*v));
+	if (!v)
+		goto oom;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *kn = node_at(L, pr->key);
+		const char *key = scalar_value(kn);
+		void *first = NULL;
+		int rc;
+
+		if (!key || is_null(kn)) {
+			type_error(L, kn, "a key", "a name");
+			continue;
+		}
+		rc = sbx_namemap_put(&seen, NULL, key, kn, &first);
+		if (rc < 0)
+			goto oom;
+		if (rc > 0) {
+			error_at(L, kn->start_mark, "duplicate key '%s' (first at line %d)", key,
+				 (int)((yaml_node_t *)first)->start_mark.line + 1);
+			continue;
+		}
+		v[k].key = key;
+		v[k].knode = kn;
+		v[k].vnode = node_at(L, pr->value);
+		k++;
+	}
+	*out = v;
+	v = NULL;
+	ret = (ssize_t)k;
+	goto out;
+oom:
+	error_oom(L);
+out:
+	free(v);
+	sbx_namemap_free(&seen);
+	return ret;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Fields: one table per kind of mapping, one parser per kind of value */
+
+struct field;
+typedef void field_parser(struct loader *L, const struct field *f, yaml_node_t *n, void *obj);
+
+struct field {
+	const char *key;
+	field_parser *parse;
+	size_t off;                /* where in obj the value goes */
+	const char *required;      /* when set, the key must be there: a hint */
+	const struct field *sub;   /* a nested mapping's fields (same obj) */
+};
+
+#define AT(obj, f, type) ((type *)(void *)((char *)(obj) + (f)->off))
+
+static void walk_map(struct loader *L, yaml_node_t *n, const struct field *fields, void *obj,
+		     const char *what, yaml_mark_t at)
+{
+	bool seen[MAX_FIELDS] = { false };
+	struct entry *e = NULL;
+	ssize_t n_e = entries_of(L, n, what, &e);
+
+	for (ssize_t i = 0; i < n_e; i++) {
+		size_t k = 0;
+
+		while (fields[k].key && strcmp(fields[k].key, e[i].key) != 0)
+			k++;
+		if (!fields[k].key) {
+			error_at(L, e[i].knode->start_mark, "unknown key '%s' in %s", e[i].key, what);
+			continue;
+		}
+		seen[k] = true;
+		fields[k].parse(L, &fields[k], e[i].vnode, obj);
+	}
+	if (n_e >= 0)
+		for (size_t k = 0; fields[k].key; k++)
+			if (fields[k].required && !seen[k])
+				error_at(L, at, "%s needs %s (%s)", what, fields[k].key,
+					 fields[k].required);
+	free(e);
+}
+
+static char *dup_or_oom(struct loader *L, const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		error_oom(L);
+	return d;
+}
+
+static void parse_map(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	walk_map(L, n, f->sub, obj, f->key, n->start_mark);
+}
+
+static void parse_text(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "text");
+
+	if (s)
+		*AT(obj, f, char *) = dup_or_oom(L, s);
+}
+
+/* Checked for its type and then dropped: documentation in the file. */
+static void parse_comment(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	(void)text_of(L, n, f->key, "text");
+}
+
+static bool name_ok(struct loader *L, const yaml_node_t *n, const char *s, const char *what)
+{
+	if (sbx_name_valid(s))
+		return true;
+	error_at(L, n->start_mark,
+		 "'%s' is not a valid %s name: use at most %u letters, digits, '.', '_' or '-', "
+		 "not starting with '.' or '-'", s, what, SBX_NAME_MAX);
+	return false;
+}
+
+static void parse_name(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "a name");
+
+	if (s && name_ok(L, n, s, f->key))
+		*AT(obj, f, char *) = dup_or_oom(L, s);
+}
+
+static bool host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_';
+}
+
+static bool host_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!host_char(s[n]))
+			return false;
+	return n > 0 && n <= 253;
+}
+
+static void parse_host(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "a host name");
+
+	if (!s)
+		return;
+	if (!host_valid(s)) {
+		error_at(L, n->start_mark, "'%s' is not a valid host name", s);
+		return;
+	}
+	*AT(obj, f, char *) = dup_or_oom(L, s);
+}
+
+static void parse_path(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "an absolute path");
+
+	if (!s)
+		return;
+	if (s[0] != '/') {
+		error_at(L, n->start_mark, "%s must be an absolute path, not '%s'", f->key, s);
+		return;
+	}
+	*AT(obj, f, char *) = dup_or_oom(L, s);
+}
+
+static bool duration_of(struct loader *L, const struct field *f, yaml_node_t *n, int64_t *out)
+{
+	char why[160];
+	const char *s;
+
+	if (is_bool(n)) {
+		type_error(L, n, f->key, "a duration (e.g. 2h)");
+		return false;
+	}
+	s = text_of(L, n, f->key, "a duration (e.g. 2h)");
+	if (!s)
+		return false;
+	if (sbx_duration_parse(s, out, why, sizeof(why)) < 0) {
+		error_at(L, n->start_mark, "%s: %s", f->key, why);
+		return false;
+	}
+	return true;
+}
+
+static void parse_duration(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	int64_t d;
+
+	if (duration_of(L, f, n, &d))
+		*AT(obj, f, int64_t) = d;
+}
+
+/* review_every also takes "never", so a role can say it drops the
+ * review (which its profile then forbids). */
+static void parse_review(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = scalar_value(n);
+
+	if (s && strcmp(s, "never") == 0) {
+		*AT(obj, f, int64_t) = REVIEW_NEVER;
+		return;
+	}
+	parse_duration(L, f, n, obj);
+}
+
+static bool bool_of(struct loader *L, const struct field *f, yaml_node_t *n, bool *out)
+{
+	if (plain_in(n, true_words)) {
+		*out = true;
+		return true;
+	}
+	if (plain_in(n, false_words)) {
+		*out = false;
+		return true;
+	}
+	type_error(L, n, f->key, "true or false");
+	return false;
+}
+
+static void parse_bool(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	bool b;
+
+	if (bool_of(L, f, n, &b))
+		*AT(obj, f, bool) = b;
+}
+
+/* A bool whose absence matters: -1 not given, 0, 1. */
+static void parse_tribool(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	bool b;
+
+	if (bool_of(L, f, n, &b))
+		*AT(obj, f, int) = b;
+}
+
+static bool number_of(struct loader *L, const struct field *f, yaml_node_t *n, long long lo,
+		      long long hi, long long *out)
+{
+	const char *s = scalar_value(n);
+	char expected[96];
+	long long v;
+
+	snprintf(expected, sizeof(expected), "a whole number from %lld to %lld", lo, hi);
+	/* At most 12 digits: no overflow, and anything longer is out of range. */
+	if (!s || is_null(n) || !all_digits(s) || strlen(s) > 12) {
+		type_error(L, n, f->key, expected);
+		return false;
+	}
+	v = strtoll(s, NULL, 10);
+	if (v < lo || v > hi) {
+		type_error(L, n, f->key, expected);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static void parse_count(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	long long v;
+
+	if (number_of(L, f, n, 1, COUNT_MAX, &v))
+		*AT(obj, f, unsigned) = (unsigned)v;
+}
+
+static void parse_gid(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	long long v;
+
+	if (number_of(L, f, n, 1, GID_MAX_ALLOWED, &v))
+		*AT(obj, f, uint32_t) = (uint32_t)v;
+}
+
+static bool regex_ok(struct loader *L, const yaml_node_t *n, const char *pattern)
+{
+	regex_t re;
+	char why[160];
+	int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+
+	if (rc == 0) {
+		regfree(&re);
+		return true;
+	}
+	regerror(rc, &re, why, sizeof(why));
+	error_at(L, n->start_mark, "bad regular expression '%s': %s", pattern, why);
+	return false;
+}
+
+/* Only checked here: the pattern is compiled where it finally lives. */
+static void parse_regex(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "a regular expression");
+
+	if (s && regex_ok(L, n, s))
+		*AT(obj, f, char *) = dup_or_oom(L, s);
+}
+
+static void parse_on_expiry(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "keep or terminate");
+
+	if (!s)
+		return;
+	if (strcmp(s, "keep") == 0)
+		*AT(obj, f, enum sbx_on_expiry) = SBX_ON_EXPIRY_KEEP;
+	else if (strcmp(s, "terminate") == 0)
+		*AT(obj, f, enum sbx_on_expiry) = SBX_ON_EXPIRY_TERMINATE;
+	else
+		type_error(L, n, f->key, "keep or terminate");
+}
+
+/* A list of strings, each checked by item_ok; duplicates are reported.
+ * A missing value is an empty list. */
+static void parse_list(struct loader *L, const struct field *f, yaml_node_t *n,
+		       struct sbx_strlist *out, const char *expected,
+		       bool (*item_ok)(struct loader *L, const yaml_node_t *item, const char *s))
+{
+	struct sbx_namemap seen = { 0 };
+	size_t cap;
+
+	if (is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		type_error(L, n, f->key, expected);
+		return;
+	}
+	cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	out->v = calloc(cap ? cap : 1, sizeof(*out->v));
+	if (!out->v) {
+		error_oom(L);
+		return;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	     it < n->data.sequence.items.top; it++) {
+		yaml_node_t *item = node_at(L, *it);
+		const char *s = text_of(L, item, "a list item", "a name");
+		int rc;
+
+		if (!s || !item_ok(L, item, s))
+			continue;
+		rc = sbx_namemap_put(&seen, NULL, s, NULL, NULL);
+		if (rc < 0) {
+			error_oom(L);
+			break;
+		}
+		if (rc > 0) {
+			error_at(L, item->start_mark, "'%s' is listed twice in %s", s, f->key);
+			continue;
+		}
+		out->v[out->n] = dup_or_oom(L, s);
+		if (out->v[out->n])
+			out->n++;
+	}
+	sbx_namemap_free(&seen);
+}
+
+static bool known_user(struct loader *L, const yaml_node_t *n, const char *s)
+{
+	if (!name_ok(L, n, s, "user"))
+		return false;
+	if (sbx_namemap_has(&L->ix->users, NULL, s))
+		return true;
+	error_at(L, n->start_mark, "unknown user '%s': add it under users:", s);
+	return false;
+}
+
+static bool known_group(struct loader *L, const yaml_node_t *n, const char *s)
+{
+	if (!name_ok(L, n, s, "group"))
+		return false;
+	if (sbx_namemap_has(&L->ix->groups, NULL, s))
+		return true;
+	error_at(L, n->start_mark, "unknown group '%s': add it under groups:", s);
+	return false;
+}
+
+static bool host_glob_ok(struct loader *L, const yaml_node_t *n, const char *s)
+{
+	for (const char *c = s; *c; c++) {
+		if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '/') {
+			error_at(L, n->start_mark, "'%s' is not a host name pattern", s);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void parse_users(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	parse_list(L, f, n, AT(obj, f, struct sbx_strlist), "a list of user names", known_user);
+}
+
+static void parse_groups(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	parse_list(L, f, n, AT(obj, f, struct sbx_strlist), "a list of group names", known_group);
+}
+
+static void parse_hosts(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	struct sbx_strlist *l = AT(obj, f, struct sbx_strlist);
+
+	if (is_null(n) || (n->type == YAML_SEQUENCE_NODE &&
+			   n->data.sequence.items.top == n->data.sequence.items.start)) {
+		error_at(L, n ? n->start_mark : (yaml_mark_t){ 0 },
+			 "hosts must list at least one host name pattern, e.g. [\"sbx-*\"]");
+		return;
+	}
+	parse_list(L, f, n, l, "a list of host name patterns (e.g. [\"sbx-*\"])", host_glob_ok);
+}
+
+static void parse_user(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "a user name");
+
+	if (s && known_user(L, n, s))
+		*AT(obj, f, char *) = dup_or_oom(L, s);
+}
+
+static void parse_profile(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "a profile name");
+
+	if (!s || !name_ok(L, n, s, "profile"))
+		return;
+	if (!sbx_namemap_has(&L->ix->profiles, NULL, s)) {
+		error_at(L, n->start_mark, "unknown profile '%s': add it under profiles:", s);
+		return;
+	}
+	*AT(obj, f, char *) = dup_or_oom(L, s);
+}
+
+/* The unix_group mapping, remembered so duplicates across roles can
+ * point at the right line later. */
+static void parse_unix_group(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	*AT(obj, f, yaml_node_t *) = n;
+	walk_map(L, n, f->sub, obj, f->key, n->start_mark);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The tables: docs/policy.md describes every key listed here. */
+
+#define ROLE(m) offsetof(struct role_src, r.m)
+
+static const struct field broker_fields[] = {
+	{ "host", parse_host, offsetof(struct sbx_policy, broker.host), NULL, NULL },
+	{ "socket", parse_path, offsetof(struct sbx_policy, broker.socket), NULL, NULL },
+	{ "state_dir", parse_path, offsetof(struct sbx_policy, broker.state_dir), NULL, NULL },
+	{ "admin_group", parse_name, offsetof(struct sbx_policy, broker.admin_group), NULL, NULL },
+	{ "request_ttl", parse_duration, offsetof(struct sbx_policy, broker.request_ttl), NULL,
+	  NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field profile_fields[] = {
+	{ "description", parse_comment, 0, NULL, NULL },
+	{ "max_duration", parse_duration, offsetof(struct sbx_profile, max_duration), NULL, NULL },
+	{ "default_duration", parse_duration, offsetof(struct sbx_profile, default_duration), NULL,
+	  NULL },
+	{ "review_every", parse_review, offsetof(struct sbx_profile, review_every), NULL, NULL },
+	{ "require_reason", parse_bool, offsetof(struct sbx_profile, require_reason), NULL, NULL },
+	{ "require_ticket", parse_regex, offsetof(struct sbx_profile, require_ticket), NULL, NULL },
+	{ "approvals", parse_count, offsetof(struct sbx_profile, approvals), NULL, NULL },
+	{ "reason_min_length", parse_count, offsetof(struct sbx_profile, reason_min_length), NULL,
+	  NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field user_fields[] = {
+	{ "manager", parse_user, offsetof(struct sbx_user, manager), NULL, NULL },
+	{ "email", parse_text, offsetof(struct sbx_user, email), NULL, NULL },
+	{ "slack_id", parse_text, offsetof(struct sbx_user, slack_id), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field unix_group_fields[] = {
+	{ "name", parse_name, ROLE(unix_group), "the unix group's name", NULL },
+	{ "gid", parse_gid, ROLE(gid), "its numeric gid", NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field standing_fields[] = {
+	{ "groups", parse_groups, ROLE(standing_groups), NULL, NULL },
+	{ "users", parse_users, ROLE(standing_users), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field eligible_fields[] = {
+	{ "groups", parse_groups, ROLE(eligible_groups), NULL, NULL },
+	{ "users", parse_users, ROLE(eligible_users), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field approver_fields[] = {
+	{ "manager", parse_bool, ROLE(approver_manager), NULL, NULL },
+	{ "groups", parse_groups, ROLE(approver_groups), NULL, NULL },
+	{ "users", parse_users, ROLE(approver_users), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field role_fields[] = {
+	{ "description", parse_text, ROLE(description), NULL, NULL },
+	{ "profile", parse_profile, ROLE(profile), NULL, NULL },
+	{ "hosts", parse_hosts, ROLE(hosts), "the hosts it applies to, e.g. hosts: [\"sbx-*\"]",
+	  NULL },
+	{ "unix_group", parse_unix_group, offsetof(struct role_src, unix_group), NULL,
+	  unix_group_fields },
+	{ "standing", parse_map, 0, NULL, standing_fields },
+	{ "eligible", parse_map, 0, NULL, eligible_fields },
+	{ "approvers", parse_map, 0, NULL, approver_fields },
+	{ "approvals", parse_count, ROLE(approvals), NULL, NULL },
+	{ "auto_approve", parse_bool, ROLE(auto_approve), NULL, NULL },
+	{ "default_duration", parse_duration, ROLE(default_duration), NULL, NULL },
+	{ "max_duration", parse_duration, ROLE(max_duration), NULL, NULL },
+	{ "require_reason", parse_tribool, offsetof(struct role_src, require_reason), NULL, NULL },
+	{ "require_ticket", parse_regex, offsetof(struct role_src, require_ticket), NULL, NULL },
+	{ "reason_min_length", parse_count, ROLE(reason_min_length), NULL, NULL },
+	{ "review_every", parse_review, ROLE(review_every), NULL, NULL },
+	{ "on_expiry", parse_on_expiry, ROLE(on_expiry), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+/* ---------------------------------------------------------------------- */
+/* Sections */
+
+/* Entries of a section whose keys are names of things, with room for
+ * all of them in *arr (elem bytes each, zeroed).  -1 when there is
+ * nothing to do. */
+static ssize_t section_entries(struct loader *L, yaml_node_t *n, const char *what,
+			       struct entry **e, void **arr, size_t elem)
+{
+	ssize_t n_e = entries_of(L, n, what, e);
+
+	if (n_e <= 0)
+		return -1;
+	*arr = calloc((size_t)n_e, elem);
+	if (!*arr) {
+		error_oom(L);
+		free(*e);
+		*e = NULL;
+		return -1;
+	}
+	return n_e;
+}
+
+static char *declare(struct loader *L, struct sbx_namemap *m, const struct entry *e,
+		     const char *kind, void *thing)
+{
+	char *name;
+
+	(void)name_ok(L, e->knode, e->key, kind);
+	name = dup_or_oom(L, e->key);
+	if (name && sbx_namemap_put(m, NULL, name, thing, NULL) < 0)
+		error_oom(L);
+	return name;
+}
+
+static void load_broker(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_policy *p = L->p;
+	char host[HOST_NAME_MAX + 1];
+
+	if (n)
+		walk_map(L, n, broker_fields, p, "broker", n->start_mark);
+	if (!p->broker.host) {
+		if (gethostname(host, sizeof(host)) < 0) {
+			error_add(L, 0, 0, "cannot find this host's name: set broker.host");
+		} else {
+			host[sizeof(host) - 1] = '\0';
+			p->broker.host = dup_or_oom(L, host);
+		}
+	}
+	if (!p->broker.socket)
+		p->broker.socket = dup_or_oom(L, SBX_DEFAULT_SOCKET);
+	if (!p->broker.state_dir)
+		p->broker.state_dir = dup_or_oom(L, SBX_DEFAULT_STATE_DIR);
+	if (!p->broker.request_ttl)
+		p->broker.request_ttl = SBX_DEFAULT_REQUEST_TTL;
+}
+
+static void finish_profile(struct loader *L, struct sbx_profile *pf, yaml_mark_t at)
+{
+	char a[32], b[32];
+
+	if (pf->review_every == REVIEW_NEVER)
+		pf->review_every = 0;
+	if (pf->max_duration && pf->default_duration > pf->max_duration) {
+		sbx_duration_format(pf->default_duration, a, sizeof(a));
+		sbx_duration_format(pf->max_duration, b, sizeof(b));
+		error_at(L, at, "profile '%s': default_duration %s is longer than its max_duration %s",
+			 pf->name, a, b);
+	}
+	if (pf->require_ticket &&
+	    regcomp(&pf->ticket_re, pf->require_ticket, REG_EXTENDED | REG_NOSUB) != 0) {
+		/* It compiled once already: only memory can fail now. */
+		free(pf->require_ticket);
+		pf->require_ticket = NULL;
+		error_oom(L);
+	}
+}
+
+static void load_profiles(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_policy *p = L->p;
+	struct entry *e = NULL;
+	ssize_t n_e = section_entries(L, n, "profiles", &e, (void **)&p->profiles,
+				      sizeof(*p->profiles));
+	char what[96];
+
+	for (ssize_t i = 0; i < n_e; i++) {
+		struct sbx_profile *pf = &p->profiles[p->n_profiles++];
+
+		pf->name = declare(L, &L->ix->profiles, &e[i], "profile", pf);
+		snprintf(what, sizeof(what), "profile '%s'", e[i].key);
+		walk_map(L, e[i].vnode, profile_fields, pf, what, e[i].knode->start_mark);
+		finish_profile(L, pf, e[i].knode->start_mark);
+	}
+	free(e);
+}
+
+/* All names first, then the bodies: a manager may be listed below the
+ * people they manage. */
+static void load_users(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_policy *p = L->p;
+	struct entry *e = NULL;
+	ssize_t n_e = section_entries(L, n, "users", &e, (void **)&p->users, sizeof(*p->users));
+	char what[96];
+
+	for (ssize_t i = 0; i < n_e; i++) {
+		struct sbx_user *u = &p->users[p->n_users++];
+
+		u->name = declare(L, &L->ix->users, &e[i], "user", u);
+	}
+	for (ssize_t i = 0; i < n_e; i++) {
+		struct sbx_user *u = &p->users[i];
+
+		snprintf(what, sizeof(what), "user '%s'", e[i].key);
+		walk_map(L, e[i].vnode, user_fields, u, what, e[i].knode->start_mark);
+		if (u->manager && strcmp(u->manager, e[i].key) == 0)
+			error_at(L, map_get(L, e[i].vnode, "manager")->start_mark,
+				 "%s cannot be their own manager", e[i].key);
+	}
+	free(e);
+}
+
+static void load_groups(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_policy *p = L->p;
+	struct entry *e = NULL;
+	ssize_t n_e = section_entries(L, n, "groups", &e, (void **)&p->groups, sizeof(*p->groups));
+	char what[96];
+
+	for (ssize_t i = 0; i < n_e; i++) {
+		struct sbx_group *g = &p->groups[p->n_groups++];
+		/* A group is just its list of members; messages name the group. */
+		const struct field members = { what, NULL, 0, NULL, NULL };
+
+		g->name = declare(L, &L->ix->groups, &e[i], "group", g);
+		snprintf(what, sizeof(what), "group '%s'", e[i].key);
+		parse_list(L, &members, e[i].vnode, &g->members, "a list of user names", known_user);
+	}
+	free(e);
+}
+
+/* Two roles must not hand out the same unix group or gid: the NSS module
+ * would answer one of them wrongly.  Runs after the roles moved into the
+ * policy; L->roles still knows where each unix_group was written. */
+static void check_unix_groups(struct loader *L)
+{
+	const struct sbx_policy *p = L->p;
+
+	for (size_t i = 0; i < p->n_roles; i++) {
+		const struct sbx_role *a = &p->roles[i];
+		yaml_node_t *at = L->roles[i].unix_group;
+
+		for (size_t j = 0; at && j < i; j++) {
+			const struct sbx_role *b = &p->roles[j];
+
+			if (a->gid && a->gid == b->gid)
+				error_at(L, map_get(L, at, "gid")->start_mark,
+					 "gid %u is already used by role '%s'", (unsigned)a->gid,
+					 b->name);
+			if (a->unix_group && b->unix_group && strcmp(a->unix_group, b->unix_group) == 0)
+				error_at(L, map_get(L, at, "name")->start_mark,
+					 "unix group '%s' is already used by role '%s'", a->unix_group,
+					 b->name);
+		}
+	}
+}
+
+/* A role may tighten its profile, never loosen it.  r holds what the role
+ * itself says (0 = not given). */
+static void check_loosening(struct loader *L, const struct role_src *src,
+			    const struct sbx_role *r, const struct sbx_profile *pf)
+{
+	char a[32], b[32];
+	const char *name = r->name, *pname = pf->name;
+
+#define LOOSENS(...) error_at(L, src->mark, "role '%s' loosens its profile '%s': " __VA_ARGS__)
+	if (r->max_duration && pf->max_duration && r->max_duration > pf->max_duration) {
+		sbx_duration_format(r->max_duration, a, sizeof(a));
+		sbx_duration_format(pf->max_duration, b, sizeof(b));
+		LOOSENS("max_duration %s is longer than the profile's %s", name, pname, a, b);
+	}
+	if (r->approvals && pf->approvals && r->approvals < pf->approvals)
+		LOOSENS("approvals %u is fewer than the profile's %u", name, pname, r->approvals,
+			pf->approvals);
+	if (src->require_reason == 0 && pf->require_reason)
+		LOOSENS("require_reason: false, but the profile requires a reason", name, pname);
+	if (r->reason_min_length && pf->reason_min_length &&
+	    r->reason_min_length < pf->reason_min_length)
+		LOOSENS("reason_min_length %u is shorter than the profile's %u", name, pname,
+			r->reason_min_length, pf->reason_min_length);
+	if (pf->review_every && r->review_every == REVIEW_NEVER) {
+		sbx_duration_format(pf->review_every, b, sizeof(b));
+		LOOSENS("review_every: never, but the profile reviews every %s", name, pname, b);
+	} else if (pf->review_every && r->review_every > pf->review_every) {
+		sbx_duration_format(r->review_every, a, sizeof(a));
+		sbx_duration_format(pf->review_every, b, sizeof(b));
+		LOOSENS("review_every %s is longer than the profile's %s", name, pname, a, b);
+	}
+	if (r->auto_approve && pf->approvals)
+		LOOSENS("auto_approve: true, but the profile requires %u approval%s", name, pname,
+			pf->approvals, pf->approvals == 1 ? "" : "s");
+#undef LOOSENS
+}
+
+static bool ticket_add(struct loader *L, struct sbx_role *r, char *pattern)
+{
+	size_t k = r->n_ticket_re;
+
+	r->ticket_pattern[k] = pattern;
+	if (!pattern)
+		return false;
+	if (regcomp(&r->ticket_re[k], pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+		error_oom(L); /* it compiled once already */
+		return false;
+	}
+	r->n_ticket_re++;
+	return true;
+}
+
+static bool host_matches(const struct sbx_strlist *globs, const char *host)
+{
+	for (size_t i = 0; i < globs->n; i++)
+		if (host && fnmatch(globs->v[i], host, FNM_CASEFOLD) == 0)
+			return true;
+	return false;
+}
+
+static int64_t first_set(int64_t a, int64_t b, int64_t dflt)
+{
+	return a ? a : b ? b : dflt;
+}
+
+/* Turn what the role says into the effective values the broker enforces.
+ * src->r has already moved to r. */
+static void fold_role(struct loader *L, struct role_src *src, struct sbx_role *r)
+{
+	const struct sbx_profile *pf = r->profile ? sbx_policy_profile(L->p, r->profile) : NULL;
+	struct sbx_profile none = { 0 };
+	char a[32], b[32];
+
+	if (pf)
+		check_loosening(L, src, r, pf);
+	else
+		pf = &none;
+	if (r->auto_approve && r->approvals)
+		error_at(L, src->mark,
+			 "role '%s' sets both auto_approve and approvals: drop one of them", r->name);
+	if (!r->auto_approve && !r->approver_manager && !r->approver_groups.n &&
+	    !r->approver_users.n && (r->eligible_groups.n || r->eligible_users.n))
+		error_at(L, src->mark,
+			 "role '%s' has eligible members but nobody can approve it: set approvers "
+			 "(manager, groups or users) or auto_approve: true", r->name);
+
+	r->max_duration = first_set(r->max_duration, pf->max_duration, DEFAULT_MAX_DURATION);
+	if (r->default_duration > r->max_duration) {
+		sbx_duration_format(r->default_duration, a, sizeof(a));
+		sbx_duration_format(r->max_duration, b, sizeof(b));
+		error_at(L, src->mark, "role '%s': default_duration %s is longer than its max_duration %s",
+			 r->name, a, b);
+	}
+	if (!r->default_duration) {
+		int64_t d = pf->default_duration ? pf->default_duration : DEFAULT_DEFAULT_DURATION;
+
+		r->default_duration = d < r->max_duration ? d : r->max_duration;
+	}
+	r->approvals = (unsigned)first_set(r->approvals, pf->approvals, DEFAULT_APPROVALS);
+	r->require_reason = src->require_reason == 1 || pf->require_reason;
+	r->reason_min_length = (unsigned)first_set(r->reason_min_length, pf->reason_min_length,
+						   SBX_DEFAULT_REASON_MIN);
+	r->review_every = r->review_every == REVIEW_NEVER ? 0 : first_set(r->review_every,
+									pf->review_every, 0);
+	if (pf->require_ticket)
+		(void)ticket_add(L, r, dup_or_oom(L, pf->require_ticket));
+	if (src->require_ticket) {
+		(void)ticket_add(L, r, src->require_ticket);
+		src->require_ticket = NULL;
+	}
+	r->matches_host = host_matches(&r->hosts, L->p->broker.host);
+}
+
+static void load_roles(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_policy *p = L->p;
+	struct entry *e = NULL;
+	ssize_t n_e = section_entries(L, n, "roles", &e, (void **)&L->roles, sizeof(*L->roles));
+	char what[96];
+
+	if (n_e > 0) {
+		p->roles = calloc((size_t)n_e, sizeof(*p->roles));
+		if (!p->roles) {
+			error_oom(L);
+			n_e = 0;
+		}
+	}
+	for (ssize_t i = 0; i < n_e; i++) {
+		struct role_src *src = &L->roles[i];
+
+		src->require_reason = -1;
+		src->mark = e[i].knode->start_mark;
+		src->r.name = declare(L, &L->ix->roles, &e[i], "role", &p->roles[i]);
+		snprintf(what, sizeof(what), "role '%s'", e[i].key);
+		walk_map(L, e[i].vnode, role_fields, src, what, src->mark);
+		/* The role now belongs to the policy, whatever happens next. */
+		p->roles[p->n_roles++] = src->r;
+		memset(&src->r, 0, sizeof(src->r));
+	}
+	check_unix_groups(L);
+	for (size_t i = 0; i < p->n_roles; i++)
+		fold_role(L, &L->roles[i], &p->roles[i]);
+	free(e);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The document */
+
+/* In dependency order: each section may refer to those above it. */
+static const struct section {
+	const char *key;
+	void (*load)(struct loader *L, yaml_node_t *n); /* n is NULL when absent */
+} sections[] = {
+	{ "broker", load_broker },
+	{ "profiles", load_profiles },
+	{ "users", load_users },
+	{ "groups", load_groups },
+	{ "roles", load_roles },
+};
+#define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+static void load_root(struct loader *L, yaml_node_t *root)
+{
+	yaml_node_t *found[N_SECTIONS] = { NULL };
+	struct entry *e = NULL;
+	ssize_t n_e = entries_of(L, root, "the policy", &e);
+
+	for (ssize_t i = 0; i < n_e; i++) {
+		size_t k = 0;
+
+		while (k < N_SECTIONS && strcmp(sections[k].key, e[i].key) != 0)
+			k++;
+		if (k == N_SECTIONS)
+			error_at(L, e[i].knode->start_mark,
+				 "unknown key '%s' (the policy has broker, profiles, users, groups "
+				 "and roles)", e[i].key);
+		else
+			found[k] = e[i].vnode;
+	}
+	free(e);
+	for (size_t k = 0; k < N_SECTIONS; k++)
+		sections[k].load(L, found[k]);
+}
+
+/* libyaml's reader reports a byte offset, not a mark. */
+static yaml_mark_t mark_of_offset(const char *buf, size_t len, size_t off)
+{
+	yaml_mark_t m = { 0 };
+
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (buf[i] == '\n') {
+			m.line++;
+			m.column = 0;
+		} else if (((unsigned char)buf[i] & 0xc0) != 0x80) {
+			m.column++;
+		}
+	}
+	return m;
+}
+
+static void syntax_error(struct loader *L, const yaml_parser_t *ps, const char *buf, size_t len)
+{
+	yaml_mark_t m = ps->problem_mark;
+
+	if (ps->error == YAML_MEMORY_ERROR || !ps->problem) {
+		error_oom(L);
+		return;
+	}
+	if (ps->error == YAML_READER_ERROR)
+		m = mark_of_offset(buf, len, ps->problem_offset);
+	if (ps->context)
+		error_at(L, m, "%s (%s at line %d column %d)", ps->problem, ps->context,
+			 (int)ps->context_mark.line + 1, (int)ps->context_mark.column + 1);
+	else
+		error_at(L, m, "%s", ps->problem);
+}
+
+static int parse_yaml(struct loader *L, const char *buf, size_t len)
+{
+	yaml_parser_t ps;
+	yaml_document_t extra;
+	int ret = -1;
+
+	if (!yaml_parser_initialize(&ps)) {
+		error_oom(L);
+		return -1;
+	}
+	yaml_parser_set_input_string(&ps, (const unsigned char *)buf, len);
+	if (!yaml_parser_load(&ps, &L->doc)) {
+		syntax_error(L, &ps, buf, len);
+		goto out;
+	}
+	L->have_doc = true;
+	/* A second document would be silently ignored: say so instead. */
+	if (!yaml_parser_load(&ps, &extra)) {
+		syntax_error(L, &ps, buf, len);
+		goto out;
+	}
+	if (yaml_document_get_root_node(&extra))
+		error_at(L, yaml_document_get_root_node(&extra)->start_mark,
+			 "a second YAML document: the policy is one document");
+	yaml_document_delete(&extra);
+	ret = 0;
+out:
+	yaml_parser_delete(&ps);
+	return ret;
+}
+
+static void sha256_hex(const char *buf, size_t len, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	out[0] = '\0';
+	if (!EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL) || n != 32)
+		return;
+	for (unsigned int i = 0; i < n; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 0xf];
+	}
+	out[64] = '\0';
+}
+
+static int load(const char *buf, size_t len, const char *name, struct sbx_policy **out,
+		struct sbx_policy_errors *errs)
+{
+	struct sbx_policy_errors own = { 0 };
+	struct loader L = { 0 };
+	size_t first_error;
+
+	L.errs = errs ? errs : &own;
+	first_error = L.errs->n;
+	L.p = calloc(1, sizeof(*L.p));
+	L.ix = calloc(1, sizeof(*L.ix));
+	if (!L.p || !L.ix) {
+		error_oom(&L);
+		sbx_policy_index_free(L.ix);
+		goto out;
+	}
+	L.p->index = L.ix;
+	L.p->path = dup_or_oom(&L, name ? name : "(policy)");
+	sha256_hex(buf, len, L.p->sha256_hex);
+	if (!L.p->sha256_hex[0])
+		error_add(&L, 0, 0, "cannot compute the policy's SHA-256");
+	if (parse_yaml(&L, buf, len) < 0)
+		goto out;
+	load_root(&L, yaml_document_get_root_node(&L.doc));
+	if (!L.n_errors && sbx_policy_index_lists(L.p) < 0)
+		error_oom(&L);
+out:
+	if (L.have_doc)
+		yaml_document_delete(&L.doc);
+	for (size_t i = 0; L.p && L.roles && i < L.p->n_roles; i++)
+		free(L.roles[i].require_ticket);
+	free(L.roles);
+	errors_sort(L.errs, first_error);
+	sbx_policy_errors_free(&own);
+	if (L.n_errors) {
+		sbx_policy_free(L.p);
+		return -1;
+	}
+	*out = L.p;
+	return 0;
+}
+
+int sbx_policy_load_buffer(const char *buf, size_t len, const char *name,
+			   struct sbx_policy **out, struct sbx_policy_errors *errs)
+{
+	if (!out || (!buf && len)) {
+		if (errs)
+			(void)errors_append(errs, name, 0, 0, "no policy given");
+		return -1;
+	}
+	return load(buf ? buf : "", len, name, out, errs);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The file */
+
+/* The policy decides who becomes root: never follow a link to it, never
+ * block on a FIFO, never read more than a policy can sensibly be. */
+static int read_policy(const char *path, char **buf, size_t *len, char *why, size_t whylen)
+{
+	struct stat st;
+	char *b = NULL;
+	size_t n = 0;
+	int fd, ret = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			snprintf(why, whylen, "is a symbolic link: give the real file's path");
+		else
+			snprintf(why, whylen, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, whylen, "cannot stat: %s", strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "not a regular file");
+		goto out;
+	}
+	if (st.st_size > POLICY_MAX_BYTES) {
+		snprintf(why, whylen, "too large (%lld bytes; a policy may have at most 1 MiB)",
+			 (long long)st.st_size);
+		goto out;
+	}
+	b = malloc((size_t)st.st_size + 1);
+	if (!b) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	/* Read what fstat promised; a file that changes meanwhile is read
+	 * as far as it goes and the hash describes exactly those bytes. */
+	while (n < (size_t)st.st_size) {
+		ssize_t r = read(fd, b + n, (size_t)st.st_size - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(why, whylen, "cannot read: %s", strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	b = NULL;
+	ret = 0;
+out:
+	free(b);
+	close(fd);
+	return ret;
+}
+
+int sbx_policy_load_file(const char *path, struct sbx_policy **out,
+			 struct sbx_policy_errors *errs)
+{
+	char why[256];
+	char *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	if (!path || !out) {
+		if (errs)
+			(void)errors_append(errs, path, 0, 0, "no policy file given");
+		return -1;
+	}
+	if (read_policy(path, &buf, &len, why, sizeof(why)) < 0) {
+		if (errs)
+			(void)errors_append(errs, path, 0, 0, why);
+		return -1;
+	}
+	ret = load(buf, len, path, out, errs);
+	free(buf);
+	return ret;
+}
