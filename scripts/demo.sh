@@ -11,9 +11,9 @@ run="${SBX_DEMO_DIR:-$top/demo-run}"
 grant_secs=8
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+show() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
 # Commands that are expected to answer "no" (exit 1) in the story.
-show_no() { printf '$ %s\n' "$*"; if "$@"; then echo "(unexpectedly allowed)"; exit 1; fi; }
+show_no() { printf '$'; printf ' %q' "$@"; printf '\n'; if "$@"; then echo "(unexpectedly allowed)"; exit 1; fi; }
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "demo.sh: run me as root: the demo acts for erin and frank with --as," >&2

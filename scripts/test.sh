@@ -55,6 +55,17 @@ if [ -n "$trs" ]; then
   failed=$(cat $trs | grep -cE '^:test-result: (FAIL|XPASS|ERROR)' || true)
   skipped=$(cat $trs | grep -cE '^:test-result: SKIP' || true)
 fi
+# Criterion does not fail a test when a sanitizer reports from inside it,
+# and a daemon's report lands in its log: every report counts as a failure.
+san_reports=$(grep -rlE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+  --include='*.log' "$top/build-san/tests" 2>/dev/null | grep -v test-suite.log)
+if [ -n "$san_reports" ]; then
+  step "sanitizer reports"
+  for f in $san_reports; do
+    echo "$f:"; grep -m3 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f"
+    failed=$((failed + 1))
+  done
+fi
 [ "$distcheck" = ok ] && passed=$((passed + 1)) || failed=$((failed + 1))
 if [ "$failed" -gt 0 ]; then
   status=1

@@ -1,0 +1,337 @@
+#include "config.h"
+
+#include "log.h"
+#include "ops.h"
+#include "server.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef SBX_DEFAULT_CONFIG
+#define SBX_DEFAULT_CONFIG "/etc/sbx/policy.yaml"
+#endif
+
+static const char usage_text[] =
+	"Usage: sbx-brokerd [--config FILE] [--foreground] [--check]\n"
+	"                   [--socket PATH] [--state-dir DIR] [--debug]\n"
+	"\n"
+	"sbx-brokerd is the one daemon that decides who may log in to this sandbox\n"
+	"host and who holds which time-limited grant.  It reads the RBAC policy\n"
+	"(YAML), answers pam_sbx, libnss_sbx, sbx-request and sbxctl over a Unix\n"
+	"socket, ends grants at their expiry, and writes every decision to a\n"
+	"hash-chained journal under broker.state_dir before acknowledging it.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE     policy file (default " SBX_DEFAULT_CONFIG ")\n"
+	"  -f, --foreground      stay in the foreground and log to stderr\n"
+	"                        (default: detach once ready, log to syslog)\n"
+	"      --check           validate the policy file, print a summary, exit\n"
+	"      --socket PATH     listen here instead of broker.socket\n"
+	"      --state-dir DIR   keep the journal here instead of broker.state_dir\n"
+	"  -d, --debug           log debug messages\n"
+	"  -h, --help            show this help\n"
+	"  -V, --version         show the version\n"
+	"\n"
+	"Signals:\n"
+	"  SIGHUP    reload the policy; a file with errors keeps the old policy\n"
+	"            and the journal records policy.rejected with the reasons\n"
+	"  SIGTERM   stop cleanly (SIGINT too)\n"
+	"\n"
+	"Exit status:\n"
+	"  0  stopped cleanly, or --check found the policy valid\n"
+	"  1  could not start (journal broken or locked, socket in use, ...)\n"
+	"  2  usage error or invalid policy\n"
+	"\n"
+	"Files:\n"
+	"  STATE_DIR/journal/*.jsonl   the journal (see docs/audit.md)\n"
+	"  STATE_DIR/snapshot.json     state as of a journal seq, for fast start-up\n"
+	"\n"
+	"See also: sbxctl(1), sbx-request(1), docs/architecture.md, docs/policy.md.\n";
+
+struct options {
+	const char *config;
+	const char *socket;
+	const char *state_dir;
+	bool foreground;
+	bool check;
+	bool debug;
+};
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_CHECK = 256, OPT_SOCKET, OPT_STATE_DIR };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->config = SBX_DEFAULT_CONFIG;
+	while ((c = getopt_long(argc, argv, "c:fdhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'f': o->foreground = true; break;
+		case 'd': o->debug = true; break;
+		case OPT_CHECK: o->check = true; break;
+		case OPT_SOCKET: o->socket = optarg; break;
+		case OPT_STATE_DIR: o->state_dir = optarg; break;
+		case 'h': fputs(usage_text, stdout); exit(0);
+		case 'V': printf("sbx-brokerd %s\n", PACKAGE_VERSION); exit(0);
+		default:
+			fprintf(stderr, "Try 'sbx-brokerd --help'.\n");
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sbx-brokerd: unexpected argument '%s'\nTry 'sbx-brokerd --help'.\n",
+			argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static int override(char **setting, const char *value)
+{
+	char *copy;
+
+	if (!value)
+		return 0;
+	if (value[0] != '/') {
+		fprintf(stderr, "sbx-brokerd: %s: must be an absolute path\n", value);
+		return -1;
+	}
+	copy = strdup(value);
+	if (!copy)
+		return -1;
+	free(*setting);
+	*setting = copy;
+	return 0;
+}
+
+static struct sbx_policy *load_policy(const struct options *o)
+{
+	struct sbx_policy_errors errs = { 0 };
+	struct sbx_policy *p = NULL;
+
+	if (sbx_policy_load_file(o->config, &p, &errs) < 0) {
+		sbx_policy_errors_print(stderr, &errs);
+		fprintf(stderr, "sbx-brokerd: %s: %zu error%s; not starting\n", o->config, errs.n,
+			errs.n == 1 ? "" : "s");
+		sbx_policy_errors_free(&errs);
+		return NULL;
+	}
+	sbx_policy_errors_free(&errs);
+	if (override(&p->broker.socket, o->socket) < 0 ||
+	    override(&p->broker.state_dir, o->state_dir) < 0) {
+		sbx_policy_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Detach, keeping a pipe to the parent so it exits only once the child is
+ * ready (or says why it is not): scripts can start the broker and use it
+ * on the next line. */
+static int daemonize(int *ready_fd)
+{
+	int fds[2];
+	pid_t pid;
+	char status = 1;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(fds[1]);
+		if (read(fds[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(fds[0]);
+	setsid();
+	*ready_fd = fds[1];
+	return 0;
+}
+
+static void signal_ready(int *ready_fd, char status)
+{
+	int devnull;
+
+	if (*ready_fd < 0)
+		return;
+	if (write(*ready_fd, &status, 1) != 1)
+		sbx_warn("could not tell the parent process we are ready");
+	close(*ready_fd);
+	*ready_fd = -1;
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		if (devnull > 2)
+			close(devnull);
+	}
+}
+
+static void record_startup(struct sbx_broker *b, const struct sbx_replay_info *info)
+{
+	json_t *f = json_object();
+	uint64_t seq;
+
+	json_object_set_new(f, "version", json_string(PACKAGE_VERSION));
+	json_object_set_new(f, "pid", json_integer(getpid()));
+	json_object_set_new(f, "host", json_string(b->policy->broker.host));
+	json_object_set_new(f, "replayed", json_integer((json_int_t)info->records));
+	if (info->used_snapshot)
+		json_object_set_new(f, "snapshot_seq", json_integer((json_int_t)info->snapshot_seq));
+	(void)sbx_broker_record(b, "broker.started", "sbx", f, &seq);
+	if (info->truncated) {
+		f = json_object();
+		json_object_set_new(f, "file", json_string(info->truncated_file));
+		json_object_set_new(f, "bytes_cut", json_integer((json_int_t)info->truncated_bytes));
+		json_object_set_new(f, "last_good_seq", json_integer((json_int_t)info->last_seq));
+		(void)sbx_broker_record(b, "journal.recovered", "sbx", f, &seq);
+		sbx_warn("journal: cut a torn record (%llu bytes) from %s after seq %llu",
+			 (unsigned long long)info->truncated_bytes, info->truncated_file,
+			 (unsigned long long)info->last_seq);
+	}
+	if (info->snapshot_note[0])
+		sbx_warn("journal: snapshot not used: %s", info->snapshot_note);
+	(void)sbx_broker_record_policy(b, &seq);
+}
+
+static void record_stop(struct sbx_broker *b)
+{
+	json_t *f = json_object();
+	uint64_t seq;
+
+	json_object_set_new(f, "pid", json_integer(getpid()));
+	(void)sbx_broker_record(b, "broker.stopped", "sbx", f, &seq);
+}
+
+static int block_signals(void)
+{
+	sigset_t mask;
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+
+	/* Blocked before any thread starts, so the journal's writer thread
+	 * inherits the mask and the signalfd sees every signal. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return -1;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, NULL);
+	/* A file-size limit must surface as EFBIG, which the journal handles. */
+	sigaction(SIGXFSZ, &ign, NULL);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct sbx_broker b = { 0 };
+	struct sbx_replay_info info;
+	struct sbx_journal_opts jo = { 0 };
+	struct sbx_server_opts so = { .max_conns = 4096, .io_timeout_ms = 5000 };
+	char err[512];
+	int ready_fd = -1, listen_fd = -1, ret = 1;
+
+	if (parse_options(argc, argv, &o) < 0)
+		return 2;
+	sbx_log_init("sbx-brokerd", o.foreground || o.check ? SBX_LOG_STDERR : SBX_LOG_SYSLOG,
+		     o.debug);
+	b.policy = load_policy(&o);
+	if (!b.policy)
+		return 2;
+	if (o.check) {
+		printf("%s: ok: %zu roles, host %s, socket %s, state dir %s, sha256 %s\n", o.config,
+		       b.policy->n_roles, b.policy->broker.host, b.policy->broker.socket,
+		       b.policy->broker.state_dir, b.policy->sha256_hex);
+		sbx_policy_free(b.policy);
+		return 0;
+	}
+	b.config_path = strdup(o.config);
+	umask(077);
+	if (!o.foreground && daemonize(&ready_fd) < 0) {
+		fprintf(stderr, "sbx-brokerd: cannot detach: %s\n", strerror(errno));
+		goto out;
+	}
+	if (block_signals() < 0) {
+		sbx_err("cannot block signals: %s", strerror(errno));
+		goto out;
+	}
+	b.state = sbx_state_new();
+	if (!b.state || !b.config_path)
+		goto out;
+	if (mkdir(b.policy->broker.state_dir, 0700) < 0 && errno != EEXIST) {
+		sbx_err("cannot create state dir %s: %s", b.policy->broker.state_dir, strerror(errno));
+		goto out;
+	}
+	jo.state_dir = b.policy->broker.state_dir;
+	if (sbx_journal_open(&jo, sbx_broker_replay_snapshot, sbx_broker_replay_record, &b, &info,
+			     &b.journal, err, sizeof(err)) < 0) {
+		sbx_err("%s", err);
+		sbx_err("not starting: the journal under %s must be intact (check it with: sbxctl "
+			"audit verify --state-dir %s)", b.policy->broker.state_dir,
+			b.policy->broker.state_dir);
+		goto out;
+	}
+	record_startup(&b, &info);
+	/* Grants that ran out while the broker was down end now. */
+	sbx_broker_tick(&b, sbx_now());
+	listen_fd = sbx_server_listen(b.policy->broker.socket, err, sizeof(err));
+	if (listen_fd < 0) {
+		sbx_err("%s", err);
+		goto out;
+	}
+	if (sbx_journal_flush(b.journal) < 0) {
+		sbx_err("journal: %s", b.degraded[0] ? b.degraded : "flush failed");
+		goto out;
+	}
+	sbx_info("ready: host %s, socket %s, %llu journal records, %zu requests",
+		 b.policy->broker.host, b.policy->broker.socket,
+		 (unsigned long long)sbx_journal_last_seq(b.journal), sbx_state_count(b.state));
+	signal_ready(&ready_fd, 0);
+	ret = sbx_server_run(&b, listen_fd, &so) == 0 ? 0 : 1;
+	record_stop(&b);
+	if (sbx_journal_flush(b.journal) == 0)
+		sbx_journal_maybe_snapshot(b.journal, sbx_broker_snapshot_state, &b, true);
+	sbx_info("stopped");
+out:
+	if (ready_fd >= 0) {
+		char status = 1;
+
+		if (write(ready_fd, &status, 1) < 0)
+			ret = 1;
+		close(ready_fd);
+	}
+	if (listen_fd >= 0) {
+		close(listen_fd);
+		unlink(b.policy->broker.socket);
+	}
+	sbx_journal_close(b.journal);
+	sbx_state_free(b.state);
+	sbx_policy_free(b.policy);
+	free(b.config_path);
+	return ret;
+}

@@ -1,0 +1,456 @@
+#include "config.h"
+
+#include "server.h"
+#include "log.h"
+#include "sbxio.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct conn {
+	int fd;
+	struct sbx_caller caller;
+	uint8_t hdr[SBX_HDR_LEN];
+	size_t hdr_len;
+	uint8_t *in;          /* the frame being read, header included */
+	size_t in_len, in_need;
+	sbx_msg out;          /* the reply being held or sent */
+	size_t out_off;
+	bool replying;        /* out holds a reply: read nothing more until sent */
+	bool close_after;
+	uint64_t wait_seq;    /* out may go only once this seq is durable */
+	int64_t deadline_ms;
+	struct conn *prev, *next;
+};
+
+struct server {
+	struct sbx_broker *b;
+	const struct sbx_server_opts *o;
+	int ep, listen_fd, sig_fd, journal_fd;
+	struct conn *conns; /* every open connection, for deadlines and waits */
+	int n_conns;
+	bool stopping;
+};
+
+/* epoll tags for the fds that are not connections */
+static int tag_listen, tag_signal, tag_journal;
+
+int sbx_server_listen(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	char dir[sizeof(sa.sun_path)];
+	char *slash;
+	int fd = -1;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path %s is too long (at most %zu bytes)", path,
+			 sizeof(sa.sun_path) - 1);
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) == 0) {
+			/* Clients of every uid must reach the socket; the umask is strict. */
+			(void)chmod(dir, 0755);
+		} else if (errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket; refusing to replace it",
+				 path);
+			return -1;
+		}
+		unlink(path);
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
+	    listen(fd, 512) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void conn_close(struct server *s, struct conn *c)
+{
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->n_conns--;
+	free(c->in);
+	sbx_msg_free(&c->out);
+	free(c);
+}
+
+static void conn_watch(struct server *s, struct conn *c, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+
+	epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void conn_reset_input(struct server *s, struct conn *c)
+{
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_need = 0;
+	c->hdr_len = 0;
+	c->replying = false;
+	c->wait_seq = 0;
+	c->out_off = 0;
+	sbx_msg_free(&c->out);
+	c->deadline_ms = sbx_mono_ms() + s->o->io_timeout_ms;
+}
+
+/* Send what can be sent now.  Returns -1 when the connection is gone. */
+static int conn_flush(struct server *s, struct conn *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t w = send(c->fd, c->out.buf + c->out_off, c->out.len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			conn_watch(s, c, EPOLLOUT);
+			return 0;
+		}
+		if (w <= 0) {
+			conn_close(s, c);
+			return -1;
+		}
+		c->out_off += (size_t)w;
+	}
+	if (c->close_after) {
+		conn_close(s, c);
+		return -1;
+	}
+	conn_reset_input(s, c);
+	conn_watch(s, c, EPOLLIN);
+	return 0;
+}
+
+/* The reply is ready: send it now, or hold it until its record is durable. */
+static int conn_reply(struct server *s, struct conn *c)
+{
+	c->replying = true;
+	c->deadline_ms = sbx_mono_ms() + s->o->io_timeout_ms;
+	if (sbx_msg_finish(&c->out) < 0) {
+		sbx_msg_free(&c->out);
+		sbx_msg_init_reply(&c->out, SBX_OP_ERROR, SBX_ST_INTERNAL, "reply too large");
+		sbx_msg_finish(&c->out);
+	}
+	if (c->wait_seq && c->wait_seq > sbx_journal_durable_seq(s->b->journal)) {
+		conn_watch(s, c, 0);
+		return 0;
+	}
+	c->wait_seq = 0;
+	return conn_flush(s, c);
+}
+
+static int conn_malformed(struct server *s, struct conn *c, const char *why)
+{
+	sbx_broker_malformed(&c->out, why);
+	c->close_after = true;
+	c->wait_seq = 0;
+	return conn_reply(s, c);
+}
+
+static int conn_dispatch(struct server *s, struct conn *c)
+{
+	char why[256];
+
+	if (sbx_frame_validate(c->in, c->in_len, 0, why, sizeof(why)) < 0)
+		return conn_malformed(s, c, why);
+	sbx_broker_handle(s->b, &c->caller, c->in, c->in_len, &c->out, &c->wait_seq);
+	free(c->in);
+	c->in = NULL;
+	return conn_reply(s, c);
+}
+
+/* Read what is there; dispatch a frame once it is whole. */
+static void conn_readable(struct server *s, struct conn *c)
+{
+	for (;;) {
+		uint8_t *dst;
+		size_t want;
+		ssize_t r;
+
+		if (c->replying)
+			return;
+		if (c->hdr_len < SBX_HDR_LEN) {
+			dst = c->hdr + c->hdr_len;
+			want = SBX_HDR_LEN - c->hdr_len;
+		} else {
+			dst = c->in + c->in_len;
+			want = c->in_need - c->in_len;
+		}
+		r = recv(c->fd, dst, want, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (r <= 0) {
+			conn_close(s, c);
+			return;
+		}
+		if (c->hdr_len < SBX_HDR_LEN) {
+			struct sbx_hdr h;
+			int rc;
+
+			c->hdr_len += (size_t)r;
+			if (c->hdr_len < SBX_HDR_LEN)
+				continue;
+			rc = sbx_hdr_decode(c->hdr, SBX_HDR_LEN, &h);
+			if (rc < 0) {
+				conn_malformed(s, c, rc == -EPROTO ? "unsupported protocol version"
+								   : "frame length out of range");
+				return;
+			}
+			c->in = malloc(h.length);
+			if (!c->in) {
+				conn_close(s, c);
+				return;
+			}
+			memcpy(c->in, c->hdr, SBX_HDR_LEN);
+			c->in_len = SBX_HDR_LEN;
+			c->in_need = h.length;
+		} else {
+			c->in_len += (size_t)r;
+		}
+		if (c->in_len == c->in_need) {
+			if (conn_dispatch(s, c) < 0)
+				return;
+		}
+	}
+}
+
+/* The peer hung up while its reply waits for the journal: stop watching it
+ * (epoll would report the hang-up again and again) and let the release
+ * close it. */
+static bool conn_held_and_gone(struct server *s, struct conn *c, uint32_t events)
+{
+	if (!(events & (EPOLLHUP | EPOLLERR)) || !c->replying || !c->wait_seq)
+		return false;
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	c->close_after = true;
+	return true;
+}
+
+static void accept_all(struct server *s)
+{
+	for (;;) {
+		struct epoll_event ev = { .events = EPOLLIN };
+		struct conn *c;
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				sbx_warn("accept: %s", strerror(errno));
+			return;
+		}
+		if (s->n_conns >= s->o->max_conns || !(c = calloc(1, sizeof(*c)))) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		if (sbx_caller_from_socket(fd, &c->caller) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
+		s->n_conns++;
+		conn_reset_input(s, c);
+		ev.data.ptr = c;
+		if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+			conn_close(s, c);
+	}
+}
+
+/* The journal moved on (or failed): release the replies it was holding. */
+static void journal_progress(struct server *s)
+{
+	uint64_t durable;
+	struct conn *c, *next;
+	bool failed;
+
+	sbx_journal_ack_event(s->b->journal);
+	failed = sbx_journal_failed(s->b->journal, NULL, 0);
+	if (failed)
+		sbx_broker_degrade(s->b);
+	durable = sbx_journal_durable_seq(s->b->journal);
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		if (!c->replying || !c->wait_seq)
+			continue;
+		if (c->wait_seq > durable) {
+			if (!failed)
+				continue;
+			/* Never acknowledge what did not reach the disk. */
+			char msg[700];
+
+			snprintf(msg, sizeof(msg),
+				 "not recorded: the broker could not write its journal (%s); "
+				 "nothing was changed", s->b->degraded);
+			sbx_msg_free(&c->out);
+			sbx_msg_init_reply(&c->out, SBX_OP_ERROR, SBX_ST_UNAVAILABLE, msg);
+			sbx_msg_finish(&c->out);
+		}
+		c->wait_seq = 0;
+		conn_flush(s, c);
+	}
+}
+
+static void handle_signals(struct server *s)
+{
+	struct signalfd_siginfo si;
+
+	while (read(s->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			sbx_broker_reload(s->b);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			sbx_info("signal %u: stopping", si.ssi_signo);
+			s->stopping = true;
+			break;
+		}
+	}
+}
+
+static void sweep_deadlines(struct server *s)
+{
+	int64_t now = sbx_mono_ms();
+	struct conn *c, *next;
+
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		/* A reply held for the journal is the broker's delay, not the
+		 * client's: it is never timed out here. */
+		if (c->replying && c->wait_seq)
+			continue;
+		if (now >= c->deadline_ms)
+			conn_close(s, c);
+	}
+}
+
+static int loop_timeout_ms(struct server *s)
+{
+	int64_t next = sbx_state_next_deadline(s->b->state);
+	int64_t now_us = sbx_now_us();
+	int64_t ms = 250;
+
+	if (next != INT64_MAX) {
+		int64_t until = next * 1000 - now_us / 1000;
+
+		if (until < ms)
+			ms = until < 0 ? 0 : until;
+	}
+	return (int)ms;
+}
+
+static int add_fd(int ep, int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_opts *o)
+{
+	struct server s = { .b = b, .o = o, .listen_fd = listen_fd, .ep = -1, .sig_fd = -1 };
+	struct epoll_event evs[64];
+	sigset_t mask;
+	int64_t last_sweep = sbx_mono_ms();
+	int ret = -1;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	s.ep = epoll_create1(EPOLL_CLOEXEC);
+	s.journal_fd = sbx_journal_event_fd(b->journal);
+	if (s.sig_fd < 0 || s.ep < 0 || add_fd(s.ep, listen_fd, &tag_listen) < 0 ||
+	    add_fd(s.ep, s.sig_fd, &tag_signal) < 0 || add_fd(s.ep, s.journal_fd, &tag_journal) < 0) {
+		sbx_err("event loop set-up failed: %s", strerror(errno));
+		goto out;
+	}
+	while (!s.stopping) {
+		int n = epoll_wait(s.ep, evs, 64, loop_timeout_ms(&s));
+
+		if (n < 0 && errno != EINTR) {
+			sbx_err("epoll_wait: %s", strerror(errno));
+			goto out;
+		}
+		for (int i = 0; i < n; i++) {
+			void *tag = evs[i].data.ptr;
+
+			if (tag == &tag_listen)
+				accept_all(&s);
+			else if (tag == &tag_signal)
+				handle_signals(&s);
+			else if (tag == &tag_journal)
+				journal_progress(&s);
+			else if (conn_held_and_gone(&s, tag, evs[i].events))
+				continue;
+			else if (evs[i].events & EPOLLOUT)
+				conn_flush(&s, tag);
+			else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				conn_readable(&s, tag);
+		}
+		sbx_broker_tick(b, sbx_now());
+		if (sbx_mono_ms() - last_sweep >= 100) {
+			sweep_deadlines(&s);
+			last_sweep = sbx_mono_ms();
+		}
+		sbx_journal_maybe_snapshot(b->journal, sbx_broker_snapshot_state, b, false);
+	}
+	ret = 0;
+out:
+	/* Let held replies go out if their records made it to disk. */
+	if (sbx_journal_flush(b->journal) == 0)
+		journal_progress(&s);
+	while (s.conns)
+		conn_close(&s, s.conns);
+	if (s.ep >= 0)
+		close(s.ep);
+	if (s.sig_fd >= 0)
+		close(s.sig_fd);
+	return ret;
+}

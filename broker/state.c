@@ -1,0 +1,667 @@
+#include "config.h"
+
+#include "state.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Requests of one user that are still open (pending or active): the check
+ * path looks only here, so it costs the same with a million ended ones. */
+struct user_open {
+	char *user;
+	uint32_t *ids;
+	size_t n, cap;
+};
+
+struct sbx_state {
+	struct sbx_req **reqs; /* reqs[id - 1] */
+	size_t n, cap;
+	struct user_open *users; /* open-addressing table, power-of-two size */
+	size_t users_cap, users_used;
+	int64_t next_deadline;
+	bool deadline_dirty;
+};
+
+static const char *state_names[] = {
+	[SBX_REQ_PENDING] = "pending",   [SBX_REQ_ACTIVE] = "active",
+	[SBX_REQ_EXPIRED] = "expired",   [SBX_REQ_REVOKED] = "revoked",
+	[SBX_REQ_DENIED] = "denied",     [SBX_REQ_CANCELLED] = "cancelled",
+	[SBX_REQ_LAPSED] = "lapsed",
+};
+
+const char *sbx_req_state_name(enum sbx_req_state s)
+{
+	if ((size_t)s < sizeof(state_names) / sizeof(state_names[0]))
+		return state_names[s];
+	return "unknown";
+}
+
+static int state_from_name(const char *name, enum sbx_req_state *out)
+{
+	for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++) {
+		if (strcmp(state_names[i], name) == 0) {
+			*out = (enum sbx_req_state)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static bool is_open(const struct sbx_req *r)
+{
+	return r->state == SBX_REQ_PENDING || r->state == SBX_REQ_ACTIVE;
+}
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	while (*s) {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static struct user_open *user_slot(struct sbx_state *s, const char *user, bool create);
+
+static int users_grow(struct sbx_state *s)
+{
+	struct user_open *old = s->users;
+	size_t old_cap = s->users_cap;
+	size_t cap = old_cap ? old_cap * 2 : 64;
+
+	s->users = calloc(cap, sizeof(*s->users));
+	if (!s->users) {
+		s->users = old;
+		return -ENOMEM;
+	}
+	s->users_cap = cap;
+	s->users_used = 0;
+	for (size_t i = 0; i < old_cap; i++) {
+		struct user_open *slot;
+
+		if (!old[i].user)
+			continue;
+		slot = user_slot(s, old[i].user, true);
+		*slot = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+/* Find the user's slot; with create, claim an empty one (user not copied:
+ * the caller fills it in). */
+static struct user_open *user_slot(struct sbx_state *s, const char *user, bool create)
+{
+	size_t mask, i;
+
+	if (create && (s->users_used + 1) * 2 > s->users_cap && users_grow(s) < 0)
+		return NULL;
+	if (!s->users_cap)
+		return NULL;
+	mask = s->users_cap - 1;
+	for (i = hash_str(user) & mask;; i = (i + 1) & mask) {
+		if (!s->users[i].user) {
+			if (!create)
+				return NULL;
+			s->users_used++;
+			return &s->users[i];
+		}
+		if (strcmp(s->users[i].user, user) == 0)
+			return &s->users[i];
+	}
+}
+
+static int open_add(struct sbx_state *s, struct sbx_req *r)
+{
+	struct user_open *u = user_slot(s, r->user, true);
+
+	if (!u)
+		return -ENOMEM;
+	if (!u->user) {
+		u->user = strdup(r->user);
+		if (!u->user)
+			return -ENOMEM;
+	}
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 4;
+		uint32_t *ids = realloc(u->ids, cap * sizeof(*ids));
+
+		if (!ids)
+			return -ENOMEM;
+		u->ids = ids;
+		u->cap = cap;
+	}
+	u->ids[u->n++] = r->id;
+	s->deadline_dirty = true;
+	return 0;
+}
+
+static void open_remove(struct sbx_state *s, const struct sbx_req *r)
+{
+	struct user_open *u = user_slot(s, r->user, false);
+
+	s->deadline_dirty = true;
+	if (!u)
+		return;
+	for (size_t i = 0; i < u->n; i++) {
+		if (u->ids[i] == r->id) {
+			u->ids[i] = u->ids[--u->n];
+			return;
+		}
+	}
+}
+
+struct sbx_state *sbx_state_new(void)
+{
+	struct sbx_state *s = calloc(1, sizeof(*s));
+
+	if (s) {
+		s->next_deadline = INT64_MAX;
+		s->deadline_dirty = false;
+	}
+	return s;
+}
+
+static void req_free(struct sbx_req *r)
+{
+	if (!r)
+		return;
+	free(r->user);
+	free(r->role);
+	free(r->reason);
+	free(r->ticket);
+	free(r->actor);
+	free(r->through);
+	for (size_t i = 0; i < r->n_approvals; i++) {
+		free(r->approvals[i].who);
+		free(r->approvals[i].through);
+		free(r->approvals[i].comment);
+	}
+	free(r->approvals);
+	free(r->unix_group);
+	free(r->ended_by);
+	free(r->end_reason);
+	free(r);
+}
+
+void sbx_state_free(struct sbx_state *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		req_free(s->reqs[i]);
+	free(s->reqs);
+	for (size_t i = 0; i < s->users_cap; i++) {
+		free(s->users[i].user);
+		free(s->users[i].ids);
+	}
+	free(s->users);
+	free(s);
+}
+
+struct sbx_req *sbx_state_get(const struct sbx_state *s, uint32_t id)
+{
+	if (id == 0 || id > s->n)
+		return NULL;
+	return s->reqs[id - 1];
+}
+
+uint32_t sbx_state_next_id(const struct sbx_state *s)
+{
+	return (uint32_t)s->n + 1;
+}
+
+size_t sbx_state_count(const struct sbx_state *s)
+{
+	return s->n;
+}
+
+struct sbx_req *sbx_state_at(const struct sbx_state *s, size_t i)
+{
+	return i < s->n ? s->reqs[i] : NULL;
+}
+
+size_t sbx_state_user_open(const struct sbx_state *s, const char *user,
+			   struct sbx_req **out, size_t max)
+{
+	struct user_open *u = user_slot((struct sbx_state *)s, user, false);
+	size_t n = 0;
+
+	if (!u)
+		return 0;
+	for (size_t i = 0; i < u->n && n < max; i++)
+		out[n++] = s->reqs[u->ids[i] - 1];
+	return n;
+}
+
+static int64_t req_deadline(const struct sbx_req *r)
+{
+	if (r->state == SBX_REQ_PENDING)
+		return r->lapses_at;
+	if (r->state == SBX_REQ_ACTIVE)
+		return r->expires_at;
+	return INT64_MAX;
+}
+
+int64_t sbx_state_next_deadline(const struct sbx_state *s)
+{
+	struct sbx_state *m = (struct sbx_state *)s;
+
+	if (!m->deadline_dirty)
+		return m->next_deadline;
+	m->next_deadline = INT64_MAX;
+	for (size_t i = 0; i < m->users_cap; i++) {
+		struct user_open *u = &m->users[i];
+
+		for (size_t k = 0; u->user && k < u->n; k++) {
+			int64_t d = req_deadline(m->reqs[u->ids[k] - 1]);
+
+			if (d < m->next_deadline)
+				m->next_deadline = d;
+		}
+	}
+	m->deadline_dirty = false;
+	return m->next_deadline;
+}
+
+size_t sbx_state_due(const struct sbx_state *s, int64_t now, struct sbx_req **out, size_t max)
+{
+	size_t n = 0;
+
+	if (sbx_state_next_deadline(s) > now)
+		return 0;
+	for (size_t i = 0; i < s->users_cap && n < max; i++) {
+		struct user_open *u = &s->users[i];
+
+		for (size_t k = 0; u->user && k < u->n && n < max; k++) {
+			struct sbx_req *r = s->reqs[u->ids[k] - 1];
+
+			if (req_deadline(r) <= now)
+				out[n++] = r;
+		}
+	}
+	return n;
+}
+
+/* ---- reading records ---------------------------------------------------- */
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int dup_opt(char **dst, const json_t *o, const char *key)
+{
+	const char *v = jstr(o, key);
+
+	free(*dst);
+	*dst = NULL;
+	if (!v)
+		return 0;
+	*dst = strdup(v);
+	return *dst ? 0 : -ENOMEM;
+}
+
+/* Times inside records are RFC 3339; the record's own "time" has
+ * microseconds, event fields have seconds. */
+static int jtime(const json_t *o, const char *key, int64_t *secs)
+{
+	const char *v = jstr(o, key);
+	int64_t us;
+
+	if (!v || sbx_parse_rfc3339_us(v, &us) < 0)
+		return -1;
+	*secs = us / 1000000;
+	return 0;
+}
+
+static int jid(const json_t *o, uint32_t *id)
+{
+	json_t *v = json_object_get(o, "id");
+
+	if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+	    json_integer_value(v) > UINT32_MAX)
+		return -1;
+	*id = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
+static int reqs_reserve(struct sbx_state *s, size_t n)
+{
+	if (n <= s->cap)
+		return 0;
+	size_t cap = s->cap ? s->cap : 256;
+	while (cap < n)
+		cap *= 2;
+	struct sbx_req **v = realloc(s->reqs, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	s->reqs = v;
+	s->cap = cap;
+	return 0;
+}
+
+#define FAIL(...)                                      \
+	do {                                           \
+		snprintf(err, errlen, __VA_ARGS__);    \
+		goto out;                              \
+	} while (0)
+
+static int apply_created(struct sbx_state *s, const json_t *rec, int64_t at,
+			 char *err, size_t errlen)
+{
+	struct sbx_req *r = NULL;
+	uint32_t id;
+	json_t *v;
+	int ret = -1;
+
+	if (jid(rec, &id) < 0)
+		FAIL("request.created without a valid id");
+	if (id != s->n + 1)
+		FAIL("request.created with id %u, expected %zu", id, s->n + 1);
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		FAIL("out of memory");
+	r->id = id;
+	r->state = SBX_REQ_PENDING;
+	r->created_at = at;
+	if (!jstr(rec, "user") || !jstr(rec, "role"))
+		FAIL("request.created %u without user or role", id);
+	if (dup_opt(&r->user, rec, "user") || dup_opt(&r->role, rec, "role") ||
+	    dup_opt(&r->reason, rec, "reason") || dup_opt(&r->ticket, rec, "ticket") ||
+	    dup_opt(&r->actor, rec, "actor") || dup_opt(&r->through, rec, "through"))
+		FAIL("out of memory");
+	v = json_object_get(rec, "duration");
+	if (!json_is_integer(v) || json_integer_value(v) <= 0)
+		FAIL("request.created %u without a duration", id);
+	r->duration = json_integer_value(v);
+	v = json_object_get(rec, "approvals_needed");
+	r->approvals_needed = json_is_integer(v) ? (unsigned)json_integer_value(v) : 0;
+	v = json_object_get(rec, "extends");
+	r->extends = json_is_integer(v) ? (uint32_t)json_integer_value(v) : 0;
+	if (jtime(rec, "lapses_at", &r->lapses_at) < 0)
+		FAIL("request.created %u without lapses_at", id);
+	if (reqs_reserve(s, s->n + 1) < 0 || open_add(s, r) < 0)
+		FAIL("out of memory");
+	s->reqs[s->n++] = r;
+	r = NULL;
+	ret = 0;
+out:
+	if (r && r->user)
+		open_remove(s, r);
+	req_free(r);
+	return ret;
+}
+
+static int apply_approval(struct sbx_req *r, const json_t *rec, int64_t at,
+			  char *err, size_t errlen)
+{
+	struct sbx_approval *a;
+	json_t *v;
+	int ret = -1;
+
+	if (r->state != SBX_REQ_PENDING)
+		FAIL("approval of request %u which is %s", r->id, sbx_req_state_name(r->state));
+	a = realloc(r->approvals, (r->n_approvals + 1) * sizeof(*a));
+	if (!a)
+		FAIL("out of memory");
+	r->approvals = a;
+	a = &r->approvals[r->n_approvals];
+	memset(a, 0, sizeof(*a));
+	a->at = at;
+	if (dup_opt(&a->who, rec, "actor") || dup_opt(&a->through, rec, "through") ||
+	    dup_opt(&a->comment, rec, "comment"))
+		FAIL("out of memory");
+	r->n_approvals++;
+	v = json_object_get(rec, "duration");
+	if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < r->duration)
+		r->duration = json_integer_value(v);
+	ret = 0;
+out:
+	return ret;
+}
+
+static int apply_activated(struct sbx_state *s, struct sbx_req *r, const json_t *rec,
+			   char *err, size_t errlen)
+{
+	json_t *v;
+	int ret = -1;
+
+	if (r->state != SBX_REQ_PENDING)
+		FAIL("activation of request %u which is %s", r->id, sbx_req_state_name(r->state));
+	if (jtime(rec, "activated_at", &r->activated_at) < 0 ||
+	    jtime(rec, "expires_at", &r->expires_at) < 0)
+		FAIL("grant.activated %u without activated_at/expires_at", r->id);
+	if (dup_opt(&r->unix_group, rec, "unix_group"))
+		FAIL("out of memory");
+	v = json_object_get(rec, "gid");
+	r->gid = json_is_integer(v) ? (uint32_t)json_integer_value(v) : 0;
+	r->state = SBX_REQ_ACTIVE;
+	s->deadline_dirty = true;
+	ret = 0;
+out:
+	return ret;
+}
+
+static int apply_end(struct sbx_state *s, struct sbx_req *r, enum sbx_req_state to,
+		     const json_t *rec, int64_t at, char *err, size_t errlen)
+{
+	enum sbx_req_state from = (to == SBX_REQ_EXPIRED || to == SBX_REQ_REVOKED)
+					  ? SBX_REQ_ACTIVE : SBX_REQ_PENDING;
+	int ret = -1;
+
+	if (r->state != from)
+		FAIL("request %u cannot become %s: it is %s", r->id, sbx_req_state_name(to),
+		     sbx_req_state_name(r->state));
+	r->state = to;
+	r->ended_at = at;
+	if (dup_opt(&r->ended_by, rec, "actor") || dup_opt(&r->end_reason, rec, "reason"))
+		FAIL("out of memory");
+	open_remove(s, r);
+	ret = 0;
+out:
+	return ret;
+}
+
+int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t errlen)
+{
+	const char *event = jstr(rec, "event");
+	static const struct {
+		const char *event;
+		enum sbx_req_state to;
+	} ends[] = {
+		{ "request.denied", SBX_REQ_DENIED },     { "request.cancelled", SBX_REQ_CANCELLED },
+		{ "request.lapsed", SBX_REQ_LAPSED },     { "grant.expired", SBX_REQ_EXPIRED },
+		{ "grant.revoked", SBX_REQ_REVOKED },
+	};
+	struct sbx_req *r;
+	int64_t at;
+	uint32_t id;
+
+	if (!event) {
+		snprintf(err, errlen, "record without an event");
+		return -1;
+	}
+	if (strncmp(event, "request.", 8) != 0 && strncmp(event, "grant.", 6) != 0)
+		return 0;
+	if (jtime(rec, "time", &at) < 0) {
+		snprintf(err, errlen, "%s without a valid time", event);
+		return -1;
+	}
+	if (strcmp(event, "request.created") == 0)
+		return apply_created(s, rec, at, err, errlen);
+	if (jid(rec, &id) < 0 || !(r = sbx_state_get(s, id))) {
+		snprintf(err, errlen, "%s for unknown request", event);
+		return -1;
+	}
+	if (strcmp(event, "request.approval") == 0)
+		return apply_approval(r, rec, at, err, errlen);
+	if (strcmp(event, "grant.activated") == 0)
+		return apply_activated(s, r, rec, err, errlen);
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		if (strcmp(event, ends[i].event) == 0)
+			return apply_end(s, r, ends[i].to, rec, at, err, errlen);
+	/* Events added later (e.g. notifications) leave requests alone. */
+	return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+static void set_str(json_t *o, const char *key, const char *v)
+{
+	if (v)
+		json_object_set_new(o, key, json_string(v));
+}
+
+static void set_time(json_t *o, const char *key, int64_t secs)
+{
+	char buf[SBX_RFC3339_LEN];
+
+	if (!secs)
+		return;
+	sbx_format_rfc3339(secs, buf);
+	json_object_set_new(o, key, json_string(buf));
+}
+
+static json_t *req_to_json(const struct sbx_req *r)
+{
+	json_t *o = json_object(), *apps = json_array();
+
+	json_object_set_new(o, "id", json_integer(r->id));
+	json_object_set_new(o, "state", json_string(sbx_req_state_name(r->state)));
+	set_str(o, "user", r->user);
+	set_str(o, "role", r->role);
+	set_str(o, "reason", r->reason);
+	set_str(o, "ticket", r->ticket);
+	set_str(o, "actor", r->actor);
+	set_str(o, "through", r->through);
+	if (r->extends)
+		json_object_set_new(o, "extends", json_integer(r->extends));
+	json_object_set_new(o, "duration", json_integer(r->duration));
+	json_object_set_new(o, "approvals_needed", json_integer(r->approvals_needed));
+	for (size_t i = 0; i < r->n_approvals; i++) {
+		json_t *a = json_object();
+
+		set_str(a, "who", r->approvals[i].who);
+		set_str(a, "through", r->approvals[i].through);
+		set_str(a, "comment", r->approvals[i].comment);
+		set_time(a, "at", r->approvals[i].at);
+		json_array_append_new(apps, a);
+	}
+	json_object_set_new(o, "approvals", apps);
+	set_time(o, "created_at", r->created_at);
+	set_time(o, "lapses_at", r->lapses_at);
+	set_time(o, "activated_at", r->activated_at);
+	set_time(o, "expires_at", r->expires_at);
+	set_time(o, "ended_at", r->ended_at);
+	set_str(o, "unix_group", r->unix_group);
+	if (r->gid)
+		json_object_set_new(o, "gid", json_integer(r->gid));
+	set_str(o, "ended_by", r->ended_by);
+	set_str(o, "end_reason", r->end_reason);
+	return o;
+}
+
+json_t *sbx_state_to_json(const struct sbx_state *s)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < s->n; i++)
+		json_array_append_new(arr, req_to_json(s->reqs[i]));
+	return json_pack("{s:i, s:o}", "version", 1, "requests", arr);
+}
+
+static int opt_time(const json_t *o, const char *key, int64_t *secs)
+{
+	if (!json_object_get(o, key)) {
+		*secs = 0;
+		return 0;
+	}
+	return jtime(o, key, secs);
+}
+
+static struct sbx_req *req_from_json(const json_t *o, char *err, size_t errlen)
+{
+	struct sbx_req *r = calloc(1, sizeof(*r));
+	const char *st = jstr(o, "state");
+	json_t *apps = json_object_get(o, "approvals"), *a;
+	size_t i;
+
+	if (!r)
+		FAIL("out of memory");
+	if (jid(o, &r->id) < 0 || !st || state_from_name(st, &r->state) < 0 ||
+	    !jstr(o, "user") || !jstr(o, "role"))
+		FAIL("snapshot: request without id, state, user or role");
+	if (dup_opt(&r->user, o, "user") || dup_opt(&r->role, o, "role") ||
+	    dup_opt(&r->reason, o, "reason") || dup_opt(&r->ticket, o, "ticket") ||
+	    dup_opt(&r->actor, o, "actor") || dup_opt(&r->through, o, "through") ||
+	    dup_opt(&r->unix_group, o, "unix_group") || dup_opt(&r->ended_by, o, "ended_by") ||
+	    dup_opt(&r->end_reason, o, "end_reason"))
+		FAIL("out of memory");
+	r->extends = (uint32_t)json_integer_value(json_object_get(o, "extends"));
+	r->duration = json_integer_value(json_object_get(o, "duration"));
+	r->approvals_needed = (unsigned)json_integer_value(json_object_get(o, "approvals_needed"));
+	r->gid = (uint32_t)json_integer_value(json_object_get(o, "gid"));
+	if (opt_time(o, "created_at", &r->created_at) || opt_time(o, "lapses_at", &r->lapses_at) ||
+	    opt_time(o, "activated_at", &r->activated_at) ||
+	    opt_time(o, "expires_at", &r->expires_at) || opt_time(o, "ended_at", &r->ended_at))
+		FAIL("snapshot: request %u has a bad time", r->id);
+	if (json_array_size(apps)) {
+		r->approvals = calloc(json_array_size(apps), sizeof(*r->approvals));
+		if (!r->approvals)
+			FAIL("out of memory");
+	}
+	json_array_foreach(apps, i, a) {
+		struct sbx_approval *ap = &r->approvals[r->n_approvals++];
+
+		if (dup_opt(&ap->who, a, "who") || dup_opt(&ap->through, a, "through") ||
+		    dup_opt(&ap->comment, a, "comment") || opt_time(a, "at", &ap->at))
+			FAIL("snapshot: request %u has a bad approval", r->id);
+	}
+	return r;
+out:
+	req_free(r);
+	return NULL;
+}
+
+int sbx_state_from_json(struct sbx_state *s, const json_t *j, char *err, size_t errlen)
+{
+	json_t *arr = json_object_get(j, "requests"), *o;
+	size_t i;
+
+	if (s->n) {
+		snprintf(err, errlen, "snapshot loaded into a non-empty state");
+		return -1;
+	}
+	if (!json_is_array(arr)) {
+		snprintf(err, errlen, "snapshot without a requests array");
+		return -1;
+	}
+	if (reqs_reserve(s, json_array_size(arr)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	json_array_foreach(arr, i, o) {
+		struct sbx_req *r = req_from_json(o, err, errlen);
+
+		if (!r)
+			return -1;
+		if (r->id != s->n + 1) {
+			snprintf(err, errlen, "snapshot: request id %u out of order", r->id);
+			req_free(r);
+			return -1;
+		}
+		s->reqs[s->n++] = r;
+		if (is_open(r) && open_add(s, r) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	s->deadline_dirty = true;
+	return 0;
+}

@@ -1,0 +1,232 @@
+/* The broker's in-memory state: applying journal records, snapshots. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "state.h"
+#include "timeutil.h"
+
+static struct sbx_state *st;
+static char err[256];
+
+static void setup(void) { st = sbx_state_new(); cr_assert_not_null(st); }
+static void teardown(void) { sbx_state_free(st); }
+
+TestSuite(state, .init = setup, .fini = teardown);
+
+static const char *at(int64_t secs)
+{
+	static char buf[4][SBX_RFC3339_LEN];
+	static int i;
+
+	i = (i + 1) % 4;
+	sbx_format_rfc3339(secs, buf[i]);
+	return buf[i];
+}
+
+static int apply(json_t *rec)
+{
+	int rc = sbx_state_apply(st, rec, err, sizeof(err));
+
+	json_decref(rec);
+	return rc;
+}
+
+#define T0 1800000000 /* 2027-01-15 */
+
+static int create(uint32_t id, const char *user, const char *role, int64_t t)
+{
+	return apply(json_pack("{s:i, s:s, s:s, s:s, s:i, s:s, s:s, s:i, s:s, s:i, s:s}",
+			       "seq", id, "time", at(t), "event", "request.created", "actor", user,
+			       "id", id, "user", user, "role", role, "duration", 3600,
+			       "reason", "debugging the pipeline", "approvals_needed", 1,
+			       "lapses_at", at(t + 86400)));
+}
+
+static int activate(uint32_t id, int64_t t, int64_t dur)
+{
+	return apply(json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:i}", "time", at(t), "event",
+			       "grant.activated", "actor", "sbx", "id", id, "activated_at", at(t),
+			       "expires_at", at(t + dur), "unix_group", "sbx-admin", "gid", 60001));
+}
+
+static int event(const char *ev, uint32_t id, const char *actor, int64_t t)
+{
+	return apply(json_pack("{s:s, s:s, s:s, s:i, s:s}", "time", at(t), "event", ev, "actor",
+			       actor, "id", id, "reason", "because"));
+}
+
+Test(state, request_becomes_pending_then_active)
+{
+	struct sbx_req *r;
+
+	cr_assert_eq(create(1, "erin", "sandbox-admin", T0), 0, "%s", err);
+	r = sbx_state_get(st, 1);
+	cr_assert_not_null(r);
+	cr_assert_eq(r->state, SBX_REQ_PENDING);
+	cr_assert_str_eq(r->user, "erin");
+	cr_assert_eq(r->created_at, T0);
+	cr_assert_eq(r->lapses_at, T0 + 86400);
+	cr_assert_eq(sbx_state_next_id(st), 2);
+
+	cr_assert_eq(apply(json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", "time", at(T0 + 5), "event",
+				     "request.approval", "actor", "frank", "id", 1, "comment", "ok",
+				     "duration", 1800)), 0, "%s", err);
+	cr_assert_eq(r->n_approvals, 1);
+	cr_assert_str_eq(r->approvals[0].who, "frank");
+	cr_assert_eq(r->duration, 1800, "an approver's shorter duration applies");
+
+	cr_assert_eq(activate(1, T0 + 10, 1800), 0, "%s", err);
+	cr_assert_eq(r->state, SBX_REQ_ACTIVE);
+	cr_assert_eq(r->expires_at, T0 + 10 + 1800);
+	cr_assert_str_eq(r->unix_group, "sbx-admin");
+	cr_assert(sbx_req_live(r, T0 + 11));
+	cr_assert_not(sbx_req_live(r, T0 + 10 + 1800), "a grant is over at expires_at");
+}
+
+Test(state, approval_never_lengthens)
+{
+	cr_assert_eq(create(1, "erin", "sandbox-admin", T0), 0);
+	cr_assert_eq(apply(json_pack("{s:s, s:s, s:s, s:i, s:i}", "time", at(T0), "event",
+				     "request.approval", "actor", "frank", "id", 1, "duration", 99999)),
+		     0);
+	cr_assert_eq(sbx_state_get(st, 1)->duration, 3600);
+}
+
+Test(state, every_ending)
+{
+	static const struct {
+		const char *event;
+		bool active_first;
+		enum sbx_req_state want;
+	} cases[] = {
+		{ "request.denied", false, SBX_REQ_DENIED },
+		{ "request.cancelled", false, SBX_REQ_CANCELLED },
+		{ "request.lapsed", false, SBX_REQ_LAPSED },
+		{ "grant.expired", true, SBX_REQ_EXPIRED },
+		{ "grant.revoked", true, SBX_REQ_REVOKED },
+	};
+	struct sbx_req *open[8];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint32_t id = (uint32_t)i + 1;
+		struct sbx_req *r;
+
+		cr_assert_eq(create(id, "erin", "r", T0), 0, "%s", err);
+		if (cases[i].active_first)
+			cr_assert_eq(activate(id, T0 + 1, 60), 0, "%s", err);
+		cr_assert_eq(event(cases[i].event, id, "grace", T0 + 2), 0, "%s: %s",
+			     cases[i].event, err);
+		r = sbx_state_get(st, id);
+		cr_assert_eq(r->state, cases[i].want, "%s", cases[i].event);
+		cr_assert_eq(r->ended_at, T0 + 2);
+		cr_assert_str_eq(r->ended_by, "grace");
+		cr_assert_str_eq(r->end_reason, "because");
+	}
+	cr_assert_eq(sbx_state_user_open(st, "erin", open, 8), 0, "ended requests are not open");
+}
+
+Test(state, contradictions_are_refused)
+{
+	cr_assert_neq(event("request.approval", 7, "frank", T0), 0, "unknown request");
+	cr_assert_eq(create(1, "erin", "r", T0), 0);
+	cr_assert_neq(create(1, "erin", "r", T0), 0, "duplicate id");
+	cr_assert_neq(create(3, "erin", "r", T0), 0, "id gap");
+	cr_assert_neq(event("grant.expired", 1, "sbx", T0), 0, "a pending request cannot expire");
+	cr_assert_eq(activate(1, T0, 60), 0);
+	cr_assert_neq(activate(1, T0, 60), 0, "activated twice");
+	cr_assert_neq(event("request.denied", 1, "frank", T0), 0, "an active grant is not denied");
+	cr_assert_neq(apply(json_pack("{s:s, s:s}", "time", at(T0), "event", "request.created")), 0,
+		      "created without fields");
+	cr_assert_neq(apply(json_pack("{s:s}", "time", at(T0))), 0, "no event");
+}
+
+Test(state, other_events_change_nothing)
+{
+	cr_assert_eq(apply(json_pack("{s:s, s:s, s:s}", "time", at(T0), "event", "broker.started",
+				     "actor", "sbx")), 0);
+	cr_assert_eq(apply(json_pack("{s:s, s:s, s:s, s:s}", "time", at(T0), "event",
+				     "access.checked", "actor", "sbx", "user", "erin")), 0);
+	cr_assert_eq(sbx_state_count(st), 0);
+}
+
+Test(state, deadlines_and_due)
+{
+	struct sbx_req *due[8];
+
+	cr_assert_eq(sbx_state_next_deadline(st), INT64_MAX);
+	cr_assert_eq(create(1, "erin", "r", T0), 0);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 86400, "a pending request lapses");
+	cr_assert_eq(create(2, "dave", "r", T0), 0);
+	cr_assert_eq(activate(2, T0, 30), 0);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 30);
+	cr_assert_eq(sbx_state_due(st, T0 + 29, due, 8), 0);
+	cr_assert_eq(sbx_state_due(st, T0 + 30, due, 8), 1);
+	cr_assert_eq(due[0]->id, 2);
+	cr_assert_eq(event("grant.expired", 2, "sbx", T0 + 30), 0);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 86400);
+	cr_assert_eq(sbx_state_due(st, T0 + 86400, due, 8), 1);
+	cr_assert_eq(due[0]->id, 1);
+}
+
+Test(state, many_users_open_index)
+{
+	char user[32];
+	struct sbx_req *open[4];
+
+	for (uint32_t i = 1; i <= 5000; i++) {
+		snprintf(user, sizeof(user), "u%05u", i);
+		cr_assert_eq(create(i, user, "r", T0), 0, "%s", err);
+	}
+	for (uint32_t i = 1; i <= 5000; i += 499) {
+		snprintf(user, sizeof(user), "u%05u", i);
+		cr_assert_eq(sbx_state_user_open(st, user, open, 4), 1);
+		cr_assert_eq(open[0]->id, i);
+	}
+	cr_assert_eq(sbx_state_user_open(st, "nobody", open, 4), 0);
+}
+
+Test(state, snapshot_round_trip)
+{
+	struct sbx_state *copy = sbx_state_new();
+	json_t *a, *b;
+	char *da, *db;
+	struct sbx_req *open[4];
+
+	cr_assert_eq(create(1, "erin", "sandbox-admin", T0), 0);
+	cr_assert_eq(event("request.approval", 1, "frank", T0 + 1), 0);
+	cr_assert_eq(activate(1, T0 + 2, 3600), 0);
+	cr_assert_eq(create(2, "dave", "sandbox-admin", T0 + 3), 0);
+	cr_assert_eq(create(3, "alice", "prod-data", T0 + 4), 0);
+	cr_assert_eq(event("request.denied", 3, "grace", T0 + 5), 0);
+
+	a = sbx_state_to_json(st);
+	cr_assert_eq(sbx_state_from_json(copy, a, err, sizeof(err)), 0, "%s", err);
+	b = sbx_state_to_json(copy);
+	da = json_dumps(a, JSON_SORT_KEYS);
+	db = json_dumps(b, JSON_SORT_KEYS);
+	cr_assert_str_eq(da, db);
+	cr_assert_eq(sbx_state_user_open(copy, "erin", open, 4), 1, "open index rebuilt");
+	cr_assert_eq(sbx_state_next_deadline(copy), T0 + 2 + 3600);
+	cr_assert_eq(sbx_state_next_id(copy), 4);
+	cr_assert_str_eq(sbx_state_get(copy, 1)->approvals[0].who, "frank");
+	cr_assert_neq(sbx_state_from_json(copy, a, err, sizeof(err)), 0,
+		      "loading into a non-empty state is refused");
+	free(da);
+	free(db);
+	json_decref(a);
+	json_decref(b);
+	sbx_state_free(copy);
+}
+
+Test(state, snapshot_garbage_is_refused)
+{
+	json_t *bad = json_pack("{s:[{s:i}]}", "requests", "id", 1);
+
+	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0);
+	json_decref(bad);
+	bad = json_pack("{s:i}", "requests", 3);
+	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0);
+	json_decref(bad);
+}
