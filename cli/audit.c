@@ -1,0 +1,281 @@
+#include "config.h"
+
+#include "audit.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/journal.h"
+#include "log.h"
+#include "output.h"
+#include "timeutil.h"
+
+/* The columns text and CSV give their own place; everything else is
+ * "the rest" (k=v in text, the details JSON in CSV).  prev and hash only
+ * matter to the chain: jsonl keeps them. */
+static const char *const fixed_keys[] = { "seq", "time", "event", "actor", "through",
+					  "user", "role", "id", "prev", "hash", NULL };
+
+static bool is_fixed(const char *key)
+{
+	for (size_t i = 0; fixed_keys[i]; i++)
+		if (strcmp(fixed_keys[i], key) == 0)
+			return true;
+	return false;
+}
+
+int sbx_audit_parse_format(const char *s, enum sbx_audit_format *f)
+{
+	if (strcmp(s, "text") == 0)
+		*f = SBX_AUDIT_TEXT;
+	else if (strcmp(s, "jsonl") == 0)
+		*f = SBX_AUDIT_JSONL;
+	else if (strcmp(s, "csv") == 0)
+		*f = SBX_AUDIT_CSV;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static bool member_is(const json_t *rec, const char *key, const char *want)
+{
+	const char *v = json_string_value(json_object_get(rec, key));
+
+	return v && strcmp(v, want) == 0;
+}
+
+bool sbx_audit_match(const json_t *rec, const struct sbx_audit_query *q)
+{
+	int64_t t;
+
+	if (q->user && !member_is(rec, "user", q->user) && !member_is(rec, "actor", q->user))
+		return false;
+	if (q->role && !member_is(rec, "role", q->role))
+		return false;
+	if (q->event && !sbx_out_event_match(q->event, json_string_value(json_object_get(rec, "event"))))
+		return false;
+	if (q->has_since || q->has_until) {
+		/* A record without a readable time cannot be placed in a window. */
+		if (sbx_parse_rfc3339_us(json_string_value(json_object_get(rec, "time")) ?: "", &t) < 0)
+			return false;
+		if (q->has_since && t < q->since_us)
+			return false;
+		if (q->has_until && t >= q->until_us)
+			return false;
+	}
+	return true;
+}
+
+/* A scalar member as text for a column: strings sanitized, numbers in
+ * decimal, missing or null as NULL. */
+static const char *scalar(const json_t *rec, const char *key, char *buf, size_t len)
+{
+	const json_t *v = json_object_get(rec, key);
+	char *dump;
+
+	if (!v || json_is_null(v))
+		return NULL;
+	if (json_is_string(v))
+		return sbx_sanitize(json_string_value(v), buf, len);
+	if (json_is_integer(v)) {
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+		return buf;
+	}
+	dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (!dump)
+		return NULL;
+	sbx_sanitize(dump, buf, len);
+	free(dump);
+	return buf;
+}
+
+static void print_text(FILE *f, const json_t *rec)
+{
+	char b[7][SBX_STR_MAX + 1];
+	const char *key;
+	json_t *v;
+
+#define COL(i, k) (scalar(rec, k, b[i], sizeof(b[i])) ?: "-")
+	fprintf(f, "%-27s %6s %-18s %-10s %-10s %-16s %5s", COL(0, "time"), COL(1, "seq"),
+		COL(2, "event"), COL(3, "actor"), COL(4, "user"), COL(5, "role"), COL(6, "id"));
+#undef COL
+	json_object_foreach((json_t *)rec, key, v) {
+		if (is_fixed(key) && strcmp(key, "through") != 0)
+			continue;
+		fputc(' ', f);
+		sbx_sanitize(key, b[0], sizeof(b[0]));
+		fputs(b[0], f);
+		fputc('=', f);
+		sbx_out_kv_value(f, v);
+	}
+	fputc('\n', f);
+}
+
+static void print_csv_header(FILE *f)
+{
+	fputs("seq,time,event,actor,through,user,role,id,details\r\n", f);
+}
+
+static int print_csv(FILE *f, const json_t *rec)
+{
+	static const char *const cols[] = { "seq", "time", "event", "actor", "through",
+					    "user", "role", "id" };
+	char buf[SBX_STR_MAX + 1];
+	json_t *details = json_object();
+	const char *key;
+	char *dump = NULL, *san = NULL;
+	json_t *v;
+	int ret = -1;
+
+	if (!details)
+		goto out;
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		sbx_out_csv_field(f, scalar(rec, cols[i], buf, sizeof(buf)));
+		fputc(',', f);
+	}
+	json_object_foreach((json_t *)rec, key, v) {
+		if (!is_fixed(key) && json_object_set(details, key, v) < 0)
+			goto out;
+	}
+	dump = json_dumps(details, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!dump)
+		goto out;
+	san = malloc(strlen(dump) + 1);
+	if (!san)
+		goto out;
+	sbx_out_csv_field(f, sbx_sanitize(dump, san, strlen(dump) + 1));
+	fputs("\r\n", f);
+	ret = 0;
+out:
+	free(san);
+	free(dump);
+	json_decref(details);
+	return ret;
+}
+
+struct query_ctx {
+	const struct sbx_audit_query *q;
+	uint64_t matched;
+};
+
+static int on_record(const json_t *rec, const char *line, size_t linelen, void *arg)
+{
+	struct query_ctx *x = arg;
+	char *dump;
+
+	if (!sbx_audit_match(rec, x->q))
+		return 0;
+	switch (x->q->format) {
+	case SBX_AUDIT_JSONL:
+		fwrite(line, 1, linelen, stdout);
+		if (linelen == 0 || line[linelen - 1] != '\n')
+			fputc('\n', stdout);
+		break;
+	case SBX_AUDIT_JSON:
+		dump = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (!dump)
+			return -1;
+		printf("%s%s", x->matched ? ",\n" : "", dump);
+		free(dump);
+		break;
+	case SBX_AUDIT_CSV:
+		if (print_csv(stdout, rec) < 0)
+			return -1;
+		break;
+	case SBX_AUDIT_TEXT:
+		print_text(stdout, rec);
+		break;
+	}
+	x->matched++;
+	/* A reader that went away (| head) ends the query. */
+	return ferror(stdout) ? 1 : 0;
+}
+
+/* Is there a journal we can read?  Says what is wrong when not. */
+static int check_journal_dir(const struct sbx_cli *c, const char *state_dir)
+{
+	char path[4096];
+	DIR *d;
+
+	if (snprintf(path, sizeof(path), "%s/journal", state_dir) >= (int)sizeof(path)) {
+		sbx_cli_error(c, "state directory path is too long");
+		return SBX_EXIT_USAGE;
+	}
+	d = opendir(path);
+	if (d) {
+		closedir(d);
+		return SBX_EXIT_OK;
+	}
+	if (errno == ENOENT)
+		sbx_cli_error(c, "no journal in %s: %s does not exist (the broker's state "
+			      "directory is broker.state_dir in its policy; see --state-dir or "
+			      "--config)", state_dir, path);
+	else
+		sbx_cli_error(c, "cannot read the journal in %s: %s (the journal is readable by "
+			      "root only: run as root)", path, strerror(errno));
+	return SBX_EXIT_USAGE;
+}
+
+int sbx_audit_verify(const struct sbx_cli *c, const char *state_dir)
+{
+	uint64_t count = 0, bad = 0;
+	char err[1024] = "", san[1024];
+	json_t *j = NULL;
+	int rc, ok;
+
+	rc = check_journal_dir(c, state_dir);
+	if (rc)
+		return rc;
+	ok = sbx_journal_verify(state_dir, &count, &bad, err, sizeof(err)) == 0;
+	sbx_sanitize(err, san, sizeof(san));
+	if (c->json) {
+		if (ok)
+			j = json_pack("{s:b, s:s, s:I, s:I}", "intact", 1, "state_dir", state_dir,
+				      "records", (json_int_t)count, "last_seq", (json_int_t)count);
+		else
+			j = json_pack("{s:b, s:s, s:I, s:s}", "intact", 0, "state_dir", state_dir,
+				      "bad_seq", (json_int_t)bad, "error", san);
+		if (!j || sbx_out_print_json(stdout, j) < 0) {
+			sbx_cli_error(c, "out of memory");
+			json_decref(j);
+			return SBX_EXIT_REFUSED;
+		}
+		json_decref(j);
+	} else if (ok) {
+		/* verify demands seq contiguous from 1, so the count is the last seq. */
+		printf("journal intact: %llu records, last seq %llu\n", (unsigned long long)count,
+		       (unsigned long long)count);
+	} else {
+		printf("journal BROKEN at seq %llu: %s\n", (unsigned long long)bad, san);
+	}
+	return ok ? SBX_EXIT_OK : SBX_EXIT_REFUSED;
+}
+
+int sbx_audit_query(const struct sbx_cli *c, const char *state_dir,
+		    const struct sbx_audit_query *q)
+{
+	struct query_ctx x = { .q = q };
+	char err[1024] = "", san[1024];
+	int rc;
+
+	rc = check_journal_dir(c, state_dir);
+	if (rc)
+		return rc;
+	if (q->format == SBX_AUDIT_CSV)
+		print_csv_header(stdout);
+	else if (q->format == SBX_AUDIT_JSON)
+		fputs("[\n", stdout);
+	rc = sbx_journal_foreach(state_dir, on_record, &x, err, sizeof(err));
+	if (q->format == SBX_AUDIT_JSON)
+		fputs(x.matched ? "\n]\n" : "]\n", stdout);
+	if (rc < 0) {
+		sbx_cli_error(c, "reading the journal in %s failed: %s", state_dir,
+			      sbx_sanitize(err[0] ? err : "unknown error", san, sizeof(san)));
+		return SBX_EXIT_REFUSED;
+	}
+	return SBX_EXIT_OK;
+}

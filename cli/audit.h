@@ -1,0 +1,47 @@
+/*
+ * sbxctl audit: reading the journal offline, without the broker.
+ * verify checks the hash chain; query filters and prints records.
+ */
+#ifndef SBX_CLI_AUDIT_H
+#define SBX_CLI_AUDIT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client.h"
+
+enum sbx_audit_format {
+	SBX_AUDIT_TEXT,   /* one aligned line per record */
+	SBX_AUDIT_JSONL,  /* the journal's lines, byte for byte */
+	SBX_AUDIT_CSV,    /* RFC 4180 with a header line */
+	SBX_AUDIT_JSON,   /* --json: one JSON array of the records */
+};
+
+struct sbx_audit_query {
+	const char *user;      /* record's "user" or "actor" equals it */
+	const char *role;      /* record's "role" equals it */
+	const char *event;     /* exact, or a prefix ending in '.' or ".*" */
+	bool has_since;
+	int64_t since_us;      /* time >= since */
+	bool has_until;
+	int64_t until_us;      /* time < until */
+	enum sbx_audit_format format;
+};
+
+/* "text", "jsonl", "csv" -> 0 and *f; -EINVAL otherwise. */
+int sbx_audit_parse_format(const char *s, enum sbx_audit_format *f);
+
+/* Does the record pass every filter of q? */
+bool sbx_audit_match(const json_t *rec, const struct sbx_audit_query *q);
+
+/* Check the journal under state_dir and say so.  Returns the exit code:
+ * 0 intact, 1 broken, 2 no readable journal there. */
+int sbx_audit_verify(const struct sbx_cli *c, const char *state_dir);
+
+/* Print the records that match q.  Returns the exit code (0 even when
+ * nothing matched). */
+int sbx_audit_query(const struct sbx_cli *c, const char *state_dir,
+		    const struct sbx_audit_query *q);
+
+#endif

@@ -1,0 +1,808 @@
+#include "config.h"
+
+#include "client.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duration.h"
+#include "log.h"
+#include "sbxio.h"
+#include "timeutil.h"
+
+#ifndef SBX_DEFAULT_SOCKET
+#define SBX_DEFAULT_SOCKET "/run/sbx/broker.sock"
+#endif
+
+/* getopt_long values: globals first, then the tool's options by index. */
+enum {
+	GOPT_POSITIONAL = 1, /* "-" in optstring: a non-option argument */
+	GOPT_SOCKET = 0x100,
+	GOPT_AS,
+	GOPT_JSON,
+	GOPT_TIMEOUT_MS,
+	GOPT_VERSION,
+	GOPT_TOOL = 0x200,
+};
+
+static const struct option global_longopts[] = {
+	{ "socket", required_argument, NULL, GOPT_SOCKET },
+	{ "as", required_argument, NULL, GOPT_AS },
+	{ "json", no_argument, NULL, GOPT_JSON },
+	{ "timeout-ms", required_argument, NULL, GOPT_TIMEOUT_MS },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, GOPT_VERSION },
+};
+#define N_GLOBAL (sizeof(global_longopts) / sizeof(global_longopts[0]))
+
+static const char exit_status_text[] =
+	"Exit status:\n"
+	"  0  done\n"
+	"  1  refused or denied: the policy, a permission or an approver said no, a\n"
+	"     request ended denied, lapsed or cancelled, `check` denied access, the\n"
+	"     broker cannot record changes (degraded), or it reported an error\n"
+	"  2  usage or bad input: a bad option, duration, id or name, a request the\n"
+	"     broker found malformed in content, or no such request, user or role\n"
+	"  3  broker unreachable: no socket, connection refused, or no answer\n"
+	"     within --timeout-ms\n"
+	"  4  timed out waiting (--wait): the request is still pending\n";
+
+static const char global_opts_text[] =
+	"Global options (before or after the command):\n"
+	"  --socket PATH    the broker's socket (default: $SBX_SOCKET, else\n"
+	"                   " SBX_DEFAULT_SOCKET ")\n"
+	"  --as USER        act for USER; only root and members of the policy's\n"
+	"                   broker.admin_group may, and the journal records both\n"
+	"  --json           print results as JSON on stdout (errors stay on stderr)\n"
+	"  --timeout-ms N   give up on a broker that has not answered within N\n"
+	"                   milliseconds (default 5000)\n"
+	"  -h, --help       show this help; `PROG help COMMAND` or\n"
+	"                   `PROG COMMAND --help` shows one command's help\n"
+	"  --version        print the version and exit\n";
+
+static const char environment_text[] =
+	"Environment:\n"
+	"  SBX_SOCKET       the broker's socket when --socket is not given\n";
+
+void sbx_cli_error(const struct sbx_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", c->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int sbx_cli_usage(const struct sbx_cli *c, const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", c->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, " (see `%s help %s`)\n", c->prog, cmd);
+	else
+		fprintf(stderr, " (see `%s --help`)\n", c->prog);
+	return SBX_EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pure parsers                                                        */
+
+int sbx_cli_parse_long(const char *s, long lo, long hi, long *out)
+{
+	long v = 0;
+
+	if (!s || !*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		if (v > (hi - (*p - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (*p - '0');
+	}
+	if (v < lo)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int sbx_cli_parse_id(const char *s, uint32_t *id)
+{
+	long v;
+	int rc = sbx_cli_parse_long(s, 1, (long)UINT32_MAX, &v);
+
+	if (rc < 0)
+		return rc;
+	*id = (uint32_t)v;
+	return 0;
+}
+
+int sbx_cli_parse_when(const char *s, int64_t now_us, int64_t *us)
+{
+	int64_t secs;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (sbx_parse_rfc3339_us(s, us) == 0)
+		return 0;
+	if (sbx_duration_parse(s, &secs, NULL, 0) == 0) {
+		*us = now_us - secs * 1000000;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Argument checks that print                                         */
+
+int sbx_cli_arg_id(const struct sbx_cli *c, const char *what, const char *s, uint32_t *id)
+{
+	char san[64];
+
+	if (sbx_cli_parse_id(s, id) == 0)
+		return 0;
+	sbx_cli_error(c, "bad %s \"%s\": write the number shown by `sbx-request list` or "
+		      "`sbxctl pending` (1 to %lu)", what, sbx_sanitize(s, san, sizeof(san)),
+		      (unsigned long)UINT32_MAX);
+	return SBX_EXIT_USAGE;
+}
+
+int sbx_cli_arg_duration(const struct sbx_cli *c, const char *what, const char *s, int64_t *secs)
+{
+	char why[256];
+
+	if (sbx_duration_parse(s, secs, why, sizeof(why)) == 0)
+		return 0;
+	sbx_cli_error(c, "%s: %s", what, why);
+	return SBX_EXIT_USAGE;
+}
+
+int sbx_cli_arg_name(const struct sbx_cli *c, const char *what, const char *s)
+{
+	char san[SBX_NAME_MAX + 16];
+
+	if (sbx_name_valid(s))
+		return 0;
+	sbx_cli_error(c, "bad %s \"%s\": names are 1 to %u letters, digits, '.', '_' or '-' "
+		      "(not first), optionally @domain", what, sbx_sanitize(s, san, sizeof(san)),
+		      SBX_NAME_MAX);
+	return SBX_EXIT_USAGE;
+}
+
+int sbx_cli_arg_text(const struct sbx_cli *c, const char *what, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n <= SBX_TEXT_MAX)
+		return 0;
+	sbx_cli_error(c, "%s is too long (%zu bytes; at most %u)", what, n, SBX_TEXT_MAX);
+	return SBX_EXIT_USAGE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Talking to the broker                                               */
+
+void sbx_cli_reply_free(struct sbx_cli_reply *r)
+{
+	if (!r)
+		return;
+	free(r->frame);
+	r->frame = NULL;
+	r->len = 0;
+}
+
+int sbx_cli_msg_init(const struct sbx_cli *c, sbx_msg *m, uint16_t op)
+{
+	int rc = sbx_msg_init(m, op);
+
+	if (rc < 0)
+		return rc;
+	if (c->as_user)
+		return sbx_msg_put_str(m, SBX_F_AS_USER, c->as_user);
+	return 0;
+}
+
+int sbx_cli_exit_for_status(uint32_t status)
+{
+	switch (status) {
+	case SBX_ST_OK:
+		return SBX_EXIT_OK;
+	case SBX_ST_BADINPUT:
+	case SBX_ST_NOTFOUND:
+		return SBX_EXIT_USAGE;
+	case SBX_ST_REFUSED:
+	case SBX_ST_UNAVAILABLE:
+	case SBX_ST_PROTO:
+	case SBX_ST_INTERNAL:
+	default:
+		return SBX_EXIT_REFUSED;
+	}
+}
+
+int sbx_cli_exit_for_errno(int err)
+{
+	switch (err) {
+	case 0:
+		return SBX_EXIT_OK;
+	case -EBADMSG:
+	case -EPROTO:
+	case -ENOMEM:
+		return SBX_EXIT_REFUSED;
+	case -EMSGSIZE:
+	case -EINVAL:
+		return SBX_EXIT_USAGE;
+	default:
+		return SBX_EXIT_UNREACHABLE;
+	}
+}
+
+static const char *status_default_text(uint32_t status)
+{
+	switch (status) {
+	case SBX_ST_REFUSED: return "refused by the broker";
+	case SBX_ST_BADINPUT: return "the broker rejected the request's content";
+	case SBX_ST_NOTFOUND: return "not found";
+	case SBX_ST_UNAVAILABLE: return "the broker cannot record changes right now";
+	case SBX_ST_PROTO: return "the broker could not parse the request";
+	case SBX_ST_INTERNAL: return "internal error in the broker";
+	}
+	return "unexpected answer from the broker";
+}
+
+/* Why a call failed before a reply arrived. */
+static void transport_error(const struct sbx_cli *c, int err, char *buf, size_t len)
+{
+	char path[256];
+
+	sbx_sanitize(c->socket, path, sizeof(path));
+	switch (sbx_cli_exit_for_errno(err)) {
+	case SBX_EXIT_UNREACHABLE:
+		snprintf(buf, len, "cannot reach the broker at %s: %s (is sbx-brokerd running? "
+			 "see --socket)", path, strerror(-err));
+		break;
+	case SBX_EXIT_USAGE:
+		snprintf(buf, len, "the request does not fit in one frame (%s): shorten the "
+			 "reason, comment or ticket", strerror(-err));
+		break;
+	default:
+		if (err == -ENOMEM)
+			snprintf(buf, len, "out of memory");
+		else
+			snprintf(buf, len, "the broker at %s sent a malformed reply (%s): are "
+				 "%s and sbx-brokerd the same version?", path, strerror(-err), c->prog);
+		break;
+	}
+}
+
+int sbx_cli_call_quiet(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *rep,
+		       char *err, size_t errlen)
+{
+	struct sbx_conn_opts o = {
+		.path = c->socket,
+		.timeout_ms = c->timeout_ms,
+		.require_root = 0,
+	};
+	char msg[SBX_STR_MAX + 1];
+	int rc;
+
+	rep->frame = NULL;
+	rep->len = 0;
+	rep->status = SBX_ST_INTERNAL;
+	rep->message[0] = '\0';
+	/* A build error is ours, not the broker's: say so before connecting. */
+	if (req->error) {
+		transport_error(c, req->error, err, errlen);
+		return sbx_cli_exit_for_errno(req->error);
+	}
+	rc = sbx_call(&o, req, &rep->frame, &rep->len);
+	if (rc < 0) {
+		transport_error(c, rc, err, errlen);
+		return sbx_cli_exit_for_errno(rc);
+	}
+	if (sbx_reply_status(rep->frame, rep->len, &rep->status, rep->message,
+			     sizeof(rep->message)) < 0) {
+		transport_error(c, -EBADMSG, err, errlen);
+		return SBX_EXIT_REFUSED;
+	}
+	if (rep->status == SBX_ST_OK)
+		return SBX_EXIT_OK;
+	sbx_sanitize(rep->message, msg, sizeof(msg));
+	if (!msg[0])
+		snprintf(err, errlen, "%s", status_default_text(rep->status));
+	else if (rep->status == SBX_ST_PROTO)
+		snprintf(err, errlen, "the broker could not parse the request: %s", msg);
+	else if (rep->status == SBX_ST_INTERNAL)
+		snprintf(err, errlen, "internal error in the broker: %s", msg);
+	else
+		snprintf(err, errlen, "%s", msg);
+	return sbx_cli_exit_for_status(rep->status);
+}
+
+int sbx_cli_call(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *rep)
+{
+	char err[SBX_STR_MAX + 256];
+	int rc = sbx_cli_call_quiet(c, req, rep, err, sizeof(err));
+
+	if (rc != SBX_EXIT_OK)
+		sbx_cli_error(c, "%s", err);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Help                                                                */
+
+/* Print s, breaking lines before width but never inside [...];
+ * continuation lines start with indent spaces.  col is where the cursor
+ * already is. */
+static void print_wrapped(FILE *f, const char *s, int col, int indent, int width)
+{
+	bool first = true;
+
+	while (*s) {
+		int n = 0, depth = 0;
+
+		while (s[n] && (s[n] != ' ' || depth > 0)) {
+			if (s[n] == '[')
+				depth++;
+			else if (s[n] == ']' && depth > 0)
+				depth--;
+			n++;
+		}
+		if (!first && col + 1 + n > width) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		} else if (!first) {
+			fputc(' ', f);
+			col++;
+		}
+		fwrite(s, 1, (size_t)n, f);
+		col += n;
+		s += n;
+		while (*s == ' ')
+			s++;
+		first = false;
+	}
+}
+
+/* The general help's command list: synopsis left, summary right, the
+ * summary on its own line when the synopsis is long. */
+static void print_command_line(FILE *f, const struct sbx_cli_cmd *cmd)
+{
+	const int col = 36;
+	int w = (int)strlen(cmd->synopsis);
+
+	if (w < col - 1) {
+		fprintf(f, "  %-*s%s\n", col, cmd->synopsis, cmd->summary);
+		return;
+	}
+	fputs("  ", f);
+	print_wrapped(f, cmd->synopsis, 2, 6, 79);
+	fprintf(f, "\n  %*s%s\n", col, "", cmd->summary);
+}
+
+static void print_command_list(FILE *f, const struct sbx_cli_tool *t)
+{
+	fputs("Commands:\n", f);
+	if (t->fallback)
+		print_command_line(f, t->fallback);
+	for (size_t i = 0; i < t->n_cmds; i++)
+		print_command_line(f, &t->cmds[i]);
+}
+
+static void print_usage_line(FILE *f, const char *prefix, const char *prog,
+			     const char *synopsis)
+{
+	int col = fprintf(f, "%s%s ", prefix, prog);
+
+	print_wrapped(f, synopsis, col, col, 79);
+	fputc('\n', f);
+}
+
+/* The global options text with PROG filled in. */
+static void print_global_opts(FILE *f, const char *prog)
+{
+	const char *p = global_opts_text, *hit;
+
+	while ((hit = strstr(p, "PROG")) != NULL) {
+		fwrite(p, 1, (size_t)(hit - p), f);
+		fputs(prog, f);
+		p = hit + 4;
+	}
+	fputs(p, f);
+}
+
+static void print_general_help(FILE *f, const struct sbx_cli_tool *t)
+{
+	fprintf(f, "Usage: %s COMMAND [ARGUMENTS] [OPTIONS]\n", t->prog);
+	if (t->fallback)
+		print_usage_line(f, "       ", t->prog, t->fallback->synopsis);
+	fprintf(f, "\n%s\n", t->purpose);
+	print_command_list(f, t);
+	fputc('\n', f);
+	print_global_opts(f, t->prog);
+	if (t->extra_help)
+		fprintf(f, "\n%s", t->extra_help);
+	fprintf(f, "\n%s\n%s", exit_status_text, environment_text);
+	if (t->examples)
+		fprintf(f, "\nExamples:\n%s", t->examples);
+	fprintf(f, "\nSee docs/cli.md for the full reference.\n");
+}
+
+static void print_command_help(FILE *f, const struct sbx_cli_tool *t,
+			       const struct sbx_cli_cmd *cmd)
+{
+	print_usage_line(f, "Usage: ", t->prog, cmd->synopsis);
+	fprintf(f, "\n%s", cmd->help);
+	fprintf(f, "\nGlobal options: --socket PATH, --as USER, --json, --timeout-ms N, "
+		"-h/--help (see `%s --help`).\n", t->prog);
+	fprintf(f, "Exit status: 0 done, 1 refused or denied, 2 usage or bad input, "
+		"3 broker unreachable, 4 timed out waiting.\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing                                                             */
+
+struct parsed {
+	struct sbx_cli cli;
+	struct sbx_cli_args args;
+	char **pos;      /* every positional word, command included */
+	int npos;
+	bool help;
+	bool version;
+	const char *timeout_ms;
+};
+
+static struct option *build_longopts(const struct sbx_cli_tool *t)
+{
+	struct option *lo = calloc(N_GLOBAL + t->n_opts + 1, sizeof(*lo));
+
+	if (!lo)
+		return NULL;
+	memcpy(lo, global_longopts, sizeof(global_longopts));
+	for (size_t i = 0; i < t->n_opts; i++) {
+		lo[N_GLOBAL + i].name = t->opts[i].name;
+		lo[N_GLOBAL + i].has_arg = t->opts[i].has_arg ? required_argument : no_argument;
+		lo[N_GLOBAL + i].val = GOPT_TOOL + (int)i;
+	}
+	return lo;
+}
+
+/* The option as the user wrote it, for messages. */
+static const char *opt_text(int argc, char **argv, int ind)
+{
+	if (ind > 0 && ind <= argc)
+		return argv[ind - 1];
+	return "?";
+}
+
+static int parse_argv(const struct sbx_cli_tool *t, int argc, char **argv, struct parsed *p)
+{
+	struct option *lo = build_longopts(t);
+	int ret = SBX_EXIT_USAGE, opt;
+
+	if (!lo) {
+		sbx_cli_error(&p->cli, "out of memory");
+		return SBX_EXIT_REFUSED;
+	}
+	p->pos = calloc((size_t)argc + 1, sizeof(*p->pos));
+	if (!p->pos) {
+		sbx_cli_error(&p->cli, "out of memory");
+		ret = SBX_EXIT_REFUSED;
+		goto out;
+	}
+	opterr = 0;
+	optind = 1;
+	/* "-": words come back in order as GOPT_POSITIONAL, whatever
+	 * POSIXLY_CORRECT says; ":": we word the errors ourselves. */
+	while ((opt = getopt_long(argc, argv, "-:h", lo, NULL)) != -1) {
+		switch (opt) {
+		case GOPT_POSITIONAL:
+			p->pos[p->npos++] = optarg;
+			break;
+		case GOPT_SOCKET:
+			p->cli.socket = optarg;
+			break;
+		case GOPT_AS:
+			p->cli.as_user = optarg;
+			break;
+		case GOPT_JSON:
+			p->cli.json = true;
+			break;
+		case GOPT_TIMEOUT_MS:
+			p->timeout_ms = optarg;
+			break;
+		case 'h':
+			p->help = true;
+			break;
+		case GOPT_VERSION:
+			p->version = true;
+			break;
+		case ':':
+			sbx_cli_usage(&p->cli, NULL, "option %s needs a value",
+				      opt_text(argc, argv, optind));
+			goto out;
+		case '?':
+			if (optopt && optopt < 0x100)
+				sbx_cli_usage(&p->cli, NULL, "unknown option -%c", optopt);
+			else
+				sbx_cli_usage(&p->cli, NULL, "unknown or ambiguous option %s",
+					      opt_text(argc, argv, optind));
+			goto out;
+		default:
+			if (opt >= GOPT_TOOL && (size_t)(opt - GOPT_TOOL) < t->n_opts) {
+				int i = opt - GOPT_TOOL;
+
+				p->args.val[i] = optarg ? optarg : "";
+				p->args.seen |= SBX_CLI_OPT_BIT(i);
+			}
+			break;
+		}
+	}
+	while (optind < argc)
+		p->pos[p->npos++] = argv[optind++];
+	ret = 0;
+out:
+	free(lo);
+	return ret;
+}
+
+static int resolve_globals(struct parsed *p)
+{
+	long ms;
+
+	if (!p->cli.socket) {
+		const char *env = getenv("SBX_SOCKET");
+
+		p->cli.socket = env && *env ? env : SBX_DEFAULT_SOCKET;
+	}
+	if (p->timeout_ms) {
+		if (sbx_cli_parse_long(p->timeout_ms, 1, SBX_CLI_TIMEOUT_MS_MAX, &ms) < 0)
+			return sbx_cli_usage(&p->cli, NULL, "bad --timeout-ms \"%s\": give "
+					     "milliseconds from 1 to %d", p->timeout_ms,
+					     SBX_CLI_TIMEOUT_MS_MAX);
+		p->cli.timeout_ms = (int)ms;
+	}
+	if (p->cli.as_user && sbx_cli_arg_name(&p->cli, "user for --as", p->cli.as_user))
+		return SBX_EXIT_USAGE;
+	return 0;
+}
+
+/* The command named by the first one or two words; *used = words taken. */
+static const struct sbx_cli_cmd *find_cmd(const struct sbx_cli_tool *t, char **w, int n,
+					  int *used)
+{
+	for (size_t i = 0; i < t->n_cmds; i++) {
+		const char *name = t->cmds[i].name;
+		const char *sp = strchr(name, ' ');
+
+		if (!sp && strcmp(name, w[0]) == 0) {
+			*used = 1;
+			return &t->cmds[i];
+		}
+		if (sp && n >= 2 && strncmp(name, w[0], (size_t)(sp - name)) == 0 &&
+		    w[0][sp - name] == '\0' && strcmp(sp + 1, w[1]) == 0) {
+			*used = 2;
+			return &t->cmds[i];
+		}
+	}
+	return NULL;
+}
+
+/* Is word the first half of some two-word commands ("policy")? */
+static bool is_group(const struct sbx_cli_tool *t, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (size_t i = 0; i < t->n_cmds; i++) {
+		const char *name = t->cmds[i].name;
+
+		if (strncmp(name, word, n) == 0 && name[n] == ' ')
+			return true;
+	}
+	return false;
+}
+
+static void print_group_help(FILE *f, const struct sbx_cli_tool *t, const char *word)
+{
+	size_t n = strlen(word);
+	bool first = true;
+
+	for (size_t i = 0; i < t->n_cmds; i++) {
+		const char *name = t->cmds[i].name;
+
+		if (strncmp(name, word, n) == 0 && name[n] == ' ') {
+			if (!first)
+				fputs("\n", f);
+			print_command_help(f, t, &t->cmds[i]);
+			first = false;
+		}
+	}
+}
+
+static int group_error(const struct sbx_cli *c, const struct sbx_cli_tool *t, const char *word)
+{
+	char list[256] = "";
+	size_t n = strlen(word);
+
+	for (size_t i = 0; i < t->n_cmds; i++) {
+		const char *name = t->cmds[i].name;
+
+		if (strncmp(name, word, n) == 0 && name[n] == ' ') {
+			if (list[0])
+				strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+			strncat(list, name + n + 1, sizeof(list) - strlen(list) - 1);
+		}
+	}
+	return sbx_cli_usage(c, word, "%s needs a subcommand: %s", word, list);
+}
+
+/* `PROG help [COMMAND...]` */
+static int run_help(const struct sbx_cli *c, const struct sbx_cli_tool *t, char **w, int n)
+{
+	const struct sbx_cli_cmd *cmd;
+	char san[128];
+	int used;
+
+	if (n == 0) {
+		print_general_help(stdout, t);
+		return SBX_EXIT_OK;
+	}
+	cmd = find_cmd(t, w, n, &used);
+	if (!cmd && t->fallback &&
+	    (strcmp(w[0], t->fallback->name) == 0 || strcmp(w[0], "ROLE") == 0))
+		cmd = t->fallback;
+	if (cmd) {
+		print_command_help(stdout, t, cmd);
+		return SBX_EXIT_OK;
+	}
+	if (is_group(t, w[0])) {
+		print_group_help(stdout, t, w[0]);
+		return SBX_EXIT_OK;
+	}
+	return sbx_cli_usage(c, NULL, "no help for \"%s\": not a command",
+			     sbx_sanitize(w[0], san, sizeof(san)));
+}
+
+/* The first tool option given that cmd does not take, or -1. */
+static int stray_option(const struct sbx_cli_tool *t, const struct sbx_cli_cmd *cmd,
+			uint32_t seen)
+{
+	uint32_t stray = seen & ~cmd->opts;
+
+	for (size_t i = 0; i < t->n_opts; i++)
+		if (stray & SBX_CLI_OPT_BIT(i))
+			return (int)i;
+	return -1;
+}
+
+static int dispatch(const struct sbx_cli_tool *t, struct parsed *p)
+{
+	const struct sbx_cli_cmd *cmd;
+	char san[128];
+	int used = 0, stray, rc;
+
+	if (p->version) {
+		printf("%s (%s) %s\n", t->prog, PACKAGE_NAME, PACKAGE_VERSION);
+		return SBX_EXIT_OK;
+	}
+	if (p->npos == 0) {
+		if (p->help) {
+			print_general_help(stdout, t);
+			return SBX_EXIT_OK;
+		}
+		return sbx_cli_usage(&p->cli, NULL, t->fallback ? "missing ROLE or command"
+							       : "missing command");
+	}
+	if (strcmp(p->pos[0], "help") == 0)
+		return run_help(&p->cli, t, p->pos + 1, p->npos - 1);
+	cmd = find_cmd(t, p->pos, p->npos, &used);
+	if (!cmd && is_group(t, p->pos[0])) {
+		if (p->help) {
+			print_group_help(stdout, t, p->pos[0]);
+			return SBX_EXIT_OK;
+		}
+		return group_error(&p->cli, t, p->pos[0]);
+	}
+	if (!cmd && !t->fallback)
+		return sbx_cli_usage(&p->cli, NULL, "unknown command \"%s\"",
+				     sbx_sanitize(p->pos[0], san, sizeof(san)));
+	if (!cmd) {
+		cmd = t->fallback;
+		used = 0;
+	}
+	if (p->help) {
+		print_command_help(stdout, t, cmd);
+		return SBX_EXIT_OK;
+	}
+	stray = stray_option(t, cmd, p->args.seen);
+	if (stray >= 0)
+		return sbx_cli_usage(&p->cli, cmd->name, "%s does not take --%s", cmd->name,
+				     t->opts[stray].name);
+	p->args.pos = p->pos + used;
+	p->args.npos = p->npos - used;
+	if (p->args.npos < cmd->min_args)
+		return sbx_cli_usage(&p->cli, cmd->name, "missing argument: %s %s", t->prog,
+				     cmd->synopsis);
+	if (cmd->max_args >= 0 && p->args.npos > cmd->max_args)
+		return sbx_cli_usage(&p->cli, cmd->name, "unexpected argument \"%s\"",
+				     sbx_sanitize(p->args.pos[cmd->max_args], san, sizeof(san)));
+	rc = resolve_globals(p);
+	if (rc)
+		return rc;
+	return cmd->run(&p->cli, &p->args);
+}
+
+int sbx_cli_main(const struct sbx_cli_tool *t, int argc, char **argv)
+{
+	struct parsed p = {
+		.cli = {
+			.prog = t->prog,
+			.timeout_ms = SBX_CLI_TIMEOUT_MS_DEFAULT,
+		},
+	};
+	int rc;
+
+	rc = parse_argv(t, argc, argv, &p);
+	if (rc == 0)
+		rc = dispatch(t, &p);
+	free(p.pos);
+	/* Output that never reached its reader is a failure too (a full
+	 * disk under `> file`); a closed pipe is the reader's choice. */
+	errno = 0;
+	if ((fflush(stdout) != 0 || ferror(stdout)) && errno != EPIPE) {
+		sbx_cli_error(&p.cli, "cannot write output: %s", strerror(errno ? errno : EIO));
+		if (rc == SBX_EXIT_OK)
+			rc = SBX_EXIT_REFUSED;
+	}
+	return rc;
+}
+
+int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool many,
+		      enum sbx_out_kind kind, json_t **out)
+{
+	struct sbx_cli_reply rep = { 0 };
+	json_t *j = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = sbx_cli_call(c, req, &rep);
+	if (rc)
+		goto out;
+	if (tag == 0)
+		j = sbx_out_decode_reply(rep.frame, rep.len, kind);
+	else if (many)
+		j = sbx_out_reply_records(rep.frame, rep.len, tag, kind);
+	else
+		j = sbx_out_reply_record(rep.frame, rep.len, tag, kind);
+	if (!j) {
+		if (tag && !many)
+			sbx_cli_error(c, "the broker's answer lacks the expected record (are %s "
+				      "and sbx-brokerd the same version?)", c->prog);
+		else
+			sbx_cli_error(c, "out of memory");
+		rc = SBX_EXIT_REFUSED;
+		goto out;
+	}
+	*out = j;
+out:
+	sbx_cli_reply_free(&rep);
+	return rc;
+}
+
+int sbx_cli_print_json(const struct sbx_cli *c, const json_t *j)
+{
+	if (sbx_out_print_json(stdout, j) == 0)
+		return SBX_EXIT_OK;
+	sbx_cli_error(c, "cannot print JSON: %s", strerror(errno ? errno : ENOMEM));
+	return SBX_EXIT_REFUSED;
+}

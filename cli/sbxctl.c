@@ -1,0 +1,879 @@
+/*
+ * sbxctl: for approvers and admins.  Decide on requests, look at grants,
+ * ask the broker the PAM module's question, check and explain policies
+ * and read the journal offline (see docs/cli.md).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "client.h"
+#include "log.h"
+#include "output.h"
+#include "policy/policy.h"
+#include "timeutil.h"
+
+#ifndef SBX_DEFAULT_STATE_DIR
+#define SBX_DEFAULT_STATE_DIR "/var/lib/sbx"
+#endif
+
+enum {
+	O_COMMENT,
+	O_FOR,
+	O_REASON,
+	O_USER,
+	O_ALL,
+	O_SERVICE,
+	O_RHOST,
+	O_TTY,
+	O_CONFIG,
+	O_STATE_DIR,
+	O_ROLE,
+	O_EVENT,
+	O_SINCE,
+	O_UNTIL,
+	O_FORMAT,
+	N_OPTS,
+};
+
+static const struct sbx_cli_opt opts[N_OPTS] = {
+	[O_COMMENT] = { "comment", true },
+	[O_FOR] = { "for", true },
+	[O_REASON] = { "reason", true },
+	[O_USER] = { "user", true },
+	[O_ALL] = { "all", false },
+	[O_SERVICE] = { "service", true },
+	[O_RHOST] = { "rhost", true },
+	[O_TTY] = { "tty", true },
+	[O_CONFIG] = { "config", true },
+	[O_STATE_DIR] = { "state-dir", true },
+	[O_ROLE] = { "role", true },
+	[O_EVENT] = { "event", true },
+	[O_SINCE] = { "since", true },
+	[O_UNTIL] = { "until", true },
+	[O_FORMAT] = { "format", true },
+};
+
+#define BIT(o) SBX_CLI_OPT_BIT(o)
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests and grants                                                 */
+
+static int print_requests(const struct sbx_cli *c, const json_t *reqs,
+			  const enum sbx_out_col *cols, size_t ncols, const char *none)
+{
+	if (c->json)
+		return sbx_cli_print_json(c, reqs);
+	if (json_array_size(reqs) == 0) {
+		puts(none);
+		return SBX_EXIT_OK;
+	}
+	if (sbx_out_print_request_table(stdout, reqs, cols, ncols) < 0) {
+		sbx_cli_error(c, "out of memory");
+		return SBX_EXIT_REFUSED;
+	}
+	return SBX_EXIT_OK;
+}
+
+static int cmd_pending(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	static const enum sbx_out_col cols[] = { SBX_COL_ID, SBX_COL_USER, SBX_COL_ROLE,
+						 SBX_COL_FOR, SBX_COL_LAPSES, SBX_COL_REASON };
+	json_t *reqs = NULL;
+	sbx_msg m = { 0 };
+	int rc;
+
+	(void)a;
+	if (sbx_cli_msg_init(c, &m, SBX_OP_PENDING) < 0) {
+		sbx_cli_error(c, "out of memory");
+		rc = SBX_EXIT_REFUSED;
+		goto out;
+	}
+	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, true, SBX_OUT_REQUEST, &reqs);
+	if (rc == SBX_EXIT_OK)
+		rc = print_requests(c, reqs, cols, 6, "no pending requests you may decide");
+out:
+	json_decref(reqs);
+	sbx_msg_free(&m);
+	return rc;
+}
+
+static int cmd_grants(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	static const enum sbx_out_col cols[] = { SBX_COL_ID, SBX_COL_USER, SBX_COL_ROLE,
+						 SBX_COL_STATE, SBX_COL_WHEN, SBX_COL_REASON };
+	bool all = a->val[O_ALL] != NULL;
+	json_t *reqs = NULL;
+	sbx_msg m = { 0 };
+	int rc;
+
+	if (a->val[O_USER] && sbx_cli_arg_name(c, "user", a->val[O_USER]))
+		return SBX_EXIT_USAGE;
+	if (sbx_cli_msg_init(c, &m, SBX_OP_GRANTS) < 0) {
+		sbx_cli_error(c, "out of memory");
+		rc = SBX_EXIT_REFUSED;
+		goto out;
+	}
+	sbx_msg_put_str_opt(&m, SBX_F_USER, a->val[O_USER]);
+	if (all)
+		sbx_msg_put_u32(&m, SBX_F_FLAGS, SBX_LIST_ALL);
+	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, true, SBX_OUT_REQUEST, &reqs);
+	if (rc == SBX_EXIT_OK)
+		rc = print_requests(c, reqs, cols, 6, all ? "no grants" : "no active grants");
+out:
+	json_decref(reqs);
+	sbx_msg_free(&m);
+	return rc;
+}
+
+/* approve, deny, revoke: ID and a few optional fields, the request back. */
+static int decide(const struct sbx_cli *c, const struct sbx_cli_args *a, uint16_t op)
+{
+	json_t *req = NULL;
+	sbx_msg m = { 0 };
+	int64_t secs = 0;
+	uint32_t id;
+	int rc;
+
+	if (sbx_cli_arg_id(c, "request id", a->pos[0], &id))
+		return SBX_EXIT_USAGE;
+	if (a->val[O_FOR] && sbx_cli_arg_duration(c, "--for", a->val[O_FOR], &secs))
+		return SBX_EXIT_USAGE;
+	if (a->val[O_COMMENT] && sbx_cli_arg_text(c, "--comment", a->val[O_COMMENT]))
+		return SBX_EXIT_USAGE;
+	if (a->val[O_REASON] && sbx_cli_arg_text(c, "--reason", a->val[O_REASON]))
+		return SBX_EXIT_USAGE;
+	if (sbx_cli_msg_init(c, &m, op) < 0) {
+		sbx_cli_error(c, "out of memory");
+		rc = SBX_EXIT_REFUSED;
+		goto out;
+	}
+	sbx_msg_put_u32(&m, SBX_F_ID, id);
+	sbx_msg_put_str_opt(&m, SBX_F_COMMENT, a->val[O_COMMENT]);
+	sbx_msg_put_str_opt(&m, SBX_F_REASON, a->val[O_REASON]);
+	if (secs > 0)
+		sbx_msg_put_i64(&m, SBX_F_DURATION, secs);
+	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, false, SBX_OUT_REQUEST, &req);
+	if (rc)
+		goto out;
+	if (c->json)
+		rc = sbx_cli_print_json(c, req);
+	else
+		sbx_out_print_request(stdout, req);
+out:
+	json_decref(req);
+	sbx_msg_free(&m);
+	return rc;
+}
+
+static int cmd_approve(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	return decide(c, a, SBX_OP_APPROVE);
+}
+
+static int cmd_deny(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	return decide(c, a, SBX_OP_DENY);
+}
+
+static int cmd_revoke(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	return decide(c, a, SBX_OP_REVOKE);
+}
+
+/* ------------------------------------------------------------------ */
+/* Decisions and the broker                                            */
+
+static int cmd_check(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	const char *user = a->pos[0];
+	json_t *res = NULL;
+	sbx_msg m = { 0 };
+	char msg[SBX_STR_MAX + 1];
+	bool allowed;
+	int rc;
+
+	if (sbx_cli_arg_name(c, "user", user))
+		return SBX_EXIT_USAGE;
+	if (sbx_cli_msg_init(c, &m, SBX_OP_CHECK) < 0) {
+		sbx_cli_error(c, "out of memory");
+		rc = SBX_EXIT_REFUSED;
+		goto out;
+	}
+	/* No SBX_CHECK_RECORD: a dry run leaves no access.checked record. */
+	sbx_msg_put_str(&m, SBX_F_USER, user);
+	sbx_msg_put_str_opt(&m, SBX_F_SERVICE, a->val[O_SERVICE]);
+	sbx_msg_put_str_opt(&m, SBX_F_RHOST, a->val[O_RHOST]);
+	sbx_msg_put_str_opt(&m, SBX_F_TTY, a->val[O_TTY]);
+	rc = sbx_cli_call_json(c, &m, 0, false, SBX_OUT_CHECK, &res);
+	if (rc)
+		goto out;
+	if (json_is_null(json_object_get(res, "user")))
+		json_object_set_new(res, "user", json_string(user));
+	allowed = json_is_true(json_object_get(res, "allowed"));
+	if (c->json) {
+		rc = sbx_cli_print_json(c, res);
+	} else {
+		const char *why = sbx_out_str(res, "reason");
+
+		printf("%s: %s\n", allowed ? "allowed" : "denied",
+		       why && *why ? sbx_sanitize(why, msg, sizeof(msg))
+				   : (allowed ? "the broker allows it" : "the broker says no"));
+	}
+	if (rc == SBX_EXIT_OK && !allowed)
+		rc = SBX_EXIT_REFUSED;
+out:
+	json_decref(res);
+	sbx_msg_free(&m);
+	return rc;
+}
+
+static void ping_line(const char *label, const json_t *j, const char *key, const char *prefix)
+{
+	char buf[SBX_STR_MAX + 1];
+	const char *v = sbx_out_str(j, key);
+
+	if (v)
+		printf("%-9s %s%s\n", label, prefix, sbx_sanitize(v, buf, sizeof(buf)));
+	else
+		printf("%-9s (not said)\n", label);
+}
+
+static int cmd_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	char buf[SBX_STR_MAX + 1];
+	json_t *res = NULL;
+	sbx_msg m = { 0 };
+	const char *degraded;
+	int rc;
+
+	(void)a;
+	if (sbx_cli_msg_init(c, &m, SBX_OP_PING) < 0) {
+		sbx_cli_error(c, "out of memory");
+		rc = SBX_EXIT_REFUSED;
+		goto out;
+	}
+	rc = sbx_cli_call_json(c, &m, 0, false, SBX_OUT_PING, &res);
+	if (rc)
+		goto out;
+	json_object_set_new(res, "socket", json_string(c->socket));
+	degraded = sbx_out_str(res, "degraded");
+	if (degraded && !*degraded)
+		degraded = NULL;
+	if (c->json) {
+		rc = sbx_cli_print_json(c, res);
+	} else {
+		ping_line("broker:", res, "version", "sbx-brokerd ");
+		ping_line("host:", res, "host", "");
+		ping_line("socket:", res, "socket", "");
+		ping_line("policy:", res, "policy_sha256", "sha256 ");
+		printf("%-9s last seq %lld\n", "journal:",
+		       (long long)json_integer_value(json_object_get(res, "seq")));
+		if (degraded)
+			printf("%-9s DEGRADED, refusing changes: %s\n", "state:",
+			       sbx_sanitize(degraded, buf, sizeof(buf)));
+		else
+			printf("%-9s ok\n", "state:");
+	}
+	if (rc == SBX_EXIT_OK && degraded)
+		rc = SBX_EXIT_REFUSED;
+out:
+	json_decref(res);
+	sbx_msg_free(&m);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Policy                                                              */
+
+static json_t *errors_json(const struct sbx_policy_errors *e)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < e->n; i++) {
+		if (json_array_append_new(a, json_pack("{s:i, s:i, s:s}", "line", e->v[i].line,
+						       "col", e->v[i].col, "message",
+						       e->v[i].msg ? e->v[i].msg : "")) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* Load a policy for an offline command; print its errors when it fails. */
+static int load_policy(const struct sbx_cli *c, const char *path, struct sbx_policy **p)
+{
+	struct sbx_policy_errors errs = { 0 };
+	int rc = SBX_EXIT_OK;
+
+	*p = NULL;
+	if (sbx_policy_load_file(path, p, &errs) < 0) {
+		sbx_policy_errors_print(stderr, &errs);
+		sbx_cli_error(c, "%s is not a valid policy (see `sbxctl policy check %s`)", path,
+			      path);
+		sbx_policy_free(*p);
+		*p = NULL;
+		rc = SBX_EXIT_USAGE;
+	}
+	sbx_policy_errors_free(&errs);
+	return rc;
+}
+
+static int cmd_policy_check(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	json_t *all = c->json ? json_array() : NULL;
+	int rc = SBX_EXIT_OK;
+
+	if (c->json && !all) {
+		sbx_cli_error(c, "out of memory");
+		return SBX_EXIT_REFUSED;
+	}
+	for (int i = 0; i < a->npos; i++) {
+		struct sbx_policy_errors errs = { 0 };
+		struct sbx_policy *p = NULL;
+		const char *file = a->pos[i];
+		bool ok = sbx_policy_load_file(file, &p, &errs) == 0;
+
+		if (!ok)
+			rc = SBX_EXIT_USAGE;
+		if (c->json)
+			json_array_append_new(all, json_pack("{s:s, s:b, s:o}", "file", file,
+							     "ok", ok, "errors", errors_json(&errs)));
+		else if (ok)
+			printf("%s: ok\n", file);
+		else
+			sbx_policy_errors_print(stderr, &errs);
+		sbx_policy_free(p);
+		sbx_policy_errors_free(&errs);
+	}
+	if (c->json && sbx_cli_print_json(c, all) != SBX_EXIT_OK)
+		rc = SBX_EXIT_REFUSED;
+	json_decref(all);
+	return rc;
+}
+
+static const char *how_text(enum sbx_membership m)
+{
+	switch (m) {
+	case SBX_MEMBER_STANDING: return "standing";
+	case SBX_MEMBER_ELIGIBLE: return "eligible";
+	case SBX_MEMBER_NONE: break;
+	}
+	return "none";
+}
+
+/* As the broker words it: the group's name, or "listed by name". */
+static const char *via_text(const char *group)
+{
+	return group ? group : "listed by name";
+}
+
+/* Why user may or may not log in, from the policy alone. */
+static json_t *offline_reason(const struct sbx_policy *p, const char *user,
+			      const struct sbx_role *login, const char *login_via,
+			      const json_t *roles)
+{
+	char buf[1024];
+	size_t off = 0;
+	int n_eligible = 0;
+
+	if (login) {
+		snprintf(buf, sizeof(buf), "%s may log in on %s: standing member of %s (%s%s)", user,
+			 p->broker.host, login->name, login_via ? "group " : "listed by name",
+			 login_via ? login_via : "");
+		return json_string(buf);
+	}
+	off = (size_t)snprintf(buf, sizeof(buf), "%s may not log in on %s without a grant: no "
+			       "standing role here", user, p->broker.host);
+	for (size_t i = 0; i < json_array_size(roles) && off < sizeof(buf); i++) {
+		const json_t *m = json_array_get(roles, i);
+
+		if (!str_eq(sbx_out_str(m, "how"), "eligible") ||
+		    !json_is_true(json_object_get(m, "host_match")))
+			continue;
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
+					n_eligible++ ? ", " : "; may request ",
+					sbx_out_str(m, "role"));
+	}
+	if (off < sizeof(buf))
+		snprintf(buf + off, sizeof(buf) - off, " (grants are not known offline)");
+	return json_string(buf);
+}
+
+static json_t *explain_offline(const struct sbx_policy *p, const char *user)
+{
+	const struct sbx_role *login;
+	const char *login_via = NULL;
+	json_t *roles = json_array(), *res = NULL;
+
+	if (!roles)
+		return NULL;
+	for (size_t i = 0; i < p->n_roles; i++) {
+		const struct sbx_role *r = &p->roles[i];
+		const char *via = NULL;
+		enum sbx_membership m = sbx_policy_membership(p, r, user, &via);
+
+		if (m == SBX_MEMBER_NONE)
+			continue;
+		if (json_array_append_new(roles, json_pack("{s:s, s:s, s:s, s:b, s:b, s:n}",
+							   "role", r->name, "how", how_text(m),
+							   "via", via_text(via), "login",
+							   m == SBX_MEMBER_STANDING && r->matches_host,
+							   "host_match", r->matches_host,
+							   "expires_at")) < 0)
+			goto fail;
+	}
+	login = sbx_policy_standing_login(p, user, &login_via);
+	res = json_pack("{s:s, s:b, s:o, s:s, s:O, s:b, s:s}", "user", user, "allowed",
+			login != NULL, "reason", offline_reason(p, user, login, login_via, roles),
+			"host", p->broker.host, "roles", roles, "offline", 1, "note",
+			"grants are not known offline: without --config the broker answers, "
+			"grants included");
+fail:
+	json_decref(roles);
+	return res;
+}
+
+static int print_explain(const struct sbx_cli *c, const json_t *res)
+{
+	char buf[SBX_STR_MAX + 1];
+	const json_t *roles = json_object_get(res, "roles");
+	const char *why = sbx_out_str(res, "reason");
+
+	if (c->json)
+		return sbx_cli_print_json(c, res);
+	printf("%s: %s\n", json_is_true(json_object_get(res, "allowed")) ? "allowed" : "denied",
+	       why ? sbx_sanitize(why, buf, sizeof(buf)) : "");
+	if (json_array_size(roles) == 0)
+		printf("%s has no role in this policy\n",
+		       sbx_sanitize(sbx_out_str(res, "user") ?: "?", buf, sizeof(buf)));
+	else if (sbx_out_print_memberships(stdout, roles) < 0)
+		return SBX_EXIT_REFUSED;
+	if (sbx_out_str(res, "note"))
+		printf("note: %s\n", sbx_out_str(res, "note"));
+	return SBX_EXIT_OK;
+}
+
+static int cmd_policy_explain(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	const char *user = a->pos[0];
+	struct sbx_policy *p = NULL;
+	json_t *res = NULL;
+	sbx_msg m = { 0 };
+	int rc;
+
+	if (sbx_cli_arg_name(c, "user", user))
+		return SBX_EXIT_USAGE;
+	if (a->val[O_CONFIG]) {
+		rc = load_policy(c, a->val[O_CONFIG], &p);
+		if (rc)
+			goto out;
+		res = explain_offline(p, user);
+		if (!res) {
+			sbx_cli_error(c, "out of memory");
+			rc = SBX_EXIT_REFUSED;
+			goto out;
+		}
+	} else {
+		if (sbx_cli_msg_init(c, &m, SBX_OP_EXPLAIN) < 0) {
+			sbx_cli_error(c, "out of memory");
+			rc = SBX_EXIT_REFUSED;
+			goto out;
+		}
+		sbx_msg_put_str(&m, SBX_F_USER, user);
+		rc = sbx_cli_call_json(c, &m, 0, false, SBX_OUT_EXPLAIN, &res);
+		if (rc)
+			goto out;
+		if (json_is_null(json_object_get(res, "user")))
+			json_object_set_new(res, "user", json_string(user));
+		json_object_set_new(res, "offline", json_false());
+	}
+	rc = print_explain(c, res);
+out:
+	json_decref(res);
+	sbx_msg_free(&m);
+	sbx_policy_free(p);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Audit                                                               */
+
+/* --state-dir, else the policy's broker.state_dir (--config), else the
+ * built-in default.  *out is malloc'd. */
+static int state_dir_for(const struct sbx_cli *c, const struct sbx_cli_args *a, char **out)
+{
+	struct sbx_policy *p = NULL;
+	int rc;
+
+	*out = NULL;
+	if (a->val[O_STATE_DIR]) {
+		*out = strdup(a->val[O_STATE_DIR]);
+	} else if (a->val[O_CONFIG]) {
+		rc = load_policy(c, a->val[O_CONFIG], &p);
+		if (rc)
+			return rc;
+		*out = strdup(p->broker.state_dir ? p->broker.state_dir : SBX_DEFAULT_STATE_DIR);
+		sbx_policy_free(p);
+	} else {
+		*out = strdup(SBX_DEFAULT_STATE_DIR);
+	}
+	if (!*out) {
+		sbx_cli_error(c, "out of memory");
+		return SBX_EXIT_REFUSED;
+	}
+	return SBX_EXIT_OK;
+}
+
+static int cmd_audit_verify(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	char *dir = NULL;
+	int rc = state_dir_for(c, a, &dir);
+
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_verify(c, dir);
+	free(dir);
+	return rc;
+}
+
+static int when_arg(const struct sbx_cli *c, const char *opt, const char *s, int64_t *us)
+{
+	char san[64];
+
+	if (sbx_cli_parse_when(s, sbx_now_us(), us) == 0)
+		return SBX_EXIT_OK;
+	return sbx_cli_usage(c, "audit query", "bad time \"%s\" for %s: write an RFC 3339 time "
+			     "(2026-11-28T09:00:00Z), a date (2026-11-28) or a duration meaning "
+			     "that long ago (2h, 1d)", sbx_sanitize(s, san, sizeof(san)), opt);
+}
+
+static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct sbx_audit_query q = {
+		.user = a->val[O_USER],
+		.role = a->val[O_ROLE],
+		.event = a->val[O_EVENT],
+		.format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT,
+	};
+	char *dir = NULL, san[64];
+	int rc;
+
+	if (a->val[O_FORMAT] && sbx_audit_parse_format(a->val[O_FORMAT], &q.format) < 0)
+		return sbx_cli_usage(c, "audit query", "bad --format \"%s\": use text, jsonl or csv",
+				     sbx_sanitize(a->val[O_FORMAT], san, sizeof(san)));
+	if (a->val[O_SINCE]) {
+		if (when_arg(c, "--since", a->val[O_SINCE], &q.since_us))
+			return SBX_EXIT_USAGE;
+		q.has_since = true;
+	}
+	if (a->val[O_UNTIL]) {
+		if (when_arg(c, "--until", a->val[O_UNTIL], &q.until_us))
+			return SBX_EXIT_USAGE;
+		q.has_until = true;
+	}
+	rc = state_dir_for(c, a, &dir);
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_query(c, dir, &q);
+	free(dir);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The manual                                                          */
+
+static const struct sbx_cli_cmd cmds[] = {
+	{
+		.name = "pending",
+		.synopsis = "pending",
+		.summary = "requests waiting for your decision",
+		.help =
+		"List the pending requests you may approve or deny, as a table:\n"
+		"  ID  USER  ROLE  FOR  LAPSES  REASON\n"
+		"FOR is the duration asked for; LAPSES is when the request lapses if\n"
+		"nobody decides.  Use --json to see approvers and approvals so far.\n"
+		"\n"
+		"Example:\n"
+		"  sbxctl pending\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = 0,
+		.run = cmd_pending,
+	},
+	{
+		.name = "approve",
+		.synopsis = "approve ID [--comment TEXT] [--for DUR]",
+		.summary = "approve a pending request",
+		.help =
+		"Approve pending request ID.  Only approvers of the role count (the\n"
+		"requester's manager, members of the listed groups, listed users), never\n"
+		"the requester.  When enough approvals are in, the grant becomes active\n"
+		"and its clock starts.\n"
+		"\n"
+		"Options:\n"
+		"  --comment TEXT   a note for the requester and the journal\n"
+		"  --for DUR        grant less time than asked; an approver may shorten a\n"
+		"                   request, never lengthen it\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl approve 42\n"
+		"  sbxctl approve 42 --for 30m --comment \"30 minutes is enough for that\"\n",
+		.min_args = 1,
+		.max_args = 1,
+		.opts = BIT(O_COMMENT) | BIT(O_FOR),
+		.run = cmd_approve,
+	},
+	{
+		.name = "deny",
+		.synopsis = "deny ID [--reason TEXT]",
+		.summary = "deny a pending request",
+		.help =
+		"Deny pending request ID.  One denial by an approver ends it.\n"
+		"\n"
+		"Options:\n"
+		"  --reason TEXT    why, for the requester and the journal\n"
+		"\n"
+		"Example:\n"
+		"  sbxctl deny 42 --reason \"use the read-only role for that\"\n",
+		.min_args = 1,
+		.max_args = 1,
+		.opts = BIT(O_REASON),
+		.run = cmd_deny,
+	},
+	{
+		.name = "revoke",
+		.synopsis = "revoke ID [--reason TEXT]",
+		.summary = "end an active grant now",
+		.help =
+		"End active grant ID now.  Approvers of the role and admins may revoke;\n"
+		"holders give their own grants back with `sbx-request drop`.\n"
+		"\n"
+		"Options:\n"
+		"  --reason TEXT    why, for the holder and the journal\n"
+		"\n"
+		"Example:\n"
+		"  sbxctl revoke 42 --reason \"incident closed\"\n",
+		.min_args = 1,
+		.max_args = 1,
+		.opts = BIT(O_REASON),
+		.run = cmd_revoke,
+	},
+	{
+		.name = "grants",
+		.synopsis = "grants [--user U] [--all]",
+		.summary = "active grants",
+		.help =
+		"List active grants as a table, newest first:\n"
+		"  ID  USER  ROLE  STATE  EXPIRES/ENDS  REASON\n"
+		"Admins see everybody's grants, anyone else their own.\n"
+		"\n"
+		"Options:\n"
+		"  --user U         only U's grants\n"
+		"  --all            also grants that have ended (expired or revoked)\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl grants\n"
+		"  sbxctl grants --user erin --all --json\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_USER) | BIT(O_ALL),
+		.run = cmd_grants,
+	},
+	{
+		.name = "check",
+		.synopsis = "check USER [--service S] [--rhost H] [--tty T]",
+		.summary = "may USER log in on this host now? (dry run)",
+		.help =
+		"Ask the broker the question the PAM module asks at login: may USER log\n"
+		"in on this host now, and why?  Prints \"allowed: <why>\" or\n"
+		"\"denied: <why>\" and exits 0 or 1.  A dry run: nothing is recorded in the\n"
+		"journal.\n"
+		"\n"
+		"Options:\n"
+		"  --service S      the PAM service to ask about (e.g. sshd)\n"
+		"  --rhost H        the remote host the login would come from\n"
+		"  --tty T          the terminal\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl check erin\n"
+		"  sbxctl check erin --service sshd --rhost 10.0.0.7 --json\n",
+		.min_args = 1,
+		.max_args = 1,
+		.opts = BIT(O_SERVICE) | BIT(O_RHOST) | BIT(O_TTY),
+		.run = cmd_check,
+	},
+	{
+		.name = "status",
+		.synopsis = "status",
+		.summary = "is the broker up and healthy?",
+		.help =
+		"Ask the broker how it is: its version, the host name it decides for,\n"
+		"the sha256 of the policy it runs, the journal's last seq, and whether\n"
+		"it is degraded (refusing changes because the journal cannot be\n"
+		"written).  Exits 0 when healthy, 1 when degraded, 3 when unreachable,\n"
+		"so it can serve as a health check.\n"
+		"\n"
+		"Example:\n"
+		"  sbxctl status\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = 0,
+		.run = cmd_status,
+	},
+	{
+		.name = "policy check",
+		.synopsis = "policy check FILE [FILE...]",
+		.summary = "validate policy files (offline)",
+		.help =
+		"Load and validate each policy FILE without the broker.  Prints\n"
+		"\"FILE: ok\" on stdout for a valid file and FILE:LINE:COL: message on\n"
+		"stderr for every problem in an invalid one (unknown keys, wrong types,\n"
+		"bad durations or regexes, unknown groups, users or profiles, a role\n"
+		"loosening its profile, duplicate gids).  Exits 2 when any file has an\n"
+		"error.  With --json, prints [{\"file\", \"ok\", \"errors\": [{\"line\",\n"
+		"\"col\", \"message\"}]}] on stdout instead.\n"
+		"\n"
+		"Example:\n"
+		"  sbxctl policy check /etc/sbx/policy.yaml\n",
+		.min_args = 1,
+		.max_args = -1,
+		.opts = 0,
+		.run = cmd_policy_check,
+	},
+	{
+		.name = "policy explain",
+		.synopsis = "policy explain USER [--config FILE]",
+		.summary = "which roles USER has, how, and may they log in",
+		.help =
+		"Show which roles USER has (standing or eligible, and through which\n"
+		"group), which of them let USER log in on this host, and whether USER\n"
+		"may log in now.  The first line is \"allowed: <why>\" or \"denied: <why>\";\n"
+		"the exit status is 0 either way (use `sbxctl check` for a yes/no).\n"
+		"\n"
+		"Options:\n"
+		"  --config FILE    work offline from this policy file alone, without the\n"
+		"                   broker.  Grants are not known offline, so a user who\n"
+		"                   could log in only through a grant shows as denied.\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl policy explain erin\n"
+		"  sbxctl policy explain erin --config /etc/sbx/policy.yaml\n",
+		.min_args = 1,
+		.max_args = 1,
+		.opts = BIT(O_CONFIG),
+		.run = cmd_policy_explain,
+	},
+	{
+		.name = "audit verify",
+		.synopsis = "audit verify [--state-dir DIR | --config FILE]",
+		.summary = "check the journal's hash chain (offline)",
+		.help =
+		"Read the whole journal under DIR/journal without the broker and check\n"
+		"every record: well-formed, seq contiguous from 1, hash chain unbroken.\n"
+		"Prints \"journal intact: N records, last seq N\" and exits 0, or\n"
+		"\"journal BROKEN at seq N: <what and where>\" and exits 1.  A torn last\n"
+		"line (a crash mid-write the broker has not yet repaired) counts as\n"
+		"broken.  Exits 2 when there is no readable journal in DIR.\n"
+		"\n"
+		"Options:\n"
+		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy's\n"
+		"                   broker.state_dir (--state-dir wins over it)\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl audit verify\n"
+		"  sbxctl audit verify --state-dir /srv/sbx-demo/state\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG),
+		.run = cmd_audit_verify,
+	},
+	{
+		.name = "audit query",
+		.synopsis = "audit query [--state-dir DIR | --config FILE] [--user U] [--role R] "
+			    "[--event E] [--since T] [--until T] [--format text|jsonl|csv]",
+		.summary = "search the journal (offline)",
+		.help =
+		"Print the journal records that match every filter given, oldest first,\n"
+		"reading the journal without the broker (and without checking the\n"
+		"chain: use `audit verify` for that).\n"
+		"\n"
+		"Options:\n"
+		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"  --user U         records whose \"user\" or \"actor\" is U\n"
+		"  --role R         records whose \"role\" is R\n"
+		"  --event E        records whose event is E, or starts with E when E ends\n"
+		"                   in '.' or \".*\" (--event grant. matches grant.activated,\n"
+		"                   grant.expired and grant.revoked)\n"
+		"  --since T        records at or after T\n"
+		"  --until T        records before T\n"
+		"                   T is an RFC 3339 time (2026-11-28T09:00:00Z), a date\n"
+		"                   (2026-11-28, midnight UTC) or a duration meaning that\n"
+		"                   long ago (2h, 1d12h)\n"
+		"  --format F       text (default): one line per record: time, seq, event,\n"
+		"                     actor, user, role, id, then the other fields as\n"
+		"                     key=value (\"-\" for a missing column)\n"
+		"                   jsonl: the journal's lines exactly as stored\n"
+		"                   csv: RFC 4180 (CRLF), a header line, then\n"
+		"                     seq,time,event,actor,through,user,role,id,details\n"
+		"                     with details the other fields as a JSON object\n"
+		"                   --json without --format prints one JSON array.\n"
+		"  Text and CSV replace control characters with '?'; jsonl is exact.\n"
+		"  prev and hash appear only in jsonl and --json.\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl audit query --user erin --since 1d\n"
+		"  sbxctl audit query --event grant. --format csv > grants.csv\n"
+		"  sbxctl audit query --since 2026-11-01 --until 2026-12-01 --format jsonl\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
+			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT),
+		.run = cmd_audit_query,
+	},
+};
+
+static const struct sbx_cli_tool tool = {
+	.prog = "sbxctl",
+	.purpose =
+	"Approve, deny and revoke access through the sbx broker (sbx-brokerd), see\n"
+	"who holds what, ask the broker the login question, and check policies and\n"
+	"the journal.  `policy check`, `policy explain --config` and `audit` work\n"
+	"offline, without the broker.\n",
+	.opts = opts,
+	.n_opts = N_OPTS,
+	.cmds = cmds,
+	.n_cmds = sizeof(cmds) / sizeof(cmds[0]),
+	.fallback = NULL,
+	.extra_help =
+	"Durations (--for): a number and a unit, largest unit first, each unit at\n"
+	"most once: 90s, 30m, 1h, 1h30m, 2d, 1w.\n"
+	"\n"
+	"--json prints a request or grant as an object with id, user, role, state,\n"
+	"expires_at (RFC 3339 or null) and every other field (see docs/cli.md), a\n"
+	"list as an array; check as {\"allowed\", \"reason\", \"user\", \"role\", \"id\",\n"
+	"\"via\"}; policy explain as {\"user\", \"allowed\", \"reason\", \"roles\": [...]}.\n",
+	.examples =
+	"  sbxctl pending\n"
+	"  sbxctl approve 42 --comment \"ok for the import fix\"\n"
+	"  sbxctl check erin\n"
+	"  sbxctl grants --user erin\n"
+	"  sbxctl policy check /etc/sbx/policy.yaml\n"
+	"  sbxctl audit verify --state-dir /var/lib/sbx\n"
+	"  sbxctl audit query --event grant. --since 1d\n",
+};
+
+int main(int argc, char **argv)
+{
+	return sbx_cli_main(&tool, argc, argv);
+}
