@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 int sbx_caller_from_socket(int fd, struct sbx_caller *c)
@@ -61,12 +62,66 @@ out:
 	return found;
 }
 
+/* Every CLI call is a new connection, and a passwd/group lookup costs more
+ * than the decision itself, so answers are kept for a few seconds.  Only
+ * the event-loop thread calls this. */
+#define CACHE_SLOTS 64
+#define CACHE_TTL_MS 5000
+
+struct cached_caller {
+	uid_t uid;
+	gid_t gid;
+	int64_t until_ms;
+	char admin_group[SBX_NAME_MAX + 1];
+	struct sbx_caller who;
+};
+
+static struct cached_caller cache[CACHE_SLOTS];
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct cached_caller *cache_slot(uid_t uid)
+{
+	return &cache[uid % CACHE_SLOTS];
+}
+
+static bool cache_get(struct sbx_caller *c, const char *admin_group)
+{
+	struct cached_caller *e = cache_slot(c->uid);
+
+	if (e->until_ms <= now_ms() || e->uid != c->uid || e->gid != c->gid ||
+	    strcmp(e->admin_group, admin_group ? admin_group : "") != 0)
+		return false;
+	snprintf(c->name, sizeof(c->name), "%s", e->who.name);
+	c->has_account = e->who.has_account;
+	c->admin = e->who.admin;
+	c->resolved = true;
+	return true;
+}
+
+static void cache_put(const struct sbx_caller *c, const char *admin_group)
+{
+	struct cached_caller *e = cache_slot(c->uid);
+
+	e->uid = c->uid;
+	e->gid = c->gid;
+	e->who = *c;
+	snprintf(e->admin_group, sizeof(e->admin_group), "%s", admin_group ? admin_group : "");
+	e->until_ms = now_ms() + CACHE_TTL_MS;
+}
+
 void sbx_caller_resolve(struct sbx_caller *c, const char *admin_group)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096];
 
-	if (c->resolved)
+	if (c->resolved || cache_get(c, admin_group))
 		return;
 	c->resolved = true;
 	if (getpwuid_r(c->uid, &pw, buf, sizeof(buf), &res) == 0 && res &&
@@ -78,4 +133,5 @@ void sbx_caller_resolve(struct sbx_caller *c, const char *admin_group)
 	}
 	c->admin = c->uid == 0 ||
 		   (c->has_account && admin_group && in_group(c->name, c->gid, admin_group));
+	cache_put(c, admin_group);
 }

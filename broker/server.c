@@ -31,6 +31,7 @@ struct conn {
 	bool close_after;
 	uint64_t wait_seq;    /* out may go only once this seq is durable */
 	int64_t deadline_ms;
+	bool dead;            /* closed; freed at the end of the loop iteration */
 	struct conn *prev, *next;
 };
 
@@ -39,6 +40,9 @@ struct server {
 	const struct sbx_server_opts *o;
 	int ep, listen_fd, sig_fd, journal_fd;
 	struct conn *conns; /* every open connection, for deadlines and waits */
+	/* Closed connections wait here until the end of the loop iteration:
+	 * a later event of the same epoll batch may still point at them. */
+	struct conn *graveyard;
 	int n_conns;
 	bool stopping;
 };
@@ -96,6 +100,9 @@ int sbx_server_listen(const char *path, char *err, size_t errlen)
 
 static void conn_close(struct server *s, struct conn *c)
 {
+	if (c->dead)
+		return;
+	c->dead = true;
 	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	if (c->prev)
@@ -106,8 +113,21 @@ static void conn_close(struct server *s, struct conn *c)
 		c->next->prev = c->prev;
 	s->n_conns--;
 	free(c->in);
+	c->in = NULL;
 	sbx_msg_free(&c->out);
-	free(c);
+	c->prev = NULL;
+	c->next = s->graveyard;
+	s->graveyard = c;
+}
+
+static void bury_dead(struct server *s)
+{
+	while (s->graveyard) {
+		struct conn *c = s->graveyard;
+
+		s->graveyard = c->next;
+		free(c);
+	}
 }
 
 static void conn_watch(struct server *s, struct conn *c, uint32_t events)
@@ -371,7 +391,9 @@ static void sweep_deadlines(struct server *s)
 
 static int loop_timeout_ms(struct server *s)
 {
-	int64_t next = sbx_state_next_deadline(s->b->state);
+	/* A broker that cannot write cannot end anything either: do not spin
+	 * on a deadline that has passed. */
+	int64_t next = s->b->degraded[0] ? INT64_MAX : sbx_state_next_deadline(s->b->state);
 	int64_t now_us = sbx_now_us();
 	int64_t ms = 250;
 
@@ -427,6 +449,8 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				handle_signals(&s);
 			else if (tag == &tag_journal)
 				journal_progress(&s);
+			else if (((struct conn *)tag)->dead)
+				continue;
 			else if (conn_held_and_gone(&s, tag, evs[i].events))
 				continue;
 			else if (evs[i].events & EPOLLOUT)
@@ -440,6 +464,7 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 			last_sweep = sbx_mono_ms();
 		}
 		sbx_journal_maybe_snapshot(b->journal, sbx_broker_snapshot_state, b, false);
+		bury_dead(&s);
 	}
 	ret = 0;
 out:
@@ -448,6 +473,7 @@ out:
 		journal_progress(&s);
 	while (s.conns)
 		conn_close(&s, s.conns);
+	bury_dead(&s);
 	if (s.ep >= 0)
 		close(s.ep);
 	if (s.sig_fd >= 0)

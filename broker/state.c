@@ -116,6 +116,23 @@ static struct user_open *user_slot(struct sbx_state *s, const char *user, bool c
 	}
 }
 
+static int64_t req_deadline(const struct sbx_req *r);
+
+/* Keep the cached earliest deadline without rescanning: a new deadline can
+ * only lower it; losing the deadline that held the minimum forces a rescan
+ * (once, on the next question). */
+static void deadline_added(struct sbx_state *s, int64_t d)
+{
+	if (!s->deadline_dirty && d < s->next_deadline)
+		s->next_deadline = d;
+}
+
+static void deadline_removed(struct sbx_state *s, int64_t d)
+{
+	if (d <= s->next_deadline)
+		s->deadline_dirty = true;
+}
+
 static int open_add(struct sbx_state *s, struct sbx_req *r)
 {
 	struct user_open *u = user_slot(s, r->user, true);
@@ -137,15 +154,16 @@ static int open_add(struct sbx_state *s, struct sbx_req *r)
 		u->cap = cap;
 	}
 	u->ids[u->n++] = r->id;
-	s->deadline_dirty = true;
+	deadline_added(s, req_deadline(r));
 	return 0;
 }
 
-static void open_remove(struct sbx_state *s, const struct sbx_req *r)
+/* old_deadline: what the request's deadline was while it was open. */
+static void open_remove(struct sbx_state *s, const struct sbx_req *r, int64_t old_deadline)
 {
 	struct user_open *u = user_slot(s, r->user, false);
 
-	s->deadline_dirty = true;
+	deadline_removed(s, old_deadline);
 	if (!u)
 		return;
 	for (size_t i = 0; i < u->n; i++) {
@@ -393,7 +411,7 @@ static int apply_created(struct sbx_state *s, const json_t *rec, int64_t at,
 	ret = 0;
 out:
 	if (r && r->user)
-		open_remove(s, r);
+		open_remove(s, r, req_deadline(r));
 	req_free(r);
 	return ret;
 }
@@ -441,8 +459,9 @@ static int apply_activated(struct sbx_state *s, struct sbx_req *r, const json_t 
 		FAIL("out of memory");
 	v = json_object_get(rec, "gid");
 	r->gid = json_is_integer(v) ? (uint32_t)json_integer_value(v) : 0;
+	deadline_removed(s, r->lapses_at);
 	r->state = SBX_REQ_ACTIVE;
-	s->deadline_dirty = true;
+	deadline_added(s, r->expires_at);
 	ret = 0;
 out:
 	return ret;
@@ -455,6 +474,8 @@ static int apply_end(struct sbx_state *s, struct sbx_req *r, enum sbx_req_state 
 					  ? SBX_REQ_ACTIVE : SBX_REQ_PENDING;
 	int ret = -1;
 
+	int64_t old_deadline = req_deadline(r);
+
 	if (r->state != from)
 		FAIL("request %u cannot become %s: it is %s", r->id, sbx_req_state_name(to),
 		     sbx_req_state_name(r->state));
@@ -462,7 +483,7 @@ static int apply_end(struct sbx_state *s, struct sbx_req *r, enum sbx_req_state 
 	r->ended_at = at;
 	if (dup_opt(&r->ended_by, rec, "actor") || dup_opt(&r->end_reason, rec, "reason"))
 		FAIL("out of memory");
-	open_remove(s, r);
+	open_remove(s, r, old_deadline);
 	ret = 0;
 out:
 	return ret;
