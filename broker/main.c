@@ -123,7 +123,7 @@ static int override(char **setting, const char *value)
 	return 0;
 }
 
-static struct sbx_policy *load_policy(const struct options *o)
+static struct sbx_policy *load_policy(const struct options *o, struct sbx_broker *b)
 {
 	struct sbx_policy_errors errs = { 0 };
 	struct sbx_policy *p = NULL;
@@ -136,6 +136,8 @@ static struct sbx_policy *load_policy(const struct options *o)
 		return NULL;
 	}
 	sbx_policy_errors_free(&errs);
+	b->file_socket = strdup(p->broker.socket);
+	b->file_state_dir = strdup(p->broker.state_dir);
 	if (override(&p->broker.socket, o->socket) < 0 ||
 	    override(&p->broker.state_dir, o->state_dir) < 0) {
 		sbx_policy_free(p);
@@ -254,22 +256,23 @@ int main(int argc, char **argv)
 	struct sbx_journal_opts jo = { 0 };
 	struct sbx_server_opts so = { .max_conns = 4096, .io_timeout_ms = 5000 };
 	char err[512];
-	int ready_fd = -1, listen_fd = -1, ret = 1;
+	int ready_fd = -1, listen_fd = -1, ret = 2;
 
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
 	sbx_log_init("sbx-brokerd", o.foreground || o.check ? SBX_LOG_STDERR : SBX_LOG_SYSLOG,
 		     o.debug);
-	b.policy = load_policy(&o);
+	b.policy = load_policy(&o, &b);
 	if (!b.policy)
-		return 2;
+		goto out;
 	if (o.check) {
 		printf("%s: ok: %zu roles, host %s, socket %s, state dir %s, sha256 %s\n", o.config,
 		       b.policy->n_roles, b.policy->broker.host, b.policy->broker.socket,
 		       b.policy->broker.state_dir, b.policy->sha256_hex);
-		sbx_policy_free(b.policy);
-		return 0;
+		ret = 0;
+		goto out;
 	}
+	ret = 1;
 	b.config_path = strdup(o.config);
 	umask(077);
 	if (!o.foreground && daemonize(&ready_fd) < 0) {
@@ -333,5 +336,7 @@ out:
 	sbx_state_free(b.state);
 	sbx_policy_free(b.policy);
 	free(b.config_path);
+	free(b.file_socket);
+	free(b.file_state_dir);
 	return ret;
 }

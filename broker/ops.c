@@ -386,8 +386,12 @@ static int resolve_who(struct sbx_broker *b, struct sbx_caller *c, const struct 
 		return -1;
 	}
 	w->person = a->as_user;
-	if (strcmp(a->as_user, c->name) != 0)
+	if (strcmp(a->as_user, c->name) != 0) {
 		w->through = c->name;
+		/* Acting for someone means acting with their rights, not the
+		 * admin's: the journal will name them as the actor. */
+		w->admin = false;
+	}
 	return 0;
 }
 
@@ -1197,15 +1201,19 @@ static void record_rejected(struct sbx_broker *b, const struct sbx_policy_errors
 	(void)sbx_broker_record(b, "policy.rejected", SYSTEM_ACTOR, f, &seq);
 }
 
-/* Swap one string of the new policy for the running one's. */
-static void keep_setting(char **fresh, char *const *running, const char *what)
+/* socket and state_dir cannot change under a running broker: the new
+ * policy gets the running values.  Warn only when the file itself changed
+ * them (they may differ from the file because of --socket/--state-dir). */
+static void keep_setting(char **fresh, char *const *running, char **in_file, const char *what)
 {
-	if (*running && (!*fresh || strcmp(*fresh, *running) != 0)) {
+	if (*fresh && *in_file && strcmp(*fresh, *in_file) != 0) {
 		sbx_warn("policy reload: broker.%s changes only at restart; keeping %s", what,
 			 *running);
-		free(*fresh);
-		*fresh = strdup(*running);
+		free(*in_file);
+		*in_file = strdup(*fresh);
 	}
+	free(*fresh);
+	*fresh = *running ? strdup(*running) : NULL;
 }
 
 void sbx_broker_reload(struct sbx_broker *b)
@@ -1223,8 +1231,9 @@ void sbx_broker_reload(struct sbx_broker *b)
 		record_rejected(b, &errs);
 		goto out;
 	}
-	keep_setting(&fresh->broker.socket, &b->policy->broker.socket, "socket");
-	keep_setting(&fresh->broker.state_dir, &b->policy->broker.state_dir, "state_dir");
+	keep_setting(&fresh->broker.socket, &b->policy->broker.socket, &b->file_socket, "socket");
+	keep_setting(&fresh->broker.state_dir, &b->policy->broker.state_dir, &b->file_state_dir,
+		     "state_dir");
 	sbx_policy_free(b->policy);
 	b->policy = fresh;
 	fresh = NULL;

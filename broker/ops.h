@@ -23,6 +23,10 @@ struct sbx_broker {
 	char *config_path;
 	struct sbx_state *state;
 	struct sbx_journal *journal;
+	/* broker.socket and broker.state_dir as the file says (the running
+	 * values may come from --socket/--state-dir) */
+	char *file_socket;
+	char *file_state_dir;
 	/* Non-empty once the journal failed: changes are refused, checks
 	 * keep being answered from memory. */
 	char degraded[512];
