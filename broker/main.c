@@ -315,6 +315,7 @@ int main(int argc, char **argv)
 		 b.policy->broker.host, b.policy->broker.socket,
 		 (unsigned long long)sbx_journal_last_seq(b.journal), sbx_state_count(b.state));
 	signal_ready(&ready_fd, 0);
+	sbx_journal_defer_commits(b.journal, true);
 	ret = sbx_server_run(&b, listen_fd, &so) == 0 ? 0 : 1;
 	record_stop(&b);
 	if (sbx_journal_flush(b.journal) == 0)

@@ -45,7 +45,21 @@ struct server {
 	struct conn *graveyard;
 	int n_conns;
 	bool stopping;
+	/* Group commit: records appended during a loop pass are handed to the
+	 * writer together at its end.  Records nobody waits for (login
+	 * decisions, expiries) may wait up to COMMIT_DELAY_MS to share a
+	 * sync with later ones. */
+	uint64_t committed;
+	int64_t uncommitted_since_ms;
+	bool urgent;
+	uint64_t snap_seq;
 };
+
+#define COMMIT_DELAY_MS 50
+/* Snapshot when the records since the last one reach the larger of this
+ * and the seq of the last one: the cost of writing snapshots stays
+ * proportional to the records written, however long the history. */
+#define SNAPSHOT_MIN_RECORDS 10000
 
 /* epoll tags for the fds that are not connections */
 static int tag_listen, tag_signal, tag_journal;
@@ -190,6 +204,7 @@ static int conn_reply(struct server *s, struct conn *c)
 	}
 	if (c->wait_seq && c->wait_seq > sbx_journal_durable_seq(s->b->journal)) {
 		conn_watch(s, c, 0);
+		s->urgent = true;
 		return 0;
 	}
 	c->wait_seq = 0;
@@ -389,6 +404,36 @@ static void sweep_deadlines(struct server *s)
 	}
 }
 
+static void commit_journal(struct server *s)
+{
+	uint64_t last = sbx_journal_last_seq(s->b->journal);
+	int64_t now = sbx_mono_ms();
+
+	if (last == s->committed)
+		return;
+	if (!s->uncommitted_since_ms)
+		s->uncommitted_since_ms = now;
+	if (!s->urgent && now - s->uncommitted_since_ms < COMMIT_DELAY_MS)
+		return;
+	sbx_journal_commit(s->b->journal);
+	s->committed = last;
+	s->uncommitted_since_ms = 0;
+	s->urgent = false;
+}
+
+static void maybe_snapshot(struct server *s)
+{
+	uint64_t last = sbx_journal_last_seq(s->b->journal);
+	uint64_t every = s->snap_seq > SNAPSHOT_MIN_RECORDS ? s->snap_seq : SNAPSHOT_MIN_RECORDS;
+
+	if (last - s->snap_seq < every || s->b->degraded[0])
+		return;
+	/* A failed snapshot is only lost speed at the next start-up: try again
+	 * after as many records, not on every pass. */
+	(void)sbx_journal_maybe_snapshot(s->b->journal, sbx_broker_snapshot_state, s->b, true);
+	s->snap_seq = last;
+}
+
 static int loop_timeout_ms(struct server *s)
 {
 	/* A broker that cannot write cannot end anything either: do not spin
@@ -396,6 +441,12 @@ static int loop_timeout_ms(struct server *s)
 	int64_t next = s->b->degraded[0] ? INT64_MAX : sbx_state_next_deadline(s->b->state);
 	int64_t now_us = sbx_now_us();
 	int64_t ms = 250;
+
+	if (s->uncommitted_since_ms) {
+		int64_t left = COMMIT_DELAY_MS - (sbx_mono_ms() - s->uncommitted_since_ms);
+
+		ms = left < 0 ? 0 : left;
+	}
 
 	if (next != INT64_MAX) {
 		int64_t until = next * 1000 - now_us / 1000;
@@ -416,6 +467,9 @@ static int add_fd(int ep, int fd, void *tag)
 int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_opts *o)
 {
 	struct server s = { .b = b, .o = o, .listen_fd = listen_fd, .ep = -1, .sig_fd = -1 };
+
+	s.committed = sbx_journal_last_seq(b->journal);
+	s.snap_seq = s.committed;
 	struct epoll_event evs[64];
 	sigset_t mask;
 	int64_t last_sweep = sbx_mono_ms();
@@ -463,7 +517,8 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 			sweep_deadlines(&s);
 			last_sweep = sbx_mono_ms();
 		}
-		sbx_journal_maybe_snapshot(b->journal, sbx_broker_snapshot_state, b, false);
+		commit_journal(&s);
+		maybe_snapshot(&s);
 		bury_dead(&s);
 	}
 	ret = 0;
