@@ -300,6 +300,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	record_startup(&b, &info);
+	/* Features plug in through the extension points in ops.h. */
+	/* @@FEATURE-INIT@@ */
 	/* Grants that ran out while the broker was down end now. */
 	sbx_broker_tick(&b, sbx_now());
 	listen_fd = sbx_server_listen(b.policy->broker.socket, err, sizeof(err));
@@ -333,6 +335,7 @@ out:
 		close(listen_fd);
 		unlink(b.policy->broker.socket);
 	}
+	/* @@FEATURE-FREE@@ */
 	sbx_journal_close(b.journal);
 	sbx_state_free(b.state);
 	sbx_policy_free(b.policy);

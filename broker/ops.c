@@ -33,11 +33,6 @@ struct args {
 
 /* Who acts: the person the decision is about, and the unix account that
  * spoke for them when that is someone else. */
-struct who {
-	const char *person;
-	const char *through;
-	bool admin;
-};
 
 static void reply_error(sbx_msg *reply, uint16_t op, uint32_t status, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -165,6 +160,8 @@ int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor
 			 event, err);
 		goto out;
 	}
+	for (size_t i = 0; i < b->n_ext_records; i++)
+		b->ext_records[i].fn(b, rec, b->ext_records[i].ctx);
 	ret = 0;
 out:
 	json_decref(rec);
@@ -363,36 +360,42 @@ static void reply_req(struct sbx_broker *b, sbx_msg *reply, uint16_t op, const s
 
 /* ---- who may do what ------------------------------------------------------------ */
 
-static int resolve_who(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
-		       struct who *w, sbx_msg *reply)
+int sbx_broker_who(struct sbx_broker *b, struct sbx_caller *c, const char *as_user, uint16_t op,
+		   struct sbx_who *w, sbx_msg *reply)
 {
 	sbx_caller_resolve(c, b->policy->broker.admin_group);
 	w->admin = c->admin;
 	w->through = NULL;
-	if (!a->as_user[0]) {
+	if (!as_user || !as_user[0]) {
 		w->person = c->name;
 		return 0;
 	}
 	if (!c->admin) {
-		reply_error(reply, a->op, SBX_ST_REFUSED,
+		reply_error(reply, op, SBX_ST_REFUSED,
 			    "only root%s%s may act for another user (--as); you are %s",
 			    b->policy->broker.admin_group ? " and members of " : "",
 			    b->policy->broker.admin_group ? b->policy->broker.admin_group : "",
 			    c->name);
 		return -1;
 	}
-	if (!sbx_name_valid(a->as_user)) {
-		reply_error(reply, a->op, SBX_ST_BADINPUT, "--as: not a valid user name");
+	if (!sbx_name_valid(as_user)) {
+		reply_error(reply, op, SBX_ST_BADINPUT, "--as: not a valid user name");
 		return -1;
 	}
-	w->person = a->as_user;
-	if (strcmp(a->as_user, c->name) != 0) {
+	w->person = as_user;
+	if (strcmp(as_user, c->name) != 0) {
 		w->through = c->name;
 		/* Acting for someone means acting with their rights, not the
 		 * admin's: the journal will name them as the actor. */
 		w->admin = false;
 	}
 	return 0;
+}
+
+static int resolve_who(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
+		       struct sbx_who *w, sbx_msg *reply)
+{
+	return sbx_broker_who(b, c, a->as_user, a->op, w, reply);
 }
 
 static bool refuse_if_degraded(struct sbx_broker *b, sbx_msg *reply, uint16_t op)
@@ -433,7 +436,7 @@ static bool may_decide(struct sbx_broker *b, const struct sbx_req *r, const char
 }
 
 /* Owners, admins and the people who may decide a request may see it. */
-static bool may_see(struct sbx_broker *b, const struct sbx_req *r, const struct who *w)
+static bool may_see(struct sbx_broker *b, const struct sbx_req *r, const struct sbx_who *w)
 {
 	char why[256];
 
@@ -696,7 +699,7 @@ static const struct sbx_req *duplicate_of(struct sbx_broker *b, const char *user
 	return NULL;
 }
 
-static bool check_extends(struct sbx_broker *b, const struct args *a, const struct who *w,
+static bool check_extends(struct sbx_broker *b, const struct args *a, const struct sbx_who *w,
 			  int64_t now, const char **role, sbx_msg *reply)
 {
 	const struct sbx_req *parent = sbx_state_get(b->state, a->extends);
@@ -743,7 +746,7 @@ static void op_request(struct sbx_broker *b, struct sbx_caller *c, const struct 
 	const struct sbx_role *role;
 	const struct sbx_req *dup;
 	struct sbx_req *r;
-	struct who w;
+	struct sbx_who w;
 	int64_t now = sbx_now(), duration = a->has_duration ? a->duration : 0;
 	char why[512], dur[32], until[SBX_RFC3339_LEN];
 	uint32_t id;
@@ -828,7 +831,7 @@ static void op_request(struct sbx_broker *b, struct sbx_caller *c, const struct 
 static void op_list(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
 		    sbx_msg *reply)
 {
-	struct who w;
+	struct sbx_who w;
 	size_t n = sbx_state_count(b->state);
 
 	if (resolve_who(b, c, a, &w, reply) < 0)
@@ -858,7 +861,7 @@ static void op_list(struct sbx_broker *b, struct sbx_caller *c, const struct arg
 static void op_status(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
 		      sbx_msg *reply)
 {
-	struct who w;
+	struct sbx_who w;
 	struct sbx_req *r;
 
 	if (resolve_who(b, c, a, &w, reply) < 0 || !(r = find_req(b, a, reply)))
@@ -877,7 +880,7 @@ static void op_cancel_drop(struct sbx_broker *b, struct sbx_caller *c, const str
 {
 	bool cancel = a->op == SBX_OP_CANCEL;
 	enum sbx_req_state want = cancel ? SBX_REQ_PENDING : SBX_REQ_ACTIVE;
-	struct who w;
+	struct sbx_who w;
 	struct sbx_req *r;
 	char reason[SBX_TEXT_MAX + 64];
 
@@ -916,7 +919,7 @@ static void op_cancel_drop(struct sbx_broker *b, struct sbx_caller *c, const str
 static void op_roles(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
 		     sbx_msg *reply)
 {
-	struct who w;
+	struct sbx_who w;
 
 	if (resolve_who(b, c, a, &w, reply) < 0)
 		return;
@@ -967,7 +970,7 @@ static void op_roles(struct sbx_broker *b, struct sbx_caller *c, const struct ar
 static void op_pending(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
 		       sbx_msg *reply)
 {
-	struct who w;
+	struct sbx_who w;
 	size_t n = sbx_state_count(b->state);
 	char why[256];
 
@@ -1003,7 +1006,7 @@ static bool already_approved(const struct sbx_req *r, const char *person)
 static void op_approve(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
 		       sbx_msg *reply, uint64_t *wait_seq)
 {
-	struct who w;
+	struct sbx_who w;
 	struct sbx_req *r;
 	char why[512], asked[32], filed[32];
 	int64_t now = sbx_now();
@@ -1065,7 +1068,7 @@ static void op_deny_revoke(struct sbx_broker *b, struct sbx_caller *c, const str
 			   sbx_msg *reply, uint64_t *wait_seq)
 {
 	bool deny = a->op == SBX_OP_DENY;
-	struct who w;
+	struct sbx_who w;
 	struct sbx_req *r;
 	char why[512];
 
@@ -1099,7 +1102,7 @@ static void op_deny_revoke(struct sbx_broker *b, struct sbx_caller *c, const str
 static void op_grants(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
 		      sbx_msg *reply)
 {
-	struct who w;
+	struct sbx_who w;
 	size_t n = sbx_state_count(b->state);
 	int64_t now = sbx_now();
 
@@ -1132,13 +1135,29 @@ static void op_grants(struct sbx_broker *b, struct sbx_caller *c, const struct a
 	}
 }
 
+static sbx_op_fn ext_op(const struct sbx_broker *b, uint16_t op)
+{
+	for (size_t i = 0; i < b->n_ext_ops; i++)
+		if (b->ext_ops[i].op == op)
+			return b->ext_ops[i].fn;
+	return NULL;
+}
+
 void sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *c,
 		       const uint8_t *frame, size_t n, sbx_msg *reply, uint64_t *wait_seq)
 {
 	struct args a;
+	struct sbx_hdr h;
+	sbx_op_fn ext;
 	char why[256];
 
 	*wait_seq = 0;
+	sbx_hdr_decode(frame, n, &h);
+	ext = ext_op(b, h.op);
+	if (ext) {
+		ext(b, c, frame, n, reply, wait_seq);
+		goto out;
+	}
 	if (parse_args(frame, n, &a, why, sizeof(why)) < 0) {
 		reply_error(reply, a.op, SBX_ST_BADINPUT, "%s", why);
 		return;
@@ -1162,12 +1181,45 @@ void sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *c,
 		reply_error(reply, a.op, SBX_ST_PROTO, "unknown op 0x%04x", a.op);
 		break;
 	}
+out:
 	if (reply->error) {
 		/* A reply that does not fit is a bug or an absurd request. */
 		sbx_msg_free(reply);
-		sbx_msg_init_reply(reply, a.op | SBX_OP_REPLY, SBX_ST_INTERNAL,
+		sbx_msg_init_reply(reply, h.op | SBX_OP_REPLY, SBX_ST_INTERNAL,
 				   "reply too large");
 	}
+}
+
+/* ---- extension registry ------------------------------------------------------ */
+
+#define REGISTER(arr, n, ...)                                  \
+	do {                                                   \
+		if ((n) >= SBX_MAX_EXT)                        \
+			return -1;                             \
+		(arr)[(n)++] = (__typeof__((arr)[0])){ __VA_ARGS__ }; \
+		return 0;                                      \
+	} while (0)
+
+int sbx_broker_register_op(struct sbx_broker *b, uint16_t op, sbx_op_fn fn)
+{
+	if (ext_op(b, op))
+		return -1;
+	REGISTER(b->ext_ops, b->n_ext_ops, .op = op, .fn = fn);
+}
+
+int sbx_broker_on_record(struct sbx_broker *b, sbx_record_fn fn, void *ctx)
+{
+	REGISTER(b->ext_records, b->n_ext_records, .fn = fn, .ctx = ctx);
+}
+
+int sbx_broker_on_tick(struct sbx_broker *b, sbx_tick_fn fn, void *ctx, int64_t interval_ms)
+{
+	REGISTER(b->ext_ticks, b->n_ext_ticks, .fn = fn, .ctx = ctx, .interval_ms = interval_ms);
+}
+
+int sbx_broker_on_reload(struct sbx_broker *b, sbx_reload_fn fn, void *ctx)
+{
+	REGISTER(b->ext_reloads, b->n_ext_reloads, .fn = fn, .ctx = ctx);
 }
 
 /* ---- policy reloads ------------------------------------------------------------ */
@@ -1239,6 +1291,8 @@ void sbx_broker_reload(struct sbx_broker *b)
 	fresh = NULL;
 	sbx_info("policy reloaded from %s (sha256 %.12s)", b->config_path, b->policy->sha256_hex);
 	(void)sbx_broker_record_policy(b, &seq);
+	for (size_t i = 0; i < b->n_ext_reloads; i++)
+		b->ext_reloads[i].fn(b, b->ext_reloads[i].ctx);
 out:
 	sbx_policy_free(fresh);
 	sbx_policy_errors_free(&errs);

@@ -18,6 +18,35 @@
 #include "policy.h"
 #include "state.h"
 
+struct sbx_broker;
+
+/* Extension points.  Features that live in their own files (sessions,
+ * the NSS group table, the directory, Slack) plug in here instead of
+ * editing ops.c or server.c: */
+
+/* An op that ops.c does not handle itself.  The frame is validated; the
+ * handler parses its own fields and fills reply (and *wait_seq for a
+ * change that must be durable before the reply goes out). */
+typedef void (*sbx_op_fn)(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *frame,
+			  size_t n, sbx_msg *reply, uint64_t *wait_seq);
+/* Called after every record is journaled and applied (live only, never
+ * during replay), e.g. to end sessions when a grant ends. */
+typedef void (*sbx_record_fn)(struct sbx_broker *b, const json_t *rec, void *ctx);
+/* Called once per event-loop pass with the wall clock (for timers). */
+typedef void (*sbx_tick_fn)(struct sbx_broker *b, int64_t now_us, void *ctx);
+/* Called when a watched fd is ready (events as epoll reports them). */
+typedef void (*sbx_fd_fn)(struct sbx_broker *b, int fd, uint32_t events, void *ctx);
+/* Called after a policy reload succeeded (the new policy is b->policy). */
+typedef void (*sbx_reload_fn)(struct sbx_broker *b, void *ctx);
+
+#define SBX_MAX_EXT 16
+
+struct sbx_ext_op { uint16_t op; sbx_op_fn fn; };
+struct sbx_ext_record { sbx_record_fn fn; void *ctx; };
+struct sbx_ext_tick { sbx_tick_fn fn; void *ctx; int64_t interval_ms; };
+struct sbx_ext_fd { int fd; uint32_t events; sbx_fd_fn fn; void *ctx; };
+struct sbx_ext_reload { sbx_reload_fn fn; void *ctx; };
+
 struct sbx_broker {
 	struct sbx_policy *policy;
 	char *config_path;
@@ -30,7 +59,48 @@ struct sbx_broker {
 	/* Non-empty once the journal failed: changes are refused, checks
 	 * keep being answered from memory. */
 	char degraded[512];
+
+	/* extensions (see above); registered by main() before the loop runs */
+	struct sbx_ext_op ext_ops[SBX_MAX_EXT];
+	size_t n_ext_ops;
+	struct sbx_ext_record ext_records[SBX_MAX_EXT];
+	size_t n_ext_records;
+	struct sbx_ext_tick ext_ticks[SBX_MAX_EXT];
+	size_t n_ext_ticks;
+	struct sbx_ext_fd ext_fds[SBX_MAX_EXT];
+	size_t n_ext_fds;
+	struct sbx_ext_reload ext_reloads[SBX_MAX_EXT];
+	size_t n_ext_reloads;
+	/* set by the server while it runs: lets sbx_broker_watch_fd add fds
+	 * to the live event loop */
+	int epoll_fd;
+	/* feature state, owned by the feature's own file */
+	void *sessions;
+	void *grouptable;
+	void *directory;
+	void *slack;
 };
+
+int sbx_broker_register_op(struct sbx_broker *b, uint16_t op, sbx_op_fn fn);
+int sbx_broker_on_record(struct sbx_broker *b, sbx_record_fn fn, void *ctx);
+/* interval_ms 0: every pass; else at most that often. */
+int sbx_broker_on_tick(struct sbx_broker *b, sbx_tick_fn fn, void *ctx, int64_t interval_ms);
+int sbx_broker_on_reload(struct sbx_broker *b, sbx_reload_fn fn, void *ctx);
+/* Watch fd for events (EPOLLIN/EPOLLOUT) in the event loop; the fd stays
+ * the caller's.  May be called before or while the loop runs. */
+int sbx_broker_watch_fd(struct sbx_broker *b, int fd, uint32_t events, sbx_fd_fn fn, void *ctx);
+int sbx_broker_unwatch_fd(struct sbx_broker *b, int fd);
+
+/* The person a request acts for, with the same rules every op uses:
+ * --as only for root and broker.admin_group, and then with the person's
+ * rights.  On refusal fills reply and returns -1. */
+struct sbx_who {
+	const char *person;
+	const char *through;  /* the unix account that spoke for them, or NULL */
+	bool admin;
+};
+int sbx_broker_who(struct sbx_broker *b, struct sbx_caller *c, const char *as_user, uint16_t op,
+		   struct sbx_who *w, sbx_msg *reply);
 
 /* Handle one validated request frame.  Fills reply; *wait_seq is the seq
  * that must be durable before the reply may be sent (0: send now). */

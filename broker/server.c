@@ -64,6 +64,66 @@ struct server {
 /* epoll tags for the fds that are not connections */
 static int tag_listen, tag_signal, tag_journal;
 
+/* Extension fds are tagged with a pointer into b->ext_fds, which lies
+ * outside any struct conn; tell them apart by address. */
+static struct sbx_ext_fd *ext_fd_of(struct sbx_broker *b, void *tag)
+{
+	struct sbx_ext_fd *first = b->ext_fds, *end = b->ext_fds + SBX_MAX_EXT;
+
+	return (struct sbx_ext_fd *)tag >= first && (struct sbx_ext_fd *)tag < end ? tag : NULL;
+}
+
+int sbx_broker_watch_fd(struct sbx_broker *b, int fd, uint32_t events, sbx_fd_fn fn, void *ctx)
+{
+	struct sbx_ext_fd *e = NULL;
+
+	for (size_t i = 0; i < b->n_ext_fds; i++)
+		if (b->ext_fds[i].fd < 0)
+			e = &b->ext_fds[i];
+	if (!e) {
+		if (b->n_ext_fds >= SBX_MAX_EXT)
+			return -1;
+		e = &b->ext_fds[b->n_ext_fds++];
+	}
+	*e = (struct sbx_ext_fd){ .fd = fd, .events = events, .fn = fn, .ctx = ctx };
+	if (b->epoll_fd > 0) {
+		struct epoll_event ev = { .events = events, .data.ptr = e };
+
+		if (epoll_ctl(b->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			e->fd = -1;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int sbx_broker_unwatch_fd(struct sbx_broker *b, int fd)
+{
+	for (size_t i = 0; i < b->n_ext_fds; i++) {
+		if (b->ext_fds[i].fd != fd)
+			continue;
+		if (b->epoll_fd > 0)
+			epoll_ctl(b->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+		b->ext_fds[i].fd = -1;
+		return 0;
+	}
+	return -1;
+}
+
+static void run_ticks(struct sbx_broker *b, int64_t *last_run)
+{
+	int64_t now_ms = sbx_mono_ms(), now_us = sbx_now_us();
+
+	for (size_t i = 0; i < b->n_ext_ticks; i++) {
+		struct sbx_ext_tick *t = &b->ext_ticks[i];
+
+		if (t->interval_ms && now_ms - last_run[i] < t->interval_ms)
+			continue;
+		last_run[i] = now_ms;
+		t->fn(b, now_us, t->ctx);
+	}
+}
+
 int sbx_server_listen(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -473,6 +533,7 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 	struct epoll_event evs[64];
 	sigset_t mask;
 	int64_t last_sweep = sbx_mono_ms();
+	int64_t tick_last[SBX_MAX_EXT] = { 0 };
 	int ret = -1;
 
 	sigemptyset(&mask);
@@ -487,6 +548,15 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 		sbx_err("event loop set-up failed: %s", strerror(errno));
 		goto out;
 	}
+	for (size_t i = 0; i < b->n_ext_fds; i++) {
+		struct epoll_event ev = { .events = b->ext_fds[i].events, .data.ptr = &b->ext_fds[i] };
+
+		if (b->ext_fds[i].fd >= 0 && epoll_ctl(s.ep, EPOLL_CTL_ADD, b->ext_fds[i].fd, &ev) < 0) {
+			sbx_err("event loop set-up failed: %s", strerror(errno));
+			goto out;
+		}
+	}
+	b->epoll_fd = s.ep;
 	while (!s.stopping) {
 		int n = epoll_wait(s.ep, evs, 64, loop_timeout_ms(&s));
 
@@ -503,7 +573,12 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				handle_signals(&s);
 			else if (tag == &tag_journal)
 				journal_progress(&s);
-			else if (((struct conn *)tag)->dead)
+			else if (ext_fd_of(b, tag)) {
+				struct sbx_ext_fd *e = tag;
+
+				if (e->fd >= 0)
+					e->fn(b, e->fd, evs[i].events, e->ctx);
+			} else if (((struct conn *)tag)->dead)
 				continue;
 			else if (conn_held_and_gone(&s, tag, evs[i].events))
 				continue;
@@ -513,6 +588,7 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				conn_readable(&s, tag);
 		}
 		sbx_broker_tick(b, sbx_now());
+		run_ticks(b, tick_last);
 		if (sbx_mono_ms() - last_sweep >= 100) {
 			sweep_deadlines(&s);
 			last_sweep = sbx_mono_ms();
@@ -529,6 +605,7 @@ out:
 	while (s.conns)
 		conn_close(&s, s.conns);
 	bury_dead(&s);
+	b->epoll_fd = -1;
 	if (s.ep >= 0)
 		close(s.ep);
 	if (s.sig_fd >= 0)

@@ -80,6 +80,12 @@ enum sbx_op {
 	SBX_OP_REVOKE = 0x0023,   /* ID [REASON] -> REQUEST */
 	SBX_OP_GRANTS = 0x0024,   /* [USER] [FLAGS: SBX_LIST_ALL] -> REQUEST... active grants */
 
+	/* sessions (pam_sbx): ops 0x0050-0x005f -- owned by pam_module work */
+	/* @@SESSION-OPS@@ */
+
+	/* unix groups (libnss_sbx): ops 0x0060-0x006f -- owned by nss_module work */
+	/* @@GROUP-OPS@@ */
+
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
 };
@@ -164,14 +170,62 @@ enum sbx_tag {
 	SBX_F_POLICY_SHA = 0x0402,  /* STR hex sha256 of the policy file */
 	SBX_F_SEQ = 0x0403,         /* I64 last journal seq */
 	SBX_F_DEGRADED = 0x0404,    /* STR: why the broker refuses changes */
+
+	/* sessions: tags 0x0500-0x05ff */
+	/* @@SESSION-TAGS@@ */
+
+	/* unix groups: tags 0x0600-0x06ff */
+	/* @@GROUP-TAGS@@ */
 };
 
 /* FLAGS bits */
 #define SBX_CHECK_RECORD 0x1u /* record the decision as access.checked (PAM) */
 #define SBX_LIST_ALL 0x1u     /* include ended requests / everybody's */
 
+/* Types of the session tags (0x05xx). */
+static inline enum sbx_type sbx_session_field_type(uint16_t tag)
+{
+	switch (tag) {
+	/* @@SESSION-TYPES@@ */
+	default: break;
+	}
+	return SBX_T_UNKNOWN;
+}
+
+/* Types of the group tags (0x06xx). */
+static inline enum sbx_type sbx_group_field_type(uint16_t tag)
+{
+	switch (tag) {
+	/* @@GROUP-TYPES@@ */
+	default: break;
+	}
+	return SBX_T_UNKNOWN;
+}
+
+static inline int sbx_session_op_known(uint16_t op)
+{
+	switch (op) {
+	/* @@SESSION-OPS-KNOWN@@ */
+	default: break;
+	}
+	return 0;
+}
+
+static inline int sbx_group_op_known(uint16_t op)
+{
+	switch (op) {
+	/* @@GROUP-OPS-KNOWN@@ */
+	default: break;
+	}
+	return 0;
+}
+
 static inline enum sbx_type sbx_field_type(uint16_t tag)
 {
+	if ((tag >> 8) == 0x05)
+		return sbx_session_field_type(tag);
+	if ((tag >> 8) == 0x06)
+		return sbx_group_field_type(tag);
 	switch (tag) {
 	case SBX_F_STATUS: case SBX_F_FLAGS: case SBX_F_ALLOWED: case SBX_F_ID:
 	case SBX_F_EXTENDS: case SBX_F_APPROVALS_NEEDED: case SBX_F_GID:
@@ -199,6 +253,10 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 
 static inline int sbx_op_known(uint16_t op)
 {
+	if (op >= 0x0050 && op <= 0x005f)
+		return sbx_session_op_known(op);
+	if (op >= 0x0060 && op <= 0x006f)
+		return sbx_group_op_known(op);
 	switch (op) {
 	case SBX_OP_CHECK: case SBX_OP_EXPLAIN: case SBX_OP_PING:
 	case SBX_OP_REQUEST: case SBX_OP_LIST: case SBX_OP_STATUS:

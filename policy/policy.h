@@ -113,6 +113,8 @@ struct sbx_policy {
 	size_t n_users;
 	struct sbx_role *roles;
 	size_t n_roles;
+	/* @@POLICY-DIRECTORY-FIELDS@@ (LDAP directory: section) */
+	/* @@POLICY-SLACK-FIELDS@@ (slack: section) */
 	void *index; /* private: name lookups */
 };
 

@@ -1240,6 +1240,10 @@ static void load_roles(struct loader *L, yaml_node_t *n)
 	free(e);
 }
 
+/* @@LOADER-DIRECTORY@@ (load_directory and its field tables) */
+
+/* @@LOADER-SLACK@@ (load_slack and its field tables) */
+
 /* ---------------------------------------------------------------------- */
 /* The document */
 
@@ -1249,6 +1253,8 @@ static const struct section {
 	void (*load)(struct loader *L, yaml_node_t *n); /* n is NULL when absent */
 } sections[] = {
 	{ "broker", load_broker },
+	/* @@SECTION-DIRECTORY@@ */
+	/* @@SECTION-SLACK@@ */
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },
