@@ -256,7 +256,7 @@ int main(int argc, char **argv)
 	struct sbx_journal_opts jo = { 0 };
 	struct sbx_server_opts so = { .max_conns = 4096, .io_timeout_ms = 5000 };
 	char err[512];
-	int ready_fd = -1, listen_fd = -1, ret = 2;
+	int ready_fd = -1, listen_fd = -1, ret = 2, rc;
 
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
@@ -290,9 +290,14 @@ int main(int argc, char **argv)
 		sbx_err("cannot create state dir %s: %s", b.policy->broker.state_dir, strerror(errno));
 		goto out;
 	}
+	/* Features whose state lives in the journal register before replay. */
+	/* @@FEATURE-PREINIT@@ */
 	jo.state_dir = b.policy->broker.state_dir;
-	if (sbx_journal_open(&jo, sbx_broker_replay_snapshot, sbx_broker_replay_record, &b, &info,
-			     &b.journal, err, sizeof(err)) < 0) {
+	b.initial_replay = true;
+	rc = sbx_journal_open(&jo, sbx_broker_replay_snapshot, sbx_broker_replay_record, &b, &info,
+			      &b.journal, err, sizeof(err));
+	b.initial_replay = false;
+	if (rc < 0) {
 		sbx_err("%s", err);
 		sbx_err("not starting: the journal under %s must be intact (check it with: sbxctl "
 			"audit verify --state-dir %s)", b.policy->broker.state_dir,

@@ -202,21 +202,47 @@ int sbx_broker_replay_record(const json_t *rec, void *ctx, char *err, size_t err
 {
 	struct sbx_broker *b = ctx;
 
-	return sbx_state_apply(b->state, rec, err, errlen);
+	if (sbx_state_apply(b->state, rec, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; b->initial_replay && i < b->n_ext_persist; i++)
+		if (b->ext_persist[i].on_replay)
+			b->ext_persist[i].on_replay(b, rec, b->ext_persist[i].ctx);
+	return 0;
 }
 
 int sbx_broker_replay_snapshot(const json_t *state, void *ctx, char *err, size_t errlen)
 {
 	struct sbx_broker *b = ctx;
+	json_t *ext = json_object_get(state, "ext");
 
-	return sbx_state_from_json(b->state, state, err, errlen);
+	if (sbx_state_from_json(b->state, state, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; b->initial_replay && i < b->n_ext_persist; i++) {
+		struct sbx_ext_persist *p = &b->ext_persist[i];
+		json_t *saved = json_object_get(ext, p->name);
+
+		if (saved && p->load && p->load(b, saved, p->ctx) < 0) {
+			snprintf(err, errlen, "snapshot: %s state does not load", p->name);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 json_t *sbx_broker_snapshot_state(void *ctx)
 {
 	struct sbx_broker *b = ctx;
+	json_t *state = sbx_state_to_json(b->state), *ext = json_object();
 
-	return sbx_state_to_json(b->state);
+	for (size_t i = 0; i < b->n_ext_persist; i++) {
+		struct sbx_ext_persist *p = &b->ext_persist[i];
+		json_t *saved = p->save ? p->save(b, p->ctx) : NULL;
+
+		if (saved)
+			json_object_set_new(ext, p->name, saved);
+	}
+	json_object_set_new(state, "ext", ext);
+	return state;
 }
 
 static json_t *time_json(int64_t secs)
@@ -1220,6 +1246,13 @@ int sbx_broker_on_tick(struct sbx_broker *b, sbx_tick_fn fn, void *ctx, int64_t 
 int sbx_broker_on_reload(struct sbx_broker *b, sbx_reload_fn fn, void *ctx)
 {
 	REGISTER(b->ext_reloads, b->n_ext_reloads, .fn = fn, .ctx = ctx);
+}
+
+int sbx_broker_persist(struct sbx_broker *b, const char *name, sbx_replay_obs_fn on_replay,
+		       sbx_snap_save_fn save, sbx_snap_load_fn load, void *ctx)
+{
+	REGISTER(b->ext_persist, b->n_ext_persist, .name = name, .on_replay = on_replay,
+		 .save = save, .load = load, .ctx = ctx);
 }
 
 /* ---- policy reloads ------------------------------------------------------------ */

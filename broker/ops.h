@@ -39,6 +39,17 @@ typedef void (*sbx_fd_fn)(struct sbx_broker *b, int fd, uint32_t events, void *c
 /* Called after a policy reload succeeded (the new policy is b->policy). */
 typedef void (*sbx_reload_fn)(struct sbx_broker *b, void *ctx);
 
+/* Persistent feature state (e.g. open sessions, undelivered Slack
+ * messages) lives in the journal like everything else.  At start-up each
+ * replayed record is also shown to on_replay (after the snapshot's part
+ * for the feature was given to load); snapshots carry save()'s JSON under
+ * "ext".NAME.  Register before the journal is opened (FEATURE-PREINIT in
+ * main.c).  After a journal failure memory is rebuilt for requests and
+ * grants only: features keep what they have. */
+typedef void (*sbx_replay_obs_fn)(struct sbx_broker *b, const json_t *rec, void *ctx);
+typedef json_t *(*sbx_snap_save_fn)(struct sbx_broker *b, void *ctx);
+typedef int (*sbx_snap_load_fn)(struct sbx_broker *b, const json_t *saved, void *ctx);
+
 #define SBX_MAX_EXT 16
 
 struct sbx_ext_op { uint16_t op; sbx_op_fn fn; };
@@ -46,6 +57,13 @@ struct sbx_ext_record { sbx_record_fn fn; void *ctx; };
 struct sbx_ext_tick { sbx_tick_fn fn; void *ctx; int64_t interval_ms; };
 struct sbx_ext_fd { int fd; uint32_t events; sbx_fd_fn fn; void *ctx; };
 struct sbx_ext_reload { sbx_reload_fn fn; void *ctx; };
+struct sbx_ext_persist {
+	const char *name;
+	sbx_replay_obs_fn on_replay;
+	sbx_snap_save_fn save;
+	sbx_snap_load_fn load;
+	void *ctx;
+};
 
 struct sbx_broker {
 	struct sbx_policy *policy;
@@ -71,6 +89,9 @@ struct sbx_broker {
 	size_t n_ext_fds;
 	struct sbx_ext_reload ext_reloads[SBX_MAX_EXT];
 	size_t n_ext_reloads;
+	struct sbx_ext_persist ext_persist[SBX_MAX_EXT];
+	size_t n_ext_persist;
+	bool initial_replay; /* sbx_journal_open is replaying: features see records */
 	/* set by the server while it runs: lets sbx_broker_watch_fd add fds
 	 * to the live event loop */
 	int epoll_fd;
@@ -86,6 +107,8 @@ int sbx_broker_on_record(struct sbx_broker *b, sbx_record_fn fn, void *ctx);
 /* interval_ms 0: every pass; else at most that often. */
 int sbx_broker_on_tick(struct sbx_broker *b, sbx_tick_fn fn, void *ctx, int64_t interval_ms);
 int sbx_broker_on_reload(struct sbx_broker *b, sbx_reload_fn fn, void *ctx);
+int sbx_broker_persist(struct sbx_broker *b, const char *name, sbx_replay_obs_fn on_replay,
+		       sbx_snap_save_fn save, sbx_snap_load_fn load, void *ctx);
 /* Watch fd for events (EPOLLIN/EPOLLOUT) in the event loop; the fd stays
  * the caller's.  May be called before or while the loop runs. */
 int sbx_broker_watch_fd(struct sbx_broker *b, int fd, uint32_t events, sbx_fd_fn fn, void *ctx);
