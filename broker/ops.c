@@ -565,8 +565,13 @@ void sbx_broker_decide(struct sbx_broker *b, const char *user, int64_t now,
 	}
 	d->allowed = false;
 	if (!sbx_policy_user(p, user)) {
-		snprintf(d->message, sizeof(d->message), "%s is not known to sbx on %s", user,
-			 p->broker.host);
+		const char *why = b->unknown_user_reason ? b->unknown_user_reason(b, user) : NULL;
+
+		if (why)
+			snprintf(d->message, sizeof(d->message), "%s", why);
+		else
+			snprintf(d->message, sizeof(d->message), "%s is not known to sbx on %s", user,
+				 p->broker.host);
 		return;
 	}
 	eligible_hint(b, user, hint, sizeof(hint));
@@ -1029,100 +1034,198 @@ static bool already_approved(const struct sbx_req *r, const char *person)
 	return false;
 }
 
-static void op_approve(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
-		       sbx_msg *reply, uint64_t *wait_seq)
+/* Merge extra (stolen, may be NULL) into fields, never over what is there. */
+static void add_extra(json_t *f, json_t *extra)
 {
-	struct sbx_who w;
-	struct sbx_req *r;
-	char why[512], asked[32], filed[32];
-	int64_t now = sbx_now();
-	json_t *f;
+	const char *k;
+	json_t *v;
 
-	if (resolve_who(b, c, a, &w, reply) < 0 || refuse_if_degraded(b, reply, a->op) ||
-	    !(r = find_req(b, a, reply)))
-		return;
-	if (r->state != SBX_REQ_PENDING) {
-		reply_error(reply, a->op, SBX_ST_REFUSED, "request %u is %s, not pending", r->id,
-			    sbx_req_state_name(r->state));
-		return;
+	json_object_foreach(extra, k, v)
+		if (!json_object_get(f, k))
+			json_object_set(f, k, v);
+	json_decref(extra);
+}
+
+#define SAY(st, ...)                                      \
+	do {                                              \
+		snprintf(why, whylen, __VA_ARGS__);       \
+		ret = (st);                               \
+		goto out;                                 \
+	} while (0)
+
+static struct sbx_req *get_or_say(struct sbx_broker *b, uint32_t id, char *why, size_t whylen)
+{
+	struct sbx_req *r = id ? sbx_state_get(b->state, id) : NULL;
+
+	if (!r)
+		snprintf(why, whylen, "no request %u", id);
+	return r;
+}
+
+static int degraded_status(struct sbx_broker *b, char *why, size_t whylen)
+{
+	snprintf(why, whylen,
+		 "the broker cannot record changes (%s); it refuses new requests and "
+		 "approvals until an admin fixes this and restarts it; existing grants still work",
+		 b->degraded);
+	return SBX_ST_UNAVAILABLE;
+}
+
+int sbx_broker_approve(struct sbx_broker *b, uint32_t id, const char *person,
+		       const char *through, const char *comment, int64_t duration, json_t *extra,
+		       uint64_t *wait_seq, char *why, size_t whylen)
+{
+	char ground[512], asked[32], filed[32];
+	int64_t now = sbx_now();
+	struct sbx_req *r;
+	json_t *f = NULL;
+	int ret = SBX_ST_OK;
+
+	if (b->degraded[0]) {
+		ret = degraded_status(b, why, whylen);
+		goto out;
 	}
-	if (!may_decide(b, r, w.person, why, sizeof(why))) {
-		reply_error(reply, a->op, SBX_ST_REFUSED, "%s", why);
-		return;
-	}
-	if (already_approved(r, w.person)) {
-		reply_error(reply, a->op, SBX_ST_REFUSED,
-			    "%s already approved request %u; it needs %u approval%s from different "
-			    "people", w.person, r->id, r->approvals_needed,
-			    r->approvals_needed == 1 ? "" : "s");
-		return;
-	}
-	if (a->has_duration && (a->duration <= 0 || a->duration > r->duration)) {
-		sbx_duration_format(a->duration, asked, sizeof(asked));
+	if (!(r = get_or_say(b, id, why, whylen)))
+		SAY(SBX_ST_NOTFOUND, "no request %u", id);
+	if (r->state != SBX_REQ_PENDING)
+		SAY(SBX_ST_REFUSED, "request %u is %s, not pending", r->id,
+		    sbx_req_state_name(r->state));
+	if (!may_decide(b, r, person, ground, sizeof(ground)))
+		SAY(SBX_ST_REFUSED, "%s", ground);
+	if (already_approved(r, person))
+		SAY(SBX_ST_REFUSED,
+		    "%s already approved request %u; it needs %u approval%s from different people",
+		    person, r->id, r->approvals_needed, r->approvals_needed == 1 ? "" : "s");
+	if (duration && (duration < 0 || duration > r->duration)) {
+		sbx_duration_format(duration, asked, sizeof(asked));
 		sbx_duration_format(r->duration, filed, sizeof(filed));
-		reply_error(reply, a->op, SBX_ST_BADINPUT,
-			    "an approver may shorten a request, never lengthen it (asked %s, "
-			    "request is for %s)", asked, filed);
-		return;
+		SAY(SBX_ST_BADINPUT,
+		    "an approver may shorten a request, never lengthen it (asked %s, request is for %s)",
+		    asked, filed);
 	}
 	f = json_object();
 	json_object_set_new(f, "id", json_integer(r->id));
 	json_object_set_new(f, "user", json_string(r->user));
 	json_object_set_new(f, "role", json_string(r->role));
-	if (w.through)
-		json_object_set_new(f, "through", json_string(w.through));
-	json_object_set_new(f, "ground", json_string(why));
-	if (a->comment[0])
-		json_object_set_new(f, "comment", json_string(a->comment));
-	if (a->has_duration && a->duration < r->duration)
-		json_object_set_new(f, "duration", json_integer(a->duration));
+	if (through)
+		json_object_set_new(f, "through", json_string(through));
+	json_object_set_new(f, "ground", json_string(ground));
+	if (comment && comment[0])
+		json_object_set_new(f, "comment", json_string(comment));
+	if (duration && duration < r->duration)
+		json_object_set_new(f, "duration", json_integer(duration));
 	json_object_set_new(f, "approvals", json_integer((json_int_t)r->n_approvals + 1));
 	json_object_set_new(f, "approvals_needed", json_integer(r->approvals_needed));
-	if (sbx_broker_record(b, "request.approval", w.person, f, wait_seq) < 0) {
-		refuse_if_degraded(b, reply, a->op);
+	add_extra(f, extra);
+	extra = NULL;
+	if (sbx_broker_record(b, "request.approval", person, f, wait_seq) < 0 ||
+	    (r->n_approvals >= r->approvals_needed && activate(b, r, now, wait_seq) < 0)) {
+		f = NULL;
+		ret = degraded_status(b, why, whylen);
+		goto out;
+	}
+	f = NULL;
+	snprintf(why, whylen, "%s", r->state == SBX_REQ_ACTIVE ? "approved: the grant is active"
+							       : "approval recorded");
+out:
+	json_decref(extra);
+	json_decref(f);
+	return ret;
+}
+
+int sbx_broker_end(struct sbx_broker *b, uint32_t id, bool deny, const char *person,
+		   const char *through, bool admin, const char *reason, json_t *extra,
+		   uint64_t *wait_seq, char *why, size_t whylen)
+{
+	char ground[512];
+	struct sbx_req *r;
+	json_t *f = NULL;
+	int ret = SBX_ST_OK;
+
+	if (b->degraded[0]) {
+		ret = degraded_status(b, why, whylen);
+		goto out;
+	}
+	if (!(r = get_or_say(b, id, why, whylen)))
+		SAY(SBX_ST_NOTFOUND, "no request %u", id);
+	if (deny && r->state != SBX_REQ_PENDING)
+		SAY(SBX_ST_REFUSED, "request %u is %s, not pending", r->id,
+		    sbx_req_state_name(r->state));
+	if (!deny && !sbx_req_live(r, sbx_now()))
+		SAY(SBX_ST_REFUSED, "request %u is %s, not an active grant", r->id,
+		    r->state == SBX_REQ_ACTIVE ? "expired" : sbx_req_state_name(r->state));
+	/* Admins may end anything; approvers may end what they could grant.
+	 * A requester may not deny their own request (they cancel it). */
+	if (!admin && !may_decide(b, r, person, ground, sizeof(ground)))
+		SAY(SBX_ST_REFUSED, "%s", ground);
+	if (!deny && (!reason || !reason[0]))
+		reason = "revoked";
+	f = base_fields(r, through);
+	if (reason && *reason)
+		json_object_set_new(f, "reason", json_string(reason));
+	if (r->unix_group)
+		json_object_set_new(f, "unix_group", json_string(r->unix_group));
+	add_extra(f, extra);
+	extra = NULL;
+	if (sbx_broker_record(b, deny ? "request.denied" : "grant.revoked", person, f, wait_seq) < 0) {
+		f = NULL;
+		ret = degraded_status(b, why, whylen);
+		goto out;
+	}
+	f = NULL;
+	snprintf(why, whylen, "%s", deny ? "denied" : "revoked");
+out:
+	json_decref(extra);
+	json_decref(f);
+	return ret;
+}
+
+static void op_approve(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
+		       sbx_msg *reply, uint64_t *wait_seq)
+{
+	struct sbx_who w;
+	char why[512];
+	int st;
+
+	if (resolve_who(b, c, a, &w, reply) < 0)
+		return;
+	if (!a->has_id || !a->id) {
+		reply_error(reply, a->op, SBX_ST_BADINPUT, "a request id is required");
 		return;
 	}
-	if (r->n_approvals >= r->approvals_needed && activate(b, r, now, wait_seq) < 0) {
-		refuse_if_degraded(b, reply, a->op);
+	if (a->has_duration && a->duration <= 0) {
+		reply_error(reply, a->op, SBX_ST_BADINPUT, "the duration must be positive");
 		return;
 	}
-	reply_req(b, reply, a->op, r,
-		  r->state == SBX_REQ_ACTIVE ? "approved: the grant is active" : "approval recorded");
+	st = sbx_broker_approve(b, a->id, w.person, w.through, a->comment,
+				a->has_duration ? a->duration : 0, NULL, wait_seq, why, sizeof(why));
+	if (st != SBX_ST_OK) {
+		reply_error(reply, a->op, (uint32_t)st, "%s", why);
+		return;
+	}
+	reply_req(b, reply, a->op, sbx_state_get(b->state, a->id), why);
 }
 
 static void op_deny_revoke(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
 			   sbx_msg *reply, uint64_t *wait_seq)
 {
-	bool deny = a->op == SBX_OP_DENY;
 	struct sbx_who w;
-	struct sbx_req *r;
 	char why[512];
+	int st;
 
-	if (resolve_who(b, c, a, &w, reply) < 0 || refuse_if_degraded(b, reply, a->op) ||
-	    !(r = find_req(b, a, reply)))
+	if (resolve_who(b, c, a, &w, reply) < 0)
 		return;
-	if (deny && r->state != SBX_REQ_PENDING) {
-		reply_error(reply, a->op, SBX_ST_REFUSED, "request %u is %s, not pending", r->id,
-			    sbx_req_state_name(r->state));
+	if (!a->has_id || !a->id) {
+		reply_error(reply, a->op, SBX_ST_BADINPUT, "a request id is required");
 		return;
 	}
-	if (!deny && !sbx_req_live(r, sbx_now())) {
-		reply_error(reply, a->op, SBX_ST_REFUSED, "request %u is %s, not an active grant",
-			    r->id, r->state == SBX_REQ_ACTIVE ? "expired" : sbx_req_state_name(r->state));
+	st = sbx_broker_end(b, a->id, a->op == SBX_OP_DENY, w.person, w.through, w.admin,
+			    a->reason, NULL, wait_seq, why, sizeof(why));
+	if (st != SBX_ST_OK) {
+		reply_error(reply, a->op, (uint32_t)st, "%s", why);
 		return;
 	}
-	/* Admins may end anything; approvers may end what they could grant.
-	 * A requester may not deny their own request (they cancel it). */
-	if (!w.admin && !may_decide(b, r, w.person, why, sizeof(why))) {
-		reply_error(reply, a->op, SBX_ST_REFUSED, "%s", why);
-		return;
-	}
-	if (record_end(b, r, deny ? "request.denied" : "grant.revoked", w.person, w.through,
-		       deny ? a->reason : (a->reason[0] ? a->reason : "revoked"), wait_seq) < 0) {
-		refuse_if_degraded(b, reply, a->op);
-		return;
-	}
-	reply_req(b, reply, a->op, r, deny ? "denied" : "revoked");
+	reply_req(b, reply, a->op, sbx_state_get(b->state, a->id), why);
 }
 
 static void op_grants(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,

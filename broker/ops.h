@@ -95,6 +95,9 @@ struct sbx_broker {
 	/* set by the server while it runs: lets sbx_broker_watch_fd add fds
 	 * to the live event loop */
 	int epoll_fd;
+	/* When a user is not in the policy, a feature may know why (e.g. the
+	 * directory is unreachable): it returns the sentence to give, or NULL. */
+	const char *(*unknown_user_reason)(struct sbx_broker *b, const char *user);
 	/* feature state, owned by the feature's own file */
 	void *sessions;
 	void *grouptable;
@@ -146,6 +149,19 @@ void sbx_broker_reload(struct sbx_broker *b);
 
 /* Record policy.loaded for the current policy. */
 int sbx_broker_record_policy(struct sbx_broker *b, uint64_t *seq);
+
+/* The decisions behind APPROVE, DENY and REVOKE, for every channel (the
+ * socket ops, Slack).  person acts (through: the unix account that spoke
+ * for them, or NULL); duration 0 keeps the requested one; extra (stolen,
+ * may be NULL) adds fields to the record, e.g. {"via":"slack"}.  Returns
+ * an SBX_ST_* status; why gets the refusal or a short success text.
+ * admin: the person may end what they could not approve (sbx_broker_end). */
+int sbx_broker_approve(struct sbx_broker *b, uint32_t id, const char *person,
+		       const char *through, const char *comment, int64_t duration, json_t *extra,
+		       uint64_t *wait_seq, char *why, size_t whylen);
+int sbx_broker_end(struct sbx_broker *b, uint32_t id, bool deny, const char *person,
+		   const char *through, bool admin, const char *reason, json_t *extra,
+		   uint64_t *wait_seq, char *why, size_t whylen);
 
 /* End grants and requests whose time has come.  Returns how many. */
 size_t sbx_broker_tick(struct sbx_broker *b, int64_t now);
