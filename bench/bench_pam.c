@@ -1,0 +1,428 @@
+/*
+ * bench_pam: what a login's account check costs through the real module:
+ * pam_acct_mgmt() in a loop on pam_sbx.so under pam_wrapper, against a
+ * broker holding many active grants (issue 3's target: p99 <= 1 ms with
+ * 10,000 active grants).
+ *
+ * The program starts its own sbx-brokerd in a temporary directory on a
+ * generated policy (users u00001..uN eligible for one auto_approve role),
+ * files N grants (AS_USER, so run it as root, like sshd runs the module),
+ * writes a PAM service file using pam_sbx.so, and runs itself again under
+ * pam_wrapper (LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1
+ * PAM_WRAPPER_SERVICE_DIR=...) to measure.  Each decision is also
+ * journaled as access.checked, as for a real login.  Numbers are printed,
+ * never asserted: exit 0 unless setting up failed.
+ */
+#include "config.h"
+
+#include "benchlib.h"
+
+#include <security/pam_appl.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BENCH_HOST "sbx-01"
+#define TARGET_P99_US 1000.0
+#define SERVICE "sbx-bench"
+
+static const char usage_text[] =
+	"Usage: bench_pam [--grants N] [--count N] [--warmup N] [--user NAME]\n"
+	"                 [--module PATH] [--broker PATH]\n"
+	"\n"
+	"Time pam_acct_mgmt() through pam_sbx.so under pam_wrapper against a broker\n"
+	"holding N active grants, and print p50/p90/p99/max latency (us).\n"
+	"Numbers are printed, never asserted.  Run as root (the grants are filed\n"
+	"for their users with AS_USER, and the module trusts only a root socket).\n"
+	"\n"
+	"Options:\n"
+	"  --grants N      active grants in the broker (default 10000), one per user\n"
+	"  --count N       measured decisions per block (default 5000)\n"
+	"  --warmup N      unmeasured decisions before each block (default 200)\n"
+	"  --user NAME     whose login is decided (default u00001, who holds a grant;\n"
+	"                  alice is a standing member, nobody is refused)\n"
+	"  --module PATH   pam_sbx.so (default: .libs/pam_sbx.so in this build tree)\n"
+	"  --broker PATH   sbx-brokerd (default: the one in this build tree)\n"
+	"  -h, --help      show this help\n"
+	"\n"
+	"Exit status: 0 measured (whatever the numbers), 1 could not set up, 2 usage.\n";
+
+struct cfg {
+	unsigned long grants;
+	unsigned long count;
+	unsigned long warmup;
+	const char *user;
+	char module[PATH_MAX];
+	char broker[PATH_MAX];
+};
+
+static int parse_args(int argc, char **argv, struct cfg *c)
+{
+	static const struct option longopts[] = {
+		{ "grants", required_argument, NULL, 'g' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "module", required_argument, NULL, 'm' },
+		{ "broker", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int o;
+
+	c->grants = 10000;
+	c->count = 5000;
+	c->warmup = 200;
+	c->user = "u00001";
+	while ((o = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (o) {
+		case 'g':
+			if (bench_parse_ulong(optarg, 0, 99999, &c->grants) < 0)
+				goto bad;
+			break;
+		case 'n':
+			if (bench_parse_ulong(optarg, 1, 10000000, &c->count) < 0)
+				goto bad;
+			break;
+		case 'w':
+			if (bench_parse_ulong(optarg, 0, 1000000, &c->warmup) < 0)
+				goto bad;
+			break;
+		case 'u': c->user = optarg; break;
+		case 'm': snprintf(c->module, sizeof(c->module), "%s", optarg); break;
+		case 'b': snprintf(c->broker, sizeof(c->broker), "%s", optarg); break;
+		case 'h': fputs(usage_text, stdout); exit(0);
+		default: goto bad;
+		}
+	}
+	if (optind != argc)
+		goto bad;
+	if (!c->broker[0] && bench_default_broker(c->broker, sizeof(c->broker)) < 0)
+		goto bad;
+	if (!c->module[0]) {
+		char *slash;
+
+		snprintf(c->module, sizeof(c->module), "%s", c->broker);
+		slash = strrchr(c->module, '/');
+		if (slash && (size_t)(slash - c->module) + sizeof("/.libs/pam_sbx.so") <= sizeof(c->module))
+			strcpy(slash, "/.libs/pam_sbx.so");
+		else
+			snprintf(c->module, sizeof(c->module), ".libs/pam_sbx.so");
+	}
+	return 0;
+bad:
+	fprintf(stderr, "bench_pam: bad arguments; try --help\n");
+	return -1;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+static int write_file(const char *path, const char *what, int (*fill)(FILE *, const void *),
+		      const void *arg, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (fill(f, arg) < 0 || (ferror(f) | fclose(f))) {
+		snprintf(err, errlen, "%s: cannot write the %s", path, what);
+		return -1;
+	}
+	return 0;
+}
+
+static int fill_policy(FILE *f, const void *arg)
+{
+	const struct cfg *c = arg;
+	unsigned long n = c->grants ? c->grants : 1;
+
+	fprintf(f, "# generated by bench_pam: %lu users, one auto_approve role\n", n);
+	fprintf(f, "broker:\n  host: %s\n  request_ttl: 24h\n\n", BENCH_HOST);
+	fprintf(f, "groups:\n  developers: [alice]\n  crowd: [");
+	for (unsigned long u = 1; u <= n; u++)
+		fprintf(f, "%su%05lu", u == 1 ? "" : u % 16 == 1 ? ",\n    " : ", ", u);
+	fprintf(f, "]\n\nusers:\n  alice: {}\n  nobody: {}\n");
+	for (unsigned long u = 1; u <= n; u++)
+		fprintf(f, "  u%05lu: {}\n", u);
+	fprintf(f, "\nroles:\n"
+		   "  sandbox-user:\n"
+		   "    description: standing logins\n"
+		   "    hosts: [\"sbx-*\"]\n"
+		   "    standing: { groups: [developers] }\n"
+		   "  bench:\n"
+		   "    description: bench_pam grants\n"
+		   "    hosts: [\"sbx-*\"]\n"
+		   "    eligible: { groups: [crowd] }\n"
+		   "    auto_approve: true\n"
+		   "    default_duration: 30d\n"
+		   "    max_duration: 30d\n");
+	return 0;
+}
+
+struct filer {
+	const char *socket;
+	atomic_ulong next;
+	unsigned long total;
+	atomic_ulong errors;
+	char first_error[256];
+	atomic_flag error_noted;
+};
+
+static int grant_one(const char *socket, unsigned long u, char *err, size_t errlen)
+{
+	struct sbx_conn_opts o = { .path = socket, .timeout_ms = BENCH_TIMEOUT_MS };
+	char user[16], msg[200];
+	uint8_t *frame = NULL;
+	uint32_t status = 99;
+	size_t n = 0;
+	sbx_msg m;
+	int rc;
+
+	snprintf(user, sizeof(user), "u%05lu", u);
+	sbx_msg_init(&m, SBX_OP_REQUEST);
+	sbx_msg_put_str(&m, SBX_F_AS_USER, user);
+	sbx_msg_put_str(&m, SBX_F_ROLE, "bench");
+	rc = sbx_call(&o, &m, &frame, &n);
+	sbx_msg_free(&m);
+	if (rc == 0 && sbx_reply_status(frame, n, &status, msg, sizeof(msg)) == 0 &&
+	    status == SBX_ST_OK) {
+		free(frame);
+		return 0;
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "%s: %s", user, strerror(-rc));
+	else
+		snprintf(err, errlen, "%s: status %u: %s", user, status, msg);
+	free(frame);
+	return -1;
+}
+
+static void *filer_main(void *p)
+{
+	struct filer *f = p;
+	char err[256];
+
+	for (;;) {
+		unsigned long u = atomic_fetch_add(&f->next, 1) + 1;
+
+		if (u > f->total || bench_interrupted)
+			break;
+		if (grant_one(f->socket, u, err, sizeof(err)) < 0) {
+			atomic_fetch_add(&f->errors, 1);
+			if (!atomic_flag_test_and_set(&f->error_noted))
+				snprintf(f->first_error, sizeof(f->first_error), "%s", err);
+		}
+	}
+	return NULL;
+}
+
+/* N grants, filed by 16 clients at once (the journal syncs them in groups). */
+static int file_grants(const struct cfg *c, const char *socket, char *err, size_t errlen)
+{
+	struct filer f = { .socket = socket, .total = c->grants, .error_noted = ATOMIC_FLAG_INIT };
+	void *args[16];
+	int64_t t0;
+	double wall = 0;
+
+	if (!c->grants)
+		return 0;
+	for (size_t i = 0; i < 16; i++)
+		args[i] = &f;
+	if (bench_run_threads(16, filer_main, args, &t0, &wall) < 0) {
+		snprintf(err, errlen, "cannot start threads");
+		return -1;
+	}
+	if (atomic_load(&f.errors)) {
+		snprintf(err, errlen, "%lu of %lu grants failed, first: %s",
+			 (unsigned long)atomic_load(&f.errors), c->grants, f.first_error);
+		return -1;
+	}
+	printf("grants:   %lu active grants filed in %.2f s\n", c->grants, wall);
+	return 0;
+}
+
+static int fill_service(FILE *f, const void *arg)
+{
+	const char *const *v = arg; /* module, socket, extra */
+
+	fprintf(f, "account required %s socket=%s%s\n", v[0], v[1], v[2]);
+	return 0;
+}
+
+static int fill_other(FILE *f, const void *arg)
+{
+	(void)arg;
+	fprintf(f, "account required pam_deny.so\n");
+	return 0;
+}
+
+/* ---------------------------------------------------------- measuring */
+
+static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
+{
+	(void)msg;
+	(void)data;
+	*resp = calloc((size_t)n, sizeof(**resp));
+	return *resp ? PAM_SUCCESS : PAM_BUF_ERR;
+}
+
+static void block(const char *title, const char *user, unsigned long warmup, unsigned long count,
+		  bool per_login)
+{
+	struct pam_conv cv = { conv, NULL };
+	struct bench_samples s = { 0 };
+	struct bench_stats st;
+	pam_handle_t *ph = NULL;
+	unsigned long fails = 0;
+	int first_rc = -1;
+
+	if (!per_login && pam_start(SERVICE, user, &cv, &ph) != PAM_SUCCESS) {
+		printf("%s: pam_start failed\n", title);
+		return;
+	}
+	for (unsigned long i = 0; i < warmup + count && !bench_interrupted; i++) {
+		int64_t t0 = bench_now_ns();
+		int rc;
+
+		if (per_login && pam_start(SERVICE, user, &cv, &ph) != PAM_SUCCESS)
+			break;
+		rc = pam_acct_mgmt(ph, PAM_SILENT);
+		if (per_login) {
+			pam_end(ph, rc);
+			ph = NULL;
+		}
+		if (first_rc < 0)
+			first_rc = rc;
+		if (rc != first_rc)
+			fails++;
+		if (i >= warmup)
+			(void)bench_samples_add(&s, bench_now_ns() - t0);
+	}
+	if (ph)
+		pam_end(ph, PAM_SUCCESS);
+	bench_stats_compute(&s, &st);
+	printf("== %s ==\n  %zu decisions for %s: %s%s\n", title, st.n, user,
+	       first_rc == PAM_SUCCESS ? "allowed" : pam_strerror(NULL, first_rc),
+	       fails ? " (SOME ANSWERS DIFFERED)" : "");
+	bench_stats_print(stdout, &st);
+	printf("  target p99 <= %.0f us: %s\n", TARGET_P99_US,
+	       st.p99_us <= TARGET_P99_US ? "met" : "MISSED");
+	bench_samples_free(&s);
+}
+
+/* The measuring half, already under pam_wrapper. */
+static int measure(const struct cfg *c)
+{
+	block("pam_acct_mgmt on one handle", c->user, c->warmup, c->count, false);
+	block("pam_start + pam_acct_mgmt + pam_end per login", c->user, c->warmup, c->count, true);
+	return 0;
+}
+
+/* Run ourselves again under pam_wrapper; the environment must be in place
+ * before the process starts (pam_wrapper initialises in a constructor). */
+static int run_wrapped(char **argv, const char *service_dir)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setenv("LD_PRELOAD", "libpam_wrapper.so", 1);
+		setenv("PAM_WRAPPER", "1", 1);
+		setenv("PAM_WRAPPER_SERVICE_DIR", service_dir, 1);
+		setenv("BENCH_PAM_WRAPPED", "1", 1);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct cfg c = { 0 };
+	struct bench_broker b;
+	char err[512], svcdir[400], svc[480], host[64] = "";
+	const char *lines[3];
+	int64_t seq0 = 0, seq1 = 0;
+	int ret = 1;
+
+	if (parse_args(argc, argv, &c) < 0)
+		return 2;
+	if (getenv("BENCH_PAM_WRAPPED"))
+		return measure(&c);
+	if (getuid() != 0) {
+		fprintf(stderr, "bench_pam: run it as root: grants are filed for their users with "
+			"AS_USER, and the module trusts only a socket owned by root\n");
+		return 1;
+	}
+	if (bench_catch_signals() < 0)
+		return 1;
+	if (access(c.module, R_OK) < 0) {
+		fprintf(stderr, "bench_pam: %s: %s (build it with `make pam_sbx.la`, or --module)\n",
+			c.module, strerror(errno));
+		return 1;
+	}
+	if (bench_broker_prepare(&b, "bench_pam", err, sizeof(err)) < 0) {
+		fprintf(stderr, "bench_pam: %s\n", err);
+		return 1;
+	}
+	if (write_file(b.config, "policy", fill_policy, &c, err, sizeof(err)) < 0 ||
+	    bench_broker_start(&b, c.broker, 30000, err, sizeof(err)) < 0)
+		goto fail;
+	bench_print_machine(stdout, b.state_dir);
+	printf("settings: module %s, user %s, %lu measured + %lu warm-up decisions per block\n",
+	       c.module, c.user, c.count, c.warmup);
+	printf("target:   p99 <= 1 ms per decision with 10,000 active grants (issue 3)\n");
+	if (file_grants(&c, b.socket, err, sizeof(err)) < 0)
+		goto fail;
+	snprintf(svcdir, sizeof(svcdir), "%s/pam.d", b.dir);
+	snprintf(svc, sizeof(svc), "%s/" SERVICE, svcdir);
+	lines[0] = c.module;
+	lines[1] = b.socket;
+	lines[2] = "";
+	if (mkdir(svcdir, 0755) < 0 && errno != EEXIST) {
+		snprintf(err, sizeof(err), "%s: %s", svcdir, strerror(errno));
+		goto fail;
+	}
+	if (write_file(svc, "PAM service file", fill_service, lines, err, sizeof(err)) < 0)
+		goto fail;
+	/* libpam falls back to "other" for unknown services: have one, so
+	 * pam_wrapper does not complain on every pam_start. */
+	snprintf(svc, sizeof(svc), "%s/other", svcdir);
+	if (write_file(svc, "PAM service file", fill_other, NULL, err, sizeof(err)) < 0)
+		goto fail;
+	fflush(stdout);
+	(void)bench_ping(b.socket, 0, host, sizeof(host), &seq0, err, sizeof(err));
+	if (run_wrapped(argv, svcdir) < 0) {
+		snprintf(err, sizeof(err), "the measuring run under pam_wrapper failed "
+			 "(is libpam-wrapper installed?)");
+		goto fail;
+	}
+	(void)bench_ping(b.socket, 0, host, sizeof(host), &seq1, err, sizeof(err));
+	printf("journal:  %lld records written during the run (access.checked per decision)\n",
+	       (long long)(seq1 - seq0));
+	ret = 0;
+	(void)bench_broker_stop(&b);
+	bench_broker_cleanup(&b, false);
+	return ret;
+fail:
+	fprintf(stderr, "bench_pam: %s\n", err);
+	bench_broker_cleanup(&b, true);
+	return ret;
+}

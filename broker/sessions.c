@@ -1,0 +1,1137 @@
+#include "config.h"
+
+#include "sessions.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ops.h"
+#include "sbxio.h"
+#include "timeutil.h"
+
+#define SYSTEM_ACTOR "sbx"
+/* Processes remembered per ended session (the leader and what is below). */
+#define MAX_PROCS 512
+/* Processes looked at in one /proc scan. */
+#define MAX_SCAN 65536
+
+enum sess_state { SESS_OPEN = 0, SESS_ENDING };
+
+struct proc_id {
+	pid_t pid;
+	uint64_t start; /* clock ticks since boot: tells a recycled pid apart */
+};
+
+struct session {
+	uint32_t id;
+	enum sess_state state;
+	char *user;
+	char *service;   /* NULL when not given */
+	char *tty;
+	char *rhost;
+	char *role;      /* role the login rested on, NULL if none */
+	char *via;       /* "standing" or "grant" */
+	uint32_t grant;  /* 0: not a grant */
+	struct proc_id leader;
+	int64_t opened_at;   /* seconds */
+	/* ENDING: SIGHUP went to procs; whatever of them is left at kill_at_us
+	 * gets SIGKILL. */
+	int64_t kill_at_us;
+	bool killed;
+	struct proc_id *procs;
+	size_t n_procs;
+};
+
+struct table {
+	struct session **v; /* pointers stay put while the array grows */
+	size_t n, cap;
+	uint32_t next_id;
+	int64_t last_sweep_ms;
+};
+
+static struct table *table_of(const struct sbx_broker *b)
+{
+	return b->sessions;
+}
+
+static void session_free(struct session *s)
+{
+	if (!s)
+		return;
+	free(s->user);
+	free(s->service);
+	free(s->tty);
+	free(s->rhost);
+	free(s->role);
+	free(s->via);
+	free(s->procs);
+	free(s);
+}
+
+static struct session *find_id(const struct table *t, uint32_t id, size_t *at)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->v[i]->id == id) {
+			if (at)
+				*at = i;
+			return t->v[i];
+		}
+	}
+	return NULL;
+}
+
+static void remove_id(struct table *t, uint32_t id)
+{
+	size_t i;
+
+	if (!find_id(t, id, &i))
+		return;
+	session_free(t->v[i]);
+	t->v[i] = t->v[--t->n];
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+/* Fields of /proc/PID/stat after the command name, which may itself hold
+ * spaces and parentheses: everything after the last ')'. */
+static int read_stat(pid_t pid, char *state, pid_t *ppid, uint64_t *start)
+{
+	char path[64], buf[1024], *p, *save = NULL;
+	unsigned long long st = 0;
+	long pp = 0;
+	ssize_t n;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	/* field 3 is the state, 4 the parent, 22 the start time */
+	field = 3;
+	for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
+		if (field == 3)
+			*state = tok[0];
+		else if (field == 4)
+			pp = strtol(tok, NULL, 10);
+		else if (field == 22) {
+			st = strtoull(tok, NULL, 10);
+			break;
+		}
+	}
+	if (field != 22)
+		return -1;
+	*ppid = (pid_t)pp;
+	*start = st;
+	return 0;
+}
+
+int sbx_proc_start_time(pid_t pid, uint64_t *start)
+{
+	char state = 0;
+	pid_t ppid;
+
+	if (pid <= 0 || read_stat(pid, &state, &ppid, start) < 0)
+		return -1;
+	/* A zombie has ended; only its parent's wait is missing. */
+	if (state == 'Z' || state == 'X')
+		return -1;
+	return 0;
+}
+
+static bool proc_alive(const struct proc_id *p)
+{
+	uint64_t start;
+
+	return sbx_proc_start_time(p->pid, &start) == 0 && start == p->start;
+}
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+/* Signal p only if it is still the process we mean: a pidfd pins the
+ * process, then the start time says it is the one we recorded. */
+static int signal_proc(const struct proc_id *p, int sig)
+{
+	int fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	int ret = -1;
+
+	if (fd < 0) {
+		if (errno != ENOSYS)
+			return -1;
+		/* Old kernel: the start-time check just before kill() is the
+		 * best we can do. */
+		if (!proc_alive(p))
+			return -1;
+		return kill(p->pid, sig);
+	}
+	if (proc_alive(p))
+		ret = (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
+	close(fd);
+	return ret;
+}
+
+struct scan_entry {
+	pid_t pid, ppid;
+	uint64_t start;
+};
+
+/* Every live process's pid, parent and start time. */
+static size_t scan_procs(struct scan_entry **out)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	struct scan_entry *v = NULL;
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL && n < MAX_SCAN) {
+		char *end = NULL, state = 0;
+		long pid = strtol(de->d_name, &end, 10);
+		struct scan_entry e;
+
+		if (!end || *end || pid <= 0)
+			continue;
+		if (read_stat((pid_t)pid, &state, &e.ppid, &e.start) < 0 || state == 'Z')
+			continue;
+		e.pid = (pid_t)pid;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 512;
+			struct scan_entry *nv = realloc(v, ncap * sizeof(*nv));
+
+			if (!nv)
+				break;
+			v = nv;
+			cap = ncap;
+		}
+		v[n++] = e;
+	}
+	closedir(d);
+	*out = v;
+	return n;
+}
+
+static bool have_pid(const struct proc_id *v, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].pid == pid)
+			return true;
+	return false;
+}
+
+/* roots[0..n_roots) and every process below them, breadth first: parents
+ * come before their children.  Only roots still alive are included. */
+static size_t proc_tree(const struct proc_id *roots, size_t n_roots, struct proc_id *out,
+			size_t max)
+{
+	struct scan_entry *all = NULL;
+	size_t n_all = scan_procs(&all), n = 0;
+
+	for (size_t i = 0; i < n_roots && n < max; i++)
+		if (proc_alive(&roots[i]) && !have_pid(out, n, roots[i].pid))
+			out[n++] = roots[i];
+	for (size_t head = 0; head < n && n < max; head++) {
+		for (size_t i = 0; i < n_all && n < max; i++) {
+			if (all[i].ppid != out[head].pid || have_pid(out, n, all[i].pid))
+				continue;
+			out[n++] = (struct proc_id){ .pid = all[i].pid, .start = all[i].start };
+		}
+	}
+	free(all);
+	return n;
+}
+
+/* Children first, so that a shell hears the hangup before the sshd
+ * above it notices and tears the connection down. */
+static size_t signal_all(const struct proc_id *v, size_t n, int sig)
+{
+	size_t sent = 0;
+
+	for (size_t i = n; i-- > 0;)
+		if (signal_proc(&v[i], sig) == 0)
+			sent++;
+	return sent;
+}
+
+/* ---- records and the table ---------------------------------------------- */
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static char *jdup(const json_t *o, const char *key)
+{
+	const char *v = jstr(o, key);
+
+	return v ? strdup(v) : NULL;
+}
+
+static uint32_t ju32(const json_t *o, const char *key)
+{
+	json_int_t v = json_integer_value(json_object_get(o, key));
+
+	return v > 0 && v <= UINT32_MAX ? (uint32_t)v : 0;
+}
+
+/* The record's time in microseconds; now for fields that were never
+ * journaled (the broker could not record them). */
+static int64_t rec_time_us(const json_t *rec)
+{
+	const char *t = jstr(rec, "time");
+	int64_t us;
+
+	if (t && sbx_parse_rfc3339_us(t, &us) == 0)
+		return us;
+	return sbx_now_us();
+}
+
+static json_t *procs_json(const struct proc_id *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_pack("[I,I]", (json_int_t)v[i].pid,
+						   (json_int_t)v[i].start));
+	return a;
+}
+
+static size_t procs_from_json(const json_t *a, struct proc_id **out)
+{
+	size_t n = json_array_size(a), k = 0, i;
+	json_t *e;
+
+	*out = NULL;
+	if (!n)
+		return 0;
+	if (n > MAX_PROCS)
+		n = MAX_PROCS;
+	*out = calloc(n, sizeof(**out));
+	if (!*out)
+		return 0;
+	json_array_foreach(a, i, e) {
+		json_int_t pid = json_integer_value(json_array_get(e, 0));
+		json_int_t start = json_integer_value(json_array_get(e, 1));
+
+		if (k >= n)
+			break;
+		if (pid <= 1 || start < 0)
+			continue;
+		(*out)[k++] = (struct proc_id){ .pid = (pid_t)pid, .start = (uint64_t)start };
+	}
+	return k;
+}
+
+static int table_add(struct table *t, struct session *s)
+{
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 16;
+		struct session **nv = realloc(t->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		t->v = nv;
+		t->cap = ncap;
+	}
+	t->v[t->n++] = s;
+	if (s->id >= t->next_id)
+		t->next_id = s->id + 1;
+	return 0;
+}
+
+/* A session from a session.opened record (or a snapshot entry). */
+static struct session *session_from_json(const json_t *o, int64_t opened_at)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->id = ju32(o, "session");
+	s->user = jdup(o, "user");
+	s->service = jdup(o, "service");
+	s->tty = jdup(o, "tty");
+	s->rhost = jdup(o, "rhost");
+	s->role = jdup(o, "role");
+	s->via = jdup(o, "via");
+	s->grant = ju32(o, "id");
+	s->leader.pid = (pid_t)ju32(o, "pid");
+	s->leader.start = (uint64_t)json_integer_value(json_object_get(o, "pid_start"));
+	s->opened_at = opened_at;
+	if (!s->id || !s->user || !s->leader.pid) {
+		session_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void apply_terminated(struct table *t, const json_t *rec, int64_t at_us)
+{
+	struct session *s = find_id(t, ju32(rec, "session"), NULL);
+	json_int_t grace = json_integer_value(json_object_get(rec, "grace_ms"));
+
+	if (!s)
+		return;
+	s->state = SESS_ENDING;
+	s->kill_at_us = at_us + (grace > 0 ? grace : SBX_SESSION_GRACE_MS) * 1000;
+	free(s->procs);
+	s->n_procs = procs_from_json(json_object_get(rec, "pids"), &s->procs);
+}
+
+static void apply_rebased(struct table *t, const json_t *rec)
+{
+	struct session *s = find_id(t, ju32(rec, "session"), NULL);
+	char *role, *via;
+
+	if (!s)
+		return;
+	role = jdup(rec, "role");
+	via = jdup(rec, "via");
+	free(s->role);
+	free(s->via);
+	s->role = role;
+	s->via = via;
+	s->grant = ju32(rec, "id");
+}
+
+/* One session.* record (journaled, replayed, or fields that could not be
+ * journaled) applied to the table: the same code for all three. */
+static void apply(struct table *t, const char *event, const json_t *rec)
+{
+	if (strcmp(event, "session.opened") == 0) {
+		struct session *s;
+
+		if (find_id(t, ju32(rec, "session"), NULL) || t->n >= SBX_SESSION_MAX)
+			return;
+		s = session_from_json(rec, rec_time_us(rec) / 1000000);
+		if (s && table_add(t, s) < 0)
+			session_free(s);
+	} else if (strcmp(event, "session.closed") == 0) {
+		remove_id(t, ju32(rec, "session"));
+	} else if (strcmp(event, "session.terminated") == 0) {
+		apply_terminated(t, rec, rec_time_us(rec));
+	} else if (strcmp(event, "session.killed") == 0) {
+		struct session *s = find_id(t, ju32(rec, "session"), NULL);
+
+		if (s)
+			s->killed = true;
+	} else if (strcmp(event, "session.rebased") == 0) {
+		apply_rebased(t, rec);
+	}
+}
+
+/* Journal a session event (fields is stolen); memory follows through the
+ * record observer.  A broker that cannot write still acts on what it
+ * knows: the change is applied to memory directly (and is lost at
+ * restart, where the sweep sorts it out again). */
+static int emit(struct sbx_broker *b, const char *event, const char *actor, json_t *fields)
+{
+	uint64_t seq = 0;
+	int rc;
+
+	json_incref(fields);
+	rc = sbx_broker_record(b, event, actor, fields, &seq);
+	if (rc < 0)
+		apply(table_of(b), event, fields);
+	json_decref(fields);
+	return rc;
+}
+
+static void set_opt(json_t *o, const char *key, const char *v)
+{
+	if (v && *v)
+		json_object_set_new(o, key, json_string(v));
+}
+
+/* ---- ending sessions ---------------------------------------------------- */
+
+static void end_session(struct sbx_broker *b, struct session *s, const char *reason)
+{
+	struct proc_id *procs = calloc(MAX_PROCS, sizeof(*procs));
+	size_t n = 0, sent = 0;
+	uint32_t id = s->id;
+	char user[SBX_NAME_MAX + 1], clean[SBX_TEXT_MAX + 128];
+	json_t *f;
+
+	if (procs)
+		n = proc_tree(&s->leader, 1, procs, MAX_PROCS);
+	snprintf(user, sizeof(user), "%s", s->user);
+	f = json_object();
+	json_object_set_new(f, "session", json_integer(id));
+	json_object_set_new(f, "user", json_string(s->user));
+	json_object_set_new(f, "pid", json_integer(s->leader.pid));
+	if (s->grant)
+		json_object_set_new(f, "id", json_integer(s->grant));
+	set_opt(f, "role", s->role);
+	set_opt(f, "tty", s->tty);
+	set_opt(f, "rhost", s->rhost);
+	json_object_set_new(f, "reason", json_string(reason));
+	json_object_set_new(f, "signal", json_string("SIGHUP"));
+	json_object_set_new(f, "grace_ms", json_integer(SBX_SESSION_GRACE_MS));
+	json_object_set_new(f, "pids", procs_json(procs, n));
+	/* Journal first: after a crash here, replay finds the session ending
+	 * and the tick sends SIGKILL to what is left. */
+	(void)emit(b, "session.terminated", SYSTEM_ACTOR, f);
+	if (n)
+		sent = signal_all(procs, n, SIGHUP);
+	sbx_info("session %u of %s: %s: SIGHUP to %zu of %zu processes, SIGKILL for what is "
+		 "left in %d ms", id, user, sbx_sanitize(reason, clean, sizeof(clean)), sent, n,
+		 SBX_SESSION_GRACE_MS);
+	free(procs);
+}
+
+static void rebase(struct sbx_broker *b, struct session *s, const struct sbx_decision *d)
+{
+	json_t *f = json_object();
+
+	json_object_set_new(f, "session", json_integer(s->id));
+	json_object_set_new(f, "user", json_string(s->user));
+	if (s->grant)
+		json_object_set_new(f, "from", json_integer(s->grant));
+	if (d->grant)
+		json_object_set_new(f, "id", json_integer(d->grant));
+	set_opt(f, "role", d->role);
+	set_opt(f, "via", d->via);
+	(void)emit(b, "session.rebased", SYSTEM_ACTOR, f);
+}
+
+static bool role_terminates(const struct sbx_broker *b, const char *role)
+{
+	const struct sbx_role *r = role ? sbx_policy_role(b->policy, role) : NULL;
+
+	return r && r->on_expiry == SBX_ON_EXPIRY_TERMINATE;
+}
+
+/* The grant session id rests on is no longer live.  If the user may still
+ * log in (standing, or another grant), the session rests on that from now
+ * on; else a terminate-role ends it, a keep-role leaves it alone. */
+static void grant_gone(struct sbx_broker *b, uint32_t id, const char *reason)
+{
+	struct table *t = table_of(b);
+	struct session *s = find_id(t, id, NULL);
+	const struct sbx_req *g;
+	struct sbx_decision d;
+
+	if (!s || s->state != SESS_OPEN || !s->grant)
+		return;
+	g = sbx_state_get(b->state, s->grant);
+	sbx_broker_decide(b, s->user, sbx_now(), &d);
+	if (d.allowed) {
+		rebase(b, s, &d);
+		return;
+	}
+	if (role_terminates(b, g ? g->role : s->role))
+		end_session(b, s, reason);
+}
+
+/* ids of the open sessions resting on grant (0: every open session) */
+static size_t open_ids(const struct table *t, uint32_t grant, uint32_t **out)
+{
+	size_t n = 0;
+
+	*out = t->n ? calloc(t->n, sizeof(**out)) : NULL;
+	if (!*out)
+		return 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i]->state == SESS_OPEN && (!grant || t->v[i]->grant == grant))
+			(*out)[n++] = t->v[i]->id;
+	return n;
+}
+
+static void grant_ended(struct sbx_broker *b, const json_t *rec, const char *event)
+{
+	uint32_t grant = ju32(rec, "id"), *ids = NULL;
+	const char *role = jstr(rec, "role"), *why = jstr(rec, "reason");
+	const char *actor = jstr(rec, "actor");
+	char reason[SBX_TEXT_MAX + 128];
+	size_t n;
+
+	if (!grant)
+		return;
+	if (strcmp(event, "grant.expired") == 0)
+		snprintf(reason, sizeof(reason), "grant %u (%s) expired", grant, role ? role : "?");
+	else
+		snprintf(reason, sizeof(reason), "grant %u (%s) revoked by %s%s%s", grant,
+			 role ? role : "?", actor ? actor : "?", why ? ": " : "", why ? why : "");
+	/* The table changes while sessions are ended: work from their ids. */
+	n = open_ids(table_of(b), grant, &ids);
+	for (size_t i = 0; i < n; i++)
+		grant_gone(b, ids[i], reason);
+	free(ids);
+}
+
+static void on_record(struct sbx_broker *b, const json_t *rec, void *ctx)
+{
+	const char *event = jstr(rec, "event");
+
+	(void)ctx;
+	if (!event)
+		return;
+	if (strncmp(event, "session.", 8) == 0)
+		apply(table_of(b), event, rec);
+	else if (strcmp(event, "grant.expired") == 0 || strcmp(event, "grant.revoked") == 0)
+		grant_ended(b, rec, event);
+}
+
+static void on_replay(struct sbx_broker *b, const json_t *rec, void *ctx)
+{
+	const char *event = jstr(rec, "event");
+
+	(void)ctx;
+	if (event && strncmp(event, "session.", 8) == 0)
+		apply(table_of(b), event, rec);
+}
+
+/* ---- the timer -------------------------------------------------------------- */
+
+/* An ended session: SIGKILL for what is left once the grace is over, and
+ * out of the table once nothing is left.  Returns true when it is gone. */
+static bool tend_ending(struct sbx_broker *b, struct session *s, int64_t now_us)
+{
+	struct proc_id *left;
+	size_t n = 0, sent;
+	json_t *f;
+	bool any = false;
+
+	for (size_t i = 0; i < s->n_procs && !any; i++)
+		any = proc_alive(&s->procs[i]);
+	if (!any)
+		return true;
+	if (now_us < s->kill_at_us)
+		return false;
+	left = calloc(MAX_PROCS, sizeof(*left));
+	if (!left)
+		return false;
+	/* What survived, and anything they started since the hangup. */
+	n = proc_tree(s->procs, s->n_procs, left, MAX_PROCS);
+	sent = signal_all(left, n, SIGKILL);
+	if (!s->killed && sent) {
+		f = json_object();
+		json_object_set_new(f, "session", json_integer(s->id));
+		json_object_set_new(f, "user", json_string(s->user));
+		json_object_set_new(f, "signal", json_string("SIGKILL"));
+		json_object_set_new(f, "pids", procs_json(left, n));
+		sbx_warn("session %u of %s: %zu processes outlived SIGHUP by %d ms: SIGKILL", s->id,
+			 s->user, sent, SBX_SESSION_GRACE_MS);
+		(void)emit(b, "session.killed", SYSTEM_ACTOR, f);
+	}
+	s->killed = true;
+	free(left);
+	return false;
+}
+
+/* Open sessions whose leader has gone away without a close (a crashed
+ * sshd, a lost close) are closed quietly. */
+static void sweep_open(struct sbx_broker *b)
+{
+	struct table *t = table_of(b);
+	uint32_t *ids = NULL;
+	size_t n = open_ids(t, 0, &ids);
+	int64_t now = sbx_now();
+
+	for (size_t i = 0; i < n; i++) {
+		struct session *s = find_id(t, ids[i], NULL);
+		const struct sbx_req *g;
+		json_t *f;
+
+		if (!s || s->state != SESS_OPEN)
+			continue;
+		if (proc_alive(&s->leader)) {
+			/* Normally the grant's end event has done this; a broker
+			 * that cannot record never gets that event. */
+			g = s->grant ? sbx_state_get(b->state, s->grant) : NULL;
+			if (g && !sbx_req_live(g, now) && b->degraded[0])
+				grant_gone(b, s->id, "its grant ended (the broker cannot record)");
+			continue;
+		}
+		f = json_object();
+		json_object_set_new(f, "session", json_integer(s->id));
+		json_object_set_new(f, "user", json_string(s->user));
+		json_object_set_new(f, "pid", json_integer(s->leader.pid));
+		json_object_set_new(f, "reason", json_string("its process is gone"));
+		(void)emit(b, "session.closed", SYSTEM_ACTOR, f);
+	}
+	free(ids);
+}
+
+static void on_tick(struct sbx_broker *b, int64_t now_us, void *ctx)
+{
+	struct table *t = table_of(b);
+	int64_t now_ms = sbx_mono_ms();
+
+	(void)ctx;
+	for (size_t i = t->n; i-- > 0;) {
+		struct session *s = t->v[i];
+
+		if (s->state == SESS_ENDING && tend_ending(b, s, now_us)) {
+			/* Only memory: replay brings it back as ending, and the
+			 * first tick drops it again, its processes being gone. */
+			remove_id(t, s->id);
+		}
+	}
+	if (now_ms - t->last_sweep_ms >= SBX_SESSION_SWEEP_MS) {
+		t->last_sweep_ms = now_ms;
+		sweep_open(b);
+	}
+}
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+static json_t *session_to_json(const struct session *s)
+{
+	json_t *o = json_object();
+	char at[SBX_RFC3339_LEN];
+
+	json_object_set_new(o, "session", json_integer(s->id));
+	json_object_set_new(o, "user", json_string(s->user));
+	json_object_set_new(o, "pid", json_integer(s->leader.pid));
+	json_object_set_new(o, "pid_start", json_integer((json_int_t)s->leader.start));
+	set_opt(o, "service", s->service);
+	set_opt(o, "tty", s->tty);
+	set_opt(o, "rhost", s->rhost);
+	set_opt(o, "role", s->role);
+	set_opt(o, "via", s->via);
+	if (s->grant)
+		json_object_set_new(o, "id", json_integer(s->grant));
+	sbx_format_rfc3339(s->opened_at, at);
+	json_object_set_new(o, "opened_at", json_string(at));
+	if (s->state == SESS_ENDING) {
+		json_object_set_new(o, "state", json_string("ending"));
+		json_object_set_new(o, "kill_at_us", json_integer(s->kill_at_us));
+		json_object_set_new(o, "killed", json_boolean(s->killed));
+		json_object_set_new(o, "pids", procs_json(s->procs, s->n_procs));
+	}
+	return o;
+}
+
+static json_t *save(struct sbx_broker *b, void *ctx)
+{
+	const struct table *t = table_of(b);
+	json_t *o = json_object(), *a = json_array();
+
+	(void)ctx;
+	for (size_t i = 0; i < t->n; i++)
+		json_array_append_new(a, session_to_json(t->v[i]));
+	json_object_set_new(o, "next_id", json_integer(t->next_id));
+	json_object_set_new(o, "sessions", a);
+	return o;
+}
+
+static int load(struct sbx_broker *b, const json_t *saved, void *ctx)
+{
+	struct table *t = table_of(b);
+	json_t *a = json_object_get(saved, "sessions"), *e;
+	size_t i;
+
+	(void)ctx;
+	if (!json_is_array(a))
+		return -1;
+	json_array_foreach(a, i, e) {
+		const char *at = jstr(e, "opened_at");
+		int64_t us = 0;
+		struct session *s;
+
+		if (at)
+			(void)sbx_parse_rfc3339_us(at, &us);
+		s = session_from_json(e, us / 1000000);
+		if (!s)
+			return -1;
+		if (json_is_string(json_object_get(e, "state"))) {
+			s->state = SESS_ENDING;
+			s->kill_at_us = json_integer_value(json_object_get(e, "kill_at_us"));
+			s->killed = json_is_true(json_object_get(e, "killed"));
+			s->n_procs = procs_from_json(json_object_get(e, "pids"), &s->procs);
+		}
+		if (table_add(t, s) < 0) {
+			session_free(s);
+			return -1;
+		}
+	}
+	if (ju32(saved, "next_id") > t->next_id)
+		t->next_id = ju32(saved, "next_id");
+	return 0;
+}
+
+/* ---- ops ---------------------------------------------------------------------- */
+
+struct sargs {
+	char as_user[SBX_NAME_MAX + 1];
+	char user[SBX_NAME_MAX + 1];
+	char service[SBX_NAME_MAX + 1];
+	char rhost[256];
+	char tty[64];
+	uint32_t session, grant, pid;
+};
+
+static void reply_status(sbx_msg *reply, uint16_t op, uint32_t status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void reply_status(sbx_msg *reply, uint16_t op, uint32_t status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sbx_msg_free(reply);
+	sbx_msg_init_reply(reply, op | SBX_OP_REPLY, status, msg);
+}
+
+static int parse_sargs(const uint8_t *frame, size_t n, struct sargs *a, char *why, size_t whylen)
+{
+	sbx_reader r;
+	sbx_field f;
+	char *dst;
+	size_t len;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	sbx_reader_init_frame(&r, frame, n);
+	while ((rc = sbx_reader_next(&r, &f)) == 1) {
+		dst = NULL;
+		switch (f.tag) {
+		case SBX_F_AS_USER: dst = a->as_user; len = sizeof(a->as_user); break;
+		case SBX_F_USER: dst = a->user; len = sizeof(a->user); break;
+		case SBX_F_SERVICE: dst = a->service; len = sizeof(a->service); break;
+		case SBX_F_RHOST: dst = a->rhost; len = sizeof(a->rhost); break;
+		case SBX_F_TTY: dst = a->tty; len = sizeof(a->tty); break;
+		case SBX_F_SESSION: a->session = sbx_field_u32(&f); break;
+		case SBX_F_ID: a->grant = sbx_field_u32(&f); break;
+		case SBX_F_PID: a->pid = sbx_field_u32(&f); break;
+		default:
+			snprintf(why, whylen, "field 0x%04x does not belong in a session request",
+				 f.tag);
+			return -1;
+		}
+		if (dst && sbx_field_str(&f, dst, len) < 0) {
+			snprintf(why, whylen, "field 0x%04x is too long (at most %zu bytes)", f.tag,
+				 len - 1);
+			return -1;
+		}
+	}
+	if (rc < 0) {
+		snprintf(why, whylen, "truncated field");
+		return -1;
+	}
+	return 0;
+}
+
+/* Sessions are reported by sshd's PAM stack, which runs as root: nobody
+ * else may say who is logged in, or end a session. */
+static bool root_only(struct sbx_caller *c, uint16_t op, sbx_msg *reply)
+{
+	if (c->uid == 0)
+		return true;
+	reply_status(reply, op, SBX_ST_REFUSED,
+		     "only root (pam_sbx in sshd's PAM stack) may register or close sessions");
+	return false;
+}
+
+/* The grant a new session rests on: the one the account check named if it
+ * still counts, else what the broker decides now. */
+static uint32_t session_grant(struct sbx_broker *b, const struct sargs *a,
+			      const struct sbx_decision *d, int64_t now, const char **role)
+{
+	const struct sbx_req *g = a->grant ? sbx_state_get(b->state, a->grant) : NULL;
+	const struct sbx_role *r = g ? sbx_policy_role(b->policy, g->role) : NULL;
+
+	*role = d->role;
+	if (d->grant == 0)
+		return 0; /* standing: no grant can take this session away */
+	if (g && r && r->matches_host && strcmp(g->user, a->user) == 0 && sbx_req_live(g, now)) {
+		*role = g->role;
+		return g->id;
+	}
+	return d->grant;
+}
+
+static void op_open(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *frame, size_t n,
+		    sbx_msg *reply, uint64_t *wait_seq)
+{
+	struct table *t = table_of(b);
+	struct sargs a;
+	struct sbx_decision d;
+	const char *role = NULL;
+	char why[256];
+	uint64_t start;
+	pid_t pid;
+	uint32_t id, grant;
+	int64_t now = sbx_now();
+	json_t *f;
+
+	if (!root_only(c, SBX_OP_SESSION_OPEN, reply))
+		return;
+	if (parse_sargs(frame, n, &a, why, sizeof(why)) < 0) {
+		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT, "%s", why);
+		return;
+	}
+	if (!sbx_name_valid(a.user)) {
+		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT,
+			     "a session needs a valid user name");
+		return;
+	}
+	if (b->degraded[0]) {
+		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
+			     "the broker cannot record sessions now (%s)", b->degraded);
+		return;
+	}
+	pid = a.pid ? (pid_t)a.pid : c->pid;
+	if (pid <= 1 || sbx_proc_start_time(pid, &start) < 0) {
+		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT,
+			     "no process %d to lead the session", (int)pid);
+		return;
+	}
+	if (t->n >= SBX_SESSION_MAX) {
+		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
+			     "the broker already tracks %d sessions", SBX_SESSION_MAX);
+		return;
+	}
+	sbx_broker_decide(b, a.user, now, &d);
+	if (!d.allowed) {
+		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_REFUSED, "%s", d.message);
+		return;
+	}
+	grant = session_grant(b, &a, &d, now, &role);
+	id = t->next_id ? t->next_id : 1;
+	f = json_object();
+	json_object_set_new(f, "session", json_integer(id));
+	json_object_set_new(f, "user", json_string(a.user));
+	json_object_set_new(f, "pid", json_integer(pid));
+	json_object_set_new(f, "pid_start", json_integer((json_int_t)start));
+	set_opt(f, "service", a.service);
+	set_opt(f, "tty", a.tty);
+	set_opt(f, "rhost", a.rhost);
+	if (grant)
+		json_object_set_new(f, "id", json_integer(grant));
+	set_opt(f, "role", role);
+	set_opt(f, "via", d.via);
+	if (sbx_broker_record(b, "session.opened", a.user, f, wait_seq) < 0) {
+		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
+			     "the broker cannot record sessions now (%s)", b->degraded);
+		return;
+	}
+	if (!find_id(t, id, NULL)) {
+		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_INTERNAL, "session %u was not kept", id);
+		return;
+	}
+	reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_OK, "session %u of %s registered", id,
+		     a.user);
+	sbx_msg_put_u32(reply, SBX_F_SESSION, id);
+	if (grant)
+		sbx_msg_put_u32(reply, SBX_F_ID, grant);
+	if (role)
+		sbx_msg_put_str(reply, SBX_F_ROLE, role);
+	if (d.via)
+		sbx_msg_put_str(reply, SBX_F_VIA, d.via);
+}
+
+/* The session a close means: by id; else the caller's (pid) session of
+ * this user, else this user's newest on this tty. */
+static struct session *close_target(const struct table *t, const struct sargs *a, pid_t pid)
+{
+	struct session *best = NULL;
+
+	if (a->session)
+		return find_id(t, a->session, NULL);
+	for (size_t i = 0; i < t->n; i++) {
+		struct session *s = t->v[i];
+
+		if (strcmp(s->user, a->user) != 0)
+			continue;
+		if (s->leader.pid == pid)
+			return s;
+		if (a->tty[0] && s->tty && strcmp(s->tty, a->tty) == 0 &&
+		    (!best || s->id > best->id))
+			best = s;
+	}
+	return best;
+}
+
+static void op_close(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *frame,
+		     size_t n, sbx_msg *reply, uint64_t *wait_seq)
+{
+	struct sargs a;
+	struct session *s;
+	char why[256];
+	uint32_t id;
+	json_t *f;
+
+	if (!root_only(c, SBX_OP_SESSION_CLOSE, reply))
+		return;
+	if (parse_sargs(frame, n, &a, why, sizeof(why)) < 0) {
+		reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_BADINPUT, "%s", why);
+		return;
+	}
+	s = close_target(table_of(b), &a, a.pid ? (pid_t)a.pid : c->pid);
+	if (!s || (a.user[0] && strcmp(s->user, a.user) != 0)) {
+		reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_NOTFOUND, "no such session of %s",
+			     a.user[0] ? a.user : "this user");
+		return;
+	}
+	id = s->id;
+	if (s->state == SESS_ENDING) {
+		/* Already being ended: it leaves the table once its processes
+		 * are gone, not before (SIGKILL may still be due). */
+		reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_OK, "session %u is being ended", id);
+		sbx_msg_put_u32(reply, SBX_F_SESSION, id);
+		return;
+	}
+	f = json_object();
+	json_object_set_new(f, "session", json_integer(id));
+	json_object_set_new(f, "user", json_string(s->user));
+	json_object_set_new(f, "pid", json_integer(s->leader.pid));
+	json_object_set_new(f, "reason", json_string("logout"));
+	if (sbx_broker_record(b, "session.closed", s->user, f, wait_seq) < 0) {
+		reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_UNAVAILABLE,
+			     "the broker cannot record sessions now (%s)", b->degraded);
+		return;
+	}
+	reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_OK, "session %u closed", id);
+	sbx_msg_put_u32(reply, SBX_F_SESSION, id);
+}
+
+static void put_session(sbx_msg *m, const struct session *s)
+{
+	sbx_msg_begin_rec(m, SBX_F_SESSIONINFO);
+	sbx_msg_put_u32(m, SBX_F_SESSION, s->id);
+	sbx_msg_put_str(m, SBX_F_USER, s->user);
+	sbx_msg_put_u32(m, SBX_F_PID, (uint32_t)s->leader.pid);
+	sbx_msg_put_str_opt(m, SBX_F_SERVICE, s->service);
+	sbx_msg_put_str_opt(m, SBX_F_TTY, s->tty);
+	sbx_msg_put_str_opt(m, SBX_F_RHOST, s->rhost);
+	if (s->grant)
+		sbx_msg_put_u32(m, SBX_F_ID, s->grant);
+	sbx_msg_put_str_opt(m, SBX_F_ROLE, s->role);
+	sbx_msg_put_str_opt(m, SBX_F_VIA, s->via);
+	sbx_msg_put_i64(m, SBX_F_OPENED_AT, s->opened_at);
+	sbx_msg_put_str(m, SBX_F_STATE, s->state == SESS_OPEN ? "open" : "ending");
+	sbx_msg_end_rec(m);
+}
+
+static void op_list(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *frame, size_t n,
+		    sbx_msg *reply, uint64_t *wait_seq)
+{
+	const struct table *t = table_of(b);
+	struct sargs a;
+	struct sbx_who w;
+	char why[256];
+
+	(void)wait_seq;
+	if (parse_sargs(frame, n, &a, why, sizeof(why)) < 0) {
+		reply_status(reply, SBX_OP_SESSIONS, SBX_ST_BADINPUT, "%s", why);
+		return;
+	}
+	if (sbx_broker_who(b, c, a.as_user, SBX_OP_SESSIONS, &w, reply) < 0)
+		return;
+	if (!w.admin) {
+		reply_status(reply, SBX_OP_SESSIONS, SBX_ST_REFUSED,
+			     "only admins may list sessions");
+		return;
+	}
+	reply_status(reply, SBX_OP_SESSIONS, SBX_ST_OK, "%zu sessions", t->n);
+	for (size_t i = 0; i < t->n; i++) {
+		size_t before = reply->len;
+
+		if (a.user[0] && strcmp(t->v[i]->user, a.user) != 0)
+			continue;
+		put_session(reply, t->v[i]);
+		if (reply->error) {
+			reply->error = 0;
+			reply->len = before;
+			break;
+		}
+	}
+}
+
+/* ---- set-up ---------------------------------------------------------------- */
+
+int sbx_sessions_preinit(struct sbx_broker *b)
+{
+	struct table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -1;
+	t->next_id = 1;
+	b->sessions = t;
+	if (sbx_broker_persist(b, "sessions", on_replay, save, load, NULL) < 0) {
+		sbx_err("sessions: cannot register their persistence");
+		return -1;
+	}
+	return 0;
+}
+
+int sbx_sessions_init(struct sbx_broker *b)
+{
+	uint32_t *ids = NULL;
+	size_t n;
+
+	if (!b->sessions && sbx_sessions_preinit(b) < 0)
+		return -1;
+	if (sbx_broker_register_op(b, SBX_OP_SESSION_OPEN, op_open) < 0 ||
+	    sbx_broker_register_op(b, SBX_OP_SESSION_CLOSE, op_close) < 0 ||
+	    sbx_broker_register_op(b, SBX_OP_SESSIONS, op_list) < 0 ||
+	    sbx_broker_on_record(b, on_record, NULL) < 0 ||
+	    sbx_broker_on_tick(b, on_tick, NULL, 0) < 0) {
+		sbx_err("sessions: cannot register with the broker");
+		return -1;
+	}
+	/* A crash between a grant's end and the end of its sessions leaves
+	 * them open on a dead grant: finish the job. */
+	n = open_ids(table_of(b), 0, &ids);
+	for (size_t i = 0; i < n; i++) {
+		struct session *s = find_id(table_of(b), ids[i], NULL);
+		const struct sbx_req *g = s && s->grant ? sbx_state_get(b->state, s->grant) : NULL;
+
+		if (g && (g->state == SBX_REQ_EXPIRED || g->state == SBX_REQ_REVOKED))
+			grant_gone(b, ids[i], g->state == SBX_REQ_EXPIRED
+					      ? "its grant expired while the broker was down"
+					      : "its grant was revoked while the broker was down");
+	}
+	free(ids);
+	if (table_of(b)->n)
+		sbx_info("sessions: %zu known from the journal", table_of(b)->n);
+	return 0;
+}
+
+void sbx_sessions_free(struct sbx_broker *b)
+{
+	struct table *t = b ? table_of(b) : NULL;
+
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		session_free(t->v[i]);
+	free(t->v);
+	free(t);
+	b->sessions = NULL;
+}
+
+size_t sbx_sessions_count(const struct sbx_broker *b)
+{
+	const struct table *t = b ? table_of(b) : NULL;
+
+	return t ? t->n : 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * Login sessions: pam_sbx registers each session it opens (who, the pid
+ * leading it, tty, remote host, and the grant the login rested on) and
+ * closes it at logout.  When a grant of a role with `on_expiry: terminate`
+ * ends (expiry or revocation), the broker ends the sessions resting on
+ * it: SIGHUP to the leader and everything below it, SIGKILL to whatever is
+ * left after SBX_SESSION_GRACE_MS.
+ *
+ * The table lives in the journal like everything else (session.opened,
+ * session.closed, session.terminated, session.killed, session.rebased) and
+ * in snapshots under "ext"."sessions", so a restarted broker still knows
+ * which sessions rest on which grant.  docs/pam.md and docs/audit.md
+ * describe the events.
+ */
+#ifndef SBX_SESSIONS_H
+#define SBX_SESSIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sbx_broker;
+
+/* Between SIGHUP and SIGKILL. */
+#define SBX_SESSION_GRACE_MS 5000
+/* How often open sessions are checked for a leader that is gone. */
+#define SBX_SESSION_SWEEP_MS 1000
+/* At most this many sessions at once (a bound on memory and on the sweep). */
+#define SBX_SESSION_MAX 16384
+
+/* Before the journal opens (main.c FEATURE-PREINIT): create the table in
+ * b->sessions and register its persistence.  0 or -1. */
+int sbx_sessions_preinit(struct sbx_broker *b);
+
+/* After replay (FEATURE-INIT): register the ops, the record observer and
+ * the timer; end sessions whose terminate-grant ended while nobody acted
+ * on it (a crash between the two).  0 or -1. */
+int sbx_sessions_init(struct sbx_broker *b);
+
+/* FEATURE-FREE.  Accepts a broker without a table. */
+void sbx_sessions_free(struct sbx_broker *b);
+
+/* For tests and sbxctl-style listings: how many sessions are in the table
+ * (open or being ended). */
+size_t sbx_sessions_count(const struct sbx_broker *b);
+
+/* The process identity the broker keeps for a pid: its start time in
+ * clock ticks since boot (/proc/PID/stat field 22), so that a recycled pid
+ * is never signalled.  0 or -1 (no such process, or it is a zombie). */
+int sbx_proc_start_time(pid_t pid, uint64_t *start);
+
+#endif
