@@ -1,0 +1,432 @@
+/*
+ * Slack approvals: the HTTP endpoint for Slack's interactivity callbacks.
+ *
+ * libmicrohttpd runs in external-epoll mode: its epoll fd sits in the
+ * feature's epoll set and MHD_run is called from the broker's loop, so
+ * the handler runs on the loop thread and may call the broker directly.
+ * A request is checked in this order, and the first failure ends it:
+ * method and path, size (64 KiB), Slack's signature and timestamp, replay,
+ * content type, payload, then the decision itself (slack_act).  A change
+ * is acknowledged to Slack only once its journal record is durable: the
+ * connection is suspended until then (milliseconds; Slack allows 3 s).
+ */
+#include "config.h"
+
+#include "slack_int.h"
+
+#include "log.h"
+#include "sbxio.h"
+#include "timeutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#define MAX_CONNECTIONS 64
+#define HEADER_MEMORY (32 * 1024)
+
+/* One HTTP request, from its headers to its completion. */
+struct req_ctx {
+	struct MHD_Connection *conn;
+	char *body;
+	size_t len, cap;
+	bool too_big;
+	/* held until the journal has the change */
+	bool held, ready;
+	uint64_t wait_seq;
+	uint32_t req;
+	char response_url[SLACK_URL_MAX];
+	unsigned status;
+	struct req_ctx *next_held;
+};
+
+struct slack_http {
+	struct slack *s;
+	struct MHD_Daemon *d;
+	struct req_ctx *held;
+};
+
+__attribute__((format(printf, 2, 0)))
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512], clean[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	sbx_warn("slack: http: %s", sbx_sanitize(msg, clean, sizeof(clean)));
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(strlen(text), (void *)(uintptr_t)text,
+					    MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static const char *header(struct MHD_Connection *conn, const char *name)
+{
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+static const char *peer(struct MHD_Connection *conn, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(buf, len, "?");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+			  (socklen_t)len);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  buf, (socklen_t)len);
+	return buf;
+}
+
+static bool content_length_too_big(struct MHD_Connection *conn)
+{
+	const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long v = 0;
+
+	if (!cl)
+		return false;
+	for (const char *c = cl; *c; c++) {
+		if (*c < '0' || *c > '9' || v > SLACK_BODY_MAX)
+			return true;
+		v = v * 10 + (unsigned long long)(*c - '0');
+	}
+	return v > SLACK_BODY_MAX;
+}
+
+static void body_append(struct req_ctx *rc, const char *data, size_t n)
+{
+	char *nb;
+
+	if (rc->too_big || rc->len + n > SLACK_BODY_MAX) {
+		rc->too_big = true;
+		return;
+	}
+	if (rc->len + n + 1 > rc->cap) {
+		size_t cap = rc->cap ? rc->cap : 4096;
+
+		while (cap < rc->len + n + 1)
+			cap *= 2;
+		nb = realloc(rc->body, cap);
+		if (!nb) {
+			rc->too_big = true;
+			return;
+		}
+		rc->body = nb;
+		rc->cap = cap;
+	}
+	memcpy(rc->body + rc->len, data, n);
+	rc->len += n;
+	rc->body[rc->len] = '\0';
+}
+
+/* Signature, timestamp and replay.  Returns 0, or the HTTP status to
+ * refuse with (after logging why). */
+static unsigned check_signature(struct slack_http *h, struct req_ctx *rc, char *msg,
+				size_t msglen)
+{
+	struct slack *s = h->s;
+	const char *ts = header(rc->conn, "X-Slack-Request-Timestamp");
+	const char *sig = header(rc->conn, "X-Slack-Signature");
+	int64_t now = sbx_now(), t = 0;
+	enum slack_verdict v;
+	int seen;
+
+	v = slack_verify(s->secret, s->secret_len, ts, sig, rc->body ? rc->body : "", rc->len, now,
+			 &t);
+	if (v != SLACK_SIG_OK) {
+		snprintf(msg, msglen, "%s", slack_verdict_text(v));
+		return 401;
+	}
+	seen = slack_replay_check(s->replay, sig, t, now);
+	if (seen == 1) {
+		snprintf(msg, msglen, "this signed request was already received (replay)");
+		return 401;
+	}
+	if (seen < 0) {
+		snprintf(msg, msglen, "too many callbacks in the last 5 minutes");
+		return 503;
+	}
+	return 0;
+}
+
+/* A well-signed request: parse it, act, answer. */
+static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
+{
+	struct slack *s = h->s;
+	const char *ctype = header(rc->conn, MHD_HTTP_HEADER_CONTENT_TYPE);
+	struct slack_click c;
+	char why[512], msg[1024], ip[64], clean[600];
+	char *payload = NULL;
+	enum MHD_Result ret;
+	uint64_t wait_seq = 0;
+	uint32_t id = 0;
+	int acted;
+
+	if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33) != 0) {
+		ret = respond(rc->conn, 415, "expected application/x-www-form-urlencoded\n");
+		goto out;
+	}
+	payload = slack_form_value(rc->body ? rc->body : "", rc->len, "payload");
+	switch (payload ? slack_parse_click(payload, &c, why, sizeof(why)) : SLACK_CLICK_MALFORMED) {
+	case SLACK_CLICK_MALFORMED:
+		sbx_warn("slack: a signed callback from %s without a usable payload",
+			 peer(rc->conn, ip, sizeof(ip)));
+		ret = respond(rc->conn, 400, "no usable payload\n");
+		goto out;
+	case SLACK_CLICK_UNKNOWN:
+		sbx_info("slack: %s pressed something sbx does not handle: %s", c.user_id,
+			 sbx_sanitize(why, clean, sizeof(clean)));
+		snprintf(msg, sizeof(msg), "sbx cannot do that (%s). Nothing was changed.", why);
+		slack_answer(s, 0, c.response_url, msg);
+		ret = respond(rc->conn, 200, "");
+		goto out;
+	case SLACK_CLICK_OK:
+		break;
+	}
+	acted = slack_act(s, &c, &wait_seq, msg, sizeof(msg));
+	(void)slack_button_id(c.value, &id);
+	if (!acted) {
+		slack_answer(s, id, c.response_url, msg);
+		ret = respond(rc->conn, 200, "");
+		goto out;
+	}
+	/* Recorded: answer Slack once the record is on disk. */
+	rc->held = true;
+	rc->wait_seq = wait_seq;
+	rc->req = id;
+	snprintf(rc->response_url, sizeof(rc->response_url), "%s", c.response_url);
+	rc->next_held = h->held;
+	h->held = rc;
+	MHD_suspend_connection(rc->conn);
+	ret = MHD_YES;
+out:
+	free(payload);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_size, void **req_cls)
+{
+	struct slack_http *h = cls;
+	struct req_ctx *rc = *req_cls;
+	char msg[256], ip[64];
+	unsigned status;
+
+	(void)version;
+	if (!rc) {
+		if (strcmp(method, "POST") != 0)
+			return respond(conn, 405, "only POST\n");
+		if (strcmp(url, h->s->request_path) != 0)
+			return respond(conn, 404, "not here\n");
+		if (content_length_too_big(conn))
+			return respond(conn, 413, "at most 64 KiB\n");
+		rc = calloc(1, sizeof(*rc));
+		if (!rc)
+			return MHD_NO;
+		rc->conn = conn;
+		*req_cls = rc;
+		return MHD_YES;
+	}
+	if (rc->held) {
+		/* Resumed: the journal has spoken. */
+		if (!rc->ready)
+			return MHD_YES;
+		rc->held = false;
+		return respond(conn, rc->status, "");
+	}
+	if (*upload_size) {
+		body_append(rc, upload_data, *upload_size);
+		*upload_size = 0;
+		/* Only a chunked body gets here too big (a Content-Length
+		 * over the limit was answered 413 above): stop reading it. */
+		return rc->too_big ? MHD_NO : MHD_YES;
+	}
+	if (rc->too_big)
+		return respond(conn, 413, "at most 64 KiB\n");
+	status = check_signature(h, rc, msg, sizeof(msg));
+	if (status) {
+		sbx_warn("slack: refused a callback from %s: %s", peer(conn, ip, sizeof(ip)), msg);
+		return respond(conn, status, status == 401 ? "invalid request signature\n"
+							    : "busy\n");
+	}
+	return handle_click(h, rc);
+}
+
+static void unhold(struct slack_http *h, struct req_ctx *rc)
+{
+	for (struct req_ctx **p = &h->held; *p; p = &(*p)->next_held) {
+		if (*p == rc) {
+			*p = rc->next_held;
+			return;
+		}
+	}
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct slack_http *h = cls;
+	struct req_ctx *rc = *req_cls;
+
+	(void)conn;
+	(void)toe;
+	if (!rc)
+		return;
+	unhold(h, rc);
+	free(rc->body);
+	free(rc);
+	*req_cls = NULL;
+}
+
+static int listen_addr(const struct sbx_slack_conf *c, struct sockaddr_storage *ss, bool *v6)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)(void *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	*v6 = strchr(c->listen_host, ':') != NULL;
+	if (*v6) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(c->listen_port);
+		return inet_pton(AF_INET6, c->listen_host, &in6->sin6_addr) == 1 ? 0 : -1;
+	}
+	in4->sin_family = AF_INET;
+	in4->sin_port = htons(c->listen_port);
+	return inet_pton(AF_INET, c->listen_host, &in4->sin_addr) == 1 ? 0 : -1;
+}
+
+struct slack_http *slack_http_start(struct slack *s, char *err, size_t errlen)
+{
+	const struct sbx_slack_conf *c = &s->b->policy->slack;
+	struct slack_http *h = calloc(1, sizeof(*h));
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_storage ss;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	bool v6;
+
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->s = s;
+	if (listen_addr(c, &ss, &v6) < 0) {
+		snprintf(err, errlen, "listen: %s is not a numeric address", c->listen_host);
+		goto fail;
+	}
+	if (v6)
+		flags |= MHD_USE_IPv6;
+	/* The logger first, so MHD never writes to stderr on its own. */
+	h->d = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, h,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->timeout,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)MAX_CONNECTIONS,
+				MHD_OPTION_STRICT_FOR_CLIENT, 1,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+				MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(err, errlen, "cannot listen on %s%s%s:%u for Slack (in use, or not an "
+			 "address of this host)", v6 ? "[" : "", c->listen_host, v6 ? "]" : "",
+			 c->listen_port);
+		goto fail;
+	}
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	sbx_info("slack: listening on %s%s%s:%u%s for Slack's interactivity callbacks",
+		 v6 ? "[" : "", c->listen_host, v6 ? "]" : "", info ? info->port : c->listen_port,
+		 c->request_path);
+	return h;
+fail:
+	slack_http_free(h);
+	return NULL;
+}
+
+int slack_http_fd(const struct slack_http *h)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+
+	return info ? info->epoll_fd : -1;
+}
+
+void slack_http_run(struct slack_http *h)
+{
+	(void)MHD_run(h->d);
+}
+
+int64_t slack_http_deadline(const struct slack_http *h)
+{
+	MHD_UNSIGNED_LONG_LONG ms = 0;
+
+	if (MHD_get_timeout(h->d, &ms) != MHD_YES)
+		return INT64_MAX;
+	return sbx_mono_ms() + (ms > 3600000 ? 3600000 : (int64_t)ms);
+}
+
+void slack_http_tick(struct slack_http *h)
+{
+	struct sbx_broker *b = h->s->b;
+	uint64_t durable = sbx_journal_durable_seq(b->journal);
+	bool resumed = false;
+
+	for (struct req_ctx *rc = h->held; rc; rc = rc->next_held) {
+		if (rc->ready)
+			continue;
+		if (rc->wait_seq > durable && !b->degraded[0])
+			continue;
+		rc->ready = true;
+		rc->status = 200;
+		if (rc->wait_seq > durable) {
+			char msg[700];
+
+			snprintf(msg, sizeof(msg),
+				 "Not recorded: the broker could not write its journal (%s). Nothing "
+				 "was changed.", b->degraded);
+			slack_answer(h->s, rc->req, rc->response_url, msg);
+		}
+		MHD_resume_connection(rc->conn);
+		resumed = true;
+	}
+	if (resumed)
+		slack_http_run(h);
+}
+
+void slack_http_free(struct slack_http *h)
+{
+	if (!h)
+		return;
+	/* MHD wants every suspended connection resumed before it stops. */
+	for (struct req_ctx *rc = h->held; rc; rc = rc->next_held) {
+		if (!rc->ready) {
+			rc->ready = true;
+			rc->status = 503;
+			MHD_resume_connection(rc->conn);
+		}
+	}
+	if (h->d)
+		MHD_stop_daemon(h->d);
+	free(h);
+}

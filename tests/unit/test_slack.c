@@ -1,0 +1,611 @@
+/*
+ * Slack approvals without a network: Slack's published signing example,
+ * the verification rules, the replay cache, form and payload parsing,
+ * button MACs, URL rules, escaping, secret files, the slack: section of
+ * the policy, and the message a request renders to.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "slack_int.h"
+
+#define REFERENCE SBX_TEST_SRCDIR "/packaging/examples/policy.yaml"
+
+/* Slack's worked example ("Verifying requests from Slack"). */
+#define DOC_SECRET "8f742231b10e8888abcd99yyyzzz85a5"
+#define DOC_TS "1531420618"
+#define DOC_BODY                                                                              \
+	"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=" \
+	"G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2F"    \
+	"webhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F"      \
+	"T1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015."        \
+	"47445629121.803a0bc887a14d10d2c447fce8b6703c"
+#define DOC_SIG "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+#define DOC_NOW 1531420618
+
+static enum slack_verdict verify(const char *ts, const char *sig, const char *body, int64_t now)
+{
+	int64_t t = 0;
+
+	return slack_verify(DOC_SECRET, strlen(DOC_SECRET), ts, sig, body, strlen(body), now, &t);
+}
+
+/* ---- signatures ------------------------------------------------------------------ */
+
+Test(sign, slack_published_example)
+{
+	char sig[SLACK_SIG_LEN + 1];
+
+	cr_assert_eq(slack_sign(DOC_SECRET, strlen(DOC_SECRET), DOC_TS, DOC_BODY, strlen(DOC_BODY),
+				sig), 0);
+	cr_assert_str_eq(sig, DOC_SIG);
+	cr_assert_eq(verify(DOC_TS, DOC_SIG, DOC_BODY, DOC_NOW + 60), SLACK_SIG_OK);
+}
+
+Test(sign, refuses_a_changed_body_or_secret)
+{
+	char body[] = DOC_BODY;
+	int64_t t;
+
+	body[10] ^= 1;
+	cr_assert_eq(verify(DOC_TS, DOC_SIG, body, DOC_NOW), SLACK_SIG_MISMATCH);
+	cr_assert_eq(slack_verify("another", 7, DOC_TS, DOC_SIG, DOC_BODY, strlen(DOC_BODY), DOC_NOW,
+				  &t), SLACK_SIG_MISMATCH);
+	/* One digit of the signature off, and a truncated one. */
+	cr_assert_eq(verify(DOC_TS, "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b504",
+			    DOC_BODY, DOC_NOW), SLACK_SIG_MISMATCH);
+	cr_assert_eq(verify(DOC_TS, "v0=a2114d57", DOC_BODY, DOC_NOW), SLACK_SIG_MISMATCH);
+	/* The timestamp is part of what is signed. */
+	cr_assert_eq(verify("1531420619", DOC_SIG, DOC_BODY, DOC_NOW), SLACK_SIG_MISMATCH);
+}
+
+Test(sign, refuses_times_more_than_five_minutes_off)
+{
+	cr_assert_eq(verify(DOC_TS, DOC_SIG, DOC_BODY, DOC_NOW + 300), SLACK_SIG_OK);
+	cr_assert_eq(verify(DOC_TS, DOC_SIG, DOC_BODY, DOC_NOW - 300), SLACK_SIG_OK);
+	cr_assert_eq(verify(DOC_TS, DOC_SIG, DOC_BODY, DOC_NOW + 301), SLACK_SIG_STALE);
+	cr_assert_eq(verify(DOC_TS, DOC_SIG, DOC_BODY, DOC_NOW - 301), SLACK_SIG_STALE);
+}
+
+Test(sign, refuses_missing_or_malformed_headers)
+{
+	int64_t t;
+
+	cr_assert_eq(slack_verify(DOC_SECRET, strlen(DOC_SECRET), NULL, DOC_SIG, DOC_BODY,
+				  strlen(DOC_BODY), DOC_NOW, &t), SLACK_SIG_MISSING);
+	cr_assert_eq(slack_verify(DOC_SECRET, strlen(DOC_SECRET), DOC_TS, NULL, DOC_BODY,
+				  strlen(DOC_BODY), DOC_NOW, &t), SLACK_SIG_MISSING);
+	cr_assert_eq(verify("", DOC_SIG, DOC_BODY, DOC_NOW), SLACK_SIG_BAD_TS);
+	cr_assert_eq(verify("-1531420618", DOC_SIG, DOC_BODY, DOC_NOW), SLACK_SIG_BAD_TS);
+	cr_assert_eq(verify("1531420618.5", DOC_SIG, DOC_BODY, DOC_NOW), SLACK_SIG_BAD_TS);
+	cr_assert_eq(verify("99999999999999999999999", DOC_SIG, DOC_BODY, DOC_NOW),
+		     SLACK_SIG_BAD_TS);
+}
+
+/* ---- replay cache ------------------------------------------------------------------- */
+
+Test(replay, a_signature_is_accepted_once_while_it_could_be_valid)
+{
+	struct slack_replay *c = slack_replay_new(2);
+
+	cr_assert_not_null(c);
+	cr_assert_eq(slack_replay_check(c, "v0=aa", 1000, 1000), 0);
+	cr_assert_eq(slack_replay_check(c, "v0=aa", 1000, 1100), 1);
+	cr_assert_eq(slack_replay_check(c, "v0=bb", 1000, 1100), 0);
+	/* Full of live entries: refused rather than forgetting one. */
+	cr_assert_eq(slack_replay_check(c, "v0=cc", 1000, 1100), -1);
+	/* Once the timestamps are too old to pass verification anyway, the
+	 * entries go and there is room again. */
+	cr_assert_eq(slack_replay_check(c, "v0=cc", 1301, 1301), 0);
+	slack_replay_free(c);
+}
+
+/* ---- form and payload ------------------------------------------------------------- */
+
+Test(form, decodes_the_payload_field)
+{
+	const char *body = "token=x&payload=%7B%22a%22%3A+%22b%2Bc%22%7D&other=1";
+	char *v = slack_form_value(body, strlen(body), "payload");
+
+	cr_assert_not_null(v);
+	cr_assert_str_eq(v, "{\"a\": \"b+c\"}");
+	free(v);
+	v = slack_form_value(body, strlen(body), "other");
+	cr_assert_str_eq(v, "1");
+	free(v);
+	cr_assert_null(slack_form_value(body, strlen(body), "pay"));
+	cr_assert_null(slack_form_value(body, strlen(body), "missing"));
+}
+
+Test(form, refuses_bad_escapes_and_nul)
+{
+	const char *bad[] = { "payload=%7", "payload=%zz", "payload=a%00b", "payload=%" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_null(slack_form_value(bad[i], strlen(bad[i]), "payload"), "%s", bad[i]);
+}
+
+#define PAYLOAD(type, action, value)                                                        \
+	"{\"type\":\"" type "\",\"user\":{\"id\":\"U0FRANK\",\"username\":\"frank\"},"      \
+	"\"response_url\":\"https://hooks.slack.com/actions/T1/2/x\",\"actions\":[{"         \
+	"\"action_id\":\"" action "\",\"type\":\"button\",\"value\":\"" value "\"}]}"
+
+Test(payload, a_button_press)
+{
+	struct slack_click c;
+	char why[256];
+
+	cr_assert_eq(slack_parse_click(PAYLOAD("block_actions", "sbx_approve", "v1.7.ab"), &c, why,
+				       sizeof(why)), SLACK_CLICK_OK, "%s", why);
+	cr_assert_str_eq(c.user_id, "U0FRANK");
+	cr_assert_str_eq(c.action, "approve");
+	cr_assert_str_eq(c.value, "v1.7.ab");
+	cr_assert_str_eq(c.response_url, "https://hooks.slack.com/actions/T1/2/x");
+	cr_assert_eq(slack_parse_click(PAYLOAD("block_actions", "sbx_deny", "v1.7.ab"), &c, why,
+				       sizeof(why)), SLACK_CLICK_OK);
+	cr_assert_str_eq(c.action, "deny");
+}
+
+Test(payload, other_interactions_are_unknown_not_malformed)
+{
+	struct slack_click c;
+	char why[256];
+
+	cr_assert_eq(slack_parse_click(PAYLOAD("view_submission", "sbx_approve", "v"), &c, why,
+				       sizeof(why)), SLACK_CLICK_UNKNOWN);
+	cr_assert_eq(slack_parse_click(PAYLOAD("block_actions", "launch_rockets", "v"), &c, why,
+				       sizeof(why)), SLACK_CLICK_UNKNOWN);
+	/* Still known: who pressed and where to answer. */
+	cr_assert_str_eq(c.user_id, "U0FRANK");
+	cr_assert_str_eq(c.response_url, "https://hooks.slack.com/actions/T1/2/x");
+}
+
+Test(payload, malformed)
+{
+	const char *bad[] = {
+		"not json",
+		"[1,2]",
+		"{\"type\":\"block_actions\"}",
+		"{\"type\":\"block_actions\",\"user\":{\"id\":\"U 1\"}}",
+		"{\"type\":\"block_actions\",\"user\":{\"id\":\"U1\"},\"user\":{\"id\":\"U2\"}}",
+		"{\"type\":\"block_actions\",\"user\":{\"id\":\"U1\"},\"response_url\":7}",
+	};
+	struct slack_click c;
+	char why[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(slack_parse_click(bad[i], &c, why, sizeof(why)), SLACK_CLICK_MALFORMED,
+			     "%s", bad[i]);
+}
+
+/* ---- buttons ----------------------------------------------------------------------- */
+
+static const uint8_t KEY[SLACK_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+
+static struct sbx_req req(uint32_t id, char *user, char *role, int64_t created)
+{
+	struct sbx_req r = { .id = id, .user = user, .role = role, .created_at = created };
+
+	return r;
+}
+
+Test(button, value_names_the_request_and_verifies)
+{
+	struct sbx_req r = req(42, "erin", "sandbox-admin", 1800000000);
+	char v[160];
+	uint32_t id = 0;
+
+	slack_button_value(KEY, &r, "approve", v, sizeof(v));
+	cr_assert_eq(strncmp(v, "v1.42.", 6), 0, "%s", v);
+	cr_assert_eq(strlen(v), 6 + 64);
+	cr_assert_eq(slack_button_id(v, &id), 0);
+	cr_assert_eq(id, 42);
+	cr_assert(slack_button_ok(KEY, &r, "approve", v));
+}
+
+Test(button, cannot_be_recycled_or_forged)
+{
+	struct sbx_req r = req(42, "erin", "sandbox-admin", 1800000000);
+	struct sbx_req other = req(43, "erin", "sandbox-admin", 1800000000);
+	struct sbx_req reused = req(42, "dave", "sandbox-admin", 1800000500);
+	uint8_t key2[SLACK_KEY_LEN] = { 9 };
+	char v[160], forged[160];
+
+	slack_button_value(KEY, &r, "approve", v, sizeof(v));
+	/* Deny's button does not approve, and vice versa. */
+	cr_assert_not(slack_button_ok(KEY, &r, "deny", v));
+	/* Another request, or the same id in a journal started afresh. */
+	cr_assert_not(slack_button_ok(KEY, &other, "approve", v));
+	cr_assert_not(slack_button_ok(KEY, &reused, "approve", v));
+	/* Another broker's key. */
+	cr_assert_not(slack_button_ok(key2, &r, "approve", v));
+	/* The id edited to point at another request. */
+	snprintf(forged, sizeof(forged), "v1.43.%s", v + 6);
+	cr_assert_not(slack_button_ok(KEY, &other, "approve", forged));
+	/* A changed or shortened MAC. */
+	snprintf(forged, sizeof(forged), "%s", v);
+	forged[10] = forged[10] == 'a' ? 'b' : 'a';
+	cr_assert_not(slack_button_ok(KEY, &r, "approve", forged));
+	forged[10] = v[10];
+	forged[strlen(forged) - 1] = '\0';
+	cr_assert_not(slack_button_ok(KEY, &r, "approve", forged));
+}
+
+Test(button, ids_parse_strictly)
+{
+	const char *bad[] = { "", "v1.", "v1..ab", "v2.4.ab", "v1.0.ab", "v1.4ab", "v1.99999999999.a",
+			      "v1.-4.ab" };
+	uint32_t id;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(slack_button_id(bad[i], &id), -1, "%s", bad[i]);
+	cr_assert_eq(slack_button_id("v1.4294967295.x", &id), 0);
+	cr_assert_eq(id, 4294967295u);
+}
+
+/* ---- URLs, backoff, escaping ---------------------------------------------------------- */
+
+Test(url, https_or_loopback_http)
+{
+	char why[200];
+
+	cr_assert_eq(slack_url_ok("https://hooks.slack.com/services/T0/B0/x", why, sizeof(why)), 0);
+	cr_assert_eq(slack_url_ok("http://127.0.0.1:8080/services/x", why, sizeof(why)), 0);
+	cr_assert_eq(slack_url_ok("http://localhost/x", why, sizeof(why)), 0);
+	cr_assert_eq(slack_url_ok("http://[::1]:9/x", why, sizeof(why)), 0);
+	cr_assert_eq(slack_url_ok("http://hooks.slack.com/services/x", why, sizeof(why)), -1);
+	cr_assert(strstr(why, "https://"), "%s", why);
+	cr_assert_eq(slack_url_ok("ftp://hooks.slack.com/x", why, sizeof(why)), -1);
+	cr_assert_eq(slack_url_ok("hooks.slack.com/x", why, sizeof(why)), -1);
+	cr_assert_eq(slack_url_ok("", why, sizeof(why)), -1);
+}
+
+Test(url, same_origin)
+{
+	cr_assert(slack_same_origin("https://hooks.slack.com/services/T/B/x",
+				    "https://hooks.slack.com/actions/T/1/y"));
+	cr_assert(slack_same_origin("https://hooks.slack.com/a", "https://HOOKS.slack.com:443/b"));
+	cr_assert_not(slack_same_origin("https://hooks.slack.com/a", "https://evil.example/b"));
+	cr_assert_not(slack_same_origin("https://hooks.slack.com/a", "http://hooks.slack.com/b"));
+	cr_assert_not(slack_same_origin("http://127.0.0.1:80/a", "http://127.0.0.1:81/a"));
+	cr_assert_not(slack_same_origin("https://hooks.slack.com/a", "not a url"));
+}
+
+Test(backoff, doubles_up_to_five_minutes)
+{
+	cr_assert_eq(slack_backoff_ms(1), 1000);
+	cr_assert_eq(slack_backoff_ms(2), 2000);
+	cr_assert_eq(slack_backoff_ms(5), 16000);
+	cr_assert_eq(slack_backoff_ms(9), 256000);
+	cr_assert_eq(slack_backoff_ms(10), 300000);
+	cr_assert_eq(slack_backoff_ms(1000), 300000);
+}
+
+Test(escape, no_mentions_links_or_control_characters)
+{
+	char out[200];
+
+	slack_escape("<!channel> & <https://x|y>", out, sizeof(out));
+	cr_assert_str_eq(out, "&lt;!channel&gt; &amp; &lt;https://x|y&gt;");
+	slack_escape("a\tb\nc\x1b[31m", out, sizeof(out));
+	cr_assert_str_eq(out, "a b\nc [31m");
+	slack_escape("bad \xff\xc3 utf8", out, sizeof(out));
+	cr_assert_str_eq(out, "bad ?? utf8");
+}
+
+Test(escape, cuts_at_a_character_boundary)
+{
+	char out[12];
+
+	/* "é" is two bytes: never split, and the cut is marked. */
+	slack_escape("ééééééééé", out, sizeof(out));
+	cr_assert_str_eq(out, "éééé...");
+	slack_escape("short", out, sizeof(out));
+	cr_assert_str_eq(out, "short");
+}
+
+/* ---- secret files -------------------------------------------------------------------- */
+
+struct tmp {
+	char dir[64];
+	char path[128];
+};
+
+static void tmp_file(struct tmp *t, const char *content, mode_t mode)
+{
+	int fd;
+
+	snprintf(t->dir, sizeof(t->dir), "/tmp/test_slack.XXXXXX");
+	cr_assert_not_null(mkdtemp(t->dir));
+	snprintf(t->path, sizeof(t->path), "%s/secret", t->dir);
+	fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	close(fd);
+	cr_assert_eq(chmod(t->path, mode), 0);
+}
+
+static void tmp_done(struct tmp *t)
+{
+	char link[160];
+
+	snprintf(link, sizeof(link), "%s/link", t->dir);
+	unlink(link);
+	unlink(t->path);
+	rmdir(t->dir);
+}
+
+Test(secret, read_from_a_private_file)
+{
+	struct tmp t;
+	char buf[SLACK_SECRET_MAX + 1], why[512];
+	size_t len = 0;
+
+	tmp_file(&t, "s3cr3t-value\n", 0600);
+	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), 0, "%s",
+		     why);
+	cr_assert_str_eq(buf, "s3cr3t-value");
+	cr_assert_eq(len, 12);
+	tmp_done(&t);
+}
+
+Test(secret, refuses_files_others_can_read)
+{
+	struct tmp t;
+	char buf[SLACK_SECRET_MAX + 1], why[512];
+	size_t len = 0;
+
+	tmp_file(&t, "s3cr3t-value\n", 0640);
+	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "chmod 600"), "%s", why);
+	cr_assert_null(strstr(why, "s3cr3t"), "the message must not show the secret: %s", why);
+	cr_assert_eq(chmod(t.path, 0604), 0);
+	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
+	tmp_done(&t);
+}
+
+Test(secret, refuses_links_directories_empty_large_and_binary)
+{
+	struct tmp t;
+	char buf[SLACK_SECRET_MAX + 1], why[512], link[160], big[SLACK_SECRET_MAX + 10];
+	size_t len = 0;
+	int fd;
+
+	tmp_file(&t, "\n", 0600);
+	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "empty"), "%s", why);
+	snprintf(link, sizeof(link), "%s/link", t.dir);
+	cr_assert_eq(symlink(t.path, link), 0);
+	cr_assert_eq(slack_read_secret(link, buf, sizeof(buf), &len, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "symbolic link"), "%s", why);
+	cr_assert_eq(slack_read_secret(t.dir, buf, sizeof(buf), &len, why, sizeof(why)), -1);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	fd = open(t.path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	cr_assert_eq(write(fd, big, strlen(big)), (ssize_t)strlen(big));
+	close(fd);
+	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "too large"), "%s", why);
+	fd = open(t.path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	cr_assert_eq(write(fd, "two\nlines", 9), 9);
+	close(fd);
+	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
+	cr_assert_eq(slack_read_secret("/nonexistent/x", buf, sizeof(buf), &len, why, sizeof(why)),
+		     -1);
+	tmp_done(&t);
+}
+
+/* ---- the slack: section ----------------------------------------------------------------- */
+
+static const char *BASE =
+	"broker: { host: sbx-01 }\n"
+	"users: { erin: {}, frank: {} }\n"
+	"roles:\n"
+	"  r: { hosts: [\"sbx-*\"], eligible: { users: [erin] }, approvers: { users: [frank] } }\n";
+
+static int load_with(const char *slack, struct sbx_policy **p, struct sbx_policy_errors *e)
+{
+	char buf[2048];
+
+	snprintf(buf, sizeof(buf), "%s%s", BASE, slack);
+	return sbx_policy_load_buffer(buf, strlen(buf), "t.yaml", p, e);
+}
+
+Test(policy, no_section_no_slack)
+{
+	struct sbx_policy *p = NULL;
+
+	cr_assert_eq(load_with("", &p, NULL), 0);
+	cr_assert_not(p->slack.enabled);
+	sbx_policy_free(p);
+}
+
+Test(policy, defaults_and_values)
+{
+	struct sbx_policy *p = NULL;
+
+	cr_assert_eq(load_with("slack:\n  webhook_url_file: /etc/sbx/w\n"
+			       "  signing_secret_file: /etc/sbx/s\n", &p, NULL), 0);
+	cr_assert(p->slack.enabled);
+	cr_assert_str_eq(p->slack.webhook_url_file, "/etc/sbx/w");
+	cr_assert_str_eq(p->slack.signing_secret_file, "/etc/sbx/s");
+	cr_assert_str_eq(p->slack.listen_host, "127.0.0.1");
+	cr_assert_eq(p->slack.listen_port, 8089);
+	cr_assert_str_eq(p->slack.request_path, "/slack/interactive");
+	cr_assert_eq(p->slack.timeout, 10);
+	sbx_policy_free(p);
+	cr_assert_eq(load_with("slack:\n  webhook_url_file: /w\n  signing_secret_file: /s\n"
+			       "  listen: \"[::1]:9000\"\n  request_path: /hooks/slack\n"
+			       "  timeout: 30s\n", &p, NULL), 0);
+	cr_assert_str_eq(p->slack.listen_host, "::1");
+	cr_assert_eq(p->slack.listen_port, 9000);
+	cr_assert_str_eq(p->slack.request_path, "/hooks/slack");
+	cr_assert_eq(p->slack.timeout, 30);
+	sbx_policy_free(p);
+}
+
+Test(policy, errors_name_the_line)
+{
+	struct sbx_policy *p = NULL;
+	struct sbx_policy_errors e = { 0 };
+	const char *want[] = {
+		"slack needs signing_secret_file",
+		"webhook_url_file must be an absolute path",
+		"listen must be ADDRESS:PORT",
+		"request_path must be a URL path",
+		"timeout must be at most 5m",
+		"unknown key 'colour' in slack",
+	};
+
+	cr_assert_eq(load_with("slack:\n  webhook_url_file: w\n  listen: localhost:80\n"
+			       "  request_path: /a b\n  timeout: 10m\n  colour: red\n", &p, &e), -1);
+	cr_assert_eq(e.n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < e.n; i++) {
+		cr_assert(strstr(e.v[i].msg, want[i]), "%s", e.v[i].msg);
+		cr_assert_geq(e.v[i].line, 5);
+	}
+	sbx_policy_errors_free(&e);
+	cr_assert_eq(load_with("slack:\n  webhook_url_file: /w\n  signing_secret_file: /s\n"
+			       "  listen: 127.0.0.1:70000\n", &p, NULL), -1);
+	cr_assert_eq(load_with("slack:\n  webhook_url_file: /w\n  signing_secret_file: /s\n"
+			       "  listen: \"::1:80\"\n", &p, NULL), -1);
+}
+
+/* ---- the message ------------------------------------------------------------------------- */
+
+static struct sbx_policy *reference(void)
+{
+	struct sbx_policy *p = NULL;
+
+	cr_assert_eq(sbx_policy_load_file(REFERENCE, &p, NULL), 0);
+	return p;
+}
+
+/* The text of every block and field, joined: what a reader sees. */
+static void all_text(const json_t *msg, char *out, size_t len)
+{
+	size_t i, k, off = 0;
+	json_t *bl, *f;
+
+	out[0] = '\0';
+	json_array_foreach(json_object_get(msg, "blocks"), i, bl) {
+		const char *t = json_string_value(json_object_get(json_object_get(bl, "text"), "text"));
+
+		if (t)
+			off += (size_t)snprintf(out + off, len - off, "%s\n", t);
+		json_array_foreach(json_object_get(bl, "fields"), k, f)
+			off += (size_t)snprintf(out + off, len - off, "%s\n",
+						json_string_value(json_object_get(f, "text")));
+	}
+}
+
+static json_t *actions_block(const json_t *msg)
+{
+	size_t i;
+	json_t *bl;
+
+	json_array_foreach(json_object_get(msg, "blocks"), i, bl)
+		if (strcmp(json_string_value(json_object_get(bl, "type")), "actions") == 0)
+			return bl;
+	return NULL;
+}
+
+Test(message, a_pending_request_says_everything_and_has_buttons)
+{
+	struct sbx_broker b = { .policy = reference() };
+	struct sbx_req r = req(7, "erin", "sandbox-admin", 1800000000);
+	char text[8192], v[160];
+	json_t *msg, *act, *el;
+
+	r.reason = "debugging <!channel> & the ingest";
+	r.ticket = "INC-42";
+	r.duration = 5400;
+	r.approvals_needed = 1;
+	r.lapses_at = 1800086400;
+	msg = slack_render(&b, &r, KEY);
+	cr_assert_not_null(msg);
+	cr_assert(strstr(json_string_value(json_object_get(msg, "text")), "erin asks for sandbox-admin"));
+	all_text(msg, text, sizeof(text));
+	cr_assert(strstr(text, "Access request #7: sandbox-admin for erin"), "%s", text);
+	cr_assert(strstr(text, "*Who*\nerin"), "%s", text);
+	cr_assert(strstr(text, "`sbx-*` (this host: sbx-01)"), "%s", text);
+	cr_assert(strstr(text, "*For*\n1h30m"), "%s", text);
+	cr_assert(strstr(text, "*Ticket*\nINC-42"), "%s", text);
+	cr_assert(strstr(text, "*Approvals*\n0 of 1"), "%s", text);
+	cr_assert(strstr(text, "debugging &lt;!channel&gt; &amp; the ingest"), "%s", text);
+	cr_assert(strstr(text, "erin's manager (frank) or security-leads (frank, grace)"), "%s",
+		  text);
+	act = actions_block(msg);
+	cr_assert_not_null(act);
+	cr_assert_str_eq(json_string_value(json_object_get(act, "block_id")), "sbx-request-7");
+	el = json_array_get(json_object_get(act, "elements"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(el, "action_id")), "sbx_approve");
+	cr_assert(slack_button_ok(KEY, &r, "approve",
+				  json_string_value(json_object_get(el, "value"))));
+	el = json_array_get(json_object_get(act, "elements"), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(el, "action_id")), "sbx_deny");
+	slack_button_value(KEY, &r, "deny", v, sizeof(v));
+	cr_assert_str_eq(json_string_value(json_object_get(el, "value")), v);
+	json_decref(msg);
+	sbx_policy_free(b.policy);
+}
+
+Test(message, outcomes_have_no_buttons)
+{
+	struct sbx_broker b = { .policy = reference() };
+	struct sbx_req r = req(7, "erin", "sandbox-admin", 1800000000);
+	struct sbx_approval a = { .who = "frank" };
+	char text[8192];
+	json_t *msg;
+
+	r.duration = 3600;
+	r.approvals_needed = 1;
+	r.approvals = &a;
+	r.n_approvals = 1;
+	r.state = SBX_REQ_ACTIVE;
+	r.expires_at = 1800003600;
+	msg = slack_render(&b, &r, KEY);
+	all_text(msg, text, sizeof(text));
+	cr_assert(strstr(text, "*Approved* by frank"), "%s", text);
+	cr_assert(strstr(text, "<!date^1800003600^"), "%s", text);
+	cr_assert_null(actions_block(msg));
+	json_decref(msg);
+
+	r.state = SBX_REQ_DENIED;
+	r.n_approvals = 0;
+	r.ended_by = "grace";
+	r.end_reason = "not <during> the freeze";
+	msg = slack_render(&b, &r, KEY);
+	all_text(msg, text, sizeof(text));
+	cr_assert(strstr(text, "*Denied* by grace: not &lt;during&gt; the freeze"), "%s", text);
+	cr_assert_null(actions_block(msg));
+	json_decref(msg);
+	sbx_policy_free(b.policy);
+}
+
+Test(message, state_keys)
+{
+	struct sbx_req r = req(1, "erin", "r", 1);
+	char key[32];
+
+	slack_state_key(&r, key, sizeof(key));
+	cr_assert_str_eq(key, "pending/0");
+	cr_assert_not(slack_state_final(key));
+	r.n_approvals = 1;
+	slack_state_key(&r, key, sizeof(key));
+	cr_assert_str_eq(key, "pending/1");
+	r.state = SBX_REQ_ACTIVE;
+	slack_state_key(&r, key, sizeof(key));
+	cr_assert_not(slack_state_final(key));
+	r.state = SBX_REQ_LAPSED;
+	slack_state_key(&r, key, sizeof(key));
+	cr_assert_str_eq(key, "lapsed");
+	cr_assert(slack_state_final(key));
+}
