@@ -1,8 +1,12 @@
 #include "config.h"
 
+#include "directory.h"
+#include "grouptable.h"
 #include "log.h"
 #include "ops.h"
 #include "server.h"
+#include "sessions.h"
+#include "slack.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -292,6 +296,8 @@ int main(int argc, char **argv)
 	}
 	/* Features whose state lives in the journal register before replay. */
 	/* @@FEATURE-PREINIT@@ */
+	if (sbx_slack_preinit(&b) < 0 || sbx_sessions_preinit(&b) < 0)
+		goto out;
 	jo.state_dir = b.policy->broker.state_dir;
 	b.initial_replay = true;
 	rc = sbx_journal_open(&jo, sbx_broker_replay_snapshot, sbx_broker_replay_record, &b, &info,
@@ -307,6 +313,10 @@ int main(int argc, char **argv)
 	record_startup(&b, &info);
 	/* Features plug in through the extension points in ops.h. */
 	/* @@FEATURE-INIT@@ */
+	/* The directory first: the others see the people it brings. */
+	if (sbx_directory_init(&b) < 0 || sbx_grouptable_init(&b) < 0 ||
+	    sbx_sessions_init(&b) < 0 || sbx_slack_init(&b) < 0)
+		goto out;
 	/* Grants that ran out while the broker was down end now. */
 	sbx_broker_tick(&b, sbx_now());
 	listen_fd = sbx_server_listen(b.policy->broker.socket, err, sizeof(err));
@@ -341,6 +351,10 @@ out:
 		unlink(b.policy->broker.socket);
 	}
 	/* @@FEATURE-FREE@@ */
+	sbx_slack_free(&b);
+	sbx_directory_free(&b);
+	sbx_grouptable_free(&b);
+	sbx_sessions_free(&b);
 	sbx_journal_close(b.journal);
 	sbx_state_free(b.state);
 	sbx_policy_free(b.policy);

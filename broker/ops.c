@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "ops.h"
+#include "policy_directory.h"
 #include "duration.h"
 #include "log.h"
 #include "timeutil.h"
@@ -548,7 +549,10 @@ void sbx_broker_decide(struct sbx_broker *b, const char *user, int64_t now,
 		d->via = "standing";
 		snprintf(d->message, sizeof(d->message),
 			 "%s may log in on %s: standing member of %s%s%s", user, p->broker.host,
-			 role->name, via ? " via group " : "", via ? via : "");
+			 role->name,
+			 !via ? "" : sbx_policy_group_from_directory(p, via) ? " via ldap group "
+									      : " via group ",
+			 via ? via : "");
 		return;
 	}
 	g = live_grant(b, user, now, true);
@@ -666,13 +670,15 @@ static void op_explain(struct sbx_broker *b, struct sbx_caller *c, const struct 
 		const struct sbx_role *r = &b->policy->roles[i];
 		const char *via = NULL;
 		enum sbx_membership m = sbx_policy_membership(b->policy, r, a->user, &via);
+		char vbuf[SBX_NAME_MAX + 16];
 
 		if (m == SBX_MEMBER_NONE)
 			continue;
 		sbx_msg_begin_rec(reply, SBX_F_MEMBERSHIP);
 		sbx_msg_put_str(reply, SBX_F_ROLE, r->name);
 		sbx_msg_put_str(reply, SBX_F_HOW, m == SBX_MEMBER_STANDING ? "standing" : "eligible");
-		sbx_msg_put_str(reply, SBX_F_VIA, via ? via : "listed by name");
+		sbx_msg_put_str(reply, SBX_F_VIA, sbx_policy_via_text(b->policy, via, vbuf,
+								    sizeof(vbuf)));
 		sbx_msg_put_u32(reply, SBX_F_LOGIN, m == SBX_MEMBER_STANDING && r->matches_host);
 		sbx_msg_put_u32(reply, SBX_F_HOST_MATCH, r->matches_host);
 		sbx_msg_end_rec(reply);

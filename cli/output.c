@@ -681,6 +681,7 @@ static const char *col_header(enum sbx_out_col c)
 	case SBX_COL_ID: return "ID";
 	case SBX_COL_USER: return "USER";
 	case SBX_COL_ROLE: return "ROLE";
+	case SBX_COL_GROUP: return "GROUP";
 	case SBX_COL_STATE: return "STATE";
 	case SBX_COL_FOR: return "FOR";
 	case SBX_COL_WHEN: return "EXPIRES/ENDS";
@@ -703,6 +704,7 @@ static const char *col_value(const json_t *r, enum sbx_out_col c, char *buf, siz
 		return buf;
 	case SBX_COL_USER: return sbx_out_str(r, "user");
 	case SBX_COL_ROLE: return sbx_out_str(r, "role");
+	case SBX_COL_GROUP: return sbx_out_str(r, "unix_group");
 	case SBX_COL_STATE: return sbx_out_str(r, "state");
 	case SBX_COL_FOR: return sbx_out_str(r, "duration_text");
 	case SBX_COL_WHEN:

@@ -59,6 +59,7 @@ enum sbx_out_col {
 	SBX_COL_ID,
 	SBX_COL_USER,
 	SBX_COL_ROLE,
+	SBX_COL_GROUP,   /* the unix group a grant brings */
 	SBX_COL_STATE,
 	SBX_COL_FOR,     /* asked or granted duration */
 	SBX_COL_WHEN,    /* "EXPIRES/ENDS": lapse or expiry time, or when it ended */

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "output.h"
 #include "policy/policy.h"
+#include "policy/policy_directory.h"
 #include "timeutil.h"
 
 #ifndef SBX_DEFAULT_STATE_DIR
@@ -37,6 +38,7 @@ enum {
 	O_SINCE,
 	O_UNTIL,
 	O_FORMAT,
+	O_ONLINE,
 	N_OPTS,
 };
 
@@ -56,6 +58,7 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_SINCE] = { "since", true },
 	[O_UNTIL] = { "until", true },
 	[O_FORMAT] = { "format", true },
+	[O_ONLINE] = { "online", false },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -110,7 +113,8 @@ out:
 static int cmd_grants(const struct sbx_cli *c, const struct sbx_cli_args *a)
 {
 	static const enum sbx_out_col cols[] = { SBX_COL_ID, SBX_COL_USER, SBX_COL_ROLE,
-						 SBX_COL_STATE, SBX_COL_WHEN, SBX_COL_REASON };
+						 SBX_COL_GROUP, SBX_COL_STATE, SBX_COL_WHEN,
+						 SBX_COL_REASON };
 	bool all = a->val[O_ALL] != NULL;
 	json_t *reqs = NULL;
 	sbx_msg m = { 0 };
@@ -128,7 +132,8 @@ static int cmd_grants(const struct sbx_cli *c, const struct sbx_cli_args *a)
 		sbx_msg_put_u32(&m, SBX_F_FLAGS, SBX_LIST_ALL);
 	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, true, SBX_OUT_REQUEST, &reqs);
 	if (rc == SBX_EXIT_OK)
-		rc = print_requests(c, reqs, cols, 6, all ? "no grants" : "no active grants");
+		rc = print_requests(c, reqs, cols, sizeof(cols) / sizeof(cols[0]),
+				    all ? "no grants" : "no active grants");
 out:
 	json_decref(reqs);
 	sbx_msg_free(&m);
@@ -310,6 +315,30 @@ static json_t *errors_json(const struct sbx_policy_errors *e)
 	return a;
 }
 
+/* Each line of text as an error at line 0 (what --online found). */
+static int errors_append_lines(struct sbx_policy_errors *e, const char *file, const char *text)
+{
+	struct sbx_policy_error *v;
+	const char *end;
+
+	for (; text && *text; text = *end ? end + 1 : end) {
+		end = strchr(text, '\n');
+		if (!end)
+			end = text + strlen(text);
+		v = realloc(e->v, (e->n + 1) * sizeof(*v));
+		if (!v)
+			return -1;
+		e->v = v;
+		v[e->n] = (struct sbx_policy_error){ 0, 0, strndup(text, (size_t)(end - text)) };
+		if (!v[e->n].msg)
+			return -1;
+		e->n++;
+		if (!e->file && !(e->file = strdup(file)))
+			return -1;
+	}
+	return 0;
+}
+
 /* Load a policy for an offline command; print its errors when it fails. */
 static int load_policy(const struct sbx_cli *c, const char *path, struct sbx_policy **p)
 {
@@ -343,6 +372,13 @@ static int cmd_policy_check(const struct sbx_cli *c, const struct sbx_cli_args *
 		struct sbx_policy *p = NULL;
 		const char *file = a->pos[i];
 		bool ok = sbx_policy_load_file(file, &p, &errs) == 0;
+		char online[4096] = "";
+
+		/* --online: bind and read the directory as the broker would. */
+		if (ok && a->val[O_ONLINE] && sbx_directory_check_online(p, online, sizeof(online)) < 0) {
+			ok = false;
+			(void)errors_append_lines(&errs, file, online);
+		}
 
 		if (!ok)
 			rc = SBX_EXIT_USAGE;
@@ -731,7 +767,7 @@ static const struct sbx_cli_cmd cmds[] = {
 	},
 	{
 		.name = "policy check",
-		.synopsis = "policy check FILE [FILE...]",
+		.synopsis = "policy check FILE [FILE...] [--online]",
 		.summary = "validate policy files (offline)",
 		.help =
 		"Load and validate each policy FILE without the broker.  Prints\n"
@@ -742,11 +778,17 @@ static const struct sbx_cli_cmd cmds[] = {
 		"error.  With --json, prints [{\"file\", \"ok\", \"errors\": [{\"line\",\n"
 		"\"col\", \"message\"}]}] on stdout instead.\n"
 		"\n"
+		"  --online   also bind to the policy's directory (directory:) and read it\n"
+		"             as the broker would: a refused bind, an unreachable server,\n"
+		"             a name both the file and the directory define, and names the\n"
+		"             file uses that neither defines are errors (at line 0)\n"
+		"\n"
 		"Example:\n"
-		"  sbxctl policy check /etc/sbx/policy.yaml\n",
+		"  sbxctl policy check /etc/sbx/policy.yaml\n"
+		"  sbxctl policy check --online /etc/sbx/policy.yaml\n",
 		.min_args = 1,
 		.max_args = -1,
-		.opts = 0,
+		.opts = BIT(O_ONLINE),
 		.run = cmd_policy_check,
 	},
 	{

@@ -82,9 +82,28 @@ enum sbx_op {
 
 	/* sessions (pam_sbx): ops 0x0050-0x005f -- owned by pam_module work */
 	/* @@SESSION-OPS@@ */
+	SBX_OP_SESSION_OPEN = 0x0050,  /* root only: USER [SERVICE RHOST TTY] [ID: grant the
+	                                * account check rested on] [PID: leader, default the
+	                                * caller's SO_PEERCRED pid]
+	                                * -> SESSION, [ID grant it rests on], [ROLE] [VIA];
+	                                * STATUS REFUSED when the user may not log in now */
+	SBX_OP_SESSION_CLOSE = 0x0051, /* root only: SESSION | USER [PID] [TTY]
+	                                * -> SESSION (the one closed); NOTFOUND if none */
+	SBX_OP_SESSIONS = 0x0052,      /* admins: [USER] -> SESSIONINFO... (repeated) */
 
 	/* unix groups (libnss_sbx): ops 0x0060-0x006f -- owned by nss_module work */
 	/* @@GROUP-OPS@@ */
+	/* libnss_sbx's fallback when the grant table (docs/nss.md) is missing or
+	 * malformed.  Anyone may ask (group membership is public, as in
+	 * /etc/group).  Members are those live at the broker's clock.  A group
+	 * that does not fit one frame gets STATUS INTERNAL (read the table). */
+	SBX_OP_GROUP_BYNAME = 0x0060,  /* UNIX_GROUP -> GROUP; STATUS NOTFOUND if not ours */
+	SBX_OP_GROUP_BYGID = 0x0061,   /* GID -> GROUP; STATUS NOTFOUND if not ours */
+	SBX_OP_GROUP_LIST = 0x0062,    /* [ID: first group, default 0] -> GROUP... (repeated,
+	                                * as many whole groups as fit), [ID: the next one to
+	                                * ask for, only when there are more] */
+	SBX_OP_GROUP_MEMBERSHIPS = 0x0063, /* USER -> GID... (repeated): the groups USER is a
+	                                * live member of (initgroups); none is STATUS OK */
 
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
@@ -173,9 +192,16 @@ enum sbx_tag {
 
 	/* sessions: tags 0x0500-0x05ff */
 	/* @@SESSION-TAGS@@ */
+	SBX_F_SESSION = 0x0501,     /* U32: session id (from 1) */
+	SBX_F_PID = 0x0502,         /* U32: the session leader's pid */
+	SBX_F_SESSIONINFO = 0x0503, /* REC: SESSION USER PID [SERVICE TTY RHOST] [ID ROLE]
+	                             * VIA OPENED_AT STATE */
+	SBX_F_OPENED_AT = 0x0504,   /* I64 */
 
 	/* unix groups: tags 0x0600-0x06ff */
 	/* @@GROUP-TAGS@@ */
+	SBX_F_GROUP = 0x0601,       /* REC: UNIX_GROUP GID MEMBER... */
+	SBX_F_MEMBER = 0x0602,      /* STR, repeated: a user name */
 };
 
 /* FLAGS bits */
@@ -187,6 +213,9 @@ static inline enum sbx_type sbx_session_field_type(uint16_t tag)
 {
 	switch (tag) {
 	/* @@SESSION-TYPES@@ */
+	case SBX_F_SESSION: case SBX_F_PID: return SBX_T_U32;
+	case SBX_F_SESSIONINFO: return SBX_T_REC;
+	case SBX_F_OPENED_AT: return SBX_T_I64;
 	default: break;
 	}
 	return SBX_T_UNKNOWN;
@@ -197,6 +226,8 @@ static inline enum sbx_type sbx_group_field_type(uint16_t tag)
 {
 	switch (tag) {
 	/* @@GROUP-TYPES@@ */
+	case SBX_F_GROUP: return SBX_T_REC;
+	case SBX_F_MEMBER: return SBX_T_STR;
 	default: break;
 	}
 	return SBX_T_UNKNOWN;
@@ -206,6 +237,8 @@ static inline int sbx_session_op_known(uint16_t op)
 {
 	switch (op) {
 	/* @@SESSION-OPS-KNOWN@@ */
+	case SBX_OP_SESSION_OPEN: case SBX_OP_SESSION_CLOSE: case SBX_OP_SESSIONS:
+		return 1;
 	default: break;
 	}
 	return 0;
@@ -215,6 +248,9 @@ static inline int sbx_group_op_known(uint16_t op)
 {
 	switch (op) {
 	/* @@GROUP-OPS-KNOWN@@ */
+	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
+	case SBX_OP_GROUP_MEMBERSHIPS:
+		return 1;
 	default: break;
 	}
 	return 0;

@@ -114,7 +114,42 @@ struct sbx_policy {
 	struct sbx_role *roles;
 	size_t n_roles;
 	/* @@POLICY-DIRECTORY-FIELDS@@ (LDAP directory: section) */
+	/* directory: (docs/policy.md).  Fixed-size buffers, so freeing the
+	 * policy needs nothing for them; enabled says whether the file has
+	 * the section.  policy/policy_directory.h works with them. */
+	struct sbx_directory_conf {
+		bool enabled;
+		char uri[4][256];               /* tried in order; n_uri of them */
+		size_t n_uri;
+		bool start_tls;                 /* for ldap:// URIs (default true) */
+		char base[512];
+		char bind_dn[512];              /* empty: anonymous */
+		char bind_password_file[512];   /* absolute path, with bind_dn */
+		char tls_ca_file[512];          /* absolute path, or empty */
+		char user_base[512], user_filter[512];
+		char group_base[512], group_filter[512];
+		char attr_uid[64], attr_mail[64], attr_manager[64], attr_slack_id[64];
+		char attr_group_name[64], attr_member[64], attr_member_uid[64];
+		int64_t timeout, cache_ttl, max_stale; /* seconds */
+		/* roles (by index in roles) with revoke_on_ineligible: true */
+		uint64_t revoke_on_ineligible[4];
+		/* The broker merges the directory's users and groups into the
+		 * policy it evaluates: they are the last n_users / n_groups
+		 * entries of users and groups (0 in a policy as loaded). */
+		size_t n_users, n_groups;
+	} directory;
 	/* @@POLICY-SLACK-FIELDS@@ (slack: section) */
+	/* slack: (docs/slack.md).  Fixed-size buffers, so freeing the policy
+	 * needs nothing for them; enabled says whether the file has the section. */
+	struct sbx_slack_conf {
+		bool enabled;
+		char webhook_url_file[1024];    /* absolute path of a 0600 file */
+		char signing_secret_file[1024]; /* absolute path of a 0600 file */
+		char listen_host[64];           /* numeric IPv4 or IPv6 address */
+		uint16_t listen_port;           /* 0: any free port (tests) */
+		char request_path[256];         /* where Slack POSTs, e.g. /slack/interactive */
+		int64_t timeout;                /* seconds, one HTTP exchange either way */
+	} slack;
 	void *index; /* private: name lookups */
 };
 

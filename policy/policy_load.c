@@ -16,6 +16,7 @@
 #include "log.h"
 #include "sbx_proto.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -764,7 +765,9 @@ static bool known_user(struct loader *L, const yaml_node_t *n, const char *s)
 {
 	if (!name_ok(L, n, s, "user"))
 		return false;
-	if (sbx_namemap_has(&L->ix->users, NULL, s))
+	/* With a directory, the name may be one only the directory defines
+	 * (`sbxctl policy check --online` checks that it does). */
+	if (sbx_namemap_has(&L->ix->users, NULL, s) || L->p->directory.enabled)
 		return true;
 	error_at(L, n->start_mark, "unknown user '%s': add it under users:", s);
 	return false;
@@ -774,7 +777,7 @@ static bool known_group(struct loader *L, const yaml_node_t *n, const char *s)
 {
 	if (!name_ok(L, n, s, "group"))
 		return false;
-	if (sbx_namemap_has(&L->ix->groups, NULL, s))
+	if (sbx_namemap_has(&L->ix->groups, NULL, s) || L->p->directory.enabled)
 		return true;
 	error_at(L, n->start_mark, "unknown group '%s': add it under groups:", s);
 	return false;
@@ -1242,7 +1245,494 @@ static void load_roles(struct loader *L, yaml_node_t *n)
 
 /* @@LOADER-DIRECTORY@@ (load_directory and its field tables) */
 
+/* directory: (docs/policy.md).  The values go into fixed buffers inside
+ * the policy (struct sbx_directory_conf): nothing to free.  The section
+ * is read before users, groups and roles, so that they may refer to names
+ * only the directory defines (see sbx_policy_names_from_directory). */
+
+#define DIR_CONF(m) offsetof(struct sbx_policy, directory.m)
+#define DIR_MAX_URIS (sizeof(((struct sbx_directory_conf *)0)->uri) / \
+		      sizeof(((struct sbx_directory_conf *)0)->uri[0]))
+#define DIR_MAX_REVOKE_ROLES (64 * sizeof(((struct sbx_directory_conf *)0)->revoke_on_ineligible) / \
+			      sizeof(uint64_t))
+#define DIR_DEFAULT_TIMEOUT 5
+#define DIR_DEFAULT_CACHE_TTL (5 * 60)
+#define DIR_DEFAULT_MAX_STALE 3600
+
+static bool dir_store(struct loader *L, const struct field *f, yaml_node_t *n, void *obj,
+		      const char *s, size_t cap)
+{
+	if (strlen(s) >= cap) {
+		error_at(L, n->start_mark, "%s is too long (at most %zu bytes)", f->key, cap - 1);
+		return false;
+	}
+	memcpy(AT(obj, f, char), s, strlen(s) + 1);
+	return true;
+}
+
+/* Control characters have no place in a DN, a filter or a URI, and would
+ * reach log lines. */
+static bool dir_printable(struct loader *L, const struct field *f, yaml_node_t *n, const char *s)
+{
+	for (const char *c = s; *c; c++) {
+		if ((unsigned char)*c < ' ' || *c == 0x7f) {
+			error_at(L, n->start_mark, "%s contains a control character", f->key);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A distinguished name (base, bind_dn): the server judges its syntax;
+ * here it must at least have an attribute=value part. */
+static void parse_dir_dn(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "a distinguished name (e.g. dc=example,dc=org)");
+
+	if (!s || !dir_printable(L, f, n, s))
+		return;
+	if (!strchr(s, '=')) {
+		error_at(L, n->start_mark,
+			 "%s must be a distinguished name such as dc=example,dc=org, not '%s'",
+			 f->key, s);
+		return;
+	}
+	(void)dir_store(L, f, n, obj, s, sizeof(((struct sbx_directory_conf *)0)->base));
+}
+
+/* An LDAP filter: parenthesized, with balanced parentheses. */
+static void parse_dir_filter(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "an LDAP filter such as (objectClass=inetOrgPerson)");
+	int depth = 0;
+	bool ok;
+
+	if (!s || !dir_printable(L, f, n, s))
+		return;
+	ok = s[0] == '(';
+	for (const char *c = s; ok && *c; c++) {
+		if (depth == 0 && c != s)
+			ok = false; /* text after the outermost ")" */
+		else if (*c == '(')
+			depth++;
+		else if (*c == ')')
+			ok = --depth >= 0;
+	}
+	if (!ok || depth != 0) {
+		error_at(L, n->start_mark,
+			 "%s must be an LDAP filter in parentheses with balanced parentheses, "
+			 "e.g. (objectClass=inetOrgPerson), not '%s'", f->key, s);
+		return;
+	}
+	(void)dir_store(L, f, n, obj, s, sizeof(((struct sbx_directory_conf *)0)->user_filter));
+}
+
+static void parse_dir_path(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "an absolute path");
+
+	if (!s || !dir_printable(L, f, n, s))
+		return;
+	if (s[0] != '/') {
+		error_at(L, n->start_mark, "%s must be an absolute path, not '%s'", f->key, s);
+		return;
+	}
+	(void)dir_store(L, f, n, obj, s, sizeof(((struct sbx_directory_conf *)0)->tls_ca_file));
+}
+
+/* An attribute description: a name (letters, digits, '-') or an OID. */
+static void parse_dir_attr(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "an LDAP attribute name");
+	bool ok;
+
+	if (!s)
+		return;
+	ok = (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
+	     (s[0] >= '0' && s[0] <= '9');
+	for (const char *c = s; ok && *c; c++)
+		ok = (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		     (*c >= '0' && *c <= '9') || *c == '-' || *c == '.';
+	if (!ok) {
+		error_at(L, n->start_mark, "%s: '%s' is not an LDAP attribute name", f->key, s);
+		return;
+	}
+	(void)dir_store(L, f, n, obj, s, sizeof(((struct sbx_directory_conf *)0)->attr_uid));
+}
+
+static bool dir_uri_ok(struct loader *L, yaml_node_t *n, const char *s)
+{
+	static const char *const schemes[] = { "ldap://", "ldaps://", "ldapi://" };
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		if (strncmp(s, schemes[i], strlen(schemes[i])) != 0)
+			continue;
+		for (const char *c = s; *c; c++) {
+			if ((unsigned char)*c <= ' ' || *c == 0x7f) {
+				error_at(L, n->start_mark, "uri '%s' contains a blank or control "
+					 "character: give one URI per list item", s);
+				return false;
+			}
+		}
+		return true;
+	}
+	error_at(L, n->start_mark,
+		 "uri '%s' must start with ldap:// (StartTLS), ldaps:// or ldapi://", s);
+	return false;
+}
+
+static void dir_add_uri(struct loader *L, yaml_node_t *n, const char *s)
+{
+	struct sbx_directory_conf *c = &L->p->directory;
+
+	if (!dir_uri_ok(L, n, s))
+		return;
+	if (c->n_uri == DIR_MAX_URIS) {
+		error_at(L, n->start_mark, "uri: at most %zu servers", DIR_MAX_URIS);
+		return;
+	}
+	if (strlen(s) >= sizeof(c->uri[0])) {
+		error_at(L, n->start_mark, "uri is too long (at most %zu bytes)", sizeof(c->uri[0]) - 1);
+		return;
+	}
+	memcpy(c->uri[c->n_uri++], s, strlen(s) + 1);
+}
+
+/* One URI, or a list of them tried in order. */
+static void parse_dir_uri(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *expected = "an ldap://, ldaps:// or ldapi:// URI, or a list of them";
+
+	(void)obj;
+	if (n && n->type == YAML_SEQUENCE_NODE) {
+		for (yaml_node_item_t *it = n->data.sequence.items.start;
+		     it < n->data.sequence.items.top; it++) {
+			yaml_node_t *item = node_at(L, *it);
+			const char *s = text_of(L, item, "a uri list item", expected);
+
+			if (s)
+				dir_add_uri(L, item, s);
+		}
+		if (n->data.sequence.items.top == n->data.sequence.items.start)
+			error_at(L, n->start_mark, "%s must list at least one server", f->key);
+		return;
+	}
+	{
+		const char *s = text_of(L, n, f->key, expected);
+
+		if (s)
+			dir_add_uri(L, n, s);
+	}
+}
+
+static const struct field dir_user_search_fields[] = {
+	{ "base", parse_dir_dn, DIR_CONF(user_base), NULL, NULL },
+	{ "filter", parse_dir_filter, DIR_CONF(user_filter), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field dir_group_search_fields[] = {
+	{ "base", parse_dir_dn, DIR_CONF(group_base), NULL, NULL },
+	{ "filter", parse_dir_filter, DIR_CONF(group_filter), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field dir_attribute_fields[] = {
+	{ "uid", parse_dir_attr, DIR_CONF(attr_uid), NULL, NULL },
+	{ "mail", parse_dir_attr, DIR_CONF(attr_mail), NULL, NULL },
+	{ "manager", parse_dir_attr, DIR_CONF(attr_manager), NULL, NULL },
+	{ "slack_id", parse_dir_attr, DIR_CONF(attr_slack_id), NULL, NULL },
+	{ "group_name", parse_dir_attr, DIR_CONF(attr_group_name), NULL, NULL },
+	{ "member", parse_dir_attr, DIR_CONF(attr_member), NULL, NULL },
+	{ "member_uid", parse_dir_attr, DIR_CONF(attr_member_uid), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const struct field directory_fields[] = {
+	{ "uri", parse_dir_uri, 0, "the servers to ask, e.g. uri: [ldaps://ldap.example.org]",
+	  NULL },
+	{ "start_tls", parse_bool, DIR_CONF(start_tls), NULL, NULL },
+	{ "base", parse_dir_dn, DIR_CONF(base), "the search base, e.g. base: dc=example,dc=org",
+	  NULL },
+	{ "bind_dn", parse_dir_dn, DIR_CONF(bind_dn), NULL, NULL },
+	{ "bind_password_file", parse_dir_path, DIR_CONF(bind_password_file), NULL, NULL },
+	{ "tls_ca_file", parse_dir_path, DIR_CONF(tls_ca_file), NULL, NULL },
+	{ "user_search", parse_map, 0, NULL, dir_user_search_fields },
+	{ "group_search", parse_map, 0, NULL, dir_group_search_fields },
+	{ "attributes", parse_map, 0, NULL, dir_attribute_fields },
+	{ "timeout", parse_duration, DIR_CONF(timeout), NULL, NULL },
+	{ "cache_ttl", parse_duration, DIR_CONF(cache_ttl), NULL, NULL },
+	{ "max_stale", parse_duration, DIR_CONF(max_stale), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static void dir_default(char *dst, size_t cap, const char *value)
+{
+	if (!dst[0])
+		snprintf(dst, cap, "%s", value);
+}
+#define DIR_DEFAULT(field, value) dir_default(c->field, sizeof(c->field), value)
+
+static void finish_directory(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_directory_conf *c = &L->p->directory;
+	char filter[sizeof(c->user_filter)], a[32], b[32];
+
+	if (c->bind_dn[0] && !c->bind_password_file[0])
+		error_at(L, n->start_mark, "directory: bind_dn needs bind_password_file (or drop "
+			 "bind_dn to bind anonymously)");
+	if (!c->bind_dn[0] && c->bind_password_file[0])
+		error_at(L, n->start_mark, "directory: bind_password_file needs bind_dn");
+	DIR_DEFAULT(user_base, c->base);
+	DIR_DEFAULT(group_base, c->base);
+	DIR_DEFAULT(attr_uid, "uid");
+	DIR_DEFAULT(attr_mail, "mail");
+	DIR_DEFAULT(attr_manager, "manager");
+	DIR_DEFAULT(attr_group_name, "cn");
+	DIR_DEFAULT(attr_member, "member");
+	DIR_DEFAULT(attr_member_uid, "memberUid");
+	snprintf(filter, sizeof(filter), "(%s=*)", c->attr_uid);
+	DIR_DEFAULT(user_filter, filter);
+	DIR_DEFAULT(group_filter, "(|(objectClass=groupOfNames)(objectClass=posixGroup))");
+	if (!c->timeout)
+		c->timeout = DIR_DEFAULT_TIMEOUT;
+	if (!c->cache_ttl)
+		c->cache_ttl = DIR_DEFAULT_CACHE_TTL;
+	if (!c->max_stale)
+		c->max_stale = c->cache_ttl > DIR_DEFAULT_MAX_STALE ? c->cache_ttl
+								      : DIR_DEFAULT_MAX_STALE;
+	if (c->max_stale < c->cache_ttl) {
+		sbx_duration_format(c->max_stale, a, sizeof(a));
+		sbx_duration_format(c->cache_ttl, b, sizeof(b));
+		error_at(L, n->start_mark, "directory: max_stale %s is shorter than cache_ttl %s: "
+			 "cached answers would be dropped before the next refresh", a, b);
+	}
+}
+
+/* revoke_on_ineligible is a role key that belongs to this feature: it is
+ * read here, before the roles are, and taken out of each role's mapping so
+ * the role table never sees it.  Roles are numbered as load_roles numbers
+ * them: in file order, a repeated name not counted (it is an error). */
+static void take_revoke_keys(struct loader *L)
+{
+	static const struct field f = { "revoke_on_ineligible", NULL, 0, NULL, NULL };
+	yaml_node_t *roles = map_get(L, yaml_document_get_root_node(&L->doc), "roles");
+	struct sbx_namemap seen = { 0 };
+	size_t k = 0;
+
+	if (!roles || roles->type != YAML_MAPPING_NODE)
+		return;
+	/* Read every role first: two roles may share one mapping (an alias). */
+	for (yaml_node_pair_t *pr = roles->data.mapping.pairs.start;
+	     pr < roles->data.mapping.pairs.top; pr++) {
+		yaml_node_t *kn = node_at(L, pr->key), *v = node_at(L, pr->value);
+		yaml_node_t *flag = map_get(L, v, f.key);
+		const char *name = scalar_value(kn);
+		bool b = false;
+		int rc;
+
+		if (!name || is_null(kn))
+			continue;
+		rc = sbx_namemap_put(&seen, NULL, name, NULL, NULL);
+		if (rc < 0) {
+			error_oom(L);
+			break;
+		}
+		if (rc > 0)
+			continue;
+		if (flag && bool_of(L, &f, flag, &b) && b) {
+			if (k >= DIR_MAX_REVOKE_ROLES)
+				error_at(L, flag->start_mark, "revoke_on_ineligible: only the first "
+					 "%zu roles may set it", DIR_MAX_REVOKE_ROLES);
+			else
+				L->p->directory.revoke_on_ineligible[k / 64] |= 1ULL << (k % 64);
+		}
+		k++;
+	}
+	sbx_namemap_free(&seen);
+	for (yaml_node_pair_t *pr = roles->data.mapping.pairs.start;
+	     pr < roles->data.mapping.pairs.top; pr++) {
+		yaml_node_t *v = node_at(L, pr->value);
+		int taken = 0;
+
+		if (!v || v->type != YAML_MAPPING_NODE)
+			continue;
+		for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
+		     q < v->data.mapping.pairs.top;) {
+			yaml_node_t *kn = node_at(L, q->key);
+			const char *key = scalar_value(kn);
+
+			if (key && strcmp(key, f.key) == 0) {
+				if (taken++)
+					error_at(L, kn->start_mark, "duplicate key '%s'", key);
+				memmove(q, q + 1, (size_t)(v->data.mapping.pairs.top - q - 1) *
+							  sizeof(*q));
+				v->data.mapping.pairs.top--;
+			} else {
+				q++;
+			}
+		}
+	}
+}
+
+static void load_directory(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_directory_conf *c = &L->p->directory;
+
+	take_revoke_keys(L);
+	if (!n)
+		return;
+	c->start_tls = true;
+	walk_map(L, n, directory_fields, L->p, "directory", n->start_mark);
+	c->enabled = true;
+	finish_directory(L, n);
+}
+
 /* @@LOADER-SLACK@@ (load_slack and its field tables) */
+
+/* slack: (docs/slack.md).  The values go into fixed buffers inside the
+ * policy (struct sbx_slack_conf); the secrets themselves are never in the
+ * policy, only the paths of the files that hold them. */
+
+
+#define SLACK_CONF(m) offsetof(struct sbx_policy, slack.m)
+#define SLACK_TIMEOUT_MAX 300
+
+/* Copy s into the fixed buffer of field f, or report that it does not fit. */
+static void slack_store(struct loader *L, const struct field *f, yaml_node_t *n, void *obj,
+			const char *s, size_t cap)
+{
+	if (strlen(s) >= cap) {
+		error_at(L, n->start_mark, "%s is too long (at most %zu bytes)", f->key, cap - 1);
+		return;
+	}
+	memcpy(AT(obj, f, char), s, strlen(s) + 1);
+}
+
+static void parse_slack_file(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "an absolute path");
+
+	if (!s)
+		return;
+	if (s[0] != '/') {
+		error_at(L, n->start_mark, "%s must be an absolute path, not '%s'", f->key, s);
+		return;
+	}
+	slack_store(L, f, n, obj, s, sizeof(((struct sbx_policy *)0)->slack.webhook_url_file));
+}
+
+/* "ADDRESS:PORT" with a numeric address; IPv6 in brackets. */
+static int slack_split_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon, *h = s, *hend;
+	unsigned char addr[16];
+	unsigned long v = 0;
+	size_t len;
+
+	if (s[0] == '[') {
+		h = s + 1;
+		hend = strchr(h, ']');
+		if (!hend || hend[1] != ':')
+			return -1;
+		colon = hend + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -1;
+		hend = colon;
+	}
+	len = (size_t)(hend - h);
+	if (len == 0 || len >= hostlen || !colon[1] || strlen(colon + 1) > 5)
+		return -1;
+	for (const char *c = colon + 1; *c; c++) {
+		if (*c < '0' || *c > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(*c - '0');
+	}
+	if (v > 65535)
+		return -1;
+	memcpy(host, h, len);
+	host[len] = '\0';
+	if (inet_pton(s[0] == '[' ? AF_INET6 : AF_INET, host, addr) != 1)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static void parse_slack_listen(struct loader *L, const struct field *f, yaml_node_t *n,
+			       void *obj)
+{
+	struct sbx_policy *p = obj;
+	const char *s = text_of(L, n, f->key, "ADDRESS:PORT");
+
+	if (s && slack_split_listen(s, p->slack.listen_host, sizeof(p->slack.listen_host),
+				    &p->slack.listen_port) < 0)
+		error_at(L, n->start_mark,
+			 "listen must be ADDRESS:PORT with a numeric address, e.g. 127.0.0.1:8089 "
+			 "or [::1]:8089, not '%s'", s);
+}
+
+static void parse_slack_path(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "a URL path such as /slack/interactive");
+
+	if (!s)
+		return;
+	for (const char *c = s; *c; c++) {
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || *c == '?' ||
+		    *c == '#' || *c == '%') {
+			s = NULL;
+			break;
+		}
+	}
+	if (!s || s[0] != '/') {
+		error_at(L, n->start_mark,
+			 "%s must be a URL path starting with '/', without spaces, '?', '#' or '%%'",
+			 f->key);
+		return;
+	}
+	slack_store(L, f, n, obj, s, sizeof(((struct sbx_policy *)0)->slack.request_path));
+}
+
+static void parse_slack_timeout(struct loader *L, const struct field *f, yaml_node_t *n,
+				void *obj)
+{
+	int64_t d;
+
+	if (!duration_of(L, f, n, &d))
+		return;
+	if (d > SLACK_TIMEOUT_MAX) {
+		error_at(L, n->start_mark, "%s must be at most 5m", f->key);
+		return;
+	}
+	*AT(obj, f, int64_t) = d;
+}
+
+static const struct field slack_fields[] = {
+	{ "webhook_url_file", parse_slack_file, SLACK_CONF(webhook_url_file),
+	  "the file holding the incoming webhook's URL", NULL },
+	{ "signing_secret_file", parse_slack_file, SLACK_CONF(signing_secret_file),
+	  "the file holding the Slack app's signing secret", NULL },
+	{ "listen", parse_slack_listen, 0, NULL, NULL },
+	{ "request_path", parse_slack_path, SLACK_CONF(request_path), NULL, NULL },
+	{ "timeout", parse_slack_timeout, SLACK_CONF(timeout), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static void load_slack(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_policy *p = L->p;
+
+	if (!n)
+		return;
+	p->slack.enabled = true;
+	snprintf(p->slack.listen_host, sizeof(p->slack.listen_host), "127.0.0.1");
+	p->slack.listen_port = 8089;
+	snprintf(p->slack.request_path, sizeof(p->slack.request_path), "/slack/interactive");
+	p->slack.timeout = 10;
+	walk_map(L, n, slack_fields, p, "slack", n->start_mark);
+}
 
 /* ---------------------------------------------------------------------- */
 /* The document */
@@ -1254,7 +1744,9 @@ static const struct section {
 } sections[] = {
 	{ "broker", load_broker },
 	/* @@SECTION-DIRECTORY@@ */
+	{ "directory", load_directory },
 	/* @@SECTION-SLACK@@ */
+	{ "slack", load_slack },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },
@@ -1275,8 +1767,8 @@ static void load_root(struct loader *L, yaml_node_t *root)
 			k++;
 		if (k == N_SECTIONS)
 			error_at(L, e[i].knode->start_mark,
-				 "unknown key '%s' (the policy has broker, profiles, users, groups "
-				 "and roles)", e[i].key);
+				 "unknown key '%s' (the policy has broker, directory, slack, profiles, users, "
+				 "groups and roles)", e[i].key);
 		else
 			found[k] = e[i].vnode;
 	}

@@ -10,7 +10,8 @@ want=(autoconf automake libtool pkg-config make gcc libc6-dev
 if [ "${1:-build}" = test ]; then
   want+=(libpam-wrapper libnss-wrapper pamtester libpamtest0-dev
          slapd ldap-utils openssh-server openssh-client jq curl valgrind
-         util-linux procps iproute2 python3)
+         util-linux procps iproute2 python3
+         sudo)  # sudo: libnss_sbx's end-to-end tests (sudo -l, sudo -n)
 fi
 missing=()
 for p in "${want[@]}"; do

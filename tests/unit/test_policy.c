@@ -624,7 +624,7 @@ Test(errors, base_and_strict_role_are_valid)
 
 Test(errors, unknown_top_level_key)
 {
-	expect_error(BASE "directory: {}\n", 11, 1, "unknown key 'directory'");
+	expect_error(BASE "colour: {}\n", 11, 1, "unknown key 'colour'");
 }
 
 Test(errors, unknown_key_in_role)
