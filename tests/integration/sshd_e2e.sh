@@ -160,8 +160,8 @@ assert_contains "erin is told what to run" "$ERR" 'Run: sbx-request sandbox-admi
 
 req --as erin --json sandbox-admin --for 1h --reason "sshd end-to-end test"
 G=$(out_id)
-ctl --as frank --json approve "${G:-0}" --for 6s
-assert_rc "frank approves a 6s grant" 0
+ctl --as frank --json approve "${G:-0}" --for 12s
+assert_rc "frank approves a 12s grant" 0
 exp=$(json_get .expires_at)
 run "${SSH[@]}" erin@127.0.0.1 'echo in as $(id -un)'
 assert_rc "erin with the grant logs in" 0
