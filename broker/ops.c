@@ -35,10 +35,7 @@ struct args {
 /* Who acts: the person the decision is about, and the unix account that
  * spoke for them when that is someone else. */
 
-static void reply_error(sbx_msg *reply, uint16_t op, uint32_t status, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void reply_error(sbx_msg *reply, uint16_t op, uint32_t status, const char *fmt, ...)
+void sbx_broker_reply_error(sbx_msg *reply, uint16_t op, uint32_t status, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -49,6 +46,9 @@ static void reply_error(sbx_msg *reply, uint16_t op, uint32_t status, const char
 	sbx_msg_free(reply);
 	sbx_msg_init_reply(reply, op | SBX_OP_REPLY, status, msg);
 }
+
+/* The short name inside this file. */
+#define reply_error sbx_broker_reply_error
 
 void sbx_broker_malformed(sbx_msg *reply, const char *why)
 {

@@ -133,6 +133,10 @@ int sbx_broker_who(struct sbx_broker *b, struct sbx_caller *c, const char *as_us
 void sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *c,
 		       const uint8_t *frame, size_t n, sbx_msg *reply, uint64_t *wait_seq);
 
+/* Replace reply with an error reply (op | SBX_OP_REPLY, status, message). */
+void sbx_broker_reply_error(sbx_msg *reply, uint16_t op, uint32_t status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* The reply to a frame that failed validation. */
 void sbx_broker_malformed(sbx_msg *reply, const char *why);
 

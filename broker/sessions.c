@@ -785,21 +785,6 @@ struct sargs {
 	uint32_t session, grant, pid;
 };
 
-static void reply_status(sbx_msg *reply, uint16_t op, uint32_t status, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void reply_status(sbx_msg *reply, uint16_t op, uint32_t status, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	sbx_msg_free(reply);
-	sbx_msg_init_reply(reply, op | SBX_OP_REPLY, status, msg);
-}
-
 static int parse_sargs(const uint8_t *frame, size_t n, struct sargs *a, char *why, size_t whylen)
 {
 	sbx_reader r;
@@ -845,8 +830,8 @@ static bool root_only(struct sbx_caller *c, uint16_t op, sbx_msg *reply)
 {
 	if (c->uid == 0)
 		return true;
-	reply_status(reply, op, SBX_ST_REFUSED,
-		     "only root (pam_sbx in sshd's PAM stack) may register or close sessions");
+	sbx_broker_reply_error(reply, op, SBX_ST_REFUSED,
+			       "only root (pam_sbx in sshd's PAM stack) may register or close sessions");
 	return false;
 }
 
@@ -885,33 +870,33 @@ static void op_open(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *f
 	if (!root_only(c, SBX_OP_SESSION_OPEN, reply))
 		return;
 	if (parse_sargs(frame, n, &a, why, sizeof(why)) < 0) {
-		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT, "%s", why);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT, "%s", why);
 		return;
 	}
 	if (!sbx_name_valid(a.user)) {
-		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT,
-			     "a session needs a valid user name");
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT,
+				       "a session needs a valid user name");
 		return;
 	}
 	if (b->degraded[0]) {
-		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
-			     "the broker cannot record sessions now (%s)", b->degraded);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
+				       "the broker cannot record sessions now (%s)", b->degraded);
 		return;
 	}
 	pid = a.pid ? (pid_t)a.pid : c->pid;
 	if (pid <= 1 || sbx_proc_start_time(pid, &start) < 0) {
-		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT,
-			     "no process %d to lead the session", (int)pid);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT,
+				       "no process %d to lead the session", (int)pid);
 		return;
 	}
 	if (t->n >= SBX_SESSION_MAX) {
-		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
-			     "the broker already tracks %d sessions", SBX_SESSION_MAX);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
+				       "the broker already tracks %d sessions", SBX_SESSION_MAX);
 		return;
 	}
 	sbx_broker_decide(b, a.user, now, &d);
 	if (!d.allowed) {
-		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_REFUSED, "%s", d.message);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_REFUSED, "%s", d.message);
 		return;
 	}
 	grant = session_grant(b, &a, &d, now, &role);
@@ -929,16 +914,17 @@ static void op_open(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *f
 	set_opt(f, "role", role);
 	set_opt(f, "via", d.via);
 	if (sbx_broker_record(b, "session.opened", a.user, f, wait_seq) < 0) {
-		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
-			     "the broker cannot record sessions now (%s)", b->degraded);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
+				       "the broker cannot record sessions now (%s)", b->degraded);
 		return;
 	}
 	if (!find_id(t, id, NULL)) {
-		reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_INTERNAL, "session %u was not kept", id);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_INTERNAL,
+				       "session %u was not kept", id);
 		return;
 	}
-	reply_status(reply, SBX_OP_SESSION_OPEN, SBX_ST_OK, "session %u of %s registered", id,
-		     a.user);
+	sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_OK, "session %u of %s registered", id,
+			       a.user);
 	sbx_msg_put_u32(reply, SBX_F_SESSION, id);
 	if (grant)
 		sbx_msg_put_u32(reply, SBX_F_ID, grant);
@@ -982,20 +968,20 @@ static void op_close(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *
 	if (!root_only(c, SBX_OP_SESSION_CLOSE, reply))
 		return;
 	if (parse_sargs(frame, n, &a, why, sizeof(why)) < 0) {
-		reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_BADINPUT, "%s", why);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_BADINPUT, "%s", why);
 		return;
 	}
 	s = close_target(table_of(b), &a, a.pid ? (pid_t)a.pid : c->pid);
 	if (!s || (a.user[0] && strcmp(s->user, a.user) != 0)) {
-		reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_NOTFOUND, "no such session of %s",
-			     a.user[0] ? a.user : "this user");
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_NOTFOUND, "no such session of %s",
+				       a.user[0] ? a.user : "this user");
 		return;
 	}
 	id = s->id;
 	if (s->state == SESS_ENDING) {
 		/* Already being ended: it leaves the table once its processes
 		 * are gone, not before (SIGKILL may still be due). */
-		reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_OK, "session %u is being ended", id);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_OK, "session %u is being ended", id);
 		sbx_msg_put_u32(reply, SBX_F_SESSION, id);
 		return;
 	}
@@ -1005,11 +991,11 @@ static void op_close(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *
 	json_object_set_new(f, "pid", json_integer(s->leader.pid));
 	json_object_set_new(f, "reason", json_string("logout"));
 	if (sbx_broker_record(b, "session.closed", s->user, f, wait_seq) < 0) {
-		reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_UNAVAILABLE,
-			     "the broker cannot record sessions now (%s)", b->degraded);
+		sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_UNAVAILABLE,
+				       "the broker cannot record sessions now (%s)", b->degraded);
 		return;
 	}
-	reply_status(reply, SBX_OP_SESSION_CLOSE, SBX_ST_OK, "session %u closed", id);
+	sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_OK, "session %u closed", id);
 	sbx_msg_put_u32(reply, SBX_F_SESSION, id);
 }
 
@@ -1041,17 +1027,17 @@ static void op_list(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *f
 
 	(void)wait_seq;
 	if (parse_sargs(frame, n, &a, why, sizeof(why)) < 0) {
-		reply_status(reply, SBX_OP_SESSIONS, SBX_ST_BADINPUT, "%s", why);
+		sbx_broker_reply_error(reply, SBX_OP_SESSIONS, SBX_ST_BADINPUT, "%s", why);
 		return;
 	}
 	if (sbx_broker_who(b, c, a.as_user, SBX_OP_SESSIONS, &w, reply) < 0)
 		return;
 	if (!w.admin) {
-		reply_status(reply, SBX_OP_SESSIONS, SBX_ST_REFUSED,
-			     "only admins may list sessions");
+		sbx_broker_reply_error(reply, SBX_OP_SESSIONS, SBX_ST_REFUSED,
+				       "only admins may list sessions");
 		return;
 	}
-	reply_status(reply, SBX_OP_SESSIONS, SBX_ST_OK, "%zu sessions", t->n);
+	sbx_broker_reply_error(reply, SBX_OP_SESSIONS, SBX_ST_OK, "%zu sessions", t->n);
 	for (size_t i = 0; i < t->n; i++) {
 		size_t before = reply->len;
 
