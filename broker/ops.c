@@ -786,6 +786,7 @@ static void op_request(struct sbx_broker *b, struct sbx_caller *c, const struct 
 	struct sbx_who w;
 	int64_t now = sbx_now(), duration = a->has_duration ? a->duration : 0;
 	char why[512], dur[32], until[SBX_RFC3339_LEN];
+	const char *unknown;
 	uint32_t id;
 	json_t *f;
 
@@ -805,6 +806,12 @@ static void op_request(struct sbx_broker *b, struct sbx_caller *c, const struct 
 	}
 	if (a->has_duration && duration <= 0) {
 		reply_error(reply, a->op, SBX_ST_BADINPUT, "the duration must be positive");
+		return;
+	}
+	if (!sbx_policy_user(b->policy, w.person) && b->unknown_user_reason &&
+	    (unknown = b->unknown_user_reason(b, w.person))) {
+		/* e.g. the directory is down: say that, not "not in the policy" */
+		reply_error(reply, a->op, SBX_ST_REFUSED, "%s", unknown);
 		return;
 	}
 	if (sbx_policy_check_request(b->policy, role, w.person, &duration,

@@ -68,6 +68,10 @@ ctl check judy
 assert_rc "judy, never seen, is refused" 1
 assert_contains "... with a message that the directory is unreachable" "$OUT$ERR" \
 	"judy is not known to sbx on sbx-01, and the directory is unreachable"
+req --as judy sandbox-readonly
+assert_rc "judy's request is refused too" 1
+assert_contains "... saying the directory is unreachable, not 'not in the policy'" "$OUT$ERR" \
+	"judy is not known to sbx on sbx-01, and the directory is unreachable"
 
 req --as erin --json sandbox-admin --reason "fix the sandbox while LDAP is down"
 ERIN=$(out_id)
