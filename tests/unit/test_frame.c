@@ -1242,7 +1242,8 @@ Test(sbxio, connect_fd_flags_and_off_stdio)
 {
 	struct server s;
 	struct sbx_conn_opts o = { .timeout_ms = 2000 };
-	int fd, saved, fl;
+	int fd, fl, status;
+	pid_t pid;
 
 	server_start(&s, SRV_CLOSE, 2);
 	o.path = s.path;
@@ -1254,18 +1255,20 @@ Test(sbxio, connect_fd_flags_and_off_stdio)
 	cr_assert(fl >= 0 && (fl & O_NONBLOCK), "non-blocking");
 	close(fd);
 
-	/* With stdin closed, socket() hands out fd 0: it must be moved. */
-	saved = fcntl(0, F_DUPFD_CLOEXEC, 10);
-	cr_assert_geq(saved, 0);
-	close(0);
-	fd = sbx_connect(&o, sbx_mono_ms() + 2000);
-	cr_assert_geq(fd, 3);
-	cr_assert_eq(fcntl(0, F_GETFD), -1, "fd 0 was not left open");
-	fl = fcntl(fd, F_GETFD);
-	cr_assert(fl >= 0 && (fl & FD_CLOEXEC));
-	close(fd);
-	cr_assert_eq(dup2(saved, 0), 0);
-	close(saved);
+	/* With stdin closed, socket() hands out fd 0: it must be moved.  In a
+	 * child, where no server thread can take fd 0 in the meantime. */
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(0);
+		fd = sbx_connect(&o, sbx_mono_ms() + 2000);
+		fl = fd >= 0 ? fcntl(fd, F_GETFD) : -1;
+		_exit(fd < 3 ? 10 : fcntl(0, F_GETFD) != -1 ? 11 : !(fl & FD_CLOEXEC) ? 12 : 0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "with fd 0 closed: child exit %d (10: fd < 3, 11: fd 0 left open, 12: no cloexec)",
+		  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	server_stop(&s);
 }
 
