@@ -25,7 +25,7 @@ cat >>"$POLICY" <<'EOF'
     approvers: { manager: true }
     approvals: 1
     default_duration: 3s
-    max_duration: 4s
+    max_duration: 6s
 EOF
 
 broker_start
@@ -119,7 +119,8 @@ assert_true "the journal's grant.expired names the unix group" \
 	journal_has ".event == \"grant.expired\" and .id == ${G2:-0} and .unix_group == \"sbx-quick\""
 
 # --- the broker stops while a grant is active --------------------------------------------
-req --as erin --json quick-admin --for 4s --reason "testing the nss module"
+# 6s: the broker must be stopped, and the table read, before it ends.
+req --as erin --json quick-admin --for 6s --reason "testing the nss module"
 G3=$(out_id)
 ctl --as frank --json approve "${G3:-0}"
 EXP3=$(json_get .expires_at)

@@ -94,6 +94,9 @@ wait_until 8 eval '[ "$(state_of "$A1")" = expired ]'
 assert_eq "the grant ends as expired" expired "$(state_of "$A1")"
 ctl --json check erin
 assert_rc "check erin after expiry: exit 1" 1
+# The broker's memory says expired before grant.expired reaches the file
+# (nobody waits for that record: up to ~50 ms plus an fsync later).
+wait_record 8 ".event == \"grant.expired\" and .id == ${A1:-0}"
 assert_eq "events of an approved, expired grant" \
 	"request.created request.approval grant.activated grant.expired" "$(events_of "$A1")"
 
