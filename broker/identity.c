@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "identity.h"
+#include "sbxio.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -9,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 int sbx_caller_from_socket(int fd, struct sbx_caller *c)
@@ -78,14 +78,6 @@ struct cached_caller {
 
 static struct cached_caller cache[CACHE_SLOTS];
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct cached_caller *cache_slot(uid_t uid)
 {
 	return &cache[uid % CACHE_SLOTS];
@@ -95,7 +87,7 @@ static bool cache_get(struct sbx_caller *c, const char *admin_group)
 {
 	struct cached_caller *e = cache_slot(c->uid);
 
-	if (e->until_ms <= now_ms() || e->uid != c->uid || e->gid != c->gid ||
+	if (e->until_ms <= sbx_mono_ms() || e->uid != c->uid || e->gid != c->gid ||
 	    strcmp(e->admin_group, admin_group ? admin_group : "") != 0)
 		return false;
 	snprintf(c->name, sizeof(c->name), "%s", e->who.name);
@@ -113,7 +105,7 @@ static void cache_put(const struct sbx_caller *c, const char *admin_group)
 	e->gid = c->gid;
 	e->who = *c;
 	snprintf(e->admin_group, sizeof(e->admin_group), "%s", admin_group ? admin_group : "");
-	e->until_ms = now_ms() + CACHE_TTL_MS;
+	e->until_ms = sbx_mono_ms() + CACHE_TTL_MS;
 }
 
 void sbx_caller_resolve(struct sbx_caller *c, const char *admin_group)

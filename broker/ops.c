@@ -1193,30 +1193,46 @@ out:
 	return ret;
 }
 
+/* Who decides, and about which request: shared by approve, deny, revoke. */
+static bool decision_args(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
+			  struct sbx_who *w, sbx_msg *reply)
+{
+	if (resolve_who(b, c, a, w, reply) < 0)
+		return false;
+	if (!a->has_id || !a->id) {
+		reply_error(reply, a->op, SBX_ST_BADINPUT, "a request id is required");
+		return false;
+	}
+	return true;
+}
+
+/* The reply to a decision: the refusal, or the request as it is now. */
+static void reply_decision(struct sbx_broker *b, const struct args *a, sbx_msg *reply, int st,
+			   const char *why)
+{
+	if (st != SBX_ST_OK)
+		reply_error(reply, a->op, (uint32_t)st, "%s", why);
+	else
+		reply_req(b, reply, a->op, sbx_state_get(b->state, a->id), why);
+}
+
 static void op_approve(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
 		       sbx_msg *reply, uint64_t *wait_seq)
 {
 	struct sbx_who w;
 	char why[512];
-	int st;
 
-	if (resolve_who(b, c, a, &w, reply) < 0)
+	if (!decision_args(b, c, a, &w, reply))
 		return;
-	if (!a->has_id || !a->id) {
-		reply_error(reply, a->op, SBX_ST_BADINPUT, "a request id is required");
-		return;
-	}
 	if (a->has_duration && a->duration <= 0) {
 		reply_error(reply, a->op, SBX_ST_BADINPUT, "the duration must be positive");
 		return;
 	}
-	st = sbx_broker_approve(b, a->id, w.person, w.through, a->comment,
-				a->has_duration ? a->duration : 0, NULL, wait_seq, why, sizeof(why));
-	if (st != SBX_ST_OK) {
-		reply_error(reply, a->op, (uint32_t)st, "%s", why);
-		return;
-	}
-	reply_req(b, reply, a->op, sbx_state_get(b->state, a->id), why);
+	reply_decision(b, a, reply,
+		       sbx_broker_approve(b, a->id, w.person, w.through, a->comment,
+					  a->has_duration ? a->duration : 0, NULL, wait_seq, why,
+					  sizeof(why)),
+		       why);
 }
 
 static void op_deny_revoke(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
@@ -1224,21 +1240,13 @@ static void op_deny_revoke(struct sbx_broker *b, struct sbx_caller *c, const str
 {
 	struct sbx_who w;
 	char why[512];
-	int st;
 
-	if (resolve_who(b, c, a, &w, reply) < 0)
+	if (!decision_args(b, c, a, &w, reply))
 		return;
-	if (!a->has_id || !a->id) {
-		reply_error(reply, a->op, SBX_ST_BADINPUT, "a request id is required");
-		return;
-	}
-	st = sbx_broker_end(b, a->id, a->op == SBX_OP_DENY, w.person, w.through, w.admin,
-			    a->reason, NULL, wait_seq, why, sizeof(why));
-	if (st != SBX_ST_OK) {
-		reply_error(reply, a->op, (uint32_t)st, "%s", why);
-		return;
-	}
-	reply_req(b, reply, a->op, sbx_state_get(b->state, a->id), why);
+	reply_decision(b, a, reply,
+		       sbx_broker_end(b, a->id, a->op == SBX_OP_DENY, w.person, w.through, w.admin,
+				      a->reason, NULL, wait_seq, why, sizeof(why)),
+		       why);
 }
 
 static void op_grants(struct sbx_broker *b, struct sbx_caller *c, const struct args *a,
