@@ -20,7 +20,7 @@
 #include "config.h"
 
 #include "benchlib.h"
-#include "nss_module/sbx_table.h"
+#include "sbx_table.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -15,7 +15,7 @@
 #include "config.h"
 
 #include "benchlib.h"
-#include "broker/journal.h"
+#include "journal.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
 
 #include "grouptable.h"
 #include "log.h"
-#include "nss_module/sbx_table.h"
+#include "sbx_table.h"
 #include "ops.h"
 #include "timeutil.h"
 

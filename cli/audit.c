@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/journal.h"
+#include "journal.h"
 #include "log.h"
 #include "output.h"
 #include "timeutil.h"

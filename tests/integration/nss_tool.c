@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "nss_module/sbx_table.h"
+#include "sbx_table.h"
 
 #ifdef NSS_TOOL_GUARDED
 int sbx_brokerd_nss_guard = 1;

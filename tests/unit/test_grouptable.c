@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "grouptable.h"
-#include "nss_module/sbx_table.h"
+#include "sbx_table.h"
 #include "policy.h"
 #include "state.h"
 #include "timeutil.h"

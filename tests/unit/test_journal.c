@@ -5,7 +5,7 @@
  */
 #include "config.h"
 
-#include "broker/journal_int.h"
+#include "journal_int.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>

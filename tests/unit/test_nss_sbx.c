@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "nss_module/sbx_table.h"
+#include "sbx_table.h"
 
 typedef enum nss_status (*grnam_fn)(const char *, struct group *, char *, size_t, int *);
 typedef enum nss_status (*grgid_fn)(gid_t, struct group *, char *, size_t, int *);
