@@ -3,7 +3,7 @@
  *
  * Threads: the worker owns the LDAP session and touches nothing of the
  * broker's; the loop owns the policy, the journal and everything else in
- * struct dir marked "loop only".  They share the few fields marked
+ * struct sbx_directory marked "loop only".  They share the few fields marked
  * "under mu": the job the worker should do next, the configuration, and
  * the finished results, which the worker announces by writing to an
  * eventfd the loop watches.
@@ -15,9 +15,12 @@
 
 #include "directory.h"
 
+#include "broker.h"
+
 #include "duration.h"
 #include "log.h"
 #include "policy_directory.h"
+#include "sbx_ldap.h"
 #include "sbxio.h"
 #include "timeutil.h"
 
@@ -32,12 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SYSTEM_ACTOR "sbx"
 #define LOOKUP_QUEUE 32      /* never-seen names waiting for the worker */
 #define NAMES_MAX 256        /* never-seen names remembered (asked, or not found) */
 #define RETRY_MAX_SECS 30    /* an unreachable directory is retried at least this often */
 #define TICK_MS 250
-#define MAX_OPEN 64
 
 enum job { JOB_REFRESH, JOB_LOOKUP };
 
@@ -67,7 +68,7 @@ struct revocation {
 	struct revocation *next;
 };
 
-struct dir {
+struct sbx_directory {
 	struct sbx_broker *b;
 	int efd;
 	pthread_t thread;
@@ -90,6 +91,7 @@ struct dir {
 	struct sbx_ldap *session;
 
 	/* loop only */
+	int64_t last_tick_ms;
 	bool enabled;                       /* the policy has a directory: section */
 	struct sbx_directory_conf lconf;    /* the loop's copy of conf */
 	uint64_t lgeneration;
@@ -123,11 +125,11 @@ static json_t *rfc3339_or_null(int64_t us)
 	return json_string(buf);
 }
 
-static void record(struct dir *d, const char *event, json_t *f)
+static void record(struct sbx_directory *d, const char *event, json_t *f)
 {
 	uint64_t seq;
 
-	(void)sbx_broker_record(d->b, event, SYSTEM_ACTOR, f, &seq);
+	(void)sbx_broker_record(d->b, event, SBX_SYSTEM_ACTOR, f, &seq);
 }
 
 static const char *how_name(enum sbx_membership m)
@@ -143,7 +145,7 @@ static const char *how_name(enum sbx_membership m)
 /* ---------------------------------------------------------------------- */
 /* The worker */
 
-static void post(struct dir *d, struct result *r)
+static void post(struct sbx_directory *d, struct result *r)
 {
 	uint64_t one = 1;
 
@@ -157,7 +159,7 @@ static void post(struct dir *d, struct result *r)
 		sbx_err("directory: cannot wake the event loop: %s", strerror(errno));
 }
 
-static void wait_until_ms(struct dir *d, int64_t until_ms)
+static void wait_until_ms(struct sbx_directory *d, int64_t until_ms)
 {
 	struct timespec ts;
 	int64_t now = sbx_mono_ms(), delta = until_ms - now;
@@ -172,7 +174,7 @@ static void wait_until_ms(struct dir *d, int64_t until_ms)
 	(void)pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 }
 
-static struct result *do_job(struct dir *d, enum job job, const char *name, uint64_t gen)
+static struct result *do_job(struct sbx_directory *d, enum job job, const char *name, uint64_t gen)
 {
 	struct result *r = calloc(1, sizeof(*r));
 	int64_t t0 = sbx_mono_ms();
@@ -206,7 +208,7 @@ static int64_t retry_secs(const struct sbx_directory_conf *c, bool ok)
 
 static void *worker_main(void *arg)
 {
-	struct dir *d = arg;
+	struct sbx_directory *d = arg;
 
 	pthread_mutex_lock(&d->mu);
 	while (!d->stop) {
@@ -265,7 +267,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int worker_start(struct dir *d, const struct sbx_directory_conf *c,
+static int worker_start(struct sbx_directory *d, const struct sbx_directory_conf *c,
 			struct sbx_ldap *session, int64_t first_refresh_ms)
 {
 	pthread_mutex_lock(&d->mu);
@@ -304,7 +306,7 @@ static void free_results(struct result *r)
 }
 
 /* Waits for the job in hand, which the timeout bounds. */
-static void worker_stop(struct dir *d)
+static void worker_stop(struct sbx_directory *d)
 {
 	struct result *left;
 
@@ -335,7 +337,7 @@ static void worker_stop(struct dir *d)
  * so the policy that replaces it within a pass never gets its address. */
 static void retire(struct sbx_policy *shell, void *ctx)
 {
-	struct dir *d = ctx;
+	struct sbx_directory *d = ctx;
 	struct sbx_policy **v = realloc(d->retired, (d->n_retired + 1) * sizeof(*v));
 
 	if (!v) {
@@ -346,7 +348,7 @@ static void retire(struct sbx_policy *shell, void *ctx)
 	v[d->n_retired++] = shell;
 }
 
-static void bury(struct dir *d)
+static void bury(struct sbx_directory *d)
 {
 	for (size_t i = 0; i < d->n_retired_before; i++)
 		free(d->retired_before[i]);
@@ -359,7 +361,7 @@ static void bury(struct dir *d)
 
 static void on_conflict(const char *kind, const char *name, void *ctx)
 {
-	struct dir *d = ctx;
+	struct sbx_directory *d = ctx;
 	char **v;
 	json_t *f;
 
@@ -383,7 +385,7 @@ static void on_conflict(const char *kind, const char *name, void *ctx)
 	record(d, "directory.conflict", f);
 }
 
-static void clear_conflicts(struct dir *d)
+static void clear_conflicts(struct sbx_directory *d)
 {
 	for (size_t i = 0; i < d->n_conflicts; i++)
 		free(d->conflicts[i]);
@@ -400,7 +402,7 @@ static char *dup_or_null(const char *s)
 static void on_drift(const char *user, const struct sbx_role *r, enum sbx_membership before,
 		     enum sbx_membership after, const char *group, void *ctx)
 {
-	struct dir *d = ctx;
+	struct sbx_directory *d = ctx;
 	json_t *f = json_object();
 
 	json_object_set_new(f, "user", json_string(user));
@@ -413,7 +415,7 @@ static void on_drift(const char *user, const struct sbx_role *r, enum sbx_member
 	sbx_info("directory: %s is now %s on %s (was %s%s%s)", user, how_name(after), r->name,
 		 how_name(before), group ? ", group " : "", group ? group : "");
 	if (after == SBX_MEMBER_NONE &&
-	    sbx_policy_role_revokes_on_ineligible(d->b->policy, r)) {
+	    r->revoke_on_ineligible) {
 		struct revocation *rv = calloc(1, sizeof(*rv));
 
 		if (!rv)
@@ -435,7 +437,7 @@ static void on_drift(const char *user, const struct sbx_role *r, enum sbx_member
 
 /* revoke_on_ineligible: end the grants (and pending requests) of people
  * the last refresh took out of the role. */
-static void run_revocations(struct dir *d)
+static void run_revocations(struct sbx_directory *d)
 {
 	struct sbx_broker *b = d->b;
 	struct revocation *rv = d->revocations;
@@ -443,8 +445,8 @@ static void run_revocations(struct dir *d)
 	d->revocations = NULL;
 	while (rv) {
 		struct revocation *next = rv->next;
-		struct sbx_req *open[MAX_OPEN];
-		size_t n = sbx_state_user_open(b->state, rv->user, open, MAX_OPEN);
+		struct sbx_req *open[SBX_OPEN_MAX];
+		size_t n = sbx_state_user_open(b->state, rv->user, open, SBX_OPEN_MAX);
 		char reason[512], why[512];
 		uint64_t seq;
 
@@ -463,8 +465,8 @@ static void run_revocations(struct dir *d)
 			json_object_set_new(extra, "cause", json_string("revoke_on_ineligible"));
 			if (rv->group)
 				json_object_set_new(extra, "group", json_string(rv->group));
-			if (sbx_broker_end(b, r->id, deny, SYSTEM_ACTOR, NULL, true, reason, extra, &seq,
-					   why, sizeof(why)) != SBX_ST_OK)
+			if (sbx_broker_end(b, r->id, deny, SBX_SYSTEM_ACTOR, NULL, true, reason, extra, &seq,
+					   why, sizeof(why)) < 0)
 				sbx_err("directory: could not end request %u of %s: %s", r->id,
 					rv->user, why);
 			else
@@ -479,7 +481,7 @@ static void run_revocations(struct dir *d)
 	}
 }
 
-static void record_loaded(struct dir *d, const struct sbx_directory_data *data, int64_t took_ms)
+static void record_loaded(struct sbx_directory *d, const struct sbx_directory_data *data, int64_t took_ms)
 {
 	const struct sbx_policy *p = d->b->policy;
 	char fp[17];
@@ -487,8 +489,8 @@ static void record_loaded(struct dir *d, const struct sbx_directory_data *data, 
 
 	snprintf(fp, sizeof(fp), "%016" PRIx64, data->fingerprint);
 	json_object_set_new(f, "uri", json_string(d->last_uri));
-	json_object_set_new(f, "users", json_integer((json_int_t)p->directory.n_users));
-	json_object_set_new(f, "groups", json_integer((json_int_t)p->directory.n_groups));
+	json_object_set_new(f, "users", json_integer((json_int_t)p->n_dir_users));
+	json_object_set_new(f, "groups", json_integer((json_int_t)p->n_dir_groups));
 	if (data->skipped_users || data->skipped_groups) {
 		json_object_set_new(f, "skipped_users", json_integer((json_int_t)data->skipped_users));
 		json_object_set_new(f, "skipped_groups",
@@ -501,7 +503,7 @@ static void record_loaded(struct dir *d, const struct sbx_directory_data *data, 
 
 /* Put fresh into the policy (owning it from now on).  Drift is reported
  * against the last good read, also when that was dropped as stale. */
-static void apply(struct dir *d, struct sbx_directory_data *fresh, int64_t took_ms)
+static void apply(struct sbx_directory *d, struct sbx_directory_data *fresh, int64_t took_ms)
 {
 	struct sbx_broker *b = d->b;
 	struct sbx_dir_merge_cb cb = { on_conflict, NULL, d, retire };
@@ -530,7 +532,7 @@ static void apply(struct dir *d, struct sbx_directory_data *fresh, int64_t took_
 
 /* The directory part of the policy goes: every directory user is unknown
  * from now on, until the directory answers again. */
-static void drop(struct dir *d)
+static void drop(struct sbx_directory *d)
 {
 	const struct sbx_dir_merge_cb quiet = { NULL, NULL, d, retire };
 
@@ -544,7 +546,7 @@ static void drop(struct dir *d)
 }
 
 /* warn: log it (not when the caller logs a fatal error instead). */
-static void note_failure(struct dir *d, const struct result *r, bool warn)
+static void note_failure(struct sbx_directory *d, const struct result *r, bool warn)
 {
 	char until[SBX_RFC3339_LEN];
 	json_t *f;
@@ -578,7 +580,7 @@ static void note_failure(struct dir *d, const struct result *r, bool warn)
 	}
 }
 
-static void note_success(struct dir *d, const struct result *r)
+static void note_success(struct sbx_directory *d, const struct result *r)
 {
 	json_t *f;
 	int64_t now_us = sbx_now_us();
@@ -599,7 +601,7 @@ static void note_success(struct dir *d, const struct result *r)
 	d->last_ok_ms = sbx_mono_ms();
 }
 
-static struct asked *find_asked(struct dir *d, const char *name)
+static struct asked *find_asked(struct sbx_directory *d, const char *name)
 {
 	for (size_t i = 0; i < NAMES_MAX; i++)
 		if (d->asked[i].name[0] && strcmp(d->asked[i].name, name) == 0)
@@ -607,7 +609,7 @@ static struct asked *find_asked(struct dir *d, const char *name)
 	return NULL;
 }
 
-static void on_result(struct dir *d, struct result *r)
+static void on_result(struct sbx_directory *d, struct result *r)
 {
 	struct asked *a;
 
@@ -647,15 +649,20 @@ static void on_result(struct dir *d, struct result *r)
 	r->data = NULL;
 }
 
-static void on_wakeup(struct sbx_broker *b, int fd, uint32_t events, void *ctx)
+int sbx_directory_fd(const struct sbx_broker *b)
 {
-	struct dir *d = ctx;
+	return b->directory ? b->directory->efd : -1;
+}
+
+void sbx_directory_on_ready(struct sbx_broker *b)
+{
+	struct sbx_directory *d = b->directory;
 	struct result *list;
 	uint64_t n;
 
-	(void)b;
-	(void)events;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	if (!d)
+		return;
+	if (read(d->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		sbx_debug("directory: eventfd: %s", strerror(errno));
 	pthread_mutex_lock(&d->mu);
 	list = d->results;
@@ -667,14 +674,15 @@ static void on_wakeup(struct sbx_broker *b, int fd, uint32_t events, void *ctx)
 }
 
 /* max_stale: cached answers do not outlive it. */
-static void on_tick(struct sbx_broker *b, int64_t now_us, void *ctx)
+void sbx_directory_tick(struct sbx_broker *b)
 {
-	struct dir *d = ctx;
+	struct sbx_directory *d = b->directory;
 	char last[SBX_RFC3339_LEN], max[32];
 	json_t *f;
 
-	(void)b;
-	(void)now_us;
+	if (!d || sbx_mono_ms() - d->last_tick_ms < TICK_MS)
+		return;
+	d->last_tick_ms = sbx_mono_ms();
 	bury(d);
 	if (!d->enabled || !d->merged || !d->last_ok_ms ||
 	    sbx_mono_ms() - d->last_ok_ms <= 1000 * d->lconf.max_stale)
@@ -698,7 +706,7 @@ static void on_tick(struct sbx_broker *b, int64_t now_us, void *ctx)
 /* ---------------------------------------------------------------------- */
 /* Names nobody has asked about before */
 
-static void ask_worker(struct dir *d, const char *name)
+static void ask_worker(struct sbx_directory *d, const char *name)
 {
 	struct asked *a = find_asked(d, name), *oldest = &d->asked[0];
 	int64_t now = sbx_mono_ms();
@@ -731,7 +739,7 @@ static void ask_worker(struct dir *d, const char *name)
 
 const char *sbx_directory_unknown_user(struct sbx_broker *b, const char *user)
 {
-	struct dir *d = b ? b->directory : NULL;
+	struct sbx_directory *d = b ? b->directory : NULL;
 	const char *host;
 	struct asked *a;
 
@@ -766,14 +774,9 @@ const char *sbx_directory_unknown_user(struct sbx_broker *b, const char *user)
 	return d->reason;
 }
 
-static const char *unknown_user_hook(struct sbx_broker *b, const char *user)
-{
-	return sbx_directory_unknown_user(b, user);
-}
-
 enum sbx_directory_state sbx_directory_status(struct sbx_broker *b, char *why, size_t whylen)
 {
-	struct dir *d = b ? b->directory : NULL;
+	struct sbx_directory *d = b ? b->directory : NULL;
 
 	if (why && whylen)
 		why[0] = '\0';
@@ -807,7 +810,7 @@ static bool conf_equal(const struct sbx_directory_conf *a, const struct sbx_dire
 #undef SAME
 }
 
-static void forget(struct dir *d)
+static void forget(struct sbx_directory *d)
 {
 	sbx_directory_data_free(d->data);
 	d->data = NULL;
@@ -820,12 +823,14 @@ static void forget(struct dir *d)
 
 /* SIGHUP: the policy is the file's again.  Put the directory's users and
  * groups back at once, and follow a changed directory: section. */
-static void on_reload(struct sbx_broker *b, void *ctx)
+void sbx_directory_on_reload(struct sbx_broker *b)
 {
-	struct dir *d = ctx;
-	const struct sbx_directory_conf *c = &b->policy->directory;
+	struct sbx_directory *d = b->directory;
+	const struct sbx_directory_conf *c = &b->settings.directory;
 	const struct sbx_dir_merge_cb cb = { on_conflict, NULL, d, retire };
 
+	if (!d)
+		return;
 	clear_conflicts(d);
 	if (!c->enabled) {
 		if (d->enabled)
@@ -864,9 +869,9 @@ static void on_reload(struct sbx_broker *b, void *ctx)
 	}
 }
 
-static struct dir *dir_new(struct sbx_broker *b)
+static struct sbx_directory *dir_new(struct sbx_broker *b)
 {
-	struct dir *d = calloc(1, sizeof(*d));
+	struct sbx_directory *d = calloc(1, sizeof(*d));
 	pthread_condattr_t ca;
 
 	if (!d)
@@ -885,7 +890,7 @@ static struct dir *dir_new(struct sbx_broker *b)
 	return d;
 }
 
-static void dir_delete(struct dir *d)
+static void dir_delete(struct sbx_directory *d)
 {
 	worker_stop(d);
 	forget(d);
@@ -909,7 +914,7 @@ static void dir_delete(struct dir *d)
 /* The first read, before the loop runs: the broker starts with the
  * directory's users, and a refusal stops it with a clear message.  (The
  * loop's copy of the configuration: merging replaces b->policy.) */
-static int first_read(struct dir *d)
+static int first_read(struct sbx_directory *d)
 {
 	const struct sbx_directory_conf *c = &d->lconf;
 	struct sbx_ldap *s = sbx_ldap_new(c);
@@ -943,26 +948,18 @@ static int first_read(struct dir *d)
 	return worker_start(d, c, s, sbx_mono_ms() + 1000 * retry_secs(c, r.e == SBX_DIR_OK));
 }
 
-int sbx_directory_init(struct sbx_broker *b)
+int sbx_directory_start(struct sbx_broker *b)
 {
-	const struct sbx_directory_conf *c = &b->policy->directory;
-	struct dir *d = dir_new(b);
+	const struct sbx_directory_conf *c = &b->settings.directory;
+	struct sbx_directory *d = dir_new(b);
 
 	if (!d) {
 		sbx_err("directory: cannot set up: %s", strerror(errno));
-		return -1;
+		return -ENOMEM;
 	}
-	/* Registered even without a directory: section, so that a reload
-	 * can add one. */
-	if (sbx_broker_watch_fd(b, d->efd, EPOLLIN, on_wakeup, d) < 0 ||
-	    sbx_broker_on_tick(b, on_tick, d, TICK_MS) < 0 ||
-	    sbx_broker_on_reload(b, on_reload, d) < 0) {
-		sbx_err("directory: cannot register with the event loop");
-		dir_delete(d);
-		return -1;
-	}
+	/* Set up even without a directory: section, so that a reload can
+	 * add one. */
 	b->directory = d;
-	b->unknown_user_reason = unknown_user_hook;
 	if (!c->enabled)
 		return 0;
 	d->enabled = true;
@@ -972,12 +969,10 @@ int sbx_directory_init(struct sbx_broker *b)
 
 void sbx_directory_free(struct sbx_broker *b)
 {
-	struct dir *d = b ? b->directory : NULL;
+	struct sbx_directory *d = b->directory;
 
 	if (!d)
 		return;
-	(void)sbx_broker_unwatch_fd(b, d->efd);
-	b->unknown_user_reason = NULL;
 	b->directory = NULL;
 	dir_delete(d);
 }

@@ -3,7 +3,8 @@
 #include "grouptable.h"
 #include "log.h"
 #include "sbx_table.h"
-#include "ops.h"
+#include "broker.h"
+#include "dispatch.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -19,7 +20,7 @@
  * message (SBX_BROKER_GUARD_SYMBOL, exported by the link). */
 int sbx_brokerd_nss_guard = 1;
 
-struct grouptable {
+struct sbx_grouptable {
 	char path[PATH_MAX];
 	uint8_t *blob;          /* the table as last built: also answers the socket */
 	size_t len;
@@ -196,7 +197,7 @@ out:
 
 /* ---- keeping it current --------------------------------------------------------- */
 
-static void rebuild(struct sbx_broker *b, struct grouptable *t)
+static void rebuild(struct sbx_broker *b, struct sbx_grouptable *t)
 {
 	uint8_t *blob = NULL;
 	size_t len = 0;
@@ -229,14 +230,14 @@ static void rebuild(struct sbx_broker *b, struct grouptable *t)
 
 /* Membership changes only through grants: a request never adds anyone to
  * a group until its own grant.activated record. */
-static void on_record(struct sbx_broker *b, const json_t *rec, void *ctx)
+void sbx_grouptable_on_record(struct sbx_broker *b, const json_t *rec)
 {
-	struct grouptable *t = ctx;
+	struct sbx_grouptable *t = b->grouptable;
 	const char *event = json_string_value(json_object_get(rec, "event"));
 	const char *role = json_string_value(json_object_get(rec, "role"));
 	const struct sbx_role *r;
 
-	if (!event || strncmp(event, "grant.", 6) != 0)
+	if (!t || !event || strncmp(event, "grant.", 6) != 0)
 		return;
 	r = role ? sbx_policy_role(b->policy, role) : NULL;
 	if (json_object_get(rec, "unix_group") || (r && r->unix_group))
@@ -246,68 +247,22 @@ static void on_record(struct sbx_broker *b, const json_t *rec, void *ctx)
 /* Every loop pass, after the pass's records and before the journal commit:
  * the file is current before any reply acknowledging a change goes out
  * (those wait for the commit). */
-static void on_tick(struct sbx_broker *b, int64_t now_us, void *ctx)
+void sbx_grouptable_tick(struct sbx_broker *b)
 {
-	struct grouptable *t = ctx;
+	struct sbx_grouptable *t = b->grouptable;
 
-	(void)now_us;
 	/* A journal failure rebuilds memory into a new state object. */
-	if (t->dirty || t->seen_state != b->state || t->seen_policy != b->policy)
+	if (t && (t->dirty || t->seen_state != b->state || t->seen_policy != b->policy))
 		rebuild(b, t);
 }
 
-static void on_reload(struct sbx_broker *b, void *ctx)
+void sbx_grouptable_on_reload(struct sbx_broker *b)
 {
-	struct grouptable *t = ctx;
-
-	(void)b;
-	t->dirty = true;
+	if (b->grouptable)
+		b->grouptable->dirty = true;
 }
 
 /* ---- the fallback ops ---------------------------------------------------------- */
-
-struct group_args {
-	char name[SBX_NAME_MAX + 1];
-	char user[SBX_NAME_MAX + 1];
-	uint32_t gid, id;
-	bool has_gid;
-};
-
-static void reply_status(sbx_msg *reply, uint16_t op, uint32_t status, const char *msg)
-{
-	sbx_msg_free(reply);
-	sbx_msg_init_reply(reply, op | SBX_OP_REPLY, status, msg);
-}
-
-static int parse_group_args(const uint8_t *frame, size_t n, struct group_args *a)
-{
-	sbx_reader rd;
-	sbx_field f;
-	int rc;
-
-	memset(a, 0, sizeof(*a));
-	sbx_reader_init_frame(&rd, frame, n);
-	while ((rc = sbx_reader_next(&rd, &f)) == 1) {
-		switch (f.tag) {
-		case SBX_F_AS_USER: break;
-		case SBX_F_UNIX_GROUP:
-			if (sbx_field_str(&f, a->name, sizeof(a->name)) < 0)
-				return -1;
-			break;
-		case SBX_F_USER:
-			if (sbx_field_str(&f, a->user, sizeof(a->user)) < 0)
-				return -1;
-			break;
-		case SBX_F_GID:
-			a->gid = sbx_field_u32(&f);
-			a->has_gid = true;
-			break;
-		case SBX_F_ID: a->id = sbx_field_u32(&f); break;
-		default: return -1;
-		}
-	}
-	return rc < 0 ? -1 : 0;
-}
 
 static void put_group(sbx_msg *m, const struct sbx_tbl *t, const struct sbx_tbl_group *g,
 		      int64_t now)
@@ -324,146 +279,125 @@ static void put_group(sbx_msg *m, const struct sbx_tbl *t, const struct sbx_tbl_
 	sbx_msg_end_rec(m);
 }
 
-static void answer_one(sbx_msg *reply, uint16_t op, const struct sbx_tbl *t,
-		       const struct group_args *a, int64_t now)
+static void answer_one(struct sbx_call *c, const struct sbx_tbl *t, int64_t now)
 {
+	uint16_t op = c->a.op;
 	struct sbx_tbl_group g;
 	int rc;
 
-	if (op == SBX_OP_GROUP_BYNAME && !a->name[0]) {
-		reply_status(reply, op, SBX_ST_BADINPUT, "which group? (UNIX_GROUP)");
+	if (op == SBX_OP_GROUP_BYNAME && !c->a.unix_group[0]) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "which group? (UNIX_GROUP)");
 		return;
 	}
-	if (op == SBX_OP_GROUP_BYGID && !a->has_gid) {
-		reply_status(reply, op, SBX_ST_BADINPUT, "which gid? (GID)");
+	if (op == SBX_OP_GROUP_BYGID && !c->a.has_gid) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "which gid? (GID)");
 		return;
 	}
-	rc = op == SBX_OP_GROUP_BYNAME ? sbx_tbl_find_name(t, a->name, &g)
-				       : sbx_tbl_find_gid(t, a->gid, &g);
+	rc = op == SBX_OP_GROUP_BYNAME ? sbx_tbl_find_name(t, c->a.unix_group, &g)
+				       : sbx_tbl_find_gid(t, c->a.gid, &g);
 	if (rc != 1) {
-		reply_status(reply, op, SBX_ST_NOTFOUND, "not an sbx group");
+		sbx_reply_fail(c, SBX_ST_NOTFOUND, "not an sbx group");
 		return;
 	}
-	reply_status(reply, op, SBX_ST_OK, NULL);
-	put_group(reply, t, &g, now);
-	if (reply->error)
-		reply_status(reply, op, SBX_ST_INTERNAL,
-			     "the group is too large for one frame: read the group table");
+	sbx_reply_ok(c, NULL);
+	put_group(c->reply, t, &g, now);
+	if (c->reply->error)
+		sbx_reply_fail(c, SBX_ST_INTERNAL,
+			       "the group is too large for one frame: read the group table");
 }
 
-static void answer_list(sbx_msg *reply, const struct sbx_tbl *t, uint32_t first, int64_t now)
+static void answer_list(struct sbx_call *c, const struct sbx_tbl *t, int64_t now)
 {
-	const uint16_t op = SBX_OP_GROUP_LIST;
+	uint32_t first = c->a.id;
 
-	reply_status(reply, op, SBX_ST_OK, NULL);
+	sbx_reply_ok(c, NULL);
 	for (uint32_t i = first; i < t->n_groups; i++) {
 		struct sbx_tbl_group g;
-		size_t before = reply->len;
+		sbx_msg_mark mark = sbx_msg_here(c->reply);
 
 		if (sbx_tbl_group_at(t, i, &g) < 0)
 			break;
-		put_group(reply, t, &g, now);
-		if (!reply->error)
+		put_group(c->reply, t, &g, now);
+		if (!sbx_msg_undo_if_failed(c->reply, mark))
 			continue;
-		reply->error = 0;
-		reply->len = before;
 		if (i == first) {
-			reply_status(reply, op, SBX_ST_INTERNAL,
-				     "a group is too large for one frame: read the group table");
+			sbx_reply_fail(c, SBX_ST_INTERNAL,
+				       "a group is too large for one frame: read the group table");
 			return;
 		}
-		sbx_msg_put_u32(reply, SBX_F_ID, i);
+		sbx_msg_put_u32(c->reply, SBX_F_ID, i);
 		return;
 	}
 }
 
-static void answer_memberships(sbx_msg *reply, const struct sbx_tbl *t, const char *user,
-			       int64_t now)
+static void answer_memberships(struct sbx_call *c, const struct sbx_tbl *t, int64_t now)
 {
-	const uint16_t op = SBX_OP_GROUP_MEMBERSHIPS;
+	const char *user = c->a.user;
 
 	if (!user[0]) {
-		reply_status(reply, op, SBX_ST_BADINPUT, "whose groups? (USER)");
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "whose groups? (USER)");
 		return;
 	}
-	reply_status(reply, op, SBX_ST_OK, NULL);
+	sbx_reply_ok(c, NULL);
 	for (uint32_t i = 0; i < t->n_groups; i++) {
 		struct sbx_tbl_group g;
 
 		if (sbx_tbl_group_at(t, i, &g) == 0 && sbx_tbl_is_member(t, &g, user, now) == 1)
-			sbx_msg_put_u32(reply, SBX_F_GID, g.gid);
+			sbx_msg_put_u32(c->reply, SBX_F_GID, g.gid);
 	}
 }
 
-static void op_group(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *frame, size_t n,
-		     sbx_msg *reply, uint64_t *wait_seq)
+void sbx_op_group(struct sbx_broker *b, struct sbx_call *c)
 {
-	struct grouptable *t = b->grouptable;
-	struct group_args a;
-	struct sbx_hdr h;
+	struct sbx_grouptable *t = b->grouptable;
 	struct sbx_tbl tbl;
 	int64_t now = sbx_now();
 
-	(void)wait_seq;
-	sbx_hdr_decode(frame, n, &h);
-	if (c->pid == getpid()) {
+	if (c->caller->pid == getpid()) {
 		/* The module inside this process asked its own broker: it has
 		 * long since given up waiting.  Must never happen (the guard
 		 * symbol); tests look for this line. */
-		sbx_err("group table: NSS recursion: the broker asked itself (op 0x%04x)", h.op);
-		reply_status(reply, h.op, SBX_ST_UNAVAILABLE, "the broker asked itself");
-		return;
-	}
-	if (parse_group_args(frame, n, &a) < 0) {
-		reply_status(reply, h.op, SBX_ST_BADINPUT, "a field does not belong in this request");
+		sbx_err("group table: NSS recursion: the broker asked itself (op 0x%04x)", c->a.op);
+		sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "the broker asked itself");
 		return;
 	}
 	if (!t || !t->blob || sbx_tbl_open(&tbl, t->blob, t->len, 0, NULL, 0) < 0) {
-		reply_status(reply, h.op, SBX_ST_UNAVAILABLE, "the group table is not built");
+		sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "the group table is not built");
 		return;
 	}
-	switch (h.op) {
+	switch (c->a.op) {
 	case SBX_OP_GROUP_BYNAME:
-	case SBX_OP_GROUP_BYGID: answer_one(reply, h.op, &tbl, &a, now); break;
-	case SBX_OP_GROUP_LIST: answer_list(reply, &tbl, a.id, now); break;
-	case SBX_OP_GROUP_MEMBERSHIPS: answer_memberships(reply, &tbl, a.user, now); break;
+	case SBX_OP_GROUP_BYGID: answer_one(c, &tbl, now); break;
+	case SBX_OP_GROUP_LIST: answer_list(c, &tbl, now); break;
+	case SBX_OP_GROUP_MEMBERSHIPS: answer_memberships(c, &tbl, now); break;
 	}
 }
 
 /* ---- life cycle --------------------------------------------------------------- */
 
-int sbx_grouptable_init(struct sbx_broker *b)
+int sbx_grouptable_start(struct sbx_broker *b)
 {
-	static const uint16_t ops[] = { SBX_OP_GROUP_BYNAME, SBX_OP_GROUP_BYGID,
-					SBX_OP_GROUP_LIST, SBX_OP_GROUP_MEMBERSHIPS };
-	struct grouptable *t = calloc(1, sizeof(*t));
+	struct sbx_grouptable *t = calloc(1, sizeof(*t));
 
-	if (!t)
-		return -1;
+	if (!t) {
+		sbx_err("group table: out of memory");
+		return -ENOMEM;
+	}
 	if (sbx_grouptable_path(b->policy->broker.socket, t->path, sizeof(t->path)) < 0) {
 		sbx_err("group table: no place for it beside socket %s", b->policy->broker.socket);
 		free(t);
-		return -1;
+		return -EINVAL;
 	}
 	/* Generations keep growing across restarts (readers may log them). */
 	t->generation = (uint64_t)sbx_now_us();
 	b->grouptable = t;
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (sbx_broker_register_op(b, ops[i], op_group) < 0)
-			goto fail;
-	if (sbx_broker_on_record(b, on_record, t) < 0 || sbx_broker_on_tick(b, on_tick, t, 0) < 0 ||
-	    sbx_broker_on_reload(b, on_reload, t) < 0)
-		goto fail;
 	rebuild(b, t);
 	return 0;
-fail:
-	sbx_err("group table: too many broker extensions");
-	return -1;
 }
 
 void sbx_grouptable_free(struct sbx_broker *b)
 {
-	struct grouptable *t = b ? b->grouptable : NULL;
+	struct sbx_grouptable *t = b->grouptable;
 
 	if (!t)
 		return;

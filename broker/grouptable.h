@@ -3,7 +3,7 @@
  * (users holding a live grant of the role, with the grant's expires_at,
  * and the role's standing members, without expiry), written to
  * <directory of broker.socket>/groups.table on every change.  The format
- * is nss_module/sbx_table.h's; docs/nss.md describes it.
+ * is common/sbx_table.h's; docs/nss.md describes it.
  *
  * The broker also answers the module's fallback ops (SBX_OP_GROUP_*) from
  * the same bytes, for when the file is missing or unreadable.
@@ -11,6 +11,7 @@
 #ifndef SBX_GROUPTABLE_H
 #define SBX_GROUPTABLE_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,11 +24,21 @@ struct sbx_state;
  * socket from inside the broker. */
 extern int sbx_brokerd_nss_guard;
 
-/* Register the feature (on_record, on_tick, on_reload, the GROUP ops)
- * and write the table once.  A table that cannot be written is logged,
- * not fatal: the module then asks the socket.  0 or -1. */
-int sbx_grouptable_init(struct sbx_broker *b);
+/* Build and write the table once.  A table that cannot be written is
+ * logged, not fatal: the module then asks the socket.  0 or a negative
+ * errno. */
+int sbx_grouptable_start(struct sbx_broker *b);
 void sbx_grouptable_free(struct sbx_broker *b);
+
+/* Every record (live): a grant.* record of a role with a unix group marks
+ * the table for a rebuild. */
+void sbx_grouptable_on_record(struct sbx_broker *b, const json_t *rec);
+/* Every loop pass, last before the journal commit: rewrite the table if
+ * it changed (or the broker swapped its state or policy), so the file is
+ * current before any reply acknowledging a change goes out. */
+void sbx_grouptable_tick(struct sbx_broker *b);
+/* A reload may change roles' groups: rebuild at the next pass. */
+void sbx_grouptable_on_reload(struct sbx_broker *b);
 
 /* The table's bytes for policy p and state s at time now: every role with
  * a unix_group is a group; members are the role's standing members and

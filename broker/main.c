@@ -1,13 +1,8 @@
 #include "config.h"
 
-#include "directory.h"
-#include "grouptable.h"
+#include "broker.h"
 #include "log.h"
-#include "ops.h"
 #include "server.h"
-#include "sessions.h"
-#include "slack.h"
-#include "timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -132,7 +127,7 @@ static struct sbx_policy *load_policy(const struct options *o, struct sbx_broker
 	struct sbx_policy_errors errs = { 0 };
 	struct sbx_policy *p = NULL;
 
-	if (sbx_policy_load_file(o->config, &p, &errs) < 0) {
+	if (sbx_policy_load_file(o->config, &p, &b->settings, &errs) < 0) {
 		sbx_policy_errors_print(stderr, &errs);
 		fprintf(stderr, "sbx-brokerd: %s: %zu error%s; not starting\n", o->config, errs.n,
 			errs.n == 1 ? "" : "s");
@@ -196,42 +191,6 @@ static void signal_ready(int *ready_fd, char status)
 	}
 }
 
-static void record_startup(struct sbx_broker *b, const struct sbx_replay_info *info)
-{
-	json_t *f = json_object();
-	uint64_t seq;
-
-	json_object_set_new(f, "version", json_string(PACKAGE_VERSION));
-	json_object_set_new(f, "pid", json_integer(getpid()));
-	json_object_set_new(f, "host", json_string(b->policy->broker.host));
-	json_object_set_new(f, "replayed", json_integer((json_int_t)info->records));
-	if (info->used_snapshot)
-		json_object_set_new(f, "snapshot_seq", json_integer((json_int_t)info->snapshot_seq));
-	(void)sbx_broker_record(b, "broker.started", "sbx", f, &seq);
-	if (info->truncated) {
-		f = json_object();
-		json_object_set_new(f, "file", json_string(info->truncated_file));
-		json_object_set_new(f, "bytes_cut", json_integer((json_int_t)info->truncated_bytes));
-		json_object_set_new(f, "last_good_seq", json_integer((json_int_t)info->last_seq));
-		(void)sbx_broker_record(b, "journal.recovered", "sbx", f, &seq);
-		sbx_warn("journal: cut a torn record (%llu bytes) from %s after seq %llu",
-			 (unsigned long long)info->truncated_bytes, info->truncated_file,
-			 (unsigned long long)info->last_seq);
-	}
-	if (info->snapshot_note[0])
-		sbx_warn("journal: snapshot not used: %s", info->snapshot_note);
-	(void)sbx_broker_record_policy(b, &seq);
-}
-
-static void record_stop(struct sbx_broker *b)
-{
-	json_t *f = json_object();
-	uint64_t seq;
-
-	json_object_set_new(f, "pid", json_integer(getpid()));
-	(void)sbx_broker_record(b, "broker.stopped", "sbx", f, &seq);
-}
-
 static int block_signals(void)
 {
 	sigset_t mask;
@@ -256,11 +215,9 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct sbx_broker b = { 0 };
-	struct sbx_replay_info info;
-	struct sbx_journal_opts jo = { 0 };
 	struct sbx_server_opts so = { .max_conns = 4096, .io_timeout_ms = 5000 };
-	char err[512];
-	int ready_fd = -1, listen_fd = -1, ret = 2, rc;
+	char err[1024];
+	int ready_fd = -1, listen_fd = -1, ret = 2;
 
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
@@ -278,6 +235,8 @@ int main(int argc, char **argv)
 	}
 	ret = 1;
 	b.config_path = strdup(o.config);
+	if (!b.config_path)
+		goto out;
 	umask(077);
 	if (!o.foreground && daemonize(&ready_fd) < 0) {
 		fprintf(stderr, "sbx-brokerd: cannot detach: %s\n", strerror(errno));
@@ -287,38 +246,10 @@ int main(int argc, char **argv)
 		sbx_err("cannot block signals: %s", strerror(errno));
 		goto out;
 	}
-	b.state = sbx_state_new();
-	if (!b.state || !b.config_path)
-		goto out;
-	if (mkdir(b.policy->broker.state_dir, 0700) < 0 && errno != EEXIST) {
-		sbx_err("cannot create state dir %s: %s", b.policy->broker.state_dir, strerror(errno));
-		goto out;
-	}
-	/* Features whose state lives in the journal register before replay. */
-	/* @@FEATURE-PREINIT@@ */
-	if (sbx_slack_preinit(&b) < 0 || sbx_sessions_preinit(&b) < 0)
-		goto out;
-	jo.state_dir = b.policy->broker.state_dir;
-	b.initial_replay = true;
-	rc = sbx_journal_open(&jo, sbx_broker_replay_snapshot, sbx_broker_replay_record, &b, &info,
-			      &b.journal, err, sizeof(err));
-	b.initial_replay = false;
-	if (rc < 0) {
+	if (sbx_broker_start(&b, err, sizeof(err)) < 0) {
 		sbx_err("%s", err);
-		sbx_err("not starting: the journal under %s must be intact (check it with: sbxctl "
-			"audit verify --state-dir %s)", b.policy->broker.state_dir,
-			b.policy->broker.state_dir);
 		goto out;
 	}
-	record_startup(&b, &info);
-	/* Features plug in through the extension points in ops.h. */
-	/* @@FEATURE-INIT@@ */
-	/* The directory first: the others see the people it brings. */
-	if (sbx_directory_init(&b) < 0 || sbx_grouptable_init(&b) < 0 ||
-	    sbx_sessions_init(&b) < 0 || sbx_slack_init(&b) < 0)
-		goto out;
-	/* Grants that ran out while the broker was down end now. */
-	sbx_broker_tick(&b, sbx_now());
 	listen_fd = sbx_server_listen(b.policy->broker.socket, err, sizeof(err));
 	if (listen_fd < 0) {
 		sbx_err("%s", err);
@@ -334,9 +265,7 @@ int main(int argc, char **argv)
 	signal_ready(&ready_fd, 0);
 	sbx_journal_defer_commits(b.journal, true);
 	ret = sbx_server_run(&b, listen_fd, &so) == 0 ? 0 : 1;
-	record_stop(&b);
-	if (sbx_journal_flush(b.journal) == 0)
-		sbx_journal_maybe_snapshot(b.journal, sbx_broker_snapshot_state, &b, true);
+	sbx_broker_shutdown(&b);
 	sbx_info("stopped");
 out:
 	if (ready_fd >= 0) {
@@ -350,16 +279,6 @@ out:
 		close(listen_fd);
 		unlink(b.policy->broker.socket);
 	}
-	/* @@FEATURE-FREE@@ */
-	sbx_slack_free(&b);
-	sbx_directory_free(&b);
-	sbx_grouptable_free(&b);
-	sbx_sessions_free(&b);
-	sbx_journal_close(b.journal);
-	sbx_state_free(b.state);
-	sbx_policy_free(b.policy);
-	free(b.config_path);
-	free(b.file_socket);
-	free(b.file_state_dir);
+	sbx_broker_free(&b);
 	return ret;
 }

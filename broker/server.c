@@ -1,6 +1,10 @@
 #include "config.h"
 
 #include "server.h"
+
+#include "directory.h"
+#include "dispatch.h"
+#include "slack/slack.h"
 #include "log.h"
 #include "sbxio.h"
 #include "timeutil.h"
@@ -62,67 +66,7 @@ struct server {
 #define SNAPSHOT_MIN_RECORDS 10000
 
 /* epoll tags for the fds that are not connections */
-static int tag_listen, tag_signal, tag_journal;
-
-/* Extension fds are tagged with a pointer into b->ext_fds, which lies
- * outside any struct conn; tell them apart by address. */
-static struct sbx_ext_fd *ext_fd_of(struct sbx_broker *b, void *tag)
-{
-	struct sbx_ext_fd *first = b->ext_fds, *end = b->ext_fds + SBX_MAX_EXT;
-
-	return (struct sbx_ext_fd *)tag >= first && (struct sbx_ext_fd *)tag < end ? tag : NULL;
-}
-
-int sbx_broker_watch_fd(struct sbx_broker *b, int fd, uint32_t events, sbx_fd_fn fn, void *ctx)
-{
-	struct sbx_ext_fd *e = NULL;
-
-	for (size_t i = 0; i < b->n_ext_fds; i++)
-		if (b->ext_fds[i].fd < 0)
-			e = &b->ext_fds[i];
-	if (!e) {
-		if (b->n_ext_fds >= SBX_MAX_EXT)
-			return -1;
-		e = &b->ext_fds[b->n_ext_fds++];
-	}
-	*e = (struct sbx_ext_fd){ .fd = fd, .events = events, .fn = fn, .ctx = ctx };
-	if (b->epoll_fd > 0) {
-		struct epoll_event ev = { .events = events, .data.ptr = e };
-
-		if (epoll_ctl(b->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			e->fd = -1;
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int sbx_broker_unwatch_fd(struct sbx_broker *b, int fd)
-{
-	for (size_t i = 0; i < b->n_ext_fds; i++) {
-		if (b->ext_fds[i].fd != fd)
-			continue;
-		if (b->epoll_fd > 0)
-			epoll_ctl(b->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-		b->ext_fds[i].fd = -1;
-		return 0;
-	}
-	return -1;
-}
-
-static void run_ticks(struct sbx_broker *b, int64_t *last_run)
-{
-	int64_t now_ms = sbx_mono_ms(), now_us = sbx_now_us();
-
-	for (size_t i = 0; i < b->n_ext_ticks; i++) {
-		struct sbx_ext_tick *t = &b->ext_ticks[i];
-
-		if (t->interval_ms && now_ms - last_run[i] < t->interval_ms)
-			continue;
-		last_run[i] = now_ms;
-		t->fn(b, now_us, t->ctx);
-	}
-}
+static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack;
 
 int sbx_server_listen(const char *path, char *err, size_t errlen)
 {
@@ -418,9 +362,7 @@ static void journal_progress(struct server *s)
 			/* Never acknowledge what did not reach the disk. */
 			char msg[700];
 
-			snprintf(msg, sizeof(msg),
-				 "not recorded: the broker could not write its journal (%s); "
-				 "nothing was changed", s->b->degraded);
+			sbx_broker_not_recorded(s->b, msg, sizeof(msg));
 			sbx_msg_free(&c->out);
 			sbx_msg_init_reply(&c->out, SBX_OP_ERROR, SBX_ST_UNAVAILABLE, msg);
 			sbx_msg_finish(&c->out);
@@ -533,7 +475,6 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 	struct epoll_event evs[64];
 	sigset_t mask;
 	int64_t last_sweep = sbx_mono_ms();
-	int64_t tick_last[SBX_MAX_EXT] = { 0 };
 	int ret = -1;
 
 	sigemptyset(&mask);
@@ -544,19 +485,12 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 	s.ep = epoll_create1(EPOLL_CLOEXEC);
 	s.journal_fd = sbx_journal_event_fd(b->journal);
 	if (s.sig_fd < 0 || s.ep < 0 || add_fd(s.ep, listen_fd, &tag_listen) < 0 ||
-	    add_fd(s.ep, s.sig_fd, &tag_signal) < 0 || add_fd(s.ep, s.journal_fd, &tag_journal) < 0) {
+	    add_fd(s.ep, s.sig_fd, &tag_signal) < 0 || add_fd(s.ep, s.journal_fd, &tag_journal) < 0 ||
+	    (sbx_directory_fd(b) >= 0 && add_fd(s.ep, sbx_directory_fd(b), &tag_directory) < 0) ||
+	    (sbx_slack_fd(b) >= 0 && add_fd(s.ep, sbx_slack_fd(b), &tag_slack) < 0)) {
 		sbx_err("event loop set-up failed: %s", strerror(errno));
 		goto out;
 	}
-	for (size_t i = 0; i < b->n_ext_fds; i++) {
-		struct epoll_event ev = { .events = b->ext_fds[i].events, .data.ptr = &b->ext_fds[i] };
-
-		if (b->ext_fds[i].fd >= 0 && epoll_ctl(s.ep, EPOLL_CTL_ADD, b->ext_fds[i].fd, &ev) < 0) {
-			sbx_err("event loop set-up failed: %s", strerror(errno));
-			goto out;
-		}
-	}
-	b->epoll_fd = s.ep;
 	while (!s.stopping) {
 		int n = epoll_wait(s.ep, evs, 64, loop_timeout_ms(&s));
 
@@ -573,12 +507,11 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				handle_signals(&s);
 			else if (tag == &tag_journal)
 				journal_progress(&s);
-			else if (ext_fd_of(b, tag)) {
-				struct sbx_ext_fd *e = tag;
-
-				if (e->fd >= 0)
-					e->fn(b, e->fd, evs[i].events, e->ctx);
-			} else if (((struct conn *)tag)->dead)
+			else if (tag == &tag_directory)
+				sbx_directory_on_ready(b);
+			else if (tag == &tag_slack)
+				sbx_slack_on_ready(b);
+			else if (((struct conn *)tag)->dead)
 				continue;
 			else if (conn_held_and_gone(&s, tag, evs[i].events))
 				continue;
@@ -587,8 +520,7 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 			else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				conn_readable(&s, tag);
 		}
-		sbx_broker_tick(b, sbx_now());
-		run_ticks(b, tick_last);
+		sbx_broker_timers(b, sbx_now());
 		if (sbx_mono_ms() - last_sweep >= 100) {
 			sweep_deadlines(&s);
 			last_sweep = sbx_mono_ms();
@@ -605,7 +537,6 @@ out:
 	while (s.conns)
 		conn_close(&s, s.conns);
 	bury_dead(&s);
-	b->epoll_fd = -1;
 	if (s.ep >= 0)
 		close(s.ep);
 	if (s.sig_fd >= 0)

@@ -6,7 +6,7 @@
 #ifndef SBX_SERVER_H
 #define SBX_SERVER_H
 
-#include "ops.h"
+#include "broker.h"
 
 struct sbx_server_opts {
 	int max_conns;        /* beyond this, new connections are closed at once */

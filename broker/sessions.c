@@ -15,11 +15,12 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "ops.h"
+#include "broker.h"
+#include "dispatch.h"
 #include "sbxio.h"
 #include "timeutil.h"
+#include "text.h"
 
-#define SYSTEM_ACTOR "sbx"
 /* Processes remembered per ended session (the leader and what is below). */
 #define MAX_PROCS 512
 /* Processes looked at in one /proc scan. */
@@ -52,17 +53,12 @@ struct session {
 	size_t n_procs;
 };
 
-struct table {
+struct sbx_sessions {
 	struct session **v; /* pointers stay put while the array grows */
 	size_t n, cap;
 	uint32_t next_id;
 	int64_t last_sweep_ms;
 };
-
-static struct table *table_of(const struct sbx_broker *b)
-{
-	return b->sessions;
-}
 
 static void session_free(struct session *s)
 {
@@ -78,7 +74,7 @@ static void session_free(struct session *s)
 	free(s);
 }
 
-static struct session *find_id(const struct table *t, uint32_t id, size_t *at)
+static struct session *find_id(const struct sbx_sessions *t, uint32_t id, size_t *at)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		if (t->v[i]->id == id) {
@@ -90,7 +86,7 @@ static struct session *find_id(const struct table *t, uint32_t id, size_t *at)
 	return NULL;
 }
 
-static void remove_id(struct table *t, uint32_t id)
+static void remove_id(struct sbx_sessions *t, uint32_t id)
 {
 	size_t i;
 
@@ -345,7 +341,7 @@ static size_t procs_from_json(const json_t *a, struct proc_id **out)
 	return k;
 }
 
-static int table_add(struct table *t, struct session *s)
+static int table_add(struct sbx_sessions *t, struct session *s)
 {
 	if (t->n == t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : 16;
@@ -387,7 +383,7 @@ static struct session *session_from_json(const json_t *o, int64_t opened_at)
 	return s;
 }
 
-static void apply_terminated(struct table *t, const json_t *rec, int64_t at_us)
+static void apply_terminated(struct sbx_sessions *t, const json_t *rec, int64_t at_us)
 {
 	struct session *s = find_id(t, ju32(rec, "session"), NULL);
 	json_int_t grace = json_integer_value(json_object_get(rec, "grace_ms"));
@@ -400,7 +396,7 @@ static void apply_terminated(struct table *t, const json_t *rec, int64_t at_us)
 	s->n_procs = procs_from_json(json_object_get(rec, "pids"), &s->procs);
 }
 
-static void apply_rebased(struct table *t, const json_t *rec)
+static void apply_rebased(struct sbx_sessions *t, const json_t *rec)
 {
 	struct session *s = find_id(t, ju32(rec, "session"), NULL);
 	char *role, *via;
@@ -418,7 +414,7 @@ static void apply_rebased(struct table *t, const json_t *rec)
 
 /* One session.* record (journaled, replayed, or fields that could not be
  * journaled) applied to the table: the same code for all three. */
-static void apply(struct table *t, const char *event, const json_t *rec)
+static void apply(struct sbx_sessions *t, const char *event, const json_t *rec)
 {
 	if (strcmp(event, "session.opened") == 0) {
 		struct session *s;
@@ -454,7 +450,7 @@ static int emit(struct sbx_broker *b, const char *event, const char *actor, json
 	json_incref(fields);
 	rc = sbx_broker_record(b, event, actor, fields, &seq);
 	if (rc < 0)
-		apply(table_of(b), event, fields);
+		apply(b->sessions, event, fields);
 	json_decref(fields);
 	return rc;
 }
@@ -493,7 +489,7 @@ static void end_session(struct sbx_broker *b, struct session *s, const char *rea
 	json_object_set_new(f, "pids", procs_json(procs, n));
 	/* Journal first: after a crash here, replay finds the session ending
 	 * and the tick sends SIGKILL to what is left. */
-	(void)emit(b, "session.terminated", SYSTEM_ACTOR, f);
+	(void)emit(b, "session.terminated", SBX_SYSTEM_ACTOR, f);
 	if (n)
 		sent = signal_all(procs, n, SIGHUP);
 	sbx_info("session %u of %s: %s: SIGHUP to %zu of %zu processes, SIGKILL for what is "
@@ -514,7 +510,7 @@ static void rebase(struct sbx_broker *b, struct session *s, const struct sbx_dec
 		json_object_set_new(f, "id", json_integer(d->grant));
 	set_opt(f, "role", d->role);
 	set_opt(f, "via", d->via);
-	(void)emit(b, "session.rebased", SYSTEM_ACTOR, f);
+	(void)emit(b, "session.rebased", SBX_SYSTEM_ACTOR, f);
 }
 
 static bool role_terminates(const struct sbx_broker *b, const char *role)
@@ -529,7 +525,7 @@ static bool role_terminates(const struct sbx_broker *b, const char *role)
  * on; else a terminate-role ends it, a keep-role leaves it alone. */
 static void grant_gone(struct sbx_broker *b, uint32_t id, const char *reason)
 {
-	struct table *t = table_of(b);
+	struct sbx_sessions *t = b->sessions;
 	struct session *s = find_id(t, id, NULL);
 	const struct sbx_req *g;
 	struct sbx_decision d;
@@ -547,7 +543,7 @@ static void grant_gone(struct sbx_broker *b, uint32_t id, const char *reason)
 }
 
 /* ids of the open sessions resting on grant (0: every open session) */
-static size_t open_ids(const struct table *t, uint32_t grant, uint32_t **out)
+static size_t open_ids(const struct sbx_sessions *t, uint32_t grant, uint32_t **out)
 {
 	size_t n = 0;
 
@@ -576,32 +572,30 @@ static void grant_ended(struct sbx_broker *b, const json_t *rec, const char *eve
 		snprintf(reason, sizeof(reason), "grant %u (%s) revoked by %s%s%s", grant,
 			 role ? role : "?", actor ? actor : "?", why ? ": " : "", why ? why : "");
 	/* The table changes while sessions are ended: work from their ids. */
-	n = open_ids(table_of(b), grant, &ids);
+	n = open_ids(b->sessions, grant, &ids);
 	for (size_t i = 0; i < n; i++)
 		grant_gone(b, ids[i], reason);
 	free(ids);
 }
 
-static void on_record(struct sbx_broker *b, const json_t *rec, void *ctx)
+void sbx_sessions_on_record(struct sbx_broker *b, const json_t *rec)
 {
 	const char *event = jstr(rec, "event");
 
-	(void)ctx;
-	if (!event)
+	if (!event || !b->sessions)
 		return;
 	if (strncmp(event, "session.", 8) == 0)
-		apply(table_of(b), event, rec);
+		apply(b->sessions, event, rec);
 	else if (strcmp(event, "grant.expired") == 0 || strcmp(event, "grant.revoked") == 0)
 		grant_ended(b, rec, event);
 }
 
-static void on_replay(struct sbx_broker *b, const json_t *rec, void *ctx)
+void sbx_sessions_replay(struct sbx_sessions *t, const json_t *rec)
 {
 	const char *event = jstr(rec, "event");
 
-	(void)ctx;
-	if (event && strncmp(event, "session.", 8) == 0)
-		apply(table_of(b), event, rec);
+	if (t && event && strncmp(event, "session.", 8) == 0)
+		apply(t, event, rec);
 }
 
 /* ---- the timer -------------------------------------------------------------- */
@@ -635,7 +629,7 @@ static bool tend_ending(struct sbx_broker *b, struct session *s, int64_t now_us)
 		json_object_set_new(f, "pids", procs_json(left, n));
 		sbx_warn("session %u of %s: %zu processes outlived SIGHUP by %d ms: SIGKILL", s->id,
 			 s->user, sent, SBX_SESSION_GRACE_MS);
-		(void)emit(b, "session.killed", SYSTEM_ACTOR, f);
+		(void)emit(b, "session.killed", SBX_SYSTEM_ACTOR, f);
 	}
 	s->killed = true;
 	free(left);
@@ -646,7 +640,7 @@ static bool tend_ending(struct sbx_broker *b, struct session *s, int64_t now_us)
  * sshd, a lost close) are closed quietly. */
 static void sweep_open(struct sbx_broker *b)
 {
-	struct table *t = table_of(b);
+	struct sbx_sessions *t = b->sessions;
 	uint32_t *ids = NULL;
 	size_t n = open_ids(t, 0, &ids);
 	int64_t now = sbx_now();
@@ -671,17 +665,18 @@ static void sweep_open(struct sbx_broker *b)
 		json_object_set_new(f, "user", json_string(s->user));
 		json_object_set_new(f, "pid", json_integer(s->leader.pid));
 		json_object_set_new(f, "reason", json_string("its process is gone"));
-		(void)emit(b, "session.closed", SYSTEM_ACTOR, f);
+		(void)emit(b, "session.closed", SBX_SYSTEM_ACTOR, f);
 	}
 	free(ids);
 }
 
-static void on_tick(struct sbx_broker *b, int64_t now_us, void *ctx)
+void sbx_sessions_tick(struct sbx_broker *b, int64_t now_us)
 {
-	struct table *t = table_of(b);
+	struct sbx_sessions *t = b->sessions;
 	int64_t now_ms = sbx_mono_ms();
 
-	(void)ctx;
+	if (!t)
+		return;
 	for (size_t i = t->n; i-- > 0;) {
 		struct session *s = t->v[i];
 
@@ -726,12 +721,14 @@ static json_t *session_to_json(const struct session *s)
 	return o;
 }
 
-static json_t *save(struct sbx_broker *b, void *ctx)
+json_t *sbx_sessions_save(const struct sbx_sessions *t)
 {
-	const struct table *t = table_of(b);
-	json_t *o = json_object(), *a = json_array();
+	json_t *o, *a;
 
-	(void)ctx;
+	if (!t)
+		return NULL;
+	o = json_object();
+	a = json_array();
 	for (size_t i = 0; i < t->n; i++)
 		json_array_append_new(a, session_to_json(t->v[i]));
 	json_object_set_new(o, "next_id", json_integer(t->next_id));
@@ -739,14 +736,12 @@ static json_t *save(struct sbx_broker *b, void *ctx)
 	return o;
 }
 
-static int load(struct sbx_broker *b, const json_t *saved, void *ctx)
+int sbx_sessions_load(struct sbx_sessions *t, const json_t *saved)
 {
-	struct table *t = table_of(b);
 	json_t *a = json_object_get(saved, "sessions"), *e;
 	size_t i;
 
-	(void)ctx;
-	if (!json_is_array(a))
+	if (!t || !json_is_array(a))
 		return -1;
 	json_array_foreach(a, i, e) {
 		const char *at = jstr(e, "opened_at");
@@ -776,71 +771,12 @@ static int load(struct sbx_broker *b, const json_t *saved, void *ctx)
 
 /* ---- ops ---------------------------------------------------------------------- */
 
-struct sargs {
-	char as_user[SBX_NAME_MAX + 1];
-	char user[SBX_NAME_MAX + 1];
-	char service[SBX_NAME_MAX + 1];
-	char rhost[256];
-	char tty[64];
-	uint32_t session, grant, pid;
-};
-
-static int parse_sargs(const uint8_t *frame, size_t n, struct sargs *a, char *why, size_t whylen)
-{
-	sbx_reader r;
-	sbx_field f;
-	char *dst;
-	size_t len;
-	int rc;
-
-	memset(a, 0, sizeof(*a));
-	sbx_reader_init_frame(&r, frame, n);
-	while ((rc = sbx_reader_next(&r, &f)) == 1) {
-		dst = NULL;
-		switch (f.tag) {
-		case SBX_F_AS_USER: dst = a->as_user; len = sizeof(a->as_user); break;
-		case SBX_F_USER: dst = a->user; len = sizeof(a->user); break;
-		case SBX_F_SERVICE: dst = a->service; len = sizeof(a->service); break;
-		case SBX_F_RHOST: dst = a->rhost; len = sizeof(a->rhost); break;
-		case SBX_F_TTY: dst = a->tty; len = sizeof(a->tty); break;
-		case SBX_F_SESSION: a->session = sbx_field_u32(&f); break;
-		case SBX_F_ID: a->grant = sbx_field_u32(&f); break;
-		case SBX_F_PID: a->pid = sbx_field_u32(&f); break;
-		default:
-			snprintf(why, whylen, "field 0x%04x does not belong in a session request",
-				 f.tag);
-			return -1;
-		}
-		if (dst && sbx_field_str(&f, dst, len) < 0) {
-			snprintf(why, whylen, "field 0x%04x is too long (at most %zu bytes)", f.tag,
-				 len - 1);
-			return -1;
-		}
-	}
-	if (rc < 0) {
-		snprintf(why, whylen, "truncated field");
-		return -1;
-	}
-	return 0;
-}
-
-/* Sessions are reported by sshd's PAM stack, which runs as root: nobody
- * else may say who is logged in, or end a session. */
-static bool root_only(struct sbx_caller *c, uint16_t op, sbx_msg *reply)
-{
-	if (c->uid == 0)
-		return true;
-	sbx_broker_reply_error(reply, op, SBX_ST_REFUSED,
-			       "only root (pam_sbx in sshd's PAM stack) may register or close sessions");
-	return false;
-}
-
 /* The grant a new session rests on: the one the account check named if it
  * still counts, else what the broker decides now. */
-static uint32_t session_grant(struct sbx_broker *b, const struct sargs *a,
+static uint32_t session_grant(struct sbx_broker *b, const struct sbx_args *a,
 			      const struct sbx_decision *d, int64_t now, const char **role)
 {
-	const struct sbx_req *g = a->grant ? sbx_state_get(b->state, a->grant) : NULL;
+	const struct sbx_req *g = a->id ? sbx_state_get(b->state, a->id) : NULL;
 	const struct sbx_role *r = g ? sbx_policy_role(b->policy, g->role) : NULL;
 
 	*role = d->role;
@@ -853,90 +789,88 @@ static uint32_t session_grant(struct sbx_broker *b, const struct sargs *a,
 	return d->grant;
 }
 
-static void op_open(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *frame, size_t n,
-		    sbx_msg *reply, uint64_t *wait_seq)
+/* The leader of a new session: the pid pam_sbx names, else the caller.
+ * 0, or -1 with the refusal in the reply. */
+static int session_leader(struct sbx_call *c, pid_t *pid, uint64_t *start)
 {
-	struct table *t = table_of(b);
-	struct sargs a;
-	struct sbx_decision d;
-	const char *role = NULL;
-	char why[256];
-	uint64_t start;
-	pid_t pid;
-	uint32_t id, grant;
-	int64_t now = sbx_now();
-	json_t *f;
+	*pid = c->a.pid ? (pid_t)c->a.pid : c->caller->pid;
+	if (*pid > 1 && sbx_proc_start_time(*pid, start) == 0)
+		return 0;
+	sbx_reply_fail(c, SBX_ST_BADINPUT, "no process %d to lead the session", (int)*pid);
+	return -1;
+}
 
-	if (!root_only(c, SBX_OP_SESSION_OPEN, reply))
-		return;
-	if (parse_sargs(frame, n, &a, why, sizeof(why)) < 0) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT, "%s", why);
-		return;
-	}
-	if (!sbx_name_valid(a.user)) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT,
-				       "a session needs a valid user name");
-		return;
-	}
-	if (b->degraded[0]) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
-				       "the broker cannot record sessions now (%s)", b->degraded);
-		return;
-	}
-	pid = a.pid ? (pid_t)a.pid : c->pid;
-	if (pid <= 1 || sbx_proc_start_time(pid, &start) < 0) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_BADINPUT,
-				       "no process %d to lead the session", (int)pid);
-		return;
-	}
-	if (t->n >= SBX_SESSION_MAX) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
-				       "the broker already tracks %d sessions", SBX_SESSION_MAX);
-		return;
-	}
-	sbx_broker_decide(b, a.user, now, &d);
-	if (!d.allowed) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_REFUSED, "%s", d.message);
-		return;
-	}
-	grant = session_grant(b, &a, &d, now, &role);
-	id = t->next_id ? t->next_id : 1;
-	f = json_object();
+static json_t *opened_fields(const struct sbx_args *a, uint32_t id, pid_t pid, uint64_t start,
+			     uint32_t grant, const char *role, const char *via)
+{
+	json_t *f = json_object();
+
 	json_object_set_new(f, "session", json_integer(id));
-	json_object_set_new(f, "user", json_string(a.user));
+	json_object_set_new(f, "user", json_string(a->user));
 	json_object_set_new(f, "pid", json_integer(pid));
 	json_object_set_new(f, "pid_start", json_integer((json_int_t)start));
-	set_opt(f, "service", a.service);
-	set_opt(f, "tty", a.tty);
-	set_opt(f, "rhost", a.rhost);
+	set_opt(f, "service", a->service);
+	set_opt(f, "tty", a->tty);
+	set_opt(f, "rhost", a->rhost);
 	if (grant)
 		json_object_set_new(f, "id", json_integer(grant));
 	set_opt(f, "role", role);
-	set_opt(f, "via", d.via);
-	if (sbx_broker_record(b, "session.opened", a.user, f, wait_seq) < 0) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_UNAVAILABLE,
-				       "the broker cannot record sessions now (%s)", b->degraded);
+	set_opt(f, "via", via);
+	return f;
+}
+
+void sbx_op_session_open(struct sbx_broker *b, struct sbx_call *c)
+{
+	struct sbx_sessions *t = b->sessions;
+	struct sbx_decision d;
+	const char *role = NULL;
+	uint64_t start = 0;
+	pid_t pid;
+	uint32_t id, grant;
+	int64_t now = sbx_now();
+
+	if (!sbx_name_valid(c->a.user)) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "a session needs a valid user name");
+		return;
+	}
+	if (sbx_reply_if_degraded(b, c) || session_leader(c, &pid, &start) < 0)
+		return;
+	if (t->n >= SBX_SESSION_MAX) {
+		sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "the broker already tracks %d sessions",
+			       SBX_SESSION_MAX);
+		return;
+	}
+	sbx_broker_decide(b, c->a.user, now, &d);
+	if (!d.allowed) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s", d.message);
+		return;
+	}
+	grant = session_grant(b, &c->a, &d, now, &role);
+	id = t->next_id ? t->next_id : 1;
+	if (sbx_broker_record(b, "session.opened", c->a.user,
+			      opened_fields(&c->a, id, pid, start, grant, role, d.via),
+			      &c->wait_seq) < 0) {
+		sbx_reply_if_degraded(b, c);
 		return;
 	}
 	if (!find_id(t, id, NULL)) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_INTERNAL,
-				       "session %u was not kept", id);
+		sbx_reply_fail(c, SBX_ST_INTERNAL, "session %u was not kept", id);
 		return;
 	}
-	sbx_broker_reply_error(reply, SBX_OP_SESSION_OPEN, SBX_ST_OK, "session %u of %s registered", id,
-			       a.user);
-	sbx_msg_put_u32(reply, SBX_F_SESSION, id);
+	sbx_reply_okf(c, "session %u of %s registered", id, c->a.user);
+	sbx_msg_put_u32(c->reply, SBX_F_SESSION, id);
 	if (grant)
-		sbx_msg_put_u32(reply, SBX_F_ID, grant);
+		sbx_msg_put_u32(c->reply, SBX_F_ID, grant);
 	if (role)
-		sbx_msg_put_str(reply, SBX_F_ROLE, role);
+		sbx_msg_put_str(c->reply, SBX_F_ROLE, role);
 	if (d.via)
-		sbx_msg_put_str(reply, SBX_F_VIA, d.via);
+		sbx_msg_put_str(c->reply, SBX_F_VIA, d.via);
 }
 
 /* The session a close means: by id; else the caller's (pid) session of
  * this user, else this user's newest on this tty. */
-static struct session *close_target(const struct table *t, const struct sargs *a, pid_t pid)
+static struct session *close_target(const struct sbx_sessions *t, const struct sbx_args *a,
+				    pid_t pid)
 {
 	struct session *best = NULL;
 
@@ -956,33 +890,24 @@ static struct session *close_target(const struct table *t, const struct sargs *a
 	return best;
 }
 
-static void op_close(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *frame,
-		     size_t n, sbx_msg *reply, uint64_t *wait_seq)
+void sbx_op_session_close(struct sbx_broker *b, struct sbx_call *c)
 {
-	struct sargs a;
 	struct session *s;
-	char why[256];
 	uint32_t id;
 	json_t *f;
 
-	if (!root_only(c, SBX_OP_SESSION_CLOSE, reply))
-		return;
-	if (parse_sargs(frame, n, &a, why, sizeof(why)) < 0) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_BADINPUT, "%s", why);
-		return;
-	}
-	s = close_target(table_of(b), &a, a.pid ? (pid_t)a.pid : c->pid);
-	if (!s || (a.user[0] && strcmp(s->user, a.user) != 0)) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_NOTFOUND, "no such session of %s",
-				       a.user[0] ? a.user : "this user");
+	s = close_target(b->sessions, &c->a, c->a.pid ? (pid_t)c->a.pid : c->caller->pid);
+	if (!s || (c->a.user[0] && strcmp(s->user, c->a.user) != 0)) {
+		sbx_reply_fail(c, SBX_ST_NOTFOUND, "no such session of %s",
+			       c->a.user[0] ? c->a.user : "this user");
 		return;
 	}
 	id = s->id;
 	if (s->state == SESS_ENDING) {
 		/* Already being ended: it leaves the table once its processes
 		 * are gone, not before (SIGKILL may still be due). */
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_OK, "session %u is being ended", id);
-		sbx_msg_put_u32(reply, SBX_F_SESSION, id);
+		sbx_reply_okf(c, "session %u is being ended", id);
+		sbx_msg_put_u32(c->reply, SBX_F_SESSION, id);
 		return;
 	}
 	f = json_object();
@@ -990,13 +915,12 @@ static void op_close(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *
 	json_object_set_new(f, "user", json_string(s->user));
 	json_object_set_new(f, "pid", json_integer(s->leader.pid));
 	json_object_set_new(f, "reason", json_string("logout"));
-	if (sbx_broker_record(b, "session.closed", s->user, f, wait_seq) < 0) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_UNAVAILABLE,
-				       "the broker cannot record sessions now (%s)", b->degraded);
+	if (sbx_broker_record(b, "session.closed", s->user, f, &c->wait_seq) < 0) {
+		sbx_reply_if_degraded(b, c);
 		return;
 	}
-	sbx_broker_reply_error(reply, SBX_OP_SESSION_CLOSE, SBX_ST_OK, "session %u closed", id);
-	sbx_msg_put_u32(reply, SBX_F_SESSION, id);
+	sbx_reply_okf(c, "session %u closed", id);
+	sbx_msg_put_u32(c->reply, SBX_F_SESSION, id);
 }
 
 static void put_session(sbx_msg *m, const struct session *s)
@@ -1017,78 +941,43 @@ static void put_session(sbx_msg *m, const struct session *s)
 	sbx_msg_end_rec(m);
 }
 
-static void op_list(struct sbx_broker *b, struct sbx_caller *c, const uint8_t *frame, size_t n,
-		    sbx_msg *reply, uint64_t *wait_seq)
+void sbx_op_sessions(struct sbx_broker *b, struct sbx_call *c)
 {
-	const struct table *t = table_of(b);
-	struct sargs a;
-	struct sbx_who w;
-	char why[256];
+	const struct sbx_sessions *t = b->sessions;
 
-	(void)wait_seq;
-	if (parse_sargs(frame, n, &a, why, sizeof(why)) < 0) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSIONS, SBX_ST_BADINPUT, "%s", why);
-		return;
-	}
-	if (sbx_broker_who(b, c, a.as_user, SBX_OP_SESSIONS, &w, reply) < 0)
-		return;
-	if (!w.admin) {
-		sbx_broker_reply_error(reply, SBX_OP_SESSIONS, SBX_ST_REFUSED,
-				       "only admins may list sessions");
-		return;
-	}
-	sbx_broker_reply_error(reply, SBX_OP_SESSIONS, SBX_ST_OK, "%zu sessions", t->n);
+	sbx_reply_okf(c, "%zu sessions", t->n);
 	for (size_t i = 0; i < t->n; i++) {
-		size_t before = reply->len;
+		sbx_msg_mark mark = sbx_msg_here(c->reply);
 
-		if (a.user[0] && strcmp(t->v[i]->user, a.user) != 0)
+		if (c->a.user[0] && strcmp(t->v[i]->user, c->a.user) != 0)
 			continue;
-		put_session(reply, t->v[i]);
-		if (reply->error) {
-			reply->error = 0;
-			reply->len = before;
+		put_session(c->reply, t->v[i]);
+		if (sbx_msg_undo_if_failed(c->reply, mark))
 			break;
-		}
 	}
 }
 
 /* ---- set-up ---------------------------------------------------------------- */
 
-int sbx_sessions_preinit(struct sbx_broker *b)
+struct sbx_sessions *sbx_sessions_new(void)
 {
-	struct table *t = calloc(1, sizeof(*t));
+	struct sbx_sessions *t = calloc(1, sizeof(*t));
 
-	if (!t)
-		return -1;
-	t->next_id = 1;
-	b->sessions = t;
-	if (sbx_broker_persist(b, "sessions", on_replay, save, load, NULL) < 0) {
-		sbx_err("sessions: cannot register their persistence");
-		return -1;
-	}
-	return 0;
+	if (t)
+		t->next_id = 1;
+	return t;
 }
 
-int sbx_sessions_init(struct sbx_broker *b)
+int sbx_sessions_start(struct sbx_broker *b)
 {
 	uint32_t *ids = NULL;
 	size_t n;
 
-	if (!b->sessions && sbx_sessions_preinit(b) < 0)
-		return -1;
-	if (sbx_broker_register_op(b, SBX_OP_SESSION_OPEN, op_open) < 0 ||
-	    sbx_broker_register_op(b, SBX_OP_SESSION_CLOSE, op_close) < 0 ||
-	    sbx_broker_register_op(b, SBX_OP_SESSIONS, op_list) < 0 ||
-	    sbx_broker_on_record(b, on_record, NULL) < 0 ||
-	    sbx_broker_on_tick(b, on_tick, NULL, 0) < 0) {
-		sbx_err("sessions: cannot register with the broker");
-		return -1;
-	}
 	/* A crash between a grant's end and the end of its sessions leaves
 	 * them open on a dead grant: finish the job. */
-	n = open_ids(table_of(b), 0, &ids);
+	n = open_ids(b->sessions, 0, &ids);
 	for (size_t i = 0; i < n; i++) {
-		struct session *s = find_id(table_of(b), ids[i], NULL);
+		struct session *s = find_id(b->sessions, ids[i], NULL);
 		const struct sbx_req *g = s && s->grant ? sbx_state_get(b->state, s->grant) : NULL;
 
 		if (g && (g->state == SBX_REQ_EXPIRED || g->state == SBX_REQ_REVOKED))
@@ -1097,27 +986,22 @@ int sbx_sessions_init(struct sbx_broker *b)
 					      : "its grant was revoked while the broker was down");
 	}
 	free(ids);
-	if (table_of(b)->n)
-		sbx_info("sessions: %zu known from the journal", table_of(b)->n);
+	if (b->sessions->n)
+		sbx_info("sessions: %zu known from the journal", b->sessions->n);
 	return 0;
 }
 
-void sbx_sessions_free(struct sbx_broker *b)
+void sbx_sessions_free(struct sbx_sessions *t)
 {
-	struct table *t = b ? table_of(b) : NULL;
-
 	if (!t)
 		return;
 	for (size_t i = 0; i < t->n; i++)
 		session_free(t->v[i]);
 	free(t->v);
 	free(t);
-	b->sessions = NULL;
 }
 
 size_t sbx_sessions_count(const struct sbx_broker *b)
 {
-	const struct table *t = b ? table_of(b) : NULL;
-
-	return t ? t->n : 0;
+	return b && b->sessions ? b->sessions->n : 0;
 }

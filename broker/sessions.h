@@ -19,7 +19,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 struct sbx_broker;
+struct sbx_sessions;
 
 /* Between SIGHUP and SIGKILL. */
 #define SBX_SESSION_GRACE_MS 5000
@@ -28,17 +31,27 @@ struct sbx_broker;
 /* At most this many sessions at once (a bound on memory and on the sweep). */
 #define SBX_SESSION_MAX 16384
 
-/* Before the journal opens (main.c FEATURE-PREINIT): create the table in
- * b->sessions and register its persistence.  0 or -1. */
-int sbx_sessions_preinit(struct sbx_broker *b);
+/* The table, empty; made before the journal is replayed.  NULL when out
+ * of memory. */
+struct sbx_sessions *sbx_sessions_new(void);
+void sbx_sessions_free(struct sbx_sessions *t);
 
-/* After replay (FEATURE-INIT): register the ops, the record observer and
- * the timer; end sessions whose terminate-grant ended while nobody acted
- * on it (a crash between the two).  0 or -1. */
-int sbx_sessions_init(struct sbx_broker *b);
+/* During the start-up replay: session.* records rebuild the table. */
+void sbx_sessions_replay(struct sbx_sessions *t, const json_t *rec);
+/* The table for a snapshot's "ext"."sessions", and back (0 or -1). */
+json_t *sbx_sessions_save(const struct sbx_sessions *t);
+int sbx_sessions_load(struct sbx_sessions *t, const json_t *saved);
 
-/* FEATURE-FREE.  Accepts a broker without a table. */
-void sbx_sessions_free(struct sbx_broker *b);
+/* After replay: end sessions whose terminate-grant ended while nobody
+ * acted on it (a crash between the two).  0. */
+int sbx_sessions_start(struct sbx_broker *b);
+
+/* Every record (live): session.* keep the table; the end of a grant ends
+ * or rebases the sessions resting on it. */
+void sbx_sessions_on_record(struct sbx_broker *b, const json_t *rec);
+/* Every loop pass: SIGKILL what outlived the grace, close sessions whose
+ * leader is gone. */
+void sbx_sessions_tick(struct sbx_broker *b, int64_t now_us);
 
 /* For tests and sbxctl-style listings: how many sessions are in the table
  * (open or being ended). */

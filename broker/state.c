@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "state.h"
+#include "text.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -364,12 +365,6 @@ static int reqs_reserve(struct sbx_state *s, size_t n)
 	return 0;
 }
 
-#define FAIL(...)                                      \
-	do {                                           \
-		snprintf(err, errlen, __VA_ARGS__);    \
-		goto out;                              \
-	} while (0)
-
 static int apply_created(struct sbx_state *s, const json_t *rec, int64_t at,
 			 char *err, size_t errlen)
 {
@@ -378,34 +373,51 @@ static int apply_created(struct sbx_state *s, const json_t *rec, int64_t at,
 	json_t *v;
 	int ret = -1;
 
-	if (jid(rec, &id) < 0)
-		FAIL("request.created without a valid id");
-	if (id != s->n + 1)
-		FAIL("request.created with id %u, expected %zu", id, s->n + 1);
+	if (jid(rec, &id) < 0) {
+		(void)sbx_whyf(err, errlen, -1, "request.created without a valid id");
+		goto out;
+	}
+	if (id != s->n + 1) {
+		(void)sbx_whyf(err, errlen, -1, "request.created with id %u, expected %zu", id,
+			       s->n + 1);
+		goto out;
+	}
 	r = calloc(1, sizeof(*r));
-	if (!r)
-		FAIL("out of memory");
+	if (!r) {
+		(void)sbx_whyf(err, errlen, -1, "out of memory");
+		goto out;
+	}
 	r->id = id;
 	r->state = SBX_REQ_PENDING;
 	r->created_at = at;
-	if (!jstr(rec, "user") || !jstr(rec, "role"))
-		FAIL("request.created %u without user or role", id);
+	if (!jstr(rec, "user") || !jstr(rec, "role")) {
+		(void)sbx_whyf(err, errlen, -1, "request.created %u without user or role", id);
+		goto out;
+	}
 	if (dup_opt(&r->user, rec, "user") || dup_opt(&r->role, rec, "role") ||
 	    dup_opt(&r->reason, rec, "reason") || dup_opt(&r->ticket, rec, "ticket") ||
-	    dup_opt(&r->actor, rec, "actor") || dup_opt(&r->through, rec, "through"))
-		FAIL("out of memory");
+	    dup_opt(&r->actor, rec, "actor") || dup_opt(&r->through, rec, "through")) {
+		(void)sbx_whyf(err, errlen, -1, "out of memory");
+		goto out;
+	}
 	v = json_object_get(rec, "duration");
-	if (!json_is_integer(v) || json_integer_value(v) <= 0)
-		FAIL("request.created %u without a duration", id);
+	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+		(void)sbx_whyf(err, errlen, -1, "request.created %u without a duration", id);
+		goto out;
+	}
 	r->duration = json_integer_value(v);
 	v = json_object_get(rec, "approvals_needed");
 	r->approvals_needed = json_is_integer(v) ? (unsigned)json_integer_value(v) : 0;
 	v = json_object_get(rec, "extends");
 	r->extends = json_is_integer(v) ? (uint32_t)json_integer_value(v) : 0;
-	if (jtime(rec, "lapses_at", &r->lapses_at) < 0)
-		FAIL("request.created %u without lapses_at", id);
-	if (reqs_reserve(s, s->n + 1) < 0 || open_add(s, r) < 0)
-		FAIL("out of memory");
+	if (jtime(rec, "lapses_at", &r->lapses_at) < 0) {
+		(void)sbx_whyf(err, errlen, -1, "request.created %u without lapses_at", id);
+		goto out;
+	}
+	if (reqs_reserve(s, s->n + 1) < 0 || open_add(s, r) < 0) {
+		(void)sbx_whyf(err, errlen, -1, "out of memory");
+		goto out;
+	}
 	s->reqs[s->n++] = r;
 	r = NULL;
 	ret = 0;
@@ -421,50 +433,44 @@ static int apply_approval(struct sbx_req *r, const json_t *rec, int64_t at,
 {
 	struct sbx_approval *a;
 	json_t *v;
-	int ret = -1;
 
 	if (r->state != SBX_REQ_PENDING)
-		FAIL("approval of request %u which is %s", r->id, sbx_req_state_name(r->state));
+		return sbx_whyf(err, errlen, -1, "approval of request %u which is %s", r->id, sbx_req_state_name(r->state));
 	a = realloc(r->approvals, (r->n_approvals + 1) * sizeof(*a));
 	if (!a)
-		FAIL("out of memory");
+		return sbx_whyf(err, errlen, -1, "out of memory");
 	r->approvals = a;
 	a = &r->approvals[r->n_approvals];
 	memset(a, 0, sizeof(*a));
 	a->at = at;
 	if (dup_opt(&a->who, rec, "actor") || dup_opt(&a->through, rec, "through") ||
 	    dup_opt(&a->comment, rec, "comment"))
-		FAIL("out of memory");
+		return sbx_whyf(err, errlen, -1, "out of memory");
 	r->n_approvals++;
 	v = json_object_get(rec, "duration");
 	if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < r->duration)
 		r->duration = json_integer_value(v);
-	ret = 0;
-out:
-	return ret;
+	return 0;
 }
 
 static int apply_activated(struct sbx_state *s, struct sbx_req *r, const json_t *rec,
 			   char *err, size_t errlen)
 {
 	json_t *v;
-	int ret = -1;
 
 	if (r->state != SBX_REQ_PENDING)
-		FAIL("activation of request %u which is %s", r->id, sbx_req_state_name(r->state));
+		return sbx_whyf(err, errlen, -1, "activation of request %u which is %s", r->id, sbx_req_state_name(r->state));
 	if (jtime(rec, "activated_at", &r->activated_at) < 0 ||
 	    jtime(rec, "expires_at", &r->expires_at) < 0)
-		FAIL("grant.activated %u without activated_at/expires_at", r->id);
+		return sbx_whyf(err, errlen, -1, "grant.activated %u without activated_at/expires_at", r->id);
 	if (dup_opt(&r->unix_group, rec, "unix_group"))
-		FAIL("out of memory");
+		return sbx_whyf(err, errlen, -1, "out of memory");
 	v = json_object_get(rec, "gid");
 	r->gid = json_is_integer(v) ? (uint32_t)json_integer_value(v) : 0;
 	deadline_removed(s, r->lapses_at);
 	r->state = SBX_REQ_ACTIVE;
 	deadline_added(s, r->expires_at);
-	ret = 0;
-out:
-	return ret;
+	return 0;
 }
 
 static int apply_end(struct sbx_state *s, struct sbx_req *r, enum sbx_req_state to,
@@ -472,21 +478,17 @@ static int apply_end(struct sbx_state *s, struct sbx_req *r, enum sbx_req_state 
 {
 	enum sbx_req_state from = (to == SBX_REQ_EXPIRED || to == SBX_REQ_REVOKED)
 					  ? SBX_REQ_ACTIVE : SBX_REQ_PENDING;
-	int ret = -1;
-
 	int64_t old_deadline = req_deadline(r);
 
 	if (r->state != from)
-		FAIL("request %u cannot become %s: it is %s", r->id, sbx_req_state_name(to),
+		return sbx_whyf(err, errlen, -1, "request %u cannot become %s: it is %s", r->id, sbx_req_state_name(to),
 		     sbx_req_state_name(r->state));
 	r->state = to;
 	r->ended_at = at;
 	if (dup_opt(&r->ended_by, rec, "actor") || dup_opt(&r->end_reason, rec, "reason"))
-		FAIL("out of memory");
+		return sbx_whyf(err, errlen, -1, "out of memory");
 	open_remove(s, r, old_deadline);
-	ret = 0;
-out:
-	return ret;
+	return 0;
 }
 
 int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t errlen)
@@ -611,43 +613,58 @@ static struct sbx_req *req_from_json(const json_t *o, char *err, size_t errlen)
 	struct sbx_req *r = calloc(1, sizeof(*r));
 	const char *st = jstr(o, "state");
 	json_t *apps = json_object_get(o, "approvals"), *a;
+	struct sbx_req *ret = NULL;
 	size_t i;
 
-	if (!r)
-		FAIL("out of memory");
+	if (!r) {
+		(void)sbx_whyf(err, errlen, -1, "out of memory");
+		goto out;
+	}
 	if (jid(o, &r->id) < 0 || !st || state_from_name(st, &r->state) < 0 ||
-	    !jstr(o, "user") || !jstr(o, "role"))
-		FAIL("snapshot: request without id, state, user or role");
+	    !jstr(o, "user") || !jstr(o, "role")) {
+		(void)sbx_whyf(err, errlen, -1, "snapshot: request without id, state, user or role");
+		goto out;
+	}
 	if (dup_opt(&r->user, o, "user") || dup_opt(&r->role, o, "role") ||
 	    dup_opt(&r->reason, o, "reason") || dup_opt(&r->ticket, o, "ticket") ||
 	    dup_opt(&r->actor, o, "actor") || dup_opt(&r->through, o, "through") ||
 	    dup_opt(&r->unix_group, o, "unix_group") || dup_opt(&r->ended_by, o, "ended_by") ||
-	    dup_opt(&r->end_reason, o, "end_reason"))
-		FAIL("out of memory");
+	    dup_opt(&r->end_reason, o, "end_reason")) {
+		(void)sbx_whyf(err, errlen, -1, "out of memory");
+		goto out;
+	}
 	r->extends = (uint32_t)json_integer_value(json_object_get(o, "extends"));
 	r->duration = json_integer_value(json_object_get(o, "duration"));
 	r->approvals_needed = (unsigned)json_integer_value(json_object_get(o, "approvals_needed"));
 	r->gid = (uint32_t)json_integer_value(json_object_get(o, "gid"));
 	if (opt_time(o, "created_at", &r->created_at) || opt_time(o, "lapses_at", &r->lapses_at) ||
 	    opt_time(o, "activated_at", &r->activated_at) ||
-	    opt_time(o, "expires_at", &r->expires_at) || opt_time(o, "ended_at", &r->ended_at))
-		FAIL("snapshot: request %u has a bad time", r->id);
+	    opt_time(o, "expires_at", &r->expires_at) || opt_time(o, "ended_at", &r->ended_at)) {
+		(void)sbx_whyf(err, errlen, -1, "snapshot: request %u has a bad time", r->id);
+		goto out;
+	}
 	if (json_array_size(apps)) {
 		r->approvals = calloc(json_array_size(apps), sizeof(*r->approvals));
-		if (!r->approvals)
-			FAIL("out of memory");
+		if (!r->approvals) {
+			(void)sbx_whyf(err, errlen, -1, "out of memory");
+			goto out;
+		}
 	}
 	json_array_foreach(apps, i, a) {
 		struct sbx_approval *ap = &r->approvals[r->n_approvals++];
 
 		if (dup_opt(&ap->who, a, "who") || dup_opt(&ap->through, a, "through") ||
-		    dup_opt(&ap->comment, a, "comment") || opt_time(a, "at", &ap->at))
-			FAIL("snapshot: request %u has a bad approval", r->id);
+		    dup_opt(&ap->comment, a, "comment") || opt_time(a, "at", &ap->at)) {
+			(void)sbx_whyf(err, errlen, -1, "snapshot: request %u has a bad approval",
+				       r->id);
+			goto out;
+		}
 	}
-	return r;
+	ret = r;
+	r = NULL;
 out:
 	req_free(r);
-	return NULL;
+	return ret;
 }
 
 int sbx_state_from_json(struct sbx_state *s, const json_t *j, char *err, size_t errlen)

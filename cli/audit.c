@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "journal.h"
-#include "log.h"
 #include "output.h"
 #include "timeutil.h"
+#include "text.h"
 
 /* The columns text and CSV give their own place; everything else is
  * "the rest" (k=v in text, the details JSON in CSV).  prev and hash only

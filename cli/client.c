@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "duration.h"
-#include "log.h"
 #include "sbxio.h"
 #include "timeutil.h"
+#include "text.h"
 
 #ifndef SBX_DEFAULT_SOCKET
 #define SBX_DEFAULT_SOCKET "/run/sbx/broker.sock"
@@ -201,15 +201,46 @@ void sbx_cli_reply_free(struct sbx_cli_reply *r)
 	r->len = 0;
 }
 
-int sbx_cli_msg_init(const struct sbx_cli *c, sbx_msg *m, uint16_t op)
+void sbx_cli_msg_init(const struct sbx_cli *c, sbx_msg *m, uint16_t op)
 {
-	int rc = sbx_msg_init(m, op);
-
-	if (rc < 0)
-		return rc;
+	sbx_msg_init(m, op);
 	if (c->as_user)
-		return sbx_msg_put_str(m, SBX_F_AS_USER, c->as_user);
+		sbx_msg_put_str(m, SBX_F_AS_USER, c->as_user);
+}
+
+int sbx_cli_parse_about(const struct sbx_cli *c, const struct sbx_cli_args *a, int o_reason,
+			int o_comment, int o_for, struct sbx_cli_about *q)
+{
+	memset(q, 0, sizeof(*q));
+	if (sbx_cli_arg_id(c, "request id", a->pos[0], &q->id))
+		return SBX_EXIT_USAGE;
+	if (o_reason >= 0 && (q->reason = a->val[o_reason]) &&
+	    sbx_cli_arg_text(c, "--reason", q->reason))
+		return SBX_EXIT_USAGE;
+	if (o_comment >= 0 && (q->comment = a->val[o_comment]) &&
+	    sbx_cli_arg_text(c, "--comment", q->comment))
+		return SBX_EXIT_USAGE;
+	if (o_for >= 0 && a->val[o_for] &&
+	    sbx_cli_arg_duration(c, "--for", a->val[o_for], &q->duration))
+		return SBX_EXIT_USAGE;
 	return 0;
+}
+
+int sbx_cli_call_about(const struct sbx_cli *c, uint16_t op, const struct sbx_cli_about *q,
+		       json_t **req)
+{
+	sbx_msg m = { 0 };
+	int rc;
+
+	sbx_cli_msg_init(c, &m, op);
+	sbx_msg_put_u32(&m, SBX_F_ID, q->id);
+	sbx_msg_put_str_opt(&m, SBX_F_COMMENT, q->comment);
+	sbx_msg_put_str_opt(&m, SBX_F_REASON, q->reason);
+	if (q->duration > 0)
+		sbx_msg_put_i64(&m, SBX_F_DURATION, q->duration);
+	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, false, SBX_OUT_REQUEST, req);
+	sbx_msg_free(&m);
+	return rc;
 }
 
 int sbx_cli_exit_for_status(uint32_t status)

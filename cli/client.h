@@ -124,8 +124,10 @@ struct sbx_cli_reply {
 
 void sbx_cli_reply_free(struct sbx_cli_reply *r);
 
-/* Start a request frame for op, with AS_USER when --as was given. */
-int sbx_cli_msg_init(const struct sbx_cli *c, sbx_msg *m, uint16_t op);
+/* Start a request frame for op, with AS_USER when --as was given.  A frame
+ * that cannot be built (out of memory) fails when it is sent: errors are
+ * sticky in m and sbx_cli_call reports them. */
+void sbx_cli_msg_init(const struct sbx_cli *c, sbx_msg *m, uint16_t op);
 
 /* One round trip.  Returns SBX_EXIT_OK when the broker answered with
  * SBX_ST_OK; otherwise the exit code, with the reason (without the program
@@ -143,6 +145,27 @@ int sbx_cli_call(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *re
  * Returns the exit code; *out is set only on SBX_EXIT_OK. */
 int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool many,
 		      enum sbx_out_kind kind, json_t **out);
+
+/* An op about one request (STATUS, CANCEL, DROP, APPROVE, DENY, REVOKE):
+ * its ID and the optional fields the command gives (NULL / 0 when not). */
+struct sbx_cli_about {
+	uint32_t id;
+	const char *reason;
+	const char *comment;
+	int64_t duration;
+};
+
+/* Check and collect the request ID (the first positional argument) and
+ * the options at these indices of the tool's option table (-1: the
+ * command has none).  0, or SBX_EXIT_USAGE after saying why. */
+int sbx_cli_parse_about(const struct sbx_cli *c, const struct sbx_cli_args *a, int o_reason,
+			int o_comment, int o_for, struct sbx_cli_about *q);
+
+/* Send op about one request and decode the request it answers with
+ * (printing any failure).  Returns the exit code; *req is set only on
+ * SBX_EXIT_OK. */
+int sbx_cli_call_about(const struct sbx_cli *c, uint16_t op, const struct sbx_cli_about *q,
+		       json_t **req);
 
 /* --json: the object; else nothing.  Returns the exit code. */
 int sbx_cli_print_json(const struct sbx_cli *c, const json_t *j);

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "duration.h"
-#include "log.h"
 #include "sbx_proto.h"
 #include "timeutil.h"
+#include "text.h"
 
 /* ------------------------------------------------------------------ */
 /* Decoding                                                            */

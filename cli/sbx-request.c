@@ -69,8 +69,8 @@ static int fetch_status(const struct sbx_cli *c, uint32_t id, json_t **out, char
 	int rc;
 
 	*out = NULL;
-	if (sbx_cli_msg_init(c, &m, SBX_OP_STATUS) < 0 || sbx_msg_put_u32(&m, SBX_F_ID, id) < 0)
-		m.error = m.error ? m.error : -ENOMEM;
+	sbx_cli_msg_init(c, &m, SBX_OP_STATUS);
+	sbx_msg_put_u32(&m, SBX_F_ID, id);
 	rc = sbx_cli_call_quiet(c, &m, &rep, err, errlen);
 	if (rc == SBX_EXIT_OK) {
 		*out = sbx_out_reply_record(rep.frame, rep.len, SBX_F_REQUEST, SBX_OUT_REQUEST);
@@ -184,10 +184,9 @@ static int parse_ask(const struct sbx_cli *c, const struct sbx_cli_args *a, stru
 	return SBX_EXIT_OK;
 }
 
-static int build_ask(const struct sbx_cli *c, const struct ask *k, sbx_msg *m)
+static void build_ask(const struct sbx_cli *c, const struct ask *k, sbx_msg *m)
 {
-	if (sbx_cli_msg_init(c, m, SBX_OP_REQUEST) < 0)
-		return -1;
+	sbx_cli_msg_init(c, m, SBX_OP_REQUEST);
 	sbx_msg_put_str(m, SBX_F_ROLE, k->role);
 	if (k->duration > 0)
 		sbx_msg_put_i64(m, SBX_F_DURATION, k->duration);
@@ -195,8 +194,6 @@ static int build_ask(const struct sbx_cli *c, const struct ask *k, sbx_msg *m)
 	sbx_msg_put_str_opt(m, SBX_F_TICKET, k->ticket);
 	if (k->extends)
 		sbx_msg_put_u32(m, SBX_F_EXTENDS, k->extends);
-	/* Errors are sticky in m and reported by the call. */
-	return 0;
 }
 
 /* File the request, then report it or wait for its decision. */
@@ -206,11 +203,7 @@ static int ask(const struct sbx_cli *c, const struct ask *k)
 	sbx_msg m = { 0 };
 	int rc;
 
-	if (build_ask(c, k, &m) < 0) {
-		sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
-	}
+	build_ask(c, k, &m);
 	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, false, SBX_OUT_REQUEST, &req);
 	if (rc)
 		goto out;
@@ -290,32 +283,20 @@ out:
 	return rc;
 }
 
-/* An op that takes ID [REASON] and answers with the request. */
+/* An op about one request: ID [--reason], the request back. */
 static int id_op(const struct sbx_cli *c, const struct sbx_cli_args *a, uint16_t op,
 		 bool detail)
 {
+	struct sbx_cli_about q;
 	json_t *req = NULL;
-	sbx_msg m = { 0 };
-	uint32_t id;
-	int rc;
+	int rc = sbx_cli_parse_about(c, a, O_REASON, -1, -1, &q);
 
-	if (sbx_cli_arg_id(c, "request id", a->pos[0], &id))
-		return SBX_EXIT_USAGE;
-	if (a->val[O_REASON] && sbx_cli_arg_text(c, "--reason", a->val[O_REASON]))
-		return SBX_EXIT_USAGE;
-	if (sbx_cli_msg_init(c, &m, op) < 0) {
-		sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
-	}
-	sbx_msg_put_u32(&m, SBX_F_ID, id);
-	sbx_msg_put_str_opt(&m, SBX_F_REASON, a->val[O_REASON]);
-	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, false, SBX_OUT_REQUEST, &req);
+	if (rc)
+		return rc;
+	rc = sbx_cli_call_about(c, op, &q, &req);
 	if (rc == SBX_EXIT_OK)
 		rc = print_request(c, req, detail);
-out:
 	json_decref(req);
-	sbx_msg_free(&m);
 	return rc;
 }
 
@@ -342,15 +323,10 @@ static int list_op(const struct sbx_cli *c, uint16_t op, uint32_t flags, uint16_
 	int rc;
 
 	*out = NULL;
-	if (sbx_cli_msg_init(c, &m, op) < 0) {
-		sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
-	}
+	sbx_cli_msg_init(c, &m, op);
 	if (flags)
 		sbx_msg_put_u32(&m, SBX_F_FLAGS, flags);
 	rc = sbx_cli_call_json(c, &m, tag, true, kind, out);
-out:
 	sbx_msg_free(&m);
 	return rc;
 }

@@ -12,11 +12,11 @@
 
 #include "audit.h"
 #include "client.h"
-#include "log.h"
 #include "output.h"
-#include "policy/policy.h"
-#include "policy/policy_directory.h"
+#include "policy.h"
+#include "sbx_ldap.h"
 #include "timeutil.h"
+#include "text.h"
 
 #ifndef SBX_DEFAULT_STATE_DIR
 #define SBX_DEFAULT_STATE_DIR "/var/lib/sbx"
@@ -96,15 +96,10 @@ static int cmd_pending(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	int rc;
 
 	(void)a;
-	if (sbx_cli_msg_init(c, &m, SBX_OP_PENDING) < 0) {
-		sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
-	}
+	sbx_cli_msg_init(c, &m, SBX_OP_PENDING);
 	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, true, SBX_OUT_REQUEST, &reqs);
 	if (rc == SBX_EXIT_OK)
 		rc = print_requests(c, reqs, cols, 6, "no pending requests you may decide");
-out:
 	json_decref(reqs);
 	sbx_msg_free(&m);
 	return rc;
@@ -122,11 +117,7 @@ static int cmd_grants(const struct sbx_cli *c, const struct sbx_cli_args *a)
 
 	if (a->val[O_USER] && sbx_cli_arg_name(c, "user", a->val[O_USER]))
 		return SBX_EXIT_USAGE;
-	if (sbx_cli_msg_init(c, &m, SBX_OP_GRANTS) < 0) {
-		sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
-	}
+	sbx_cli_msg_init(c, &m, SBX_OP_GRANTS);
 	sbx_msg_put_str_opt(&m, SBX_F_USER, a->val[O_USER]);
 	if (all)
 		sbx_msg_put_u32(&m, SBX_F_FLAGS, SBX_LIST_ALL);
@@ -134,7 +125,6 @@ static int cmd_grants(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	if (rc == SBX_EXIT_OK)
 		rc = print_requests(c, reqs, cols, sizeof(cols) / sizeof(cols[0]),
 				    all ? "no grants" : "no active grants");
-out:
 	json_decref(reqs);
 	sbx_msg_free(&m);
 	return rc;
@@ -143,40 +133,18 @@ out:
 /* approve, deny, revoke: ID and a few optional fields, the request back. */
 static int decide(const struct sbx_cli *c, const struct sbx_cli_args *a, uint16_t op)
 {
+	struct sbx_cli_about q;
 	json_t *req = NULL;
-	sbx_msg m = { 0 };
-	int64_t secs = 0;
-	uint32_t id;
-	int rc;
+	int rc = sbx_cli_parse_about(c, a, O_REASON, O_COMMENT, O_FOR, &q);
 
-	if (sbx_cli_arg_id(c, "request id", a->pos[0], &id))
-		return SBX_EXIT_USAGE;
-	if (a->val[O_FOR] && sbx_cli_arg_duration(c, "--for", a->val[O_FOR], &secs))
-		return SBX_EXIT_USAGE;
-	if (a->val[O_COMMENT] && sbx_cli_arg_text(c, "--comment", a->val[O_COMMENT]))
-		return SBX_EXIT_USAGE;
-	if (a->val[O_REASON] && sbx_cli_arg_text(c, "--reason", a->val[O_REASON]))
-		return SBX_EXIT_USAGE;
-	if (sbx_cli_msg_init(c, &m, op) < 0) {
-		sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
-	}
-	sbx_msg_put_u32(&m, SBX_F_ID, id);
-	sbx_msg_put_str_opt(&m, SBX_F_COMMENT, a->val[O_COMMENT]);
-	sbx_msg_put_str_opt(&m, SBX_F_REASON, a->val[O_REASON]);
-	if (secs > 0)
-		sbx_msg_put_i64(&m, SBX_F_DURATION, secs);
-	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, false, SBX_OUT_REQUEST, &req);
 	if (rc)
-		goto out;
-	if (c->json)
+		return rc;
+	rc = sbx_cli_call_about(c, op, &q, &req);
+	if (rc == SBX_EXIT_OK && c->json)
 		rc = sbx_cli_print_json(c, req);
-	else
+	else if (rc == SBX_EXIT_OK)
 		sbx_out_print_request(stdout, req);
-out:
 	json_decref(req);
-	sbx_msg_free(&m);
 	return rc;
 }
 
@@ -209,11 +177,7 @@ static int cmd_check(const struct sbx_cli *c, const struct sbx_cli_args *a)
 
 	if (sbx_cli_arg_name(c, "user", user))
 		return SBX_EXIT_USAGE;
-	if (sbx_cli_msg_init(c, &m, SBX_OP_CHECK) < 0) {
-		sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
-	}
+	sbx_cli_msg_init(c, &m, SBX_OP_CHECK);
 	/* No SBX_CHECK_RECORD: a dry run leaves no access.checked record. */
 	sbx_msg_put_str(&m, SBX_F_USER, user);
 	sbx_msg_put_str_opt(&m, SBX_F_SERVICE, a->val[O_SERVICE]);
@@ -262,11 +226,7 @@ static int cmd_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	int rc;
 
 	(void)a;
-	if (sbx_cli_msg_init(c, &m, SBX_OP_PING) < 0) {
-		sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
-	}
+	sbx_cli_msg_init(c, &m, SBX_OP_PING);
 	rc = sbx_cli_call_json(c, &m, 0, false, SBX_OUT_PING, &res);
 	if (rc)
 		goto out;
@@ -346,7 +306,7 @@ static int load_policy(const struct sbx_cli *c, const char *path, struct sbx_pol
 	int rc = SBX_EXIT_OK;
 
 	*p = NULL;
-	if (sbx_policy_load_file(path, p, &errs) < 0) {
+	if (sbx_policy_load_file(path, p, NULL, &errs) < 0) {
 		sbx_policy_errors_print(stderr, &errs);
 		sbx_cli_error(c, "%s is not a valid policy (see `sbxctl policy check %s`)", path,
 			      path);
@@ -356,6 +316,34 @@ static int load_policy(const struct sbx_cli *c, const char *path, struct sbx_pol
 	}
 	sbx_policy_errors_free(&errs);
 	return rc;
+}
+
+/* --online: bind and read the directory as the broker would, then check
+ * what only the directory can tell.  0, or -1 with the problems in err. */
+static int check_online(const struct sbx_policy *p, const struct sbx_directory_conf *conf,
+			char *err, size_t errlen)
+{
+	struct sbx_directory_data *d = NULL;
+	struct sbx_ldap *s = NULL;
+	char why[1024];
+	int ret = -1;
+
+	if (!conf->enabled)
+		return 0;
+	s = sbx_ldap_new(conf);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (sbx_ldap_fetch(s, &d, why, sizeof(why)) != SBX_DIR_OK) {
+		snprintf(err, errlen, "directory: %s", why);
+		goto out;
+	}
+	ret = sbx_policy_check_directory(p, d, err, errlen);
+out:
+	sbx_directory_data_free(d);
+	sbx_ldap_free(s);
+	return ret;
 }
 
 static int cmd_policy_check(const struct sbx_cli *c, const struct sbx_cli_args *a)
@@ -371,11 +359,12 @@ static int cmd_policy_check(const struct sbx_cli *c, const struct sbx_cli_args *
 		struct sbx_policy_errors errs = { 0 };
 		struct sbx_policy *p = NULL;
 		const char *file = a->pos[i];
-		bool ok = sbx_policy_load_file(file, &p, &errs) == 0;
+		struct sbx_settings settings;
+		bool ok = sbx_policy_load_file(file, &p, &settings, &errs) == 0;
 		char online[4096] = "";
 
-		/* --online: bind and read the directory as the broker would. */
-		if (ok && a->val[O_ONLINE] && sbx_directory_check_online(p, online, sizeof(online)) < 0) {
+		if (ok && a->val[O_ONLINE] &&
+		    check_online(p, &settings.directory, online, sizeof(online)) < 0) {
 			ok = false;
 			(void)errors_append_lines(&errs, file, online);
 		}
@@ -521,11 +510,7 @@ static int cmd_policy_explain(const struct sbx_cli *c, const struct sbx_cli_args
 			goto out;
 		}
 	} else {
-		if (sbx_cli_msg_init(c, &m, SBX_OP_EXPLAIN) < 0) {
-			sbx_cli_error(c, "out of memory");
-			rc = SBX_EXIT_REFUSED;
-			goto out;
-		}
+		sbx_cli_msg_init(c, &m, SBX_OP_EXPLAIN);
 		sbx_msg_put_str(&m, SBX_F_USER, user);
 		rc = sbx_cli_call_json(c, &m, 0, false, SBX_OUT_EXPLAIN, &res);
 		if (rc)

@@ -1,4 +1,5 @@
 #include "duration.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,19 +23,6 @@ static int unit_index(char c)
 	return -1;
 }
 
-__attribute__((format(printf, 4, 5)))
-static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 int sbx_duration_parse(const char *s, int64_t *secs, char *why, size_t whylen)
 {
 	int64_t total = 0;
@@ -42,45 +30,45 @@ int sbx_duration_parse(const char *s, int64_t *secs, char *why, size_t whylen)
 	const char *p = s;
 
 	if (!s || !*s)
-		return fail(why, whylen, -EINVAL, "empty duration: write e.g. 30m, 1h or 1h30m");
+		return sbx_whyf(why, whylen, -EINVAL, "empty duration: write e.g. 30m, 1h or 1h30m");
 	if (strlen(s) > 32)
-		return fail(why, whylen, -EINVAL, "duration \"%.32s...\" is too long", s);
+		return sbx_whyf(why, whylen, -EINVAL, "duration \"%.32s...\" is too long", s);
 	while (*p) {
 		int64_t n = 0;
 		const char *digits = p;
 		int idx;
 
 		if (!isdigit((unsigned char)*p))
-			return fail(why, whylen, -EINVAL,
+			return sbx_whyf(why, whylen, -EINVAL,
 				    "bad duration \"%s\": write a number and a unit (s, m, h, d, w), e.g. 30m or 1h30m", s);
 		while (isdigit((unsigned char)*p)) {
 			if (n > (SBX_DURATION_MAX_SECS + 9) / 10)
-				return fail(why, whylen, -ERANGE, "duration \"%s\" is too long (at most 10 years)", s);
+				return sbx_whyf(why, whylen, -ERANGE, "duration \"%s\" is too long (at most 10 years)", s);
 			n = n * 10 + (*p - '0');
 			p++;
 		}
 		if (p - digits > 12)
-			return fail(why, whylen, -ERANGE, "duration \"%s\" is too long (at most 10 years)", s);
+			return sbx_whyf(why, whylen, -ERANGE, "duration \"%s\" is too long (at most 10 years)", s);
 		if (!*p)
-			return fail(why, whylen, -EINVAL,
+			return sbx_whyf(why, whylen, -EINVAL,
 				    "missing unit in duration \"%s\": write e.g. 90s, 90m or 90h", s);
 		idx = unit_index(*p);
 		if (idx < 0)
-			return fail(why, whylen, -EINVAL,
+			return sbx_whyf(why, whylen, -EINVAL,
 				    "bad unit in duration \"%s\": units are s, m, h, d, w", s);
 		if (idx <= last_unit)
-			return fail(why, whylen, -EINVAL,
+			return sbx_whyf(why, whylen, -EINVAL,
 				    "bad duration \"%s\": give each unit once, largest first (e.g. 1h30m)", s);
 		last_unit = idx;
 		if (n > SBX_DURATION_MAX_SECS / units[idx].secs)
-			return fail(why, whylen, -ERANGE, "duration \"%s\" is too long (at most 10 years)", s);
+			return sbx_whyf(why, whylen, -ERANGE, "duration \"%s\" is too long (at most 10 years)", s);
 		total += n * units[idx].secs;
 		if (total > SBX_DURATION_MAX_SECS)
-			return fail(why, whylen, -ERANGE, "duration \"%s\" is too long (at most 10 years)", s);
+			return sbx_whyf(why, whylen, -ERANGE, "duration \"%s\" is too long (at most 10 years)", s);
 		p++;
 	}
 	if (total == 0)
-		return fail(why, whylen, -EINVAL, "duration \"%s\" is zero", s);
+		return sbx_whyf(why, whylen, -EINVAL, "duration \"%s\" is zero", s);
 	*secs = total;
 	return 0;
 }

@@ -1,4 +1,5 @@
 #include "frame.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -246,6 +247,23 @@ int sbx_msg_end_rec(sbx_msg *m)
 	return 0;
 }
 
+sbx_msg_mark sbx_msg_here(const sbx_msg *m)
+{
+	return (sbx_msg_mark){ .len = m->len, .depth = m->depth };
+}
+
+int sbx_msg_undo_if_failed(sbx_msg *m, sbx_msg_mark mark)
+{
+	if (!m->error)
+		return 0;
+	/* A record left open by the failed put is closed by going back to
+	 * where it had not begun. */
+	m->error = 0;
+	m->len = mark.len;
+	m->depth = mark.depth;
+	return 1;
+}
+
 int sbx_msg_finish(sbx_msg *m)
 {
 	if (m->error)
@@ -281,40 +299,27 @@ int sbx_hdr_decode(const uint8_t *buf, size_t n, struct sbx_hdr *h)
 	return 0;
 }
 
-__attribute__((format(printf, 4, 5)))
-static int invalid(char *why, size_t whylen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 static int validate_value(uint16_t tag, const uint8_t *val, uint16_t len, size_t off,
 			  char *why, size_t whylen)
 {
 	switch (sbx_field_type(tag)) {
 	case SBX_T_U32:
 		if (len != 4)
-			return invalid(why, whylen, -EBADMSG,
+			return sbx_whyf(why, whylen, -EBADMSG,
 				       "field 0x%04x has length %u, want 4", tag, len);
 		return 0;
 	case SBX_T_I64:
 		if (len != 8)
-			return invalid(why, whylen, -EBADMSG,
+			return sbx_whyf(why, whylen, -EBADMSG,
 				       "field 0x%04x has length %u, want 8", tag, len);
 		return 0;
 	case SBX_T_STR:
 		if (len > SBX_STR_MAX)
-			return invalid(why, whylen, -EBADMSG,
+			return sbx_whyf(why, whylen, -EBADMSG,
 				       "field 0x%04x has length %u, more than %u", tag, len,
 				       SBX_STR_MAX);
 		if (len && memchr(val, '\0', len))
-			return invalid(why, whylen, -EBADMSG,
+			return sbx_whyf(why, whylen, -EBADMSG,
 				       "field 0x%04x contains a NUL byte", tag);
 		return 0;
 	case SBX_T_REC:
@@ -322,7 +327,7 @@ static int validate_value(uint16_t tag, const uint8_t *val, uint16_t len, size_t
 	case SBX_T_UNKNOWN:
 		break;
 	}
-	return invalid(why, whylen, -EBADMSG, "unknown tag 0x%04x at offset %zu", tag, off);
+	return sbx_whyf(why, whylen, -EBADMSG, "unknown tag 0x%04x at offset %zu", tag, off);
 }
 
 /* Check the fields in [p, end); level is how many RECs enclose them.
@@ -336,13 +341,13 @@ static int validate_fields(const uint8_t *base, const uint8_t *p, const uint8_t 
 		int rc;
 
 		if (left < SBX_FIELD_HDR_LEN)
-			return invalid(why, whylen, -EBADMSG,
+			return sbx_whyf(why, whylen, -EBADMSG,
 				       "truncated field header at offset %zu (%zu bytes left)", off,
 				       left);
 		tag = get_be16(p);
 		len = get_be16(p + 2);
 		if (len > left - SBX_FIELD_HDR_LEN)
-			return invalid(why, whylen, -EBADMSG,
+			return sbx_whyf(why, whylen, -EBADMSG,
 				       "field 0x%04x at offset %zu has length %u, past the end of its "
 				       "%s (%zu bytes left)",
 				       tag, off, len, level ? "record" : "frame",
@@ -353,7 +358,7 @@ static int validate_fields(const uint8_t *base, const uint8_t *p, const uint8_t 
 			return rc;
 		if (sbx_field_type(tag) == SBX_T_REC) {
 			if (level >= SBX_REC_DEPTH)
-				return invalid(why, whylen, -EBADMSG,
+				return sbx_whyf(why, whylen, -EBADMSG,
 					       "record 0x%04x at offset %zu nests deeper than %d levels",
 					       tag, off, SBX_REC_DEPTH);
 			rc = validate_fields(base, p, p + len, level + 1, why, whylen);
@@ -374,21 +379,21 @@ int sbx_frame_validate(const uint8_t *frame, size_t n, int allow_unknown_op,
 	if (why && whylen)
 		why[0] = '\0';
 	if (!frame || n < SBX_HDR_LEN)
-		return invalid(why, whylen, -EBADMSG,
+		return sbx_whyf(why, whylen, -EBADMSG,
 			       "frame of %zu bytes is shorter than the %u-byte header", n,
 			       SBX_HDR_LEN);
 	rc = sbx_hdr_decode(frame, n, &h);
 	if (rc == -EPROTO)
-		return invalid(why, whylen, rc, "protocol version %u, want %u",
+		return sbx_whyf(why, whylen, rc, "protocol version %u, want %u",
 			       get_be16(frame + 4), SBX_PROTO_VERSION);
 	if (rc)
-		return invalid(why, whylen, rc, "frame length %u is outside %u..%u",
+		return sbx_whyf(why, whylen, rc, "frame length %u is outside %u..%u",
 			       get_be32(frame), SBX_HDR_LEN, SBX_FRAME_MAX);
 	if (h.length != n)
-		return invalid(why, whylen, -EBADMSG,
+		return sbx_whyf(why, whylen, -EBADMSG,
 			       "frame header says %u bytes, got %zu", h.length, n);
 	if (!allow_unknown_op && !sbx_op_known(h.op))
-		return invalid(why, whylen, -EBADMSG, "unknown op 0x%04x", h.op);
+		return sbx_whyf(why, whylen, -EBADMSG, "unknown op 0x%04x", h.op);
 	return validate_fields(frame, frame + SBX_HDR_LEN, frame + n, 0, why, whylen);
 }
 

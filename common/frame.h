@@ -33,6 +33,19 @@ int sbx_msg_put_u32(sbx_msg *m, uint16_t tag, uint32_t v);
 int sbx_msg_put_i64(sbx_msg *m, uint16_t tag, int64_t v);
 int sbx_msg_begin_rec(sbx_msg *m, uint16_t tag);
 int sbx_msg_end_rec(sbx_msg *m);
+/* A place in a message to come back to.  A list reply puts one record
+ * after another; when one no longer fits, the reply keeps the records
+ * before it (the client sees a shorter list, newest first). */
+typedef struct sbx_msg_mark {
+	size_t len;
+	int depth;
+} sbx_msg_mark;
+
+sbx_msg_mark sbx_msg_here(const sbx_msg *m);
+/* If anything put since mark failed, go back to mark (error cleared) and
+ * return 1: the caller stops adding.  0 while all is well. */
+int sbx_msg_undo_if_failed(sbx_msg *m, sbx_msg_mark mark);
+
 /* Fill in the length; returns 0 or the sticky error.  After this, m->buf
  * and m->len are the frame to send. */
 int sbx_msg_finish(sbx_msg *m);

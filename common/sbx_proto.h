@@ -80,8 +80,7 @@ enum sbx_op {
 	SBX_OP_REVOKE = 0x0023,   /* ID [REASON] -> REQUEST */
 	SBX_OP_GRANTS = 0x0024,   /* [USER] [FLAGS: SBX_LIST_ALL] -> REQUEST... active grants */
 
-	/* sessions (pam_sbx): ops 0x0050-0x005f -- owned by pam_module work */
-	/* @@SESSION-OPS@@ */
+	/* sessions (pam_sbx): ops 0x0050-0x005f */
 	SBX_OP_SESSION_OPEN = 0x0050,  /* root only: USER [SERVICE RHOST TTY] [ID: grant the
 	                                * account check rested on] [PID: leader, default the
 	                                * caller's SO_PEERCRED pid]
@@ -91,8 +90,7 @@ enum sbx_op {
 	                                * -> SESSION (the one closed); NOTFOUND if none */
 	SBX_OP_SESSIONS = 0x0052,      /* admins: [USER] -> SESSIONINFO... (repeated) */
 
-	/* unix groups (libnss_sbx): ops 0x0060-0x006f -- owned by nss_module work */
-	/* @@GROUP-OPS@@ */
+	/* unix groups (libnss_sbx): ops 0x0060-0x006f */
 	/* libnss_sbx's fallback when the grant table (docs/nss.md) is missing or
 	 * malformed.  Anyone may ask (group membership is public, as in
 	 * /etc/group).  Members are those live at the broker's clock.  A group
@@ -191,7 +189,6 @@ enum sbx_tag {
 	SBX_F_DEGRADED = 0x0404,    /* STR: why the broker refuses changes */
 
 	/* sessions: tags 0x0500-0x05ff */
-	/* @@SESSION-TAGS@@ */
 	SBX_F_SESSION = 0x0501,     /* U32: session id (from 1) */
 	SBX_F_PID = 0x0502,         /* U32: the session leader's pid */
 	SBX_F_SESSIONINFO = 0x0503, /* REC: SESSION USER PID [SERVICE TTY RHOST] [ID ROLE]
@@ -199,7 +196,6 @@ enum sbx_tag {
 	SBX_F_OPENED_AT = 0x0504,   /* I64 */
 
 	/* unix groups: tags 0x0600-0x06ff */
-	/* @@GROUP-TAGS@@ */
 	SBX_F_GROUP = 0x0601,       /* REC: UNIX_GROUP GID MEMBER... */
 	SBX_F_MEMBER = 0x0602,      /* STR, repeated: a user name */
 };
@@ -208,71 +204,20 @@ enum sbx_tag {
 #define SBX_CHECK_RECORD 0x1u /* record the decision as access.checked (PAM) */
 #define SBX_LIST_ALL 0x1u     /* include ended requests / everybody's */
 
-/* Types of the session tags (0x05xx). */
-static inline enum sbx_type sbx_session_field_type(uint16_t tag)
-{
-	switch (tag) {
-	/* @@SESSION-TYPES@@ */
-	case SBX_F_SESSION: case SBX_F_PID: return SBX_T_U32;
-	case SBX_F_SESSIONINFO: return SBX_T_REC;
-	case SBX_F_OPENED_AT: return SBX_T_I64;
-	default: break;
-	}
-	return SBX_T_UNKNOWN;
-}
-
-/* Types of the group tags (0x06xx). */
-static inline enum sbx_type sbx_group_field_type(uint16_t tag)
-{
-	switch (tag) {
-	/* @@GROUP-TYPES@@ */
-	case SBX_F_GROUP: return SBX_T_REC;
-	case SBX_F_MEMBER: return SBX_T_STR;
-	default: break;
-	}
-	return SBX_T_UNKNOWN;
-}
-
-static inline int sbx_session_op_known(uint16_t op)
-{
-	switch (op) {
-	/* @@SESSION-OPS-KNOWN@@ */
-	case SBX_OP_SESSION_OPEN: case SBX_OP_SESSION_CLOSE: case SBX_OP_SESSIONS:
-		return 1;
-	default: break;
-	}
-	return 0;
-}
-
-static inline int sbx_group_op_known(uint16_t op)
-{
-	switch (op) {
-	/* @@GROUP-OPS-KNOWN@@ */
-	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
-	case SBX_OP_GROUP_MEMBERSHIPS:
-		return 1;
-	default: break;
-	}
-	return 0;
-}
-
 static inline enum sbx_type sbx_field_type(uint16_t tag)
 {
-	if ((tag >> 8) == 0x05)
-		return sbx_session_field_type(tag);
-	if ((tag >> 8) == 0x06)
-		return sbx_group_field_type(tag);
 	switch (tag) {
 	case SBX_F_STATUS: case SBX_F_FLAGS: case SBX_F_ALLOWED: case SBX_F_ID:
 	case SBX_F_EXTENDS: case SBX_F_APPROVALS_NEEDED: case SBX_F_GID:
 	case SBX_F_AUTO_APPROVE: case SBX_F_REQUIRE_REASON: case SBX_F_REASON_MIN:
-	case SBX_F_LOGIN: case SBX_F_HOST_MATCH:
+	case SBX_F_LOGIN: case SBX_F_HOST_MATCH: case SBX_F_SESSION: case SBX_F_PID:
 		return SBX_T_U32;
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
-	case SBX_F_DEFAULT_DURATION: case SBX_F_SEQ:
+	case SBX_F_DEFAULT_DURATION: case SBX_F_SEQ: case SBX_F_OPENED_AT:
 		return SBX_T_I64;
 	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
+	case SBX_F_SESSIONINFO: case SBX_F_GROUP:
 		return SBX_T_REC;
 	case SBX_F_MESSAGE: case SBX_F_AS_USER: case SBX_F_USER: case SBX_F_SERVICE:
 	case SBX_F_RHOST: case SBX_F_TTY: case SBX_F_VIA: case SBX_F_HOST:
@@ -282,6 +227,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_ENDED_BY: case SBX_F_APPROVERS: case SBX_F_DESCRIPTION:
 	case SBX_F_HOSTS: case SBX_F_REQUIRE_TICKET: case SBX_F_HOW:
 	case SBX_F_VERSION: case SBX_F_POLICY_SHA: case SBX_F_DEGRADED:
+	case SBX_F_MEMBER:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;
@@ -289,16 +235,15 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 
 static inline int sbx_op_known(uint16_t op)
 {
-	if (op >= 0x0050 && op <= 0x005f)
-		return sbx_session_op_known(op);
-	if (op >= 0x0060 && op <= 0x006f)
-		return sbx_group_op_known(op);
 	switch (op) {
 	case SBX_OP_CHECK: case SBX_OP_EXPLAIN: case SBX_OP_PING:
 	case SBX_OP_REQUEST: case SBX_OP_LIST: case SBX_OP_STATUS:
 	case SBX_OP_CANCEL: case SBX_OP_DROP: case SBX_OP_ROLES:
 	case SBX_OP_PENDING: case SBX_OP_APPROVE: case SBX_OP_DENY:
 	case SBX_OP_REVOKE: case SBX_OP_GRANTS:
+	case SBX_OP_SESSION_OPEN: case SBX_OP_SESSION_CLOSE: case SBX_OP_SESSIONS:
+	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
+	case SBX_OP_GROUP_MEMBERSHIPS:
 		return 1;
 	}
 	return 0;

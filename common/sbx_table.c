@@ -1,7 +1,7 @@
 #include "config.h"
 
 #include "sbx_table.h"
-#include "log.h"
+#include "text.h"
 #include "sbx_proto.h"
 
 #include <errno.h>
@@ -90,20 +90,6 @@ uint64_t sbx_tbl_checksum(const void *p, size_t n)
 
 /* ---- reading --------------------------------------------------------------- */
 
-static int bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && whylen) {
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EBADMSG;
-}
-
 /* A name at off/len inside the string pool, NUL right after it. */
 static const char *pool_name(const struct sbx_tbl *t, uint32_t off, uint32_t len)
 {
@@ -175,31 +161,31 @@ static int check_records(const struct sbx_tbl *t, char *why, size_t whylen)
 		const char *prev = NULL;
 
 		if (sbx_tbl_group_at(t, i, &g) < 0)
-			return bad(why, whylen, "group %u points outside the table", i);
+			return sbx_whyf(why, whylen, -EBADMSG, "group %u points outside the table", i);
 		if (!name_ok(g.name, g.name_len))
-			return bad(why, whylen, "group %u has an invalid name", i);
+			return sbx_whyf(why, whylen, -EBADMSG, "group %u has an invalid name", i);
 		if (g.first != covered)
-			return bad(why, whylen, "group %u: members are not contiguous", i);
+			return sbx_whyf(why, whylen, -EBADMSG, "group %u: members are not contiguous", i);
 		covered += g.count;
 		for (uint32_t j = 0; j < g.count; j++) {
 			struct sbx_tbl_member m;
 
 			if (sbx_tbl_member_at(t, &g, j, &m) < 0)
-				return bad(why, whylen, "group %s: member %u points outside the table",
+				return sbx_whyf(why, whylen, -EBADMSG, "group %s: member %u points outside the table",
 					   g.name, j);
 			if (!name_ok(m.name, m.name_len))
-				return bad(why, whylen, "group %s: member %u has an invalid name",
+				return sbx_whyf(why, whylen, -EBADMSG, "group %s: member %u has an invalid name",
 					   g.name, j);
 			if (prev && strcmp(prev, m.name) >= 0)
-				return bad(why, whylen, "group %s: members are not sorted", g.name);
+				return sbx_whyf(why, whylen, -EBADMSG, "group %s: members are not sorted", g.name);
 			prev = m.name;
 			bytes += m.name_len + 1;
 		}
 		if (bytes != g.member_bytes)
-			return bad(why, whylen, "group %s: member_bytes is wrong", g.name);
+			return sbx_whyf(why, whylen, -EBADMSG, "group %s: member_bytes is wrong", g.name);
 	}
 	if (covered != t->n_members)
-		return bad(why, whylen, "member records not owned by any group");
+		return sbx_whyf(why, whylen, -EBADMSG, "member records not owned by any group");
 	return 0;
 }
 
@@ -211,18 +197,18 @@ int sbx_tbl_open(struct sbx_tbl *t, const void *p, size_t n, int full, char *why
 
 	memset(t, 0, sizeof(*t));
 	if (!p || n < SBX_TBL_HDR_LEN)
-		return bad(why, whylen, "shorter than its header (%zu bytes)", n);
+		return sbx_whyf(why, whylen, -EBADMSG, "shorter than its header (%zu bytes)", n);
 	if (memcmp(b + OFF_MAGIC, SBX_TBL_MAGIC, SBX_TBL_MAGIC_LEN) != 0)
-		return bad(why, whylen, "not an sbx group table (bad magic)");
+		return sbx_whyf(why, whylen, -EBADMSG, "not an sbx group table (bad magic)");
 	if (get_le32(b + OFF_VERSION) != SBX_TBL_VERSION)
-		return bad(why, whylen, "version %u, want %u", get_le32(b + OFF_VERSION),
+		return sbx_whyf(why, whylen, -EBADMSG, "version %u, want %u", get_le32(b + OFF_VERSION),
 			   SBX_TBL_VERSION);
 	if (get_le32(b + OFF_HDR_LEN) != SBX_TBL_HDR_LEN)
-		return bad(why, whylen, "header length %u, want %u", get_le32(b + OFF_HDR_LEN),
+		return sbx_whyf(why, whylen, -EBADMSG, "header length %u, want %u", get_le32(b + OFF_HDR_LEN),
 			   SBX_TBL_HDR_LEN);
 	file_len = get_le64(b + OFF_FILE_LEN);
 	if (file_len != n || n > SBX_TBL_MAX_SIZE)
-		return bad(why, whylen, "says %llu bytes, has %zu", (unsigned long long)file_len, n);
+		return sbx_whyf(why, whylen, -EBADMSG, "says %llu bytes, has %zu", (unsigned long long)file_len, n);
 	t->p = b;
 	t->n = n;
 	t->generation = get_le64(b + OFF_GENERATION);
@@ -236,13 +222,13 @@ int sbx_tbl_open(struct sbx_tbl *t, const void *p, size_t n, int full, char *why
 	if (t->n_groups > SBX_TBL_MAX_GROUPS || t->strings_off != expect_strings ||
 	    (uint64_t)t->strings_off + t->strings_len != n) {
 		memset(t, 0, sizeof(*t));
-		return bad(why, whylen, "record counts do not match the file's size");
+		return sbx_whyf(why, whylen, -EBADMSG, "record counts do not match the file's size");
 	}
 	if (!full)
 		return 0;
 	if (sbx_tbl_checksum(b, n) != get_le64(b + OFF_CHECKSUM)) {
 		memset(t, 0, sizeof(*t));
-		return bad(why, whylen, "checksum mismatch");
+		return sbx_whyf(why, whylen, -EBADMSG, "checksum mismatch");
 	}
 	if (check_records(t, why, whylen) < 0) {
 		memset(t, 0, sizeof(*t));

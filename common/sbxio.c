@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,25 +94,30 @@ static int move_off_stdio(int fd)
 	return nfd;
 }
 
-static int check_socket_file(const char *path)
+static bool trusted_uid(uid_t uid, const struct sbx_conn_opts *o)
+{
+	return uid == 0 || (o->or_own_uid && uid == geteuid());
+}
+
+static int check_socket_file(const struct sbx_conn_opts *o)
 {
 	struct stat st;
 
-	if (lstat(path, &st) != 0)
+	if (lstat(o->path, &st) != 0)
 		return -errno;
-	if (!S_ISSOCK(st.st_mode) || st.st_uid != 0)
+	if (!S_ISSOCK(st.st_mode) || !trusted_uid(st.st_uid, o))
 		return -EPERM;
 	return 0;
 }
 
-static int check_peer_root(int fd)
+static int check_peer(int fd, const struct sbx_conn_opts *o)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
 		return -errno;
-	if (len != sizeof(cred) || cred.uid != 0)
+	if (len != sizeof(cred) || !trusted_uid(cred.uid, o))
 		return -EPERM;
 	return 0;
 }
@@ -170,7 +176,7 @@ int sbx_connect(const struct sbx_conn_opts *o, int64_t deadline_ms)
 	memcpy(sa.sun_path, o->path, plen + 1);
 
 	if (o->require_root) {
-		ret = check_socket_file(o->path);
+		ret = check_socket_file(o);
 		if (ret)
 			goto out;
 	}
@@ -190,7 +196,7 @@ int sbx_connect(const struct sbx_conn_opts *o, int64_t deadline_ms)
 	/* The file check alone is racy (the path can be swapped after lstat);
 	 * the peer's credentials are what the kernel vouches for. */
 	if (o->require_root) {
-		ret = check_peer_root(fd);
+		ret = check_peer(fd, o);
 		if (ret)
 			goto out;
 	}

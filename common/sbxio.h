@@ -19,6 +19,9 @@ struct sbx_conn_opts {
 	const char *path;   /* socket path */
 	int timeout_ms;     /* whole call: connect + send + receive */
 	int require_root;   /* refuse a socket not owned by root / a peer not root */
+	int or_own_uid;     /* with require_root: this process's effective uid is
+	                     * trusted as well (NSS inside an unprivileged test
+	                     * or service talks to a broker of its own uid) */
 };
 
 /* Connect with a deadline.  Returns an fd (>= 3, O_CLOEXEC, non-blocking)
@@ -36,7 +39,8 @@ int sbx_recv_frame(int fd, uint8_t **frame, size_t *n, int64_t deadline_ms);
 
 /* One round trip on a fresh connection: finish and send req, receive the
  * reply, check its op is req's op | SBX_OP_REPLY or SBX_OP_ERROR, close.
- * Returns 0 (reply in *frame, caller frees) or negative errno. */
+ * Returns 0 (reply in *frame, caller frees) or negative errno; errno is
+ * left as it was (callers inside NSS and PAM must not see it move). */
 int sbx_call(const struct sbx_conn_opts *o, sbx_msg *req, uint8_t **frame, size_t *n);
 
 /* STATUS and MESSAGE of a reply frame (message into msg, may be truncated). */

@@ -13,11 +13,12 @@
  */
 #include "config.h"
 
-#include "policy_directory.h"
-#include "policy_internal.h"
+#include "sbx_ldap.h"
 
-#include "log.h"
+#include "namemap.h"
 #include "sbx_proto.h"
+#include "secret.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -34,7 +35,6 @@
 #include <ldap.h>
 
 #define PAGE_SIZE 500
-#define PASSWORD_MAX 1024
 
 struct sbx_ldap {
 	struct sbx_directory_conf c;
@@ -44,21 +44,6 @@ struct sbx_ldap {
 
 /* ---------------------------------------------------------------------- */
 /* Messages */
-
-__attribute__((format(printf, 3, 4)))
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-	char raw[1024];
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	/* Server diagnostics and DNs reach logs and terminals. */
-	sbx_sanitize(raw, err, errlen);
-}
 
 /* "Invalid credentials" or "Invalid credentials (the server's words)". */
 static void ldap_reason(LDAP *ld, int rc, const char *diag, char *buf, size_t len)
@@ -135,52 +120,6 @@ const char *sbx_ldap_uri(const struct sbx_ldap *s)
 	return s ? s->uri : "";
 }
 
-/* The bind password: the file's first line.  It protects the whole
- * directory view, so the file must be private to its owner. */
-static int read_password(const char *path, char *buf, size_t len, char *err, size_t errlen)
-{
-	struct stat st;
-	ssize_t n = 0;
-	int fd, ret = -1;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		say(err, errlen, "cannot open bind_password_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		say(err, errlen, "bind_password_file %s is not a regular file", path);
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		say(err, errlen, "bind_password_file %s may be read by others (mode %03o): "
-		    "chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
-		goto out;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		say(err, errlen, "bind_password_file %s must belong to root or to the broker's user",
-		    path);
-		goto out;
-	}
-	do
-		n = read(fd, buf, len - 1);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		say(err, errlen, "cannot read bind_password_file %s: %s", path, strerror(errno));
-		goto out;
-	}
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (!buf[0]) {
-		say(err, errlen, "bind_password_file %s is empty", path);
-		goto out;
-	}
-	ret = 0;
-out:
-	close(fd);
-	return ret;
-}
-
 /* Wait for the answer to msgid, at most the directory's timeout. */
 static int wait_answer(struct sbx_ldap *s, int msgid, LDAPMessage **res)
 {
@@ -232,19 +171,21 @@ static int set_options(struct sbx_ldap *s, LDAP *ld, const char *uri)
 static enum sbx_directory_error do_bind(struct sbx_ldap *s, const char *uri, char *err,
 					size_t errlen)
 {
-	char pw[PASSWORD_MAX], why[512], *diag = NULL;
+	char pw[SBX_SECRET_MAX + 1], why[512], *diag = NULL;
 	struct berval cred = { 0, pw };
+	size_t pwlen = 0;
 	LDAPMessage *res = NULL;
 	enum sbx_directory_error ret = SBX_DIR_DOWN;
 	int msgid, rc, code = LDAP_OTHER;
 
 	pw[0] = '\0';
 	if (s->c.bind_dn[0]) {
-		if (read_password(s->c.bind_password_file, pw, sizeof(pw), why, sizeof(why)) < 0) {
-			say(err, errlen, "%s: cannot bind as %s: %s", uri, s->c.bind_dn, why);
+		if (sbx_secret_read("bind_password_file", s->c.bind_password_file, pw, sizeof(pw),
+				    &pwlen, why, sizeof(why)) < 0) {
+			(void)sbx_whyf(err, errlen, 0, "%s: cannot bind as %s: %s", uri, s->c.bind_dn, why);
 			return SBX_DIR_AUTH;
 		}
-		cred.bv_len = strlen(pw);
+		cred.bv_len = pwlen;
 	}
 	rc = ldap_sasl_bind(s->ld, s->c.bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &msgid);
 	if (rc == LDAP_SUCCESS)
@@ -260,16 +201,16 @@ static enum sbx_directory_error do_bind(struct sbx_ldap *s, const char *uri, cha
 	ldap_reason(s->ld, rc, diag, why, sizeof(why));
 	ret = classify(rc);
 	if (rc == LDAP_TIMEOUT)
-		say(err, errlen, "%s: no answer to the bind within %llds", uri,
+		(void)sbx_whyf(err, errlen, 0, "%s: no answer to the bind within %llds", uri,
 		    (long long)s->c.timeout);
 	else if (ret == SBX_DIR_AUTH && s->c.bind_dn[0])
-		say(err, errlen, "%s: bind as %s refused: %s (check bind_dn and the password in %s)",
+		(void)sbx_whyf(err, errlen, 0, "%s: bind as %s refused: %s (check bind_dn and the password in %s)",
 		    uri, s->c.bind_dn, why, s->c.bind_password_file);
 	else if (ret == SBX_DIR_AUTH)
-		say(err, errlen, "%s: anonymous bind refused: %s (set bind_dn and "
+		(void)sbx_whyf(err, errlen, 0, "%s: anonymous bind refused: %s (set bind_dn and "
 		    "bind_password_file)", uri, why);
 	else
-		say(err, errlen, "%s: cannot reach the server: %s", uri, why);
+		(void)sbx_whyf(err, errlen, 0, "%s: cannot reach the server: %s", uri, why);
 out:
 	explicit_bzero(pw, sizeof(pw));
 	ldap_memfree(diag);
@@ -286,12 +227,12 @@ static enum sbx_directory_error connect_one(struct sbx_ldap *s, const char *uri,
 	snprintf(s->uri, sizeof(s->uri), "%s", uri);
 	rc = ldap_initialize(&s->ld, uri);
 	if (rc != LDAP_SUCCESS) {
-		say(err, errlen, "%s: %s", uri, ldap_err2string(rc));
+		(void)sbx_whyf(err, errlen, 0, "%s: %s", uri, ldap_err2string(rc));
 		s->ld = NULL;
 		return SBX_DIR_CONFIG;
 	}
 	if (set_options(s, s->ld, uri) < 0) {
-		say(err, errlen, "%s: cannot set the connection's options (TLS CA file %s?)", uri,
+		(void)sbx_whyf(err, errlen, 0, "%s: cannot set the connection's options (TLS CA file %s?)", uri,
 		    s->c.tls_ca_file[0] ? s->c.tls_ca_file : "none");
 		disconnect(s);
 		return SBX_DIR_CONFIG;
@@ -300,7 +241,7 @@ static enum sbx_directory_error connect_one(struct sbx_ldap *s, const char *uri,
 		rc = ldap_start_tls_s(s->ld, NULL, NULL);
 		if (rc != LDAP_SUCCESS) {
 			ldap_reason(s->ld, rc, NULL, why, sizeof(why));
-			say(err, errlen, "%s: StartTLS failed: %s", uri, why);
+			(void)sbx_whyf(err, errlen, 0, "%s: StartTLS failed: %s", uri, why);
 			disconnect(s);
 			return rc == LDAP_TIMEOUT || rc == LDAP_SERVER_DOWN ||
 			       rc == LDAP_CONNECT_ERROR ? SBX_DIR_DOWN : classify(rc);
@@ -320,7 +261,7 @@ static enum sbx_directory_error connect_any(struct sbx_ldap *s, char *err, size_
 	if (err && errlen)
 		err[0] = '\0';
 	if (!s->c.n_uri) {
-		say(err, errlen, "no directory uri");
+		(void)sbx_whyf(err, errlen, 0, "no directory uri");
 		return SBX_DIR_CONFIG;
 	}
 	for (size_t i = 0; i < s->c.n_uri; i++) {
@@ -422,21 +363,21 @@ static enum sbx_directory_error search_all(struct sbx_ldap *s, const char *what,
 	if (ret == SBX_DIR_OK)
 		return ret;
 	if (rc == LDAP_TIMEOUT)
-		say(err, errlen, "%s: no answer when searching %s within %llds", s->uri, what,
+		(void)sbx_whyf(err, errlen, 0, "%s: no answer when searching %s within %llds", s->uri, what,
 		    (long long)s->c.timeout);
 	else if (ret == SBX_DIR_DOWN)
-		say(err, errlen, "%s: lost the server when searching %s: %s", s->uri, what, why);
+		(void)sbx_whyf(err, errlen, 0, "%s: lost the server when searching %s: %s", s->uri, what, why);
 	else if ((rc == LDAP_SIZELIMIT_EXCEEDED || rc == LDAP_ADMINLIMIT_EXCEEDED) &&
 		 s->c.bind_dn[0])
-		say(err, errlen, "%s: searching %s under %s with %s failed: %s: the server lets %s "
+		(void)sbx_whyf(err, errlen, 0, "%s: searching %s under %s with %s failed: %s: the server lets %s "
 		    "read fewer entries than there are (OpenLDAP: limits dn.exact=\"%s\" "
 		    "size=unlimited)", s->uri, what, base, filter, why, s->c.bind_dn, s->c.bind_dn);
 	else if (rc == LDAP_SIZELIMIT_EXCEEDED || rc == LDAP_ADMINLIMIT_EXCEEDED)
-		say(err, errlen, "%s: searching %s under %s with %s failed: %s: the server lets "
+		(void)sbx_whyf(err, errlen, 0, "%s: searching %s under %s with %s failed: %s: the server lets "
 		    "anonymous clients read fewer entries than there are (bind as an account "
 		    "allowed more: bind_dn)", s->uri, what, base, filter, why);
 	else
-		say(err, errlen, "%s: searching %s under %s with %s failed: %s", s->uri, what, base,
+		(void)sbx_whyf(err, errlen, 0, "%s: searching %s under %s with %s failed: %s", s->uri, what, base,
 		    filter, why);
 	return ret;
 }
@@ -492,10 +433,7 @@ static char *norm_dn(const char *dn)
 	return copy;
 }
 
-/* The uid in a DN's first RDN ("uid=alice,ou=people,..." -> alice) when
- * its attribute is the uid attribute: for members and managers outside
- * the user search. */
-static char *uid_of_dn(const struct sbx_directory_conf *c, const char *dn)
+char *sbx_ldap_uid_of_dn(const char *attr_uid, const char *dn)
 {
 	LDAPDN parsed = NULL;
 	char *uid = NULL;
@@ -505,8 +443,8 @@ static char *uid_of_dn(const struct sbx_directory_conf *c, const char *dn)
 		ldap_dnfree(parsed);
 		return NULL;
 	}
-	if (parsed[0][0]->la_attr.bv_len == strlen(c->attr_uid) &&
-	    strncasecmp(parsed[0][0]->la_attr.bv_val, c->attr_uid, strlen(c->attr_uid)) == 0 &&
+	if (parsed[0][0]->la_attr.bv_len == strlen(attr_uid) &&
+	    strncasecmp(parsed[0][0]->la_attr.bv_val, attr_uid, strlen(attr_uid)) == 0 &&
 	    !memchr(parsed[0][0]->la_value.bv_val, '\0', parsed[0][0]->la_value.bv_len))
 		uid = strndup(parsed[0][0]->la_value.bv_val, parsed[0][0]->la_value.bv_len);
 	ldap_dnfree(parsed);
@@ -635,7 +573,7 @@ static char *member_name(struct fetch *f, const char *dn, bool *oom)
 			*oom = true;
 		return name;
 	}
-	return uid_of_dn(f->c, dn);
+	return sbx_ldap_uid_of_dn(f->c->attr_uid, dn);
 }
 
 static int group_members(struct sbx_ldap *s, LDAPMessage *e, struct fetch *f, size_t gi)
@@ -718,7 +656,7 @@ static int resolve_managers(struct fetch *f)
 			if (!u->manager)
 				return -ENOMEM;
 		} else {
-			u->manager = uid_of_dn(f->c, f->manager_dn[i]);
+			u->manager = sbx_ldap_uid_of_dn(f->c->attr_uid, f->manager_dn[i]);
 		}
 		if (u->manager && strcmp(u->manager, u->name) == 0) {
 			free(u->manager);
@@ -760,7 +698,7 @@ static enum sbx_directory_error fetch_once(struct sbx_ldap *s, struct sbx_direct
 	if (ret == SBX_DIR_OK && resolve_managers(&f) < 0)
 		ret = SBX_DIR_NOMEM;
 	if (ret == SBX_DIR_NOMEM)
-		say(err, errlen, "out of memory reading the directory");
+		(void)sbx_whyf(err, errlen, 0, "out of memory reading the directory");
 	fetch_done(&f);
 	return ret;
 }
@@ -781,7 +719,7 @@ enum sbx_directory_error sbx_ldap_fetch(struct sbx_ldap *s, struct sbx_directory
 		}
 		d = calloc(1, sizeof(*d));
 		if (!d) {
-			say(err, errlen, "out of memory reading the directory");
+			(void)sbx_whyf(err, errlen, 0, "out of memory reading the directory");
 			return SBX_DIR_NOMEM;
 		}
 		ret = fetch_once(s, d, err, errlen);
@@ -820,7 +758,7 @@ enum sbx_directory_error sbx_ldap_user_exists(struct sbx_ldap *s, const char *na
 
 	*found = false;
 	if (ldap_bv2escaped_filter_value(&in, &esc) != 0) {
-		say(err, errlen, "out of memory");
+		(void)sbx_whyf(err, errlen, 0, "out of memory");
 		return SBX_DIR_NOMEM;
 	}
 	snprintf(filter, sizeof(filter), "(&%s(%s=%s))", s->c.user_filter, s->c.attr_uid,
@@ -841,130 +779,4 @@ enum sbx_directory_error sbx_ldap_user_exists(struct sbx_ldap *s, const char *na
 			return ret;
 		reused = false;
 	}
-}
-
-/* ---------------------------------------------------------------------- */
-/* policy check --online */
-
-struct problems {
-	char *buf;
-	size_t len, off;
-	int n;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void problem(struct problems *pr, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int w;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	pr->n++;
-	if (!pr->buf || pr->off + 1 >= pr->len)
-		return;
-	w = snprintf(pr->buf + pr->off, pr->len - pr->off, "%s%s", pr->off ? "\n" : "", line);
-	if (w > 0)
-		pr->off += (size_t)w;
-	if (pr->off >= pr->len)
-		pr->off = pr->len - 1;
-}
-
-static bool dir_has(const struct sbx_namemap *m, const char *name)
-{
-	return sbx_namemap_has(m, NULL, name);
-}
-
-static void check_names(const struct sbx_policy *p, const struct sbx_strlist *l,
-			const struct sbx_namemap *dir, bool groups, const char *where,
-			struct problems *pr)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		const char *n = l->v[i];
-		bool known = groups ? sbx_policy_group(p, n) != NULL : sbx_policy_user(p, n) != NULL;
-
-		if (!known && !dir_has(dir, n))
-			problem(pr, "%s names %s '%s', which neither the policy file nor the "
-				"directory defines", where, groups ? "group" : "user", n);
-	}
-}
-
-static void check_references(const struct sbx_policy *p, const struct sbx_namemap *users,
-			     const struct sbx_namemap *groups, struct problems *pr)
-{
-	char where[128];
-
-	for (size_t i = 0; i < p->n_roles; i++) {
-		const struct sbx_role *r = &p->roles[i];
-
-		snprintf(where, sizeof(where), "role '%s'", r->name);
-		check_names(p, &r->standing_groups, groups, true, where, pr);
-		check_names(p, &r->eligible_groups, groups, true, where, pr);
-		check_names(p, &r->approver_groups, groups, true, where, pr);
-		check_names(p, &r->standing_users, users, false, where, pr);
-		check_names(p, &r->eligible_users, users, false, where, pr);
-		check_names(p, &r->approver_users, users, false, where, pr);
-	}
-	for (size_t i = 0; i < p->n_groups; i++) {
-		snprintf(where, sizeof(where), "group '%s'", p->groups[i].name);
-		check_names(p, &p->groups[i].members, users, false, where, pr);
-	}
-	for (size_t i = 0; i < p->n_users; i++) {
-		const char *m = p->users[i].manager;
-
-		if (m && !sbx_policy_user(p, m) && !dir_has(users, m))
-			problem(pr, "user '%s' has manager '%s', whom neither the policy file nor "
-				"the directory defines", p->users[i].name, m);
-	}
-}
-
-int sbx_directory_check_online(const struct sbx_policy *p, char *err, size_t errlen)
-{
-	struct problems pr = { .buf = err, .len = errlen };
-	struct sbx_namemap users = { 0 }, groups = { 0 };
-	struct sbx_directory_data *d = NULL;
-	struct sbx_ldap *s = NULL;
-	char why[1024];
-	int ret = -1;
-
-	if (err && errlen)
-		err[0] = '\0';
-	if (!p || !p->directory.enabled)
-		return 0;
-	s = sbx_ldap_new(&p->directory);
-	if (!s) {
-		problem(&pr, "out of memory");
-		goto out;
-	}
-	if (sbx_ldap_fetch(s, &d, why, sizeof(why)) != SBX_DIR_OK) {
-		problem(&pr, "directory: %s", why);
-		goto out;
-	}
-	for (size_t i = 0; i < d->n_users; i++) {
-		if (sbx_namemap_put(&users, NULL, d->users[i].name, NULL, NULL) < 0)
-			goto oom;
-		if (sbx_policy_user(p, d->users[i].name))
-			problem(&pr, "user '%s' is defined both in the policy file and in the "
-				"directory: remove one of them", d->users[i].name);
-	}
-	for (size_t i = 0; i < d->n_groups; i++) {
-		if (sbx_namemap_put(&groups, NULL, d->groups[i].name, NULL, NULL) < 0)
-			goto oom;
-		if (sbx_policy_group(p, d->groups[i].name))
-			problem(&pr, "group '%s' is defined both in the policy file and in the "
-				"directory: remove one of them", d->groups[i].name);
-	}
-	check_references(p, &users, &groups, &pr);
-	ret = pr.n ? -1 : 0;
-	goto out;
-oom:
-	problem(&pr, "out of memory");
-out:
-	sbx_namemap_free(&users);
-	sbx_namemap_free(&groups);
-	sbx_directory_data_free(d);
-	sbx_ldap_free(s);
-	return ret;
 }

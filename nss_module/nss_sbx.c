@@ -1,7 +1,7 @@
 #include "config.h"
 
 #include "nss_sbx.h"
-#include "log.h"
+#include "text.h"
 #include "sbxio.h"
 
 #include <errno.h>

@@ -73,9 +73,10 @@ void nss_sbx_map_fork_unlock(void);
 /* True inside sbx-brokerd (it exports SBX_BROKER_GUARD_SYMBOL). */
 bool nss_sbx_in_broker(void);
 
-/* One round trip: send req (finished here), receive the reply into
- * *frame (caller frees).  The peer must be root or this process's
- * effective uid.  0 or a negative errno; -EDEADLK inside the broker. */
+/* One round trip (sbx_call): send req (finished here), receive the reply
+ * into *frame (caller frees).  The socket and the peer must be root's or
+ * this process's effective uid's.  0 or a negative errno; -EDEADLK inside
+ * the broker. */
 int nss_sbx_call(const char *sock, sbx_msg *req, uint8_t **frame, size_t *n);
 
 #endif

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <syslog.h>
 
-#include "log.h"
+#include "text.h"
 #include "pam_sbx_client.h"
 #include "pam_sbx_opts.h"
 #include "pam_sbx_prompt.h"

@@ -202,42 +202,44 @@ static void session_reply(const uint8_t *frame, size_t n, struct psbx_answer *a)
 	a->outcome = PSBX_YES;
 }
 
+/* One round trip of req (freed here) whose reply read_reply makes sense of. */
+static void exchange(const struct psbx_conn *c, sbx_msg *req, struct psbx_answer *a,
+		     void (*read_reply)(const uint8_t *frame, size_t n, struct psbx_answer *a))
+{
+	uint8_t *frame = NULL;
+	size_t n = 0;
+
+	frame = round_trip(c, req, &n, a);
+	if (frame)
+		read_reply(frame, n, a);
+	free(frame);
+	sbx_msg_free(req);
+}
+
 void psbx_session_open(const struct psbx_conn *c, const struct psbx_login *l, uint32_t grant,
 		       struct psbx_answer *a)
 {
 	sbx_msg req = { 0 };
-	uint8_t *frame = NULL;
-	size_t n = 0;
 
 	answer_reset(a);
 	sbx_msg_init(&req, SBX_OP_SESSION_OPEN);
 	put_login(&req, l);
 	if (grant)
 		sbx_msg_put_u32(&req, SBX_F_ID, grant);
-	frame = round_trip(c, &req, &n, a);
-	if (frame)
-		session_reply(frame, n, a);
-	free(frame);
-	sbx_msg_free(&req);
+	exchange(c, &req, a, session_reply);
 }
 
 void psbx_session_close(const struct psbx_conn *c, const struct psbx_login *l, uint32_t session,
 			struct psbx_answer *a)
 {
 	sbx_msg req = { 0 };
-	uint8_t *frame = NULL;
-	size_t n = 0;
 
 	answer_reset(a);
 	sbx_msg_init(&req, SBX_OP_SESSION_CLOSE);
 	if (session)
 		sbx_msg_put_u32(&req, SBX_F_SESSION, session);
 	put_login(&req, l);
-	frame = round_trip(c, &req, &n, a);
-	if (frame)
-		session_reply(frame, n, a);
-	free(frame);
-	sbx_msg_free(&req);
+	exchange(c, &req, a, session_reply);
 }
 
 /* The REQUEST record of a reply: id, state, who may approve. */
@@ -277,8 +279,6 @@ void psbx_request(const struct psbx_conn *c, const char *user, const char *role,
 		  int64_t duration, const char *reason, struct psbx_answer *a)
 {
 	sbx_msg req = { 0 };
-	uint8_t *frame = NULL;
-	size_t n = 0;
 
 	answer_reset(a);
 	sbx_msg_init(&req, SBX_OP_REQUEST);
@@ -287,29 +287,19 @@ void psbx_request(const struct psbx_conn *c, const char *user, const char *role,
 	if (duration > 0)
 		sbx_msg_put_i64(&req, SBX_F_DURATION, duration);
 	sbx_msg_put_str_opt(&req, SBX_F_REASON, reason);
-	frame = round_trip(c, &req, &n, a);
-	if (frame)
-		request_reply(frame, n, a);
-	free(frame);
-	sbx_msg_free(&req);
+	exchange(c, &req, a, request_reply);
 }
 
 void psbx_status(const struct psbx_conn *c, const char *user, uint32_t id,
 		 struct psbx_answer *a)
 {
 	sbx_msg req = { 0 };
-	uint8_t *frame = NULL;
-	size_t n = 0;
 
 	answer_reset(a);
 	sbx_msg_init(&req, SBX_OP_STATUS);
 	sbx_msg_put_str(&req, SBX_F_AS_USER, user);
 	sbx_msg_put_u32(&req, SBX_F_ID, id);
-	frame = round_trip(c, &req, &n, a);
-	if (frame)
-		request_reply(frame, n, a);
-	free(frame);
-	sbx_msg_free(&req);
+	exchange(c, &req, a, request_reply);
 }
 
 int psbx_eligible_roles(const struct psbx_conn *c, const char *user, char names[][SBX_NAME_MAX + 1],

@@ -12,7 +12,7 @@
 #include <syslog.h>
 
 #include "duration.h"
-#include "log.h"
+#include "text.h"
 #include "sbxio.h"
 
 #define MAX_ROLES 8

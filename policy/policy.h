@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "settings.h"
+
 #define SBX_DEFAULT_REASON_MIN 10u
 #define SBX_DEFAULT_REQUEST_TTL (24 * 3600)
 
@@ -93,6 +95,9 @@ struct sbx_role {
 	regex_t ticket_re[2];
 	int64_t review_every;      /* 0 = none */
 	enum sbx_on_expiry on_expiry;
+	/* A directory refresh that ends someone's eligibility also ends
+	 * their grants of this role (revoke_on_ineligible). */
+	bool revoke_on_ineligible;
 };
 
 struct sbx_policy {
@@ -113,55 +118,26 @@ struct sbx_policy {
 	size_t n_users;
 	struct sbx_role *roles;
 	size_t n_roles;
-	/* @@POLICY-DIRECTORY-FIELDS@@ (LDAP directory: section) */
-	/* directory: (docs/policy.md).  Fixed-size buffers, so freeing the
-	 * policy needs nothing for them; enabled says whether the file has
-	 * the section.  policy/policy_directory.h works with them. */
-	struct sbx_directory_conf {
-		bool enabled;
-		char uri[4][256];               /* tried in order; n_uri of them */
-		size_t n_uri;
-		bool start_tls;                 /* for ldap:// URIs (default true) */
-		char base[512];
-		char bind_dn[512];              /* empty: anonymous */
-		char bind_password_file[512];   /* absolute path, with bind_dn */
-		char tls_ca_file[512];          /* absolute path, or empty */
-		char user_base[512], user_filter[512];
-		char group_base[512], group_filter[512];
-		char attr_uid[64], attr_mail[64], attr_manager[64], attr_slack_id[64];
-		char attr_group_name[64], attr_member[64], attr_member_uid[64];
-		int64_t timeout, cache_ttl, max_stale; /* seconds */
-		/* roles (by index in roles) with revoke_on_ineligible: true */
-		uint64_t revoke_on_ineligible[4];
-		/* The broker merges the directory's users and groups into the
-		 * policy it evaluates: they are the last n_users / n_groups
-		 * entries of users and groups (0 in a policy as loaded). */
-		size_t n_users, n_groups;
-	} directory;
-	/* @@POLICY-SLACK-FIELDS@@ (slack: section) */
-	/* slack: (docs/slack.md).  Fixed-size buffers, so freeing the policy
-	 * needs nothing for them; enabled says whether the file has the section. */
-	struct sbx_slack_conf {
-		bool enabled;
-		char webhook_url_file[1024];    /* absolute path of a 0600 file */
-		char signing_secret_file[1024]; /* absolute path of a 0600 file */
-		char listen_host[64];           /* numeric IPv4 or IPv6 address */
-		uint16_t listen_port;           /* 0: any free port (tests) */
-		char request_path[256];         /* where Slack POSTs, e.g. /slack/interactive */
-		int64_t timeout;                /* seconds, one HTTP exchange either way */
-	} slack;
+	/* With a directory: section the file may name users and groups that
+	 * only the directory defines; the broker merges the directory's users
+	 * and groups in as the last n_dir_users / n_dir_groups entries of
+	 * users and groups (policy_directory.h; 0 in a policy as loaded). */
+	bool names_from_directory;
+	size_t n_dir_users, n_dir_groups;
 	void *index; /* private: name lookups */
 };
 
-/* Load and validate.  On success returns 0 and *out; on any error returns
+/* Load and validate.  On success returns 0, *out and (when settings is
+ * not NULL) the file's other sections in *settings; on any error returns
  * -1 with every problem found appended to errs (never stops at the first).
  * A problem of I/O (missing file, too large, not a regular file) is one
  * error at line 0. */
 int sbx_policy_load_file(const char *path, struct sbx_policy **out,
-			 struct sbx_policy_errors *errs);
+			 struct sbx_settings *settings, struct sbx_policy_errors *errs);
 /* The same from memory; name is used in messages and as path. */
 int sbx_policy_load_buffer(const char *buf, size_t len, const char *name,
-			   struct sbx_policy **out, struct sbx_policy_errors *errs);
+			   struct sbx_policy **out, struct sbx_settings *settings,
+			   struct sbx_policy_errors *errs);
 void sbx_policy_free(struct sbx_policy *p);
 
 const struct sbx_role *sbx_policy_role(const struct sbx_policy *p, const char *name);

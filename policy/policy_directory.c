@@ -15,6 +15,7 @@
 #include "policy_internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@
 
 bool sbx_policy_names_from_directory(const struct sbx_policy *p)
 {
-	return p && p->directory.enabled;
+	return p && p->names_from_directory;
 }
 
 static bool in_tail(const void *elem, const void *base, size_t size, size_t n, size_t tail)
@@ -38,14 +39,14 @@ bool sbx_policy_group_from_directory(const struct sbx_policy *p, const char *nam
 {
 	const struct sbx_group *g = sbx_policy_group(p, name);
 
-	return g && in_tail(g, p->groups, sizeof(*g), p->n_groups, p->directory.n_groups);
+	return g && in_tail(g, p->groups, sizeof(*g), p->n_groups, p->n_dir_groups);
 }
 
 bool sbx_policy_user_from_directory(const struct sbx_policy *p, const char *name)
 {
 	const struct sbx_user *u = sbx_policy_user(p, name);
 
-	return u && in_tail(u, p->users, sizeof(*u), p->n_users, p->directory.n_users);
+	return u && in_tail(u, p->users, sizeof(*u), p->n_users, p->n_dir_users);
 }
 
 const char *sbx_policy_via_text(const struct sbx_policy *p, const char *group, char *buf,
@@ -56,18 +57,6 @@ const char *sbx_policy_via_text(const struct sbx_policy *p, const char *group, c
 	snprintf(buf, len, "%s%s", sbx_policy_group_from_directory(p, group) ? "ldap group " : "",
 		 group);
 	return buf;
-}
-
-bool sbx_policy_role_revokes_on_ineligible(const struct sbx_policy *p, const struct sbx_role *r)
-{
-	size_t i;
-
-	if (!p || !r || r < p->roles || r >= p->roles + p->n_roles)
-		return false;
-	i = (size_t)(r - p->roles);
-	if (i >= 64 * sizeof(p->directory.revoke_on_ineligible) / sizeof(uint64_t))
-		return false;
-	return (p->directory.revoke_on_ineligible[i / 64] >> (i % 64)) & 1;
 }
 
 static void user_free(struct sbx_user *u)
@@ -334,9 +323,9 @@ static int diff_memberships(const struct sbx_policy *old, const struct sbx_polic
 	size_t n = 0;
 	int ret = -ENOMEM;
 
-	if (note_group_changes(&affected, old, fresh, old->n_groups - old->directory.n_groups) < 0 ||
+	if (note_group_changes(&affected, old, fresh, old->n_groups - old->n_dir_groups) < 0 ||
 	    note_group_changes(&affected, fresh, old,
-			       fresh->n_groups - fresh->directory.n_groups) < 0)
+			       fresh->n_groups - fresh->n_dir_groups) < 0)
 		goto out;
 	if (!affected.n) {
 		ret = 0;
@@ -366,8 +355,8 @@ int sbx_policy_merge_directory(struct sbx_policy **pp, const struct sbx_director
 
 	if (!old)
 		return -EINVAL;
-	m.file_users = old->n_users - old->directory.n_users;
-	m.file_groups = old->n_groups - old->directory.n_groups;
+	m.file_users = old->n_users - old->n_dir_users;
+	m.file_groups = old->n_groups - old->n_dir_groups;
 	m.users = calloc(m.file_users + (d ? d->n_users : 0) + 1, sizeof(*m.users));
 	m.groups = calloc(m.file_groups + (d ? d->n_groups : 0) + 1, sizeof(*m.groups));
 	m.ix = calloc(1, sizeof(*m.ix));
@@ -383,8 +372,8 @@ int sbx_policy_merge_directory(struct sbx_policy **pp, const struct sbx_director
 	fresh->groups = m.groups;
 	fresh->n_groups = m.n_groups;
 	fresh->index = m.ix;
-	fresh->directory.n_users = m.n_users - m.file_users;
-	fresh->directory.n_groups = m.n_groups - m.file_groups;
+	fresh->n_dir_users = m.n_users - m.file_users;
+	fresh->n_dir_groups = m.n_groups - m.file_groups;
 	if (sbx_policy_index_lists(fresh) < 0)
 		goto oom;
 	if (cb && cb->drift && diff_memberships(old, fresh, cb) < 0)
@@ -408,4 +397,115 @@ oom:
 	merge_undo(&m);
 	free(fresh);
 	return -ENOMEM;
+}
+
+/* ---------------------------------------------------------------------- */
+/* policy check --online: what only the directory can tell */
+
+struct problems {
+	char *buf;
+	size_t len, off;
+	int n;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void problem(struct problems *pr, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int w;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	pr->n++;
+	if (!pr->buf || pr->off + 1 >= pr->len)
+		return;
+	w = snprintf(pr->buf + pr->off, pr->len - pr->off, "%s%s", pr->off ? "\n" : "", line);
+	if (w > 0)
+		pr->off += (size_t)w;
+	if (pr->off >= pr->len)
+		pr->off = pr->len - 1;
+}
+
+static bool dir_has(const struct sbx_namemap *m, const char *name)
+{
+	return sbx_namemap_has(m, NULL, name);
+}
+
+static void check_names(const struct sbx_policy *p, const struct sbx_strlist *l,
+			const struct sbx_namemap *dir, bool groups, const char *where,
+			struct problems *pr)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const char *n = l->v[i];
+		bool known = groups ? sbx_policy_group(p, n) != NULL : sbx_policy_user(p, n) != NULL;
+
+		if (!known && !dir_has(dir, n))
+			problem(pr, "%s names %s '%s', which neither the policy file nor the "
+				"directory defines", where, groups ? "group" : "user", n);
+	}
+}
+
+static void check_references(const struct sbx_policy *p, const struct sbx_namemap *users,
+			     const struct sbx_namemap *groups, struct problems *pr)
+{
+	char where[128];
+
+	for (size_t i = 0; i < p->n_roles; i++) {
+		const struct sbx_role *r = &p->roles[i];
+
+		snprintf(where, sizeof(where), "role '%s'", r->name);
+		check_names(p, &r->standing_groups, groups, true, where, pr);
+		check_names(p, &r->eligible_groups, groups, true, where, pr);
+		check_names(p, &r->approver_groups, groups, true, where, pr);
+		check_names(p, &r->standing_users, users, false, where, pr);
+		check_names(p, &r->eligible_users, users, false, where, pr);
+		check_names(p, &r->approver_users, users, false, where, pr);
+	}
+	for (size_t i = 0; i < p->n_groups; i++) {
+		snprintf(where, sizeof(where), "group '%s'", p->groups[i].name);
+		check_names(p, &p->groups[i].members, users, false, where, pr);
+	}
+	for (size_t i = 0; i < p->n_users; i++) {
+		const char *m = p->users[i].manager;
+
+		if (m && !sbx_policy_user(p, m) && !dir_has(users, m))
+			problem(pr, "user '%s' has manager '%s', whom neither the policy file nor "
+				"the directory defines", p->users[i].name, m);
+	}
+}
+
+int sbx_policy_check_directory(const struct sbx_policy *p, const struct sbx_directory_data *d,
+			       char *err, size_t errlen)
+{
+	struct problems pr = { .buf = err, .len = errlen };
+	struct sbx_namemap users = { 0 }, groups = { 0 };
+	int ret = -1;
+
+	if (err && errlen)
+		err[0] = '\0';
+	for (size_t i = 0; i < d->n_users; i++) {
+		if (sbx_namemap_put(&users, NULL, d->users[i].name, NULL, NULL) < 0)
+			goto oom;
+		if (sbx_policy_user(p, d->users[i].name))
+			problem(&pr, "user '%s' is defined both in the policy file and in the "
+				"directory: remove one of them", d->users[i].name);
+	}
+	for (size_t i = 0; i < d->n_groups; i++) {
+		if (sbx_namemap_put(&groups, NULL, d->groups[i].name, NULL, NULL) < 0)
+			goto oom;
+		if (sbx_policy_group(p, d->groups[i].name))
+			problem(&pr, "group '%s' is defined both in the policy file and in the "
+				"directory: remove one of them", d->groups[i].name);
+	}
+	check_references(p, &users, &groups, &pr);
+	ret = pr.n ? -1 : 0;
+	goto out;
+oom:
+	problem(&pr, "out of memory");
+out:
+	sbx_namemap_free(&users);
+	sbx_namemap_free(&groups);
+	return ret;
 }

@@ -6,119 +6,13 @@
 #include "policy_internal.h"
 
 #include "duration.h"
-#include "log.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------------- */
-/* The name map */
-
-static uint64_t name_hash(const void *ns, const char *name)
-{
-	/* FNV-1a: the policy is written by root, so there is no adversary to
-	 * out-guess; it only has to spread names well. */
-	uint64_t h = 0xcbf29ce484222325ULL;
-	uintptr_t v = (uintptr_t)ns;
-
-	for (size_t i = 0; i < sizeof(v); i++) {
-		h ^= (v >> (8 * i)) & 0xff;
-		h *= 0x100000001b3ULL;
-	}
-	for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
-		h ^= *s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static struct sbx_namemap_slot *find_slot(const struct sbx_namemap_slot *slots, size_t cap,
-					  const void *ns, const char *name, uint64_t h)
-{
-	size_t i = (size_t)h & (cap - 1);
-
-	for (;;) {
-		const struct sbx_namemap_slot *s = &slots[i];
-
-		if (!s->name || (s->hash == h && s->ns == ns && strcmp(s->name, name) == 0))
-			return (struct sbx_namemap_slot *)s;
-		i = (i + 1) & (cap - 1);
-	}
-}
-
-static int grow(struct sbx_namemap *m)
-{
-	size_t cap = m->cap ? m->cap * 2 : 16;
-	struct sbx_namemap_slot *slots = calloc(cap, sizeof(*slots));
-
-	if (!slots)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->cap; i++) {
-		const struct sbx_namemap_slot *s = &m->slots[i];
-
-		if (s->name)
-			*find_slot(slots, cap, s->ns, s->name, s->hash) = *s;
-	}
-	free(m->slots);
-	m->slots = slots;
-	m->cap = cap;
-	return 0;
-}
-
-int sbx_namemap_put(struct sbx_namemap *m, const void *ns, const char *name, void *val,
-		    void **old)
-{
-	uint64_t h = name_hash(ns, name);
-	struct sbx_namemap_slot *s;
-
-	/* Keep the load at most one half so probes stay short. */
-	if ((m->n + 1) * 2 > m->cap && grow(m) < 0)
-		return -ENOMEM;
-	s = find_slot(m->slots, m->cap, ns, name, h);
-	if (s->name) {
-		if (old)
-			*old = s->val;
-		return 1;
-	}
-	s->ns = ns;
-	s->name = name;
-	s->val = val;
-	s->hash = h;
-	m->n++;
-	return 0;
-}
-
-void *sbx_namemap_get(const struct sbx_namemap *m, const void *ns, const char *name)
-{
-	const struct sbx_namemap_slot *s;
-
-	if (!m || !m->cap || !name)
-		return NULL;
-	s = find_slot(m->slots, m->cap, ns, name, name_hash(ns, name));
-	return s->name ? s->val : NULL;
-}
-
-bool sbx_namemap_has(const struct sbx_namemap *m, const void *ns, const char *name)
-{
-	const struct sbx_namemap_slot *s;
-
-	if (!m || !m->cap || !name)
-		return false;
-	s = find_slot(m->slots, m->cap, ns, name, name_hash(ns, name));
-	return s->name != NULL;
-}
-
-void sbx_namemap_free(struct sbx_namemap *m)
-{
-	if (!m)
-		return;
-	free(m->slots);
-	m->slots = NULL;
-	m->cap = m->n = 0;
-}
 
 /* ---------------------------------------------------------------------- */
 /* The policy index */
@@ -306,22 +200,6 @@ static void tb_add(struct textbuf *tb, const char *fmt, ...)
 		tb->len = tb->cap - 1;
 }
 
-/* Names that reach these messages may come from a client (--as USER), so
- * what the user reads is sanitized as a whole. */
-__attribute__((format(printf, 3, 4)))
-static void say(char *why, size_t whylen, const char *fmt, ...)
-{
-	char raw[1024];
-	va_list ap;
-
-	if (!why || !whylen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	sbx_sanitize(raw, why, whylen);
-}
-
 /* Group members shown in approver lists: enough to know whom to ask. */
 #define APPROVER_MEMBERS_SHOWN 8
 
@@ -399,33 +277,33 @@ bool sbx_policy_may_approve(const struct sbx_policy *p, const struct sbx_role *r
 	if (why && whylen)
 		why[0] = '\0';
 	if (!p || !r || !requester || !approver) {
-		say(why, whylen, "no such request or approver");
+		(void)sbx_whyf(why, whylen, 0, "no such request or approver");
 		return false;
 	}
 	if (strcmp(requester, approver) == 0) {
-		say(why, whylen, "you cannot approve your own request");
+		(void)sbx_whyf(why, whylen, 0, "you cannot approve your own request");
 		return false;
 	}
 	if (r->approver_manager) {
 		const struct sbx_user *u = sbx_policy_user(p, requester);
 
 		if (u && u->manager && strcmp(u->manager, approver) == 0) {
-			say(why, whylen, "manager of %s", requester);
+			(void)sbx_whyf(why, whylen, 0, "manager of %s", requester);
 			return true;
 		}
 	}
 	for (size_t i = 0; i < r->approver_groups.n; i++) {
 		if (sbx_policy_in_group(p, r->approver_groups.v[i], approver)) {
-			say(why, whylen, "member of %s", r->approver_groups.v[i]);
+			(void)sbx_whyf(why, whylen, 0, "member of %s", r->approver_groups.v[i]);
 			return true;
 		}
 	}
 	if (sbx_policy_on_list(p, &r->approver_users, approver)) {
-		say(why, whylen, "approver of %s by name", r->name);
+		(void)sbx_whyf(why, whylen, 0, "approver of %s by name", r->name);
 		return true;
 	}
 	sbx_policy_approvers_text(p, r, requester, who, sizeof(who));
-	say(why, whylen, "%s is not an approver of %s: approvers are %s", approver, r->name, who);
+	(void)sbx_whyf(why, whylen, 0, "%s is not an approver of %s: approvers are %s", approver, r->name, who);
 	return false;
 }
 
@@ -456,7 +334,7 @@ static int check_eligible(const struct sbx_policy *p, const struct sbx_role *r,
 	const char *via = NULL;
 
 	if (!sbx_policy_user(p, user)) {
-		say(why, whylen, "%s is not in the policy", user);
+		(void)sbx_whyf(why, whylen, 0, "%s is not in the policy", user);
 		return -1;
 	}
 	switch (sbx_policy_membership(p, r, user, &via)) {
@@ -465,13 +343,13 @@ static int check_eligible(const struct sbx_policy *p, const struct sbx_role *r,
 	case SBX_MEMBER_STANDING:
 		/* A grant would add nothing, and a second record of the same
 		 * access only confuses the audit. */
-		say(why, whylen, "%s already has %s (standing member%s%s): nothing to request",
+		(void)sbx_whyf(why, whylen, 0, "%s already has %s (standing member%s%s): nothing to request",
 		    user, r->name, via ? " via " : "", via ? via : "");
 		return -1;
 	case SBX_MEMBER_NONE:
 		break;
 	}
-	say(why, whylen, "%s is not eligible for %s", user, r->name);
+	(void)sbx_whyf(why, whylen, 0, "%s is not eligible for %s", user, r->name);
 	return -1;
 }
 
@@ -486,7 +364,7 @@ static int check_host(const struct sbx_policy *p, const struct sbx_role *r,
 	tb_init(&tb, hosts, sizeof(hosts));
 	for (size_t i = 0; i < r->hosts.n; i++)
 		tb_add(&tb, "%s%s", i ? ", " : "", r->hosts.v[i]);
-	say(why, whylen, "%s does not apply to this host (%s): its hosts are %s",
+	(void)sbx_whyf(why, whylen, 0, "%s does not apply to this host (%s): its hosts are %s",
 	    r->name, p->broker.host ? p->broker.host : "?", hosts);
 	return -1;
 }
@@ -497,13 +375,13 @@ static int check_duration(const struct sbx_role *r, int64_t *duration, char *why
 	int64_t d = *duration ? *duration : r->default_duration;
 
 	if (d < 0) {
-		say(why, whylen, "a duration must be positive");
+		(void)sbx_whyf(why, whylen, 0, "a duration must be positive");
 		return -1;
 	}
 	if (d > r->max_duration) {
 		sbx_duration_format(r->max_duration, max, sizeof(max));
 		sbx_duration_format(d, asked, sizeof(asked));
-		say(why, whylen, "%s allows at most %s (asked %s)", r->name, max, asked);
+		(void)sbx_whyf(why, whylen, 0, "%s allows at most %s (asked %s)", r->name, max, asked);
 		return -1;
 	}
 	*duration = d;
@@ -516,7 +394,7 @@ static int check_reason(const struct sbx_role *r, const char *reason, char *why,
 		return 0;
 	if (reason && reason_length(reason) >= r->reason_min_length)
 		return 0;
-	say(why, whylen, "%s needs a reason (--reason) of at least %u characters", r->name,
+	(void)sbx_whyf(why, whylen, 0, "%s needs a reason (--reason) of at least %u characters", r->name,
 	    r->reason_min_length);
 	return -1;
 }
@@ -529,10 +407,10 @@ static int check_ticket(const struct sbx_role *r, const char *ticket, char *why,
 		/* With no ticket at all, name every pattern at once rather
 		 * than one per attempt. */
 		if (!ticket && r->n_ticket_re == 2)
-			say(why, whylen, "%s needs a ticket (--ticket) matching %s and %s", r->name,
+			(void)sbx_whyf(why, whylen, 0, "%s needs a ticket (--ticket) matching %s and %s", r->name,
 			    r->ticket_pattern[0], r->ticket_pattern[1]);
 		else
-			say(why, whylen, "%s needs a ticket (--ticket) matching %s", r->name,
+			(void)sbx_whyf(why, whylen, 0, "%s needs a ticket (--ticket) matching %s", r->name,
 			    r->ticket_pattern[i]);
 		return -1;
 	}
@@ -549,7 +427,7 @@ int sbx_policy_check_request(const struct sbx_policy *p, const struct sbx_role *
 	if (why && whylen)
 		why[0] = '\0';
 	if (!p || !r || !user || !duration) {
-		say(why, whylen, "no such role or user");
+		(void)sbx_whyf(why, whylen, 0, "no such role or user");
 		return -1;
 	}
 	d = *duration;

@@ -13,8 +13,8 @@
 #include "policy_internal.h"
 
 #include "duration.h"
-#include "log.h"
 #include "sbx_proto.h"
+#include "text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +64,9 @@ struct loader {
 	yaml_document_t doc;
 	bool have_doc;
 	struct sbx_policy *p;
+	struct sbx_settings *settings;
+	/* Roles that set revoke_on_ineligible (names borrowed from doc). */
+	struct sbx_namemap revoke_on_ineligible;
 	struct sbx_policy_index *ix;
 	struct sbx_policy_errors *errs;
 	size_t n_errors; /* counted even when storing one failed */
@@ -767,7 +770,7 @@ static bool known_user(struct loader *L, const yaml_node_t *n, const char *s)
 		return false;
 	/* With a directory, the name may be one only the directory defines
 	 * (`sbxctl policy check --online` checks that it does). */
-	if (sbx_namemap_has(&L->ix->users, NULL, s) || L->p->directory.enabled)
+	if (sbx_namemap_has(&L->ix->users, NULL, s) || L->p->names_from_directory)
 		return true;
 	error_at(L, n->start_mark, "unknown user '%s': add it under users:", s);
 	return false;
@@ -777,7 +780,7 @@ static bool known_group(struct loader *L, const yaml_node_t *n, const char *s)
 {
 	if (!name_ok(L, n, s, "group"))
 		return false;
-	if (sbx_namemap_has(&L->ix->groups, NULL, s) || L->p->directory.enabled)
+	if (sbx_namemap_has(&L->ix->groups, NULL, s) || L->p->names_from_directory)
 		return true;
 	error_at(L, n->start_mark, "unknown group '%s': add it under groups:", s);
 	return false;
@@ -1243,18 +1246,14 @@ static void load_roles(struct loader *L, yaml_node_t *n)
 	free(e);
 }
 
-/* @@LOADER-DIRECTORY@@ (load_directory and its field tables) */
-
-/* directory: (docs/policy.md).  The values go into fixed buffers inside
- * the policy (struct sbx_directory_conf): nothing to free.  The section
- * is read before users, groups and roles, so that they may refer to names
+/* directory: (docs/policy.md).  The values go into fixed buffers in the
+ * settings (struct sbx_directory_conf): nothing to free.  The section is
+ * read before users, groups and roles, so that they may refer to names
  * only the directory defines (see sbx_policy_names_from_directory). */
 
-#define DIR_CONF(m) offsetof(struct sbx_policy, directory.m)
+#define DIR_CONF(m) offsetof(struct sbx_settings, directory.m)
 #define DIR_MAX_URIS (sizeof(((struct sbx_directory_conf *)0)->uri) / \
 		      sizeof(((struct sbx_directory_conf *)0)->uri[0]))
-#define DIR_MAX_REVOKE_ROLES (64 * sizeof(((struct sbx_directory_conf *)0)->revoke_on_ineligible) / \
-			      sizeof(uint64_t))
 #define DIR_DEFAULT_TIMEOUT 5
 #define DIR_DEFAULT_CACHE_TTL (5 * 60)
 #define DIR_DEFAULT_MAX_STALE 3600
@@ -1383,7 +1382,7 @@ static bool dir_uri_ok(struct loader *L, yaml_node_t *n, const char *s)
 
 static void dir_add_uri(struct loader *L, yaml_node_t *n, const char *s)
 {
-	struct sbx_directory_conf *c = &L->p->directory;
+	struct sbx_directory_conf *c = &L->settings->directory;
 
 	if (!dir_uri_ok(L, n, s))
 		return;
@@ -1475,7 +1474,7 @@ static void dir_default(char *dst, size_t cap, const char *value)
 
 static void finish_directory(struct loader *L, yaml_node_t *n)
 {
-	struct sbx_directory_conf *c = &L->p->directory;
+	struct sbx_directory_conf *c = &L->settings->directory;
 	char filter[sizeof(c->user_filter)], a[32], b[32];
 
 	if (c->bind_dn[0] && !c->bind_password_file[0])
@@ -1511,14 +1510,12 @@ static void finish_directory(struct loader *L, yaml_node_t *n)
 
 /* revoke_on_ineligible is a role key that belongs to this feature: it is
  * read here, before the roles are, and taken out of each role's mapping so
- * the role table never sees it.  Roles are numbered as load_roles numbers
- * them: in file order, a repeated name not counted (it is an error). */
+ * the role table never sees it; apply_revoke_keys() sets it on the roles
+ * once they are loaded. */
 static void take_revoke_keys(struct loader *L)
 {
 	static const struct field f = { "revoke_on_ineligible", NULL, 0, NULL, NULL };
 	yaml_node_t *roles = map_get(L, yaml_document_get_root_node(&L->doc), "roles");
-	struct sbx_namemap seen = { 0 };
-	size_t k = 0;
 
 	if (!roles || roles->type != YAML_MAPPING_NODE)
 		return;
@@ -1529,27 +1526,14 @@ static void take_revoke_keys(struct loader *L)
 		yaml_node_t *flag = map_get(L, v, f.key);
 		const char *name = scalar_value(kn);
 		bool b = false;
-		int rc;
 
-		if (!name || is_null(kn))
+		if (!name || is_null(kn) || !flag || !bool_of(L, &f, flag, &b) || !b)
 			continue;
-		rc = sbx_namemap_put(&seen, NULL, name, NULL, NULL);
-		if (rc < 0) {
+		if (sbx_namemap_put(&L->revoke_on_ineligible, NULL, name, NULL, NULL) < 0) {
 			error_oom(L);
 			break;
 		}
-		if (rc > 0)
-			continue;
-		if (flag && bool_of(L, &f, flag, &b) && b) {
-			if (k >= DIR_MAX_REVOKE_ROLES)
-				error_at(L, flag->start_mark, "revoke_on_ineligible: only the first "
-					 "%zu roles may set it", DIR_MAX_REVOKE_ROLES);
-			else
-				L->p->directory.revoke_on_ineligible[k / 64] |= 1ULL << (k % 64);
-		}
-		k++;
 	}
-	sbx_namemap_free(&seen);
 	for (yaml_node_pair_t *pr = roles->data.mapping.pairs.start;
 	     pr < roles->data.mapping.pairs.top; pr++) {
 		yaml_node_t *v = node_at(L, pr->value);
@@ -1577,25 +1561,30 @@ static void take_revoke_keys(struct loader *L)
 
 static void load_directory(struct loader *L, yaml_node_t *n)
 {
-	struct sbx_directory_conf *c = &L->p->directory;
+	struct sbx_directory_conf *c = &L->settings->directory;
 
 	take_revoke_keys(L);
 	if (!n)
 		return;
 	c->start_tls = true;
-	walk_map(L, n, directory_fields, L->p, "directory", n->start_mark);
+	walk_map(L, n, directory_fields, L->settings, "directory", n->start_mark);
 	c->enabled = true;
+	L->p->names_from_directory = true;
 	finish_directory(L, n);
 }
 
-/* @@LOADER-SLACK@@ (load_slack and its field tables) */
+static void apply_revoke_keys(struct loader *L)
+{
+	for (size_t i = 0; i < L->p->n_roles; i++)
+		L->p->roles[i].revoke_on_ineligible =
+			sbx_namemap_has(&L->revoke_on_ineligible, NULL, L->p->roles[i].name);
+}
 
-/* slack: (docs/slack.md).  The values go into fixed buffers inside the
- * policy (struct sbx_slack_conf); the secrets themselves are never in the
- * policy, only the paths of the files that hold them. */
+/* slack: (docs/slack.md).  The values go into fixed buffers in the
+ * settings (struct sbx_slack_conf); the secrets themselves are never in
+ * the policy, only the paths of the files that hold them. */
 
-
-#define SLACK_CONF(m) offsetof(struct sbx_policy, slack.m)
+#define SLACK_CONF(m) offsetof(struct sbx_settings, slack.m)
 #define SLACK_TIMEOUT_MAX 300
 
 /* Copy s into the fixed buffer of field f, or report that it does not fit. */
@@ -1619,7 +1608,7 @@ static void parse_slack_file(struct loader *L, const struct field *f, yaml_node_
 		error_at(L, n->start_mark, "%s must be an absolute path, not '%s'", f->key, s);
 		return;
 	}
-	slack_store(L, f, n, obj, s, sizeof(((struct sbx_policy *)0)->slack.webhook_url_file));
+	slack_store(L, f, n, obj, s, sizeof(((struct sbx_settings *)0)->slack.webhook_url_file));
 }
 
 /* "ADDRESS:PORT" with a numeric address; IPv6 in brackets. */
@@ -1663,11 +1652,11 @@ static int slack_split_listen(const char *s, char *host, size_t hostlen, uint16_
 static void parse_slack_listen(struct loader *L, const struct field *f, yaml_node_t *n,
 			       void *obj)
 {
-	struct sbx_policy *p = obj;
+	struct sbx_slack_conf *c = &((struct sbx_settings *)obj)->slack;
 	const char *s = text_of(L, n, f->key, "ADDRESS:PORT");
 
-	if (s && slack_split_listen(s, p->slack.listen_host, sizeof(p->slack.listen_host),
-				    &p->slack.listen_port) < 0)
+	if (s && slack_split_listen(s, c->listen_host, sizeof(c->listen_host),
+				    &c->listen_port) < 0)
 		error_at(L, n->start_mark,
 			 "listen must be ADDRESS:PORT with a numeric address, e.g. 127.0.0.1:8089 "
 			 "or [::1]:8089, not '%s'", s);
@@ -1692,7 +1681,7 @@ static void parse_slack_path(struct loader *L, const struct field *f, yaml_node_
 			 f->key);
 		return;
 	}
-	slack_store(L, f, n, obj, s, sizeof(((struct sbx_policy *)0)->slack.request_path));
+	slack_store(L, f, n, obj, s, sizeof(((struct sbx_settings *)0)->slack.request_path));
 }
 
 static void parse_slack_timeout(struct loader *L, const struct field *f, yaml_node_t *n,
@@ -1722,16 +1711,16 @@ static const struct field slack_fields[] = {
 
 static void load_slack(struct loader *L, yaml_node_t *n)
 {
-	struct sbx_policy *p = L->p;
+	struct sbx_slack_conf *c = &L->settings->slack;
 
 	if (!n)
 		return;
-	p->slack.enabled = true;
-	snprintf(p->slack.listen_host, sizeof(p->slack.listen_host), "127.0.0.1");
-	p->slack.listen_port = 8089;
-	snprintf(p->slack.request_path, sizeof(p->slack.request_path), "/slack/interactive");
-	p->slack.timeout = 10;
-	walk_map(L, n, slack_fields, p, "slack", n->start_mark);
+	c->enabled = true;
+	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+	c->listen_port = 8089;
+	snprintf(c->request_path, sizeof(c->request_path), "/slack/interactive");
+	c->timeout = 10;
+	walk_map(L, n, slack_fields, L->settings, "slack", n->start_mark);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1743,9 +1732,7 @@ static const struct section {
 	void (*load)(struct loader *L, yaml_node_t *n); /* n is NULL when absent */
 } sections[] = {
 	{ "broker", load_broker },
-	/* @@SECTION-DIRECTORY@@ */
 	{ "directory", load_directory },
-	/* @@SECTION-SLACK@@ */
 	{ "slack", load_slack },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
@@ -1775,6 +1762,7 @@ static void load_root(struct loader *L, yaml_node_t *root)
 	free(e);
 	for (size_t k = 0; k < N_SECTIONS; k++)
 		sections[k].load(L, found[k]);
+	apply_revoke_keys(L);
 }
 
 /* libyaml's reader reports a byte offset, not a mark. */
@@ -1858,13 +1846,16 @@ static void sha256_hex(const char *buf, size_t len, char out[65])
 }
 
 static int load(const char *buf, size_t len, const char *name, struct sbx_policy **out,
-		struct sbx_policy_errors *errs)
+		struct sbx_settings *settings, struct sbx_policy_errors *errs)
 {
 	struct sbx_policy_errors own = { 0 };
+	struct sbx_settings own_settings;
 	struct loader L = { 0 };
 	size_t first_error;
 
 	L.errs = errs ? errs : &own;
+	L.settings = &own_settings;
+	memset(L.settings, 0, sizeof(*L.settings));
 	first_error = L.errs->n;
 	L.p = calloc(1, sizeof(*L.p));
 	L.ix = calloc(1, sizeof(*L.ix));
@@ -1889,6 +1880,7 @@ out:
 	for (size_t i = 0; L.p && L.roles && i < L.p->n_roles; i++)
 		free(L.roles[i].require_ticket);
 	free(L.roles);
+	sbx_namemap_free(&L.revoke_on_ineligible);
 	errors_sort(L.errs, first_error);
 	sbx_policy_errors_free(&own);
 	if (L.n_errors) {
@@ -1896,18 +1888,21 @@ out:
 		return -1;
 	}
 	*out = L.p;
+	if (settings)
+		*settings = own_settings;
 	return 0;
 }
 
 int sbx_policy_load_buffer(const char *buf, size_t len, const char *name,
-			   struct sbx_policy **out, struct sbx_policy_errors *errs)
+			   struct sbx_policy **out, struct sbx_settings *settings,
+			   struct sbx_policy_errors *errs)
 {
 	if (!out || (!buf && len)) {
 		if (errs)
 			(void)errors_append(errs, name, 0, 0, "no policy given");
 		return -1;
 	}
-	return load(buf ? buf : "", len, name, out, errs);
+	return load(buf ? buf : "", len, name, out, settings, errs);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1975,7 +1970,7 @@ out:
 }
 
 int sbx_policy_load_file(const char *path, struct sbx_policy **out,
-			 struct sbx_policy_errors *errs)
+			 struct sbx_settings *settings, struct sbx_policy_errors *errs)
 {
 	char why[256];
 	char *buf = NULL;
@@ -1992,7 +1987,7 @@ int sbx_policy_load_file(const char *path, struct sbx_policy **out,
 			(void)errors_append(errs, path, 0, 0, why);
 		return -1;
 	}
-	ret = load(buf, len, path, out, errs);
+	ret = load(buf, len, path, out, settings, errs);
 	free(buf);
 	return ret;
 }

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "sbxio.h"
 #include "timeutil.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,17 +51,6 @@
 
 static bool curl_ready;
 
-/* snprintf for messages that may be cut (paths can be long). */
-__attribute__((format(printf, 3, 4)))
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- notes -------------------------------------------------------------------- */
 
 static void note_free(struct slack_note *n)
@@ -75,7 +65,7 @@ static void note_free(struct slack_note *n)
 	free(n);
 }
 
-static void notes_append(struct slack *s, struct slack_note *n)
+static void notes_append(struct sbx_slack *s, struct slack_note *n)
 {
 	struct slack_note **p = &s->notes;
 
@@ -86,7 +76,7 @@ static void notes_append(struct slack *s, struct slack_note *n)
 	*p = n;
 }
 
-static struct slack_note *note_take(struct slack *s, uint64_t nid)
+static struct slack_note *note_take(struct sbx_slack *s, uint64_t nid)
 {
 	for (struct slack_note **p = &s->notes; *p; p = &(*p)->next) {
 		struct slack_note *n = *p;
@@ -100,7 +90,7 @@ static struct slack_note *note_take(struct slack *s, uint64_t nid)
 	return NULL;
 }
 
-static void note_unlink(struct slack *s, struct slack_note *n)
+static void note_unlink(struct sbx_slack *s, struct slack_note *n)
 {
 	for (struct slack_note **p = &s->notes; *p; p = &(*p)->next) {
 		if (*p == n) {
@@ -111,7 +101,7 @@ static void note_unlink(struct slack *s, struct slack_note *n)
 	}
 }
 
-static bool req_has_notes(const struct slack *s, uint32_t req)
+static bool req_has_notes(const struct sbx_slack *s, uint32_t req)
 {
 	for (const struct slack_note *n = s->notes; n; n = n->next)
 		if (!n->ephemeral && n->req == req)
@@ -160,7 +150,7 @@ static struct slack_note *note_from_json(const json_t *o, uint64_t seq, int64_t 
 
 /* ---- tracks ----------------------------------------------------------------------- */
 
-struct slack_track *slack_track_find(struct slack *s, uint32_t req)
+struct slack_track *slack_track_find(struct sbx_slack *s, uint32_t req)
 {
 	for (size_t i = 0; i < s->n_tracks; i++)
 		if (s->tracks[i].req == req)
@@ -168,7 +158,7 @@ struct slack_track *slack_track_find(struct slack *s, uint32_t req)
 	return NULL;
 }
 
-static struct slack_track *track_add(struct slack *s, uint32_t req)
+static struct slack_track *track_add(struct sbx_slack *s, uint32_t req)
 {
 	struct slack_track *t = slack_track_find(s, req);
 
@@ -208,7 +198,7 @@ static void track_set_url(struct slack_track *t, const char *url, int64_t at)
 
 /* A request whose last message showed its final state, and was sent, is
  * done with: forget it (snapshots stay small). */
-static void track_maybe_drop(struct slack *s, uint32_t req)
+static void track_maybe_drop(struct sbx_slack *s, uint32_t req)
 {
 	struct slack_track *t = slack_track_find(s, req);
 
@@ -220,7 +210,7 @@ static void track_maybe_drop(struct slack *s, uint32_t req)
 
 /* ---- notify.* records: replay and live alike -------------------------------------- */
 
-static void apply_queued(struct slack *s, const json_t *rec)
+static void apply_queued(struct sbx_slack *s, const json_t *rec)
 {
 	const char *time = json_string_value(json_object_get(rec, "time"));
 	int64_t us = 0;
@@ -248,7 +238,7 @@ static void apply_queued(struct slack *s, const json_t *rec)
 	notes_append(s, n);
 }
 
-static void apply_notify(struct slack *s, const json_t *rec)
+static void apply_notify(struct sbx_slack *s, const json_t *rec)
 {
 	const char *event = json_string_value(json_object_get(rec, "event"));
 	struct slack_note *n;
@@ -272,10 +262,10 @@ static void apply_notify(struct slack *s, const json_t *rec)
 
 /* ---- persistence ---------------------------------------------------------------------- */
 
-static void on_replay(struct sbx_broker *b, const json_t *rec, void *ctx)
+void sbx_slack_replay(struct sbx_slack *s, const json_t *rec)
 {
-	(void)b;
-	apply_notify(ctx, rec);
+	if (s)
+		apply_notify(s, rec);
 }
 
 static json_t *note_json(const struct slack_note *n)
@@ -292,12 +282,15 @@ static json_t *note_json(const struct slack_note *n)
 	return o;
 }
 
-static json_t *save(struct sbx_broker *b, void *ctx)
+json_t *sbx_slack_save(const struct sbx_slack *s)
 {
-	struct slack *s = ctx;
-	json_t *o = json_object(), *notes = json_array(), *tracks = json_array();
+	json_t *o, *notes, *tracks;
 
-	(void)b;
+	if (!s)
+		return NULL;
+	o = json_object();
+	notes = json_array();
+	tracks = json_array();
 	for (const struct slack_note *n = s->notes; n; n = n->next)
 		if (!n->ephemeral)
 			json_array_append_new(notes, note_json(n));
@@ -319,13 +312,13 @@ static json_t *save(struct sbx_broker *b, void *ctx)
 
 /* A snapshot the broker cannot load stops it, and a snapshot is only a
  * cache: what does not make sense is skipped with a warning instead. */
-static int load(struct sbx_broker *b, const json_t *saved, void *ctx)
+int sbx_slack_load(struct sbx_slack *s, const json_t *saved)
 {
-	struct slack *s = ctx;
 	size_t i;
 	json_t *v;
 
-	(void)b;
+	if (!s)
+		return 0;
 	if (!json_is_object(saved)) {
 		sbx_warn("slack: the snapshot's Slack state is not an object; ignored");
 		return 0;
@@ -359,7 +352,7 @@ static int load(struct sbx_broker *b, const json_t *saved, void *ctx)
 
 /* ---- what each request needs ---------------------------------------------------------- */
 
-static void mark_dirty(struct slack *s, uint32_t id)
+static void mark_dirty(struct sbx_slack *s, uint32_t id)
 {
 	for (size_t i = 0; i < s->n_dirty; i++)
 		if (s->dirty[i] == id)
@@ -376,14 +369,13 @@ static void mark_dirty(struct slack *s, uint32_t id)
 	s->dirty[s->n_dirty++] = id;
 }
 
-static void on_record(struct sbx_broker *b, const json_t *rec, void *ctx)
+void sbx_slack_on_record(struct sbx_broker *b, const json_t *rec)
 {
-	struct slack *s = ctx;
+	struct sbx_slack *s = b->slack;
 	const char *event = json_string_value(json_object_get(rec, "event"));
 	json_t *id = json_object_get(rec, "id");
 
-	(void)b;
-	if (!event || !s->running)
+	if (!s || !event || !s->running)
 		return;
 	if (strncmp(event, "notify.", 7) == 0) {
 		apply_notify(s, rec);
@@ -396,7 +388,7 @@ static void on_record(struct sbx_broker *b, const json_t *rec, void *ctx)
 		mark_dirty(s, (uint32_t)json_integer_value(id));
 }
 
-static int queue_note(struct slack *s, const struct sbx_req *r, const char *key,
+static int queue_note(struct sbx_slack *s, const struct sbx_req *r, const char *key,
 		      const struct slack_track *t, bool through_url)
 {
 	json_t *msg = slack_render(s->b, r, s->key), *f;
@@ -417,10 +409,10 @@ static int queue_note(struct slack *s, const struct sbx_req *r, const char *key,
 	}
 	json_object_set_new(f, "message", msg);
 	/* The record comes back through on_record, which adds the note. */
-	return sbx_broker_record(s->b, "notify.queued", "sbx", f, &seq);
+	return sbx_broker_record(s->b, "notify.queued", SBX_SYSTEM_ACTOR, f, &seq);
 }
 
-static void reconcile(struct slack *s, uint32_t id)
+static void reconcile(struct sbx_slack *s, uint32_t id)
 {
 	struct sbx_req *r = sbx_state_get(s->b->state, id);
 	struct slack_track *t;
@@ -458,13 +450,13 @@ static void reconcile(struct slack *s, uint32_t id)
 		sbx_warn("slack: could not queue the follow-up for request %u", id);
 }
 
-static void reconcile_dirty(struct slack *s)
+static void reconcile_dirty(struct sbx_slack *s)
 {
 	while (s->n_dirty > 0)
 		reconcile(s, s->dirty[--s->n_dirty]);
 }
 
-static void reconcile_all(struct slack *s)
+static void reconcile_all(struct sbx_slack *s)
 {
 	size_t n = sbx_state_count(s->b->state);
 
@@ -478,7 +470,7 @@ static void reconcile_all(struct slack *s)
 
 /* ---- sending --------------------------------------------------------------------------- */
 
-static void record_outcome(struct slack *s, struct slack_note *n, const char *event,
+static void record_outcome(struct sbx_slack *s, struct slack_note *n, const char *event,
 			   const char *error)
 {
 	json_t *f = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I}", "channel", "slack", "nid",
@@ -492,7 +484,7 @@ static void record_outcome(struct slack *s, struct slack_note *n, const char *ev
 		json_object_set_new(f, "error", json_string(error));
 	/* The record takes the note out (on_record); if the journal refuses
 	 * it, take it out here so it is not sent again by this broker. */
-	if (!f || sbx_broker_record(s->b, event, "sbx", f, &seq) < 0) {
+	if (!f || sbx_broker_record(s->b, event, SBX_SYSTEM_ACTOR, f, &seq) < 0) {
 		note_unlink(s, n);
 		track_maybe_drop(s, n->req);
 		note_free(n);
@@ -502,7 +494,7 @@ static void record_outcome(struct slack *s, struct slack_note *n, const char *ev
 static void on_sent(void *arg, const struct slack_result *res)
 {
 	struct slack_note *n = arg;
-	struct slack *s = n->s;
+	struct sbx_slack *s = n->s;
 	int64_t now = sbx_mono_ms(), delay;
 	char clean[300];
 
@@ -550,7 +542,7 @@ static void on_sent(void *arg, const struct slack_result *res)
 	n->next_try_ms = now + delay;
 }
 
-static void send_note(struct slack *s, struct slack_note *n)
+static void send_note(struct sbx_slack *s, struct slack_note *n)
 {
 	bool via_url = n->response_url && !n->response_url_dead &&
 		       sbx_now() - n->response_url_at < RESPONSE_URL_SEND_SECS;
@@ -589,7 +581,7 @@ static bool seen_req(const uint32_t *v, size_t n, uint32_t req)
 /* Wake up by at.  A timer already set for earlier stays: waking early
  * costs one pass, while re-arming on every loop pass would cost a system
  * call each time. */
-static void arm_timer(struct slack *s, int64_t at)
+static void arm_timer(struct sbx_slack *s, int64_t at)
 {
 	struct itimerspec its = { 0 };
 	int64_t now = sbx_mono_ms(), delta;
@@ -607,7 +599,7 @@ static void arm_timer(struct slack *s, int64_t at)
 	(void)timerfd_settime(s->timer_fd, 0, &its, NULL);
 }
 
-void slack_kick(struct slack *s)
+void slack_kick(struct sbx_slack *s)
 {
 	uint64_t durable;
 	int64_t now, next;
@@ -655,7 +647,7 @@ void slack_kick(struct slack *s)
 
 /* ---- clicks ---------------------------------------------------------------------------- */
 
-void slack_answer(struct slack *s, uint32_t req, const char *response_url, const char *text)
+void slack_answer(struct sbx_slack *s, uint32_t req, const char *response_url, const char *text)
 {
 	struct slack_note *n;
 	struct slack_track *t;
@@ -706,7 +698,7 @@ static int person_of(const struct sbx_policy *p, const char *id, const char **pe
 	return found;
 }
 
-int slack_act(struct slack *s, const struct slack_click *c, uint64_t *wait_seq, char *msg,
+int slack_act(struct sbx_slack *s, const struct slack_click *c, uint64_t *wait_seq, char *msg,
 	      size_t msglen)
 {
 	struct sbx_broker *b = s->b;
@@ -752,7 +744,7 @@ int slack_act(struct slack *s, const struct slack_click *c, uint64_t *wait_seq, 
 	else
 		st = sbx_broker_end(b, id, true, person, NULL, false, "denied in Slack", extra,
 				    wait_seq, why, sizeof(why));
-	if (st != SBX_ST_OK) {
+	if (st < 0) {
 		sbx_info("slack: %s (%s) could not %s request %u: %s", person, c->user_id,
 			 c->action, id, why);
 		snprintf(msg, msglen, "Request #%u: %s. Nothing was changed.", id, why);
@@ -766,17 +758,21 @@ int slack_act(struct slack *s, const struct slack_click *c, uint64_t *wait_seq, 
 
 /* ---- the event loop ------------------------------------------------------------------- */
 
-static void on_ready(struct sbx_broker *b, int fd, uint32_t events, void *ctx)
+int sbx_slack_fd(const struct sbx_broker *b)
 {
-	struct slack *s = ctx;
+	return b->slack && b->slack->running ? b->slack->ep : -1;
+}
+
+void sbx_slack_on_ready(struct sbx_broker *b)
+{
+	struct sbx_slack *s = b->slack;
 	struct epoll_event evs[32];
 	bool run_http = false;
 	int64_t now;
 	int n;
 
-	(void)b;
-	(void)fd;
-	(void)events;
+	if (!s || !s->running)
+		return;
 	n = epoll_wait(s->ep, evs, 32, 0);
 	for (int i = 0; i < n; i++) {
 		unsigned kind = (unsigned)(evs[i].data.u64 >> 32);
@@ -802,13 +798,11 @@ static void on_ready(struct sbx_broker *b, int fd, uint32_t events, void *ctx)
 	slack_kick(s);
 }
 
-static void on_tick(struct sbx_broker *b, int64_t now_us, void *ctx)
+void sbx_slack_tick(struct sbx_broker *b)
 {
-	struct slack *s = ctx;
+	struct sbx_slack *s = b->slack;
 
-	(void)b;
-	(void)now_us;
-	if (!s->running)
+	if (!s || !s->running)
 		return;
 	reconcile_dirty(s);
 	slack_http_tick(s->http);
@@ -820,25 +814,26 @@ static void on_tick(struct sbx_broker *b, int64_t now_us, void *ctx)
 static int read_secrets(const struct sbx_slack_conf *c, char **webhook, char *secret,
 			size_t *secret_len, char *why, size_t whylen)
 {
-	char url[SLACK_SECRET_MAX + 1], bad[200];
+	char url[SBX_SECRET_MAX + 1], bad[200];
 	size_t len = 0;
 
-	if (slack_read_secret(c->webhook_url_file, url, sizeof(url), &len, why, whylen) < 0)
+	if (sbx_secret_read("webhook_url_file", c->webhook_url_file, url, sizeof(url), &len, why,
+			    whylen) < 0)
 		return -1;
 	if (slack_url_ok(url, bad, sizeof(bad)) < 0) {
-		say(why, whylen, "the webhook URL in %s %s", c->webhook_url_file, bad);
+		(void)sbx_whyf(why, whylen, 0, "the webhook URL in %s %s", c->webhook_url_file, bad);
 		OPENSSL_cleanse(url, sizeof(url));
 		return -1;
 	}
-	if (slack_read_secret(c->signing_secret_file, secret, SLACK_SECRET_MAX + 1, secret_len, why,
-			      whylen) < 0) {
+	if (sbx_secret_read("signing_secret_file", c->signing_secret_file, secret,
+			    SBX_SECRET_MAX + 1, secret_len, why, whylen) < 0) {
 		OPENSSL_cleanse(url, sizeof(url));
 		return -1;
 	}
 	*webhook = strdup(url);
 	OPENSSL_cleanse(url, sizeof(url));
 	if (!*webhook) {
-		say(why, whylen, "out of memory");
+		(void)sbx_whyf(why, whylen, 0, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -883,7 +878,7 @@ static int create_key(const char *dir, const char *path, char *why, size_t whyle
 	int fd = -1, dfd = -1, ret = -1;
 
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-		say(why, whylen, "getrandom: %s", strerror(errno));
+		(void)sbx_whyf(why, whylen, 0, "getrandom: %s", strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < SLACK_KEY_LEN; i++) {
@@ -891,12 +886,15 @@ static int create_key(const char *dir, const char *path, char *why, size_t whyle
 		text[2 * i + 1] = hexdig[raw[i] & 0xf];
 	}
 	text[2 * SLACK_KEY_LEN] = '\n';
-	say(tmp, sizeof(tmp), "%s.tmp", path);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		(void)sbx_whyf(why, whylen, 0, "%s: path too long", path);
+		goto out;
+	}
 	(void)unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, text, sizeof(text)) != (ssize_t)sizeof(text) || fsync(fd) < 0 ||
 	    rename(tmp, path) < 0) {
-		say(why, whylen, "cannot write %s: %s", path, strerror(errno));
+		(void)sbx_whyf(why, whylen, 0, "cannot write %s: %s", path, strerror(errno));
 		(void)unlink(tmp);
 		goto out;
 	}
@@ -914,21 +912,25 @@ out:
 	return ret;
 }
 
-static int load_key(struct slack *s, char *why, size_t whylen)
+static int load_key(struct sbx_slack *s, char *why, size_t whylen)
 {
 	const char *dir = s->b->policy->broker.state_dir;
-	char path[4096], text[SLACK_SECRET_MAX + 1];
+	char path[4096], text[SBX_SECRET_MAX + 1];
 	struct stat st;
 	size_t len = 0;
 	int ret = -1;
 
-	say(path, sizeof(path), "%s/%s", dir, KEY_FILE);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, KEY_FILE) >= (int)sizeof(path)) {
+		(void)sbx_whyf(why, whylen, 0, "state dir %s: path too long", dir);
+		return -1;
+	}
 	if (lstat(path, &st) < 0 && errno == ENOENT && create_key(dir, path, why, whylen) < 0)
 		return -1;
-	if (slack_read_secret(path, text, sizeof(text), &len, why, whylen) < 0)
+	if (sbx_secret_read("the Slack button key", path, text, sizeof(text), &len, why,
+			    whylen) < 0)
 		return -1;
 	if (parse_key(text, len, s->key) < 0)
-		say(why, whylen, "%s does not hold a key (64 hex digits); remove it and a new "
+		(void)sbx_whyf(why, whylen, 0, "%s does not hold a key (64 hex digits); remove it and a new "
 			 "one is made (buttons already in Slack then stop working)", path);
 	else
 		ret = 0;
@@ -936,14 +938,14 @@ static int load_key(struct slack *s, char *why, size_t whylen)
 	return ret;
 }
 
-static int start(struct slack *s, char *why, size_t whylen)
+static int start(struct sbx_slack *s, char *why, size_t whylen)
 {
 	struct sbx_broker *b = s->b;
 	struct epoll_event ev = { .events = EPOLLIN };
 
-	s->timeout = b->policy->slack.timeout;
-	snprintf(s->request_path, sizeof(s->request_path), "%s", b->policy->slack.request_path);
-	if (read_secrets(&b->policy->slack, &s->webhook, s->secret, &s->secret_len, why,
+	s->timeout = b->settings.slack.timeout;
+	snprintf(s->request_path, sizeof(s->request_path), "%s", b->settings.slack.request_path);
+	if (read_secrets(&b->settings.slack, &s->webhook, s->secret, &s->secret_len, why,
 			 whylen) < 0 ||
 	    load_key(s, why, whylen) < 0)
 		return -1;
@@ -951,17 +953,17 @@ static int start(struct slack *s, char *why, size_t whylen)
 	s->ep = epoll_create1(EPOLL_CLOEXEC);
 	s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (!s->replay || s->ep < 0 || s->timer_fd < 0) {
-		say(why, whylen, "cannot set up: %s", strerror(errno));
+		(void)sbx_whyf(why, whylen, 0, "cannot set up: %s", strerror(errno));
 		return -1;
 	}
 	ev.data.u64 = SLACK_TAG(SLACK_TAG_TIMER, s->timer_fd);
 	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->timer_fd, &ev) < 0) {
-		say(why, whylen, "epoll: %s", strerror(errno));
+		(void)sbx_whyf(why, whylen, 0, "epoll: %s", strerror(errno));
 		return -1;
 	}
 	if (!curl_ready) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			say(why, whylen, "cannot initialize libcurl");
+			(void)sbx_whyf(why, whylen, 0, "cannot initialize libcurl");
 			return -1;
 		}
 		curl_ready = true;
@@ -974,15 +976,14 @@ static int start(struct slack *s, char *why, size_t whylen)
 		return -1;
 	ev.data.u64 = SLACK_TAG(SLACK_TAG_MHD, slack_http_fd(s->http));
 	if (slack_http_fd(s->http) < 0 ||
-	    epoll_ctl(s->ep, EPOLL_CTL_ADD, slack_http_fd(s->http), &ev) < 0 ||
-	    sbx_broker_watch_fd(b, s->ep, EPOLLIN, on_ready, s) < 0) {
-		say(why, whylen, "cannot watch the HTTP server: %s", strerror(errno));
+	    epoll_ctl(s->ep, EPOLL_CTL_ADD, slack_http_fd(s->http), &ev) < 0) {
+		(void)sbx_whyf(why, whylen, 0, "cannot watch the HTTP server: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-static size_t queued_count(const struct slack *s)
+static size_t queued_count(const struct sbx_slack *s)
 {
 	size_t n = 0;
 
@@ -992,14 +993,16 @@ static size_t queued_count(const struct slack *s)
 }
 
 /* SIGHUP: new secrets take effect (rotation); the address needs a restart. */
-static void on_reload(struct sbx_broker *b, void *ctx)
+void sbx_slack_on_reload(struct sbx_broker *b)
 {
-	struct slack *s = ctx;
-	const struct sbx_slack_conf *c = &b->policy->slack;
-	char why[512], secret[SLACK_SECRET_MAX + 1];
+	struct sbx_slack *s = b->slack;
+	const struct sbx_slack_conf *c = &b->settings.slack;
+	char why[512], secret[SBX_SECRET_MAX + 1];
 	char *webhook = NULL;
 	size_t secret_len = 0;
 
+	if (!s)
+		return;
 	if (!s->running) {
 		if (c->enabled)
 			sbx_warn("slack: the policy now has a slack: section; restart the broker to "
@@ -1026,13 +1029,13 @@ static void on_reload(struct sbx_broker *b, void *ctx)
 		 "a restart)");
 }
 
-int sbx_slack_preinit(struct sbx_broker *b)
+int sbx_slack_new(struct sbx_broker *b)
 {
-	struct slack *s = calloc(1, sizeof(*s));
+	struct sbx_slack *s = calloc(1, sizeof(*s));
 
 	if (!s) {
 		sbx_err("slack: out of memory");
-		return -1;
+		return -ENOMEM;
 	}
 	s->b = b;
 	s->ep = -1;
@@ -1040,52 +1043,39 @@ int sbx_slack_preinit(struct sbx_broker *b)
 	s->timer_at = INT64_MAX;
 	s->next_nid = 1;
 	b->slack = s;
-	if (sbx_broker_persist(b, "slack", on_replay, save, load, s) < 0) {
-		sbx_err("slack: cannot register with the journal");
-		return -1;
-	}
 	return 0;
 }
 
-int sbx_slack_init(struct sbx_broker *b)
+int sbx_slack_start(struct sbx_broker *b)
 {
-	struct slack *s = b->slack;
+	struct sbx_slack *s = b->slack;
 	char why[768];
 
 	if (!s)
-		return -1;
-	if (sbx_broker_on_reload(b, on_reload, s) < 0)
-		goto fail_hooks;
-	if (!b->policy->slack.enabled) {
+		return -EINVAL;
+	if (!b->settings.slack.enabled) {
 		if (queued_count(s))
 			sbx_warn("slack: %zu Slack message(s) wait in the journal for a slack: section",
 				 queued_count(s));
 		return 0;
 	}
-	if (sbx_broker_on_record(b, on_record, s) < 0 || sbx_broker_on_tick(b, on_tick, s, 0) < 0)
-		goto fail_hooks;
 	if (start(s, why, sizeof(why)) < 0) {
 		sbx_err("slack: %s; not starting", why);
-		return -1;
+		return -EINVAL;
 	}
 	s->running = true;
 	reconcile_all(s);
 	slack_kick(s);
 	sbx_info("slack: ready; %zu message(s) to deliver", queued_count(s));
 	return 0;
-fail_hooks:
-	sbx_err("slack: too many broker extensions");
-	return -1;
 }
 
 void sbx_slack_free(struct sbx_broker *b)
 {
-	struct slack *s = b->slack;
+	struct sbx_slack *s = b->slack;
 
 	if (!s)
 		return;
-	if (s->ep >= 0)
-		(void)sbx_broker_unwatch_fd(b, s->ep);
 	slack_http_free(s->http);
 	slack_out_free(s->out);
 	if (s->timer_fd >= 0)

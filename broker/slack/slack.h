@@ -5,7 +5,7 @@
  * call back to an HTTP endpoint inside the broker, which checks Slack's
  * signature, maps the Slack user to a person of the policy and decides
  * through the same functions as `sbxctl approve` and `sbxctl deny`
- * (sbx_broker_approve, sbx_broker_end in ops.h), recording
+ * (sbx_broker_approve, sbx_broker_end in broker.h), recording
  * "via":"slack" and "slack_user":"U..." with the approval or denial.
  * Follow-ups (approved, denied, cancelled, lapsed, expired, revoked)
  * update the original message through Slack's response_url when a click
@@ -21,24 +21,47 @@
 #ifndef SBX_SLACK_H
 #define SBX_SLACK_H
 
-#include "ops.h"
+#include <jansson.h>
 
-/* Before the journal is opened (FEATURE-PREINIT): set up b->slack and
- * register for replay and snapshots, whether or not the policy has a
- * slack: section (so queued messages survive a broker run without one).
- * Returns 0, or -1 (out of memory). */
-int sbx_slack_preinit(struct sbx_broker *b);
+struct sbx_broker;
+struct sbx_slack;
 
-/* After replay (FEATURE-INIT): with a slack: section, read the secret
- * files, open the HTTP endpoint, hook into the loop and queue what is
- * missing (requests waiting for approval without a message, follow-ups
- * whose records were cut off by a crash).  Returns 0 (also when there is
- * no slack: section), or -1 after logging why the broker must not start
- * (a secret file that is unsafe or unreadable, the port in use, ...). */
-int sbx_slack_init(struct sbx_broker *b);
+/* Before the journal is replayed: set up b->slack, whether or not the
+ * settings have a slack: section (so queued messages survive a broker run
+ * without one).  0 or -ENOMEM. */
+int sbx_slack_new(struct sbx_broker *b);
 
-/* FEATURE-FREE.  Posts in flight are abandoned: they stay queued in the
- * journal and go out after the next start. */
+/* During the start-up replay: notify.* records rebuild the outbox. */
+void sbx_slack_replay(struct sbx_slack *s, const json_t *rec);
+/* The outbox for a snapshot's "ext"."slack", and back (0; what does not
+ * make sense is skipped with a warning). */
+json_t *sbx_slack_save(const struct sbx_slack *s);
+int sbx_slack_load(struct sbx_slack *s, const json_t *saved);
+
+/* After replay: with a slack: section, read the secret files, open the
+ * HTTP endpoint and queue what is missing (requests waiting for approval
+ * without a message, follow-ups whose records were cut off by a crash).
+ * Returns 0 (also when there is no slack: section), or -1 after logging
+ * why the broker must not start (a secret file that is unsafe or
+ * unreadable, the port in use, ...). */
+int sbx_slack_start(struct sbx_broker *b);
+
+/* Posts in flight are abandoned: they stay queued in the journal and go
+ * out after the next start. */
 void sbx_slack_free(struct sbx_broker *b);
+
+/* The fd the loop watches for Slack (HTTP callbacks, posts, timers), or
+ * -1 when Slack is not running; and what to do when it is readable. */
+int sbx_slack_fd(const struct sbx_broker *b);
+void sbx_slack_on_ready(struct sbx_broker *b);
+
+/* Every record (live): a request's change may need a message. */
+void sbx_slack_on_record(struct sbx_broker *b, const json_t *rec);
+/* Every loop pass: queue the messages this pass's changes need, release
+ * callback replies whose records are durable, send what is due. */
+void sbx_slack_tick(struct sbx_broker *b);
+/* SIGHUP: new secrets take effect (rotation); the address needs a
+ * restart. */
+void sbx_slack_on_reload(struct sbx_broker *b);
 
 #endif

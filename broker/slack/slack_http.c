@@ -17,6 +17,7 @@
 #include "log.h"
 #include "sbxio.h"
 #include "timeutil.h"
+#include "text.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,7 +49,7 @@ struct req_ctx {
 };
 
 struct slack_http {
-	struct slack *s;
+	struct sbx_slack *s;
 	struct MHD_Daemon *d;
 	struct req_ctx *held;
 };
@@ -146,7 +147,7 @@ static void body_append(struct req_ctx *rc, const char *data, size_t n)
 static unsigned check_signature(struct slack_http *h, struct req_ctx *rc, char *msg,
 				size_t msglen)
 {
-	struct slack *s = h->s;
+	struct sbx_slack *s = h->s;
 	const char *ts = header(rc->conn, "X-Slack-Request-Timestamp");
 	const char *sig = header(rc->conn, "X-Slack-Signature");
 	int64_t now = sbx_now(), t = 0;
@@ -174,7 +175,7 @@ static unsigned check_signature(struct slack_http *h, struct req_ctx *rc, char *
 /* A well-signed request: parse it, act, answer. */
 static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 {
-	struct slack *s = h->s;
+	struct sbx_slack *s = h->s;
 	const char *ctype = header(rc->conn, MHD_HTTP_HEADER_CONTENT_TYPE);
 	struct slack_click c;
 	char why[512], msg[1024], ip[64], clean[600];
@@ -318,9 +319,9 @@ static int listen_addr(const struct sbx_slack_conf *c, struct sockaddr_storage *
 	return inet_pton(AF_INET, c->listen_host, &in4->sin_addr) == 1 ? 0 : -1;
 }
 
-struct slack_http *slack_http_start(struct slack *s, char *err, size_t errlen)
+struct slack_http *slack_http_start(struct sbx_slack *s, char *err, size_t errlen)
 {
-	const struct sbx_slack_conf *c = &s->b->policy->slack;
+	const struct sbx_slack_conf *c = &s->b->settings.slack;
 	struct slack_http *h = calloc(1, sizeof(*h));
 	const union MHD_DaemonInfo *info;
 	struct sockaddr_storage ss;
@@ -402,9 +403,7 @@ void slack_http_tick(struct slack_http *h)
 		if (rc->wait_seq > durable) {
 			char msg[700];
 
-			snprintf(msg, sizeof(msg),
-				 "Not recorded: the broker could not write its journal (%s). Nothing "
-				 "was changed.", b->degraded);
+			sbx_broker_not_recorded(b, msg, sizeof(msg));
 			slack_answer(h->s, rc->req, rc->response_url, msg);
 		}
 		MHD_resume_connection(rc->conn);

@@ -17,10 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ops.h"
+#include "broker.h"
+#include "secret.h"
 #include "state.h"
 
-#define SLACK_SECRET_MAX 4096        /* bytes in a secret file */
 #define SLACK_BODY_MAX (64 * 1024)   /* an interactivity POST */
 #define SLACK_SKEW_MAX 300           /* seconds Slack's timestamp may be off */
 #define SLACK_SIG_LEN 67             /* "v0=" and 64 hex digits */
@@ -34,15 +34,6 @@ enum { SLACK_TAG_TIMER = 1, SLACK_TAG_MHD = 2, SLACK_TAG_CURL = 3 };
 #define SLACK_TAG(kind, fd) (((uint64_t)(kind) << 32) | (uint32_t)(fd))
 
 /* ---- pure helpers (slack_util.c) ---------------------------------------- */
-
-/* Read a secret file safely: not a symbolic link, a regular file, owned
- * by root or by the broker's user, neither readable nor writable by group
- * or others, at most SLACK_SECRET_MAX bytes, no control characters.
- * Trailing blanks and newlines are dropped.  buf gets the text
- * (NUL-terminated).  Returns 0, or -1 with why (which never contains the
- * secret). */
-int slack_read_secret(const char *path, char *buf, size_t cap, size_t *len, char *why,
-		      size_t whylen);
 
 /* "v0=" + lowercase hex HMAC-SHA256(secret, "v0:" ts ":" body). */
 int slack_sign(const char *secret, size_t secret_len, const char *ts, const char *body,
@@ -178,7 +169,7 @@ struct slack_note {
 	int64_t next_try_ms;     /* monotonic */
 	bool in_flight;
 	bool used_response_url;  /* the attempt in flight */
-	struct slack *s;
+	struct sbx_slack *s;
 	struct slack_note *next;
 };
 
@@ -193,11 +184,11 @@ struct slack_track {
 
 struct slack_http;
 
-struct slack {
+struct sbx_slack {
 	struct sbx_broker *b;
 	bool running;            /* slack: configured and started */
 	char *webhook;           /* secret: never logged */
-	char secret[SLACK_SECRET_MAX + 1];
+	char secret[SBX_SECRET_MAX + 1];
 	size_t secret_len;
 	uint8_t key[SLACK_KEY_LEN];
 	int64_t timeout;
@@ -215,20 +206,20 @@ struct slack {
 	struct slack_replay *replay;
 };
 
-struct slack_track *slack_track_find(struct slack *s, uint32_t req);
+struct slack_track *slack_track_find(struct sbx_slack *s, uint32_t req);
 /* Answer the person who clicked, privately (best effort, not journaled). */
-void slack_answer(struct slack *s, uint32_t req, const char *response_url, const char *text);
+void slack_answer(struct sbx_slack *s, uint32_t req, const char *response_url, const char *text);
 /* Run the decision a click asks for.  Returns 1 when a change was
  * recorded (*wait_seq: reply once durable), 0 when refused (msg says why,
  * for the person who clicked). */
-int slack_act(struct slack *s, const struct slack_click *c, uint64_t *wait_seq, char *msg,
+int slack_act(struct sbx_slack *s, const struct slack_click *c, uint64_t *wait_seq, char *msg,
 	      size_t msglen);
 /* Send what is due, set the timer. */
-void slack_kick(struct slack *s);
+void slack_kick(struct sbx_slack *s);
 
 /* ---- the HTTP endpoint (slack_http.c) --------------------------------------- */
 
-struct slack_http *slack_http_start(struct slack *s, char *err, size_t errlen);
+struct slack_http *slack_http_start(struct sbx_slack *s, char *err, size_t errlen);
 int slack_http_fd(const struct slack_http *h);
 void slack_http_run(struct slack_http *h);
 /* Monotonic ms by which MHD must run again, or INT64_MAX. */

@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include "frame.h"
-#include "log.h"
 #include "sbx_proto.h"
 #include "sbxio.h"
+#include "text.h"
 
 #define REPLY_TIMEOUT_MS 5000
 #define CLOSE_WAIT_MS 2000

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/client.h"
-#include "cli/output.h"
+#include "client.h"
+#include "output.h"
 #include "frame.h"
 #include "timeutil.h"
 

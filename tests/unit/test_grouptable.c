@@ -412,7 +412,8 @@ static struct sbx_policy *load_policy(void)
 	struct sbx_policy_errors errs = { 0 };
 	struct sbx_policy *p = NULL;
 
-	if (sbx_policy_load_buffer(policy_text, sizeof(policy_text) - 1, "test.yaml", &p, &errs) < 0) {
+	if (sbx_policy_load_buffer(policy_text, sizeof(policy_text) - 1, "test.yaml", &p, NULL,
+				   &errs) < 0) {
 		sbx_policy_errors_print(stderr, &errs);
 		cr_assert_fail("policy does not load");
 	}

@@ -3,7 +3,7 @@
  * every class of error is reported at the right line:col; the questions
  * the broker asks get the right answers and the messages people read.
  */
-#include "policy/policy.h"
+#include "policy.h"
 
 #include <criterion/criterion.h>
 
@@ -31,7 +31,7 @@ static struct sbx_policy *load_ok_buf(const char *yaml)
 {
 	struct sbx_policy *p = NULL;
 	struct sbx_policy_errors e = { 0 };
-	int rc = sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, &e);
+	int rc = sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, NULL, &e);
 
 	if (rc != 0)
 		dump_errors(&e);
@@ -46,7 +46,7 @@ static struct sbx_policy *load_reference(void)
 {
 	struct sbx_policy *p = NULL;
 	struct sbx_policy_errors e = { 0 };
-	int rc = sbx_policy_load_file(REFERENCE, &p, &e);
+	int rc = sbx_policy_load_file(REFERENCE, &p, NULL, &e);
 
 	if (rc != 0)
 		dump_errors(&e);
@@ -82,7 +82,7 @@ static void expect_error_n(const char *yaml, int line, int col, const char *sub,
 {
 	struct sbx_policy *p = NULL;
 	struct sbx_policy_errors e = { 0 };
-	int rc = sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, &e);
+	int rc = sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, NULL, &e);
 	bool found = false;
 
 	cr_assert_eq(rc, -1, "policy should be rejected:\n%s", yaml);
@@ -868,7 +868,7 @@ static void expect_io_error(const char *path, const char *sub)
 	struct sbx_policy *p = NULL;
 	struct sbx_policy_errors e = { 0 };
 
-	cr_assert_eq(sbx_policy_load_file(path, &p, &e), -1);
+	cr_assert_eq(sbx_policy_load_file(path, &p, NULL, &e), -1);
 	cr_assert_null(p);
 	cr_assert_eq(e.n, 1);
 	cr_assert_eq(e.v[0].line, 0);
@@ -932,7 +932,7 @@ Test(files, several_errors_all_reported_in_file_order)
 	struct sbx_policy_errors e = { 0 };
 	size_t n = sizeof(want) / sizeof(want[0]);
 
-	cr_assert_eq(sbx_policy_load_file(path, &p, &e), -1);
+	cr_assert_eq(sbx_policy_load_file(path, &p, NULL, &e), -1);
 	cr_assert_null(p);
 	if (e.n != n)
 		dump_errors(&e);
@@ -955,7 +955,8 @@ Test(files, errors_print_shape)
 	const char *yaml = "users: {}\nroles:\n  r: { hosts: [x], colour: red }\n";
 
 	cr_assert_not_null(f);
-	cr_assert_eq(sbx_policy_load_buffer(yaml, strlen(yaml), "my/policy.yaml", &p, &e), -1);
+	cr_assert_eq(sbx_policy_load_buffer(yaml, strlen(yaml), "my/policy.yaml", &p, NULL, &e),
+		     -1);
 	sbx_policy_errors_print(f, &e);
 	fclose(f);
 	cr_assert_str_eq(out, "my/policy.yaml:3:20: unknown key 'colour' in role 'r'\n");
@@ -970,12 +971,12 @@ Test(files, success_leaves_errors_empty_and_free_accepts_null)
 	struct sbx_policy *p = NULL;
 	struct sbx_policy_errors e = { 0 };
 
-	cr_assert_eq(sbx_policy_load_file(REFERENCE, &p, &e), 0);
+	cr_assert_eq(sbx_policy_load_file(REFERENCE, &p, NULL, &e), 0);
 	cr_assert_eq(e.n, 0);
 	cr_assert_null(e.file);
 	cr_assert_null(e.v);
 	sbx_policy_free(p);
 	sbx_policy_free(NULL);
 	/* Errors may also be ignored altogether. */
-	cr_assert_eq(sbx_policy_load_buffer("x: 1\n", 5, "t", &p, NULL), -1);
+	cr_assert_eq(sbx_policy_load_buffer("x: 1\n", 5, "t", &p, NULL, NULL), -1);
 }

@@ -7,8 +7,8 @@
  * here: the directory's answers are built by hand
  * (tests/integration/ldap_*.sh read a real slapd).
  */
-#include "policy/policy.h"
-#include "policy/policy_directory.h"
+#include "policy.h"
+#include "policy_directory.h"
 
 #include <criterion/criterion.h>
 
@@ -48,11 +48,14 @@
 /* ---------------------------------------------------------------------- */
 /* Helpers */
 
+/* The settings of the last policy load_ok() loaded. */
+static struct sbx_settings S;
+
 static struct sbx_policy *load_ok(const char *yaml)
 {
 	struct sbx_policy *p = NULL;
 	struct sbx_policy_errors e = { 0 };
-	int rc = sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, &e);
+	int rc = sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, &S, &e);
 
 	if (rc != 0)
 		sbx_policy_errors_print(stderr, &e);
@@ -69,7 +72,7 @@ static void load_fails_at(const char *yaml, int line, int col, const char *sub)
 	struct sbx_policy_errors e = { 0 };
 	bool found = false;
 
-	cr_assert_neq(sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, &e), 0,
+	cr_assert_neq(sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, NULL, &e), 0,
 		      "policy should not load (expected '%s')", sub);
 	cr_assert_null(p);
 	for (size_t i = 0; i < e.n; i++)
@@ -184,7 +187,7 @@ Test(directory_conf, every_key)
 		"  timeout: 3s\n"
 		"  cache_ttl: 2m\n"
 		"  max_stale: 2h\n");
-	const struct sbx_directory_conf *c = &p->directory;
+	const struct sbx_directory_conf *c = &S.directory;
 
 	cr_assert(c->enabled);
 	cr_assert_eq(c->n_uri, 3);
@@ -212,7 +215,7 @@ Test(directory_conf, every_key)
 Test(directory_conf, defaults)
 {
 	struct sbx_policy *p = load_ok(CONF_HEAD DIRECTORY_MIN);
-	const struct sbx_directory_conf *c = &p->directory;
+	const struct sbx_directory_conf *c = &S.directory;
 
 	cr_assert(c->enabled);
 	cr_assert_eq(c->n_uri, 1);
@@ -240,7 +243,7 @@ Test(directory_conf, user_filter_follows_the_uid_attribute)
 	struct sbx_policy *p = load_ok(CONF_HEAD DIRECTORY_MIN
 				       "  attributes: { uid: sAMAccountName }\n");
 
-	cr_assert_str_eq(p->directory.user_filter, "(sAMAccountName=*)");
+	cr_assert_str_eq(S.directory.user_filter, "(sAMAccountName=*)");
 	sbx_policy_free(p);
 }
 
@@ -249,7 +252,7 @@ Test(directory_conf, absent_section)
 	struct sbx_policy *p = load_ok(POLICY_HEAD "groups: { developers: [], sre: [], "
 				       "security-leads: [] }\nusers: { dave: {} }\n");
 
-	cr_assert_not(p->directory.enabled);
+	cr_assert_not(S.directory.enabled);
 	cr_assert_not(sbx_policy_names_from_directory(p));
 	sbx_policy_free(p);
 }
@@ -306,7 +309,7 @@ Test(directory_conf, long_cache_ttl_raises_the_default_max_stale)
 {
 	struct sbx_policy *p = load_ok(CONF_HEAD DIRECTORY_MIN "  cache_ttl: 2h\n");
 
-	cr_assert_eq(p->directory.max_stale, 7200);
+	cr_assert_eq(S.directory.max_stale, 7200);
 	sbx_policy_free(p);
 }
 
@@ -338,11 +341,9 @@ Test(revoke_on_ineligible, marks_its_role_only)
 	struct sbx_policy *p = load_ok(POLICY_HEAD "groups: { developers: [], sre: [], "
 				       "security-leads: [] }\nusers: { dave: {} }\n");
 
-	cr_assert(sbx_policy_role_revokes_on_ineligible(p, sbx_policy_role(p, "sandbox-admin")));
-	cr_assert_not(sbx_policy_role_revokes_on_ineligible(p, sbx_policy_role(p, "sandbox-user")));
-	cr_assert_not(sbx_policy_role_revokes_on_ineligible(p,
-							    sbx_policy_role(p, "sandbox-readonly")));
-	cr_assert_not(sbx_policy_role_revokes_on_ineligible(p, NULL));
+	cr_assert(sbx_policy_role(p, "sandbox-admin")->revoke_on_ineligible);
+	cr_assert_not(sbx_policy_role(p, "sandbox-user")->revoke_on_ineligible);
+	cr_assert_not(sbx_policy_role(p, "sandbox-readonly")->revoke_on_ineligible);
 	sbx_policy_free(p);
 }
 
@@ -354,9 +355,9 @@ Test(revoke_on_ineligible, false_and_absent_are_the_same)
 		"  b: { hosts: [\"*\"] }\n"
 		"  c: { hosts: [\"*\"], revoke_on_ineligible: yes }\n");
 
-	cr_assert_not(sbx_policy_role_revokes_on_ineligible(p, sbx_policy_role(p, "a")));
-	cr_assert_not(sbx_policy_role_revokes_on_ineligible(p, sbx_policy_role(p, "b")));
-	cr_assert(sbx_policy_role_revokes_on_ineligible(p, sbx_policy_role(p, "c")));
+	cr_assert_not(sbx_policy_role(p, "a")->revoke_on_ineligible);
+	cr_assert_not(sbx_policy_role(p, "b")->revoke_on_ineligible);
+	cr_assert(sbx_policy_role(p, "c")->revoke_on_ineligible);
 	sbx_policy_free(p);
 }
 
@@ -372,7 +373,7 @@ Test(revoke_on_ineligible, survives_a_merge)
 {
 	struct sbx_policy *p = merged_reference();
 
-	cr_assert(sbx_policy_role_revokes_on_ineligible(p, sbx_policy_role(p, "sandbox-admin")));
+	cr_assert(sbx_policy_role(p, "sandbox-admin")->revoke_on_ineligible);
 	sbx_policy_free(p);
 }
 
@@ -391,8 +392,8 @@ Test(merge, directory_people_answer_like_file_people)
 
 	cr_assert_eq(p->n_users, 7);
 	cr_assert_eq(p->n_groups, 3);
-	cr_assert_eq(p->directory.n_users, 7);
-	cr_assert_eq(p->directory.n_groups, 3);
+	cr_assert_eq(p->n_dir_users, 7);
+	cr_assert_eq(p->n_dir_groups, 3);
 	cr_assert_not_null(alice);
 	cr_assert_str_eq(alice->manager, "bob");
 	cr_assert_str_eq(alice->email, "alice@example.org");
@@ -488,8 +489,8 @@ Test(merge, the_file_wins_a_conflict)
 	cr_assert_null(sbx_policy_user(p, "grace")->slack_id);
 	cr_assert_not(sbx_policy_in_group(p, "security-leads", "frank"),
 		      "the file's security-leads has only grace");
-	cr_assert_eq(p->directory.n_users, 6);
-	cr_assert_eq(p->directory.n_groups, 2);
+	cr_assert_eq(p->n_dir_users, 6);
+	cr_assert_eq(p->n_dir_groups, 2);
 	sbx_directory_data_free(d);
 	sbx_policy_free(p);
 }
@@ -561,7 +562,7 @@ Test(merge, dropping_keeps_the_file)
 	cr_assert_eq(sbx_policy_merge_directory(&p, NULL, NULL), 0);
 	cr_assert_eq(p->n_users, 1);
 	cr_assert_eq(p->n_groups, 0);
-	cr_assert_eq(p->directory.n_users, 0);
+	cr_assert_eq(p->n_dir_users, 0);
 	cr_assert_str_eq(sbx_policy_user(p, "dave")->email, "dave@file.example");
 	cr_assert_null(sbx_policy_user(p, "alice"));
 	cr_assert_null(sbx_policy_standing_login(p, "alice", NULL));
@@ -641,56 +642,32 @@ Test(fingerprint, ignores_order_sees_changes)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Reading: only what needs no server */
+/* policy check --online: what only the directory can tell */
 
-Test(ldap, no_directory_nothing_to_check_online)
+Test(check_directory, a_directory_that_agrees_is_fine)
 {
-	struct sbx_policy *p = load_ok("roles:\n  a: { hosts: [\"*\"] }\n");
-	char err[256] = "x";
+	struct sbx_policy *p = load_ok(POLICY_HEAD DIRECTORY_MIN);
+	struct sbx_directory_data *d = data_of(ref_users, ref_groups);
+	char err[1024] = "x";
 
-	cr_assert_eq(sbx_directory_check_online(p, err, sizeof(err)), 0);
+	cr_assert_eq(sbx_policy_check_directory(p, d, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(err, "");
+	sbx_directory_data_free(d);
 	sbx_policy_free(p);
 }
 
-Test(ldap, unreachable_server_is_down_not_a_hang)
+Test(check_directory, names_defined_twice_or_nowhere)
 {
-	/* Port 1 on loopback refuses at once. */
-	struct sbx_policy *p = load_ok(CONF_HEAD
-				       "directory:\n  uri: [ldap://127.0.0.1:1, ldap://127.0.0.1:2]\n"
-				       "  start_tls: false\n  base: dc=example,dc=org\n"
-				       "  timeout: 1s\n");
-	struct sbx_ldap *s = sbx_ldap_new(&p->directory);
-	struct sbx_directory_data *d = NULL;
-	char err[1024];
+	struct sbx_policy *p = load_ok(POLICY_HEAD DIRECTORY_MIN
+				       "users: { alice: {}, zed: { manager: nobody } }\n");
+	struct sbx_directory_data *d = data_of(ref_users, ref_groups);
+	char err[2048];
 
-	cr_assert_not_null(s);
-	cr_assert_eq(sbx_ldap_fetch(s, &d, err, sizeof(err)), SBX_DIR_DOWN, "%s", err);
-	cr_assert_null(d);
-	cr_assert(strstr(err, "ldap://127.0.0.1:1: cannot reach the server"), "%s", err);
-	cr_assert(strstr(err, "; ldap://127.0.0.1:2: "), "both servers are named: %s", err);
-	cr_assert_eq(sbx_directory_check_online(p, err, sizeof(err)), -1);
-	cr_assert(strncmp(err, "directory: ldap://127.0.0.1:1:", 30) == 0, "%s", err);
-	sbx_ldap_free(s);
-	sbx_policy_free(p);
-}
-
-Test(ldap, unusable_password_file_is_an_auth_error)
-{
-	struct sbx_policy *p = load_ok(CONF_HEAD
-				       "directory:\n  uri: ldap://127.0.0.1:1\n"
-				       "  start_tls: false\n  base: dc=example,dc=org\n"
-				       "  bind_dn: cn=sbx,dc=example,dc=org\n"
-				       "  bind_password_file: /nonexistent/sbx.pw\n");
-	struct sbx_ldap *s = sbx_ldap_new(&p->directory);
-	struct sbx_directory_data *d = NULL;
-	char err[1024];
-
-	/* The connection is only made at the bind, which needs the password
-	 * first: port 1 is never reached. */
-	cr_assert_eq(sbx_ldap_fetch(s, &d, err, sizeof(err)), SBX_DIR_AUTH, "%s", err);
-	cr_assert_null(d);
-	cr_assert(strstr(err, "cannot open bind_password_file /nonexistent/sbx.pw"), "%s", err);
-	sbx_ldap_free(s);
+	cr_assert_eq(sbx_policy_check_directory(p, d, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "user 'alice' is defined both in the policy file and in the "
+			      "directory"), "%s", err);
+	cr_assert(strstr(err, "user 'zed' has manager 'nobody', whom neither the policy file nor "
+			      "the directory defines"), "%s", err);
+	sbx_directory_data_free(d);
 	sbx_policy_free(p);
 }

@@ -19,68 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ops.h"
-#include "sbxio.h"
+#include "broker_rig.h"
 #include "sessions.h"
-#include "timeutil.h"
-
-#define REF_POLICY SBX_TEST_SRCDIR "/packaging/examples/policy.yaml"
-
-struct rig {
-	char dir[64];
-	struct sbx_broker b;
-	struct sbx_caller root;
-};
-
-static void rig_open(struct rig *r)
-{
-	struct sbx_journal_opts jo = { 0 };
-	struct sbx_replay_info info;
-	struct sbx_policy_errors errs = { 0 };
-	char err[256];
-
-	memset(&r->b, 0, sizeof(r->b));
-	cr_assert_eq(sbx_policy_load_file(REF_POLICY, &r->b.policy, &errs), 0);
-	sbx_policy_errors_free(&errs);
-	r->b.state = sbx_state_new();
-	r->b.config_path = strdup(REF_POLICY);
-	cr_assert_eq(sbx_sessions_preinit(&r->b), 0);
-	jo.state_dir = r->dir;
-	r->b.initial_replay = true;
-	cr_assert_eq(sbx_journal_open(&jo, sbx_broker_replay_snapshot, sbx_broker_replay_record,
-				      &r->b, &info, &r->b.journal, err, sizeof(err)),
-		     0, "%s", err);
-	r->b.initial_replay = false;
-	cr_assert_eq(sbx_sessions_init(&r->b), 0);
-	r->root = (struct sbx_caller){ .uid = 0, .gid = 0, .pid = getpid() };
-}
-
-static void rig_close(struct rig *r)
-{
-	sbx_journal_flush(r->b.journal);
-	sbx_sessions_free(&r->b);
-	sbx_journal_close(r->b.journal);
-	sbx_state_free(r->b.state);
-	sbx_policy_free(r->b.policy);
-	free(r->b.config_path);
-	memset(&r->b, 0, sizeof(r->b));
-}
-
-static void rig_setup(struct rig *r)
-{
-	snprintf(r->dir, sizeof(r->dir), "/tmp/sbx-sessions-XXXXXX");
-	cr_assert_not_null(mkdtemp(r->dir));
-	rig_open(r);
-}
-
-static void rig_teardown(struct rig *r)
-{
-	char cmd[128];
-
-	rig_close(r);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
-	cr_assert_eq(system(cmd), 0);
-}
 
 /* One request through the broker's dispatcher.  Returns the STATUS and
  * keeps the reply frame's SESSION (if any) in *session. */
@@ -88,18 +28,10 @@ static uint32_t call(struct rig *r, struct sbx_caller *c, sbx_msg *req, uint32_t
 		     char *msg, size_t msglen)
 {
 	sbx_msg reply = { 0 };
-	uint64_t wait_seq = 0;
-	uint32_t status = 99;
+	uint32_t status = rig_call(r, c, req, msg, msglen, &reply);
 	sbx_reader rd;
 	sbx_field f;
-	char buf[512];
 
-	cr_assert_eq(sbx_msg_finish(req), 0);
-	cr_assert_eq(sbx_frame_validate(req->buf, req->len, 0, NULL, 0), 0);
-	sbx_broker_handle(&r->b, c, req->buf, req->len, &reply, &wait_seq);
-	cr_assert_eq(sbx_msg_finish(&reply), 0);
-	cr_assert_eq(sbx_reply_status(reply.buf, reply.len, &status, msg ? msg : buf,
-				      msg ? msglen : sizeof(buf)), 0);
 	if (session) {
 		*session = 0;
 		sbx_reader_init_frame(&rd, reply.buf, reply.len);
@@ -107,7 +39,6 @@ static uint32_t call(struct rig *r, struct sbx_caller *c, sbx_msg *req, uint32_t
 			*session = sbx_field_u32(&f);
 	}
 	sbx_msg_free(&reply);
-	sbx_msg_free(req);
 	return status;
 }
 
@@ -213,12 +144,6 @@ static int reap(pid_t pid, int timeout_ms)
 	return -1;
 }
 
-static void tick(struct rig *r)
-{
-	for (size_t i = 0; i < r->b.n_ext_ticks; i++)
-		r->b.ext_ticks[i].fn(&r->b, sbx_now_us(), r->b.ext_ticks[i].ctx);
-}
-
 static void kill_and_reap(pid_t pid)
 {
 	kill(pid, SIGKILL);
@@ -308,7 +233,7 @@ Test(sessions, revoking_the_grant_ends_the_session_and_below)
 		(void)poll(NULL, 0, 20);
 	cr_assert_neq(sbx_proc_start_time(grandchild, &start), 0, "the process below it lives on");
 	/* It stays in the table (ending) until its processes are gone. */
-	tick(&r);
+	rig_tick(&r);
 	cr_assert_eq(sbx_sessions_count(&r.b), 0);
 	rig_teardown(&r);
 }
@@ -378,12 +303,12 @@ Test(sessions, a_vanished_leader_is_closed_quietly)
 	rig_setup(&r);
 	leader = spawn_leader(NULL);
 	cr_assert_eq(open_session(&r, &r.root, "alice", leader, &s, NULL, 0), SBX_ST_OK);
-	tick(&r);
+	rig_tick(&r);
 	cr_assert_eq(sbx_sessions_count(&r.b), 1, "a live leader's session was closed");
 	kill_and_reap(leader);
 	/* the sweep runs at most once a second */
 	(void)poll(NULL, 0, SBX_SESSION_SWEEP_MS + 50);
-	tick(&r);
+	rig_tick(&r);
 	cr_assert_eq(sbx_sessions_count(&r.b), 0);
 	rig_teardown(&r);
 }

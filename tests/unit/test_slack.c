@@ -1,7 +1,7 @@
 /*
  * Slack approvals without a network: Slack's published signing example,
  * the verification rules, the replay cache, form and payload parsing,
- * button MACs, URL rules, escaping, secret files, the slack: section of
+ * button MACs, URL rules, escaping, the slack: section of
  * the policy, and the message a request renders to.
  */
 #include <criterion/criterion.h>
@@ -311,97 +311,6 @@ Test(escape, cuts_at_a_character_boundary)
 	cr_assert_str_eq(out, "short");
 }
 
-/* ---- secret files -------------------------------------------------------------------- */
-
-struct tmp {
-	char dir[64];
-	char path[128];
-};
-
-static void tmp_file(struct tmp *t, const char *content, mode_t mode)
-{
-	int fd;
-
-	snprintf(t->dir, sizeof(t->dir), "/tmp/test_slack.XXXXXX");
-	cr_assert_not_null(mkdtemp(t->dir));
-	snprintf(t->path, sizeof(t->path), "%s/secret", t->dir);
-	fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
-	close(fd);
-	cr_assert_eq(chmod(t->path, mode), 0);
-}
-
-static void tmp_done(struct tmp *t)
-{
-	char link[160];
-
-	snprintf(link, sizeof(link), "%s/link", t->dir);
-	unlink(link);
-	unlink(t->path);
-	rmdir(t->dir);
-}
-
-Test(secret, read_from_a_private_file)
-{
-	struct tmp t;
-	char buf[SLACK_SECRET_MAX + 1], why[512];
-	size_t len = 0;
-
-	tmp_file(&t, "s3cr3t-value\n", 0600);
-	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), 0, "%s",
-		     why);
-	cr_assert_str_eq(buf, "s3cr3t-value");
-	cr_assert_eq(len, 12);
-	tmp_done(&t);
-}
-
-Test(secret, refuses_files_others_can_read)
-{
-	struct tmp t;
-	char buf[SLACK_SECRET_MAX + 1], why[512];
-	size_t len = 0;
-
-	tmp_file(&t, "s3cr3t-value\n", 0640);
-	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
-	cr_assert(strstr(why, "chmod 600"), "%s", why);
-	cr_assert_null(strstr(why, "s3cr3t"), "the message must not show the secret: %s", why);
-	cr_assert_eq(chmod(t.path, 0604), 0);
-	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
-	tmp_done(&t);
-}
-
-Test(secret, refuses_links_directories_empty_large_and_binary)
-{
-	struct tmp t;
-	char buf[SLACK_SECRET_MAX + 1], why[512], link[160], big[SLACK_SECRET_MAX + 10];
-	size_t len = 0;
-	int fd;
-
-	tmp_file(&t, "\n", 0600);
-	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
-	cr_assert(strstr(why, "empty"), "%s", why);
-	snprintf(link, sizeof(link), "%s/link", t.dir);
-	cr_assert_eq(symlink(t.path, link), 0);
-	cr_assert_eq(slack_read_secret(link, buf, sizeof(buf), &len, why, sizeof(why)), -1);
-	cr_assert(strstr(why, "symbolic link"), "%s", why);
-	cr_assert_eq(slack_read_secret(t.dir, buf, sizeof(buf), &len, why, sizeof(why)), -1);
-	memset(big, 'a', sizeof(big) - 1);
-	big[sizeof(big) - 1] = '\0';
-	fd = open(t.path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	cr_assert_eq(write(fd, big, strlen(big)), (ssize_t)strlen(big));
-	close(fd);
-	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
-	cr_assert(strstr(why, "too large"), "%s", why);
-	fd = open(t.path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	cr_assert_eq(write(fd, "two\nlines", 9), 9);
-	close(fd);
-	cr_assert_eq(slack_read_secret(t.path, buf, sizeof(buf), &len, why, sizeof(why)), -1);
-	cr_assert_eq(slack_read_secret("/nonexistent/x", buf, sizeof(buf), &len, why, sizeof(why)),
-		     -1);
-	tmp_done(&t);
-}
-
 /* ---- the slack: section ----------------------------------------------------------------- */
 
 static const char *BASE =
@@ -410,12 +319,15 @@ static const char *BASE =
 	"roles:\n"
 	"  r: { hosts: [\"sbx-*\"], eligible: { users: [erin] }, approvers: { users: [frank] } }\n";
 
+/* The settings of the last policy load_with() loaded. */
+static struct sbx_settings S;
+
 static int load_with(const char *slack, struct sbx_policy **p, struct sbx_policy_errors *e)
 {
 	char buf[2048];
 
 	snprintf(buf, sizeof(buf), "%s%s", BASE, slack);
-	return sbx_policy_load_buffer(buf, strlen(buf), "t.yaml", p, e);
+	return sbx_policy_load_buffer(buf, strlen(buf), "t.yaml", p, &S, e);
 }
 
 Test(policy, no_section_no_slack)
@@ -423,7 +335,7 @@ Test(policy, no_section_no_slack)
 	struct sbx_policy *p = NULL;
 
 	cr_assert_eq(load_with("", &p, NULL), 0);
-	cr_assert_not(p->slack.enabled);
+	cr_assert_not(S.slack.enabled);
 	sbx_policy_free(p);
 }
 
@@ -433,21 +345,21 @@ Test(policy, defaults_and_values)
 
 	cr_assert_eq(load_with("slack:\n  webhook_url_file: /etc/sbx/w\n"
 			       "  signing_secret_file: /etc/sbx/s\n", &p, NULL), 0);
-	cr_assert(p->slack.enabled);
-	cr_assert_str_eq(p->slack.webhook_url_file, "/etc/sbx/w");
-	cr_assert_str_eq(p->slack.signing_secret_file, "/etc/sbx/s");
-	cr_assert_str_eq(p->slack.listen_host, "127.0.0.1");
-	cr_assert_eq(p->slack.listen_port, 8089);
-	cr_assert_str_eq(p->slack.request_path, "/slack/interactive");
-	cr_assert_eq(p->slack.timeout, 10);
+	cr_assert(S.slack.enabled);
+	cr_assert_str_eq(S.slack.webhook_url_file, "/etc/sbx/w");
+	cr_assert_str_eq(S.slack.signing_secret_file, "/etc/sbx/s");
+	cr_assert_str_eq(S.slack.listen_host, "127.0.0.1");
+	cr_assert_eq(S.slack.listen_port, 8089);
+	cr_assert_str_eq(S.slack.request_path, "/slack/interactive");
+	cr_assert_eq(S.slack.timeout, 10);
 	sbx_policy_free(p);
 	cr_assert_eq(load_with("slack:\n  webhook_url_file: /w\n  signing_secret_file: /s\n"
 			       "  listen: \"[::1]:9000\"\n  request_path: /hooks/slack\n"
 			       "  timeout: 30s\n", &p, NULL), 0);
-	cr_assert_str_eq(p->slack.listen_host, "::1");
-	cr_assert_eq(p->slack.listen_port, 9000);
-	cr_assert_str_eq(p->slack.request_path, "/hooks/slack");
-	cr_assert_eq(p->slack.timeout, 30);
+	cr_assert_str_eq(S.slack.listen_host, "::1");
+	cr_assert_eq(S.slack.listen_port, 9000);
+	cr_assert_str_eq(S.slack.request_path, "/hooks/slack");
+	cr_assert_eq(S.slack.timeout, 30);
 	sbx_policy_free(p);
 }
 
@@ -484,7 +396,7 @@ static struct sbx_policy *reference(void)
 {
 	struct sbx_policy *p = NULL;
 
-	cr_assert_eq(sbx_policy_load_file(REFERENCE, &p, NULL), 0);
+	cr_assert_eq(sbx_policy_load_file(REFERENCE, &p, NULL, NULL), 0);
 	return p;
 }
 

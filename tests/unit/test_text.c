@@ -1,10 +1,10 @@
-/* Sanitizing outside text and checking names (common/log.c). */
+/* Sanitizing outside text and checking names (common/text.c). */
 #include <criterion/criterion.h>
 
 #include <string.h>
 
-#include "log.h"
 #include "sbx_proto.h"
+#include "text.h"
 
 static const char *san(const char *in, size_t outlen)
 {
@@ -17,7 +17,7 @@ static const char *san(const char *in, size_t outlen)
 	return out;
 }
 
-Test(log, sanitize_keeps_plain_and_utf8_text)
+Test(text, sanitize_keeps_plain_and_utf8_text)
 {
 	cr_assert_str_eq(san("alice", 64), "alice");
 	cr_assert_str_eq(san("", 64), "");
@@ -30,7 +30,7 @@ Test(log, sanitize_keeps_plain_and_utf8_text)
 			 "~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./");
 }
 
-Test(log, sanitize_replaces_control_characters)
+Test(text, sanitize_replaces_control_characters)
 {
 	cr_assert_str_eq(san("a\nb", 64), "a?b");
 	cr_assert_str_eq(san("a\rb\tc", 64), "a?b?c");
@@ -41,7 +41,7 @@ Test(log, sanitize_replaces_control_characters)
 			 "x?sbx: info: grant.activated user=root");
 }
 
-Test(log, sanitize_neutralizes_escape_sequences)
+Test(text, sanitize_neutralizes_escape_sequences)
 {
 	/* ESC is what makes a sequence; without it the rest is inert text */
 	cr_assert_str_eq(san("\x1b[31mred\x1b[0m", 64), "?[31mred?[0m");
@@ -49,7 +49,7 @@ Test(log, sanitize_neutralizes_escape_sequences)
 	cr_assert_eq(strchr(san("\x1b[2J\x1b[H", 64), 0x1b), NULL);
 }
 
-Test(log, sanitize_replaces_c1_and_bidi_controls)
+Test(text, sanitize_replaces_c1_and_bidi_controls)
 {
 	/* U+009B (CSI as a C1 control) encoded in UTF-8: both bytes replaced */
 	cr_assert_str_eq(san("a\xc2\x9b" "31mb", 64), "a??31mb");
@@ -64,7 +64,7 @@ Test(log, sanitize_replaces_c1_and_bidi_controls)
 	cr_assert_str_eq(san("a\xc2\xa0" "b", 64), "a\xc2\xa0" "b");
 }
 
-Test(log, sanitize_replaces_invalid_utf8)
+Test(text, sanitize_replaces_invalid_utf8)
 {
 	cr_assert_str_eq(san("\xff", 64), "?");
 	cr_assert_str_eq(san("a\xc3", 64), "a?", "sequence cut by the end");
@@ -77,7 +77,7 @@ Test(log, sanitize_replaces_invalid_utf8)
 	cr_assert_str_eq(san("\x80", 64), "?", "lone continuation");
 }
 
-Test(log, sanitize_truncates_at_character_boundaries)
+Test(text, sanitize_truncates_at_character_boundaries)
 {
 	const char *out;
 
@@ -96,7 +96,7 @@ Test(log, sanitize_truncates_at_character_boundaries)
 	cr_assert_str_eq(out, "ab?");
 }
 
-Test(log, sanitize_zero_length_writes_nothing)
+Test(text, sanitize_zero_length_writes_nothing)
 {
 	char out[4] = "XYZ";
 
@@ -104,7 +104,7 @@ Test(log, sanitize_zero_length_writes_nothing)
 	cr_assert_str_eq(out, "XYZ");
 }
 
-Test(log, name_valid_accepts)
+Test(text, name_valid_accepts)
 {
 	char longest[SBX_NAME_MAX + 1];
 
@@ -120,7 +120,7 @@ Test(log, name_valid_accepts)
 	cr_assert(sbx_name_valid(longest), "exactly SBX_NAME_MAX bytes");
 }
 
-Test(log, name_valid_refuses)
+Test(text, name_valid_refuses)
 {
 	char toolong[SBX_NAME_MAX + 2];
 

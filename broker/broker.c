@@ -1,0 +1,814 @@
+/*
+ * The broker core (broker.h): recording, the decisions every channel
+ * shares, expiry, reloads, and the calls into each feature.  The features
+ * are all built in, so the core calls their hooks by name; this file is
+ * where to look for "what happens after a record" or "what runs every
+ * pass".
+ */
+#include "config.h"
+
+#include "broker.h"
+
+#include "directory.h"
+#include "duration.h"
+#include "grouptable.h"
+#include "log.h"
+#include "sessions.h"
+#include "slack/slack.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- the features' hooks ------------------------------------------------------ */
+
+/* After every record is journaled and applied (never during replay). */
+static void features_on_record(struct sbx_broker *b, const json_t *rec)
+{
+	sbx_grouptable_on_record(b, rec);
+	sbx_sessions_on_record(b, rec);
+	sbx_slack_on_record(b, rec);
+}
+
+/* During the start-up replay, features rebuild their own tables. */
+static void features_replay(struct sbx_broker *b, const json_t *rec)
+{
+	sbx_sessions_replay(b->sessions, rec);
+	sbx_slack_replay(b->slack, rec);
+}
+
+static void features_on_reload(struct sbx_broker *b)
+{
+	sbx_directory_on_reload(b);
+	sbx_grouptable_on_reload(b);
+	sbx_slack_on_reload(b);
+}
+
+void sbx_broker_timers(struct sbx_broker *b, int64_t now)
+{
+	(void)sbx_broker_expire(b, now);
+	sbx_directory_tick(b);
+	sbx_sessions_tick(b, sbx_now_us());
+	sbx_slack_tick(b);
+	/* Last: the table is current before the commit that releases the
+	 * replies acknowledging this pass's changes. */
+	sbx_grouptable_tick(b);
+}
+
+/* ---- recording ----------------------------------------------------------------- */
+
+int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor,
+		      json_t *fields, uint64_t *seq)
+{
+	json_t *rec = NULL;
+	char err[256];
+	int ret = -EROFS;
+
+	if (b->degraded[0])
+		goto out;
+	if (sbx_journal_append(b->journal, event, actor, fields, seq, &rec) < 0) {
+		sbx_broker_degrade(b);
+		goto out;
+	}
+	if (sbx_state_apply(b->state, rec, err, sizeof(err)) < 0) {
+		/* The journal now holds a record memory refused: a bug, and the
+		 * next start-up would stop on it.  Stop changing anything. */
+		sbx_err("internal error applying %s: %s", event, err);
+		snprintf(b->degraded, sizeof(b->degraded), "internal error applying %s: %s",
+			 event, err);
+		goto out;
+	}
+	features_on_record(b, rec);
+	ret = 0;
+out:
+	json_decref(rec);
+	json_decref(fields);
+	return ret;
+}
+
+const char *sbx_broker_unavailable(const struct sbx_broker *b, char *why, size_t whylen)
+{
+	snprintf(why, whylen,
+		 "the broker cannot record changes (%s); it refuses new requests and "
+		 "approvals until an admin fixes this and restarts it; existing grants still work",
+		 b->degraded[0] ? b->degraded : "the journal refused a record");
+	return why;
+}
+
+const char *sbx_broker_not_recorded(const struct sbx_broker *b, char *why, size_t whylen)
+{
+	snprintf(why, whylen, "not recorded: the broker could not write its journal (%s); "
+		 "nothing was changed", b->degraded[0] ? b->degraded : "it failed");
+	return why;
+}
+
+void sbx_broker_degrade(struct sbx_broker *b)
+{
+	char why[400], err[256];
+	struct sbx_state *fresh;
+	struct sbx_state *old = b->state;
+
+	if (b->degraded[0])
+		return;
+	if (!sbx_journal_failed(b->journal, why, sizeof(why)))
+		snprintf(why, sizeof(why), "the journal refused a record");
+	snprintf(b->degraded, sizeof(b->degraded), "%s", why);
+	sbx_err("journal failed: %s; refusing changes from now on, answering checks from what is on disk",
+		why);
+	fresh = sbx_state_new();
+	if (!fresh)
+		return;
+	b->state = fresh;
+	if (sbx_journal_reload(b->journal, sbx_journal_durable_seq(b->journal),
+			       sbx_broker_replay_snapshot, sbx_broker_replay_record, b,
+			       err, sizeof(err)) < 0) {
+		/* Keep the memory we had rather than none at all. */
+		sbx_err("could not rebuild state from the journal: %s", err);
+		b->state = old;
+		sbx_state_free(fresh);
+		return;
+	}
+	sbx_state_free(old);
+}
+
+int sbx_broker_replay_record(const json_t *rec, void *ctx, char *err, size_t errlen)
+{
+	struct sbx_broker *b = ctx;
+
+	if (sbx_state_apply(b->state, rec, err, errlen) < 0)
+		return -1;
+	/* After a journal failure memory is rebuilt for requests and grants
+	 * only: features keep what they have. */
+	if (b->replaying)
+		features_replay(b, rec);
+	return 0;
+}
+
+int sbx_broker_replay_snapshot(const json_t *state, void *ctx, char *err, size_t errlen)
+{
+	struct sbx_broker *b = ctx;
+	json_t *ext = json_object_get(state, "ext");
+	json_t *sessions = json_object_get(ext, "sessions");
+	json_t *slack = json_object_get(ext, "slack");
+
+	if (sbx_state_from_json(b->state, state, err, errlen) < 0)
+		return -1;
+	if (!b->replaying)
+		return 0;
+	if (sessions && sbx_sessions_load(b->sessions, sessions) < 0) {
+		snprintf(err, errlen, "snapshot: sessions state does not load");
+		return -1;
+	}
+	if (slack && sbx_slack_load(b->slack, slack) < 0) {
+		snprintf(err, errlen, "snapshot: slack state does not load");
+		return -1;
+	}
+	return 0;
+}
+
+json_t *sbx_broker_snapshot_state(void *ctx)
+{
+	struct sbx_broker *b = ctx;
+	json_t *state = sbx_state_to_json(b->state), *ext = json_object();
+	json_t *sessions = sbx_sessions_save(b->sessions), *slack = sbx_slack_save(b->slack);
+
+	if (sessions)
+		json_object_set_new(ext, "sessions", sessions);
+	if (slack)
+		json_object_set_new(ext, "slack", slack);
+	json_object_set_new(state, "ext", ext);
+	return state;
+}
+
+static json_t *time_json(int64_t secs)
+{
+	char buf[SBX_RFC3339_LEN];
+
+	sbx_format_rfc3339(secs, buf);
+	return json_string(buf);
+}
+
+/* The fields every record about request r starts with. */
+static json_t *req_fields(const struct sbx_req *r, const char *through)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_integer(r->id));
+	json_object_set_new(o, "user", json_string(r->user));
+	json_object_set_new(o, "role", json_string(r->role));
+	if (through)
+		json_object_set_new(o, "through", json_string(through));
+	return o;
+}
+
+/* Merge extra (stolen, may be NULL) into fields, never over what is there. */
+static void add_extra(json_t *f, json_t *extra)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(extra, k, v)
+		if (!json_object_get(f, k))
+			json_object_set(f, k, v);
+	json_decref(extra);
+}
+
+/* ---- decisions ------------------------------------------------------------------- */
+
+bool sbx_broker_may_decide(const struct sbx_broker *b, const struct sbx_req *r,
+			   const char *person, char *why, size_t whylen)
+{
+	const struct sbx_role *role = sbx_policy_role(b->policy, r->role);
+
+	if (!role) {
+		snprintf(why, whylen, "role %s is no longer in the policy", r->role);
+		return false;
+	}
+	return sbx_policy_may_approve(b->policy, role, r->user, person, why, whylen);
+}
+
+/* Make r a live grant: its clock starts now.  An extension runs on from
+ * the end of the grant it extends, so asking early never loses time. */
+static int activate(struct sbx_broker *b, const struct sbx_req *r, int64_t now, uint64_t *seq)
+{
+	const struct sbx_role *role = sbx_policy_role(b->policy, r->role);
+	const struct sbx_req *parent = r->extends ? sbx_state_get(b->state, r->extends) : NULL;
+	int64_t start = now;
+	json_t *f = req_fields(r, NULL);
+
+	if (parent && sbx_req_live(parent, now) && parent->expires_at > now)
+		start = parent->expires_at;
+	json_object_set_new(f, "activated_at", time_json(now));
+	json_object_set_new(f, "expires_at", time_json(start + r->duration));
+	json_object_set_new(f, "duration", json_integer(r->duration));
+	if (role && role->unix_group) {
+		json_object_set_new(f, "unix_group", json_string(role->unix_group));
+		json_object_set_new(f, "gid", json_integer(role->gid));
+	}
+	return sbx_broker_record(b, "grant.activated", SBX_SYSTEM_ACTOR, f, seq);
+}
+
+/* ---- filing a request ------------------------------------------------------------ */
+
+/* An open request of user for role that a new one would duplicate (a
+ * pending one; or, unless it extends, a live grant), or NULL. */
+static const struct sbx_req *duplicate_of(struct sbx_broker *b, const char *user,
+					  const char *role, uint32_t extends, int64_t now)
+{
+	struct sbx_req *open[SBX_OPEN_MAX];
+	size_t n = sbx_state_user_open(b->state, user, open, SBX_OPEN_MAX);
+
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(open[i]->role, role) != 0)
+			continue;
+		if (open[i]->state == SBX_REQ_PENDING)
+			return open[i];
+		if (!extends && sbx_req_live(open[i], now))
+			return open[i];
+	}
+	return NULL;
+}
+
+/* The role an extension of grant q->extends is for, checked: the
+ * person's own live grant.  0, or -SBX_ST_* with why. */
+static int extension_role(struct sbx_broker *b, const struct sbx_request *q, int64_t now,
+			  const char **role, char *why, size_t whylen)
+{
+	const struct sbx_req *parent = sbx_state_get(b->state, q->extends);
+
+	if (!parent) {
+		snprintf(why, whylen, "no grant %u to extend", q->extends);
+		return -SBX_ST_NOTFOUND;
+	}
+	if (strcmp(parent->user, q->person) != 0) {
+		snprintf(why, whylen, "grant %u belongs to %s, not %s", parent->id, parent->user,
+			 q->person);
+		return -SBX_ST_REFUSED;
+	}
+	if (!sbx_req_live(parent, now)) {
+		snprintf(why, whylen,
+			 "grant %u is %s: only an active grant can be extended; ask anew with "
+			 "sbx-request %s", parent->id,
+			 parent->state == SBX_REQ_ACTIVE ? "expired" : sbx_req_state_name(parent->state),
+			 parent->role);
+		return -SBX_ST_REFUSED;
+	}
+	if (q->role && q->role[0] && strcmp(q->role, parent->role) != 0) {
+		snprintf(why, whylen, "grant %u is for %s, not %s", parent->id, parent->role,
+			 q->role);
+		return -SBX_ST_BADINPUT;
+	}
+	*role = parent->role;
+	return 0;
+}
+
+/* Why q may not be filed against the state (the policy said yes), as
+ * -SBX_ST_*; 0 when it may. */
+static int request_conflicts(struct sbx_broker *b, const struct sbx_request *q,
+			     const struct sbx_role *role, int64_t now, char *why, size_t whylen)
+{
+	const struct sbx_req *dup = duplicate_of(b, q->person, role->name, q->extends, now);
+	struct sbx_req *open[SBX_OPEN_MAX];
+	char dur[32], until[SBX_RFC3339_LEN];
+
+	if (dup && dup->state == SBX_REQ_PENDING) {
+		snprintf(why, whylen, "%s already has pending request %u for %s (sbx-request "
+			 "cancel %u to replace it)", q->person, dup->id, role->name, dup->id);
+		return -SBX_ST_REFUSED;
+	}
+	if (dup) {
+		sbx_format_rfc3339(dup->expires_at, until);
+		sbx_duration_format(role->default_duration, dur, sizeof(dur));
+		snprintf(why, whylen, "%s already holds grant %u for %s until %s; to extend it: "
+			 "sbx-request extend %u --for %s --reason \"...\"", q->person, dup->id,
+			 role->name, until, dup->id, dur);
+		return -SBX_ST_REFUSED;
+	}
+	/* The check path scans a user's open requests, so their number is
+	 * bounded. */
+	if (sbx_state_user_open(b->state, q->person, open, SBX_OPEN_MAX) >= SBX_OPEN_MAX / 2) {
+		snprintf(why, whylen, "%s has too many open requests and grants (at most %d)",
+			 q->person, SBX_OPEN_MAX / 2);
+		return -SBX_ST_REFUSED;
+	}
+	return 0;
+}
+
+/* Which role, checked against the policy; *duration in: asked (0: the
+ * role's default), out: granted.  0, or -SBX_ST_* with why. */
+static int request_role(struct sbx_broker *b, const struct sbx_request *q, const char *name,
+			int64_t *duration, const struct sbx_role **out, char *why, size_t whylen)
+{
+	const struct sbx_role *role;
+	const char *unknown;
+
+	if (!name || !name[0]) {
+		snprintf(why, whylen, "which role? (see: sbx-request roles)");
+		return -SBX_ST_BADINPUT;
+	}
+	role = sbx_policy_role(b->policy, name);
+	if (!role) {
+		snprintf(why, whylen, "unknown role '%s' (see: sbx-request roles)", name);
+		return -SBX_ST_NOTFOUND;
+	}
+	if (*duration < 0) {
+		snprintf(why, whylen, "the duration must be positive");
+		return -SBX_ST_BADINPUT;
+	}
+	if (!sbx_policy_user(b->policy, q->person) &&
+	    (unknown = sbx_directory_unknown_user(b, q->person))) {
+		/* e.g. the directory is down: say that, not "not in the policy" */
+		snprintf(why, whylen, "%s", unknown);
+		return -SBX_ST_REFUSED;
+	}
+	if (sbx_policy_check_request(b->policy, role, q->person, duration,
+				     q->reason && q->reason[0] ? q->reason : NULL,
+				     q->ticket && q->ticket[0] ? q->ticket : NULL, why, whylen) < 0)
+		return -SBX_ST_REFUSED;
+	*out = role;
+	return 0;
+}
+
+int sbx_broker_request(struct sbx_broker *b, const struct sbx_request *q, uint32_t *id,
+		       uint64_t *wait_seq, char *why, size_t whylen)
+{
+	const char *name = q->role;
+	const struct sbx_role *role = NULL;
+	int64_t now = sbx_now(), duration = q->duration;
+	json_t *f;
+	int ret;
+
+	if (b->degraded[0]) {
+		sbx_broker_unavailable(b, why, whylen);
+		return -SBX_ST_UNAVAILABLE;
+	}
+	if (q->extends && (ret = extension_role(b, q, now, &name, why, whylen)) < 0)
+		return ret;
+	ret = request_role(b, q, name, &duration, &role, why, whylen);
+	if (ret < 0)
+		return ret;
+	ret = request_conflicts(b, q, role, now, why, whylen);
+	if (ret < 0)
+		return ret;
+	*id = sbx_state_next_id(b->state);
+	f = json_object();
+	json_object_set_new(f, "id", json_integer(*id));
+	json_object_set_new(f, "user", json_string(q->person));
+	json_object_set_new(f, "role", json_string(role->name));
+	json_object_set_new(f, "duration", json_integer(duration));
+	if (q->reason && q->reason[0])
+		json_object_set_new(f, "reason", json_string(q->reason));
+	if (q->ticket && q->ticket[0])
+		json_object_set_new(f, "ticket", json_string(q->ticket));
+	if (q->extends)
+		json_object_set_new(f, "extends", json_integer(q->extends));
+	json_object_set_new(f, "approvals_needed",
+			    json_integer(role->auto_approve ? 0 : role->approvals));
+	json_object_set_new(f, "lapses_at", time_json(now + b->policy->broker.request_ttl));
+	if (q->through)
+		json_object_set_new(f, "through", json_string(q->through));
+	ret = sbx_broker_record(b, "request.created", q->person, f, wait_seq);
+	if (ret == 0 && role->auto_approve)
+		ret = activate(b, sbx_state_get(b->state, *id), now, wait_seq);
+	if (ret < 0) {
+		sbx_broker_unavailable(b, why, whylen);
+		return -SBX_ST_UNAVAILABLE;
+	}
+	snprintf(why, whylen, "%s", sbx_state_get(b->state, *id)->state == SBX_REQ_ACTIVE
+					    ? "granted" : "pending approval");
+	return 0;
+}
+
+/* ---- approving and ending ------------------------------------------------------------- */
+
+/* The request a decision is about, when the broker can record one.  0, or
+ * -SBX_ST_* with why. */
+static int decided_request(struct sbx_broker *b, uint32_t id, struct sbx_req **r, char *why,
+			   size_t whylen)
+{
+	if (b->degraded[0]) {
+		sbx_broker_unavailable(b, why, whylen);
+		return -SBX_ST_UNAVAILABLE;
+	}
+	*r = id ? sbx_state_get(b->state, id) : NULL;
+	if (!*r) {
+		snprintf(why, whylen, "no request %u", id);
+		return -SBX_ST_NOTFOUND;
+	}
+	return 0;
+}
+
+static bool already_approved(const struct sbx_req *r, const char *person)
+{
+	for (size_t i = 0; i < r->n_approvals; i++)
+		if (strcmp(r->approvals[i].who, person) == 0)
+			return true;
+	return false;
+}
+
+/* Why person may not approve r now, as -SBX_ST_*; 0 when they may.
+ * ground gets what their right rests on. */
+static int approval_refused(struct sbx_broker *b, const struct sbx_req *r, const char *person,
+			    int64_t duration, char *ground, size_t groundlen, char *why,
+			    size_t whylen)
+{
+	char asked[32], filed[32];
+
+	if (r->state != SBX_REQ_PENDING) {
+		snprintf(why, whylen, "request %u is %s, not pending", r->id,
+			 sbx_req_state_name(r->state));
+		return -SBX_ST_REFUSED;
+	}
+	if (!sbx_broker_may_decide(b, r, person, ground, groundlen)) {
+		snprintf(why, whylen, "%s", ground);
+		return -SBX_ST_REFUSED;
+	}
+	if (already_approved(r, person)) {
+		snprintf(why, whylen,
+			 "%s already approved request %u; it needs %u approval%s from different "
+			 "people", person, r->id, r->approvals_needed,
+			 r->approvals_needed == 1 ? "" : "s");
+		return -SBX_ST_REFUSED;
+	}
+	if (duration && (duration < 0 || duration > r->duration)) {
+		sbx_duration_format(duration, asked, sizeof(asked));
+		sbx_duration_format(r->duration, filed, sizeof(filed));
+		snprintf(why, whylen,
+			 "an approver may shorten a request, never lengthen it (asked %s, request "
+			 "is for %s)", asked, filed);
+		return -SBX_ST_BADINPUT;
+	}
+	return 0;
+}
+
+int sbx_broker_approve(struct sbx_broker *b, uint32_t id, const char *person,
+		       const char *through, const char *comment, int64_t duration, json_t *extra,
+		       uint64_t *wait_seq, char *why, size_t whylen)
+{
+	char ground[512];
+	struct sbx_req *r = NULL;
+	json_t *f = NULL;
+	int ret = decided_request(b, id, &r, why, whylen);
+
+	if (ret < 0)
+		goto out;
+	ret = approval_refused(b, r, person, duration, ground, sizeof(ground), why, whylen);
+	if (ret < 0)
+		goto out;
+	f = req_fields(r, through);
+	json_object_set_new(f, "ground", json_string(ground));
+	if (comment && comment[0])
+		json_object_set_new(f, "comment", json_string(comment));
+	if (duration && duration < r->duration)
+		json_object_set_new(f, "duration", json_integer(duration));
+	json_object_set_new(f, "approvals", json_integer((json_int_t)r->n_approvals + 1));
+	json_object_set_new(f, "approvals_needed", json_integer(r->approvals_needed));
+	add_extra(f, extra);
+	extra = NULL;
+	ret = sbx_broker_record(b, "request.approval", person, f, wait_seq);
+	f = NULL;
+	if (ret == 0 && r->n_approvals >= r->approvals_needed)
+		ret = activate(b, r, sbx_now(), wait_seq);
+	if (ret < 0) {
+		sbx_broker_unavailable(b, why, whylen);
+		ret = -SBX_ST_UNAVAILABLE;
+		goto out;
+	}
+	snprintf(why, whylen, "%s", r->state == SBX_REQ_ACTIVE ? "approved: the grant is active"
+							       : "approval recorded");
+out:
+	json_decref(extra);
+	json_decref(f);
+	return ret;
+}
+
+/* Why person may not end r now (deny a request, revoke a grant), as
+ * -SBX_ST_*; 0 when they may. */
+static int end_refused(struct sbx_broker *b, const struct sbx_req *r, bool deny,
+		       const char *person, bool admin, char *why, size_t whylen)
+{
+	char ground[512];
+
+	if (deny && r->state != SBX_REQ_PENDING) {
+		snprintf(why, whylen, "request %u is %s, not pending", r->id,
+			 sbx_req_state_name(r->state));
+		return -SBX_ST_REFUSED;
+	}
+	if (!deny && !sbx_req_live(r, sbx_now())) {
+		snprintf(why, whylen, "request %u is %s, not an active grant", r->id,
+			 r->state == SBX_REQ_ACTIVE ? "expired" : sbx_req_state_name(r->state));
+		return -SBX_ST_REFUSED;
+	}
+	/* Admins may end anything; approvers may end what they could grant.
+	 * A requester may not deny their own request (they cancel it). */
+	if (!admin && !sbx_broker_may_decide(b, r, person, ground, sizeof(ground))) {
+		snprintf(why, whylen, "%s", ground);
+		return -SBX_ST_REFUSED;
+	}
+	return 0;
+}
+
+int sbx_broker_end(struct sbx_broker *b, uint32_t id, bool deny, const char *person,
+		   const char *through, bool admin, const char *reason, json_t *extra,
+		   uint64_t *wait_seq, char *why, size_t whylen)
+{
+	struct sbx_req *r = NULL;
+	json_t *f = NULL;
+	int ret = decided_request(b, id, &r, why, whylen);
+
+	if (ret < 0)
+		goto out;
+	ret = end_refused(b, r, deny, person, admin, why, whylen);
+	if (ret < 0)
+		goto out;
+	if (!deny && (!reason || !reason[0]))
+		reason = "revoked";
+	f = req_fields(r, through);
+	if (reason && *reason)
+		json_object_set_new(f, "reason", json_string(reason));
+	if (r->unix_group)
+		json_object_set_new(f, "unix_group", json_string(r->unix_group));
+	add_extra(f, extra);
+	extra = NULL;
+	ret = sbx_broker_record(b, deny ? "request.denied" : "grant.revoked", person, f, wait_seq);
+	f = NULL;
+	if (ret < 0) {
+		sbx_broker_unavailable(b, why, whylen);
+		ret = -SBX_ST_UNAVAILABLE;
+		goto out;
+	}
+	snprintf(why, whylen, "%s", deny ? "denied" : "revoked");
+out:
+	json_decref(extra);
+	json_decref(f);
+	return ret;
+}
+
+/* ---- expiry ------------------------------------------------------------------------ */
+
+size_t sbx_broker_expire(struct sbx_broker *b, int64_t now)
+{
+	struct sbx_req *due[256];
+	size_t n, done = 0;
+	uint64_t seq;
+
+	if (b->degraded[0])
+		return 0;
+	do {
+		n = sbx_state_due(b->state, now, due, sizeof(due) / sizeof(due[0]));
+		for (size_t i = 0; i < n; i++) {
+			struct sbx_req *r = due[i];
+			bool grant = r->state == SBX_REQ_ACTIVE;
+			const char *event = grant ? "grant.expired" : "request.lapsed";
+			json_t *f = req_fields(r, NULL);
+
+			if (grant)
+				json_object_set_new(f, "expires_at", time_json(r->expires_at));
+			else
+				json_object_set_new(f, "lapses_at", time_json(r->lapses_at));
+			if (r->unix_group)
+				json_object_set_new(f, "unix_group", json_string(r->unix_group));
+			if (sbx_broker_record(b, event, SBX_SYSTEM_ACTOR, f, &seq) < 0)
+				return done;
+			sbx_info("%s: request %u (%s, %s)", event, r->id, r->user, r->role);
+			done++;
+		}
+	} while (n == sizeof(due) / sizeof(due[0]));
+	return done;
+}
+
+/* ---- the policy ---------------------------------------------------------------------- */
+
+int sbx_broker_record_policy(struct sbx_broker *b, uint64_t *seq)
+{
+	json_t *f = json_object();
+
+	json_object_set_new(f, "file", json_string(b->config_path));
+	json_object_set_new(f, "sha256", json_string(b->policy->sha256_hex));
+	json_object_set_new(f, "host", json_string(b->policy->broker.host));
+	json_object_set_new(f, "roles", json_integer((json_int_t)b->policy->n_roles));
+	return sbx_broker_record(b, "policy.loaded", SBX_SYSTEM_ACTOR, f, seq);
+}
+
+static void record_rejected(struct sbx_broker *b, const struct sbx_policy_errors *errs)
+{
+	json_t *f = json_object(), *list = json_array();
+	uint64_t seq;
+
+	for (size_t i = 0; i < errs->n; i++) {
+		char line[600];
+
+		snprintf(line, sizeof(line), "%d:%d: %s", errs->v[i].line, errs->v[i].col,
+			 errs->v[i].msg);
+		json_array_append_new(list, json_string(line));
+	}
+	json_object_set_new(f, "file", json_string(b->config_path));
+	json_object_set_new(f, "errors", list);
+	json_object_set_new(f, "kept_sha256", json_string(b->policy->sha256_hex));
+	(void)sbx_broker_record(b, "policy.rejected", SBX_SYSTEM_ACTOR, f, &seq);
+}
+
+/* socket and state_dir cannot change under a running broker: the new
+ * policy gets the running values.  Warn only when the file itself changed
+ * them (they may differ from the file because of --socket/--state-dir). */
+static void keep_setting(char **fresh, char *const *running, char **in_file, const char *what)
+{
+	if (*fresh && *in_file && strcmp(*fresh, *in_file) != 0) {
+		sbx_warn("policy reload: broker.%s changes only at restart; keeping %s", what,
+			 *running);
+		free(*in_file);
+		*in_file = strdup(*fresh);
+	}
+	free(*fresh);
+	*fresh = *running ? strdup(*running) : NULL;
+}
+
+void sbx_broker_reload(struct sbx_broker *b)
+{
+	struct sbx_policy_errors errs = { 0 };
+	struct sbx_policy *fresh = NULL;
+	struct sbx_settings settings;
+	uint64_t seq;
+
+	if (sbx_policy_load_file(b->config_path, &fresh, &settings, &errs) < 0) {
+		sbx_err("policy reload: %s has %zu error%s; keeping the policy in force (sha256 %.12s)",
+			b->config_path, errs.n, errs.n == 1 ? "" : "s", b->policy->sha256_hex);
+		for (size_t i = 0; i < errs.n; i++)
+			sbx_err("%s:%d:%d: %s", b->config_path, errs.v[i].line, errs.v[i].col,
+				errs.v[i].msg);
+		record_rejected(b, &errs);
+		goto out;
+	}
+	keep_setting(&fresh->broker.socket, &b->policy->broker.socket, &b->file_socket, "socket");
+	keep_setting(&fresh->broker.state_dir, &b->policy->broker.state_dir, &b->file_state_dir,
+		     "state_dir");
+	sbx_policy_free(b->policy);
+	b->policy = fresh;
+	b->settings = settings;
+	fresh = NULL;
+	sbx_info("policy reloaded from %s (sha256 %.12s)", b->config_path, b->policy->sha256_hex);
+	(void)sbx_broker_record_policy(b, &seq);
+	features_on_reload(b);
+out:
+	sbx_policy_free(fresh);
+	sbx_policy_errors_free(&errs);
+}
+
+/* ---- start and stop ------------------------------------------------------------------ */
+
+static void record_startup(struct sbx_broker *b, const struct sbx_replay_info *info)
+{
+	json_t *f = json_object();
+	uint64_t seq;
+
+	json_object_set_new(f, "version", json_string(PACKAGE_VERSION));
+	json_object_set_new(f, "pid", json_integer(getpid()));
+	json_object_set_new(f, "host", json_string(b->policy->broker.host));
+	json_object_set_new(f, "replayed", json_integer((json_int_t)info->records));
+	if (info->used_snapshot)
+		json_object_set_new(f, "snapshot_seq", json_integer((json_int_t)info->snapshot_seq));
+	(void)sbx_broker_record(b, "broker.started", SBX_SYSTEM_ACTOR, f, &seq);
+	if (info->truncated) {
+		f = json_object();
+		json_object_set_new(f, "file", json_string(info->truncated_file));
+		json_object_set_new(f, "bytes_cut", json_integer((json_int_t)info->truncated_bytes));
+		json_object_set_new(f, "last_good_seq", json_integer((json_int_t)info->last_seq));
+		(void)sbx_broker_record(b, "journal.recovered", SBX_SYSTEM_ACTOR, f, &seq);
+		sbx_warn("journal: cut a torn record (%llu bytes) from %s after seq %llu",
+			 (unsigned long long)info->truncated_bytes, info->truncated_file,
+			 (unsigned long long)info->last_seq);
+	}
+	if (info->snapshot_note[0])
+		sbx_warn("journal: snapshot not used: %s", info->snapshot_note);
+	(void)sbx_broker_record_policy(b, &seq);
+}
+
+/* The journal, with the features that keep their tables in it already
+ * there to rebuild them. */
+static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
+{
+	const char *dir = b->policy->broker.state_dir;
+	struct sbx_journal_opts jo = { .state_dir = dir };
+	struct sbx_replay_info info;
+	char err[512];
+	int rc;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(why, whylen, "cannot create state dir %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	b->sessions = sbx_sessions_new();
+	if (!b->sessions || sbx_slack_new(b) < 0) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	b->replaying = true;
+	rc = sbx_journal_open(&jo, sbx_broker_replay_snapshot, sbx_broker_replay_record, b, &info,
+			      &b->journal, err, sizeof(err));
+	b->replaying = false;
+	if (rc < 0) {
+		snprintf(why, whylen, "%s; not starting: the journal under %s must be intact (check "
+			 "it with: sbxctl audit verify --state-dir %s)", err, dir, dir);
+		return -EIO;
+	}
+	record_startup(b, &info);
+	return 0;
+}
+
+int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen)
+{
+	int rc;
+
+	b->state = sbx_state_new();
+	if (!b->state) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = open_journal(b, why, whylen);
+	if (rc < 0)
+		return rc;
+	/* The directory first: the others see the people it brings.  Each
+	 * says itself why it cannot start. */
+	if (sbx_directory_start(b) < 0 || sbx_grouptable_start(b) < 0 ||
+	    sbx_sessions_start(b) < 0 || sbx_slack_start(b) < 0) {
+		snprintf(why, whylen, "a feature could not start (see above)");
+		return -EINVAL;
+	}
+	/* Grants that ran out while the broker was down end now. */
+	(void)sbx_broker_expire(b, sbx_now());
+	return 0;
+}
+
+void sbx_broker_shutdown(struct sbx_broker *b)
+{
+	json_t *f = json_object();
+	uint64_t seq;
+
+	json_object_set_new(f, "pid", json_integer(getpid()));
+	(void)sbx_broker_record(b, "broker.stopped", SBX_SYSTEM_ACTOR, f, &seq);
+	if (sbx_journal_flush(b->journal) == 0)
+		(void)sbx_journal_maybe_snapshot(b->journal, sbx_broker_snapshot_state, b, true);
+}
+
+void sbx_broker_free(struct sbx_broker *b)
+{
+	sbx_slack_free(b);
+	sbx_directory_free(b);
+	sbx_grouptable_free(b);
+	sbx_sessions_free(b->sessions);
+	b->sessions = NULL;
+	sbx_journal_close(b->journal);
+	b->journal = NULL;
+	sbx_state_free(b->state);
+	b->state = NULL;
+	sbx_policy_free(b->policy);
+	b->policy = NULL;
+	free(b->config_path);
+	free(b->file_socket);
+	free(b->file_state_dir);
+	b->config_path = b->file_socket = b->file_state_dir = NULL;
+}

@@ -1,0 +1,411 @@
+/*
+ * The op table and the one path every request takes through it: look the
+ * op up, check who may call it, copy its fields out of the frame (only
+ * those the op takes), resolve the person it acts for, run the handler.
+ * In the style of OpenSSH's monitor.c: what each op may do is one line
+ * here, not spread over its handler.
+ */
+#include "config.h"
+
+#include "dispatch.h"
+
+#include "log.h"
+#include "sessions.h"
+#include "grouptable.h"
+#include "text.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- the fields ------------------------------------------------------------ */
+
+enum arg_bit {
+	A_FLAGS = 1u << 0,
+	A_USER = 1u << 1,
+	A_ROLE = 1u << 2,
+	A_SERVICE = 1u << 3,
+	A_RHOST = 1u << 4,
+	A_TTY = 1u << 5,
+	A_TICKET = 1u << 6,
+	A_REASON = 1u << 7,
+	A_COMMENT = 1u << 8,
+	A_ID = 1u << 9,
+	A_EXTENDS = 1u << 10,
+	A_DURATION = 1u << 11,
+	A_SESSION = 1u << 12,
+	A_PID = 1u << 13,
+	A_GID = 1u << 14,
+	A_UNIX_GROUP = 1u << 15,
+	A_AS_USER = 1u << 16,
+};
+
+/* What the three kinds of clients send.  AS_USER may come with any
+ * request (sbx_proto.h); group ops ignore it. */
+#define PERSON_FIELDS (A_AS_USER | A_FLAGS | A_USER | A_ROLE | A_SERVICE | A_RHOST | A_TTY | \
+		       A_TICKET | A_REASON | A_COMMENT | A_ID | A_EXTENDS | A_DURATION)
+#define SESSION_FIELDS (A_AS_USER | A_USER | A_SERVICE | A_RHOST | A_TTY | A_SESSION | A_ID | \
+			A_PID)
+#define GROUP_FIELDS (A_AS_USER | A_UNIX_GROUP | A_USER | A_GID | A_ID)
+
+struct field_spec {
+	uint16_t tag;
+	uint32_t bit;
+	const char *name;     /* in messages */
+	size_t str_off;       /* STR fields: where in struct sbx_args, and its size */
+	size_t str_len;
+};
+
+#define STR_FIELD(tag, bit, name, member) \
+	{ tag, bit, name, offsetof(struct sbx_args, member), sizeof(((struct sbx_args *)0)->member) }
+#define NUM_FIELD(tag, bit, name) { tag, bit, name, 0, 0 }
+
+static const struct field_spec field_specs[] = {
+	STR_FIELD(SBX_F_AS_USER, A_AS_USER, "--as user", as_user),
+	STR_FIELD(SBX_F_USER, A_USER, "user", user),
+	STR_FIELD(SBX_F_ROLE, A_ROLE, "role", role),
+	STR_FIELD(SBX_F_SERVICE, A_SERVICE, "service", service),
+	STR_FIELD(SBX_F_RHOST, A_RHOST, "rhost", rhost),
+	STR_FIELD(SBX_F_TTY, A_TTY, "tty", tty),
+	STR_FIELD(SBX_F_TICKET, A_TICKET, "ticket", ticket),
+	STR_FIELD(SBX_F_REASON, A_REASON, "reason", reason),
+	STR_FIELD(SBX_F_COMMENT, A_COMMENT, "comment", comment),
+	STR_FIELD(SBX_F_UNIX_GROUP, A_UNIX_GROUP, "unix group", unix_group),
+	NUM_FIELD(SBX_F_FLAGS, A_FLAGS, "flags"),
+	NUM_FIELD(SBX_F_ID, A_ID, "id"),
+	NUM_FIELD(SBX_F_EXTENDS, A_EXTENDS, "extends"),
+	NUM_FIELD(SBX_F_DURATION, A_DURATION, "duration"),
+	NUM_FIELD(SBX_F_SESSION, A_SESSION, "session"),
+	NUM_FIELD(SBX_F_PID, A_PID, "pid"),
+	NUM_FIELD(SBX_F_GID, A_GID, "gid"),
+};
+
+static const struct field_spec *field_spec(uint16_t tag)
+{
+	for (size_t i = 0; i < sizeof(field_specs) / sizeof(field_specs[0]); i++)
+		if (field_specs[i].tag == tag)
+			return &field_specs[i];
+	return NULL;
+}
+
+static void store_number(struct sbx_args *a, const sbx_field *f)
+{
+	switch (f->tag) {
+	case SBX_F_FLAGS: a->flags = sbx_field_u32(f); break;
+	case SBX_F_ID: a->id = sbx_field_u32(f); a->has_id = true; break;
+	case SBX_F_EXTENDS: a->extends = sbx_field_u32(f); break;
+	case SBX_F_DURATION: a->duration = sbx_field_i64(f); a->has_duration = true; break;
+	case SBX_F_SESSION: a->session = sbx_field_u32(f); break;
+	case SBX_F_PID: a->pid = sbx_field_u32(f); break;
+	case SBX_F_GID: a->gid = sbx_field_u32(f); a->has_gid = true; break;
+	}
+}
+
+/* Copy the fields of a validated frame into a, taking only those in
+ * allowed.  0, or -1 with why. */
+static int parse_args(const uint8_t *frame, size_t n, uint32_t allowed, struct sbx_args *a,
+		      char *why, size_t whylen)
+{
+	struct sbx_hdr h;
+	sbx_reader rd;
+	sbx_field f;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	sbx_hdr_decode(frame, n, &h);
+	a->op = h.op;
+	sbx_reader_init_frame(&rd, frame, n);
+	while ((rc = sbx_reader_next(&rd, &f)) == 1) {
+		const struct field_spec *s = field_spec(f.tag);
+
+		if (!s || !(s->bit & allowed)) {
+			snprintf(why, whylen, "field 0x%04x does not belong in this request", f.tag);
+			return -1;
+		}
+		if (!s->str_len) {
+			store_number(a, &f);
+			continue;
+		}
+		if (sbx_field_str(&f, (char *)a + s->str_off, s->str_len) < 0) {
+			snprintf(why, whylen, "%s is too long (at most %zu bytes)", s->name,
+				 s->str_len - 1);
+			return -1;
+		}
+	}
+	if (rc < 0) {
+		snprintf(why, whylen, "truncated field");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the table ---------------------------------------------------------------- */
+
+enum who_may {
+	SBX_CALLER_ANY,     /* anyone; the handler decides what they may see */
+	SBX_CALLER_PERSON,  /* anyone, acting for themselves or (--as) for someone else */
+	SBX_CALLER_ADMIN,   /* root and broker.admin_group, acting as themselves */
+	SBX_CALLER_ROOT,    /* uid 0 only */
+};
+
+struct op_entry {
+	uint16_t op;
+	enum who_may who;
+	uint32_t fields;
+	sbx_op_fn fn;
+	const char *what;   /* for "only ... may WHAT" */
+};
+
+static const struct op_entry op_table[] = {
+	/* decisions */
+	{ SBX_OP_CHECK, SBX_CALLER_ANY, PERSON_FIELDS, sbx_op_check, "check a login" },
+	{ SBX_OP_EXPLAIN, SBX_CALLER_ANY, PERSON_FIELDS, sbx_op_explain, "explain access" },
+	{ SBX_OP_PING, SBX_CALLER_ANY, PERSON_FIELDS, sbx_op_ping, "ask how the broker is" },
+	/* a person's own requests */
+	{ SBX_OP_REQUEST, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_request, "request access" },
+	{ SBX_OP_LIST, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_list, "list requests" },
+	{ SBX_OP_STATUS, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_status, "see a request" },
+	{ SBX_OP_CANCEL, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_cancel_drop,
+	  "cancel a request" },
+	{ SBX_OP_DROP, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_cancel_drop,
+	  "give a grant back" },
+	{ SBX_OP_ROLES, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_roles, "list roles" },
+	/* approvers and admins */
+	{ SBX_OP_PENDING, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_pending,
+	  "list pending requests" },
+	{ SBX_OP_APPROVE, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_approve, "approve" },
+	{ SBX_OP_DENY, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_deny_revoke, "deny" },
+	{ SBX_OP_REVOKE, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_deny_revoke, "revoke" },
+	{ SBX_OP_GRANTS, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_grants, "list grants" },
+	/* sessions (pam_sbx, from sshd's PAM stack) */
+	{ SBX_OP_SESSION_OPEN, SBX_CALLER_ROOT, SESSION_FIELDS, sbx_op_session_open,
+	  "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
+	{ SBX_OP_SESSION_CLOSE, SBX_CALLER_ROOT, SESSION_FIELDS, sbx_op_session_close,
+	  "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
+	{ SBX_OP_SESSIONS, SBX_CALLER_ADMIN, SESSION_FIELDS, sbx_op_sessions, "list sessions" },
+	/* unix groups (libnss_sbx's fallback; membership is public, as in
+	 * /etc/group) */
+	{ SBX_OP_GROUP_BYNAME, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group, "look up groups" },
+	{ SBX_OP_GROUP_BYGID, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group, "look up groups" },
+	{ SBX_OP_GROUP_LIST, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group, "look up groups" },
+	{ SBX_OP_GROUP_MEMBERSHIPS, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group,
+	  "look up groups" },
+};
+
+static const struct op_entry *op_entry(uint16_t op)
+{
+	for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++)
+		if (op_table[i].op == op)
+			return &op_table[i];
+	return NULL;
+}
+
+/* ---- who ------------------------------------------------------------------------ */
+
+/* Fill c->who from the caller and AS_USER.  0, or -1 with the reply
+ * filled. */
+static int resolve_person(struct sbx_broker *b, struct sbx_call *c)
+{
+	const char *admin_group = b->policy->broker.admin_group;
+	const char *as = c->a.as_user;
+
+	sbx_caller_resolve(c->caller, admin_group);
+	c->who.admin = c->caller->admin;
+	c->who.through = NULL;
+	c->who.person = c->caller->name;
+	if (!as[0])
+		return 0;
+	if (!c->caller->admin) {
+		sbx_reply_fail(c, SBX_ST_REFUSED,
+			       "only root%s%s may act for another user (--as); you are %s",
+			       admin_group ? " and members of " : "", admin_group ? admin_group : "",
+			       c->caller->name);
+		return -1;
+	}
+	if (!sbx_name_valid(as)) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "--as: not a valid user name");
+		return -1;
+	}
+	c->who.person = as;
+	if (strcmp(as, c->caller->name) != 0) {
+		c->who.through = c->caller->name;
+		/* Acting for someone means acting with their rights, not the
+		 * admin's: the journal will name them as the actor. */
+		c->who.admin = false;
+	}
+	return 0;
+}
+
+/* 0 when the caller may call e's op (c->who filled where it applies), or
+ * -1 with the refusal in the reply. */
+static int check_caller(struct sbx_broker *b, const struct op_entry *e, struct sbx_call *c)
+{
+	switch (e->who) {
+	case SBX_CALLER_ANY:
+		return 0;
+	case SBX_CALLER_ROOT:
+		if (c->caller->uid == 0)
+			return 0;
+		sbx_reply_fail(c, SBX_ST_REFUSED, "only root may %s", e->what);
+		return -1;
+	case SBX_CALLER_PERSON:
+		return resolve_person(b, c);
+	case SBX_CALLER_ADMIN:
+		if (resolve_person(b, c) < 0)
+			return -1;
+		if (c->who.admin)
+			return 0;
+		sbx_reply_fail(c, SBX_ST_REFUSED, "only admins may %s", e->what);
+		return -1;
+	}
+	return -1;
+}
+
+void sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *caller, const uint8_t *frame,
+		       size_t n, sbx_msg *reply, uint64_t *wait_seq)
+{
+	struct sbx_call c = { .caller = caller, .reply = reply };
+	const struct op_entry *e;
+	struct sbx_hdr h;
+	char why[256];
+
+	sbx_hdr_decode(frame, n, &h);
+	c.a.op = h.op;
+	e = op_entry(h.op);
+	if (!e) {
+		sbx_reply_fail(&c, SBX_ST_PROTO, "unknown op 0x%04x", h.op);
+		goto out;
+	}
+	/* Root-only ops say no before reading anything else. */
+	if (e->who == SBX_CALLER_ROOT && check_caller(b, e, &c) < 0)
+		goto out;
+	if (parse_args(frame, n, e->fields, &c.a, why, sizeof(why)) < 0) {
+		sbx_reply_fail(&c, SBX_ST_BADINPUT, "%s", why);
+		goto out;
+	}
+	if (e->who != SBX_CALLER_ROOT && check_caller(b, e, &c) < 0)
+		goto out;
+	e->fn(b, &c);
+out:
+	if (reply->error) {
+		/* A reply that does not fit is a bug or an absurd request. */
+		sbx_msg_free(reply);
+		sbx_msg_init_reply(reply, h.op | SBX_OP_REPLY, SBX_ST_INTERNAL, "reply too large");
+	}
+	*wait_seq = c.wait_seq;
+}
+
+void sbx_broker_malformed(sbx_msg *reply, const char *why)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "malformed request: %s", why);
+	sbx_msg_free(reply);
+	sbx_msg_init_reply(reply, SBX_OP_ERROR, SBX_ST_PROTO, msg);
+}
+
+/* ---- replies ---------------------------------------------------------------------- */
+
+static void reply_start(struct sbx_call *c, uint32_t status, const char *msg)
+{
+	sbx_msg_free(c->reply);
+	sbx_msg_init_reply(c->reply, c->a.op | SBX_OP_REPLY, status, msg);
+}
+
+void sbx_reply_fail(struct sbx_call *c, uint32_t status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_start(c, status, msg);
+}
+
+void sbx_reply_ok(struct sbx_call *c, const char *msg)
+{
+	reply_start(c, SBX_ST_OK, msg);
+}
+
+void sbx_reply_okf(struct sbx_call *c, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_start(c, SBX_ST_OK, msg);
+}
+
+void sbx_reply_put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r)
+{
+	const struct sbx_role *role = sbx_policy_role(b->policy, r->role);
+	char approvers[512] = "";
+
+	sbx_msg_begin_rec(m, SBX_F_REQUEST);
+	sbx_msg_put_u32(m, SBX_F_ID, r->id);
+	sbx_msg_put_str(m, SBX_F_USER, r->user);
+	sbx_msg_put_str(m, SBX_F_ROLE, r->role);
+	sbx_msg_put_str(m, SBX_F_STATE, sbx_req_state_name(r->state));
+	sbx_msg_put_i64(m, SBX_F_DURATION, r->duration);
+	sbx_msg_put_i64(m, SBX_F_CREATED_AT, r->created_at);
+	if (r->activated_at)
+		sbx_msg_put_i64(m, SBX_F_ACTIVATED_AT, r->activated_at);
+	if (r->state == SBX_REQ_PENDING)
+		sbx_msg_put_i64(m, SBX_F_EXPIRES_AT, r->lapses_at);
+	else if (r->expires_at)
+		sbx_msg_put_i64(m, SBX_F_EXPIRES_AT, r->expires_at);
+	if (r->ended_at)
+		sbx_msg_put_i64(m, SBX_F_ENDED_AT, r->ended_at);
+	sbx_msg_put_str_opt(m, SBX_F_REASON, r->reason);
+	sbx_msg_put_str_opt(m, SBX_F_TICKET, r->ticket);
+	if (r->extends)
+		sbx_msg_put_u32(m, SBX_F_EXTENDS, r->extends);
+	sbx_msg_put_u32(m, SBX_F_APPROVALS_NEEDED, r->approvals_needed);
+	for (size_t i = 0; i < r->n_approvals; i++)
+		sbx_msg_put_str(m, SBX_F_APPROVED_BY, r->approvals[i].who);
+	if (r->unix_group) {
+		sbx_msg_put_str(m, SBX_F_UNIX_GROUP, r->unix_group);
+		sbx_msg_put_u32(m, SBX_F_GID, r->gid);
+	} else if (role && role->unix_group) {
+		sbx_msg_put_str(m, SBX_F_UNIX_GROUP, role->unix_group);
+		sbx_msg_put_u32(m, SBX_F_GID, role->gid);
+	}
+	sbx_msg_put_str_opt(m, SBX_F_ACTOR, r->actor);
+	sbx_msg_put_str_opt(m, SBX_F_THROUGH, r->through);
+	sbx_msg_put_str_opt(m, SBX_F_ENDED_BY, r->ended_by);
+	sbx_msg_put_str_opt(m, SBX_F_END_REASON, r->end_reason);
+	if (role && r->state == SBX_REQ_PENDING) {
+		sbx_policy_approvers_text(b->policy, role, r->user, approvers, sizeof(approvers));
+		sbx_msg_put_str_opt(m, SBX_F_APPROVERS, approvers);
+	}
+	sbx_msg_end_rec(m);
+}
+
+void sbx_reply_req(struct sbx_broker *b, struct sbx_call *c, const struct sbx_req *r,
+		   const char *msg)
+{
+	sbx_reply_ok(c, msg);
+	sbx_reply_put_req(b, c->reply, r);
+}
+
+void sbx_reply_decision(struct sbx_broker *b, struct sbx_call *c, int rc, const char *why)
+{
+	if (rc < 0)
+		sbx_reply_fail(c, (uint32_t)-rc, "%s", why);
+	else
+		sbx_reply_req(b, c, sbx_state_get(b->state, c->a.id), why);
+}
+
+bool sbx_reply_if_degraded(struct sbx_broker *b, struct sbx_call *c)
+{
+	char why[700];
+
+	if (!b->degraded[0])
+		return false;
+	sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "%s", sbx_broker_unavailable(b, why, sizeof(why)));
+	return true;
+}

@@ -1,0 +1,98 @@
+/*
+ * The ops approvers and admins call: what waits for me, approve, deny,
+ * revoke, and the grants in force.  The decisions themselves are
+ * sbx_broker_approve / sbx_broker_end (broker.c), which Slack uses too.
+ */
+#include "config.h"
+
+#include "dispatch.h"
+
+#include "timeutil.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void sbx_op_pending(struct sbx_broker *b, struct sbx_call *c)
+{
+	size_t n = sbx_state_count(b->state);
+	char why[256];
+
+	sbx_reply_ok(c, NULL);
+	for (size_t i = 0; i < n; i++) {
+		const struct sbx_req *r = sbx_state_at(b->state, i);
+		sbx_msg_mark mark = sbx_msg_here(c->reply);
+
+		if (r->state != SBX_REQ_PENDING)
+			continue;
+		if (!c->who.admin && !sbx_broker_may_decide(b, r, c->who.person, why, sizeof(why)))
+			continue;
+		sbx_reply_put_req(b, c->reply, r);
+		if (sbx_msg_undo_if_failed(c->reply, mark))
+			break;
+	}
+}
+
+/* Approve, deny and revoke name a request. */
+static bool has_id(struct sbx_call *c)
+{
+	if (c->a.has_id && c->a.id)
+		return true;
+	sbx_reply_fail(c, SBX_ST_BADINPUT, "a request id is required");
+	return false;
+}
+
+void sbx_op_approve(struct sbx_broker *b, struct sbx_call *c)
+{
+	char why[512];
+	int rc;
+
+	if (!has_id(c))
+		return;
+	if (c->a.has_duration && c->a.duration <= 0) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "the duration must be positive");
+		return;
+	}
+	rc = sbx_broker_approve(b, c->a.id, c->who.person, c->who.through, c->a.comment,
+				c->a.has_duration ? c->a.duration : 0, NULL, &c->wait_seq, why,
+				sizeof(why));
+	sbx_reply_decision(b, c, rc, why);
+}
+
+void sbx_op_deny_revoke(struct sbx_broker *b, struct sbx_call *c)
+{
+	char why[512];
+	int rc;
+
+	if (!has_id(c))
+		return;
+	rc = sbx_broker_end(b, c->a.id, c->a.op == SBX_OP_DENY, c->who.person, c->who.through,
+			    c->who.admin, c->a.reason, NULL, &c->wait_seq, why, sizeof(why));
+	sbx_reply_decision(b, c, rc, why);
+}
+
+void sbx_op_grants(struct sbx_broker *b, struct sbx_call *c)
+{
+	size_t n = sbx_state_count(b->state);
+	int64_t now = sbx_now();
+
+	if (!c->who.admin && c->a.user[0] && strcmp(c->a.user, c->who.person) != 0) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "only admins may list other people's grants");
+		return;
+	}
+	sbx_reply_ok(c, NULL);
+	for (size_t i = n; i-- > 0;) {
+		const struct sbx_req *r = sbx_state_at(b->state, i);
+		bool ended = r->state == SBX_REQ_EXPIRED || r->state == SBX_REQ_REVOKED;
+		sbx_msg_mark mark = sbx_msg_here(c->reply);
+
+		if (!sbx_req_live(r, now) && !((c->a.flags & SBX_LIST_ALL) && ended))
+			continue;
+		if (c->a.user[0] && strcmp(r->user, c->a.user) != 0)
+			continue;
+		if (!c->who.admin && strcmp(r->user, c->who.person) != 0)
+			continue;
+		sbx_reply_put_req(b, c->reply, r);
+		if (sbx_msg_undo_if_failed(c->reply, mark))
+			break;
+	}
+}

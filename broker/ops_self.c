@@ -1,0 +1,342 @@
+/*
+ * The ops a person calls about themselves: may I (or, for admins, may
+ * someone) log in, why, what can I ask for; file, list, see, cancel and
+ * give back my own requests.  The rules live in broker.c and login.c;
+ * these handlers check who may see what and shape the replies.
+ */
+#include "config.h"
+
+#include "dispatch.h"
+
+#include "policy_directory.h"
+#include "text.h"
+#include "timeutil.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* CHECK and EXPLAIN: about oneself, or (admins) anyone.  0, or -1 with the
+ * refusal in the reply. */
+static int check_subject(struct sbx_broker *b, struct sbx_call *c, const char *what)
+{
+	if (!c->a.user[0] || !sbx_name_valid(c->a.user)) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "%s needs a valid user name", what);
+		return -1;
+	}
+	sbx_caller_resolve(c->caller, b->policy->broker.admin_group);
+	if (!c->caller->admin && strcmp(c->caller->name, c->a.user) != 0) {
+		sbx_reply_fail(c, SBX_ST_REFUSED,
+			       "you may only %s yourself (%s); admins may %s anyone", what,
+			       c->caller->name, what);
+		return -1;
+	}
+	return 0;
+}
+
+static void record_check(struct sbx_broker *b, const struct sbx_args *a,
+			 const struct sbx_decision *d)
+{
+	json_t *f = json_object();
+	uint64_t seq;
+
+	json_object_set_new(f, "user", json_string(a->user));
+	if (a->service[0])
+		json_object_set_new(f, "service", json_string(a->service));
+	if (a->rhost[0])
+		json_object_set_new(f, "rhost", json_string(a->rhost));
+	if (a->tty[0])
+		json_object_set_new(f, "tty", json_string(a->tty));
+	json_object_set_new(f, "outcome", json_string(d->allowed ? "allowed" : "denied"));
+	if (d->role)
+		json_object_set_new(f, "role", json_string(d->role));
+	if (d->grant)
+		json_object_set_new(f, "id", json_integer(d->grant));
+	/* Login decisions may be answered before their sync (the writer
+	 * syncs them within milliseconds); see docs/audit.md. */
+	(void)sbx_broker_record(b, "access.checked", SBX_SYSTEM_ACTOR, f, &seq);
+}
+
+void sbx_op_check(struct sbx_broker *b, struct sbx_call *c)
+{
+	struct sbx_decision d;
+
+	/* uid 0 (sshd's PAM stack) is the hot path: no NSS lookup for it. */
+	if (c->caller->uid == 0) {
+		if (!c->a.user[0] || !sbx_name_valid(c->a.user)) {
+			sbx_reply_fail(c, SBX_ST_BADINPUT, "check needs a valid user name");
+			return;
+		}
+	} else if (check_subject(b, c, "check") < 0) {
+		return;
+	}
+	sbx_broker_decide(b, c->a.user, sbx_now(), &d);
+	if (c->a.flags & SBX_CHECK_RECORD)
+		record_check(b, &c->a, &d);
+	sbx_reply_ok(c, d.message);
+	sbx_msg_put_u32(c->reply, SBX_F_ALLOWED, d.allowed);
+	sbx_msg_put_str(c->reply, SBX_F_USER, c->a.user);
+	sbx_msg_put_str(c->reply, SBX_F_HOST, b->policy->broker.host);
+	if (d.role)
+		sbx_msg_put_str(c->reply, SBX_F_ROLE, d.role);
+	if (d.grant)
+		sbx_msg_put_u32(c->reply, SBX_F_ID, d.grant);
+	if (d.via)
+		sbx_msg_put_str(c->reply, SBX_F_VIA, d.via);
+}
+
+static void put_memberships(struct sbx_broker *b, sbx_msg *m, const char *user)
+{
+	for (size_t i = 0; i < b->policy->n_roles; i++) {
+		const struct sbx_role *r = &b->policy->roles[i];
+		const char *via = NULL;
+		enum sbx_membership how = sbx_policy_membership(b->policy, r, user, &via);
+		char vbuf[SBX_NAME_MAX + 16];
+
+		if (how == SBX_MEMBER_NONE)
+			continue;
+		sbx_msg_begin_rec(m, SBX_F_MEMBERSHIP);
+		sbx_msg_put_str(m, SBX_F_ROLE, r->name);
+		sbx_msg_put_str(m, SBX_F_HOW, how == SBX_MEMBER_STANDING ? "standing" : "eligible");
+		sbx_msg_put_str(m, SBX_F_VIA, sbx_policy_via_text(b->policy, via, vbuf,
+								    sizeof(vbuf)));
+		sbx_msg_put_u32(m, SBX_F_LOGIN, how == SBX_MEMBER_STANDING && r->matches_host);
+		sbx_msg_put_u32(m, SBX_F_HOST_MATCH, r->matches_host);
+		sbx_msg_end_rec(m);
+	}
+}
+
+static void put_live_grants(struct sbx_broker *b, sbx_msg *m, const char *user, int64_t now)
+{
+	struct sbx_req *open[SBX_OPEN_MAX];
+	size_t n = sbx_state_user_open(b->state, user, open, SBX_OPEN_MAX);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct sbx_role *r = sbx_policy_role(b->policy, open[i]->role);
+		char via[64];
+
+		if (!sbx_req_live(open[i], now))
+			continue;
+		snprintf(via, sizeof(via), "grant %u", open[i]->id);
+		sbx_msg_begin_rec(m, SBX_F_MEMBERSHIP);
+		sbx_msg_put_str(m, SBX_F_ROLE, open[i]->role);
+		sbx_msg_put_str(m, SBX_F_HOW, "grant");
+		sbx_msg_put_str(m, SBX_F_VIA, via);
+		sbx_msg_put_u32(m, SBX_F_LOGIN, r && r->matches_host);
+		sbx_msg_put_u32(m, SBX_F_HOST_MATCH, r && r->matches_host);
+		sbx_msg_put_i64(m, SBX_F_EXPIRES_AT, open[i]->expires_at);
+		sbx_msg_end_rec(m);
+	}
+}
+
+void sbx_op_explain(struct sbx_broker *b, struct sbx_call *c)
+{
+	struct sbx_decision d;
+	int64_t now = sbx_now();
+
+	if (check_subject(b, c, "explain") < 0)
+		return;
+	sbx_broker_decide(b, c->a.user, now, &d);
+	sbx_reply_ok(c, d.message);
+	sbx_msg_put_u32(c->reply, SBX_F_ALLOWED, d.allowed);
+	sbx_msg_put_str(c->reply, SBX_F_USER, c->a.user);
+	sbx_msg_put_str(c->reply, SBX_F_HOST, b->policy->broker.host);
+	put_memberships(b, c->reply, c->a.user);
+	put_live_grants(b, c->reply, c->a.user, now);
+}
+
+void sbx_op_ping(struct sbx_broker *b, struct sbx_call *c)
+{
+	sbx_reply_ok(c, b->degraded[0] ? "degraded" : "ok");
+	sbx_msg_put_str(c->reply, SBX_F_VERSION, PACKAGE_VERSION);
+	sbx_msg_put_str(c->reply, SBX_F_HOST, b->policy->broker.host);
+	sbx_msg_put_str(c->reply, SBX_F_POLICY_SHA, b->policy->sha256_hex);
+	sbx_msg_put_i64(c->reply, SBX_F_SEQ, (int64_t)sbx_journal_last_seq(b->journal));
+	if (b->degraded[0])
+		sbx_msg_put_str(c->reply, SBX_F_DEGRADED, b->degraded);
+}
+
+void sbx_op_request(struct sbx_broker *b, struct sbx_call *c)
+{
+	const struct sbx_request q = {
+		.person = c->who.person,
+		.through = c->who.through,
+		.role = c->a.role,
+		.duration = c->a.has_duration ? c->a.duration : 0,
+		.reason = c->a.reason,
+		.ticket = c->a.ticket,
+		.extends = c->a.extends,
+	};
+	char why[512];
+	uint32_t id = 0;
+	int rc;
+
+	if (c->a.has_duration && c->a.duration <= 0) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "the duration must be positive");
+		return;
+	}
+	rc = sbx_broker_request(b, &q, &id, &c->wait_seq, why, sizeof(why));
+	if (rc < 0) {
+		sbx_reply_fail(c, (uint32_t)-rc, "%s", why);
+		return;
+	}
+	sbx_reply_req(b, c, sbx_state_get(b->state, id), why);
+}
+
+void sbx_op_list(struct sbx_broker *b, struct sbx_call *c)
+{
+	size_t n = sbx_state_count(b->state);
+
+	sbx_reply_ok(c, NULL);
+	/* Newest first, so a full frame keeps what matters most. */
+	for (size_t i = n; i-- > 0;) {
+		const struct sbx_req *r = sbx_state_at(b->state, i);
+		sbx_msg_mark mark = sbx_msg_here(c->reply);
+
+		if (strcmp(r->user, c->who.person) != 0)
+			continue;
+		if (!(c->a.flags & SBX_LIST_ALL) && r->state != SBX_REQ_PENDING &&
+		    r->state != SBX_REQ_ACTIVE)
+			continue;
+		sbx_reply_put_req(b, c->reply, r);
+		if (sbx_msg_undo_if_failed(c->reply, mark))
+			break;
+	}
+}
+
+/* The request c names, or NULL with the refusal in the reply. */
+static struct sbx_req *named_request(struct sbx_broker *b, struct sbx_call *c)
+{
+	struct sbx_req *r;
+
+	if (!c->a.has_id || c->a.id == 0) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "a request id is required");
+		return NULL;
+	}
+	r = sbx_state_get(b->state, c->a.id);
+	if (!r)
+		sbx_reply_fail(c, SBX_ST_NOTFOUND, "no request %u", c->a.id);
+	return r;
+}
+
+/* Owners, admins and the people who may decide a request may see it. */
+static bool may_see(struct sbx_broker *b, const struct sbx_req *r, const struct sbx_who *w)
+{
+	char why[256];
+
+	return w->admin || strcmp(r->user, w->person) == 0 ||
+	       sbx_broker_may_decide(b, r, w->person, why, sizeof(why));
+}
+
+void sbx_op_status(struct sbx_broker *b, struct sbx_call *c)
+{
+	struct sbx_req *r = named_request(b, c);
+
+	if (!r)
+		return;
+	if (!may_see(b, r, &c->who)) {
+		sbx_reply_fail(c, SBX_ST_REFUSED,
+			       "request %u is %s's; only they, its approvers and admins may see it",
+			       r->id, r->user);
+		return;
+	}
+	sbx_reply_req(b, c, r, NULL);
+}
+
+/* Record the end of the caller's own request r: request.cancelled or (a
+ * holder giving a grant back) grant.revoked. */
+static int record_own_end(struct sbx_broker *b, struct sbx_call *c, const struct sbx_req *r,
+			  const char *event, const char *reason)
+{
+	json_t *f = json_object();
+
+	json_object_set_new(f, "id", json_integer(r->id));
+	json_object_set_new(f, "user", json_string(r->user));
+	json_object_set_new(f, "role", json_string(r->role));
+	if (c->who.through)
+		json_object_set_new(f, "through", json_string(c->who.through));
+	if (reason && *reason)
+		json_object_set_new(f, "reason", json_string(reason));
+	if (r->unix_group)
+		json_object_set_new(f, "unix_group", json_string(r->unix_group));
+	return sbx_broker_record(b, event, c->who.person, f, &c->wait_seq);
+}
+
+void sbx_op_cancel_drop(struct sbx_broker *b, struct sbx_call *c)
+{
+	bool cancel = c->a.op == SBX_OP_CANCEL;
+	enum sbx_req_state want = cancel ? SBX_REQ_PENDING : SBX_REQ_ACTIVE;
+	char reason[SBX_TEXT_MAX + 64];
+	struct sbx_req *r;
+
+	if (sbx_reply_if_degraded(b, c) || !(r = named_request(b, c)))
+		return;
+	if (strcmp(r->user, c->who.person) != 0 && !c->who.admin) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "request %u is %s's, not yours", r->id, r->user);
+		return;
+	}
+	if (r->state != want || (!cancel && !sbx_req_live(r, sbx_now()))) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "request %u is %s: only a%s %s one can be %s",
+			       r->id, sbx_req_state_name(r->state), cancel ? "" : "n",
+			       sbx_req_state_name(want), cancel ? "cancelled" : "given back");
+		return;
+	}
+	if (cancel)
+		snprintf(reason, sizeof(reason), "%s", c->a.reason);
+	else
+		snprintf(reason, sizeof(reason), "given back by %s%s%s", c->who.person,
+			 c->a.reason[0] ? ": " : "", c->a.reason);
+	if (record_own_end(b, c, r, cancel ? "request.cancelled" : "grant.revoked", reason) < 0) {
+		sbx_reply_if_degraded(b, c);
+		return;
+	}
+	sbx_reply_req(b, c, r, cancel ? "cancelled" : "given back");
+}
+
+static void put_role(struct sbx_broker *b, sbx_msg *m, const struct sbx_role *r,
+		     enum sbx_membership how, const char *via, const char *person)
+{
+	char approvers[512];
+
+	sbx_msg_begin_rec(m, SBX_F_ROLEINFO);
+	sbx_msg_put_str(m, SBX_F_ROLE, r->name);
+	sbx_msg_put_str_opt(m, SBX_F_DESCRIPTION, r->description);
+	for (size_t h = 0; h < r->hosts.n; h++)
+		sbx_msg_put_str(m, SBX_F_HOSTS, r->hosts.v[h]);
+	sbx_msg_put_u32(m, SBX_F_HOST_MATCH, r->matches_host);
+	sbx_msg_put_str(m, SBX_F_HOW,
+			how == SBX_MEMBER_STANDING ? "standing"
+			: how == SBX_MEMBER_ELIGIBLE ? "eligible" : "none");
+	sbx_msg_put_str_opt(m, SBX_F_VIA, via);
+	sbx_msg_put_i64(m, SBX_F_MAX_DURATION, r->max_duration);
+	sbx_msg_put_i64(m, SBX_F_DEFAULT_DURATION, r->default_duration);
+	sbx_msg_put_u32(m, SBX_F_AUTO_APPROVE, r->auto_approve);
+	sbx_msg_put_u32(m, SBX_F_APPROVALS_NEEDED, r->auto_approve ? 0 : r->approvals);
+	sbx_msg_put_u32(m, SBX_F_REQUIRE_REASON, r->require_reason);
+	if (r->require_reason)
+		sbx_msg_put_u32(m, SBX_F_REASON_MIN, r->reason_min_length);
+	for (size_t t = 0; t < r->n_ticket_re; t++)
+		sbx_msg_put_str(m, SBX_F_REQUIRE_TICKET, r->ticket_pattern[t]);
+	if (!r->auto_approve) {
+		sbx_policy_approvers_text(b->policy, r, person, approvers, sizeof(approvers));
+		sbx_msg_put_str_opt(m, SBX_F_APPROVERS, approvers);
+	}
+	if (r->unix_group) {
+		sbx_msg_put_str(m, SBX_F_UNIX_GROUP, r->unix_group);
+		sbx_msg_put_u32(m, SBX_F_GID, r->gid);
+	}
+	sbx_msg_end_rec(m);
+}
+
+void sbx_op_roles(struct sbx_broker *b, struct sbx_call *c)
+{
+	sbx_reply_ok(c, NULL);
+	for (size_t i = 0; i < b->policy->n_roles; i++) {
+		const struct sbx_role *r = &b->policy->roles[i];
+		const char *via = NULL;
+		enum sbx_membership how = sbx_policy_membership(b->policy, r, c->who.person, &via);
+
+		if (how == SBX_MEMBER_NONE && !c->who.admin)
+			continue;
+		put_role(b, c->reply, r, how, via, c->who.person);
+	}
+}
