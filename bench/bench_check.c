@@ -67,7 +67,7 @@ struct cfg {
 	double warmup_s;
 	const char *user;
 	bool record;
-	unsigned per_conn;       /* 0: no keepalive block */
+	unsigned long per_conn;  /* 0: no keepalive block */
 	const char *socket;
 	char broker[PATH_MAX];
 	char policy[PATH_MAX];
@@ -104,90 +104,28 @@ struct result {
 
 static int parse_args(int argc, char **argv, struct cfg *c)
 {
-	enum { O_CLIENTS = 256, O_DURATION, O_COUNT, O_WARMUP, O_USER, O_RECORD, O_KEEP,
-	       O_SOCKET, O_BROKER, O_POLICY };
-	static const struct option opts[] = {
-		{ "clients", required_argument, NULL, O_CLIENTS },
-		{ "duration", required_argument, NULL, O_DURATION },
-		{ "count", required_argument, NULL, O_COUNT },
-		{ "warmup", required_argument, NULL, O_WARMUP },
-		{ "user", required_argument, NULL, O_USER },
-		{ "record", no_argument, NULL, O_RECORD },
-		{ "keepalive", optional_argument, NULL, O_KEEP },
-		{ "socket", required_argument, NULL, O_SOCKET },
-		{ "broker", required_argument, NULL, O_BROKER },
-		{ "policy", required_argument, NULL, O_POLICY },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	const struct bench_opt opts[] = {
+		{ "clients", BENCH_OPT_LEVELS, c->levels, &c->n_levels, 0, 0, 0, 0 },
+		{ "duration", BENCH_OPT_SECONDS, &c->duration_s, NULL, 0, 0, 0, 0 },
+		{ "count", BENCH_OPT_ULONG, &c->count, NULL, 0, 1, LONG_MAX, 0 },
+		{ "warmup", BENCH_OPT_SECONDS0, &c->warmup_s, NULL, 0, 0, 0, 0 },
+		{ "user", BENCH_OPT_STRING, &c->user, NULL, 0, 0, 0, 0 },
+		{ "record", BENCH_OPT_FLAG, &c->record, NULL, 0, 0, 0, 0 },
+		{ "keepalive", BENCH_OPT_ULONG_OPT, &c->per_conn, NULL, 0, 2, 1000000,
+		  DEFAULT_PER_CONN },
+		{ "socket", BENCH_OPT_STRING, &c->socket, NULL, 0, 0, 0, 0 },
+		{ "broker", BENCH_OPT_PATH, c->broker, NULL, sizeof(c->broker), 0, 0, 0 },
+		{ "policy", BENCH_OPT_PATH, c->policy, NULL, sizeof(c->policy), 0, 0, 0 },
 	};
-	unsigned long v;
-	int o;
 
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (o) {
-		case O_CLIENTS:
-			if (bench_parse_levels(optarg, c->levels, &c->n_levels) < 0)
-				goto bad;
-			break;
-		case O_DURATION:
-			if (bench_parse_seconds(optarg, &c->duration_s) < 0)
-				goto bad;
-			break;
-		case O_COUNT:
-			if (bench_parse_ulong(optarg, 1, LONG_MAX, &c->count) < 0)
-				goto bad;
-			break;
-		case O_WARMUP:
-			if (strcmp(optarg, "0") == 0)
-				c->warmup_s = 0;
-			else if (bench_parse_seconds(optarg, &c->warmup_s) < 0)
-				goto bad;
-			break;
-		case O_USER:
-			if (!*optarg || strlen(optarg) > SBX_NAME_MAX)
-				goto bad;
-			c->user = optarg;
-			break;
-		case O_RECORD:
-			c->record = true;
-			break;
-		case O_KEEP:
-			c->per_conn = DEFAULT_PER_CONN;
-			if (optarg && bench_parse_ulong(optarg, 2, 1000000, &v) < 0)
-				goto bad;
-			if (optarg)
-				c->per_conn = (unsigned)v;
-			break;
-		case O_SOCKET:
-			c->socket = optarg;
-			break;
-		case O_BROKER:
-			if (strlen(optarg) >= sizeof(c->broker))
-				goto bad;
-			strcpy(c->broker, optarg);
-			break;
-		case O_POLICY:
-			if (strlen(optarg) >= sizeof(c->policy))
-				goto bad;
-			strcpy(c->policy, optarg);
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
-		default:
-			fprintf(stderr, "Try 'bench_check --help'.\n");
-			return -1;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "bench_check: unexpected argument '%s'\n", argv[optind]);
+	if (bench_parse_args("bench_check", usage_text, argc, argv, opts,
+			     sizeof(opts) / sizeof(opts[0])) < 0)
+		return -1;
+	if (strlen(c->user) > SBX_NAME_MAX) {
+		fprintf(stderr, "bench_check: --user: bad value '%s'\n", c->user);
 		return -1;
 	}
 	return 0;
-bad:
-	fprintf(stderr, "bench_check: --%s: bad value '%s'\nTry 'bench_check --help'.\n",
-		opts[o - O_CLIENTS].name, optarg ? optarg : "");
-	return -1;
 }
 
 static int build_check(const struct cfg *c, sbx_msg *m)
@@ -599,7 +537,7 @@ int main(int argc, char **argv)
 	}
 	printf("\n");
 	for (size_t i = 0; i < c.n_levels && !bench_interrupted; i++) {
-		unsigned per[2] = { 1, c.per_conn };
+		unsigned per[2] = { 1, (unsigned)c.per_conn };
 
 		for (int k = 0; k < (c.per_conn ? 2 : 1) && !bench_interrupted; k++) {
 			struct result warm;

@@ -100,66 +100,24 @@ struct env {
 
 static int parse_args(int argc, char **argv, struct cfg *c)
 {
-	enum { O_USERS = 256, O_GROUPS, O_CLIENTS, O_DURATION, O_BROKER, O_SLAPD, O_SLAPADD };
-	static const struct option opts[] = {
-		{ "users", required_argument, NULL, O_USERS },
-		{ "groups", required_argument, NULL, O_GROUPS },
-		{ "clients", required_argument, NULL, O_CLIENTS },
-		{ "duration", required_argument, NULL, O_DURATION },
-		{ "broker", required_argument, NULL, O_BROKER },
-		{ "slapd", required_argument, NULL, O_SLAPD },
-		{ "slapadd", required_argument, NULL, O_SLAPADD },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	const struct bench_opt opts[] = {
+		{ "users", BENCH_OPT_ULONG, &c->users, NULL, 0, 20, 1000000, 0 },
+		{ "groups", BENCH_OPT_ULONG, &c->groups, NULL, 0, 10, 100000, 0 },
+		{ "clients", BENCH_OPT_LEVELS, c->levels, &c->n_levels, 0, 0, 0, 0 },
+		{ "duration", BENCH_OPT_SECONDS, &c->duration_s, NULL, 0, 0, 0, 0 },
+		{ "broker", BENCH_OPT_PATH, c->broker, NULL, sizeof(c->broker), 0, 0, 0 },
+		{ "slapd", BENCH_OPT_STRING, &c->slapd, NULL, 0, 0, 0, 0 },
+		{ "slapadd", BENCH_OPT_STRING, &c->slapadd, NULL, 0, 0, 0, 0 },
 	};
-	int o;
 
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (o) {
-		case O_USERS:
-			if (bench_parse_ulong(optarg, 20, 1000000, &c->users) < 0)
-				goto bad;
-			break;
-		case O_GROUPS:
-			if (bench_parse_ulong(optarg, 10, 100000, &c->groups) < 0)
-				goto bad;
-			break;
-		case O_CLIENTS:
-			if (bench_parse_levels(optarg, c->levels, &c->n_levels) < 0)
-				goto bad;
-			break;
-		case O_DURATION:
-			if (bench_parse_seconds(optarg, &c->duration_s) < 0)
-				goto bad;
-			break;
-		case O_BROKER:
-			if (strlen(optarg) >= sizeof(c->broker))
-				goto bad;
-			strcpy(c->broker, optarg);
-			break;
-		case O_SLAPD:
-			c->slapd = optarg;
-			break;
-		case O_SLAPADD:
-			c->slapadd = optarg;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
-		default:
-			fprintf(stderr, "Try 'bench_directory --help'.\n");
-			return -1;
-		}
-	}
-	if (optind < argc || c->groups * 2 > c->users) {
+	if (bench_parse_args("bench_directory", usage_text, argc, argv, opts,
+			     sizeof(opts) / sizeof(opts[0])) < 0)
+		return -1;
+	if (c->groups * 2 > c->users) {
 		fprintf(stderr, "bench_directory: bad arguments (groups at most users / 2)\n");
 		return -1;
 	}
 	return 0;
-bad:
-	fprintf(stderr, "bench_directory: --%s: bad value '%s'\n", opts[o - O_USERS].name,
-		optarg ? optarg : "");
-	return -1;
 }
 
 /* ---- the data ------------------------------------------------------------- */

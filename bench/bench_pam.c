@@ -66,61 +66,37 @@ struct cfg {
 
 static int parse_args(int argc, char **argv, struct cfg *c)
 {
-	static const struct option longopts[] = {
-		{ "grants", required_argument, NULL, 'g' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "module", required_argument, NULL, 'm' },
-		{ "broker", required_argument, NULL, 'b' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	const struct bench_opt opts[] = {
+		{ "grants", BENCH_OPT_ULONG, &c->grants, NULL, 0, 0, 99999, 0 },
+		{ "count", BENCH_OPT_ULONG, &c->count, NULL, 0, 1, 10000000, 0 },
+		{ "warmup", BENCH_OPT_ULONG, &c->warmup, NULL, 0, 0, 1000000, 0 },
+		{ "user", BENCH_OPT_STRING, &c->user, NULL, 0, 0, 0, 0 },
+		{ "module", BENCH_OPT_PATH, c->module, NULL, sizeof(c->module), 0, 0, 0 },
+		{ "broker", BENCH_OPT_PATH, c->broker, NULL, sizeof(c->broker), 0, 0, 0 },
 	};
-	int o;
+	char *slash;
 
 	c->grants = 10000;
 	c->count = 5000;
 	c->warmup = 200;
 	c->user = "u00001";
-	while ((o = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (o) {
-		case 'g':
-			if (bench_parse_ulong(optarg, 0, 99999, &c->grants) < 0)
-				goto bad;
-			break;
-		case 'n':
-			if (bench_parse_ulong(optarg, 1, 10000000, &c->count) < 0)
-				goto bad;
-			break;
-		case 'w':
-			if (bench_parse_ulong(optarg, 0, 1000000, &c->warmup) < 0)
-				goto bad;
-			break;
-		case 'u': c->user = optarg; break;
-		case 'm': snprintf(c->module, sizeof(c->module), "%s", optarg); break;
-		case 'b': snprintf(c->broker, sizeof(c->broker), "%s", optarg); break;
-		case 'h': fputs(usage_text, stdout); exit(0);
-		default: goto bad;
-		}
+	if (bench_parse_args("bench_pam", usage_text, argc, argv, opts,
+			     sizeof(opts) / sizeof(opts[0])) < 0)
+		return -1;
+	if (!c->broker[0] && bench_default_broker(c->broker, sizeof(c->broker)) < 0) {
+		fprintf(stderr, "bench_pam: where is sbx-brokerd? (--broker PATH)\n");
+		return -1;
 	}
-	if (optind != argc)
-		goto bad;
-	if (!c->broker[0] && bench_default_broker(c->broker, sizeof(c->broker)) < 0)
-		goto bad;
-	if (!c->module[0]) {
-		char *slash;
-
-		snprintf(c->module, sizeof(c->module), "%s", c->broker);
-		slash = strrchr(c->module, '/');
-		if (slash && (size_t)(slash - c->module) + sizeof("/.libs/pam_sbx.so") <= sizeof(c->module))
-			strcpy(slash, "/.libs/pam_sbx.so");
-		else
-			snprintf(c->module, sizeof(c->module), ".libs/pam_sbx.so");
-	}
+	if (c->module[0])
+		return 0;
+	/* The module beside the broker, in the build tree's .libs. */
+	snprintf(c->module, sizeof(c->module), "%s", c->broker);
+	slash = strrchr(c->module, '/');
+	if (slash && (size_t)(slash - c->module) + sizeof("/.libs/pam_sbx.so") <= sizeof(c->module))
+		strcpy(slash, "/.libs/pam_sbx.so");
+	else
+		snprintf(c->module, sizeof(c->module), ".libs/pam_sbx.so");
 	return 0;
-bad:
-	fprintf(stderr, "bench_pam: bad arguments; try --help\n");
-	return -1;
 }
 
 /* ---------------------------------------------------------------- set-up */

@@ -114,74 +114,19 @@ struct result {
 
 static int parse_args(int argc, char **argv, struct cfg *c)
 {
-	enum { O_CLIENTS = 256, O_DURATION, O_WARMUP, O_USERS, O_ROLES, O_SOCKET, O_BROKER,
-	       O_PRINT };
-	static const struct option opts[] = {
-		{ "clients", required_argument, NULL, O_CLIENTS },
-		{ "duration", required_argument, NULL, O_DURATION },
-		{ "warmup", required_argument, NULL, O_WARMUP },
-		{ "users", required_argument, NULL, O_USERS },
-		{ "roles", required_argument, NULL, O_ROLES },
-		{ "socket", required_argument, NULL, O_SOCKET },
-		{ "broker", required_argument, NULL, O_BROKER },
-		{ "print-policy", no_argument, NULL, O_PRINT },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	const struct bench_opt opts[] = {
+		{ "clients", BENCH_OPT_LEVELS, c->levels, &c->n_levels, 0, 0, 0, 0 },
+		{ "duration", BENCH_OPT_SECONDS, &c->duration_s, NULL, 0, 0, 0, 0 },
+		{ "warmup", BENCH_OPT_SECONDS0, &c->warmup_s, NULL, 0, 0, 0, 0 },
+		{ "users", BENCH_OPT_ULONG, &c->users, NULL, 0, 1, 99999, 0 },
+		{ "roles", BENCH_OPT_ULONG, &c->roles, NULL, 0, 1, 99, 0 },
+		{ "socket", BENCH_OPT_STRING, &c->socket, NULL, 0, 0, 0, 0 },
+		{ "broker", BENCH_OPT_PATH, c->broker, NULL, sizeof(c->broker), 0, 0, 0 },
+		{ "print-policy", BENCH_OPT_FLAG, &c->print_policy, NULL, 0, 0, 0, 0 },
 	};
-	int o;
 
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (o) {
-		case O_CLIENTS:
-			if (bench_parse_levels(optarg, c->levels, &c->n_levels) < 0)
-				goto bad;
-			break;
-		case O_DURATION:
-			if (bench_parse_seconds(optarg, &c->duration_s) < 0)
-				goto bad;
-			break;
-		case O_WARMUP:
-			if (strcmp(optarg, "0") == 0)
-				c->warmup_s = 0;
-			else if (bench_parse_seconds(optarg, &c->warmup_s) < 0)
-				goto bad;
-			break;
-		case O_USERS:
-			if (bench_parse_ulong(optarg, 1, 99999, &c->users) < 0)
-				goto bad;
-			break;
-		case O_ROLES:
-			if (bench_parse_ulong(optarg, 1, 99, &c->roles) < 0)
-				goto bad;
-			break;
-		case O_SOCKET:
-			c->socket = optarg;
-			break;
-		case O_BROKER:
-			if (strlen(optarg) >= sizeof(c->broker))
-				goto bad;
-			strcpy(c->broker, optarg);
-			break;
-		case O_PRINT:
-			c->print_policy = true;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
-		default:
-			fprintf(stderr, "Try 'bench_requests --help'.\n");
-			return -1;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "bench_requests: unexpected argument '%s'\n", argv[optind]);
-		return -1;
-	}
-	return 0;
-bad:
-	fprintf(stderr, "bench_requests: --%s: bad value '%s'\nTry 'bench_requests --help'.\n",
-		opts[o - O_CLIENTS].name, optarg);
-	return -1;
+	return bench_parse_args("bench_requests", usage_text, argc, argv, opts,
+				sizeof(opts) / sizeof(opts[0]));
 }
 
 /* ---------------------------------------------------------------- policy */

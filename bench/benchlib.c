@@ -3,6 +3,7 @@
 #include "benchlib.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -710,5 +711,92 @@ int bench_run_threads(unsigned n, void *(*fn)(void *), void **args, int64_t *t0_
 out:
 	free(slots);
 	free(tids);
+	return ret;
+}
+
+/* One option's value into its destination.  0 or -1. */
+static int take_opt(const struct bench_opt *o, const char *arg)
+{
+	unsigned long v;
+
+	switch (o->kind) {
+	case BENCH_OPT_ULONG:
+		return bench_parse_ulong(arg, o->min, o->max, o->dst);
+	case BENCH_OPT_ULONG_OPT:
+		if (!arg) {
+			*(unsigned long *)o->dst = o->def;
+			return 0;
+		}
+		if (bench_parse_ulong(arg, o->min, o->max, &v) < 0)
+			return -1;
+		*(unsigned long *)o->dst = v;
+		return 0;
+	case BENCH_OPT_SECONDS0:
+		if (strcmp(arg, "0") == 0) {
+			*(double *)o->dst = 0;
+			return 0;
+		}
+		return bench_parse_seconds(arg, o->dst);
+	case BENCH_OPT_SECONDS:
+		return bench_parse_seconds(arg, o->dst);
+	case BENCH_OPT_LEVELS:
+		return bench_parse_levels(arg, o->dst, o->dst2);
+	case BENCH_OPT_STRING:
+		if (!*arg)
+			return -1;
+		*(const char **)o->dst = arg;
+		return 0;
+	case BENCH_OPT_PATH:
+		if (strlen(arg) >= o->size)
+			return -1;
+		memcpy(o->dst, arg, strlen(arg) + 1);
+		return 0;
+	case BENCH_OPT_FLAG:
+		*(bool *)o->dst = true;
+		return 0;
+	}
+	return -1;
+}
+
+int bench_parse_args(const char *prog, const char *usage, int argc, char **argv,
+		     const struct bench_opt *opts, size_t n)
+{
+	struct option *lo = calloc(n + 2, sizeof(*lo));
+	int o, ret = -1;
+
+	if (!lo) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		lo[i].name = opts[i].name;
+		lo[i].has_arg = opts[i].kind == BENCH_OPT_FLAG ? no_argument
+				: opts[i].kind == BENCH_OPT_ULONG_OPT ? optional_argument
+				: required_argument;
+		lo[i].val = 256 + (int)i;
+	}
+	lo[n] = (struct option){ "help", no_argument, NULL, 'h' };
+	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		if (o == 'h') {
+			fputs(usage, stdout);
+			exit(0);
+		}
+		if (o < 256 || (size_t)(o - 256) >= n) {
+			fprintf(stderr, "Try '%s --help'.\n", prog);
+			goto out;
+		}
+		if (take_opt(&opts[o - 256], optarg) < 0) {
+			fprintf(stderr, "%s: --%s: bad value '%s'\nTry '%s --help'.\n", prog,
+				opts[o - 256].name, optarg ? optarg : "", prog);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(lo);
 	return ret;
 }

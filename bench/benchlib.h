@@ -1,6 +1,6 @@
 /*
- * What bench_check and bench_requests share: latency samples and their
- * percentiles, option parsing, a description of the machine, and a private
+ * What the benches share: latency samples and their percentiles, option
+ * parsing, a description of the machine, and a private
  * sbx-brokerd started in a temporary directory and removed afterwards.
  *
  * The numbers are printed, never asserted: these are measuring tools, not
@@ -60,6 +60,33 @@ int bench_parse_ulong(const char *s, unsigned long min, unsigned long max, unsig
 int bench_parse_seconds(const char *s, double *out);
 /* "1,8,32" -> {1, 8, 32}; each in [1, BENCH_MAX_CLIENTS]. */
 int bench_parse_levels(const char *s, unsigned *levels, size_t *n);
+
+/* A bench's command-line options, as a table. */
+enum bench_opt_kind {
+	BENCH_OPT_ULONG,     /* unsigned long in [min, max] */
+	BENCH_OPT_ULONG_OPT, /* the same, the value optional (then def) */
+	BENCH_OPT_SECONDS,   /* double, bench_parse_seconds */
+	BENCH_OPT_SECONDS0,  /* the same, or "0" */
+	BENCH_OPT_LEVELS,    /* unsigned[BENCH_MAX_LEVELS] at dst, its count at dst2 (size_t) */
+	BENCH_OPT_STRING,    /* const char * (points into argv) */
+	BENCH_OPT_PATH,      /* copied into char[size] */
+	BENCH_OPT_FLAG,      /* bool */
+};
+
+struct bench_opt {
+	const char *name;
+	enum bench_opt_kind kind;
+	void *dst;
+	void *dst2;
+	size_t size;
+	unsigned long min, max, def;
+};
+
+/* Parse argv against opts (n of them).  --help prints usage and exits 0.
+ * Returns 0, or -1 after saying on stderr which option, and what value,
+ * prog did not take. */
+int bench_parse_args(const char *prog, const char *usage, int argc, char **argv,
+		     const struct bench_opt *opts, size_t n);
 
 /* nproc, CPU model, kernel, and the file system holding dir (NULL: skip). */
 void bench_print_machine(FILE *out, const char *dir);
