@@ -3,7 +3,8 @@
 # under AddressSanitizer + UndefinedBehaviorSanitizer.  Also checks that
 # `make distcheck` (dist tarball, VPATH build, install, uninstall) works.
 # Installs the Debian packages it needs (as root).  The last line printed is
-# the total: "N passed, N failed, N skipped".
+# the total: "N passed, N failed" (the skipped are counted on the line
+# before it).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -76,5 +77,5 @@ if [ "$failed" -gt 0 ]; then
   done
 fi
 [ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1   # a build that broke before any test ran
-printf '\n%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
+printf '\n%d skipped\n%d passed, %d failed\n' "$skipped" "$passed" "$failed"
 exit $status
