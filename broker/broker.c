@@ -12,9 +12,11 @@
 #include "directory.h"
 #include "duration.h"
 #include "grouptable.h"
+#include "user_limits.h"
 #include "log.h"
 #include "sessions.h"
 #include "slack/slack.h"
+#include "text.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -61,6 +63,23 @@ void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 
 /* ---- recording ----------------------------------------------------------------- */
 
+static void end_extensions(struct sbx_broker *b, const json_t *rec);
+static json_t *req_fields(const struct sbx_req *r, const char *through);
+
+void sbx_rec_str(json_t *fields, const char *key, const char *text)
+{
+	char clean[SBX_TEXT_MAX * 4 + 1];
+	json_t *v;
+
+	if (!text)
+		return;
+	v = json_string(text);
+	if (!v)
+		v = json_string(sbx_sanitize(text, clean, sizeof(clean)));
+	if (!v || json_object_set_new(fields, key, v) < 0)
+		sbx_err("out of memory: a record lacks its %s", key);
+}
+
 int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor,
 		      json_t *fields, uint64_t *seq)
 {
@@ -83,11 +102,40 @@ int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor
 		goto out;
 	}
 	features_on_record(b, rec);
+	end_extensions(b, rec);
 	ret = 0;
 out:
 	json_decref(rec);
 	json_decref(fields);
 	return ret;
+}
+
+/* A grant that ends takes the pending requests to extend it with it: an
+ * approval must never bring a revoked grant back. */
+static void end_extensions(struct sbx_broker *b, const json_t *rec)
+{
+	const char *event = json_string_value(json_object_get(rec, "event"));
+	const char *user = json_string_value(json_object_get(rec, "user"));
+	json_int_t id = json_integer_value(json_object_get(rec, "id"));
+	struct sbx_req *open[SBX_OPEN_MAX];
+	char reason[96];
+	size_t n;
+	uint64_t seq;
+
+	if (!event || !user || id <= 0 ||
+	    (strcmp(event, "grant.expired") != 0 && strcmp(event, "grant.revoked") != 0))
+		return;
+	snprintf(reason, sizeof(reason), "grant %lld, which it extends, ended", (long long)id);
+	n = sbx_state_user_open(b->state, user, open, SBX_OPEN_MAX);
+	for (size_t i = 0; i < n; i++) {
+		json_t *f;
+
+		if (open[i]->state != SBX_REQ_PENDING || open[i]->extends != (uint32_t)id)
+			continue;
+		f = req_fields(open[i], NULL);
+		sbx_rec_str(f, "reason", reason);
+		(void)sbx_broker_record(b, "request.cancelled", SBX_SYSTEM_ACTOR, f, &seq);
+	}
 }
 
 const char *sbx_broker_unavailable(const struct sbx_broker *b, char *why, size_t whylen)
@@ -198,10 +246,10 @@ static json_t *req_fields(const struct sbx_req *r, const char *through)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "id", json_integer(r->id));
-	json_object_set_new(o, "user", json_string(r->user));
-	json_object_set_new(o, "role", json_string(r->role));
+	sbx_rec_str(o, "user", r->user);
+	sbx_rec_str(o, "role", r->role);
 	if (through)
-		json_object_set_new(o, "through", json_string(through));
+		sbx_rec_str(o, "through", through);
 	return o;
 }
 
@@ -231,6 +279,15 @@ bool sbx_broker_may_decide(const struct sbx_broker *b, const struct sbx_req *r,
 	return sbx_policy_may_approve(b->policy, role, r->user, person, why, whylen);
 }
 
+bool sbx_broker_may_see(const struct sbx_broker *b, const struct sbx_req *r, const char *person,
+			bool admin)
+{
+	char why[256];
+
+	return admin || strcmp(r->user, person) == 0 ||
+	       sbx_broker_may_decide(b, r, person, why, sizeof(why));
+}
+
 /* Make r a live grant: its clock starts now.  An extension runs on from
  * the end of the grant it extends, so asking early never loses time. */
 static int activate(struct sbx_broker *b, const struct sbx_req *r, int64_t now, uint64_t *seq)
@@ -246,7 +303,7 @@ static int activate(struct sbx_broker *b, const struct sbx_req *r, int64_t now, 
 	json_object_set_new(f, "expires_at", time_json(start + r->duration));
 	json_object_set_new(f, "duration", json_integer(r->duration));
 	if (role && role->unix_group) {
-		json_object_set_new(f, "unix_group", json_string(role->unix_group));
+		sbx_rec_str(f, "unix_group", role->unix_group);
 		json_object_set_new(f, "gid", json_integer(role->gid));
 	}
 	return sbx_broker_record(b, "grant.activated", SBX_SYSTEM_ACTOR, f, seq);
@@ -397,20 +454,20 @@ int sbx_broker_request(struct sbx_broker *b, const struct sbx_request *q, uint32
 	*id = sbx_state_next_id(b->state);
 	f = json_object();
 	json_object_set_new(f, "id", json_integer(*id));
-	json_object_set_new(f, "user", json_string(q->person));
-	json_object_set_new(f, "role", json_string(role->name));
+	sbx_rec_str(f, "user", q->person);
+	sbx_rec_str(f, "role", role->name);
 	json_object_set_new(f, "duration", json_integer(duration));
 	if (q->reason && q->reason[0])
-		json_object_set_new(f, "reason", json_string(q->reason));
+		sbx_rec_str(f, "reason", q->reason);
 	if (q->ticket && q->ticket[0])
-		json_object_set_new(f, "ticket", json_string(q->ticket));
+		sbx_rec_str(f, "ticket", q->ticket);
 	if (q->extends)
 		json_object_set_new(f, "extends", json_integer(q->extends));
 	json_object_set_new(f, "approvals_needed",
 			    json_integer(role->auto_approve ? 0 : role->approvals));
 	json_object_set_new(f, "lapses_at", time_json(now + b->policy->broker.request_ttl));
 	if (q->through)
-		json_object_set_new(f, "through", json_string(q->through));
+		sbx_rec_str(f, "through", q->through);
 	ret = sbx_broker_record(b, "request.created", q->person, f, wait_seq);
 	if (ret == 0 && role->auto_approve)
 		ret = activate(b, sbx_state_get(b->state, *id), now, wait_seq);
@@ -456,11 +513,18 @@ static int approval_refused(struct sbx_broker *b, const struct sbx_req *r, const
 			    int64_t duration, char *ground, size_t groundlen, char *why,
 			    size_t whylen)
 {
+	const struct sbx_req *parent;
 	char asked[32], filed[32];
 
 	if (r->state != SBX_REQ_PENDING) {
 		snprintf(why, whylen, "request %u is %s, not pending", r->id,
 			 sbx_req_state_name(r->state));
+		return -SBX_ST_REFUSED;
+	}
+	parent = r->extends ? sbx_state_get(b->state, r->extends) : NULL;
+	if (r->extends && (!parent || !sbx_req_live(parent, sbx_now()))) {
+		snprintf(why, whylen, "request %u extends grant %u, which has ended: ask anew", r->id,
+			 r->extends);
 		return -SBX_ST_REFUSED;
 	}
 	if (!sbx_broker_may_decide(b, r, person, ground, groundlen)) {
@@ -500,9 +564,9 @@ int sbx_broker_approve(struct sbx_broker *b, uint32_t id, const char *person,
 	if (ret < 0)
 		goto out;
 	f = req_fields(r, through);
-	json_object_set_new(f, "ground", json_string(ground));
+	sbx_rec_str(f, "ground", ground);
 	if (comment && comment[0])
-		json_object_set_new(f, "comment", json_string(comment));
+		sbx_rec_str(f, "comment", comment);
 	if (duration && duration < r->duration)
 		json_object_set_new(f, "duration", json_integer(duration));
 	json_object_set_new(f, "approvals", json_integer((json_int_t)r->n_approvals + 1));
@@ -533,6 +597,15 @@ static int end_refused(struct sbx_broker *b, const struct sbx_req *r, bool deny,
 {
 	char ground[512];
 
+	/* A person ends their own with cancel or drop; say so, rather than
+	 * the approvers' rule that forbids deciding one's own. */
+	if (!admin && strcmp(r->user, person) == 0) {
+		snprintf(why, whylen, deny ? "you cannot deny your own request %u; cancel it with: "
+					     "sbx-request cancel %u"
+					   : "you cannot revoke your own grant %u; give it back with: "
+					     "sbx-request drop %u", r->id, r->id);
+		return -SBX_ST_REFUSED;
+	}
 	if (deny && r->state != SBX_REQ_PENDING) {
 		snprintf(why, whylen, "request %u is %s, not pending", r->id,
 			 sbx_req_state_name(r->state));
@@ -543,8 +616,7 @@ static int end_refused(struct sbx_broker *b, const struct sbx_req *r, bool deny,
 			 r->state == SBX_REQ_ACTIVE ? "expired" : sbx_req_state_name(r->state));
 		return -SBX_ST_REFUSED;
 	}
-	/* Admins may end anything; approvers may end what they could grant.
-	 * A requester may not deny their own request (they cancel it). */
+	/* Admins may end anything; approvers may end what they could grant. */
 	if (!admin && !sbx_broker_may_decide(b, r, person, ground, sizeof(ground))) {
 		snprintf(why, whylen, "%s", ground);
 		return -SBX_ST_REFUSED;
@@ -569,9 +641,9 @@ int sbx_broker_end(struct sbx_broker *b, uint32_t id, bool deny, const char *per
 		reason = "revoked";
 	f = req_fields(r, through);
 	if (reason && *reason)
-		json_object_set_new(f, "reason", json_string(reason));
+		sbx_rec_str(f, "reason", reason);
 	if (r->unix_group)
-		json_object_set_new(f, "unix_group", json_string(r->unix_group));
+		sbx_rec_str(f, "unix_group", r->unix_group);
 	add_extra(f, extra);
 	extra = NULL;
 	ret = sbx_broker_record(b, deny ? "request.denied" : "grant.revoked", person, f, wait_seq);
@@ -611,7 +683,7 @@ size_t sbx_broker_expire(struct sbx_broker *b, int64_t now)
 			else
 				json_object_set_new(f, "lapses_at", time_json(r->lapses_at));
 			if (r->unix_group)
-				json_object_set_new(f, "unix_group", json_string(r->unix_group));
+				sbx_rec_str(f, "unix_group", r->unix_group);
 			if (sbx_broker_record(b, event, SBX_SYSTEM_ACTOR, f, &seq) < 0)
 				return done;
 			sbx_info("%s: request %u (%s, %s)", event, r->id, r->user, r->role);
@@ -623,13 +695,26 @@ size_t sbx_broker_expire(struct sbx_broker *b, int64_t now)
 
 /* ---- the policy ---------------------------------------------------------------------- */
 
+static struct sbx_limits_conf limits_of(const struct sbx_policy *p)
+{
+	unsigned max = p->broker.max_connections;
+
+	return (struct sbx_limits_conf){
+		.max_conns = (int)max,
+		.max_conns_per_uid = (int)p->broker.max_connections_per_user,
+		/* Enough for sshd's logins when every user holds their share. */
+		.root_reserve = (int)(max / 64 > 16 ? max / 64 : 16),
+		.changes_per_minute = (int)p->broker.max_changes_per_minute,
+	};
+}
+
 int sbx_broker_record_policy(struct sbx_broker *b, uint64_t *seq)
 {
 	json_t *f = json_object();
 
-	json_object_set_new(f, "file", json_string(b->config_path));
+	sbx_rec_str(f, "file", b->config_path);
 	json_object_set_new(f, "sha256", json_string(b->policy->sha256_hex));
-	json_object_set_new(f, "host", json_string(b->policy->broker.host));
+	sbx_rec_str(f, "host", b->policy->broker.host);
 	json_object_set_new(f, "roles", json_integer((json_int_t)b->policy->n_roles));
 	return sbx_broker_record(b, "policy.loaded", SBX_SYSTEM_ACTOR, f, seq);
 }
@@ -646,7 +731,7 @@ static void record_rejected(struct sbx_broker *b, const struct sbx_policy_errors
 			 errs->v[i].msg);
 		json_array_append_new(list, json_string(line));
 	}
-	json_object_set_new(f, "file", json_string(b->config_path));
+	sbx_rec_str(f, "file", b->config_path);
 	json_object_set_new(f, "errors", list);
 	json_object_set_new(f, "kept_sha256", json_string(b->policy->sha256_hex));
 	(void)sbx_broker_record(b, "policy.rejected", SBX_SYSTEM_ACTOR, f, &seq);
@@ -672,6 +757,7 @@ void sbx_broker_reload(struct sbx_broker *b)
 	struct sbx_policy_errors errs = { 0 };
 	struct sbx_policy *fresh = NULL;
 	struct sbx_settings settings;
+	struct sbx_limits_conf lc;
 	uint64_t seq;
 
 	if (sbx_policy_load_file(b->config_path, &fresh, &settings, &errs) < 0) {
@@ -690,6 +776,8 @@ void sbx_broker_reload(struct sbx_broker *b)
 	b->policy = fresh;
 	b->settings = settings;
 	fresh = NULL;
+	lc = limits_of(b->policy);
+	sbx_limits_set(b->limits, &lc);
 	sbx_info("policy reloaded from %s (sha256 %.12s)", b->config_path, b->policy->sha256_hex);
 	(void)sbx_broker_record_policy(b, &seq);
 	features_on_reload(b);
@@ -700,21 +788,22 @@ out:
 
 /* ---- start and stop ------------------------------------------------------------------ */
 
+
 static void record_startup(struct sbx_broker *b, const struct sbx_replay_info *info)
 {
 	json_t *f = json_object();
 	uint64_t seq;
 
-	json_object_set_new(f, "version", json_string(PACKAGE_VERSION));
+	sbx_rec_str(f, "version", PACKAGE_VERSION);
 	json_object_set_new(f, "pid", json_integer(getpid()));
-	json_object_set_new(f, "host", json_string(b->policy->broker.host));
+	sbx_rec_str(f, "host", b->policy->broker.host);
 	json_object_set_new(f, "replayed", json_integer((json_int_t)info->records));
 	if (info->used_snapshot)
 		json_object_set_new(f, "snapshot_seq", json_integer((json_int_t)info->snapshot_seq));
 	(void)sbx_broker_record(b, "broker.started", SBX_SYSTEM_ACTOR, f, &seq);
 	if (info->truncated) {
 		f = json_object();
-		json_object_set_new(f, "file", json_string(info->truncated_file));
+		sbx_rec_str(f, "file", info->truncated_file);
 		json_object_set_new(f, "bytes_cut", json_integer((json_int_t)info->truncated_bytes));
 		json_object_set_new(f, "last_good_seq", json_integer((json_int_t)info->last_seq));
 		(void)sbx_broker_record(b, "journal.recovered", SBX_SYSTEM_ACTOR, f, &seq);
@@ -761,10 +850,12 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 
 int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen)
 {
+	struct sbx_limits_conf lc = limits_of(b->policy);
 	int rc;
 
 	b->state = sbx_state_new();
-	if (!b->state) {
+	b->limits = sbx_limits_new(&lc);
+	if (!b->state || !b->limits) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
@@ -807,6 +898,8 @@ void sbx_broker_free(struct sbx_broker *b)
 	b->state = NULL;
 	sbx_policy_free(b->policy);
 	b->policy = NULL;
+	sbx_limits_free(b->limits);
+	b->limits = NULL;
 	free(b->config_path);
 	free(b->file_socket);
 	free(b->file_state_dir);

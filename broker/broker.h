@@ -31,6 +31,7 @@
 #include "sbx_proto.h"
 #include "state.h"
 
+struct sbx_limits;
 struct sbx_sessions;
 struct sbx_grouptable;
 struct sbx_directory;
@@ -57,6 +58,8 @@ struct sbx_broker {
 	/* The start-up replay is running: features rebuild their own tables
 	 * from the records (sbx_broker_replay_record). */
 	bool replaying;
+	/* What each local user may hold and do (user_limits.h). */
+	struct sbx_limits *limits;
 	/* The features, all built in; each owns its struct (NULL when not
 	 * started). */
 	struct sbx_sessions *sessions;
@@ -104,6 +107,11 @@ size_t sbx_broker_expire(struct sbx_broker *b, int64_t now);
  * broker cannot record (b->degraded says why). */
 int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor,
 		      json_t *fields, uint64_t *seq);
+
+/* Put text into a record's fields under key: as it is when it is valid
+ * UTF-8, else sanitized ('?' for what is not); never dropped without a
+ * trace.  NULL text puts nothing. */
+void sbx_rec_str(json_t *fields, const char *key, const char *text);
 
 /* Record policy.loaded for the current policy. */
 int sbx_broker_record_policy(struct sbx_broker *b, uint64_t *seq);
@@ -165,6 +173,12 @@ int sbx_broker_approve(struct sbx_broker *b, uint32_t id, const char *person,
 int sbx_broker_end(struct sbx_broker *b, uint32_t id, bool deny, const char *person,
 		   const char *through, bool admin, const char *reason, json_t *extra,
 		   uint64_t *wait_seq, char *why, size_t whylen);
+
+/* May person (admin: with admin rights) see request r?  Its owner, the
+ * people who may decide it and admins may; to anyone else it does not
+ * exist, so that nobody learns owners, roles or approvers by walking ids. */
+bool sbx_broker_may_see(const struct sbx_broker *b, const struct sbx_req *r, const char *person,
+			bool admin);
 
 /* May person decide (approve, deny) request r?  why says why not, or on
  * what ground. */

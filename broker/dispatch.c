@@ -9,7 +9,9 @@
 
 #include "dispatch.h"
 
+#include "user_limits.h"
 #include "log.h"
+#include "sbxio.h"
 #include "sessions.h"
 #include "grouptable.h"
 #include "text.h"
@@ -127,6 +129,12 @@ static int parse_args(const uint8_t *frame, size_t n, uint32_t allowed, struct s
 			store_number(a, &f);
 			continue;
 		}
+		/* Refused here, whole: text the journal could not hold as it was
+		 * sent must never be dropped or changed on the way in. */
+		if (!sbx_utf8_valid((const char *)f.val, f.len)) {
+			snprintf(why, whylen, "%s is not valid UTF-8", s->name);
+			return -1;
+		}
 		if (sbx_field_str(&f, (char *)a + s->str_off, s->str_len) < 0) {
 			snprintf(why, whylen, "%s is too long (at most %zu bytes)", s->name,
 				 s->str_len - 1);
@@ -149,48 +157,69 @@ enum who_may {
 	SBX_CALLER_ROOT,    /* uid 0 only */
 };
 
+/* An op that may make the broker write (a change): callers other than
+ * root spend their change budget on it (broker.max_changes_per_minute). */
+#define CHANGES true
+
 struct op_entry {
 	uint16_t op;
 	enum who_may who;
 	uint32_t fields;
+	bool changes;
 	sbx_op_fn fn;
 	const char *what;   /* for "only ... may WHAT" */
 };
 
 static const struct op_entry op_table[] = {
+	/* op                      who may call it    fields taken    changes */
 	/* decisions */
-	{ SBX_OP_CHECK, SBX_CALLER_ANY, PERSON_FIELDS, sbx_op_check, "check a login" },
-	{ SBX_OP_EXPLAIN, SBX_CALLER_ANY, PERSON_FIELDS, sbx_op_explain, "explain access" },
-	{ SBX_OP_PING, SBX_CALLER_ANY, PERSON_FIELDS, sbx_op_ping, "ask how the broker is" },
+	{ SBX_OP_CHECK,            SBX_CALLER_ANY,    PERSON_FIELDS,  false,
+	  sbx_op_check, "check a login" },
+	{ SBX_OP_EXPLAIN,          SBX_CALLER_ANY,    PERSON_FIELDS,  false,
+	  sbx_op_explain, "explain access" },
+	{ SBX_OP_PING,             SBX_CALLER_ANY,    PERSON_FIELDS,  false,
+	  sbx_op_ping, "ask how the broker is" },
 	/* a person's own requests */
-	{ SBX_OP_REQUEST, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_request, "request access" },
-	{ SBX_OP_LIST, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_list, "list requests" },
-	{ SBX_OP_STATUS, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_status, "see a request" },
-	{ SBX_OP_CANCEL, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_cancel_drop,
-	  "cancel a request" },
-	{ SBX_OP_DROP, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_cancel_drop,
-	  "give a grant back" },
-	{ SBX_OP_ROLES, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_roles, "list roles" },
+	{ SBX_OP_REQUEST,          SBX_CALLER_PERSON, PERSON_FIELDS,  CHANGES,
+	  sbx_op_request, "request access" },
+	{ SBX_OP_LIST,             SBX_CALLER_PERSON, PERSON_FIELDS,  false,
+	  sbx_op_list, "list requests" },
+	{ SBX_OP_STATUS,           SBX_CALLER_PERSON, PERSON_FIELDS,  false,
+	  sbx_op_status, "see a request" },
+	{ SBX_OP_CANCEL,           SBX_CALLER_PERSON, PERSON_FIELDS,  CHANGES,
+	  sbx_op_cancel_drop, "cancel a request" },
+	{ SBX_OP_DROP,             SBX_CALLER_PERSON, PERSON_FIELDS,  CHANGES,
+	  sbx_op_cancel_drop, "give a grant back" },
+	{ SBX_OP_ROLES,            SBX_CALLER_PERSON, PERSON_FIELDS,  false,
+	  sbx_op_roles, "list roles" },
 	/* approvers and admins */
-	{ SBX_OP_PENDING, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_pending,
-	  "list pending requests" },
-	{ SBX_OP_APPROVE, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_approve, "approve" },
-	{ SBX_OP_DENY, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_deny_revoke, "deny" },
-	{ SBX_OP_REVOKE, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_deny_revoke, "revoke" },
-	{ SBX_OP_GRANTS, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_grants, "list grants" },
+	{ SBX_OP_PENDING,          SBX_CALLER_PERSON, PERSON_FIELDS,  false,
+	  sbx_op_pending, "list pending requests" },
+	{ SBX_OP_APPROVE,          SBX_CALLER_PERSON, PERSON_FIELDS,  CHANGES,
+	  sbx_op_approve, "approve" },
+	{ SBX_OP_DENY,             SBX_CALLER_PERSON, PERSON_FIELDS,  CHANGES,
+	  sbx_op_deny_revoke, "deny" },
+	{ SBX_OP_REVOKE,           SBX_CALLER_PERSON, PERSON_FIELDS,  CHANGES,
+	  sbx_op_deny_revoke, "revoke" },
+	{ SBX_OP_GRANTS,           SBX_CALLER_PERSON, PERSON_FIELDS,  false,
+	  sbx_op_grants, "list grants" },
 	/* sessions (pam_sbx, from sshd's PAM stack) */
-	{ SBX_OP_SESSION_OPEN, SBX_CALLER_ROOT, SESSION_FIELDS, sbx_op_session_open,
-	  "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
-	{ SBX_OP_SESSION_CLOSE, SBX_CALLER_ROOT, SESSION_FIELDS, sbx_op_session_close,
-	  "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
-	{ SBX_OP_SESSIONS, SBX_CALLER_ADMIN, SESSION_FIELDS, sbx_op_sessions, "list sessions" },
+	{ SBX_OP_SESSION_OPEN,     SBX_CALLER_ROOT,   SESSION_FIELDS, CHANGES,
+	  sbx_op_session_open, "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
+	{ SBX_OP_SESSION_CLOSE,    SBX_CALLER_ROOT,   SESSION_FIELDS, CHANGES,
+	  sbx_op_session_close, "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
+	{ SBX_OP_SESSIONS,         SBX_CALLER_ADMIN,  SESSION_FIELDS, false,
+	  sbx_op_sessions, "list sessions" },
 	/* unix groups (libnss_sbx's fallback; membership is public, as in
 	 * /etc/group) */
-	{ SBX_OP_GROUP_BYNAME, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group, "look up groups" },
-	{ SBX_OP_GROUP_BYGID, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group, "look up groups" },
-	{ SBX_OP_GROUP_LIST, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group, "look up groups" },
-	{ SBX_OP_GROUP_MEMBERSHIPS, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group,
-	  "look up groups" },
+	{ SBX_OP_GROUP_BYNAME,     SBX_CALLER_ANY,    GROUP_FIELDS,   false,
+	  sbx_op_group, "look up groups" },
+	{ SBX_OP_GROUP_BYGID,      SBX_CALLER_ANY,    GROUP_FIELDS,   false,
+	  sbx_op_group, "look up groups" },
+	{ SBX_OP_GROUP_LIST,       SBX_CALLER_ANY,    GROUP_FIELDS,   false,
+	  sbx_op_group, "look up groups" },
+	{ SBX_OP_GROUP_MEMBERSHIPS, SBX_CALLER_ANY,   GROUP_FIELDS,   false,
+	  sbx_op_group, "look up groups" },
 };
 
 static const struct op_entry *op_entry(uint16_t op)
@@ -262,6 +291,23 @@ static int check_caller(struct sbx_broker *b, const struct op_entry *e, struct s
 	return -1;
 }
 
+/* A change asked for by someone other than root spends one of their
+ * budget; past it, "slow down".  true when refused. */
+static bool over_budget(struct sbx_broker *b, struct sbx_call *c)
+{
+	int64_t retry_ms = 0;
+
+	if (sbx_limits_change(b->limits, c->caller->uid, sbx_mono_ms(), &retry_ms) == 0)
+		return false;
+	sbx_caller_resolve(c->caller, b->policy->broker.admin_group);
+	sbx_reply_fail(c, SBX_ST_REFUSED,
+		       "slow down: %s may make at most %u changes a minute "
+		       "(broker.max_changes_per_minute); try again in %lld s", c->caller->name,
+		       b->policy->broker.max_changes_per_minute,
+		       (long long)((retry_ms + 999) / 1000));
+	return true;
+}
+
 void sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *caller, const uint8_t *frame,
 		       size_t n, sbx_msg *reply, uint64_t *wait_seq)
 {
@@ -285,6 +331,8 @@ void sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *caller, const ui
 		goto out;
 	}
 	if (e->who != SBX_CALLER_ROOT && check_caller(b, e, &c) < 0)
+		goto out;
+	if (e->changes && over_budget(b, &c))
 		goto out;
 	e->fn(b, &c);
 out:

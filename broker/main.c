@@ -215,7 +215,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct sbx_broker b = { 0 };
-	struct sbx_server_opts so = { .max_conns = 4096, .io_timeout_ms = 5000 };
+	struct sbx_server_opts so = { .io_timeout_ms = 5000 };
 	char err[1024];
 	int ready_fd = -1, listen_fd = -1, ret = 2;
 

@@ -4,6 +4,7 @@
 
 #include "directory.h"
 #include "dispatch.h"
+#include "user_limits.h"
 #include "slack/slack.h"
 #include "log.h"
 #include "sbxio.h"
@@ -48,6 +49,10 @@ struct server {
 	 * a later event of the same epoll batch may still point at them. */
 	struct conn *graveyard;
 	int n_conns;
+	/* Held open so that, out of fds, the loop can still take one
+	 * connection off the listen queue and close it (the libev/nginx way)
+	 * instead of spinning on a listener that stays readable. */
+	int spare_fd;
 	bool stopping;
 	/* Group commit: records appended during a loop pass are handed to the
 	 * writer together at its end.  Records nobody waits for (login
@@ -130,6 +135,7 @@ static void conn_close(struct server *s, struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	sbx_limits_conn_close(s->b->limits, c->caller.uid);
 	free(c->in);
 	c->in = NULL;
 	sbx_msg_free(&c->out);
@@ -304,30 +310,66 @@ static bool conn_held_and_gone(struct server *s, struct conn *c, uint32_t events
 	return true;
 }
 
+/* Out of fds: close the spare, take one connection off the queue and close
+ * it, take the spare back.  The peer sees its connection closed; the loop
+ * does not spin. */
+static void shed_one(struct server *s)
+{
+	int fd;
+
+	if (s->spare_fd >= 0)
+		close(s->spare_fd);
+	fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd >= 0)
+		close(fd);
+	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	sbx_warn("accept: out of file descriptors (%d connections open): closing new "
+		 "connections until some end", s->n_conns);
+}
+
+/* A connection the limits refuse is closed at once: the peer gets EOF,
+ * and the slot it wanted stays free. */
+static bool admitted(struct server *s, const struct sbx_caller *who)
+{
+	int rc = sbx_limits_conn_open(s->b->limits, who->uid);
+
+	if (rc == 0)
+		return true;
+	sbx_warn("accept: refused a connection of uid %u (%s)", (unsigned)who->uid,
+		 rc == -EUSERS ? "it holds its share of connections"
+		 : rc == -ENFILE ? "the slots left are root's" : "too many users at once");
+	return false;
+}
+
 static void accept_all(struct server *s)
 {
 	for (;;) {
 		struct epoll_event ev = { .events = EPOLLIN };
+		struct sbx_caller who;
 		struct conn *c;
 		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno == EMFILE || errno == ENFILE)
+				shed_one(s);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
 				sbx_warn("accept: %s", strerror(errno));
 			return;
 		}
-		if (s->n_conns >= s->o->max_conns || !(c = calloc(1, sizeof(*c)))) {
+		if (sbx_caller_from_socket(fd, &who) < 0 || !admitted(s, &who)) {
+			close(fd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			sbx_limits_conn_close(s->b->limits, who.uid);
 			close(fd);
 			continue;
 		}
 		c->fd = fd;
-		if (sbx_caller_from_socket(fd, &c->caller) < 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
+		c->caller = who;
 		c->next = s->conns;
 		if (s->conns)
 			s->conns->prev = c;
@@ -468,7 +510,8 @@ static int add_fd(int ep, int fd, void *tag)
 
 int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_opts *o)
 {
-	struct server s = { .b = b, .o = o, .listen_fd = listen_fd, .ep = -1, .sig_fd = -1 };
+	struct server s = { .b = b, .o = o, .listen_fd = listen_fd, .ep = -1, .sig_fd = -1,
+			    .spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC) };
 
 	s.committed = sbx_journal_last_seq(b->journal);
 	s.snap_seq = s.committed;
@@ -541,5 +584,7 @@ out:
 		close(s.ep);
 	if (s.sig_fd >= 0)
 		close(s.sig_fd);
+	if (s.spare_fd >= 0)
+		close(s.spare_fd);
 	return ret;
 }

@@ -9,7 +9,6 @@
 #include "broker.h"
 
 struct sbx_server_opts {
-	int max_conns;        /* beyond this, new connections are closed at once */
 	int io_timeout_ms;    /* a client has this long to send a frame or take a reply */
 };
 

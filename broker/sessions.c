@@ -458,7 +458,7 @@ static int emit(struct sbx_broker *b, const char *event, const char *actor, json
 static void set_opt(json_t *o, const char *key, const char *v)
 {
 	if (v && *v)
-		json_object_set_new(o, key, json_string(v));
+		sbx_rec_str(o, key, v);
 }
 
 /* ---- ending sessions ---------------------------------------------------- */
@@ -476,15 +476,15 @@ static void end_session(struct sbx_broker *b, struct session *s, const char *rea
 	snprintf(user, sizeof(user), "%s", s->user);
 	f = json_object();
 	json_object_set_new(f, "session", json_integer(id));
-	json_object_set_new(f, "user", json_string(s->user));
+	sbx_rec_str(f, "user", s->user);
 	json_object_set_new(f, "pid", json_integer(s->leader.pid));
 	if (s->grant)
 		json_object_set_new(f, "id", json_integer(s->grant));
 	set_opt(f, "role", s->role);
 	set_opt(f, "tty", s->tty);
 	set_opt(f, "rhost", s->rhost);
-	json_object_set_new(f, "reason", json_string(reason));
-	json_object_set_new(f, "signal", json_string("SIGHUP"));
+	sbx_rec_str(f, "reason", reason);
+	sbx_rec_str(f, "signal", "SIGHUP");
 	json_object_set_new(f, "grace_ms", json_integer(SBX_SESSION_GRACE_MS));
 	json_object_set_new(f, "pids", procs_json(procs, n));
 	/* Journal first: after a crash here, replay finds the session ending
@@ -503,7 +503,7 @@ static void rebase(struct sbx_broker *b, struct session *s, const struct sbx_dec
 	json_t *f = json_object();
 
 	json_object_set_new(f, "session", json_integer(s->id));
-	json_object_set_new(f, "user", json_string(s->user));
+	sbx_rec_str(f, "user", s->user);
 	if (s->grant)
 		json_object_set_new(f, "from", json_integer(s->grant));
 	if (d->grant)
@@ -624,8 +624,8 @@ static bool tend_ending(struct sbx_broker *b, struct session *s, int64_t now_us)
 	if (!s->killed && sent) {
 		f = json_object();
 		json_object_set_new(f, "session", json_integer(s->id));
-		json_object_set_new(f, "user", json_string(s->user));
-		json_object_set_new(f, "signal", json_string("SIGKILL"));
+		sbx_rec_str(f, "user", s->user);
+		sbx_rec_str(f, "signal", "SIGKILL");
 		json_object_set_new(f, "pids", procs_json(left, n));
 		sbx_warn("session %u of %s: %zu processes outlived SIGHUP by %d ms: SIGKILL", s->id,
 			 s->user, sent, SBX_SESSION_GRACE_MS);
@@ -662,9 +662,9 @@ static void sweep_open(struct sbx_broker *b)
 		}
 		f = json_object();
 		json_object_set_new(f, "session", json_integer(s->id));
-		json_object_set_new(f, "user", json_string(s->user));
+		sbx_rec_str(f, "user", s->user);
 		json_object_set_new(f, "pid", json_integer(s->leader.pid));
-		json_object_set_new(f, "reason", json_string("its process is gone"));
+		sbx_rec_str(f, "reason", "its process is gone");
 		(void)emit(b, "session.closed", SBX_SYSTEM_ACTOR, f);
 	}
 	free(ids);
@@ -700,7 +700,7 @@ static json_t *session_to_json(const struct session *s)
 	char at[SBX_RFC3339_LEN];
 
 	json_object_set_new(o, "session", json_integer(s->id));
-	json_object_set_new(o, "user", json_string(s->user));
+	sbx_rec_str(o, "user", s->user);
 	json_object_set_new(o, "pid", json_integer(s->leader.pid));
 	json_object_set_new(o, "pid_start", json_integer((json_int_t)s->leader.start));
 	set_opt(o, "service", s->service);
@@ -711,9 +711,9 @@ static json_t *session_to_json(const struct session *s)
 	if (s->grant)
 		json_object_set_new(o, "id", json_integer(s->grant));
 	sbx_format_rfc3339(s->opened_at, at);
-	json_object_set_new(o, "opened_at", json_string(at));
+	sbx_rec_str(o, "opened_at", at);
 	if (s->state == SESS_ENDING) {
-		json_object_set_new(o, "state", json_string("ending"));
+		sbx_rec_str(o, "state", "ending");
 		json_object_set_new(o, "kill_at_us", json_integer(s->kill_at_us));
 		json_object_set_new(o, "killed", json_boolean(s->killed));
 		json_object_set_new(o, "pids", procs_json(s->procs, s->n_procs));
@@ -806,7 +806,7 @@ static json_t *opened_fields(const struct sbx_args *a, uint32_t id, pid_t pid, u
 	json_t *f = json_object();
 
 	json_object_set_new(f, "session", json_integer(id));
-	json_object_set_new(f, "user", json_string(a->user));
+	sbx_rec_str(f, "user", a->user);
 	json_object_set_new(f, "pid", json_integer(pid));
 	json_object_set_new(f, "pid_start", json_integer((json_int_t)start));
 	set_opt(f, "service", a->service);
@@ -912,9 +912,9 @@ void sbx_op_session_close(struct sbx_broker *b, struct sbx_call *c)
 	}
 	f = json_object();
 	json_object_set_new(f, "session", json_integer(id));
-	json_object_set_new(f, "user", json_string(s->user));
+	sbx_rec_str(f, "user", s->user);
 	json_object_set_new(f, "pid", json_integer(s->leader.pid));
-	json_object_set_new(f, "reason", json_string("logout"));
+	sbx_rec_str(f, "reason", "logout");
 	if (sbx_broker_record(b, "session.closed", s->user, f, &c->wait_seq) < 0) {
 		sbx_reply_if_degraded(b, c);
 		return;

@@ -234,6 +234,38 @@ static bool reserved_key(const char *k)
 	return false;
 }
 
+/* jansson leaves DEL (0x7f) as it is: write it as \u007f, so every line
+ * is printable ASCII (docs/audit.md).  DEL can only stand inside a
+ * string, where the escape means the same.  Returns s, or a new string
+ * (s freed), or NULL when out of memory (s freed). */
+static char *escape_del(char *s, size_t *len)
+{
+	size_t dels = 0, o = 0;
+	char *out;
+
+	for (size_t i = 0; i < *len; i++)
+		dels += s[i] == 0x7f;
+	if (!dels)
+		return s;
+	out = malloc(*len + 5 * dels + 1);
+	if (!out) {
+		free(s);
+		return NULL;
+	}
+	for (size_t i = 0; i < *len; i++) {
+		if (s[i] != 0x7f) {
+			out[o++] = s[i];
+			continue;
+		}
+		memcpy(out + o, "\\u007f", 6);
+		o += 6;
+	}
+	out[o] = '\0';
+	free(s);
+	*len = o;
+	return out;
+}
+
 /* `"event":..,"actor":..,<fields>` as compact ASCII JSON (no braces). */
 static char *serialize_middle(const char *event, const char *actor, const json_t *fields,
 			      size_t *len)
@@ -257,7 +289,9 @@ static char *serialize_middle(const char *event, const char *actor, const json_t
 		size_t n = strlen(s);
 
 		memmove(s, s + 1, n - 2);
+		s[n - 2] = '\0';
 		*len = n - 2;
+		s = escape_del(s, len);
 	}
 out:
 	json_decref(tmp);

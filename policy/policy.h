@@ -19,6 +19,9 @@
 
 #define SBX_DEFAULT_REASON_MIN 10u
 #define SBX_DEFAULT_REQUEST_TTL (24 * 3600)
+#define SBX_DEFAULT_MAX_CONNECTIONS 4096u
+#define SBX_DEFAULT_MAX_CONNECTIONS_PER_USER 64u
+#define SBX_DEFAULT_MAX_CHANGES_PER_MINUTE 30u
 
 /* One problem found while loading: FILE:LINE:COL: msg (line, col 1-based). */
 struct sbx_policy_error {
@@ -109,6 +112,10 @@ struct sbx_policy {
 		char *state_dir;       /* default: /var/lib/sbx */
 		char *admin_group;     /* NULL = only root */
 		int64_t request_ttl;   /* default 24h */
+		/* What one local user may hold or do (docs/security.md). */
+		unsigned max_connections;          /* default 4096 */
+		unsigned max_connections_per_user; /* default 64 */
+		unsigned max_changes_per_minute;   /* default 30 */
 	} broker;
 	struct sbx_profile *profiles;
 	size_t n_profiles;

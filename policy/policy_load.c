@@ -673,6 +673,15 @@ static void parse_count(struct loader *L, const struct field *f, yaml_node_t *n,
 		*AT(obj, f, unsigned) = (unsigned)v;
 }
 
+/* A limit of the broker's (docs/security.md): 1 .. 1,000,000. */
+static void parse_limit(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	long long v;
+
+	if (number_of(L, f, n, 1, 1000000, &v))
+		*AT(obj, f, unsigned) = (unsigned)v;
+}
+
 static void parse_gid(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
 {
 	long long v;
@@ -861,6 +870,12 @@ static const struct field broker_fields[] = {
 	{ "admin_group", parse_name, offsetof(struct sbx_policy, broker.admin_group), NULL, NULL },
 	{ "request_ttl", parse_duration, offsetof(struct sbx_policy, broker.request_ttl), NULL,
 	  NULL },
+	{ "max_connections", parse_limit, offsetof(struct sbx_policy, broker.max_connections),
+	  NULL, NULL },
+	{ "max_connections_per_user", parse_limit,
+	  offsetof(struct sbx_policy, broker.max_connections_per_user), NULL, NULL },
+	{ "max_changes_per_minute", parse_limit,
+	  offsetof(struct sbx_policy, broker.max_changes_per_minute), NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
@@ -988,6 +1003,15 @@ static void load_broker(struct loader *L, yaml_node_t *n)
 		p->broker.state_dir = dup_or_oom(L, SBX_DEFAULT_STATE_DIR);
 	if (!p->broker.request_ttl)
 		p->broker.request_ttl = SBX_DEFAULT_REQUEST_TTL;
+	if (!p->broker.max_connections)
+		p->broker.max_connections = SBX_DEFAULT_MAX_CONNECTIONS;
+	if (!p->broker.max_connections_per_user)
+		p->broker.max_connections_per_user = SBX_DEFAULT_MAX_CONNECTIONS_PER_USER;
+	if (!p->broker.max_changes_per_minute)
+		p->broker.max_changes_per_minute = SBX_DEFAULT_MAX_CHANGES_PER_MINUTE;
+	if (p->broker.max_connections < 64 && n)
+		error_at(L, n->start_mark, "broker: max_connections must be at least 64 (%u)",
+			 p->broker.max_connections);
 }
 
 static void finish_profile(struct loader *L, struct sbx_profile *pf, yaml_mark_t at)
