@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -695,9 +696,25 @@ size_t sbx_broker_expire(struct sbx_broker *b, int64_t now)
 
 /* ---- the policy ---------------------------------------------------------------------- */
 
+/* fds the broker needs besides its connections: the journal, the
+ * directory, Slack's endpoint and posts, the group table, snapshots. */
+#define FD_MARGIN 128
+
 static struct sbx_limits_conf limits_of(const struct sbx_policy *p)
 {
 	unsigned max = p->broker.max_connections;
+	struct rlimit rl;
+
+	/* More connections than fds would run the broker out of fds (EMFILE)
+	 * before any limit here says no. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)max + FD_MARGIN > rl.rlim_cur) {
+		max = rl.rlim_cur > 2 * FD_MARGIN ? (unsigned)(rl.rlim_cur - FD_MARGIN)
+						  : (unsigned)(rl.rlim_cur / 2);
+		sbx_warn("broker.max_connections %u is more than the open files limit (%llu) "
+			 "allows: taking %u", p->broker.max_connections,
+			 (unsigned long long)rl.rlim_cur, max);
+	}
 
 	return (struct sbx_limits_conf){
 		.max_conns = (int)max,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -191,6 +192,19 @@ static void signal_ready(int *ready_fd, char status)
 	}
 }
 
+/* Every connection is an fd: take the hard limit (systemd's default soft
+ * limit, 1024, is below broker.max_connections). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		sbx_warn("cannot raise the open files limit: %s", strerror(errno));
+}
+
 static int block_signals(void)
 {
 	sigset_t mask;
@@ -242,8 +256,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sbx-brokerd: cannot detach: %s\n", strerror(errno));
 		goto out;
 	}
+	raise_fd_limit();
 	if (block_signals() < 0) {
 		sbx_err("cannot block signals: %s", strerror(errno));
+		goto out;
+	}
+	/* The socket's directory holds the group table too: refuse an unsafe
+	 * one before anything is written there. */
+	if (sbx_server_socket_dir(b.policy->broker.socket, err, sizeof(err)) < 0) {
+		sbx_err("%s", err);
 		goto out;
 	}
 	if (sbx_broker_start(&b, err, sizeof(err)) < 0) {

@@ -7,6 +7,7 @@
 #include "user_limits.h"
 #include "slack/slack.h"
 #include "log.h"
+#include "text.h"
 #include "sbxio.h"
 #include "timeutil.h"
 
@@ -53,6 +54,9 @@ struct server {
 	 * connection off the listen queue and close it (the libev/nginx way)
 	 * instead of spinning on a listener that stays readable. */
 	int spare_fd;
+	/* Out of fds even without the spare: the listener is not watched
+	 * until then (monotonic ms; 0: it is watched). */
+	int64_t listen_paused_until;
 	bool stopping;
 	/* Group commit: records appended during a loop pass are handed to the
 	 * writer together at its end.  Records nobody waits for (login
@@ -73,31 +77,54 @@ struct server {
 /* epoll tags for the fds that are not connections */
 static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack;
 
+int sbx_server_socket_dir(const char *path, char *err, size_t errlen)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct stat st;
+	char *slash;
+
+	if (strlen(path) >= sizeof(dir))
+		return sbx_whyf(err, errlen, -ENAMETOOLONG, "socket path %s is too long (at most "
+				"%zu bytes)", path, sizeof(dir) - 1);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) == 0) {
+		/* Clients of every uid must reach the socket; the umask is strict. */
+		(void)chmod(dir, 0755);
+		return 0;
+	}
+	if (errno != EEXIST)
+		return sbx_whyf(err, errlen, -errno, "cannot create %s: %s", dir, strerror(errno));
+	/* Someone else's directory, or one others may write to, lets them
+	 * swap the socket or the group table for their own. */
+	if (lstat(dir, &st) < 0)
+		return sbx_whyf(err, errlen, -errno, "cannot stat %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return sbx_whyf(err, errlen, -ENOTDIR, "refusing socket directory %s: not a "
+				"directory (a symbolic link?)", dir);
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return sbx_whyf(err, errlen, -EPERM, "refusing socket directory %s: it belongs to "
+				"uid %u, not to root or to the broker's user", dir,
+				(unsigned)st.st_uid);
+	if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+		return sbx_whyf(err, errlen, -EPERM, "refusing socket directory %s: others may "
+				"write to it (mode %04o without the sticky bit): chmod go-w %s", dir,
+				(unsigned)(st.st_mode & 07777), dir);
+	return 0;
+}
+
 int sbx_server_listen(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
-	char dir[sizeof(sa.sun_path)];
-	char *slash;
-	int fd = -1;
+	mode_t umask_was;
+	int fd = -1, rc;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path %s is too long (at most %zu bytes)", path,
-			 sizeof(sa.sun_path) - 1);
+	if (sbx_server_socket_dir(path, err, errlen) < 0)
 		return -1;
-	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) == 0) {
-			/* Clients of every uid must reach the socket; the umask is strict. */
-			(void)chmod(dir, 0755);
-		} else if (errno != EEXIST) {
-			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-			return -1;
-		}
-	}
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen, "%s exists and is not a socket; refusing to replace it",
@@ -112,8 +139,13 @@ int sbx_server_listen(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
-	    listen(fd, 512) < 0) {
+	/* The socket is born with mode 0666 (who may do what is decided per
+	 * peer): no chmod on the path afterwards, which another user could
+	 * race in a directory they can write to. */
+	umask_was = umask(0111);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(umask_was);
+	if (rc < 0 || listen(fd, 512) < 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
@@ -310,21 +342,43 @@ static bool conn_held_and_gone(struct server *s, struct conn *c, uint32_t events
 	return true;
 }
 
+#define LISTEN_PAUSE_MS 100
+
 /* Out of fds: close the spare, take one connection off the queue and close
  * it, take the spare back.  The peer sees its connection closed; the loop
- * does not spin. */
+ * does not spin.  Without a spare (the limit fell below what is open),
+ * stop watching the listener for a moment instead. */
 static void shed_one(struct server *s)
 {
-	int fd;
+	int fd = -1;
 
-	if (s->spare_fd >= 0)
+	if (s->spare_fd >= 0) {
 		close(s->spare_fd);
-	fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd >= 0)
-		close(fd);
-	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0)
+			close(fd);
+		s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0 || s->spare_fd < 0) {
+		epoll_ctl(s->ep, EPOLL_CTL_DEL, s->listen_fd, NULL);
+		s->listen_paused_until = sbx_mono_ms() + LISTEN_PAUSE_MS;
+	}
 	sbx_warn("accept: out of file descriptors (%d connections open): closing new "
 		 "connections until some end", s->n_conns);
+}
+
+static void resume_listening(struct server *s)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_listen };
+
+	if (!s->listen_paused_until || sbx_mono_ms() < s->listen_paused_until)
+		return;
+	if (s->spare_fd < 0)
+		s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->listen_fd, &ev) == 0 || errno == EEXIST)
+		s->listen_paused_until = 0;
+	else
+		s->listen_paused_until = sbx_mono_ms() + LISTEN_PAUSE_MS;
 }
 
 /* A connection the limits refuse is closed at once: the peer gets EOF,
@@ -498,6 +552,12 @@ static int loop_timeout_ms(struct server *s)
 		if (until < ms)
 			ms = until < 0 ? 0 : until;
 	}
+	if (s->listen_paused_until) {
+		int64_t until = s->listen_paused_until - sbx_mono_ms();
+
+		if (until < ms)
+			ms = until < 0 ? 0 : until;
+	}
 	return (int)ms;
 }
 
@@ -564,6 +624,7 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				conn_readable(&s, tag);
 		}
 		sbx_broker_timers(b, sbx_now());
+		resume_listening(&s);
 		if (sbx_mono_ms() - last_sweep >= 100) {
 			sweep_deadlines(&s);
 			last_sweep = sbx_mono_ms();

@@ -44,7 +44,10 @@ struct sbx_strlist {
 	size_t n;
 };
 
-enum sbx_on_expiry { SBX_ON_EXPIRY_KEEP = 0, SBX_ON_EXPIRY_TERMINATE };
+/* What happens to a user's processes when a grant of the role ends.  Not
+ * written in the file: terminate for a role with a unix_group (its
+ * processes hold the group in their credentials), keep otherwise. */
+enum sbx_on_expiry { SBX_ON_EXPIRY_UNSET = 0, SBX_ON_EXPIRY_KEEP, SBX_ON_EXPIRY_TERMINATE };
 
 struct sbx_user {
 	char *name;

@@ -1236,6 +1236,11 @@ static void fold_role(struct loader *L, struct role_src *src, struct sbx_role *r
 		src->require_ticket = NULL;
 	}
 	r->matches_host = host_matches(&r->hosts, L->p->broker.host);
+	/* A group in a process's credentials outlives the grant that put it
+	 * there unless the processes end: keeping them is a choice the file
+	 * must make in writing. */
+	if (r->on_expiry == SBX_ON_EXPIRY_UNSET)
+		r->on_expiry = r->unix_group ? SBX_ON_EXPIRY_TERMINATE : SBX_ON_EXPIRY_KEEP;
 }
 
 static void load_roles(struct loader *L, yaml_node_t *n)

@@ -197,7 +197,8 @@ Test(reference, prod_data_effective_values)
 	cr_assert_eq(regexec(&r->ticket_re[0], "INC-42", 0, NULL, 0), 0);
 	cr_assert_neq(regexec(&r->ticket_re[0], "INC-42x", 0, NULL, 0), 0);
 	cr_assert_eq(r->review_every, 90 * 86400);
-	cr_assert_eq(r->on_expiry, SBX_ON_EXPIRY_KEEP);
+	cr_assert_eq(r->on_expiry, SBX_ON_EXPIRY_TERMINATE,
+		     "a role with a unix_group ends the holder's processes unless it says keep");
 	cr_assert_eq(r->gid, 60002);
 	cr_assert(!r->matches_host, "sbx-clinical-* does not match sbx-01");
 	sbx_policy_free(p);
