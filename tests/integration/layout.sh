@@ -52,10 +52,16 @@ assert_eq "every function named beside a file in the table is defined in that fi
 # ---- the parts table ------------------------------------------------------------
 parts=$(sed -n '/^## The parts/,/^## /p' "$DOC" | grep -oE '^\| `[a-z_/]+/`' | tr -d '|` ' | sort -u)
 unlisted=""
-for d in "$SBX_SRCDIR"/*/; do
-	name=$(basename "$d")/
+# The folders the repository holds (a build directory of any name is not
+# one of them); without git, every folder but the usual build ones.
+if git -C "$SBX_SRCDIR" rev-parse --git-dir >/dev/null 2>&1; then
+	folders=$(git -C "$SBX_SRCDIR" ls-files | sed -n 's|^\([^/]*\)/.*|\1/|p' | sort -u)
+else
+	folders=$(cd "$SBX_SRCDIR" && ls -d -- */)
+fi
+for name in $folders; do
 	case "$name" in
-	build*/|autom4te.cache/|m4/|build-aux/|scripts/|docs/|packaging/|demo-run/) continue ;;
+	.*/|build*/|autom4te.cache/|m4/|build-aux/|scripts/|docs/|packaging/|demo-run/) continue ;;
 	esac
 	printf '%s\n' "$parts" | grep -qx "$name" || unlisted="$unlisted $name"
 done
