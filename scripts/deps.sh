@@ -12,6 +12,8 @@ if [ "${1:-build}" = test ]; then
          slapd ldap-utils openssh-server openssh-client jq curl valgrind
          util-linux procps iproute2 python3
          sudo)  # sudo: libnss_sbx's end-to-end tests (sudo -l, sudo -n)
+  # fleet: throwaway PostgreSQL 15 servers (tests/integration/pg_lib.sh)
+  want+=(postgresql)
 fi
 missing=()
 for p in "${want[@]}"; do
