@@ -7,6 +7,8 @@ set -eu
 want=(autoconf automake libtool pkg-config make gcc libc6-dev
       libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
       libldap-dev libpam0g-dev libmicrohttpd-dev libcriterion-dev)
+# fleet: the shared log's client library (fleet/pgstore.c)
+want+=(libpq-dev)
 if [ "${1:-build}" = test ]; then
   want+=(libpam-wrapper libnss-wrapper pamtester libpamtest0-dev
          slapd ldap-utils openssh-server openssh-client jq curl valgrind
