@@ -136,6 +136,7 @@ struct sbx_pgstore {
 
 	PGconn *conn;
 	char server[300];       /* "host:port" of conn */
+	char where[300];        /* for a why without a connection */
 	bool listening;         /* LISTEN wanted (and done on each connect) */
 	bool missed;            /* reconnected while listening */
 };
@@ -463,6 +464,16 @@ static void target_name(const struct target *t, char *out, size_t outlen)
 	snprintf(out, outlen, "%s:%s", h, t->port && *t->port ? t->port : "(default port)");
 }
 
+/* The database to name in a why: the server we are connected to, else
+ * the one we would try first. */
+static const char *where(struct sbx_pgstore *s)
+{
+	if (s->conn)
+		return s->server;
+	target_name(&s->tg[s->pref], s->where, sizeof(s->where));
+	return s->where;
+}
+
 /* One connection attempt at target i, until deadline.  0 with s->conn set,
  * or a negative errno with the reason (without the host) in msg. */
 static int connect_one(struct sbx_pgstore *s, size_t i, int64_t deadline, char *msg,
@@ -473,7 +484,7 @@ static int connect_one(struct sbx_pgstore *s, size_t i, int64_t deadline, char *
 	PGconn *conn = NULL;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	size_t k, n = 0;
-	int rc;
+	int rc, slice = left_ms(deadline);
 
 	/* The admin's keywords, this target's host/hostaddr/port, the
 	 * password, the terminator. */
@@ -524,7 +535,7 @@ static int connect_one(struct sbx_pgstore *s, size_t i, int64_t deadline, char *
 		rc = wait_sock(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
 			       deadline);
 		if (rc == -ETIMEDOUT) {
-			snprintf(msg, msglen, "no answer within %d ms", s->timeout_ms);
+			snprintf(msg, msglen, "no answer within %d ms", slice);
 			goto out;
 		}
 		st = PQconnectPoll(conn);
@@ -637,6 +648,8 @@ static void free_kw(struct sbx_pgstore *s)
 	size_t i;
 
 	for (i = 0; i < s->nkw; i++) {
+		if (!strcmp(s->kw[i], "password"))
+			explicit_bzero(s->val[i], strlen(s->val[i]));
 		free(s->kw[i]);
 		free(s->val[i]);
 	}
@@ -1130,23 +1143,25 @@ int sbx_pgstore_append(struct sbx_pgstore *s, const struct sbx_pgrec *recs, size
 	size_t i;
 	int rc;
 
-	if (!s || !recs || n == 0 || n > SBX_PGSTORE_APPEND_MAX) {
-		say(why, whylen, "append: between 1 and %d records at a time",
-		    SBX_PGSTORE_APPEND_MAX);
+	if (!s)
+		return -EINVAL;
+	if (!recs || n == 0 || n > SBX_PGSTORE_APPEND_MAX) {
+		say(why, whylen, "database %s: append: between 1 and %d records at a time",
+		    where(s), SBX_PGSTORE_APPEND_MAX);
 		rc = -EINVAL;
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
 		if (recs[i].seq == 0 || recs[i].seq != recs[0].seq + i) {
-			say(why, whylen, "append: record %zu has seq %" PRIu64 ", not %" PRIu64, i,
-			    recs[i].seq, recs[0].seq + i);
+			say(why, whylen, "database %s: append: record %zu has seq %" PRIu64 ", not %" PRIu64,
+			    where(s), i, recs[i].seq, recs[0].seq + i);
 			rc = -EINVAL;
 			goto out;
 		}
 		if (!recs[i].line || !is_hex64(recs[i].hash) || !is_hex64(recs[i].prev)) {
 			say(why, whylen,
-			    "append: seq %" PRIu64 ": no line, or hash/prev not 64 lowercase hex digits",
-			    recs[i].seq);
+			    "database %s: append: seq %" PRIu64 ": no line, or hash/prev not 64 lowercase hex digits",
+			    where(s), recs[i].seq);
 			rc = -EINVAL;
 			goto out;
 		}
@@ -1188,7 +1203,7 @@ static int op_fetch(struct sbx_pgstore *s, struct call *c, void *arg, char *why,
 	if (rows > 0) {
 		v = calloc((size_t)rows, sizeof(*v));
 		if (!v) {
-			say(why, whylen, "fetch: out of memory");
+			say(why, whylen, "database %s: fetch: out of memory", s->server);
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -1206,7 +1221,7 @@ static int op_fetch(struct sbx_pgstore *s, struct call *c, void *arg, char *why,
 		v[i].line = strdup(PQgetvalue(res, i, 1));
 		v[i].host = strdup(PQgetvalue(res, i, 4));
 		if (!v[i].line || !v[i].host) {
-			say(why, whylen, "fetch: out of memory");
+			say(why, whylen, "database %s: fetch: out of memory", s->server);
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -1230,8 +1245,11 @@ int sbx_pgstore_fetch(struct sbx_pgstore *s, uint64_t after_seq, size_t max,
 		*out = NULL;
 	if (n)
 		*n = 0;
-	if (!s || !out || !n || max == 0 || after_seq > INT64_MAX) {
-		say(why, whylen, "fetch: bad arguments");
+	if (!s)
+		return -EINVAL;
+	if (!out || !n || max == 0 || after_seq > INT64_MAX) {
+		say(why, whylen, "database %s: fetch: no output, max 0 or after_seq past 2^63",
+		    where(s));
 		return -EINVAL;
 	}
 	if (a.max > SBX_PGSTORE_FETCH_MAX)
@@ -1376,8 +1394,12 @@ int sbx_pgstore_report_host(struct sbx_pgstore *s, uint64_t applied_seq,
 {
 	struct report_arg a = { applied_seq, policy_sha256, version };
 
-	if (!s || applied_seq > INT64_MAX || (policy_sha256 && !is_hex64(policy_sha256))) {
-		say(why, whylen, "report: bad applied seq, or policy sha256 not 64 lowercase hex digits");
+	if (!s)
+		return -EINVAL;
+	if (applied_seq > INT64_MAX || (policy_sha256 && !is_hex64(policy_sha256))) {
+		say(why, whylen,
+		    "database %s: report: applied seq past 2^63, or policy sha256 not 64 lowercase hex digits",
+		    where(s));
 		return -EINVAL;
 	}
 	return run(s, op_report, &a, why, whylen);
@@ -1402,7 +1424,7 @@ static int op_hosts(struct sbx_pgstore *s, struct call *c, void *arg, char *why,
 	if (rows > 0) {
 		v = calloc((size_t)rows, sizeof(*v));
 		if (!v) {
-			say(why, whylen, "hosts: out of memory");
+			say(why, whylen, "database %s: hosts: out of memory", s->server);
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -1421,7 +1443,7 @@ static int op_hosts(struct sbx_pgstore *s, struct call *c, void *arg, char *why,
 		v[i].host = strdup(PQgetvalue(res, i, 0));
 		v[i].version = strdup(PQgetvalue(res, i, 3));
 		if (!v[i].host || !v[i].version) {
-			say(why, whylen, "hosts: out of memory");
+			say(why, whylen, "database %s: hosts: out of memory", s->server);
 			rc = -ENOMEM;
 			goto out;
 		}

@@ -43,8 +43,10 @@
  * idle_in_transaction_session_timeout (so it gives up on its own), and the
  * socket gets TCP keepalives and tcp_user_timeout (unless the conninfo
  * sets them), so an idle LISTEN connection to a dead peer breaks too.
- * Host name resolution (getaddrinfo) inside libpq is the one step without
- * a deadline of ours: use IP addresses or hostaddr= for hard bounds.
+ * connect_timeout in the conninfo plays no part (libpq ignores it for
+ * asynchronous connections).  Host name resolution (getaddrinfo) inside
+ * libpq is the one step without a deadline of ours: use IP addresses or
+ * hostaddr= for hard bounds.
  *
  * Errors: negative errno, and `why` in English naming the database as
  * host:port (never the password), e.g. "database 127.0.0.1:5432: ...".
