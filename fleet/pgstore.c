@@ -441,6 +441,23 @@ static int exec0(struct sbx_pgstore *s, struct call *c, const char *sql, char *w
 	return exec(s, c, sql, 0, NULL, NULL, why, whylen);
 }
 
+/* COMMIT, and make sure it was one: a transaction that failed earlier
+ * "commits" as ROLLBACK without an error. */
+static int commit(struct sbx_pgstore *s, struct call *c, char *why, size_t whylen)
+{
+	PGresult *res = NULL;
+	int rc;
+
+	rc = exec(s, c, "COMMIT", 0, NULL, &res, why, whylen);
+	if (rc == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		say(why, whylen, "database %s: the transaction was rolled back (%s)", s->server,
+		    PQcmdStatus(res));
+		rc = -EIO;
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* Roll back an open transaction after a failure, keeping the first why.
  * If even that fails (or there is no time left), drop the connection:
  * closing rolls back too. */
@@ -990,7 +1007,7 @@ static int op_init_schema(struct sbx_pgstore *s, struct call *c, void *arg, char
 		if (rc)
 			goto out;
 	}
-	rc = exec0(s, c, "COMMIT", why, whylen);
+	rc = commit(s, c, why, whylen);
 	in_tx = false;
 	if (rc)
 		goto out;
@@ -1127,7 +1144,7 @@ static int op_append(struct sbx_pgstore *s, struct call *c, void *arg, char *why
 	/* The server's statement_timeout does not cover a COMMIT waiting for
 	 * a synchronous standby (PostgreSQL disables it before committing),
 	 * so only our deadline bounds this; past it the outcome is unknown. */
-	rc = exec0(s, c, "COMMIT", why, whylen);
+	rc = commit(s, c, why, whylen);
 	in_tx = false;
 out:
 	PQclear(res);

@@ -36,7 +36,8 @@
 #
 # Run as a command (what pg_hook prints): bash pg_lib.sh ROOT ACTION NAME.
 # Every wait has a deadline ($PG_WAIT seconds); a start that fails shows the
-# end of the server's log as "# " diagnostics.
+# end of the server's log as "# " diagnostics.  $PG_OPTS: more server
+# options (-c name=value ...) for every server started after it is set.
 
 # shellcheck disable=SC2034
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -227,7 +228,7 @@ _pg_new() {
 	_pg_free_port >"$dir/port"
 	# Small and quick: a test server, not a tuned one.  fsync stays on
 	# (the failover test relies on what a commit promises).
-	printf '%s' "-c max_connections=40 -c shared_buffers=16MB -c max_wal_senders=4 -c wal_level=replica -c hot_standby=on $2" \
+	printf '%s' "-c max_connections=40 -c shared_buffers=16MB -c max_wal_senders=4 -c wal_level=replica -c hot_standby=on $2 ${PG_OPTS:-}" \
 		>"$dir/opts"
 	[ "$(id -u)" -ne 0 ] || chown -R postgres: "$dir"
 }
