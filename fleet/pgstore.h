@@ -61,8 +61,12 @@
  *               other than UTF8/SQL_ASCII
  *   -ENOENT     no sbx schema in that database
  *   -EINVAL     a bad argument, or data the server refused
- *   -EACCES     the server wants a password and none was given
+ *   -EACCES     the server wants a password and none was given, or
+ *               the user may not use a table
+ *   -EAGAIN     serialization failure or deadlock (retry)
  *   -ENOMEM, -EIO (anything else the server reported)
+ * A wrong password is -ENOTCONN (libpq does not tell it apart from other
+ * refusals); the why carries the server's words.
  * After -ENOTCONN or -ETIMEDOUT from an append whose COMMIT was already
  * sent, the outcome is unknown (the server may have committed): fetch
  * from N and compare hashes, as after -EEXIST.  A connection that broke is
@@ -179,8 +183,11 @@ int sbx_pgstore_listen(struct sbx_pgstore *s, char *why, size_t whylen);
  * missed: fetch), 0 on timeout, or a negative errno (-EINVAL before
  * sbx_pgstore_listen).  When the connection is down it reconnects (within
  * opts.timeout_ms); when that fails it sleeps out the rest of timeout_ms
- * before returning the error, so a loop around it never spins.
- * notified_seq may be NULL. */
+ * before returning the error, so a loop around it never spins.  A
+ * connection that breaks while waiting gives -ENOTCONN at once (the next
+ * call reconnects).  A silent server (the kernel still answers keepalives)
+ * looks like quiet: the caller's 1 s poll, whose fetch times out, is what
+ * notices it.  notified_seq may be NULL. */
 int sbx_pgstore_wait(struct sbx_pgstore *s, int timeout_ms, uint64_t *notified_seq);
 
 /* Record this broker's status (host = opts.host): the seq it has applied,
