@@ -341,7 +341,7 @@ pg_conninfo() {
 }
 
 pg_conninfo_multi() {
-	local hosts= ports= name
+	local hosts='' ports='' name
 
 	for name in "$@"; do
 		hosts="$hosts${hosts:+,}127.0.0.1"
