@@ -27,9 +27,7 @@ static void answer_reset(struct psbx_answer *a)
 	a->outcome = PSBX_BAD;
 }
 
-/* Which transport errors mean "no broker" (failmode decides) and which
- * mean "do not trust what is there" (always a refusal). */
-static enum psbx_outcome outcome_of_errno(int err)
+enum psbx_outcome psbx_outcome_of_errno(int err)
 {
 	switch (-err) {
 	case EPERM:     /* socket or peer not root: an impostor, or a bad setup */
@@ -91,7 +89,7 @@ static uint8_t *round_trip(const struct psbx_conn *c, sbx_msg *req, size_t *n,
 	rc = sbx_call(&o, req, &frame, n);
 	if (rc < 0) {
 		a->err = rc;
-		a->outcome = outcome_of_errno(rc);
+		a->outcome = psbx_outcome_of_errno(rc);
 		return NULL;
 	}
 	if (sbx_reply_status(frame, *n, &a->status, a->message, sizeof(a->message)) < 0) {

@@ -80,6 +80,11 @@ void psbx_status(const struct psbx_conn *c, const char *user, uint32_t id,
 int psbx_eligible_roles(const struct psbx_conn *c, const char *user, char names[][SBX_NAME_MAX + 1],
 			int max, int64_t *first_default, struct psbx_answer *a);
 
+/* What a negative errno from the transport (sbx_call) means: which
+ * errors are "no broker" (failmode decides) and which are "do not trust
+ * what is there" (always a refusal). */
+enum psbx_outcome psbx_outcome_of_errno(int err);
+
 /* "broker unreachable: Connection refused"-style text for logs. */
 const char *psbx_outcome_name(enum psbx_outcome o);
 
