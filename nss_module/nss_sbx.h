@@ -53,7 +53,8 @@ int nss_sbx_paths(char *sock, size_t socklen, char *table, size_t tablelen);
 
 /* A counted reference to one mapping of the table.  Mappings are shared
  * between threads and calls while the file stays the same (device,
- * inode, size, times); a replaced file gets a new mapping and the old one
+ * inode, size, times) and so does the process's effective uid (trust
+ * depends on it); a replaced file gets a new mapping and the old one
  * goes away with its last reference. */
 struct nss_sbx_map;
 

@@ -46,6 +46,7 @@ struct nss_sbx_map {
 	ino_t ino;
 	off_t size;
 	struct timespec mtim, ctim;
+	uid_t euid;         /* the verdict was reached for this effective uid */
 	struct sbx_tbl t;
 };
 
@@ -152,6 +153,7 @@ static struct nss_sbx_map *map_file(const char *path)
 	m->size = st.st_size;
 	m->mtim = st.st_mtim;
 	m->ctim = st.st_ctim;
+	m->euid = geteuid();
 	if (!trusted(&st) || st.st_size < (off_t)SBX_TBL_HDR_LEN ||
 	    st.st_size > (off_t)SBX_TBL_MAX_SIZE)
 		goto out;
@@ -199,8 +201,12 @@ struct nss_sbx_map *nss_sbx_map_get(const char *path)
 		install(NULL);
 		return NULL;
 	}
+	/* Trust depends on who is asking (root's table, or the euid's own),
+	 * and a process can change its euid between two lookups (a privilege
+	 * drop, or a seteuid back to root): a verdict counts for its euid
+	 * only. */
 	pthread_mutex_lock(&cache_lock);
-	if (cache && same_file(cache, &st) && verdict_fresh(cache)) {
+	if (cache && same_file(cache, &st) && cache->euid == geteuid() && verdict_fresh(cache)) {
 		m = cache;
 		__atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
 	}

@@ -73,6 +73,9 @@ static void teardown(void)
 {
 	char cmd[160];
 
+	/* A test that failed while it was another euid: clean up as root. */
+	if (getuid() == 0 && geteuid() != 0)
+		cr_assert_eq(seteuid(0), 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 	/* glibc never unloads NSS modules; neither do we (the atfork
@@ -758,3 +761,75 @@ Test(nss, no_fd_is_left_open_on_any_path, .timeout = 60)
 	free(t);
 }
 
+/* Write the standard table (temp + rename, as the broker does) with this
+ * owner and mode.  A pause first: the loader knows a file by device,
+ * inode, size and times, and a freed inode can come back within one tick
+ * of the file system's clock. */
+static void put_std_as(uid_t owner, mode_t mode)
+{
+	char tmp[160];
+	size_t len;
+	uint8_t *buf = std_table(&len);
+	int fd;
+
+	usleep(20000);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", table);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	cr_assert_eq(fchown(fd, owner, (gid_t)-1), 0);
+	cr_assert_eq(fchmod(fd, mode), 0);
+	close(fd);
+	cr_assert_eq(rename(tmp, table), 0);
+	free(buf);
+}
+
+static bool loader_trusts(void)
+{
+	struct nss_sbx_map *m = nss_sbx_map_get(table);
+
+	nss_sbx_map_put(m);
+	return m != NULL;
+}
+
+/* The loader trusts a table only from root or the euid, and only when
+ * nobody else may write it: group- or other-writable is refused even
+ * from root, and the check is made on what was opened. */
+Test(nss_loader, trust_is_owner_and_mode, .init = setup, .fini = teardown, .timeout = 10)
+{
+	if (geteuid() != 0)
+		cr_skip_test("chown needs root");
+	put_std_as(0, 0644);
+	cr_assert(loader_trusts(), "root's 0644 table");
+	put_std_as(0, 0664);
+	cr_assert_not(loader_trusts(), "group-writable");
+	put_std_as(0, 0646);
+	cr_assert_not(loader_trusts(), "other-writable");
+	put_std_as(0, 0600);
+	cr_assert(loader_trusts(), "root's 0600 table (root reads it)");
+
+	/* Now as an unprivileged euid too (this test has its own process).
+	 * A verdict holds for the euid it was reached under only: root does
+	 * not inherit the trust nobody has in nobody's own table. */
+	cr_assert_eq(chmod(dir, 0755), 0);
+	put_std_as(65534, 0644);
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert(loader_trusts(), "a table of the process's own euid");
+	cr_assert_eq(seteuid(0), 0);
+	cr_assert_not(loader_trusts(), "root kept the verdict of euid 65534 on nobody's table");
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert(loader_trusts(), "nor does nobody keep root's verdict");
+	cr_assert_eq(seteuid(0), 0);
+	put_std_as(0, 0644);
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert(loader_trusts(), "root's table, read by nobody");
+	cr_assert_eq(seteuid(0), 0);
+	put_std_as(4242, 0644);
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert_not(loader_trusts(), "a third user's table");
+	cr_assert_eq(seteuid(0), 0);
+	put_std_as(65534, 0664);
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert_not(loader_trusts(), "its own table, but group-writable");
+	cr_assert_eq(seteuid(0), 0);
+}
