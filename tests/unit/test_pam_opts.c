@@ -7,6 +7,7 @@
 
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -607,4 +608,57 @@ Test(pam_client, recorded_items_that_are_not_utf8_are_cleaned_not_refused)
 	cr_assert_str_eq(f.got_tty, "pts/?");
 	cr_assert_eq(strlen(f.got_service), SBX_NAME_MAX, "service cut to %u", SBX_NAME_MAX);
 	free(service);
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* The module lives in sshd: no call may leave an fd behind, whatever the
+ * broker does (answers, refuses, garbage, hangs up, is not there) and
+ * whether or not the request could be sent at all. */
+Test(pam_client, no_fd_is_left_open_on_any_path)
+{
+	enum reply_kind kinds[] = { R_ALLOWED, R_DENIED, R_GARBAGE, R_WRONG_OP, R_ERROR_FRAME,
+				    R_UNAVAILABLE, R_SESSION_OK };
+	struct psbx_conn none = { .socket = "/nonexistent/sbx.sock", .timeout_ms = 500 };
+	struct psbx_conn notsock = { .socket = "/dev/null", .timeout_ms = 500, .require_root = true };
+	struct psbx_login l = alice;
+	struct psbx_answer a;
+	char *name = filled(5000, 'a');
+	int fds = count_fds();
+
+	for (int i = 0; i < 200; i++) {
+		psbx_check(&none, &alice, &a);
+		psbx_check(&notsock, &alice, &a);
+		l.user = name;
+		psbx_check(&none, &l, &a);
+		psbx_session_open(&none, &l, 0, &a);
+		psbx_request(&none, "erin", "sandbox-admin", 0, name, &a);
+	}
+	cr_assert_eq(count_fds(), fds, "no broker / unsent: fds left open");
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+			struct psbx_conn c = { .timeout_ms = 2000 };
+			struct fake f;
+
+			fake_start(&f, kinds[i]);
+			c.socket = f.path;
+			if (kinds[i] == R_SESSION_OK)
+				psbx_session_open(&c, &alice, 0, &a);
+			else
+				psbx_check(&c, &alice, &a);
+			fake_stop(&f);
+		}
+	}
+	cr_assert_eq(count_fds(), fds, "answers of every kind: fds left open");
+	free(name);
 }
