@@ -52,43 +52,6 @@ enum psbx_outcome psbx_outcome_of_errno(int err)
 	return PSBX_BAD;
 }
 
-/* Well-formed UTF-8 (no overlong forms, surrogates or code points past
- * U+10FFFF), as sbx_proto.h requires of every STR. */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned int cp, min;
-		size_t len;
-
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((s[i] & 0xe0) == 0xc0) {
-			len = 2, cp = s[i] & 0x1f, min = 0x80;
-		} else if ((s[i] & 0xf0) == 0xe0) {
-			len = 3, cp = s[i] & 0x0f, min = 0x800;
-		} else if ((s[i] & 0xf8) == 0xf0) {
-			len = 4, cp = s[i] & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if (len > n - i)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
-}
-
 /* The request cannot be framed, so it is never sent: a refusal whatever
  * failmode says (BAD, not UNREACHABLE), with the reason in message. */
 static int unsent(struct psbx_answer *a, int err)
@@ -117,7 +80,7 @@ static int check_exact(struct psbx_answer *a, const char *what, const char *s)
 					 SBX_STR_MAX));
 		goto out;
 	}
-	if (!utf8_valid((const unsigned char *)s, n))
+	if (!sbx_utf8_valid(s, n))
 		ret = unsent(a, sbx_whyf(a->message, sizeof(a->message), -EILSEQ,
 					 "the %s is not valid UTF-8", what));
 out:
