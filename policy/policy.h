@@ -150,6 +150,11 @@ int sbx_policy_load_buffer(const char *buf, size_t len, const char *name,
 			   struct sbx_policy_errors *errs);
 void sbx_policy_free(struct sbx_policy *p);
 
+/* Take host as this host's name instead of broker.host (sbx-brokerd
+ * --host): every role's hosts patterns are matched again.  0, or -ENOMEM
+ * (the policy is unchanged). */
+int sbx_policy_set_host(struct sbx_policy *p, const char *host);
+
 const struct sbx_role *sbx_policy_role(const struct sbx_policy *p, const char *name);
 const struct sbx_user *sbx_policy_user(const struct sbx_policy *p, const char *name);
 const struct sbx_group *sbx_policy_group(const struct sbx_policy *p, const char *name);
