@@ -15,6 +15,8 @@
 
 #include "directory.h"
 
+#include "fleet.h"
+
 #include "broker.h"
 
 #include "duration.h"
@@ -435,16 +437,23 @@ static void on_drift(const char *user, const struct sbx_role *r, enum sbx_member
 	}
 }
 
-/* revoke_on_ineligible: end the grants (and pending requests) of people
- * the last refresh took out of the role. */
-static void run_revocations(struct sbx_directory *d)
+static void free_revocations(struct revocation *rv)
 {
-	struct sbx_broker *b = d->b;
-	struct revocation *rv = d->revocations;
-
-	d->revocations = NULL;
 	while (rv) {
 		struct revocation *next = rv->next;
+
+		free(rv->user);
+		free(rv->role);
+		free(rv->group);
+		free(rv);
+		rv = next;
+	}
+}
+
+/* End the grants (and pending requests) of the people in rv. */
+static void end_ineligible(struct sbx_broker *b, const struct revocation *rv)
+{
+	for (; rv; rv = rv->next) {
 		struct sbx_req *open[SBX_OPEN_MAX];
 		size_t n = sbx_state_user_open(b->state, rv->user, open, SBX_OPEN_MAX);
 		char reason[512], why[512];
@@ -469,16 +478,58 @@ static void run_revocations(struct sbx_directory *d)
 					   why, sizeof(why)) < 0)
 				sbx_err("directory: could not end request %u of %s: %s", r->id,
 					rv->user, why);
-			else
+			else if (!b->fleet)
 				sbx_info("directory: %s request %u: %s", deny ? "denied" : "revoked",
 					 r->id, reason);
 		}
-		free(rv->user);
-		free(rv->role);
-		free(rv->group);
-		free(rv);
-		rv = next;
 	}
+}
+
+/* In a fleet the revocations are a change like any other (fleet.h). */
+struct ineligible_change {
+	struct sbx_change ch;
+	struct revocation *list;
+};
+
+static void ineligible_run(struct sbx_broker *b, struct sbx_change *ch, uint64_t *local_seq)
+{
+	*local_seq = 0;
+	end_ineligible(b, ((struct ineligible_change *)ch)->list);
+}
+
+static void ineligible_free(struct sbx_change *ch)
+{
+	free_revocations(((struct ineligible_change *)ch)->list);
+	free(ch);
+}
+
+/* revoke_on_ineligible: end the grants (and pending requests) of people
+ * the last refresh took out of the role. */
+static void run_revocations(struct sbx_directory *d)
+{
+	struct sbx_broker *b = d->b;
+	struct revocation *rv = d->revocations;
+	struct ineligible_change *ic;
+
+	d->revocations = NULL;
+	if (!rv)
+		return;
+	if (!b->fleet) {
+		end_ineligible(b, rv);
+		free_revocations(rv);
+		return;
+	}
+	ic = calloc(1, sizeof(*ic));
+	if (!ic) {
+		sbx_err("directory: out of memory: revoke_on_ineligible waits for the next refresh");
+		free_revocations(rv);
+		return;
+	}
+	ic->ch.run = ineligible_run;
+	ic->ch.free = ineligible_free;
+	ic->ch.abandoned = true;
+	ic->list = rv;
+	sbx_fleet_submit(b, &ic->ch);
 }
 
 static void record_loaded(struct sbx_directory *d, const struct sbx_directory_data *data, int64_t took_ms)

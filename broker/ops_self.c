@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "dispatch.h"
+#include "fleet.h"
 
 #include "policy_directory.h"
 #include "text.h"
@@ -148,6 +149,9 @@ void sbx_op_explain(struct sbx_broker *b, struct sbx_call *c)
 
 void sbx_op_ping(struct sbx_broker *b, struct sbx_call *c)
 {
+	struct sbx_fleet_status fs;
+
+	sbx_fleet_status(b, &fs);
 	sbx_reply_ok(c, b->degraded[0] ? "degraded" : "ok");
 	sbx_msg_put_str(c->reply, SBX_F_VERSION, PACKAGE_VERSION);
 	sbx_msg_put_str(c->reply, SBX_F_HOST, b->policy->broker.host);
@@ -155,6 +159,12 @@ void sbx_op_ping(struct sbx_broker *b, struct sbx_call *c)
 	sbx_msg_put_i64(c->reply, SBX_F_SEQ, (int64_t)sbx_journal_last_seq(b->journal));
 	if (b->degraded[0])
 		sbx_msg_put_str(c->reply, SBX_F_DEGRADED, b->degraded);
+	if (fs.on) {
+		sbx_msg_put_str(c->reply, SBX_F_FLEET, fs.text);
+		sbx_msg_put_i64(c->reply, SBX_F_FLEET_SEQ, (int64_t)fs.applied_seq);
+		sbx_msg_put_u32(c->reply, SBX_F_STALE, fs.stale);
+		sbx_msg_put_u32(c->reply, SBX_F_WRITABLE, fs.writable);
+	}
 }
 
 void sbx_op_request(struct sbx_broker *b, struct sbx_call *c)

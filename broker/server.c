@@ -2,6 +2,8 @@
 
 #include "server.h"
 
+#include "fleet.h"
+
 #include "directory.h"
 #include "dispatch.h"
 #include "user_limits.h"
@@ -36,6 +38,7 @@ struct conn {
 	bool replying;        /* out holds a reply: read nothing more until sent */
 	bool close_after;
 	uint64_t wait_seq;    /* out may go only once this seq is durable */
+	struct sbx_change *change; /* a fleet change whose outcome is the reply */
 	int64_t deadline_ms;
 	bool dead;            /* closed; freed at the end of the loop iteration */
 	struct conn *prev, *next;
@@ -75,7 +78,7 @@ struct server {
 #define SNAPSHOT_MIN_RECORDS 10000
 
 /* epoll tags for the fds that are not connections */
-static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack;
+static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack, tag_fleet;
 
 int sbx_server_socket_dir(const char *path, char *err, size_t errlen)
 {
@@ -171,6 +174,9 @@ static void conn_close(struct server *s, struct conn *c)
 	free(c->in);
 	c->in = NULL;
 	sbx_msg_free(&c->out);
+	/* The change still happens (or fails); nobody is told. */
+	sbx_change_abandon(c->change);
+	c->change = NULL;
 	c->prev = NULL;
 	c->next = s->graveyard;
 	s->graveyard = c;
@@ -267,10 +273,32 @@ static int conn_dispatch(struct server *s, struct conn *c)
 
 	if (sbx_frame_validate(c->in, c->in_len, 0, why, sizeof(why)) < 0)
 		return conn_malformed(s, c, why);
-	sbx_broker_handle(s->b, &c->caller, c->in, c->in_len, &c->out, &c->wait_seq);
+	c->change = sbx_broker_handle(s->b, &c->caller, c->in, c->in_len, &c->out, &c->wait_seq);
 	free(c->in);
 	c->in = NULL;
+	if (c->change) {
+		/* The fleet's log decides first (fleet_progress replies). */
+		c->replying = true;
+		conn_watch(s, c, 0);
+		return 0;
+	}
 	return conn_reply(s, c);
+}
+
+/* Changes the fleet has finished: their replies go out (or wait for the
+ * journal like any other). */
+static void fleet_progress(struct server *s)
+{
+	struct conn *c, *next;
+
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		if (!c->change || c->change->state != SBX_CHANGE_DONE)
+			continue;
+		sbx_broker_take_reply(c->change, &c->out, &c->wait_seq);
+		c->change = NULL;
+		conn_reply(s, c);
+	}
 }
 
 /* Read what is there; dispatch a frame once it is whole. */
@@ -335,7 +363,7 @@ static void conn_readable(struct server *s, struct conn *c)
  * close it. */
 static bool conn_held_and_gone(struct server *s, struct conn *c, uint32_t events)
 {
-	if (!(events & (EPOLLHUP | EPOLLERR)) || !c->replying || !c->wait_seq)
+	if (!(events & (EPOLLHUP | EPOLLERR)) || !c->replying || (!c->wait_seq && !c->change))
 		return false;
 	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	c->close_after = true;
@@ -493,9 +521,9 @@ static void sweep_deadlines(struct server *s)
 
 	for (c = s->conns; c; c = next) {
 		next = c->next;
-		/* A reply held for the journal is the broker's delay, not the
-		 * client's: it is never timed out here. */
-		if (c->replying && c->wait_seq)
+		/* A reply held for the journal or the fleet's log is the
+		 * broker's delay, not the client's: it is never timed out here. */
+		if (c->replying && (c->wait_seq || c->change))
 			continue;
 		if (now >= c->deadline_ms)
 			conn_close(s, c);
@@ -536,7 +564,7 @@ static int loop_timeout_ms(struct server *s)
 {
 	/* A broker that cannot write cannot end anything either: do not spin
 	 * on a deadline that has passed. */
-	int64_t next = s->b->degraded[0] ? INT64_MAX : sbx_state_next_deadline(s->b->state);
+	int64_t next = sbx_broker_next_deadline(s->b);
 	int64_t now_us = sbx_now_us();
 	int64_t ms = 250;
 
@@ -590,7 +618,8 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 	if (s.sig_fd < 0 || s.ep < 0 || add_fd(s.ep, listen_fd, &tag_listen) < 0 ||
 	    add_fd(s.ep, s.sig_fd, &tag_signal) < 0 || add_fd(s.ep, s.journal_fd, &tag_journal) < 0 ||
 	    (sbx_directory_fd(b) >= 0 && add_fd(s.ep, sbx_directory_fd(b), &tag_directory) < 0) ||
-	    (sbx_slack_fd(b) >= 0 && add_fd(s.ep, sbx_slack_fd(b), &tag_slack) < 0)) {
+	    (sbx_slack_fd(b) >= 0 && add_fd(s.ep, sbx_slack_fd(b), &tag_slack) < 0) ||
+	    (sbx_fleet_fd(b) >= 0 && add_fd(s.ep, sbx_fleet_fd(b), &tag_fleet) < 0)) {
 		sbx_err("event loop set-up failed: %s", strerror(errno));
 		goto out;
 	}
@@ -614,6 +643,8 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				sbx_directory_on_ready(b);
 			else if (tag == &tag_slack)
 				sbx_slack_on_ready(b);
+			else if (tag == &tag_fleet)
+				sbx_fleet_on_ready(b);
 			else if (((struct conn *)tag)->dead)
 				continue;
 			else if (conn_held_and_gone(&s, tag, evs[i].events))
@@ -624,6 +655,8 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				conn_readable(&s, tag);
 		}
 		sbx_broker_timers(b, sbx_now());
+		if (b->fleet)
+			fleet_progress(&s);
 		resume_listening(&s);
 		if (sbx_mono_ms() - last_sweep >= 100) {
 			sweep_deadlines(&s);

@@ -723,6 +723,10 @@ static void grant_ended(struct sbx_broker *b, const json_t *rec, const char *eve
 		return;
 	if (strcmp(event, "grant.expired") == 0)
 		snprintf(reason, sizeof(reason), "grant %u (%s) expired", grant, role ? role : "?");
+	else if (strcmp(event, "grant.revoked_here") == 0)
+		snprintf(reason, sizeof(reason), "grant %u (%s) revoked on this host by %s%s%s",
+			 grant, role ? role : "?", actor ? actor : "?", why ? ": " : "",
+			 why ? why : "");
 	else
 		snprintf(reason, sizeof(reason), "grant %u (%s) revoked by %s%s%s", grant,
 			 role ? role : "?", actor ? actor : "?", why ? ": " : "", why ? why : "");
@@ -744,7 +748,8 @@ void sbx_sessions_on_record(struct sbx_broker *b, const json_t *rec)
 		return;
 	if (strncmp(event, "session.", 8) == 0)
 		apply(b->sessions, event, rec);
-	else if (strcmp(event, "grant.expired") == 0 || strcmp(event, "grant.revoked") == 0)
+	else if (strcmp(event, "grant.expired") == 0 || strcmp(event, "grant.revoked") == 0 ||
+		 strcmp(event, "grant.revoked_here") == 0)
 		grant_ended(b, rec, event);
 }
 
@@ -812,9 +817,10 @@ static void sweep_open(struct sbx_broker *b)
 			continue;
 		if (proc_alive(&s->leader)) {
 			/* Normally the grant's end event has done this; a broker
-			 * that cannot record never gets that event. */
+			 * that cannot record (its journal failed, or the fleet's
+			 * log is away) never gets that event. */
 			g = s->grant ? sbx_state_get(b->state, s->grant) : NULL;
-			if (g && !sbx_req_live(g, now) && b->degraded[0])
+			if (g && !sbx_req_live(g, now) && !sbx_broker_can_change(b, NULL, 0))
 				grant_gone(b, s->id, "its grant ended (the broker cannot record)");
 			continue;
 		}

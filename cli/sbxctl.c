@@ -223,6 +223,7 @@ static int cmd_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	json_t *res = NULL;
 	sbx_msg m = { 0 };
 	const char *degraded;
+	bool stale, in_fleet, fleet_down;
 	int rc;
 
 	(void)a;
@@ -234,6 +235,9 @@ static int cmd_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	degraded = sbx_out_str(res, "degraded");
 	if (degraded && !*degraded)
 		degraded = NULL;
+	stale = json_is_true(json_object_get(res, "fleet_stale"));
+	in_fleet = sbx_out_str(res, "fleet") != NULL;
+	fleet_down = in_fleet && !json_is_true(json_object_get(res, "fleet_writable"));
 	if (c->json) {
 		rc = sbx_cli_print_json(c, res);
 	} else {
@@ -243,13 +247,21 @@ static int cmd_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
 		ping_line("policy:", res, "policy_sha256", "sha256 ");
 		printf("%-9s last seq %lld\n", "journal:",
 		       (long long)json_integer_value(json_object_get(res, "seq")));
+		if (in_fleet)
+			ping_line("fleet:", res, "fleet", "");
 		if (degraded)
 			printf("%-9s DEGRADED, refusing changes: %s\n", "state:",
 			       sbx_sanitize(degraded, buf, sizeof(buf)));
+		else if (fleet_down)
+			printf("%-9s refusing changes: the fleet's log cannot be written (see fleet:)\n",
+			       "state:");
+		else if (stale)
+			printf("%-9s STALE: this host's copy of the fleet's log is older than "
+			       "fleet.max_stale\n", "state:");
 		else
 			printf("%-9s ok\n", "state:");
 	}
-	if (rc == SBX_EXIT_OK && degraded)
+	if (rc == SBX_EXIT_OK && (degraded || stale || fleet_down))
 		rc = SBX_EXIT_REFUSED;
 out:
 	json_decref(res);
@@ -740,8 +752,12 @@ static const struct sbx_cli_cmd cmds[] = {
 		"Ask the broker how it is: its version, the host name it decides for,\n"
 		"the sha256 of the policy it runs, the journal's last seq, and whether\n"
 		"it is degraded (refusing changes because the journal cannot be\n"
-		"written).  Exits 0 when healthy, 1 when degraded, 3 when unreachable,\n"
-		"so it can serve as a health check.\n"
+		"written).  In a fleet (docs/fleet.md) also where its copy of the\n"
+		"fleet's log stands, whether the database can be written, and whether\n"
+		"the copy is stale (older than fleet.max_stale).  Exits 0 when healthy,\n"
+		"1 when it refuses changes (degraded, or the fleet's log cannot be\n"
+		"written) or its copy is stale, 3 when unreachable, so it can serve as\n"
+		"a health check.\n"
 		"\n"
 		"Example:\n"
 		"  sbxctl status\n",

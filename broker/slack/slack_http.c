@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include "slack_int.h"
+#include "fleet.h"
 
 #include "log.h"
 #include "sbxio.h"
@@ -52,9 +53,11 @@ struct req_ctx {
 	char *body;
 	size_t len, cap;
 	bool too_big;
-	/* held until the journal has the change */
+	/* held until the journal has the change (in a fleet: first until
+	 * the fleet's log decided it) */
 	bool held, ready;
 	uint64_t wait_seq;
+	struct slack_change *change;
 	uint32_t req;
 	char response_url[SLACK_URL_MAX];
 	unsigned status;
@@ -426,6 +429,71 @@ static unsigned check_signature(struct slack_http *h, struct req_ctx *rc, char *
 	return 0;
 }
 
+/* A press, in a fleet: acted on once the fleet's log decides (fleet.h). */
+struct slack_change {
+	struct sbx_change ch;
+	struct sbx_slack *s;
+	struct slack_click click;
+	int acted;
+	char msg[1024];
+};
+
+static void click_run(struct sbx_broker *b, struct sbx_change *ch, uint64_t *local_seq)
+{
+	struct slack_change *sc = (struct slack_change *)ch;
+
+	(void)b;
+	*local_seq = 0;
+	sc->acted = slack_act(sc->s, &sc->click, local_seq, sc->msg, sizeof(sc->msg));
+}
+
+static void click_refuse(struct sbx_broker *b, struct sbx_change *ch, const char *why)
+{
+	struct slack_change *sc = (struct slack_change *)ch;
+	uint32_t id = 0;
+
+	(void)b;
+	(void)slack_button_id(sc->click.value, &id);
+	sc->acted = 0;
+	snprintf(sc->msg, sizeof(sc->msg), "Request #%u: %s.", id, why);
+}
+
+static void click_free(struct sbx_change *ch)
+{
+	free(ch);
+}
+
+static void hold(struct slack_http *h, struct req_ctx *rc, uint32_t id, const char *response_url)
+{
+	rc->held = true;
+	rc->req = id;
+	snprintf(rc->response_url, sizeof(rc->response_url), "%s", response_url);
+	rc->next_held = h->held;
+	h->held = rc;
+	MHD_suspend_connection(rc->conn);
+}
+
+/* In a fleet: hand the press to the fleet and hold the answer. */
+static enum MHD_Result defer_click(struct slack_http *h, struct req_ctx *rc,
+				   const struct slack_click *c)
+{
+	struct slack_change *sc = calloc(1, sizeof(*sc));
+	uint32_t id = 0;
+
+	if (!sc)
+		return respond(rc->conn, 503, "busy\n");
+	sc->ch.run = click_run;
+	sc->ch.refuse = click_refuse;
+	sc->ch.free = click_free;
+	sc->s = h->s;
+	sc->click = *c;
+	(void)slack_button_id(c->value, &id);
+	rc->change = sc;
+	sbx_fleet_submit(h->s->b, &sc->ch);
+	hold(h, rc, id, c->response_url);
+	return MHD_YES;
+}
+
 /* A well-signed request: parse it, act, answer. */
 static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 {
@@ -460,6 +528,10 @@ static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 	case SLACK_CLICK_OK:
 		break;
 	}
+	if (s->b->fleet) {
+		ret = defer_click(h, rc, &c);
+		goto out;
+	}
 	acted = slack_act(s, &c, &wait_seq, msg, sizeof(msg));
 	(void)slack_button_id(c.value, &id);
 	if (!acted) {
@@ -468,13 +540,8 @@ static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 		goto out;
 	}
 	/* Recorded: answer Slack once the record is on disk. */
-	rc->held = true;
 	rc->wait_seq = wait_seq;
-	rc->req = id;
-	snprintf(rc->response_url, sizeof(rc->response_url), "%s", c.response_url);
-	rc->next_held = h->held;
-	h->held = rc;
-	MHD_suspend_connection(rc->conn);
+	hold(h, rc, id, c.response_url);
 	ret = MHD_YES;
 out:
 	free(payload);
@@ -551,6 +618,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (!rc)
 		return;
 	unhold(h, rc);
+	if (rc->change)
+		sbx_change_abandon(&rc->change->ch);
 	free(rc->body);
 	free(rc);
 	*req_cls = NULL;
@@ -649,6 +718,26 @@ int64_t slack_http_deadline(const struct slack_http *h)
 	return at;
 }
 
+/* The fleet has decided the press rc waits for: one not acted on is
+ * answered now, one acted on once its record is on disk.  false while it
+ * has not. */
+static bool fleet_decided(struct slack_http *h, struct req_ctx *rc)
+{
+	struct slack_change *sc = rc->change;
+
+	if (sc->ch.state != SBX_CHANGE_DONE)
+		return false;
+	if (!sc->acted) {
+		slack_answer(h->s, rc->req, rc->response_url, sc->msg);
+		rc->wait_seq = 0;
+	} else {
+		rc->wait_seq = sc->ch.wait_seq;
+	}
+	rc->change = NULL;
+	sc->ch.free(&sc->ch);
+	return true;
+}
+
 void slack_http_tick(struct slack_http *h)
 {
 	struct sbx_broker *b = h->s->b;
@@ -658,6 +747,8 @@ void slack_http_tick(struct slack_http *h)
 	notes_flush(h, false);
 	for (struct req_ctx *rc = h->held; rc; rc = rc->next_held) {
 		if (rc->ready)
+			continue;
+		if (rc->change && !fleet_decided(h, rc))
 			continue;
 		if (rc->wait_seq > durable && !b->degraded[0])
 			continue;
