@@ -25,9 +25,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* A change is tried at most this many times when others keep getting to
- * the log first. */
-#define MAX_TRIES 16
+/* While others keep getting to the log first, a change is tried again
+ * for as long as one database call may take (fleet.timeout), and at most
+ * this many times: its client waits a bounded time, never forever. */
+#define MAX_TRIES 256
 /* A batch holds at most this many changes, and a change may start only
  * while this many records still fit (the most one change makes: an
  * approval, its activation, and cancelled extensions). */
@@ -890,6 +891,31 @@ static void requeue(struct sbx_fleet *F)
 	F->batch = NULL;
 }
 
+/* After a conflict: refuse the changes of the batch that have tried for
+ * too long (only those: the others go again). */
+static void give_up_on_old(struct sbx_fleet *F)
+{
+	struct sbx_change **p = &F->batch;
+	int64_t now = mono_ms();
+	char why[200];
+
+	while (*p) {
+		struct sbx_change *ch = *p;
+
+		if (ch->tries < MAX_TRIES && now - ch->first_try_ms < F->timeout_ms) {
+			p = &ch->next;
+			continue;
+		}
+		*p = ch->next;
+		ch->next = NULL;
+		snprintf(why, sizeof(why), "other hosts kept recording first for %lld ms (%u tries); "
+			 "nothing was changed: try again", (long long)(now - ch->first_try_ms),
+			 ch->tries);
+		sbx_warn("fleet: gave up on a change: %s", why);
+		refuse(F, ch, why);
+	}
+}
+
 /* Finish every change of the batch in flight. */
 static void batch_finish(struct sbx_fleet *F, void (*how)(struct sbx_fleet *, struct sbx_change *,
 							  uint64_t), uint64_t wait_seq)
@@ -952,7 +978,8 @@ static void start_batch(struct sbx_fleet *F)
 		*tail = ch;
 		tail = &ch->next;
 		ch->state = SBX_CHANGE_TRYING;
-		ch->tries++;
+		if (!ch->tries++)
+			ch->first_try_ms = mono_ms();
 		ch->run(b, ch, &unused);
 		n++;
 	}
@@ -1003,7 +1030,6 @@ static void start_batch(struct sbx_fleet *F)
 static void take_result(struct sbx_fleet *F, struct result *r)
 {
 	struct sbx_broker *b = F->b;
-	char why[700];
 
 	F->in_flight = false;
 	F->outcome_unknown = false;
@@ -1022,21 +1048,7 @@ static void take_result(struct sbx_fleet *F, struct result *r)
 		break;
 	case OUT_CONFLICT:
 		(void)apply_records(F, r->fetched, r->n_fetched);
-		for (struct sbx_change *ch = F->batch; ch; ch = ch->next) {
-			if (ch->tries >= MAX_TRIES) {
-				/* give up on all of them together: simpler than
-				 * splitting the batch, and as rare */
-				snprintf(why, sizeof(why), "other hosts kept recording first (%d tries); "
-					 "nothing was changed: try again", MAX_TRIES);
-				for (struct sbx_change *c = F->batch, *next; c; c = next) {
-					next = c->next;
-					c->next = NULL;
-					refuse(F, c, why);
-				}
-				F->batch = NULL;
-				break;
-			}
-		}
+		give_up_on_old(F);
 		requeue(F);
 		break;
 	case OUT_UNKNOWN:

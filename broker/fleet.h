@@ -57,6 +57,7 @@ struct sbx_change {
 	enum sbx_change_state state;
 	uint64_t wait_seq;      /* DONE: reply once this local seq is durable */
 	unsigned tries;
+	int64_t first_try_ms;   /* monotonic */
 	bool abandoned;         /* the owner left; free it once done */
 	struct sbx_change *next;
 };

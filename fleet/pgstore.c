@@ -89,13 +89,13 @@ static const char *const *const migrations[SBX_PGSTORE_SCHEMA_VERSION] = {
 	"INSERT INTO sbx_schema (one, version) VALUES (true, $1::integer)" \
 	" ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version, updated = now()"
 /* The first record of a batch must follow an existing one: no gaps. */
-#define SQL_INSERT_FIRST \
+#define SQL_INSERT_BATCH \
 	"INSERT INTO sbx_log (seq, line, hash, prev, host)" \
-	" SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text" \
-	" WHERE $1::bigint = 1 OR EXISTS (SELECT 1 FROM sbx_log WHERE seq = $1::bigint - 1)"
-#define SQL_INSERT \
-	"INSERT INTO sbx_log (seq, line, hash, prev, host)" \
-	" VALUES ($1::bigint, $2::text, $3::text, $4::text, $5::text)"
+	" SELECT t.seq, t.line, t.hash, t.prev, $5::text" \
+	" FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])" \
+	" AS t(seq, line, hash, prev) ORDER BY t.seq"
+/* Appenders take it for their transaction (an arbitrary fixed key: 'sbxlog'). */
+#define SQL_WRITER_LOCK "SELECT pg_advisory_xact_lock(126926429155175)"
 #define SQL_NOTIFY "SELECT pg_notify('" SBX_PGSTORE_CHANNEL "', $1::text)"
 #define SQL_LAST "SELECT coalesce(max(seq), 0) FROM sbx_log"
 #define SQL_FETCH \
@@ -1091,53 +1091,116 @@ out:
 	return rc;
 }
 
+/* One text[] literal element: double-quoted, with \ and " escaped. */
+static void array_put(char **p, const char *v)
+{
+	*(*p)++ = '"';
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			*(*p)++ = '\\';
+		*(*p)++ = *v;
+	}
+	*(*p)++ = '"';
+}
+
+/* The batch as four array literals (seqs, lines, hashes, prevs), so that
+ * one INSERT writes it: a short transaction leaves others a short window. */
+static int batch_arrays(const struct append_arg *a, char *arr[4])
+{
+	size_t cap[4] = { 3, 3, 3, 3 };
+	char *p[4];
+
+	for (size_t i = 0; i < a->n; i++) {
+		cap[0] += 21;
+		cap[1] += 2 * strlen(a->recs[i].line) + 3;
+		cap[2] += 67;
+		cap[3] += 67;
+	}
+	for (int k = 0; k < 4; k++) {
+		arr[k] = malloc(cap[k]);
+		if (!arr[k])
+			return -ENOMEM;
+		p[k] = arr[k];
+		*p[k]++ = '{';
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		if (i)
+			for (int k = 0; k < 4; k++)
+				*p[k]++ = ',';
+		p[0] += sprintf(p[0], "%" PRIu64, a->recs[i].seq);
+		array_put(&p[1], a->recs[i].line);
+		array_put(&p[2], a->recs[i].hash);
+		array_put(&p[3], a->recs[i].prev);
+	}
+	for (int k = 0; k < 4; k++) {
+		*p[k]++ = '}';
+		*p[k] = '\0';
+	}
+	return 0;
+}
+
+/* Under the writers' lock, does the log end right before the batch?  0,
+ * -EEXIST (another writer took those seqs: nothing was written, the
+ * caller fetches), -ERANGE (a gap), or the error. */
+static int tail_is(struct sbx_pgstore *s, struct call *c, uint64_t want, char *why,
+		   size_t whylen)
+{
+	uint64_t last = 0;
+	int rc = exec(s, c, SQL_WRITER_LOCK, 0, NULL, NULL, why, whylen);
+
+	if (!rc)
+		rc = op_last(s, c, &last, why, whylen);
+	if (rc)
+		return rc;
+	if (last > want) {
+		say(why, whylen, "database %s: seq %" PRIu64 " was taken by another writer",
+		    s->server, want + 1);
+		return -EEXIST;
+	}
+	if (last < want) {
+		say(why, whylen, "database %s: seq %" PRIu64 " would leave a gap: the log ends at seq %"
+		    PRIu64, s->server, want + 1, last);
+		return -ERANGE;
+	}
+	return 0;
+}
+
 static int op_append(struct sbx_pgstore *s, struct call *c, void *arg, char *why, size_t whylen)
 {
 	const struct append_arg *a = arg;
 	PGresult *res = NULL;
-	char seqbuf[24];
+	char *arr[4] = { NULL, NULL, NULL, NULL }, lastbuf[24];
 	const char *params[5];
-	uint64_t last = 0;
 	bool in_tx = false;
-	size_t i;
 	int rc;
 
+	rc = batch_arrays(a, arr);
+	if (rc) {
+		say(why, whylen, "database %s: append: out of memory", s->server);
+		goto out;
+	}
 	rc = exec0(s, c, "BEGIN", why, whylen);
 	if (rc)
 		goto out;
 	in_tx = true;
-	for (i = 0; i < a->n; i++) {
-		snprintf(seqbuf, sizeof(seqbuf), "%" PRIu64, a->recs[i].seq);
-		params[0] = seqbuf;
-		params[1] = a->recs[i].line;
-		params[2] = a->recs[i].hash;
-		params[3] = a->recs[i].prev;
-		params[4] = s->host;
-		rc = exec(s, c, i == 0 ? SQL_INSERT_FIRST : SQL_INSERT, 5, params, &res, why,
-			  whylen);
-		if (rc == -EEXIST) {
-			say(why, whylen, "database %s: seq %" PRIu64 " was taken by another writer",
-			    s->server, a->recs[i].seq);
-			goto out;
-		}
-		if (rc)
-			goto out;
-		if (i == 0 && !strcmp(PQcmdTuples(res), "0")) {
-			/* The log is shorter than the caller thinks. */
-			rc = op_last(s, c, &last, why, whylen);
-			if (rc)
-				goto out;
-			say(why, whylen,
-			    "database %s: seq %" PRIu64 " would leave a gap: the log ends at seq %" PRIu64,
-			    s->server, a->recs[0].seq, last);
-			rc = -ERANGE;
-			goto out;
-		}
-		PQclear(res);
-		res = NULL;
-	}
+	/* Writers queue on the lock instead of racing on the primary key:
+	 * a loser learns it lost without writing (and waiting on) rows.  The
+	 * key stays the last word: a writer without the lock still fails. */
+	rc = tail_is(s, c, a->recs[0].seq - 1, why, whylen);
+	if (rc)
+		goto out;
+	for (int k = 0; k < 4; k++)
+		params[k] = arr[k];
+	params[4] = s->host;
+	rc = exec(s, c, SQL_INSERT_BATCH, 5, params, &res, why, whylen);
+	if (rc == -EEXIST)
+		say(why, whylen, "database %s: seq %" PRIu64 " was taken by another writer",
+		    s->server, a->recs[0].seq);
+	if (rc)
+		goto out;
 	/* Delivered to listeners only if the transaction commits. */
-	params[0] = seqbuf;     /* the last record's */
+	snprintf(lastbuf, sizeof(lastbuf), "%" PRIu64, a->recs[a->n - 1].seq);
+	params[0] = lastbuf;
 	rc = exec(s, c, SQL_NOTIFY, 1, params, NULL, why, whylen);
 	if (rc)
 		goto out;
@@ -1150,6 +1213,8 @@ out:
 	PQclear(res);
 	if (rc && in_tx)
 		rollback(s, c);
+	for (int k = 0; k < 4; k++)
+		free(arr[k]);
 	return rc;
 }
 

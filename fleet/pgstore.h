@@ -18,12 +18,14 @@
  *
  * Conflict rule (optimistic concurrency): a broker validates an operation
  * against the log as it applied it up to seq N and appends its record(s)
- * as N+1, N+2, ... in ONE transaction.  seq is the primary key, so when
- * another broker got N+1 first the INSERT fails with a unique violation
- * (SQLSTATE 23505): sbx_pgstore_append() rolls back and returns -EEXIST,
- * nothing of the batch is written, and the caller fetches what is new,
- * revalidates and retries.  The first record must also follow an existing
- * one (seq 1, or seq-1 present), so nobody can leave a gap.
+ * as N+1, N+2, ... in ONE transaction (one multi-row INSERT).  Appenders
+ * first take a transaction-scoped advisory lock (key 126926429155175) and
+ * check that the log ends at N: when another broker got there first,
+ * sbx_pgstore_append() rolls back without writing and returns -EEXIST,
+ * and the caller fetches what is new, revalidates and retries; a log that
+ * ends before N is -ERANGE (nobody can leave a gap).  seq stays the
+ * primary key, so a writer that skips the lock still cannot take a seq
+ * twice (SQLSTATE 23505, also -EEXIST).
  *
  * NOTIFY: a successful append sends, in its transaction (so only on
  * commit), a notification on channel "sbx_log" whose payload is the

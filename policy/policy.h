@@ -128,6 +128,10 @@ struct sbx_policy {
 	size_t n_users;
 	struct sbx_role *roles;
 	size_t n_roles;
+	/* The file has a fleet: section: a request may be filed on any host
+	 * of the fleet for any role; its hosts patterns decide where the
+	 * grant applies (docs/fleet.md). */
+	bool fleet_wide;
 	/* With a directory: section the file may name users and groups that
 	 * only the directory defines; the broker merges the directory's users
 	 * and groups in as the last n_dir_users / n_dir_groups entries of

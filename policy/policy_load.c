@@ -1877,6 +1877,7 @@ static void load_fleet(struct loader *L, yaml_node_t *n)
 	if (!n)
 		return;
 	c->enabled = true;
+	L->p->fleet_wide = true;
 	c->timeout = FLEET_DEFAULT_TIMEOUT;
 	c->max_stale = FLEET_DEFAULT_MAX_STALE;
 	c->verify_every = FLEET_DEFAULT_VERIFY_EVERY;
