@@ -555,10 +555,14 @@ static void *listener_main(void *arg)
 		if (rc == 1)
 			L.next_poll_ms = 0;   /* something new (or a reconnect): read now */
 		else if (rc < 0 && rc != -ETIMEDOUT) {
-			char why[160];
+			char why[300], server[128];
 
+			pthread_mutex_lock(&F->mu);
+			snprintf(server, sizeof(server), "%s", F->server);
+			pthread_mutex_unlock(&F->mu);
 			snprintf(why, sizeof(why), "database %s: the connection broke (%s)",
-				 sbx_pgstore_server(L.s), strerror(-rc));
+				 sbx_pgstore_server(L.s)[0] ? sbx_pgstore_server(L.s) : server,
+				 strerror(-rc));
 			set_down(F, why);
 			L.listening = false;
 			nap(F, WAIT_SLICE_MS);
