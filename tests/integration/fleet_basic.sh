@@ -144,4 +144,20 @@ assert_true "within 2 s sbx-02 refuses erin and drops her from sbx-admin" gone_o
 freq sbx-clinical-01 --as erin --json status "$QID"
 assert_eq "the denial is known everywhere" denied "$(json_get .state)"
 
+# --- a database without the schema, or with one this broker does not know -----------
+pg_psql db "create database empty" >/dev/null
+sed "s/dbname=postgres/dbname=empty/" "$POLICY" >"$T/empty.yaml"
+mkdir -p "$T/lost"
+run "$BROKERD" --config "$T/empty.yaml" --foreground --socket "$T/lost/sock" \
+	--state-dir "$T/lost/state" --host sbx-03
+assert_rc "a broker refuses a database without the fleet's schema" 1
+assert_contains "saying so" "$ERR" "has no sbx schema"
+pg_psql db "update sbx_schema set version = 99" >/dev/null
+fb_stop sbx-clinical-01
+run "$BROKERD" --config "$POLICY" --foreground --socket "$T/lost/sock" --state-dir "$T/lost/state" \
+	--host sbx-03
+assert_rc "and one whose schema is newer than it knows" 1
+assert_contains "saying which" "$ERR" "newer than this sbx knows"
+pg_psql db "update sbx_schema set version = 1" >/dev/null
+
 fleet_done
