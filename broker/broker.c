@@ -1037,6 +1037,12 @@ void sbx_broker_reload(struct sbx_broker *b)
 		sbx_err("policy reload: out of memory; keeping the policy in force");
 		goto out;
 	}
+	if (memcmp(&settings.fleet, &b->settings.fleet, sizeof(settings.fleet)) != 0) {
+		/* The fleet's threads and connections are made at start-up. */
+		sbx_warn("policy reload: the fleet: section changes only at restart; keeping the "
+			 "running one");
+		settings.fleet = b->settings.fleet;
+	}
 	sbx_policy_free(b->policy);
 	b->policy = fresh;
 	b->settings = settings;

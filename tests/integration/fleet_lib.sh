@@ -68,8 +68,8 @@ users:
   erin: { manager: frank }
   dave: { manager: frank }
   alice: { manager: grace }
-  frank: {}
-  grace: {}
+  frank: { slack_id: U0FRANK }
+  grace: { slack_id: U0GRACE }
 $(_fleet_crowd_users)
 groups:
   sre: [erin, dave]
