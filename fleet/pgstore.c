@@ -13,6 +13,8 @@
 
 #include "pgstore.h"
 
+#include "sbxio.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -148,18 +150,9 @@ struct call {
 	bool lost_at_first;     /* the connection broke at the first one */
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-		return 0;
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int left_ms(int64_t deadline)
 {
-	int64_t left = deadline - mono_ms();
+	int64_t left = deadline - sbx_mono_ms();
 
 	if (left <= 0)
 		return 0;
@@ -594,7 +587,7 @@ static int connect_all(struct sbx_pgstore *s, struct call *c, char *why, size_t 
 			snprintf(msg, sizeof(msg), "no answer within %d ms", s->timeout_ms);
 			one = -ETIMEDOUT;
 		} else {
-			one = connect_one(s, i, mono_ms() + left / (int)(s->ntg - k), msg,
+			one = connect_one(s, i, sbx_mono_ms() + left / (int)(s->ntg - k), msg,
 					  sizeof(msg));
 		}
 		if (one == 0) {
@@ -636,7 +629,7 @@ typedef int (*op_fn)(struct sbx_pgstore *s, struct call *c, void *arg, char *why
  * deadline. */
 static int run(struct sbx_pgstore *s, op_fn fn, void *arg, char *why, size_t whylen)
 {
-	struct call c = { .deadline = mono_ms() + s->timeout_ms };
+	struct call c = { .deadline = sbx_mono_ms() + s->timeout_ms };
 	bool reused;
 	int rc = -ENOTCONN, attempt;
 
@@ -1403,7 +1396,7 @@ static int drain(struct sbx_pgstore *s, uint64_t *max_seq)
 
 int sbx_pgstore_wait(struct sbx_pgstore *s, int timeout_ms, uint64_t *notified_seq)
 {
-	int64_t end = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t end = sbx_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	uint64_t max_seq = 0;
 	int rc;
 
@@ -1412,7 +1405,7 @@ int sbx_pgstore_wait(struct sbx_pgstore *s, int timeout_ms, uint64_t *notified_s
 	if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
 		drop_conn(s);
 	if (!s->conn) {
-		struct call c = { .deadline = mono_ms() + s->timeout_ms };
+		struct call c = { .deadline = sbx_mono_ms() + s->timeout_ms };
 
 		rc = connect_all(s, &c, NULL, 0);
 		if (rc) {

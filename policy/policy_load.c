@@ -1640,7 +1640,9 @@ static void slack_store(struct loader *L, const struct field *f, yaml_node_t *n,
 	memcpy(AT(obj, f, char), s, strlen(s) + 1);
 }
 
-static void parse_slack_file(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+/* A file holding a secret (slack:, fleet:): an absolute path into a
+ * buffer of SBX_SETTINGS_PATH_MAX. */
+static void parse_secret_file(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
 {
 	const char *s = text_of(L, n, f->key, "an absolute path");
 
@@ -1650,7 +1652,7 @@ static void parse_slack_file(struct loader *L, const struct field *f, yaml_node_
 		error_at(L, n->start_mark, "%s must be an absolute path, not '%s'", f->key, s);
 		return;
 	}
-	slack_store(L, f, n, obj, s, sizeof(((struct sbx_settings *)0)->slack.webhook_url_file));
+	slack_store(L, f, n, obj, s, SBX_SETTINGS_PATH_MAX);
 }
 
 /* "ADDRESS:PORT" with a numeric address; IPv6 in brackets. */
@@ -1741,9 +1743,9 @@ static void parse_slack_timeout(struct loader *L, const struct field *f, yaml_no
 }
 
 static const struct field slack_fields[] = {
-	{ "webhook_url_file", parse_slack_file, SLACK_CONF(webhook_url_file),
+	{ "webhook_url_file", parse_secret_file, SLACK_CONF(webhook_url_file),
 	  "the file holding the incoming webhook's URL", NULL },
-	{ "signing_secret_file", parse_slack_file, SLACK_CONF(signing_secret_file),
+	{ "signing_secret_file", parse_secret_file, SLACK_CONF(signing_secret_file),
 	  "the file holding the Slack app's signing secret", NULL },
 	{ "listen", parse_slack_listen, 0, NULL, NULL },
 	{ "request_path", parse_slack_path, SLACK_CONF(request_path), NULL, NULL },
@@ -1820,19 +1822,6 @@ static void parse_fleet_postgres(struct loader *L, const struct field *f, yaml_n
 	(void)dir_store(L, f, n, obj, s, sizeof(((struct sbx_fleet_conf *)0)->postgres));
 }
 
-static void parse_fleet_file(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
-{
-	const char *s = text_of(L, n, f->key, "an absolute path");
-
-	if (!s)
-		return;
-	if (s[0] != '/') {
-		error_at(L, n->start_mark, "%s must be an absolute path, not '%s'", f->key, s);
-		return;
-	}
-	(void)dir_store(L, f, n, obj, s, sizeof(((struct sbx_fleet_conf *)0)->password_file));
-}
-
 static void parse_fleet_timeout(struct loader *L, const struct field *f, yaml_node_t *n,
 				void *obj)
 {
@@ -1863,7 +1852,7 @@ static void parse_fleet_verify(struct loader *L, const struct field *f, yaml_nod
 static const struct field fleet_fields[] = {
 	{ "postgres", parse_fleet_postgres, FLEET_CONF(postgres),
 	  "the libpq connection string of the database that holds the fleet's log", NULL },
-	{ "password_file", parse_fleet_file, FLEET_CONF(password_file), NULL, NULL },
+	{ "password_file", parse_secret_file, FLEET_CONF(password_file), NULL, NULL },
 	{ "timeout", parse_fleet_timeout, FLEET_CONF(timeout), NULL, NULL },
 	{ "max_stale", parse_duration, FLEET_CONF(max_stale), NULL, NULL },
 	{ "verify_every", parse_fleet_verify, FLEET_CONF(verify_every), NULL, NULL },

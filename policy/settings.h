@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The longest path of a file holding a secret, with its NUL. */
+#define SBX_SETTINGS_PATH_MAX 1024
+
 /* directory: */
 struct sbx_directory_conf {
 	bool enabled;                   /* the file has the section */
@@ -35,8 +38,8 @@ struct sbx_directory_conf {
 /* slack: */
 struct sbx_slack_conf {
 	bool enabled;                   /* the file has the section */
-	char webhook_url_file[1024];    /* absolute path of a 0600 file */
-	char signing_secret_file[1024]; /* absolute path of a 0600 file */
+	char webhook_url_file[SBX_SETTINGS_PATH_MAX];    /* absolute path of a 0600 file */
+	char signing_secret_file[SBX_SETTINGS_PATH_MAX]; /* absolute path of a 0600 file */
 	char listen_host[64];           /* numeric IPv4 or IPv6 address */
 	uint16_t listen_port;           /* 0: any free port (tests) */
 	char request_path[256];         /* where Slack POSTs, e.g. /slack/interactive */
@@ -47,7 +50,7 @@ struct sbx_slack_conf {
 struct sbx_fleet_conf {
 	bool enabled;                   /* the file has the section */
 	char postgres[1024];            /* a libpq conninfo or URI, without a password */
-	char password_file[512];        /* absolute path of a 0600 file, or empty */
+	char password_file[SBX_SETTINGS_PATH_MAX]; /* absolute path of a 0600 file, or empty */
 	int64_t timeout;                /* seconds, one database call (default 5) */
 	int64_t max_stale;              /* seconds without the log before saying so (60) */
 	int64_t verify_every;           /* seconds between full checks of the log (3600);

@@ -14,13 +14,7 @@
 fleet_init
 
 fleet_policy "$POLICY"
-for h in sbx-01 sbx-02 sbx-clinical-01; do
-	fb_start "$h"
-	tap_result "broker $h starts on the fleet" || {
-		fleet_done
-		exit
-	}
-done
+fleet_start_hosts sbx-01 sbx-02 sbx-clinical-01
 REASON="fleet test: debugging the shared log"
 
 # --- request on one host, approval on another --------------------------------------

@@ -10,13 +10,7 @@
 fleet_init
 
 fleet_policy "$POLICY"
-for h in sbx-01 sbx-02; do
-	fb_start "$h"
-	tap_result "broker $h starts on the fleet" || {
-		fleet_done
-		exit
-	}
-done
+fleet_start_hosts sbx-01 sbx-02
 REASON="fleet catch-up test, on purpose"
 
 fb_stop sbx-02

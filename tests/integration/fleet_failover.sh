@@ -24,13 +24,7 @@ assert_rc "the schema is made on the primary" 0 "$?"
 diag "conninfo: $FLEET_CI"
 
 fleet_policy "$POLICY"
-for h in sbx-01 sbx-02; do
-	fb_start "$h"
-	tap_result "broker $h starts on the fleet" || {
-		fleet_done
-		exit
-	}
-done
+fleet_start_hosts sbx-01 sbx-02
 REASON="fleet failover test, on purpose"
 
 # client HOST FIRST COUNT: file COUNT requests, one after another, going on

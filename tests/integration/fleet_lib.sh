@@ -11,6 +11,8 @@
 #                            section for CONNINFO (default: db's); more
 #                            roles from $FLEET_ROLES_EXTRA
 #   fb_start HOST [POLICY]   start a broker for HOST, wait until it answers
+#   fleet_start_hosts HOST... start several (TAP lines; the script ends if
+#                            one does not start)
 #   fb_stop HOST / fb_kill HOST
 #   freq HOST ARGS...        sbx-request on HOST's broker (run: RC OUT ERR)
 #   fctl HOST ARGS...        sbxctl on HOST's broker
@@ -156,6 +158,20 @@ fb_start() {
 		sleep 0.05
 	done
 	return 1
+}
+
+# fleet_start_hosts HOST...: start a broker for each on $POLICY, one TAP
+# line each; the script ends there if one does not start.
+fleet_start_hosts() {
+	local h
+
+	for h in "$@"; do
+		fb_start "$h"
+		tap_result "broker $h starts on the fleet" || {
+			fleet_done
+			exit
+		}
+	done
 }
 
 fb_stop() {

@@ -15,13 +15,7 @@ fleet_init
 
 fleet_policy "$POLICY"
 HOSTS=(sbx-01 sbx-02 sbx-clinical-01)
-for h in "${HOSTS[@]}"; do
-	fb_start "$h"
-	tap_result "broker $h starts on the fleet" || {
-		fleet_done
-		exit
-	}
-done
+fleet_start_hosts "${HOSTS[@]}"
 REASON="fleet outage test, on purpose"
 
 # Before: dave holds sandbox-admin; erin asks for a short grant.
