@@ -7,6 +7,8 @@ set -u
 src=${SBX_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${SBX_BUILDDIR:-$src}
 targets=(frame dispatch policy duration journal slack ldap table text)
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
 
 echo "1..${#targets[@]}"
 for t in "${targets[@]}"; do
@@ -22,12 +24,12 @@ for t in "${targets[@]}"; do
 	fi
 	# The replay prints one TAP line for the directory; what a failing
 	# input printed goes to the log as comments.
-	out=$("$bin" "$dir" 2>"$build/tests/fuzz/replay_$t.err")
+	out=$("$bin" "$dir" 2>"$err")
 	rc=$?
 	if [ $rc -eq 0 ] && [ -n "$out" ]; then
 		echo "$out"
 	else
 		echo "${out:-not ok - $t: replay exited with $rc}"
-		sed 's/^/# /' "$build/tests/fuzz/replay_$t.err" | tail -n 40
+		sed 's/^/# /' "$err" | tail -n 40
 	fi
 done
