@@ -250,13 +250,17 @@ void bench_print_machine(FILE *out, const char *dir)
 		memset(&u, 0, sizeof(u));
 	fprintf(out, "machine:  nproc %ld, %s, %s %s %s\n", ncpu, model, u.sysname, u.release,
 		u.machine);
-	if (dir) {
-		struct statfs sf;
+	if (dir)
+		bench_print_fs(out, "state:", dir);
+}
 
-		if (statfs(dir, &sf) == 0)
-			fprintf(out, "state:    %s on %s (type 0x%lx)\n", dir, fs_name((long)sf.f_type),
-				(unsigned long)sf.f_type);
-	}
+void bench_print_fs(FILE *out, const char *label, const char *dir)
+{
+	struct statfs sf;
+
+	if (statfs(dir, &sf) == 0)
+		fprintf(out, "%-9s %s on %s (type 0x%lx)\n", label, dir, fs_name((long)sf.f_type),
+			(unsigned long)sf.f_type);
 }
 
 double bench_cpu_seconds(pid_t pid)
@@ -455,12 +459,16 @@ out:
 static int spawn_broker(struct bench_broker *b, const char *broker, char *err, size_t errlen)
 {
 	char *argv[] = { (char *)broker, "--foreground", "--config", b->config, "--socket",
-			 b->socket, "--state-dir", b->state_dir, NULL };
+			 b->socket, "--state-dir", b->state_dir, NULL, NULL, NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, dflt;
 	int rc;
 
+	if (b->host[0]) {
+		argv[8] = "--host";
+		argv[9] = b->host;
+	}
 	sigemptyset(&none);
 	sigemptyset(&dflt);
 	sigaddset(&dflt, SIGINT);

@@ -90,6 +90,8 @@ int bench_parse_args(const char *prog, const char *usage, int argc, char **argv,
 
 /* nproc, CPU model, kernel, and the file system holding dir (NULL: skip). */
 void bench_print_machine(FILE *out, const char *dir);
+/* "LABEL    DIR on FS (type 0x...)": where durable numbers are made. */
+void bench_print_fs(FILE *out, const char *label, const char *dir);
 
 /* CPU seconds (user + system) used so far by pid (0: this process);
  * negative when unknown. */
@@ -107,6 +109,8 @@ struct bench_broker {
 	char socket[108];
 	char state_dir[320];
 	char log[320];       /* the broker's stderr */
+	char host[64];       /* "": the policy's broker.host; else --host NAME (set it
+	                      * after bench_broker_prepare, which clears b) */
 	pid_t pid;           /* 0 when not running */
 };
 
@@ -114,8 +118,8 @@ struct bench_broker {
 int bench_broker_prepare(struct bench_broker *b, const char *prog, char *err, size_t errlen);
 /* Copy src to b->config. */
 int bench_broker_copy_config(struct bench_broker *b, const char *src, char *err, size_t errlen);
-/* Start `broker --foreground --config --socket --state-dir`, then wait
- * until it answers PING (or dies, or timeout_ms passes). */
+/* Start `broker --foreground --config --socket --state-dir [--host]`,
+ * then wait until it answers PING (or dies, or timeout_ms passes). */
 int bench_broker_start(struct bench_broker *b, const char *broker, int timeout_ms,
 		       char *err, size_t errlen);
 /* SIGTERM, wait (SIGKILL after a grace period).  Returns its exit status,

@@ -10,17 +10,21 @@
 #include "broker.h"
 
 #include "directory.h"
+#include "fleet.h"
 #include "duration.h"
 #include "grouptable.h"
+#include "user_limits.h"
 #include "log.h"
 #include "sessions.h"
 #include "slack/slack.h"
+#include "text.h"
 #include "timeutil.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +55,7 @@ static void features_on_reload(struct sbx_broker *b)
 void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 {
 	(void)sbx_broker_expire(b, now);
+	sbx_fleet_tick(b);
 	sbx_directory_tick(b);
 	sbx_sessions_tick(b, sbx_now_us());
 	sbx_slack_tick(b);
@@ -61,6 +66,40 @@ void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 
 /* ---- recording ----------------------------------------------------------------- */
 
+static void end_extensions(struct sbx_broker *b, const json_t *rec);
+static json_t *req_fields(const struct sbx_req *r, const char *through);
+
+void sbx_rec_str(json_t *fields, const char *key, const char *text)
+{
+	char clean[SBX_TEXT_MAX * 4 + 1];
+	json_t *v;
+
+	if (!text)
+		return;
+	v = json_string(text);
+	if (!v)
+		v = json_string(sbx_sanitize(text, clean, sizeof(clean)));
+	if (!v || json_object_set_new(fields, key, v) < 0)
+		sbx_err("out of memory: a record lacks its %s", key);
+}
+
+/* In a fleet a record of the fleet's goes to its log, inside a change's
+ * trial (fleet.h); it reaches the journal and the features once the log
+ * has it. */
+static int propose(struct sbx_broker *b, const char *event, const char *actor,
+		   const json_t *fields, uint64_t *seq)
+{
+	json_t *rec = NULL;
+	int ret = sbx_fleet_propose(b, event, actor, fields, &rec);
+
+	if (ret < 0)
+		return ret;
+	*seq = 0;
+	end_extensions(b, rec);
+	json_decref(rec);
+	return 0;
+}
+
 int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor,
 		      json_t *fields, uint64_t *seq)
 {
@@ -70,6 +109,16 @@ int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor
 
 	if (b->degraded[0])
 		goto out;
+	if (b->fleet && sbx_fleet_event(event)) {
+		ret = propose(b, event, actor, fields, seq);
+		goto out;
+	}
+	if (b->fleet) {
+		/* A host record names the fleet state it was decided in. */
+		if (!fields)
+			fields = json_object();
+		json_object_set_new(fields, "fleet_seq", json_integer((json_int_t)b->fleet_seq));
+	}
 	if (sbx_journal_append(b->journal, event, actor, fields, seq, &rec) < 0) {
 		sbx_broker_degrade(b);
 		goto out;
@@ -83,6 +132,7 @@ int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor
 		goto out;
 	}
 	features_on_record(b, rec);
+	end_extensions(b, rec);
 	ret = 0;
 out:
 	json_decref(rec);
@@ -90,8 +140,62 @@ out:
 	return ret;
 }
 
+/* A grant that ends takes the pending requests to extend it with it: an
+ * approval must never bring a revoked grant back. */
+static void end_extensions(struct sbx_broker *b, const json_t *rec)
+{
+	const char *event = json_string_value(json_object_get(rec, "event"));
+	const char *user = json_string_value(json_object_get(rec, "user"));
+	json_int_t id = json_integer_value(json_object_get(rec, "id"));
+	struct sbx_req *open[SBX_OPEN_MAX];
+	char reason[96];
+	size_t n;
+	uint64_t seq;
+
+	if (!event || !user || id <= 0 ||
+	    (strcmp(event, "grant.expired") != 0 && strcmp(event, "grant.revoked") != 0))
+		return;
+	snprintf(reason, sizeof(reason), "grant %lld, which it extends, ended", (long long)id);
+	n = sbx_state_user_open(b->state, user, open, SBX_OPEN_MAX);
+	for (size_t i = 0; i < n; i++) {
+		json_t *f;
+
+		if (open[i]->state != SBX_REQ_PENDING || open[i]->extends != (uint32_t)id)
+			continue;
+		f = req_fields(open[i], NULL);
+		sbx_rec_str(f, "reason", reason);
+		(void)sbx_broker_record(b, "request.cancelled", SBX_SYSTEM_ACTOR, f, &seq);
+	}
+}
+
+bool sbx_broker_can_change(const struct sbx_broker *b, char *why, size_t whylen)
+{
+	if (b->degraded[0]) {
+		if (why)
+			snprintf(why, whylen, "%s", b->degraded);
+		return false;
+	}
+	return !b->fleet || sbx_fleet_writable(b, why, whylen);
+}
+
 const char *sbx_broker_unavailable(const struct sbx_broker *b, char *why, size_t whylen)
 {
+	char cause[600];
+
+	if (!b->degraded[0] && b->fleet && !sbx_fleet_writable(b, cause, sizeof(cause))) {
+		snprintf(why, whylen, "%s%s; requests, approvals and denials are refused until %s "
+			 "(nothing is queued to happen later); logins and existing grants keep "
+			 "working on %s", cause,
+			 sbx_fleet_outcome_unknown(b) ? " (it went away while this change was being "
+							"recorded: it may have been recorded, "
+							"see sbx-request status once it is back)"
+						      : "",
+			 sbx_fleet_blocked(b) ? "an admin repairs the database and restarts the "
+						"brokers"
+					      : "it is back",
+			 b->policy->broker.host);
+		return why;
+	}
 	snprintf(why, whylen,
 		 "the broker cannot record changes (%s); it refuses new requests and "
 		 "approvals until an admin fixes this and restarts it; existing grants still work",
@@ -135,12 +239,96 @@ void sbx_broker_degrade(struct sbx_broker *b)
 	sbx_state_free(old);
 }
 
+/* Where the copy of the fleet's log stands, and whether the journal holds
+ * changes made without one. */
+static void note_origin(struct sbx_broker *b, const json_t *rec)
+{
+	json_t *fseq = json_object_get(rec, "fleet_seq");
+	const char *fhash = json_string_value(json_object_get(rec, "fleet_hash"));
+	const char *event = json_string_value(json_object_get(rec, "event"));
+
+	if (fhash && json_is_integer(fseq) && strlen(fhash) == 64) {
+		b->fleet_seq = (uint64_t)json_integer_value(fseq);
+		memcpy(b->fleet_hash, fhash, sizeof(b->fleet_hash));
+		return;
+	}
+	if (event && (strncmp(event, "request.", 8) == 0 || strncmp(event, "grant.", 6) == 0) &&
+	    strcmp(event, "grant.revoked_here") != 0)
+		b->local_changes++;
+}
+
+/* The fields of a fleet record as they go into the local journal: its
+ * own, and where it stands in the fleet's log. */
+static json_t *fleet_copy_fields(const json_t *rec, uint64_t fleet_seq, const char *fleet_hash)
+{
+	static const char *const own[] = { "seq", "time", "event", "actor", "prev", "hash" };
+	json_t *f = json_object(), *v;
+	const char *k;
+
+	json_object_foreach((json_t *)rec, k, v) {
+		bool skip = false;
+
+		for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+			skip |= strcmp(k, own[i]) == 0;
+		if (!skip)
+			json_object_set(f, k, v);
+	}
+	json_object_set_new(f, "fleet_seq", json_integer((json_int_t)fleet_seq));
+	json_object_set_new(f, "fleet_hash", json_string(fleet_hash));
+	return f;
+}
+
+int sbx_broker_apply_fleet(struct sbx_broker *b, const json_t *rec, uint64_t fleet_seq,
+			   const char *fleet_hash, char *why, size_t whylen)
+{
+	const char *event = json_string_value(json_object_get(rec, "event"));
+	const char *actor = json_string_value(json_object_get(rec, "actor"));
+	const char *time = json_string_value(json_object_get(rec, "time"));
+	json_t *fields = NULL, *local = NULL;
+	char err[256];
+	int64_t time_us;
+	uint64_t seq;
+	int ret = -1;
+
+	if (b->degraded[0]) {
+		snprintf(why, whylen, "%s", b->degraded);
+		goto out;
+	}
+	if (!event || !actor || !time || sbx_parse_rfc3339_us(time, &time_us) < 0) {
+		snprintf(why, whylen, "fleet record seq %llu has no event, actor or time",
+			 (unsigned long long)fleet_seq);
+		goto out;
+	}
+	/* Memory first: a record this host's state refuses never reaches its
+	 * journal, so its copy of the log stays one it can replay. */
+	if (sbx_state_apply(b->state, rec, err, sizeof(err)) < 0) {
+		snprintf(why, whylen, "fleet record seq %llu (%s) contradicts this host's state: %s",
+			 (unsigned long long)fleet_seq, event, err);
+		goto out;
+	}
+	fields = fleet_copy_fields(rec, fleet_seq, fleet_hash);
+	if (sbx_journal_append_at(b->journal, time_us, event, actor, fields, &seq, &local) < 0) {
+		sbx_broker_degrade(b);
+		snprintf(why, whylen, "%s", b->degraded);
+		goto out;
+	}
+	b->fleet_seq = fleet_seq;
+	memcpy(b->fleet_hash, fleet_hash, sizeof(b->fleet_hash));
+	features_on_record(b, local);
+	ret = 0;
+out:
+	json_decref(fields);
+	json_decref(local);
+	return ret;
+}
+
 int sbx_broker_replay_record(const json_t *rec, void *ctx, char *err, size_t errlen)
 {
 	struct sbx_broker *b = ctx;
 
 	if (sbx_state_apply(b->state, rec, err, errlen) < 0)
 		return -1;
+	note_origin(b, rec);
 	/* After a journal failure memory is rebuilt for requests and grants
 	 * only: features keep what they have. */
 	if (b->replaying)
@@ -154,9 +342,15 @@ int sbx_broker_replay_snapshot(const json_t *state, void *ctx, char *err, size_t
 	json_t *ext = json_object_get(state, "ext");
 	json_t *sessions = json_object_get(ext, "sessions");
 	json_t *slack = json_object_get(ext, "slack");
+	json_t *fleet = json_object_get(ext, "fleet");
+	const char *fhash = json_string_value(json_object_get(fleet, "hash"));
 
 	if (sbx_state_from_json(b->state, state, err, errlen) < 0)
 		return -1;
+	b->fleet_seq = (uint64_t)json_integer_value(json_object_get(fleet, "seq"));
+	snprintf(b->fleet_hash, sizeof(b->fleet_hash), "%s",
+		 fhash && strlen(fhash) == 64 ? fhash : SBX_RECORD_GENESIS);
+	b->local_changes = (uint64_t)json_integer_value(json_object_get(fleet, "local_changes"));
 	if (!b->replaying)
 		return 0;
 	if (sessions && sbx_sessions_load(b->sessions, sessions) < 0) {
@@ -180,6 +374,10 @@ json_t *sbx_broker_snapshot_state(void *ctx)
 		json_object_set_new(ext, "sessions", sessions);
 	if (slack)
 		json_object_set_new(ext, "slack", slack);
+	json_object_set_new(ext, "fleet",
+			    json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
+				      b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,
+				      "local_changes", (json_int_t)b->local_changes));
 	json_object_set_new(state, "ext", ext);
 	return state;
 }
@@ -198,10 +396,10 @@ static json_t *req_fields(const struct sbx_req *r, const char *through)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "id", json_integer(r->id));
-	json_object_set_new(o, "user", json_string(r->user));
-	json_object_set_new(o, "role", json_string(r->role));
+	sbx_rec_str(o, "user", r->user);
+	sbx_rec_str(o, "role", r->role);
 	if (through)
-		json_object_set_new(o, "through", json_string(through));
+		sbx_rec_str(o, "through", through);
 	return o;
 }
 
@@ -231,6 +429,15 @@ bool sbx_broker_may_decide(const struct sbx_broker *b, const struct sbx_req *r,
 	return sbx_policy_may_approve(b->policy, role, r->user, person, why, whylen);
 }
 
+bool sbx_broker_may_see(const struct sbx_broker *b, const struct sbx_req *r, const char *person,
+			bool admin)
+{
+	char why[256];
+
+	return admin || strcmp(r->user, person) == 0 ||
+	       sbx_broker_may_decide(b, r, person, why, sizeof(why));
+}
+
 /* Make r a live grant: its clock starts now.  An extension runs on from
  * the end of the grant it extends, so asking early never loses time. */
 static int activate(struct sbx_broker *b, const struct sbx_req *r, int64_t now, uint64_t *seq)
@@ -246,7 +453,7 @@ static int activate(struct sbx_broker *b, const struct sbx_req *r, int64_t now, 
 	json_object_set_new(f, "expires_at", time_json(start + r->duration));
 	json_object_set_new(f, "duration", json_integer(r->duration));
 	if (role && role->unix_group) {
-		json_object_set_new(f, "unix_group", json_string(role->unix_group));
+		sbx_rec_str(f, "unix_group", role->unix_group);
 		json_object_set_new(f, "gid", json_integer(role->gid));
 	}
 	return sbx_broker_record(b, "grant.activated", SBX_SYSTEM_ACTOR, f, seq);
@@ -382,7 +589,7 @@ int sbx_broker_request(struct sbx_broker *b, const struct sbx_request *q, uint32
 	json_t *f;
 	int ret;
 
-	if (b->degraded[0]) {
+	if (!sbx_broker_can_change(b, NULL, 0)) {
 		sbx_broker_unavailable(b, why, whylen);
 		return -SBX_ST_UNAVAILABLE;
 	}
@@ -397,20 +604,20 @@ int sbx_broker_request(struct sbx_broker *b, const struct sbx_request *q, uint32
 	*id = sbx_state_next_id(b->state);
 	f = json_object();
 	json_object_set_new(f, "id", json_integer(*id));
-	json_object_set_new(f, "user", json_string(q->person));
-	json_object_set_new(f, "role", json_string(role->name));
+	sbx_rec_str(f, "user", q->person);
+	sbx_rec_str(f, "role", role->name);
 	json_object_set_new(f, "duration", json_integer(duration));
 	if (q->reason && q->reason[0])
-		json_object_set_new(f, "reason", json_string(q->reason));
+		sbx_rec_str(f, "reason", q->reason);
 	if (q->ticket && q->ticket[0])
-		json_object_set_new(f, "ticket", json_string(q->ticket));
+		sbx_rec_str(f, "ticket", q->ticket);
 	if (q->extends)
 		json_object_set_new(f, "extends", json_integer(q->extends));
 	json_object_set_new(f, "approvals_needed",
 			    json_integer(role->auto_approve ? 0 : role->approvals));
 	json_object_set_new(f, "lapses_at", time_json(now + b->policy->broker.request_ttl));
 	if (q->through)
-		json_object_set_new(f, "through", json_string(q->through));
+		sbx_rec_str(f, "through", q->through);
 	ret = sbx_broker_record(b, "request.created", q->person, f, wait_seq);
 	if (ret == 0 && role->auto_approve)
 		ret = activate(b, sbx_state_get(b->state, *id), now, wait_seq);
@@ -456,11 +663,18 @@ static int approval_refused(struct sbx_broker *b, const struct sbx_req *r, const
 			    int64_t duration, char *ground, size_t groundlen, char *why,
 			    size_t whylen)
 {
+	const struct sbx_req *parent;
 	char asked[32], filed[32];
 
 	if (r->state != SBX_REQ_PENDING) {
 		snprintf(why, whylen, "request %u is %s, not pending", r->id,
 			 sbx_req_state_name(r->state));
+		return -SBX_ST_REFUSED;
+	}
+	parent = r->extends ? sbx_state_get(b->state, r->extends) : NULL;
+	if (r->extends && (!parent || !sbx_req_live(parent, sbx_now()))) {
+		snprintf(why, whylen, "request %u extends grant %u, which has ended: ask anew", r->id,
+			 r->extends);
 		return -SBX_ST_REFUSED;
 	}
 	if (!sbx_broker_may_decide(b, r, person, ground, groundlen)) {
@@ -500,9 +714,9 @@ int sbx_broker_approve(struct sbx_broker *b, uint32_t id, const char *person,
 	if (ret < 0)
 		goto out;
 	f = req_fields(r, through);
-	json_object_set_new(f, "ground", json_string(ground));
+	sbx_rec_str(f, "ground", ground);
 	if (comment && comment[0])
-		json_object_set_new(f, "comment", json_string(comment));
+		sbx_rec_str(f, "comment", comment);
 	if (duration && duration < r->duration)
 		json_object_set_new(f, "duration", json_integer(duration));
 	json_object_set_new(f, "approvals", json_integer((json_int_t)r->n_approvals + 1));
@@ -533,6 +747,15 @@ static int end_refused(struct sbx_broker *b, const struct sbx_req *r, bool deny,
 {
 	char ground[512];
 
+	/* A person ends their own with cancel or drop; say so, rather than
+	 * the approvers' rule that forbids deciding one's own. */
+	if (!admin && strcmp(r->user, person) == 0) {
+		snprintf(why, whylen, deny ? "you cannot deny your own request %u; cancel it with: "
+					     "sbx-request cancel %u"
+					   : "you cannot revoke your own grant %u; give it back with: "
+					     "sbx-request drop %u", r->id, r->id);
+		return -SBX_ST_REFUSED;
+	}
 	if (deny && r->state != SBX_REQ_PENDING) {
 		snprintf(why, whylen, "request %u is %s, not pending", r->id,
 			 sbx_req_state_name(r->state));
@@ -543,12 +766,35 @@ static int end_refused(struct sbx_broker *b, const struct sbx_req *r, bool deny,
 			 r->state == SBX_REQ_ACTIVE ? "expired" : sbx_req_state_name(r->state));
 		return -SBX_ST_REFUSED;
 	}
-	/* Admins may end anything; approvers may end what they could grant.
-	 * A requester may not deny their own request (they cancel it). */
+	/* Admins may end anything; approvers may end what they could grant. */
 	if (!admin && !sbx_broker_may_decide(b, r, person, ground, sizeof(ground))) {
 		snprintf(why, whylen, "%s", ground);
 		return -SBX_ST_REFUSED;
 	}
+	return 0;
+}
+
+/* A revocation cannot wait for the fleet's log: while it is away, the
+ * grant ends on this host at once (grant.revoked_here, a host record) and
+ * the fleet's grant.revoked follows when the log is back (fleet.c). */
+static int revoke_here(struct sbx_broker *b, const struct sbx_req *r, const char *person,
+		       json_t *f, uint64_t *wait_seq, char *why, size_t whylen)
+{
+	char cause[600];
+	uint32_t id = r->id;
+
+	(void)sbx_fleet_writable(b, cause, sizeof(cause));
+	sbx_rec_str(f, "because", cause);
+	if (sbx_broker_record(b, "grant.revoked_here", person, f, wait_seq) < 0) {
+		sbx_broker_unavailable(b, why, whylen);
+		return -SBX_ST_UNAVAILABLE;
+	}
+	sbx_fleet_note_revoked_here(b, id);
+	sbx_warn("grant %u of %s revoked by %s on %s only: %s", id, r->user, person,
+		 b->policy->broker.host, cause);
+	snprintf(why, whylen, "revoked on %s only: %s; the other hosts learn of it when the "
+		 "database is back (to cut it there now, revoke it on each of them too)",
+		 b->policy->broker.host, cause);
 	return 0;
 }
 
@@ -568,10 +814,21 @@ int sbx_broker_end(struct sbx_broker *b, uint32_t id, bool deny, const char *per
 	if (!deny && (!reason || !reason[0]))
 		reason = "revoked";
 	f = req_fields(r, through);
+	if (!deny && b->fleet && !sbx_fleet_writable(b, NULL, 0)) {
+		if (reason && *reason)
+			sbx_rec_str(f, "reason", reason);
+		if (r->unix_group)
+			sbx_rec_str(f, "unix_group", r->unix_group);
+		add_extra(f, extra);
+		extra = NULL;
+		ret = revoke_here(b, r, person, f, wait_seq, why, whylen);
+		f = NULL;
+		goto out;
+	}
 	if (reason && *reason)
-		json_object_set_new(f, "reason", json_string(reason));
+		sbx_rec_str(f, "reason", reason);
 	if (r->unix_group)
-		json_object_set_new(f, "unix_group", json_string(r->unix_group));
+		sbx_rec_str(f, "unix_group", r->unix_group);
 	add_extra(f, extra);
 	extra = NULL;
 	ret = sbx_broker_record(b, deny ? "request.denied" : "grant.revoked", person, f, wait_seq);
@@ -592,6 +849,21 @@ out:
 
 size_t sbx_broker_expire(struct sbx_broker *b, int64_t now)
 {
+	/* In a fleet, ending is a change like any other (fleet.c queues it). */
+	if (b->fleet)
+		return 0;
+	return sbx_broker_end_due(b, now, SIZE_MAX);
+}
+
+int64_t sbx_broker_next_deadline(const struct sbx_broker *b)
+{
+	if (b->degraded[0] || (b->fleet && sbx_fleet_hold_deadlines(b)))
+		return INT64_MAX;
+	return sbx_state_next_deadline(b->state);
+}
+
+size_t sbx_broker_end_due(struct sbx_broker *b, int64_t now, size_t max)
+{
 	struct sbx_req *due[256];
 	size_t n, done = 0;
 	uint64_t seq;
@@ -599,8 +871,14 @@ size_t sbx_broker_expire(struct sbx_broker *b, int64_t now)
 	if (b->degraded[0])
 		return 0;
 	do {
-		n = sbx_state_due(b->state, now, due, sizeof(due) / sizeof(due[0]));
+		size_t want = max - done < sizeof(due) / sizeof(due[0]) ? max - done
+									: sizeof(due) / sizeof(due[0]);
+
+		n = sbx_state_due(b->state, now, due, want);
 		for (size_t i = 0; i < n; i++) {
+			/* A fleet batch holds so many records; the rest next time. */
+			if (sbx_fleet_room(b) < 40)
+				return done;
 			struct sbx_req *r = due[i];
 			bool grant = r->state == SBX_REQ_ACTIVE;
 			const char *event = grant ? "grant.expired" : "request.lapsed";
@@ -611,27 +889,95 @@ size_t sbx_broker_expire(struct sbx_broker *b, int64_t now)
 			else
 				json_object_set_new(f, "lapses_at", time_json(r->lapses_at));
 			if (r->unix_group)
-				json_object_set_new(f, "unix_group", json_string(r->unix_group));
+				sbx_rec_str(f, "unix_group", r->unix_group);
 			if (sbx_broker_record(b, event, SBX_SYSTEM_ACTOR, f, &seq) < 0)
 				return done;
-			sbx_info("%s: request %u (%s, %s)", event, r->id, r->user, r->role);
+			if (!b->fleet)
+				sbx_info("%s: request %u (%s, %s)", event, r->id, r->user, r->role);
 			done++;
 		}
-	} while (n == sizeof(due) / sizeof(due[0]));
+	} while (n == sizeof(due) / sizeof(due[0]) && done < max);
+	return done;
+}
+
+size_t sbx_broker_push_revoked_here(struct sbx_broker *b, const uint32_t *ids, size_t n)
+{
+	size_t done = 0;
+	uint64_t seq;
+
+	for (size_t i = 0; i < n && sbx_fleet_room(b) > 0; i++) {
+		const struct sbx_req *r = sbx_state_get(b->state, ids[i]);
+		json_t *f;
+
+		if (!r || !r->revoked_here || r->state != SBX_REQ_ACTIVE)
+			continue;
+		f = req_fields(r, NULL);
+		if (r->end_reason)
+			sbx_rec_str(f, "reason", r->end_reason);
+		if (r->unix_group)
+			sbx_rec_str(f, "unix_group", r->unix_group);
+		json_object_set_new(f, "revoked_here_at", time_json(r->ended_at));
+		if (sbx_broker_record(b, "grant.revoked", r->ended_by ? r->ended_by : SBX_SYSTEM_ACTOR,
+				      f, &seq) < 0)
+			break;
+		done++;
+	}
 	return done;
 }
 
 /* ---- the policy ---------------------------------------------------------------------- */
 
-int sbx_broker_record_policy(struct sbx_broker *b, uint64_t *seq)
+/* fds the broker needs besides its connections: the journal, the
+ * directory, Slack's endpoint and posts, the group table, snapshots. */
+#define FD_MARGIN 128
+
+static struct sbx_limits_conf limits_of(const struct sbx_policy *p)
+{
+	unsigned max = p->broker.max_connections;
+	struct rlimit rl;
+
+	/* More connections than fds would run the broker out of fds (EMFILE)
+	 * before any limit here says no. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)max + FD_MARGIN > rl.rlim_cur) {
+		max = rl.rlim_cur > 2 * FD_MARGIN ? (unsigned)(rl.rlim_cur - FD_MARGIN)
+						  : (unsigned)(rl.rlim_cur / 2);
+		sbx_warn("broker.max_connections %u is more than the open files limit (%llu) "
+			 "allows: taking %u", p->broker.max_connections,
+			 (unsigned long long)rl.rlim_cur, max);
+	}
+
+	return (struct sbx_limits_conf){
+		.max_conns = (int)max,
+		.max_conns_per_uid = (int)p->broker.max_connections_per_user,
+		/* Enough for sshd's logins when every user holds their share. */
+		.root_reserve = (int)(max / 64 > 16 ? max / 64 : 16),
+		.changes_per_minute = (int)p->broker.max_changes_per_minute,
+	};
+}
+
+json_t *sbx_broker_policy_fields(const struct sbx_broker *b)
 {
 	json_t *f = json_object();
 
-	json_object_set_new(f, "file", json_string(b->config_path));
+	sbx_rec_str(f, "file", b->config_path);
 	json_object_set_new(f, "sha256", json_string(b->policy->sha256_hex));
-	json_object_set_new(f, "host", json_string(b->policy->broker.host));
+	sbx_rec_str(f, "host", b->policy->broker.host);
 	json_object_set_new(f, "roles", json_integer((json_int_t)b->policy->n_roles));
-	return sbx_broker_record(b, "policy.loaded", SBX_SYSTEM_ACTOR, f, seq);
+	return f;
+}
+
+int sbx_broker_record_policy(struct sbx_broker *b, uint64_t *seq)
+{
+	/* In a fleet it goes to the log as a change of its own (fleet.c),
+	 * whenever the log can take it. */
+	if (b->fleet) {
+		*seq = 0;
+		sbx_fleet_policy_changed(b);
+		return 0;
+	}
+	return sbx_broker_record(b, "policy.loaded", SBX_SYSTEM_ACTOR,
+				 sbx_broker_policy_fields(b), seq);
 }
 
 static void record_rejected(struct sbx_broker *b, const struct sbx_policy_errors *errs)
@@ -646,7 +992,7 @@ static void record_rejected(struct sbx_broker *b, const struct sbx_policy_errors
 			 errs->v[i].msg);
 		json_array_append_new(list, json_string(line));
 	}
-	json_object_set_new(f, "file", json_string(b->config_path));
+	sbx_rec_str(f, "file", b->config_path);
 	json_object_set_new(f, "errors", list);
 	json_object_set_new(f, "kept_sha256", json_string(b->policy->sha256_hex));
 	(void)sbx_broker_record(b, "policy.rejected", SBX_SYSTEM_ACTOR, f, &seq);
@@ -672,6 +1018,7 @@ void sbx_broker_reload(struct sbx_broker *b)
 	struct sbx_policy_errors errs = { 0 };
 	struct sbx_policy *fresh = NULL;
 	struct sbx_settings settings;
+	struct sbx_limits_conf lc;
 	uint64_t seq;
 
 	if (sbx_policy_load_file(b->config_path, &fresh, &settings, &errs) < 0) {
@@ -686,10 +1033,16 @@ void sbx_broker_reload(struct sbx_broker *b)
 	keep_setting(&fresh->broker.socket, &b->policy->broker.socket, &b->file_socket, "socket");
 	keep_setting(&fresh->broker.state_dir, &b->policy->broker.state_dir, &b->file_state_dir,
 		     "state_dir");
+	if (b->host_override && sbx_policy_set_host(fresh, b->host_override) < 0) {
+		sbx_err("policy reload: out of memory; keeping the policy in force");
+		goto out;
+	}
 	sbx_policy_free(b->policy);
 	b->policy = fresh;
 	b->settings = settings;
 	fresh = NULL;
+	lc = limits_of(b->policy);
+	sbx_limits_set(b->limits, &lc);
 	sbx_info("policy reloaded from %s (sha256 %.12s)", b->config_path, b->policy->sha256_hex);
 	(void)sbx_broker_record_policy(b, &seq);
 	features_on_reload(b);
@@ -700,21 +1053,23 @@ out:
 
 /* ---- start and stop ------------------------------------------------------------------ */
 
+
 static void record_startup(struct sbx_broker *b, const struct sbx_replay_info *info)
 {
 	json_t *f = json_object();
 	uint64_t seq;
 
-	json_object_set_new(f, "version", json_string(PACKAGE_VERSION));
+	sbx_rec_str(f, "version", PACKAGE_VERSION);
 	json_object_set_new(f, "pid", json_integer(getpid()));
-	json_object_set_new(f, "host", json_string(b->policy->broker.host));
+	sbx_rec_str(f, "host", b->policy->broker.host);
+	json_object_set_new(f, "policy_sha256", json_string(b->policy->sha256_hex));
 	json_object_set_new(f, "replayed", json_integer((json_int_t)info->records));
 	if (info->used_snapshot)
 		json_object_set_new(f, "snapshot_seq", json_integer((json_int_t)info->snapshot_seq));
 	(void)sbx_broker_record(b, "broker.started", SBX_SYSTEM_ACTOR, f, &seq);
 	if (info->truncated) {
 		f = json_object();
-		json_object_set_new(f, "file", json_string(info->truncated_file));
+		sbx_rec_str(f, "file", info->truncated_file);
 		json_object_set_new(f, "bytes_cut", json_integer((json_int_t)info->truncated_bytes));
 		json_object_set_new(f, "last_good_seq", json_integer((json_int_t)info->last_seq));
 		(void)sbx_broker_record(b, "journal.recovered", SBX_SYSTEM_ACTOR, f, &seq);
@@ -746,6 +1101,7 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
+	memcpy(b->fleet_hash, SBX_RECORD_GENESIS, sizeof(b->fleet_hash));
 	b->replaying = true;
 	rc = sbx_journal_open(&jo, sbx_broker_replay_snapshot, sbx_broker_replay_record, b, &info,
 			      &b->journal, err, sizeof(err));
@@ -755,16 +1111,22 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 			 "it with: sbxctl audit verify --state-dir %s)", err, dir, dir);
 		return -EIO;
 	}
+	/* A fleet member knows where its copy of the log stands before it
+	 * records anything. */
+	if (b->settings.fleet.enabled && sbx_fleet_start(b, why, whylen) < 0)
+		return -EINVAL;
 	record_startup(b, &info);
 	return 0;
 }
 
 int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen)
 {
+	struct sbx_limits_conf lc = limits_of(b->policy);
 	int rc;
 
 	b->state = sbx_state_new();
-	if (!b->state) {
+	b->limits = sbx_limits_new(&lc);
+	if (!b->state || !b->limits) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
@@ -796,6 +1158,7 @@ void sbx_broker_shutdown(struct sbx_broker *b)
 
 void sbx_broker_free(struct sbx_broker *b)
 {
+	sbx_fleet_free(b);
 	sbx_slack_free(b);
 	sbx_directory_free(b);
 	sbx_grouptable_free(b);
@@ -807,8 +1170,11 @@ void sbx_broker_free(struct sbx_broker *b)
 	b->state = NULL;
 	sbx_policy_free(b->policy);
 	b->policy = NULL;
+	sbx_limits_free(b->limits);
+	b->limits = NULL;
 	free(b->config_path);
 	free(b->file_socket);
 	free(b->file_state_dir);
-	b->config_path = b->file_socket = b->file_state_dir = NULL;
+	free(b->host_override);
+	b->config_path = b->file_socket = b->file_state_dir = b->host_override = NULL;
 }

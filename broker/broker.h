@@ -31,10 +31,12 @@
 #include "sbx_proto.h"
 #include "state.h"
 
+struct sbx_limits;
 struct sbx_sessions;
 struct sbx_grouptable;
 struct sbx_directory;
 struct sbx_slack;
+struct sbx_fleet;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -49,6 +51,8 @@ struct sbx_broker {
 	 * values, in policy->broker, may come from --socket/--state-dir) */
 	char *file_socket;
 	char *file_state_dir;
+	/* --host: this host's name whatever the file says */
+	char *host_override;
 	struct sbx_state *state;
 	struct sbx_journal *journal;
 	/* Non-empty once the journal failed: changes are refused, checks
@@ -57,12 +61,23 @@ struct sbx_broker {
 	/* The start-up replay is running: features rebuild their own tables
 	 * from the records (sbx_broker_replay_record). */
 	bool replaying;
+	/* What each local user may hold and do (user_limits.h). */
+	struct sbx_limits *limits;
 	/* The features, all built in; each owns its struct (NULL when not
 	 * started). */
 	struct sbx_sessions *sessions;
 	struct sbx_grouptable *grouptable;
 	struct sbx_directory *directory;
 	struct sbx_slack *slack;
+	/* The fleet (fleet.h), NULL without a fleet: section; and where
+	 * this host's copy of the fleet's log stands: the seq and hash of the
+	 * last fleet record in the journal (kept by the replay too). */
+	struct sbx_fleet *fleet;
+	uint64_t fleet_seq;
+	char fleet_hash[65];
+	/* request.* and grant.* records the journal holds that were made
+	 * without a fleet: such a history cannot join one. */
+	uint64_t local_changes;
 };
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -94,8 +109,13 @@ void sbx_broker_reload(struct sbx_broker *b);
  * releases the replies).  now is the wall clock in seconds. */
 void sbx_broker_timers(struct sbx_broker *b, int64_t now);
 
-/* End grants and requests whose deadline is <= now.  Returns how many. */
+/* End grants and requests whose deadline is <= now (in a fleet: queue
+ * that as a change).  Returns how many it ended here and now. */
 size_t sbx_broker_expire(struct sbx_broker *b, int64_t now);
+
+/* The earliest deadline the loop should wake up for, or INT64_MAX when
+ * nothing can be ended now (degraded, or the fleet holds it). */
+int64_t sbx_broker_next_deadline(const struct sbx_broker *b);
 
 /* ---- recording ------------------------------------------------------------ */
 
@@ -105,8 +125,38 @@ size_t sbx_broker_expire(struct sbx_broker *b, int64_t now);
 int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor,
 		      json_t *fields, uint64_t *seq);
 
-/* Record policy.loaded for the current policy. */
+/* Put text into a record's fields under key: as it is when it is valid
+ * UTF-8, else sanitized ('?' for what is not); never dropped without a
+ * trace.  NULL text puts nothing. */
+void sbx_rec_str(json_t *fields, const char *key, const char *text);
+
+/* Record policy.loaded for the current policy (in a fleet: once the
+ * fleet's log can take it). */
 int sbx_broker_record_policy(struct sbx_broker *b, uint64_t *seq);
+/* policy.loaded's fields for the current policy (a new object). */
+json_t *sbx_broker_policy_fields(const struct sbx_broker *b);
+
+/* A fleet record, checked and next in the log's order (fleet.c): applied
+ * to memory, copied into the local journal with fleet_seq and fleet_hash,
+ * shown to the features.  0, or -1 with why: memory refused it (the
+ * fleet's history contradicts this host's: nothing was written), or the
+ * journal failed (the broker is degraded). */
+int sbx_broker_apply_fleet(struct sbx_broker *b, const json_t *rec, uint64_t fleet_seq,
+			   const char *fleet_hash, char *why, size_t whylen);
+
+/* Can the broker record changes now?  false with the reason in why (may
+ * be NULL): the journal failed, or the fleet's log cannot be written. */
+bool sbx_broker_can_change(const struct sbx_broker *b, char *why, size_t whylen);
+
+/* End the grants and requests whose deadline is <= now, at most max of
+ * them (the fleet's batches have room for only so many).  Returns how
+ * many it ended. */
+size_t sbx_broker_end_due(struct sbx_broker *b, int64_t now, size_t max);
+
+/* In a fleet, push the revocations made on this host alone while the
+ * log was away (grant.revoked_here) as the fleet's grant.revoked; ids,
+ * n: the grants.  Returns how many it recorded. */
+size_t sbx_broker_push_revoked_here(struct sbx_broker *b, const uint32_t *ids, size_t n);
 
 /* The journal failed: remember why, and rebuild memory from what is known
  * to be on disk, so nothing unrecorded is ever acted on. */
@@ -165,6 +215,12 @@ int sbx_broker_approve(struct sbx_broker *b, uint32_t id, const char *person,
 int sbx_broker_end(struct sbx_broker *b, uint32_t id, bool deny, const char *person,
 		   const char *through, bool admin, const char *reason, json_t *extra,
 		   uint64_t *wait_seq, char *why, size_t whylen);
+
+/* May person (admin: with admin rights) see request r?  Its owner, the
+ * people who may decide it and admins may; to anyone else it does not
+ * exist, so that nobody learns owners, roles or approvers by walking ids. */
+bool sbx_broker_may_see(const struct sbx_broker *b, const struct sbx_req *r, const char *person,
+			bool admin);
 
 /* May person decide (approve, deny) request r?  why says why not, or on
  * what ground. */

@@ -15,6 +15,8 @@
 
 #include "directory.h"
 
+#include "fleet.h"
+
 #include "broker.h"
 
 #include "duration.h"
@@ -379,9 +381,9 @@ static void on_conflict(const char *kind, const char *name, void *ctx)
 		"policy file's and ignoring the directory's (remove one of them)", kind, name,
 		d->b->config_path ? d->b->config_path : "the policy file");
 	f = json_object();
-	json_object_set_new(f, "kind", json_string(kind));
-	json_object_set_new(f, "name", json_string(name));
-	json_object_set_new(f, "kept", json_string("policy file"));
+	sbx_rec_str(f, "kind", kind);
+	sbx_rec_str(f, "name", name);
+	sbx_rec_str(f, "kept", "policy file");
 	record(d, "directory.conflict", f);
 }
 
@@ -405,12 +407,12 @@ static void on_drift(const char *user, const struct sbx_role *r, enum sbx_member
 	struct sbx_directory *d = ctx;
 	json_t *f = json_object();
 
-	json_object_set_new(f, "user", json_string(user));
-	json_object_set_new(f, "role", json_string(r->name));
+	sbx_rec_str(f, "user", user);
+	sbx_rec_str(f, "role", r->name);
 	json_object_set_new(f, "group", group ? json_string(group) : json_null());
-	json_object_set_new(f, "before", json_string(how_name(before)));
-	json_object_set_new(f, "after", json_string(how_name(after)));
-	json_object_set_new(f, "source", json_string("directory"));
+	sbx_rec_str(f, "before", how_name(before));
+	sbx_rec_str(f, "after", how_name(after));
+	sbx_rec_str(f, "source", "directory");
 	record(d, "drift.membership", f);
 	sbx_info("directory: %s is now %s on %s (was %s%s%s)", user, how_name(after), r->name,
 		 how_name(before), group ? ", group " : "", group ? group : "");
@@ -435,16 +437,23 @@ static void on_drift(const char *user, const struct sbx_role *r, enum sbx_member
 	}
 }
 
-/* revoke_on_ineligible: end the grants (and pending requests) of people
- * the last refresh took out of the role. */
-static void run_revocations(struct sbx_directory *d)
+static void free_revocations(struct revocation *rv)
 {
-	struct sbx_broker *b = d->b;
-	struct revocation *rv = d->revocations;
-
-	d->revocations = NULL;
 	while (rv) {
 		struct revocation *next = rv->next;
+
+		free(rv->user);
+		free(rv->role);
+		free(rv->group);
+		free(rv);
+		rv = next;
+	}
+}
+
+/* End the grants (and pending requests) of the people in rv. */
+static void end_ineligible(struct sbx_broker *b, const struct revocation *rv)
+{
+	for (; rv; rv = rv->next) {
 		struct sbx_req *open[SBX_OPEN_MAX];
 		size_t n = sbx_state_user_open(b->state, rv->user, open, SBX_OPEN_MAX);
 		char reason[512], why[512];
@@ -462,23 +471,65 @@ static void run_revocations(struct sbx_directory *d)
 			if (strcmp(r->role, rv->role) != 0 || (!deny && !sbx_req_live(r, sbx_now())))
 				continue;
 			extra = json_object();
-			json_object_set_new(extra, "cause", json_string("revoke_on_ineligible"));
+			sbx_rec_str(extra, "cause", "revoke_on_ineligible");
 			if (rv->group)
-				json_object_set_new(extra, "group", json_string(rv->group));
+				sbx_rec_str(extra, "group", rv->group);
 			if (sbx_broker_end(b, r->id, deny, SBX_SYSTEM_ACTOR, NULL, true, reason, extra, &seq,
 					   why, sizeof(why)) < 0)
 				sbx_err("directory: could not end request %u of %s: %s", r->id,
 					rv->user, why);
-			else
+			else if (!b->fleet)
 				sbx_info("directory: %s request %u: %s", deny ? "denied" : "revoked",
 					 r->id, reason);
 		}
-		free(rv->user);
-		free(rv->role);
-		free(rv->group);
-		free(rv);
-		rv = next;
 	}
+}
+
+/* In a fleet the revocations are a change like any other (fleet.h). */
+struct ineligible_change {
+	struct sbx_change ch;
+	struct revocation *list;
+};
+
+static void ineligible_run(struct sbx_broker *b, struct sbx_change *ch, uint64_t *local_seq)
+{
+	*local_seq = 0;
+	end_ineligible(b, ((struct ineligible_change *)ch)->list);
+}
+
+static void ineligible_free(struct sbx_change *ch)
+{
+	free_revocations(((struct ineligible_change *)ch)->list);
+	free(ch);
+}
+
+/* revoke_on_ineligible: end the grants (and pending requests) of people
+ * the last refresh took out of the role. */
+static void run_revocations(struct sbx_directory *d)
+{
+	struct sbx_broker *b = d->b;
+	struct revocation *rv = d->revocations;
+	struct ineligible_change *ic;
+
+	d->revocations = NULL;
+	if (!rv)
+		return;
+	if (!b->fleet) {
+		end_ineligible(b, rv);
+		free_revocations(rv);
+		return;
+	}
+	ic = calloc(1, sizeof(*ic));
+	if (!ic) {
+		sbx_err("directory: out of memory: revoke_on_ineligible waits for the next refresh");
+		free_revocations(rv);
+		return;
+	}
+	ic->ch.run = ineligible_run;
+	ic->ch.free = ineligible_free;
+	ic->ch.abandoned = true;
+	ic->list = rv;
+	sbx_fleet_submit(b, &ic->ch);
 }
 
 static void record_loaded(struct sbx_directory *d, const struct sbx_directory_data *data, int64_t took_ms)
@@ -488,7 +539,7 @@ static void record_loaded(struct sbx_directory *d, const struct sbx_directory_da
 	json_t *f = json_object();
 
 	snprintf(fp, sizeof(fp), "%016" PRIx64, data->fingerprint);
-	json_object_set_new(f, "uri", json_string(d->last_uri));
+	sbx_rec_str(f, "uri", d->last_uri);
 	json_object_set_new(f, "users", json_integer((json_int_t)p->n_dir_users));
 	json_object_set_new(f, "groups", json_integer((json_int_t)p->n_dir_groups));
 	if (data->skipped_users || data->skipped_groups) {
@@ -496,7 +547,7 @@ static void record_loaded(struct sbx_directory *d, const struct sbx_directory_da
 		json_object_set_new(f, "skipped_groups",
 				    json_integer((json_int_t)data->skipped_groups));
 	}
-	json_object_set_new(f, "fingerprint", json_string(fp));
+	sbx_rec_str(f, "fingerprint", fp);
 	json_object_set_new(f, "took_ms", json_integer(took_ms));
 	record(d, "directory.loaded", f);
 }
@@ -559,8 +610,8 @@ static void note_failure(struct sbx_directory *d, const struct result *r, bool w
 	}
 	d->down = true;
 	f = json_object();
-	json_object_set_new(f, "uri", json_string(r->uri));
-	json_object_set_new(f, "error", json_string(r->err));
+	sbx_rec_str(f, "uri", r->uri);
+	sbx_rec_str(f, "error", r->err);
 	json_object_set_new(f, "last_success", rfc3339_or_null(d->last_ok_us));
 	json_object_set_new(f, "cached_until",
 			    d->merged ? rfc3339_or_null(d->last_ok_us +
@@ -588,10 +639,10 @@ static void note_success(struct sbx_directory *d, const struct result *r)
 	snprintf(d->last_uri, sizeof(d->last_uri), "%s", r->uri);
 	if (d->down) {
 		f = json_object();
-		json_object_set_new(f, "uri", json_string(r->uri));
+		sbx_rec_str(f, "uri", r->uri);
 		json_object_set_new(f, "down_for_s",
 				    json_integer(d->last_ok_us ? (now_us - d->last_ok_us) / 1000000 : 0));
-		json_object_set_new(f, "last_error", json_string(d->last_error));
+		sbx_rec_str(f, "last_error", d->last_error);
 		record(d, "directory.recovered", f);
 		sbx_info("directory recovered: %s answers again", r->uri);
 		d->down = false;
@@ -696,8 +747,8 @@ void sbx_directory_tick(struct sbx_broker *b)
 	sbx_warn("directory: no good answer since %s (max_stale %s): dropping the cached directory "
 		 "users; they are refused until the directory answers", last, max);
 	f = json_object();
-	json_object_set_new(f, "last_success", json_string(last));
-	json_object_set_new(f, "max_stale", json_string(max));
+	sbx_rec_str(f, "last_success", last);
+	sbx_rec_str(f, "max_stale", max);
 	json_object_set_new(f, "users_dropped",
 			    json_integer(d->data ? (json_int_t)d->data->n_users : 0));
 	record(d, "directory.stale", f);

@@ -9,7 +9,11 @@
 
 #include "dispatch.h"
 
+#include "fleet.h"
+
+#include "user_limits.h"
 #include "log.h"
+#include "sbxio.h"
 #include "sessions.h"
 #include "grouptable.h"
 #include "text.h"
@@ -17,6 +21,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- the fields ------------------------------------------------------------ */
@@ -127,6 +132,12 @@ static int parse_args(const uint8_t *frame, size_t n, uint32_t allowed, struct s
 			store_number(a, &f);
 			continue;
 		}
+		/* Refused here, whole: text the journal could not hold as it was
+		 * sent must never be dropped or changed on the way in. */
+		if (!sbx_utf8_valid((const char *)f.val, f.len)) {
+			snprintf(why, whylen, "%s is not valid UTF-8", s->name);
+			return -1;
+		}
 		if (sbx_field_str(&f, (char *)a + s->str_off, s->str_len) < 0) {
 			snprintf(why, whylen, "%s is too long (at most %zu bytes)", s->name,
 				 s->str_len - 1);
@@ -149,48 +160,73 @@ enum who_may {
 	SBX_CALLER_ROOT,    /* uid 0 only */
 };
 
+/* What an op may write.  Callers other than root spend their change
+ * budget (broker.max_changes_per_minute) on every op that may write. */
+enum writes {
+	NOTHING = 0,
+	HOST,       /* this host's own records (sessions) */
+	FLEET,      /* requests and grants: in a fleet, through its log (fleet.h) */
+};
+
 struct op_entry {
 	uint16_t op;
 	enum who_may who;
 	uint32_t fields;
+	enum writes changes;
 	sbx_op_fn fn;
 	const char *what;   /* for "only ... may WHAT" */
 };
 
 static const struct op_entry op_table[] = {
+	/* op                      who may call it    fields taken    writes */
 	/* decisions */
-	{ SBX_OP_CHECK, SBX_CALLER_ANY, PERSON_FIELDS, sbx_op_check, "check a login" },
-	{ SBX_OP_EXPLAIN, SBX_CALLER_ANY, PERSON_FIELDS, sbx_op_explain, "explain access" },
-	{ SBX_OP_PING, SBX_CALLER_ANY, PERSON_FIELDS, sbx_op_ping, "ask how the broker is" },
+	{ SBX_OP_CHECK,            SBX_CALLER_ANY,    PERSON_FIELDS,  NOTHING,
+	  sbx_op_check, "check a login" },
+	{ SBX_OP_EXPLAIN,          SBX_CALLER_ANY,    PERSON_FIELDS,  NOTHING,
+	  sbx_op_explain, "explain access" },
+	{ SBX_OP_PING,             SBX_CALLER_ANY,    PERSON_FIELDS,  NOTHING,
+	  sbx_op_ping, "ask how the broker is" },
 	/* a person's own requests */
-	{ SBX_OP_REQUEST, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_request, "request access" },
-	{ SBX_OP_LIST, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_list, "list requests" },
-	{ SBX_OP_STATUS, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_status, "see a request" },
-	{ SBX_OP_CANCEL, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_cancel_drop,
-	  "cancel a request" },
-	{ SBX_OP_DROP, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_cancel_drop,
-	  "give a grant back" },
-	{ SBX_OP_ROLES, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_roles, "list roles" },
+	{ SBX_OP_REQUEST,          SBX_CALLER_PERSON, PERSON_FIELDS,  FLEET,
+	  sbx_op_request, "request access" },
+	{ SBX_OP_LIST,             SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	  sbx_op_list, "list requests" },
+	{ SBX_OP_STATUS,           SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	  sbx_op_status, "see a request" },
+	{ SBX_OP_CANCEL,           SBX_CALLER_PERSON, PERSON_FIELDS,  FLEET,
+	  sbx_op_cancel_drop, "cancel a request" },
+	{ SBX_OP_DROP,             SBX_CALLER_PERSON, PERSON_FIELDS,  FLEET,
+	  sbx_op_cancel_drop, "give a grant back" },
+	{ SBX_OP_ROLES,            SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	  sbx_op_roles, "list roles" },
 	/* approvers and admins */
-	{ SBX_OP_PENDING, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_pending,
-	  "list pending requests" },
-	{ SBX_OP_APPROVE, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_approve, "approve" },
-	{ SBX_OP_DENY, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_deny_revoke, "deny" },
-	{ SBX_OP_REVOKE, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_deny_revoke, "revoke" },
-	{ SBX_OP_GRANTS, SBX_CALLER_PERSON, PERSON_FIELDS, sbx_op_grants, "list grants" },
+	{ SBX_OP_PENDING,          SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	  sbx_op_pending, "list pending requests" },
+	{ SBX_OP_APPROVE,          SBX_CALLER_PERSON, PERSON_FIELDS,  FLEET,
+	  sbx_op_approve, "approve" },
+	{ SBX_OP_DENY,             SBX_CALLER_PERSON, PERSON_FIELDS,  FLEET,
+	  sbx_op_deny_revoke, "deny" },
+	{ SBX_OP_REVOKE,           SBX_CALLER_PERSON, PERSON_FIELDS,  FLEET,
+	  sbx_op_deny_revoke, "revoke" },
+	{ SBX_OP_GRANTS,           SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	  sbx_op_grants, "list grants" },
 	/* sessions (pam_sbx, from sshd's PAM stack) */
-	{ SBX_OP_SESSION_OPEN, SBX_CALLER_ROOT, SESSION_FIELDS, sbx_op_session_open,
-	  "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
-	{ SBX_OP_SESSION_CLOSE, SBX_CALLER_ROOT, SESSION_FIELDS, sbx_op_session_close,
-	  "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
-	{ SBX_OP_SESSIONS, SBX_CALLER_ADMIN, SESSION_FIELDS, sbx_op_sessions, "list sessions" },
+	{ SBX_OP_SESSION_OPEN,     SBX_CALLER_ROOT,   SESSION_FIELDS, HOST,
+	  sbx_op_session_open, "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
+	{ SBX_OP_SESSION_CLOSE,    SBX_CALLER_ROOT,   SESSION_FIELDS, HOST,
+	  sbx_op_session_close, "register or close sessions (pam_sbx does, in sshd's PAM stack)" },
+	{ SBX_OP_SESSIONS,         SBX_CALLER_ADMIN,  SESSION_FIELDS, NOTHING,
+	  sbx_op_sessions, "list sessions" },
 	/* unix groups (libnss_sbx's fallback; membership is public, as in
 	 * /etc/group) */
-	{ SBX_OP_GROUP_BYNAME, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group, "look up groups" },
-	{ SBX_OP_GROUP_BYGID, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group, "look up groups" },
-	{ SBX_OP_GROUP_LIST, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group, "look up groups" },
-	{ SBX_OP_GROUP_MEMBERSHIPS, SBX_CALLER_ANY, GROUP_FIELDS, sbx_op_group,
-	  "look up groups" },
+	{ SBX_OP_GROUP_BYNAME,     SBX_CALLER_ANY,    GROUP_FIELDS,   NOTHING,
+	  sbx_op_group, "look up groups" },
+	{ SBX_OP_GROUP_BYGID,      SBX_CALLER_ANY,    GROUP_FIELDS,   NOTHING,
+	  sbx_op_group, "look up groups" },
+	{ SBX_OP_GROUP_LIST,       SBX_CALLER_ANY,    GROUP_FIELDS,   NOTHING,
+	  sbx_op_group, "look up groups" },
+	{ SBX_OP_GROUP_MEMBERSHIPS, SBX_CALLER_ANY,   GROUP_FIELDS,   NOTHING,
+	  sbx_op_group, "look up groups" },
 };
 
 static const struct op_entry *op_entry(uint16_t op)
@@ -262,10 +298,110 @@ static int check_caller(struct sbx_broker *b, const struct op_entry *e, struct s
 	return -1;
 }
 
-void sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *caller, const uint8_t *frame,
-		       size_t n, sbx_msg *reply, uint64_t *wait_seq)
+/* A change asked for by someone other than root spends one of their
+ * budget; past it, "slow down".  true when refused. */
+static bool over_budget(struct sbx_broker *b, struct sbx_call *c)
+{
+	int64_t retry_ms = 0;
+
+	if (sbx_limits_change(b->limits, c->caller->uid, sbx_mono_ms(), &retry_ms) == 0)
+		return false;
+	sbx_caller_resolve(c->caller, b->policy->broker.admin_group);
+	sbx_reply_fail(c, SBX_ST_REFUSED,
+		       "slow down: %s may make at most %u changes a minute "
+		       "(broker.max_changes_per_minute); try again in %lld s", c->caller->name,
+		       b->policy->broker.max_changes_per_minute,
+		       (long long)((retry_ms + 999) / 1000));
+	return true;
+}
+
+/* A request that changes the fleet's state, waiting for its log
+ * (fleet.h): everything the handler needs, kept to run it again. */
+struct deferred {
+	struct sbx_change ch;
+	const struct op_entry *e;
+	struct sbx_caller caller;
+	struct sbx_args a;
+	sbx_msg reply;
+};
+
+static void reply_fixup(sbx_msg *reply, uint16_t op)
+{
+	if (reply->error) {
+		/* A reply that does not fit is a bug or an absurd request. */
+		sbx_msg_free(reply);
+		sbx_msg_init_reply(reply, op | SBX_OP_REPLY, SBX_ST_INTERNAL, "reply too large");
+	}
+}
+
+static void deferred_run(struct sbx_broker *b, struct sbx_change *ch, uint64_t *local_seq)
+{
+	struct deferred *d = (struct deferred *)ch;
+	struct sbx_call c = { .caller = &d->caller, .a = d->a, .reply = &d->reply };
+
+	if (check_caller(b, d->e, &c) == 0)
+		d->e->fn(b, &c);
+	*local_seq = c.wait_seq;
+}
+
+static void deferred_refuse(struct sbx_broker *b, struct sbx_change *ch, const char *why)
+{
+	struct deferred *d = (struct deferred *)ch;
+
+	(void)b;
+	sbx_msg_free(&d->reply);
+	sbx_msg_init_reply(&d->reply, d->a.op | SBX_OP_REPLY, SBX_ST_UNAVAILABLE, why);
+}
+
+static void deferred_free(struct sbx_change *ch)
+{
+	struct deferred *d = (struct deferred *)ch;
+
+	sbx_msg_free(&d->reply);
+	free(d);
+}
+
+/* Hand the op to the fleet.  NULL when out of memory (the reply says so). */
+static struct sbx_change *defer(struct sbx_broker *b, const struct op_entry *e,
+				const struct sbx_call *c)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		sbx_msg_free(c->reply);
+		sbx_msg_init_reply(c->reply, c->a.op | SBX_OP_REPLY, SBX_ST_INTERNAL, "out of memory");
+		return NULL;
+	}
+	d->ch.run = deferred_run;
+	d->ch.refuse = deferred_refuse;
+	d->ch.free = deferred_free;
+	d->e = e;
+	d->caller = *c->caller;
+	d->a = c->a;
+	sbx_fleet_submit(b, &d->ch);
+	return &d->ch;
+}
+
+void sbx_broker_take_reply(struct sbx_change *ch, sbx_msg *reply, uint64_t *wait_seq)
+{
+	struct deferred *d = (struct deferred *)ch;
+
+	sbx_msg_free(reply);
+	*reply = d->reply;
+	memset(&d->reply, 0, sizeof(d->reply));
+	if (!reply->buf && !reply->error)
+		sbx_msg_init_reply(reply, d->a.op | SBX_OP_REPLY, SBX_ST_INTERNAL, "no answer");
+	reply_fixup(reply, d->a.op);
+	*wait_seq = ch->wait_seq;
+	ch->free(ch);
+}
+
+struct sbx_change *sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *caller,
+				     const uint8_t *frame, size_t n, sbx_msg *reply,
+				     uint64_t *wait_seq)
 {
 	struct sbx_call c = { .caller = caller, .reply = reply };
+	struct sbx_change *later = NULL;
 	const struct op_entry *e;
 	struct sbx_hdr h;
 	char why[256];
@@ -286,14 +422,17 @@ void sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *caller, const ui
 	}
 	if (e->who != SBX_CALLER_ROOT && check_caller(b, e, &c) < 0)
 		goto out;
+	if (e->changes && over_budget(b, &c))
+		goto out;
+	if (e->changes == FLEET && b->fleet) {
+		later = defer(b, e, &c);
+		goto out;
+	}
 	e->fn(b, &c);
 out:
-	if (reply->error) {
-		/* A reply that does not fit is a bug or an absurd request. */
-		sbx_msg_free(reply);
-		sbx_msg_init_reply(reply, h.op | SBX_OP_REPLY, SBX_ST_INTERNAL, "reply too large");
-	}
+	reply_fixup(reply, h.op);
 	*wait_seq = c.wait_seq;
+	return later;
 }
 
 void sbx_broker_malformed(sbx_msg *reply, const char *why)
@@ -349,7 +488,9 @@ void sbx_reply_put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r
 	sbx_msg_put_u32(m, SBX_F_ID, r->id);
 	sbx_msg_put_str(m, SBX_F_USER, r->user);
 	sbx_msg_put_str(m, SBX_F_ROLE, r->role);
-	sbx_msg_put_str(m, SBX_F_STATE, sbx_req_state_name(r->state));
+	/* Revoked here while the fleet's log is away: here it is over. */
+	sbx_msg_put_str(m, SBX_F_STATE, r->revoked_here ? "revoked"
+							: sbx_req_state_name(r->state));
 	sbx_msg_put_i64(m, SBX_F_DURATION, r->duration);
 	sbx_msg_put_i64(m, SBX_F_CREATED_AT, r->created_at);
 	if (r->activated_at)
@@ -360,6 +501,14 @@ void sbx_reply_put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r
 		sbx_msg_put_i64(m, SBX_F_EXPIRES_AT, r->expires_at);
 	if (r->ended_at)
 		sbx_msg_put_i64(m, SBX_F_ENDED_AT, r->ended_at);
+	if (r->revoked_here && r->state == SBX_REQ_ACTIVE) {
+		char note[300];
+
+		snprintf(note, sizeof(note), "revoked on %s only, while the fleet's database is "
+			 "away; the other hosts learn of it when it is back",
+			 b->policy->broker.host);
+		sbx_msg_put_str(m, SBX_F_NOTE, note);
+	}
 	sbx_msg_put_str_opt(m, SBX_F_REASON, r->reason);
 	sbx_msg_put_str_opt(m, SBX_F_TICKET, r->ticket);
 	if (r->extends)

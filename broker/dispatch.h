@@ -56,10 +56,19 @@ struct sbx_call {
 
 typedef void (*sbx_op_fn)(struct sbx_broker *b, struct sbx_call *c);
 
+struct sbx_change;
+
 /* Handle one validated request frame.  Fills reply; *wait_seq is the seq
- * that must be durable before the reply may be sent (0: send now). */
-void sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *caller, const uint8_t *frame,
-		       size_t n, sbx_msg *reply, uint64_t *wait_seq);
+ * that must be durable before the reply may be sent (0: send now).  In a
+ * fleet, a request that changes the fleet's state waits for its log:
+ * then the reply is not filled yet and the change is returned; once its
+ * state is SBX_CHANGE_DONE (fleet.h), sbx_broker_take_reply gives the
+ * reply and frees it (or sbx_change_abandon, when the client left).
+ * NULL when the reply is there now. */
+struct sbx_change *sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *caller,
+				     const uint8_t *frame, size_t n, sbx_msg *reply,
+				     uint64_t *wait_seq);
+void sbx_broker_take_reply(struct sbx_change *ch, sbx_msg *reply, uint64_t *wait_seq);
 
 /* The reply to a frame that failed validation. */
 void sbx_broker_malformed(sbx_msg *reply, const char *why);

@@ -5,6 +5,7 @@
 #include "sbx_table.h"
 #include "broker.h"
 #include "dispatch.h"
+#include "server.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -127,29 +128,6 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* The socket's directory may not exist yet at the first write (the
- * server creates it when it starts listening, after features start). */
-static int ensure_dir(const char *path, char *err, size_t errlen)
-{
-	char dir[PATH_MAX];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (mkdir(dir, 0755) == 0) {
-		/* Every uid reads the table; the broker's umask is strict. */
-		(void)chmod(dir, 0755);
-		return 0;
-	}
-	if (errno == EEXIST)
-		return 0;
-	snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-	return -1;
-}
-
 int sbx_grouptable_write(const char *path, const uint8_t *buf, size_t len, char *err,
 			 size_t errlen)
 {
@@ -157,7 +135,9 @@ int sbx_grouptable_write(const char *path, const uint8_t *buf, size_t len, char 
 	const char *slash = strrchr(path, '/');
 	int fd = -1, ret = -1;
 
-	if (!slash || ensure_dir(path, err, errlen) < 0)
+	/* The directory may not exist yet at the first write (the server
+	 * listens after the features start), and must be safe to write in. */
+	if (!slash || sbx_server_socket_dir(path, err, errlen) < 0)
 		goto out;
 	/* A dot name in the same directory: rename() is then atomic, and
 	 * readers never look at it. */
@@ -197,6 +177,28 @@ out:
 
 /* ---- keeping it current --------------------------------------------------------- */
 
+/* The file on disk no longer says what the broker knows (it could not be
+ * rewritten): it must not go on granting what was just revoked.  Remove
+ * it (libnss_sbx then asks the socket); if even that fails, spoil its
+ * magic in place, which needs no new disk space.  Says what it did. */
+static const char *withdraw_table(const struct sbx_grouptable *t)
+{
+	static const char zeros[SBX_TBL_MAGIC_LEN];
+	int fd;
+
+	if (unlink(t->path) == 0 || errno == ENOENT)
+		return "removed the old table; libnss_sbx asks the broker's socket meanwhile";
+	fd = open(t->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0 && pwrite(fd, zeros, sizeof(zeros), 0) == (ssize_t)sizeof(zeros) &&
+	    close(fd) == 0)
+		return "spoiled the old table's header; libnss_sbx asks the broker's socket "
+		       "meanwhile";
+	if (fd >= 0)
+		close(fd);
+	return "COULD NOT remove or spoil the old table: libnss_sbx may go on reading "
+	       "memberships that have ended; free the disk and restart the broker";
+}
+
 static void rebuild(struct sbx_broker *b, struct sbx_grouptable *t)
 {
 	uint8_t *blob = NULL;
@@ -209,8 +211,14 @@ static void rebuild(struct sbx_broker *b, struct sbx_grouptable *t)
 	t->seen_policy = b->policy;
 	rc = sbx_grouptable_build(b->policy, b->state, sbx_now(), t->generation + 1, &blob, &len);
 	if (rc < 0) {
-		/* Keep serving the last table; try again at the next change. */
-		sbx_err("group table: cannot build: %s", strerror(-rc));
+		/* Neither the old bytes (on disk or through the socket) nor
+		 * nothing: the socket says "not built", the file goes; the next
+		 * change tries again. */
+		free(t->blob);
+		t->blob = NULL;
+		t->len = 0;
+		sbx_err("group table: cannot build: %s; %s", strerror(-rc), withdraw_table(t));
+		t->write_failing = true;
 		return;
 	}
 	t->generation++;
@@ -218,8 +226,7 @@ static void rebuild(struct sbx_broker *b, struct sbx_grouptable *t)
 	t->blob = blob;
 	t->len = len;
 	if (sbx_grouptable_write(t->path, blob, len, err, sizeof(err)) < 0) {
-		if (!t->write_failing)
-			sbx_err("group table: %s (libnss_sbx asks the socket meanwhile)", err);
+		sbx_err("group table: %s; %s", err, withdraw_table(t));
 		t->write_failing = true;
 		return;
 	}

@@ -3,6 +3,7 @@
 #include "broker.h"
 #include "log.h"
 #include "server.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +22,7 @@
 
 static const char usage_text[] =
 	"Usage: sbx-brokerd [--config FILE] [--foreground] [--check]\n"
-	"                   [--socket PATH] [--state-dir DIR] [--debug]\n"
+	"                   [--socket PATH] [--state-dir DIR] [--host NAME] [--debug]\n"
 	"\n"
 	"sbx-brokerd is the one daemon that decides who may log in to this sandbox\n"
 	"host and who holds which time-limited grant.  It reads the RBAC policy\n"
@@ -35,6 +37,9 @@ static const char usage_text[] =
 	"      --check           validate the policy file, print a summary, exit\n"
 	"      --socket PATH     listen here instead of broker.socket\n"
 	"      --state-dir DIR   keep the journal here instead of broker.state_dir\n"
+	"      --host NAME       decide for host NAME instead of broker.host (the\n"
+	"                        name roles' hosts patterns are matched against;\n"
+	"                        in a fleet, how this broker is known to the others)\n"
 	"  -d, --debug           log debug messages\n"
 	"  -h, --help            show this help\n"
 	"  -V, --version         show the version\n"
@@ -59,6 +64,7 @@ struct options {
 	const char *config;
 	const char *socket;
 	const char *state_dir;
+	const char *host;
 	bool foreground;
 	bool check;
 	bool debug;
@@ -66,13 +72,14 @@ struct options {
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_CHECK = 256, OPT_SOCKET, OPT_STATE_DIR };
+	enum { OPT_CHECK = 256, OPT_SOCKET, OPT_STATE_DIR, OPT_HOST };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "host", required_argument, NULL, OPT_HOST },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -89,6 +96,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_CHECK: o->check = true; break;
 		case OPT_SOCKET: o->socket = optarg; break;
 		case OPT_STATE_DIR: o->state_dir = optarg; break;
+		case OPT_HOST: o->host = optarg; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		case 'V': printf("sbx-brokerd %s\n", PACKAGE_VERSION); exit(0);
 		default:
@@ -142,6 +150,14 @@ static struct sbx_policy *load_policy(const struct options *o, struct sbx_broker
 		sbx_policy_free(p);
 		return NULL;
 	}
+	if (o->host) {
+		if (!sbx_name_valid(o->host) || sbx_policy_set_host(p, o->host) < 0 ||
+		    !(b->host_override = strdup(o->host))) {
+			fprintf(stderr, "sbx-brokerd: --host %s: not a usable host name\n", o->host);
+			sbx_policy_free(p);
+			return NULL;
+		}
+	}
 	return p;
 }
 
@@ -191,6 +207,19 @@ static void signal_ready(int *ready_fd, char status)
 	}
 }
 
+/* Every connection is an fd: take the hard limit (systemd's default soft
+ * limit, 1024, is below broker.max_connections). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		sbx_warn("cannot raise the open files limit: %s", strerror(errno));
+}
+
 static int block_signals(void)
 {
 	sigset_t mask;
@@ -215,7 +244,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct sbx_broker b = { 0 };
-	struct sbx_server_opts so = { .max_conns = 4096, .io_timeout_ms = 5000 };
+	struct sbx_server_opts so = { .io_timeout_ms = 5000 };
 	char err[1024];
 	int ready_fd = -1, listen_fd = -1, ret = 2;
 
@@ -242,8 +271,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sbx-brokerd: cannot detach: %s\n", strerror(errno));
 		goto out;
 	}
+	raise_fd_limit();
 	if (block_signals() < 0) {
 		sbx_err("cannot block signals: %s", strerror(errno));
+		goto out;
+	}
+	/* The socket's directory holds the group table too: refuse an unsafe
+	 * one before anything is written there. */
+	if (sbx_server_socket_dir(b.policy->broker.socket, err, sizeof(err)) < 0) {
+		sbx_err("%s", err);
 		goto out;
 	}
 	if (sbx_broker_start(&b, err, sizeof(err)) < 0) {

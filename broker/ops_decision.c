@@ -32,12 +32,21 @@ void sbx_op_pending(struct sbx_broker *b, struct sbx_call *c)
 	}
 }
 
-/* Approve, deny and revoke name a request. */
-static bool has_id(struct sbx_call *c)
+/* Approve, deny and revoke name a request the caller may see (to anyone
+ * else it does not exist).  Slack's buttons skip this: whoever presses
+ * one has seen the request in the channel. */
+static bool names_visible_request(struct sbx_broker *b, struct sbx_call *c)
 {
-	if (c->a.has_id && c->a.id)
+	const struct sbx_req *r;
+
+	if (!c->a.has_id || !c->a.id) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "a request id is required");
+		return false;
+	}
+	r = sbx_state_get(b->state, c->a.id);
+	if (r && sbx_broker_may_see(b, r, c->who.person, c->who.admin))
 		return true;
-	sbx_reply_fail(c, SBX_ST_BADINPUT, "a request id is required");
+	sbx_reply_fail(c, SBX_ST_NOTFOUND, "no request %u", c->a.id);
 	return false;
 }
 
@@ -46,7 +55,7 @@ void sbx_op_approve(struct sbx_broker *b, struct sbx_call *c)
 	char why[512];
 	int rc;
 
-	if (!has_id(c))
+	if (!names_visible_request(b, c))
 		return;
 	if (c->a.has_duration && c->a.duration <= 0) {
 		sbx_reply_fail(c, SBX_ST_BADINPUT, "the duration must be positive");
@@ -63,7 +72,7 @@ void sbx_op_deny_revoke(struct sbx_broker *b, struct sbx_call *c)
 	char why[512];
 	int rc;
 
-	if (!has_id(c))
+	if (!names_visible_request(b, c))
 		return;
 	rc = sbx_broker_end(b, c->a.id, c->a.op == SBX_OP_DENY, c->who.person, c->who.through,
 			    c->who.admin, c->a.reason, NULL, &c->wait_seq, why, sizeof(why));

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "dispatch.h"
+#include "fleet.h"
 
 #include "policy_directory.h"
 #include "text.h"
@@ -39,16 +40,16 @@ static void record_check(struct sbx_broker *b, const struct sbx_args *a,
 	json_t *f = json_object();
 	uint64_t seq;
 
-	json_object_set_new(f, "user", json_string(a->user));
+	sbx_rec_str(f, "user", a->user);
 	if (a->service[0])
-		json_object_set_new(f, "service", json_string(a->service));
+		sbx_rec_str(f, "service", a->service);
 	if (a->rhost[0])
-		json_object_set_new(f, "rhost", json_string(a->rhost));
+		sbx_rec_str(f, "rhost", a->rhost);
 	if (a->tty[0])
-		json_object_set_new(f, "tty", json_string(a->tty));
-	json_object_set_new(f, "outcome", json_string(d->allowed ? "allowed" : "denied"));
+		sbx_rec_str(f, "tty", a->tty);
+	sbx_rec_str(f, "outcome", d->allowed ? "allowed" : "denied");
 	if (d->role)
-		json_object_set_new(f, "role", json_string(d->role));
+		sbx_rec_str(f, "role", d->role);
 	if (d->grant)
 		json_object_set_new(f, "id", json_integer(d->grant));
 	/* Login decisions may be answered before their sync (the writer
@@ -70,7 +71,9 @@ void sbx_op_check(struct sbx_broker *b, struct sbx_call *c)
 		return;
 	}
 	sbx_broker_decide(b, c->a.user, sbx_now(), &d);
-	if (c->a.flags & SBX_CHECK_RECORD)
+	/* Only pam_sbx's checks (root's) are recorded: anyone else asking to
+	 * record would be writing the journal at will. */
+	if ((c->a.flags & SBX_CHECK_RECORD) && c->caller->uid == 0)
 		record_check(b, &c->a, &d);
 	sbx_reply_ok(c, d.message);
 	sbx_msg_put_u32(c->reply, SBX_F_ALLOWED, d.allowed);
@@ -146,6 +149,9 @@ void sbx_op_explain(struct sbx_broker *b, struct sbx_call *c)
 
 void sbx_op_ping(struct sbx_broker *b, struct sbx_call *c)
 {
+	struct sbx_fleet_status fs;
+
+	sbx_fleet_status(b, &fs);
 	sbx_reply_ok(c, b->degraded[0] ? "degraded" : "ok");
 	sbx_msg_put_str(c->reply, SBX_F_VERSION, PACKAGE_VERSION);
 	sbx_msg_put_str(c->reply, SBX_F_HOST, b->policy->broker.host);
@@ -153,6 +159,12 @@ void sbx_op_ping(struct sbx_broker *b, struct sbx_call *c)
 	sbx_msg_put_i64(c->reply, SBX_F_SEQ, (int64_t)sbx_journal_last_seq(b->journal));
 	if (b->degraded[0])
 		sbx_msg_put_str(c->reply, SBX_F_DEGRADED, b->degraded);
+	if (fs.on) {
+		sbx_msg_put_str(c->reply, SBX_F_FLEET, fs.text);
+		sbx_msg_put_i64(c->reply, SBX_F_FLEET_SEQ, (int64_t)fs.applied_seq);
+		sbx_msg_put_u32(c->reply, SBX_F_STALE, fs.stale);
+		sbx_msg_put_u32(c->reply, SBX_F_WRITABLE, fs.writable);
+	}
 }
 
 void sbx_op_request(struct sbx_broker *b, struct sbx_call *c)
@@ -203,7 +215,8 @@ void sbx_op_list(struct sbx_broker *b, struct sbx_call *c)
 	}
 }
 
-/* The request c names, or NULL with the refusal in the reply. */
+/* The request c names, if the caller may see it (to anyone else it does
+ * not exist); else NULL with the refusal in the reply. */
 static struct sbx_req *named_request(struct sbx_broker *b, struct sbx_call *c)
 {
 	struct sbx_req *r;
@@ -213,33 +226,19 @@ static struct sbx_req *named_request(struct sbx_broker *b, struct sbx_call *c)
 		return NULL;
 	}
 	r = sbx_state_get(b->state, c->a.id);
-	if (!r)
+	if (!r || !sbx_broker_may_see(b, r, c->who.person, c->who.admin)) {
 		sbx_reply_fail(c, SBX_ST_NOTFOUND, "no request %u", c->a.id);
+		return NULL;
+	}
 	return r;
-}
-
-/* Owners, admins and the people who may decide a request may see it. */
-static bool may_see(struct sbx_broker *b, const struct sbx_req *r, const struct sbx_who *w)
-{
-	char why[256];
-
-	return w->admin || strcmp(r->user, w->person) == 0 ||
-	       sbx_broker_may_decide(b, r, w->person, why, sizeof(why));
 }
 
 void sbx_op_status(struct sbx_broker *b, struct sbx_call *c)
 {
 	struct sbx_req *r = named_request(b, c);
 
-	if (!r)
-		return;
-	if (!may_see(b, r, &c->who)) {
-		sbx_reply_fail(c, SBX_ST_REFUSED,
-			       "request %u is %s's; only they, its approvers and admins may see it",
-			       r->id, r->user);
-		return;
-	}
-	sbx_reply_req(b, c, r, NULL);
+	if (r)
+		sbx_reply_req(b, c, r, NULL);
 }
 
 /* Record the end of the caller's own request r: request.cancelled or (a
@@ -250,14 +249,14 @@ static int record_own_end(struct sbx_broker *b, struct sbx_call *c, const struct
 	json_t *f = json_object();
 
 	json_object_set_new(f, "id", json_integer(r->id));
-	json_object_set_new(f, "user", json_string(r->user));
-	json_object_set_new(f, "role", json_string(r->role));
+	sbx_rec_str(f, "user", r->user);
+	sbx_rec_str(f, "role", r->role);
 	if (c->who.through)
-		json_object_set_new(f, "through", json_string(c->who.through));
+		sbx_rec_str(f, "through", c->who.through);
 	if (reason && *reason)
-		json_object_set_new(f, "reason", json_string(reason));
+		sbx_rec_str(f, "reason", reason);
 	if (r->unix_group)
-		json_object_set_new(f, "unix_group", json_string(r->unix_group));
+		sbx_rec_str(f, "unix_group", r->unix_group);
 	return sbx_broker_record(b, event, c->who.person, f, &c->wait_seq);
 }
 

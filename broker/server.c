@@ -2,10 +2,14 @@
 
 #include "server.h"
 
+#include "fleet.h"
+
 #include "directory.h"
 #include "dispatch.h"
+#include "user_limits.h"
 #include "slack/slack.h"
 #include "log.h"
+#include "text.h"
 #include "sbxio.h"
 #include "timeutil.h"
 
@@ -34,6 +38,7 @@ struct conn {
 	bool replying;        /* out holds a reply: read nothing more until sent */
 	bool close_after;
 	uint64_t wait_seq;    /* out may go only once this seq is durable */
+	struct sbx_change *change; /* a fleet change whose outcome is the reply */
 	int64_t deadline_ms;
 	bool dead;            /* closed; freed at the end of the loop iteration */
 	struct conn *prev, *next;
@@ -48,6 +53,13 @@ struct server {
 	 * a later event of the same epoll batch may still point at them. */
 	struct conn *graveyard;
 	int n_conns;
+	/* Held open so that, out of fds, the loop can still take one
+	 * connection off the listen queue and close it (the libev/nginx way)
+	 * instead of spinning on a listener that stays readable. */
+	int spare_fd;
+	/* Out of fds even without the spare: the listener is not watched
+	 * until then (monotonic ms; 0: it is watched). */
+	int64_t listen_paused_until;
 	bool stopping;
 	/* Group commit: records appended during a loop pass are handed to the
 	 * writer together at its end.  Records nobody waits for (login
@@ -66,33 +78,56 @@ struct server {
 #define SNAPSHOT_MIN_RECORDS 10000
 
 /* epoll tags for the fds that are not connections */
-static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack;
+static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack, tag_fleet;
+
+int sbx_server_socket_dir(const char *path, char *err, size_t errlen)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct stat st;
+	char *slash;
+
+	if (strlen(path) >= sizeof(dir))
+		return sbx_whyf(err, errlen, -ENAMETOOLONG, "socket path %s is too long (at most "
+				"%zu bytes)", path, sizeof(dir) - 1);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) == 0) {
+		/* Clients of every uid must reach the socket; the umask is strict. */
+		(void)chmod(dir, 0755);
+		return 0;
+	}
+	if (errno != EEXIST)
+		return sbx_whyf(err, errlen, -errno, "cannot create %s: %s", dir, strerror(errno));
+	/* Someone else's directory, or one others may write to, lets them
+	 * swap the socket or the group table for their own. */
+	if (lstat(dir, &st) < 0)
+		return sbx_whyf(err, errlen, -errno, "cannot stat %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return sbx_whyf(err, errlen, -ENOTDIR, "refusing socket directory %s: not a "
+				"directory (a symbolic link?)", dir);
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return sbx_whyf(err, errlen, -EPERM, "refusing socket directory %s: it belongs to "
+				"uid %u, not to root or to the broker's user", dir,
+				(unsigned)st.st_uid);
+	if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+		return sbx_whyf(err, errlen, -EPERM, "refusing socket directory %s: others may "
+				"write to it (mode %04o without the sticky bit): chmod go-w %s", dir,
+				(unsigned)(st.st_mode & 07777), dir);
+	return 0;
+}
 
 int sbx_server_listen(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
-	char dir[sizeof(sa.sun_path)];
-	char *slash;
-	int fd = -1;
+	mode_t umask_was;
+	int fd = -1, rc;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path %s is too long (at most %zu bytes)", path,
-			 sizeof(sa.sun_path) - 1);
+	if (sbx_server_socket_dir(path, err, errlen) < 0)
 		return -1;
-	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) == 0) {
-			/* Clients of every uid must reach the socket; the umask is strict. */
-			(void)chmod(dir, 0755);
-		} else if (errno != EEXIST) {
-			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-			return -1;
-		}
-	}
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen, "%s exists and is not a socket; refusing to replace it",
@@ -107,8 +142,13 @@ int sbx_server_listen(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
-	    listen(fd, 512) < 0) {
+	/* The socket is born with mode 0666 (who may do what is decided per
+	 * peer): no chmod on the path afterwards, which another user could
+	 * race in a directory they can write to. */
+	umask_was = umask(0111);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(umask_was);
+	if (rc < 0 || listen(fd, 512) < 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
@@ -130,9 +170,13 @@ static void conn_close(struct server *s, struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	sbx_limits_conn_close(s->b->limits, c->caller.uid);
 	free(c->in);
 	c->in = NULL;
 	sbx_msg_free(&c->out);
+	/* The change still happens (or fails); nobody is told. */
+	sbx_change_abandon(c->change);
+	c->change = NULL;
 	c->prev = NULL;
 	c->next = s->graveyard;
 	s->graveyard = c;
@@ -229,10 +273,32 @@ static int conn_dispatch(struct server *s, struct conn *c)
 
 	if (sbx_frame_validate(c->in, c->in_len, 0, why, sizeof(why)) < 0)
 		return conn_malformed(s, c, why);
-	sbx_broker_handle(s->b, &c->caller, c->in, c->in_len, &c->out, &c->wait_seq);
+	c->change = sbx_broker_handle(s->b, &c->caller, c->in, c->in_len, &c->out, &c->wait_seq);
 	free(c->in);
 	c->in = NULL;
+	if (c->change) {
+		/* The fleet's log decides first (fleet_progress replies). */
+		c->replying = true;
+		conn_watch(s, c, 0);
+		return 0;
+	}
 	return conn_reply(s, c);
+}
+
+/* Changes the fleet has finished: their replies go out (or wait for the
+ * journal like any other). */
+static void fleet_progress(struct server *s)
+{
+	struct conn *c, *next;
+
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		if (!c->change || c->change->state != SBX_CHANGE_DONE)
+			continue;
+		sbx_broker_take_reply(c->change, &c->out, &c->wait_seq);
+		c->change = NULL;
+		conn_reply(s, c);
+	}
 }
 
 /* Read what is there; dispatch a frame once it is whole. */
@@ -297,37 +363,95 @@ static void conn_readable(struct server *s, struct conn *c)
  * close it. */
 static bool conn_held_and_gone(struct server *s, struct conn *c, uint32_t events)
 {
-	if (!(events & (EPOLLHUP | EPOLLERR)) || !c->replying || !c->wait_seq)
+	if (!(events & (EPOLLHUP | EPOLLERR)) || !c->replying || (!c->wait_seq && !c->change))
 		return false;
 	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	c->close_after = true;
 	return true;
 }
 
+#define LISTEN_PAUSE_MS 100
+
+/* Out of fds: close the spare, take one connection off the queue and close
+ * it, take the spare back.  The peer sees its connection closed; the loop
+ * does not spin.  Without a spare (the limit fell below what is open),
+ * stop watching the listener for a moment instead. */
+static void shed_one(struct server *s)
+{
+	int fd = -1;
+
+	if (s->spare_fd >= 0) {
+		close(s->spare_fd);
+		fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0)
+			close(fd);
+		s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0 || s->spare_fd < 0) {
+		epoll_ctl(s->ep, EPOLL_CTL_DEL, s->listen_fd, NULL);
+		s->listen_paused_until = sbx_mono_ms() + LISTEN_PAUSE_MS;
+	}
+	sbx_warn("accept: out of file descriptors (%d connections open): closing new "
+		 "connections until some end", s->n_conns);
+}
+
+static void resume_listening(struct server *s)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_listen };
+
+	if (!s->listen_paused_until || sbx_mono_ms() < s->listen_paused_until)
+		return;
+	if (s->spare_fd < 0)
+		s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->listen_fd, &ev) == 0 || errno == EEXIST)
+		s->listen_paused_until = 0;
+	else
+		s->listen_paused_until = sbx_mono_ms() + LISTEN_PAUSE_MS;
+}
+
+/* A connection the limits refuse is closed at once: the peer gets EOF,
+ * and the slot it wanted stays free. */
+static bool admitted(struct server *s, const struct sbx_caller *who)
+{
+	int rc = sbx_limits_conn_open(s->b->limits, who->uid);
+
+	if (rc == 0)
+		return true;
+	sbx_warn("accept: refused a connection of uid %u (%s)", (unsigned)who->uid,
+		 rc == -EUSERS ? "it holds its share of connections"
+		 : rc == -ENFILE ? "the slots left are root's" : "too many users at once");
+	return false;
+}
+
 static void accept_all(struct server *s)
 {
 	for (;;) {
 		struct epoll_event ev = { .events = EPOLLIN };
+		struct sbx_caller who;
 		struct conn *c;
 		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno == EMFILE || errno == ENFILE)
+				shed_one(s);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
 				sbx_warn("accept: %s", strerror(errno));
 			return;
 		}
-		if (s->n_conns >= s->o->max_conns || !(c = calloc(1, sizeof(*c)))) {
+		if (sbx_caller_from_socket(fd, &who) < 0 || !admitted(s, &who)) {
+			close(fd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			sbx_limits_conn_close(s->b->limits, who.uid);
 			close(fd);
 			continue;
 		}
 		c->fd = fd;
-		if (sbx_caller_from_socket(fd, &c->caller) < 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
+		c->caller = who;
 		c->next = s->conns;
 		if (s->conns)
 			s->conns->prev = c;
@@ -397,9 +521,9 @@ static void sweep_deadlines(struct server *s)
 
 	for (c = s->conns; c; c = next) {
 		next = c->next;
-		/* A reply held for the journal is the broker's delay, not the
-		 * client's: it is never timed out here. */
-		if (c->replying && c->wait_seq)
+		/* A reply held for the journal or the fleet's log is the
+		 * broker's delay, not the client's: it is never timed out here. */
+		if (c->replying && (c->wait_seq || c->change))
 			continue;
 		if (now >= c->deadline_ms)
 			conn_close(s, c);
@@ -440,7 +564,7 @@ static int loop_timeout_ms(struct server *s)
 {
 	/* A broker that cannot write cannot end anything either: do not spin
 	 * on a deadline that has passed. */
-	int64_t next = s->b->degraded[0] ? INT64_MAX : sbx_state_next_deadline(s->b->state);
+	int64_t next = sbx_broker_next_deadline(s->b);
 	int64_t now_us = sbx_now_us();
 	int64_t ms = 250;
 
@@ -452,6 +576,12 @@ static int loop_timeout_ms(struct server *s)
 
 	if (next != INT64_MAX) {
 		int64_t until = next * 1000 - now_us / 1000;
+
+		if (until < ms)
+			ms = until < 0 ? 0 : until;
+	}
+	if (s->listen_paused_until) {
+		int64_t until = s->listen_paused_until - sbx_mono_ms();
 
 		if (until < ms)
 			ms = until < 0 ? 0 : until;
@@ -468,7 +598,8 @@ static int add_fd(int ep, int fd, void *tag)
 
 int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_opts *o)
 {
-	struct server s = { .b = b, .o = o, .listen_fd = listen_fd, .ep = -1, .sig_fd = -1 };
+	struct server s = { .b = b, .o = o, .listen_fd = listen_fd, .ep = -1, .sig_fd = -1,
+			    .spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC) };
 
 	s.committed = sbx_journal_last_seq(b->journal);
 	s.snap_seq = s.committed;
@@ -487,7 +618,8 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 	if (s.sig_fd < 0 || s.ep < 0 || add_fd(s.ep, listen_fd, &tag_listen) < 0 ||
 	    add_fd(s.ep, s.sig_fd, &tag_signal) < 0 || add_fd(s.ep, s.journal_fd, &tag_journal) < 0 ||
 	    (sbx_directory_fd(b) >= 0 && add_fd(s.ep, sbx_directory_fd(b), &tag_directory) < 0) ||
-	    (sbx_slack_fd(b) >= 0 && add_fd(s.ep, sbx_slack_fd(b), &tag_slack) < 0)) {
+	    (sbx_slack_fd(b) >= 0 && add_fd(s.ep, sbx_slack_fd(b), &tag_slack) < 0) ||
+	    (sbx_fleet_fd(b) >= 0 && add_fd(s.ep, sbx_fleet_fd(b), &tag_fleet) < 0)) {
 		sbx_err("event loop set-up failed: %s", strerror(errno));
 		goto out;
 	}
@@ -511,6 +643,8 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				sbx_directory_on_ready(b);
 			else if (tag == &tag_slack)
 				sbx_slack_on_ready(b);
+			else if (tag == &tag_fleet)
+				sbx_fleet_on_ready(b);
 			else if (((struct conn *)tag)->dead)
 				continue;
 			else if (conn_held_and_gone(&s, tag, evs[i].events))
@@ -521,6 +655,9 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				conn_readable(&s, tag);
 		}
 		sbx_broker_timers(b, sbx_now());
+		if (b->fleet)
+			fleet_progress(&s);
+		resume_listening(&s);
 		if (sbx_mono_ms() - last_sweep >= 100) {
 			sweep_deadlines(&s);
 			last_sweep = sbx_mono_ms();
@@ -541,5 +678,7 @@ out:
 		close(s.ep);
 	if (s.sig_fd >= 0)
 		close(s.sig_fd);
+	if (s.spare_fd >= 0)
+		close(s.spare_fd);
 	return ret;
 }

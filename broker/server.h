@@ -9,13 +9,18 @@
 #include "broker.h"
 
 struct sbx_server_opts {
-	int max_conns;        /* beyond this, new connections are closed at once */
 	int io_timeout_ms;    /* a client has this long to send a frame or take a reply */
 };
 
-/* Create the listening socket: its directory (0755) if missing, a stale
- * socket file removed, mode 0666 (who may do what is decided per peer).
- * Returns the fd or -1 with err set. */
+/* The directory of the socket at path (which also holds the group table):
+ * created (0755) if missing, else refused unless it is a directory owned
+ * by root or the broker's user that nobody else may write to (or that has
+ * the sticky bit).  0, or a negative errno with err set. */
+int sbx_server_socket_dir(const char *path, char *err, size_t errlen);
+
+/* Create the listening socket: its directory checked (above), a stale
+ * socket file removed, mode 0666 from birth (who may do what is decided
+ * per peer).  Returns the fd or -1 with err set. */
 int sbx_server_listen(const char *path, char *err, size_t errlen);
 
 /* Run until SIGTERM or SIGINT (blocked by the caller and read through a

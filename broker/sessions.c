@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -260,6 +261,69 @@ static size_t proc_tree(const struct proc_id *roots, size_t n_roots, struct proc
 	return n;
 }
 
+/* Does the process run as uid (real or effective) with gid among its
+ * groups?  /proc/PID/status, read whole: a Groups line can be long. */
+static bool holds_group(pid_t pid, uid_t uid, gid_t gid)
+{
+	char path[64], *buf = NULL, *line, *save = NULL;
+	bool uid_ok = false, gid_ok = false;
+	size_t cap = 16384, n = 0;
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	buf = malloc(cap);
+	while (buf && (r = read(fd, buf + n, cap - n - 1)) > 0) {
+		n += (size_t)r;
+		if (n + 1 == cap && cap < (1u << 20)) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	if (!buf)
+		return false;
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long real = 0, eff = 0;
+
+		if (sscanf(line, "Uid: %lu %lu", &real, &eff) == 2) {
+			uid_ok = real == uid || eff == uid;
+		} else if (strncmp(line, "Groups:", 7) == 0) {
+			for (char *g = line + 7, *end; *g; g = end) {
+				unsigned long v = strtoul(g, &end, 10);
+
+				if (end == g)
+					break;
+				if (v == gid)
+					gid_ok = true;
+			}
+		}
+	}
+	free(buf);
+	return uid_ok && gid_ok;
+}
+
+/* Live processes of uid whose credentials hold gid. */
+static size_t group_holders(uid_t uid, gid_t gid, struct proc_id *out, size_t max)
+{
+	struct scan_entry *all = NULL;
+	size_t n_all = scan_procs(&all), n = 0;
+
+	for (size_t i = 0; i < n_all && n < max; i++)
+		if (holds_group(all[i].pid, uid, gid))
+			out[n++] = (struct proc_id){ .pid = all[i].pid, .start = all[i].start };
+	free(all);
+	return n;
+}
+
 /* Children first, so that a shell hears the hangup before the sshd
  * above it notices and tears the connection down. */
 static size_t signal_all(const struct proc_id *v, size_t n, int sig)
@@ -388,6 +452,15 @@ static void apply_terminated(struct sbx_sessions *t, const json_t *rec, int64_t 
 	struct session *s = find_id(t, ju32(rec, "session"), NULL);
 	json_int_t grace = json_integer_value(json_object_get(rec, "grace_ms"));
 
+	/* Processes that were in no registered session (they held a grant's
+	 * group) are tracked from here on like an ending session. */
+	if (!s && json_is_true(json_object_get(rec, "unregistered")) && t->n < SBX_SESSION_MAX) {
+		s = session_from_json(rec, at_us / 1000000);
+		if (s && table_add(t, s) < 0) {
+			session_free(s);
+			s = NULL;
+		}
+	}
 	if (!s)
 		return;
 	s->state = SESS_ENDING;
@@ -458,7 +531,7 @@ static int emit(struct sbx_broker *b, const char *event, const char *actor, json
 static void set_opt(json_t *o, const char *key, const char *v)
 {
 	if (v && *v)
-		json_object_set_new(o, key, json_string(v));
+		sbx_rec_str(o, key, v);
 }
 
 /* ---- ending sessions ---------------------------------------------------- */
@@ -476,15 +549,15 @@ static void end_session(struct sbx_broker *b, struct session *s, const char *rea
 	snprintf(user, sizeof(user), "%s", s->user);
 	f = json_object();
 	json_object_set_new(f, "session", json_integer(id));
-	json_object_set_new(f, "user", json_string(s->user));
+	sbx_rec_str(f, "user", s->user);
 	json_object_set_new(f, "pid", json_integer(s->leader.pid));
 	if (s->grant)
 		json_object_set_new(f, "id", json_integer(s->grant));
 	set_opt(f, "role", s->role);
 	set_opt(f, "tty", s->tty);
 	set_opt(f, "rhost", s->rhost);
-	json_object_set_new(f, "reason", json_string(reason));
-	json_object_set_new(f, "signal", json_string("SIGHUP"));
+	sbx_rec_str(f, "reason", reason);
+	sbx_rec_str(f, "signal", "SIGHUP");
 	json_object_set_new(f, "grace_ms", json_integer(SBX_SESSION_GRACE_MS));
 	json_object_set_new(f, "pids", procs_json(procs, n));
 	/* Journal first: after a crash here, replay finds the session ending
@@ -503,7 +576,7 @@ static void rebase(struct sbx_broker *b, struct session *s, const struct sbx_dec
 	json_t *f = json_object();
 
 	json_object_set_new(f, "session", json_integer(s->id));
-	json_object_set_new(f, "user", json_string(s->user));
+	sbx_rec_str(f, "user", s->user);
 	if (s->grant)
 		json_object_set_new(f, "from", json_integer(s->grant));
 	if (d->grant)
@@ -556,18 +629,104 @@ static size_t open_ids(const struct sbx_sessions *t, uint32_t grant, uint32_t **
 	return n;
 }
 
+/* May user still hold gid: standing in a role of this host with that
+ * group, or another live grant that brings it? */
+static bool still_entitled(struct sbx_broker *b, const char *user, uint32_t gid)
+{
+	struct sbx_req *open[SBX_OPEN_MAX];
+	size_t n = sbx_state_user_open(b->state, user, open, SBX_OPEN_MAX);
+	int64_t now = sbx_now();
+
+	for (size_t i = 0; i < b->policy->n_roles; i++) {
+		const struct sbx_role *r = &b->policy->roles[i];
+
+		if (r->unix_group && r->gid == gid && r->matches_host &&
+		    sbx_policy_membership(b->policy, r, user, NULL) == SBX_MEMBER_STANDING)
+			return true;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (sbx_req_live(open[i], now) && open[i]->unix_group && open[i]->gid == gid)
+			return true;
+	return false;
+}
+
+static bool local_uid(const char *user, uid_t *uid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return false;
+	*uid = pw.pw_uid;
+	return true;
+}
+
+/* Processes of the grant's holder whose credentials still hold its group
+ * (a session opened under a standing role, a process started before the
+ * grant ended, what sudo runs below them) are ended as the role says,
+ * whether or not pam_sbx registered them: a group in the credentials
+ * outlives the grant, and sudo rules follow it. */
+static void end_group_holders(struct sbx_broker *b, const struct sbx_req *g, const char *reason)
+{
+	const struct sbx_role *role = sbx_policy_role(b->policy, g->role);
+	struct proc_id *roots = NULL, *procs = NULL;
+	size_t n_roots, n = 0;
+	uint32_t id;
+	uid_t uid;
+	json_t *f;
+
+	if (!g->unix_group || !g->gid || !role || role->on_expiry != SBX_ON_EXPIRY_TERMINATE ||
+	    still_entitled(b, g->user, g->gid) || !local_uid(g->user, &uid))
+		return;
+	roots = calloc(MAX_PROCS, sizeof(*roots));
+	procs = calloc(MAX_PROCS, sizeof(*procs));
+	if (!roots || !procs)
+		goto out;
+	n_roots = group_holders(uid, g->gid, roots, MAX_PROCS);
+	if (!n_roots)
+		goto out;
+	n = proc_tree(roots, n_roots, procs, MAX_PROCS);
+	id = b->sessions->next_id ? b->sessions->next_id : 1;
+	f = json_object();
+	json_object_set_new(f, "session", json_integer(id));
+	sbx_rec_str(f, "user", g->user);
+	json_object_set_new(f, "pid", json_integer(roots[0].pid));
+	json_object_set_new(f, "pid_start", json_integer((json_int_t)roots[0].start));
+	json_object_set_new(f, "unregistered", json_true());
+	json_object_set_new(f, "id", json_integer(g->id));
+	sbx_rec_str(f, "role", g->role);
+	sbx_rec_str(f, "unix_group", g->unix_group);
+	json_object_set_new(f, "gid", json_integer(g->gid));
+	sbx_rec_str(f, "reason", reason);
+	sbx_rec_str(f, "signal", "SIGHUP");
+	json_object_set_new(f, "grace_ms", json_integer(SBX_SESSION_GRACE_MS));
+	json_object_set_new(f, "pids", procs_json(procs, n));
+	(void)emit(b, "session.terminated", SBX_SYSTEM_ACTOR, f);
+	sbx_info("grant %u of %s ended: SIGHUP to %zu of %zu processes that hold group %s, "
+		 "SIGKILL for what is left in %d ms", g->id, g->user, signal_all(procs, n, SIGHUP), n,
+		 g->unix_group, SBX_SESSION_GRACE_MS);
+out:
+	free(roots);
+	free(procs);
+}
+
 static void grant_ended(struct sbx_broker *b, const json_t *rec, const char *event)
 {
 	uint32_t grant = ju32(rec, "id"), *ids = NULL;
 	const char *role = jstr(rec, "role"), *why = jstr(rec, "reason");
 	const char *actor = jstr(rec, "actor");
 	char reason[SBX_TEXT_MAX + 128];
+	const struct sbx_req *g;
 	size_t n;
 
 	if (!grant)
 		return;
 	if (strcmp(event, "grant.expired") == 0)
 		snprintf(reason, sizeof(reason), "grant %u (%s) expired", grant, role ? role : "?");
+	else if (strcmp(event, "grant.revoked_here") == 0)
+		snprintf(reason, sizeof(reason), "grant %u (%s) revoked on this host by %s%s%s",
+			 grant, role ? role : "?", actor ? actor : "?", why ? ": " : "",
+			 why ? why : "");
 	else
 		snprintf(reason, sizeof(reason), "grant %u (%s) revoked by %s%s%s", grant,
 			 role ? role : "?", actor ? actor : "?", why ? ": " : "", why ? why : "");
@@ -576,6 +735,9 @@ static void grant_ended(struct sbx_broker *b, const json_t *rec, const char *eve
 	for (size_t i = 0; i < n; i++)
 		grant_gone(b, ids[i], reason);
 	free(ids);
+	g = sbx_state_get(b->state, grant);
+	if (g)
+		end_group_holders(b, g, reason);
 }
 
 void sbx_sessions_on_record(struct sbx_broker *b, const json_t *rec)
@@ -586,7 +748,8 @@ void sbx_sessions_on_record(struct sbx_broker *b, const json_t *rec)
 		return;
 	if (strncmp(event, "session.", 8) == 0)
 		apply(b->sessions, event, rec);
-	else if (strcmp(event, "grant.expired") == 0 || strcmp(event, "grant.revoked") == 0)
+	else if (strcmp(event, "grant.expired") == 0 || strcmp(event, "grant.revoked") == 0 ||
+		 strcmp(event, "grant.revoked_here") == 0)
 		grant_ended(b, rec, event);
 }
 
@@ -624,8 +787,8 @@ static bool tend_ending(struct sbx_broker *b, struct session *s, int64_t now_us)
 	if (!s->killed && sent) {
 		f = json_object();
 		json_object_set_new(f, "session", json_integer(s->id));
-		json_object_set_new(f, "user", json_string(s->user));
-		json_object_set_new(f, "signal", json_string("SIGKILL"));
+		sbx_rec_str(f, "user", s->user);
+		sbx_rec_str(f, "signal", "SIGKILL");
 		json_object_set_new(f, "pids", procs_json(left, n));
 		sbx_warn("session %u of %s: %zu processes outlived SIGHUP by %d ms: SIGKILL", s->id,
 			 s->user, sent, SBX_SESSION_GRACE_MS);
@@ -654,17 +817,18 @@ static void sweep_open(struct sbx_broker *b)
 			continue;
 		if (proc_alive(&s->leader)) {
 			/* Normally the grant's end event has done this; a broker
-			 * that cannot record never gets that event. */
+			 * that cannot record (its journal failed, or the fleet's
+			 * log is away) never gets that event. */
 			g = s->grant ? sbx_state_get(b->state, s->grant) : NULL;
-			if (g && !sbx_req_live(g, now) && b->degraded[0])
+			if (g && !sbx_req_live(g, now) && !sbx_broker_can_change(b, NULL, 0))
 				grant_gone(b, s->id, "its grant ended (the broker cannot record)");
 			continue;
 		}
 		f = json_object();
 		json_object_set_new(f, "session", json_integer(s->id));
-		json_object_set_new(f, "user", json_string(s->user));
+		sbx_rec_str(f, "user", s->user);
 		json_object_set_new(f, "pid", json_integer(s->leader.pid));
-		json_object_set_new(f, "reason", json_string("its process is gone"));
+		sbx_rec_str(f, "reason", "its process is gone");
 		(void)emit(b, "session.closed", SBX_SYSTEM_ACTOR, f);
 	}
 	free(ids);
@@ -700,7 +864,7 @@ static json_t *session_to_json(const struct session *s)
 	char at[SBX_RFC3339_LEN];
 
 	json_object_set_new(o, "session", json_integer(s->id));
-	json_object_set_new(o, "user", json_string(s->user));
+	sbx_rec_str(o, "user", s->user);
 	json_object_set_new(o, "pid", json_integer(s->leader.pid));
 	json_object_set_new(o, "pid_start", json_integer((json_int_t)s->leader.start));
 	set_opt(o, "service", s->service);
@@ -711,9 +875,9 @@ static json_t *session_to_json(const struct session *s)
 	if (s->grant)
 		json_object_set_new(o, "id", json_integer(s->grant));
 	sbx_format_rfc3339(s->opened_at, at);
-	json_object_set_new(o, "opened_at", json_string(at));
+	sbx_rec_str(o, "opened_at", at);
 	if (s->state == SESS_ENDING) {
-		json_object_set_new(o, "state", json_string("ending"));
+		sbx_rec_str(o, "state", "ending");
 		json_object_set_new(o, "kill_at_us", json_integer(s->kill_at_us));
 		json_object_set_new(o, "killed", json_boolean(s->killed));
 		json_object_set_new(o, "pids", procs_json(s->procs, s->n_procs));
@@ -806,7 +970,7 @@ static json_t *opened_fields(const struct sbx_args *a, uint32_t id, pid_t pid, u
 	json_t *f = json_object();
 
 	json_object_set_new(f, "session", json_integer(id));
-	json_object_set_new(f, "user", json_string(a->user));
+	sbx_rec_str(f, "user", a->user);
 	json_object_set_new(f, "pid", json_integer(pid));
 	json_object_set_new(f, "pid_start", json_integer((json_int_t)start));
 	set_opt(f, "service", a->service);
@@ -912,9 +1076,9 @@ void sbx_op_session_close(struct sbx_broker *b, struct sbx_call *c)
 	}
 	f = json_object();
 	json_object_set_new(f, "session", json_integer(id));
-	json_object_set_new(f, "user", json_string(s->user));
+	sbx_rec_str(f, "user", s->user);
 	json_object_set_new(f, "pid", json_integer(s->leader.pid));
-	json_object_set_new(f, "reason", json_string("logout"));
+	sbx_rec_str(f, "reason", "logout");
 	if (sbx_broker_record(b, "session.closed", s->user, f, &c->wait_seq) < 0) {
 		sbx_reply_if_degraded(b, c);
 		return;

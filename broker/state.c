@@ -17,6 +17,13 @@ struct user_open {
 	size_t n, cap;
 };
 
+/* What a trial changed, to take it back: a request it created (before
+ * NULL), or the copy of one as it was before the trial first changed it. */
+struct undo {
+	uint32_t id;
+	struct sbx_req *before;
+};
+
 struct sbx_state {
 	struct sbx_req **reqs; /* reqs[id - 1] */
 	size_t n, cap;
@@ -24,6 +31,9 @@ struct sbx_state {
 	size_t users_cap, users_used;
 	int64_t next_deadline;
 	bool deadline_dirty;
+	bool trial;
+	struct undo *undo;
+	size_t n_undo, undo_cap;
 };
 
 static const char *state_names[] = {
@@ -208,10 +218,128 @@ static void req_free(struct sbx_req *r)
 	free(r);
 }
 
+static int dup_str(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src && !*dst ? -1 : 0;
+}
+
+/* A deep copy, for taking a trial back. */
+static struct sbx_req *req_clone(const struct sbx_req *r)
+{
+	struct sbx_req *c = calloc(1, sizeof(*c));
+	int bad = 0;
+
+	if (!c)
+		return NULL;
+	*c = *r;
+	c->user = c->role = c->reason = c->ticket = c->actor = c->through = NULL;
+	c->unix_group = c->ended_by = c->end_reason = NULL;
+	c->approvals = NULL;
+	c->n_approvals = 0;
+	bad |= dup_str(&c->user, r->user) | dup_str(&c->role, r->role) |
+	       dup_str(&c->reason, r->reason) | dup_str(&c->ticket, r->ticket) |
+	       dup_str(&c->actor, r->actor) | dup_str(&c->through, r->through) |
+	       dup_str(&c->unix_group, r->unix_group) | dup_str(&c->ended_by, r->ended_by) |
+	       dup_str(&c->end_reason, r->end_reason);
+	if (r->n_approvals) {
+		c->approvals = calloc(r->n_approvals, sizeof(*c->approvals));
+		bad |= !c->approvals;
+		for (size_t i = 0; c->approvals && i < r->n_approvals; i++) {
+			struct sbx_approval *a = &c->approvals[c->n_approvals++];
+
+			a->at = r->approvals[i].at;
+			bad |= dup_str(&a->who, r->approvals[i].who) |
+			       dup_str(&a->through, r->approvals[i].through) |
+			       dup_str(&a->comment, r->approvals[i].comment);
+		}
+	}
+	if (bad) {
+		req_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int sbx_state_trial_begin(struct sbx_state *s)
+{
+	if (s->trial)
+		return -1;
+	s->trial = true;
+	s->n_undo = 0;
+	return 0;
+}
+
+static int undo_push(struct sbx_state *s, uint32_t id, struct sbx_req *before)
+{
+	if (s->n_undo == s->undo_cap) {
+		size_t cap = s->undo_cap ? s->undo_cap * 2 : 16;
+		struct undo *u = realloc(s->undo, cap * sizeof(*u));
+
+		if (!u)
+			return -ENOMEM;
+		s->undo = u;
+		s->undo_cap = cap;
+	}
+	s->undo[s->n_undo].id = id;
+	s->undo[s->n_undo].before = before;
+	s->n_undo++;
+	return 0;
+}
+
+/* Before a trial changes r for the first time: keep a copy. */
+static int trial_remember(struct sbx_state *s, const struct sbx_req *r)
+{
+	struct sbx_req *copy;
+
+	if (!s->trial)
+		return 0;
+	for (size_t i = 0; i < s->n_undo; i++)
+		if (s->undo[i].id == r->id)
+			return 0;
+	copy = req_clone(r);
+	if (!copy || undo_push(s, r->id, copy) < 0) {
+		req_free(copy);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void sbx_state_trial_undo(struct sbx_state *s)
+{
+	while (s->n_undo) {
+		struct undo *u = &s->undo[--s->n_undo];
+		struct sbx_req *cur = s->reqs[u->id - 1];
+
+		if (is_open(cur))
+			open_remove(s, cur, req_deadline(cur));
+		if (!u->before) {
+			/* created by the trial: always the last ones */
+			req_free(cur);
+			s->n--;
+			continue;
+		}
+		/* Swap the contents back, so that the request keeps its address. */
+		struct sbx_req tmp = *cur;
+
+		*cur = *u->before;
+		*u->before = tmp;
+		req_free(u->before);
+		/* Room is there: the trial's own change took this id out. */
+		if (is_open(cur))
+			(void)open_add(s, cur);
+	}
+	s->trial = false;
+	s->deadline_dirty = true;
+}
+
 void sbx_state_free(struct sbx_state *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < s->n_undo; i++)
+		req_free(s->undo[i].before);
+	free(s->undo);
 	for (size_t i = 0; i < s->n; i++)
 		req_free(s->reqs[i]);
 	free(s->reqs);
@@ -491,6 +619,20 @@ static int apply_end(struct sbx_state *s, struct sbx_req *r, enum sbx_req_state 
 	return 0;
 }
 
+/* A host record: the grant stays active in the fleet's state, it just
+ * stops counting here (sbx_req_live). */
+static int apply_revoked_here(struct sbx_req *r, const json_t *rec, int64_t at, char *err,
+			      size_t errlen)
+{
+	if (r->state != SBX_REQ_ACTIVE)
+		return 0; /* the fleet ended it meanwhile: nothing left to do here */
+	r->revoked_here = true;
+	r->ended_at = at;
+	if (dup_opt(&r->ended_by, rec, "actor") || dup_opt(&r->end_reason, rec, "reason"))
+		return sbx_whyf(err, errlen, -1, "out of memory");
+	return 0;
+}
+
 int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t errlen)
 {
 	const char *event = jstr(rec, "event");
@@ -516,10 +658,28 @@ int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t er
 		snprintf(err, errlen, "%s without a valid time", event);
 		return -1;
 	}
-	if (strcmp(event, "request.created") == 0)
-		return apply_created(s, rec, at, err, errlen);
+	if (strcmp(event, "request.created") == 0) {
+		if (apply_created(s, rec, at, err, errlen) < 0)
+			return -1;
+		if (s->trial && undo_push(s, (uint32_t)s->n, NULL) < 0) {
+			/* cannot be taken back: take it back now */
+			struct sbx_req *made = s->reqs[--s->n];
+
+			open_remove(s, made, req_deadline(made));
+			req_free(made);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
 	if (jid(rec, &id) < 0 || !(r = sbx_state_get(s, id))) {
 		snprintf(err, errlen, "%s for unknown request", event);
+		return -1;
+	}
+	if (strcmp(event, "grant.revoked_here") == 0)
+		return apply_revoked_here(r, rec, at, err, errlen);
+	if (trial_remember(s, r) < 0) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (strcmp(event, "request.approval") == 0)
@@ -587,6 +747,8 @@ static json_t *req_to_json(const struct sbx_req *r)
 		json_object_set_new(o, "gid", json_integer(r->gid));
 	set_str(o, "ended_by", r->ended_by);
 	set_str(o, "end_reason", r->end_reason);
+	if (r->revoked_here)
+		json_object_set_new(o, "revoked_here", json_true());
 	return o;
 }
 
@@ -637,6 +799,7 @@ static struct sbx_req *req_from_json(const json_t *o, char *err, size_t errlen)
 	r->duration = json_integer_value(json_object_get(o, "duration"));
 	r->approvals_needed = (unsigned)json_integer_value(json_object_get(o, "approvals_needed"));
 	r->gid = (uint32_t)json_integer_value(json_object_get(o, "gid"));
+	r->revoked_here = json_is_true(json_object_get(o, "revoked_here"));
 	if (opt_time(o, "created_at", &r->created_at) || opt_time(o, "lapses_at", &r->lapses_at) ||
 	    opt_time(o, "activated_at", &r->activated_at) ||
 	    opt_time(o, "expires_at", &r->expires_at) || opt_time(o, "ended_at", &r->ended_at)) {

@@ -56,6 +56,10 @@ struct sbx_req {
 	uint32_t gid;
 	char *ended_by;
 	char *end_reason;
+	/* Revoked on this host alone while the fleet's log was away
+	 * (grant.revoked_here, docs/fleet.md): no longer live here, still
+	 * active in the fleet's state until its grant.revoked comes back. */
+	bool revoked_here;
 };
 
 struct sbx_state;
@@ -68,6 +72,15 @@ void sbx_state_free(struct sbx_state *s);
  * Returns 0, or -1 with err set when the record contradicts the state
  * (e.g. approval of an unknown request): replay stops on that. */
 int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t errlen);
+
+/* Trial changes, for the fleet's optimistic appends: after
+ * sbx_state_trial_begin, sbx_state_apply remembers what each record
+ * changes, and sbx_state_trial_undo puts everything back as it was at
+ * begin (so an operation can be validated against the state with its own
+ * records, which the fleet's log may still refuse).  A trial cannot nest.
+ * 0, or -1 (one is already running). */
+int sbx_state_trial_begin(struct sbx_state *s);
+void sbx_state_trial_undo(struct sbx_state *s);
 
 /* Whole-state JSON for a snapshot, and back. */
 json_t *sbx_state_to_json(const struct sbx_state *s);
@@ -91,10 +104,11 @@ int64_t sbx_state_next_deadline(const struct sbx_state *s);
  * journal.  Returns how many were put in out. */
 size_t sbx_state_due(const struct sbx_state *s, int64_t now, struct sbx_req **out, size_t max);
 
-/* A grant that counts right now: state active and not yet expired. */
+/* A grant that counts right now: state active, not yet expired, not
+ * revoked on this host. */
 static inline bool sbx_req_live(const struct sbx_req *r, int64_t now)
 {
-	return r->state == SBX_REQ_ACTIVE && r->expires_at > now;
+	return r->state == SBX_REQ_ACTIVE && !r->revoked_here && r->expires_at > now;
 }
 
 #endif

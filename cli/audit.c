@@ -195,8 +195,7 @@ static int on_record(const json_t *rec, const char *line, size_t linelen, void *
 	return ferror(stdout) ? 1 : 0;
 }
 
-/* Is there a journal we can read?  Says what is wrong when not. */
-static int check_journal_dir(const struct sbx_cli *c, const char *state_dir)
+int sbx_audit_check_dir(const struct sbx_cli *c, const char *state_dir)
 {
 	char path[4096];
 	DIR *d;
@@ -227,7 +226,7 @@ int sbx_audit_verify(const struct sbx_cli *c, const char *state_dir)
 	json_t *j = NULL;
 	int rc, ok;
 
-	rc = check_journal_dir(c, state_dir);
+	rc = sbx_audit_check_dir(c, state_dir);
 	if (rc)
 		return rc;
 	ok = sbx_journal_verify(state_dir, &count, &bad, err, sizeof(err)) == 0;
@@ -262,7 +261,7 @@ int sbx_audit_query(const struct sbx_cli *c, const char *state_dir,
 	char err[1024] = "", san[1024];
 	int rc;
 
-	rc = check_journal_dir(c, state_dir);
+	rc = sbx_audit_check_dir(c, state_dir);
 	if (rc)
 		return rc;
 	if (q->format == SBX_AUDIT_CSV)

@@ -35,6 +35,11 @@ int sbx_audit_parse_format(const char *s, enum sbx_audit_format *f);
 /* Does the record pass every filter of q? */
 bool sbx_audit_match(const json_t *rec, const struct sbx_audit_query *q);
 
+/* Is there a journal under state_dir that we can read?  0, or
+ * SBX_EXIT_USAGE after saying what is wrong (no such directory, or it is
+ * root's). */
+int sbx_audit_check_dir(const struct sbx_cli *c, const char *state_dir);
+
 /* Check the journal under state_dir and say so.  Returns the exit code:
  * 0 intact, 1 broken, 2 no readable journal there. */
 int sbx_audit_verify(const struct sbx_cli *c, const char *state_dir);

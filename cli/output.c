@@ -57,6 +57,7 @@ static const struct key request_keys[] = {
 	KEY(ENDED_BY, "ended_by", K_STR),
 	KEY(EXTENDS, "extends", K_U32),
 	KEY(COMMENT, "comment", K_STR),
+	KEY(NOTE, "note", K_STR),
 };
 
 static const struct key roleinfo_keys[] = {
@@ -111,6 +112,10 @@ static const struct key ping_keys[] = {
 	KEY(POLICY_SHA, "policy_sha256", K_STR),
 	KEY(SEQ, "seq", K_I64),
 	KEY(DEGRADED, "degraded", K_STR),
+	KEY(FLEET, "fleet", K_STR),
+	KEY(FLEET_SEQ, "fleet_seq", K_I64),
+	KEY(STALE, "fleet_stale", K_BOOL),
+	KEY(WRITABLE, "fleet_writable", K_BOOL),
 };
 
 #define SPEC(k) { k, sizeof(k) / sizeof(k[0]) }
@@ -512,6 +517,11 @@ void sbx_out_print_request(FILE *f, const json_t *r)
 	fputs(" \u2014 ", f);
 	put_state_clause(f, r);
 	fputc('\n', f);
+	if (sbx_out_str(r, "note")) {
+		fputs("  note: ", f);
+		put_key(f, r, "note", "");
+		fputc('\n', f);
+	}
 }
 
 static void detail(FILE *f, const char *label, const json_t *r, const char *key)

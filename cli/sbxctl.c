@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "client.h"
+#include "fleet_cmd.h"
 #include "output.h"
 #include "policy.h"
 #include "sbx_ldap.h"
@@ -20,6 +21,9 @@
 
 #ifndef SBX_DEFAULT_STATE_DIR
 #define SBX_DEFAULT_STATE_DIR "/var/lib/sbx"
+#endif
+#ifndef SBX_DEFAULT_CONFIG
+#define SBX_DEFAULT_CONFIG "/etc/sbx/policy.yaml"
 #endif
 
 enum {
@@ -223,6 +227,7 @@ static int cmd_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	json_t *res = NULL;
 	sbx_msg m = { 0 };
 	const char *degraded;
+	bool stale, in_fleet, fleet_down;
 	int rc;
 
 	(void)a;
@@ -234,6 +239,9 @@ static int cmd_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	degraded = sbx_out_str(res, "degraded");
 	if (degraded && !*degraded)
 		degraded = NULL;
+	stale = json_is_true(json_object_get(res, "fleet_stale"));
+	in_fleet = sbx_out_str(res, "fleet") != NULL;
+	fleet_down = in_fleet && !json_is_true(json_object_get(res, "fleet_writable"));
 	if (c->json) {
 		rc = sbx_cli_print_json(c, res);
 	} else {
@@ -243,13 +251,21 @@ static int cmd_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
 		ping_line("policy:", res, "policy_sha256", "sha256 ");
 		printf("%-9s last seq %lld\n", "journal:",
 		       (long long)json_integer_value(json_object_get(res, "seq")));
+		if (in_fleet)
+			ping_line("fleet:", res, "fleet", "");
 		if (degraded)
 			printf("%-9s DEGRADED, refusing changes: %s\n", "state:",
 			       sbx_sanitize(degraded, buf, sizeof(buf)));
+		else if (fleet_down)
+			printf("%-9s refusing changes: the fleet's log cannot be written (see fleet:)\n",
+			       "state:");
+		else if (stale)
+			printf("%-9s STALE: this host's copy of the fleet's log is older than "
+			       "fleet.max_stale\n", "state:");
 		else
 			printf("%-9s ok\n", "state:");
 	}
-	if (rc == SBX_EXIT_OK && degraded)
+	if (rc == SBX_EXIT_OK && (degraded || stale || fleet_down))
 		rc = SBX_EXIT_REFUSED;
 out:
 	json_decref(res);
@@ -299,14 +315,16 @@ static int errors_append_lines(struct sbx_policy_errors *e, const char *file, co
 	return 0;
 }
 
-/* Load a policy for an offline command; print its errors when it fails. */
-static int load_policy(const struct sbx_cli *c, const char *path, struct sbx_policy **p)
+/* Load a policy for an offline command (and its other sections when
+ * settings is not NULL); print its errors when it fails. */
+static int load_policy(const struct sbx_cli *c, const char *path, struct sbx_policy **p,
+		       struct sbx_settings *settings)
 {
 	struct sbx_policy_errors errs = { 0 };
 	int rc = SBX_EXIT_OK;
 
 	*p = NULL;
-	if (sbx_policy_load_file(path, p, NULL, &errs) < 0) {
+	if (sbx_policy_load_file(path, p, settings, &errs) < 0) {
 		sbx_policy_errors_print(stderr, &errs);
 		sbx_cli_error(c, "%s is not a valid policy (see `sbxctl policy check %s`)", path,
 			      path);
@@ -500,7 +518,7 @@ static int cmd_policy_explain(const struct sbx_cli *c, const struct sbx_cli_args
 	if (sbx_cli_arg_name(c, "user", user))
 		return SBX_EXIT_USAGE;
 	if (a->val[O_CONFIG]) {
-		rc = load_policy(c, a->val[O_CONFIG], &p);
+		rc = load_policy(c, a->val[O_CONFIG], &p, NULL);
 		if (rc)
 			goto out;
 		res = explain_offline(p, user);
@@ -541,7 +559,7 @@ static int state_dir_for(const struct sbx_cli *c, const struct sbx_cli_args *a, 
 	if (a->val[O_STATE_DIR]) {
 		*out = strdup(a->val[O_STATE_DIR]);
 	} else if (a->val[O_CONFIG]) {
-		rc = load_policy(c, a->val[O_CONFIG], &p);
+		rc = load_policy(c, a->val[O_CONFIG], &p, NULL);
 		if (rc)
 			return rc;
 		*out = strdup(p->broker.state_dir ? p->broker.state_dir : SBX_DEFAULT_STATE_DIR);
@@ -606,6 +624,65 @@ static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a
 	if (rc == SBX_EXIT_OK)
 		rc = sbx_audit_query(c, dir, &q);
 	free(dir);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The fleet                                                           */
+
+/* The policy a fleet command works from: --config, else the broker's. */
+struct fleet_policy {
+	struct sbx_policy *p;
+	struct sbx_settings settings;
+	struct sbx_fleet_target target;
+};
+
+static int fleet_policy_load(const struct sbx_cli *c, const struct sbx_cli_args *a,
+			     struct fleet_policy *fp)
+{
+	const char *path = a->val[O_CONFIG] ? a->val[O_CONFIG] : SBX_DEFAULT_CONFIG;
+	int rc = load_policy(c, path, &fp->p, &fp->settings);
+
+	if (rc)
+		return rc;
+	fp->target = (struct sbx_fleet_target){
+		.config = path,
+		.host = fp->p->broker.host,
+		.conf = &fp->settings.fleet,
+	};
+	return SBX_EXIT_OK;
+}
+
+static int cmd_fleet_init(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct fleet_policy fp = { 0 };
+	int rc = fleet_policy_load(c, a, &fp);
+
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_fleet_cmd_init(c, &fp.target);
+	sbx_policy_free(fp.p);
+	return rc;
+}
+
+static int cmd_fleet_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct fleet_policy fp = { 0 };
+	int rc = fleet_policy_load(c, a, &fp);
+
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_fleet_cmd_status(c, &fp.target);
+	sbx_policy_free(fp.p);
+	return rc;
+}
+
+static int cmd_fleet_verify(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct fleet_policy fp = { 0 };
+	int rc = fleet_policy_load(c, a, &fp);
+
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_fleet_cmd_verify(c, &fp.target, a->val[O_STATE_DIR]);
+	sbx_policy_free(fp.p);
 	return rc;
 }
 
@@ -740,8 +817,12 @@ static const struct sbx_cli_cmd cmds[] = {
 		"Ask the broker how it is: its version, the host name it decides for,\n"
 		"the sha256 of the policy it runs, the journal's last seq, and whether\n"
 		"it is degraded (refusing changes because the journal cannot be\n"
-		"written).  Exits 0 when healthy, 1 when degraded, 3 when unreachable,\n"
-		"so it can serve as a health check.\n"
+		"written).  In a fleet (docs/fleet.md) also where its copy of the\n"
+		"fleet's log stands, whether the database can be written, and whether\n"
+		"the copy is stale (older than fleet.max_stale).  Exits 0 when healthy,\n"
+		"1 when it refuses changes (degraded, or the fleet's log cannot be\n"
+		"written) or its copy is stale, 3 when unreachable, so it can serve as\n"
+		"a health check.\n"
 		"\n"
 		"Example:\n"
 		"  sbxctl status\n",
@@ -868,6 +949,135 @@ static const struct sbx_cli_cmd cmds[] = {
 			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT),
 		.run = cmd_audit_query,
 	},
+	{
+		.name = "fleet init",
+		.synopsis = "fleet init [--config FILE]",
+		.summary = "create or migrate the fleet's schema in PostgreSQL",
+		.help =
+		"Create the tables of the fleet's shared log (sbx_schema, sbx_log,\n"
+		"sbx_hosts) in the database the policy's fleet: section names, or migrate\n"
+		"an older schema to the version this sbx uses, in one transaction.  Run it\n"
+		"once before the first broker of a fleet starts (a broker refuses a\n"
+		"database without the schema).  Running it again changes nothing.\n"
+		"Prints \"fleet: schema version N in database HOST:PORT\" and what it did:\n"
+		"(created), (already there) or (migrated from an older version).\n"
+		"--json: {\"database\", \"schema_version\", \"action\"} with action created,\n"
+		"present or migrated.\n"
+		"\n"
+		"It connects with fleet.postgres and the password in fleet.password_file\n"
+		"(readable by its owner only, so usually run as root), within\n"
+		"fleet.timeout.  It never downgrades: a database holding a newer schema\n"
+		"is an error (exit 1).\n"
+		"\n"
+		"Options:\n"
+		"  --config FILE    the policy with the fleet: section (default:\n"
+		"                   " SBX_DEFAULT_CONFIG ")\n"
+		"\n"
+		"Exit status: 0 the schema is there; 1 the database refused (a newer\n"
+		"schema, a standby, no right to create tables); 2 no fleet: section, an\n"
+		"invalid policy or an unreadable password file; 3 the database cannot\n"
+		"be reached or did not answer within fleet.timeout.\n"
+		"\n"
+		"Example:\n"
+		"  sbxctl fleet init --config /etc/sbx/policy.yaml\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_CONFIG),
+		.run = cmd_fleet_init,
+	},
+	{
+		.name = "fleet status",
+		.synopsis = "fleet status [--config FILE]",
+		.summary = "how far each host of the fleet has applied the log",
+		.help =
+		"Read what every broker of the fleet last reported (each reports every\n"
+		"5 s) and set it against the shared log: the database, the log's last\n"
+		"seq, the policy most hosts run, then one line per host:\n"
+		"  HOST  APPLIED  LAG  POLICY  VERSION  CONTACT  FLAGS\n"
+		"APPLIED is the seq the host has applied, LAG the log's last seq minus\n"
+		"that, POLICY the first 12 hex digits of its policy file's sha256,\n"
+		"CONTACT how long ago it last reported (by the database's clock).  FLAGS:\n"
+		"  STALE            no report for longer than fleet.max_stale\n"
+		"  POLICY MISMATCH  its policy is not the one most hosts run (a tie goes\n"
+		"                   to the policy of the host heard from last)\n"
+		"  AHEAD OF LOG     it applied records the log no longer holds (the\n"
+		"                   database was restored from an old backup?)\n"
+		"Each problem also gets a line of its own, e.g.\n"
+		"  fleet.policy_mismatch: sbx-02 (sha256 ...) differs from the other hosts\n"
+		"  (sha256 ...)\n"
+		"A LAG of a few records is normal for a moment: hosts report every 5 s.\n"
+		"\n"
+		"--json: {\"database\", \"last_seq\", \"policy_sha256\" (the majority's),\n"
+		"\"max_stale_s\", \"hosts\": [{\"host\", \"applied_seq\", \"lag\",\n"
+		"\"policy_sha256\", \"version\", \"last_contact_age_s\", \"stale\",\n"
+		"\"policy_mismatch\", \"ahead_of_log\"}], \"policy_mismatch\": [hosts],\n"
+		"\"healthy\"}.\n"
+		"\n"
+		"Options:\n"
+		"  --config FILE    the policy with the fleet: section (default:\n"
+		"                   " SBX_DEFAULT_CONFIG ")\n"
+		"\n"
+		"Exit status: 0 every host is current and runs the same policy (also\n"
+		"when none has reported yet); 1 a host is stale, runs another policy or\n"
+		"is ahead of the log, or the database has no sbx schema (or one of\n"
+		"another version); 2 no fleet: section, an invalid policy or an\n"
+		"unreadable password file; 3 the database cannot be reached or did not\n"
+		"answer within fleet.timeout.\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl fleet status\n"
+		"  sbxctl fleet status --json | jq -r '.policy_mismatch[]'\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_CONFIG),
+		.run = cmd_fleet_status,
+	},
+	{
+		.name = "fleet verify",
+		.synopsis = "fleet verify [--config FILE] [--state-dir DIR]",
+		.summary = "check the fleet's log and a host's copy of it",
+		.help =
+		"Read the whole shared log from seq 1, a chunk at a time, and check\n"
+		"every record as the brokers do: seq contiguous from 1, each one's prev\n"
+		"the hash of the one before, its line well-formed and hashing to the\n"
+		"hash it claims.  Prints \"fleet log intact: N records, last seq N (hash\n"
+		"...)\", or \"fleet log BROKEN at seq N: <why>\" for the first record that\n"
+		"fails (an edited, deleted or inserted row).  A log that merely lost its\n"
+		"newest records still chains: --state-dir, or `fleet status` (AHEAD OF\n"
+		"LOG), shows that.\n"
+		"\n"
+		"With --state-dir DIR (a broker's state directory), also compare every\n"
+		"copy that broker keeps of a log record (the local records with fleet_seq\n"
+		"and fleet_hash) with the log's record at that seq, and say how many were\n"
+		"compared and the first that differs, e.g. \"local copy of seq 12 in DIR\n"
+		"has hash X, the log Y\"; and check that journal's own chain as `audit\n"
+		"verify` does.  Copies past a broken record of the log are not compared.\n"
+		"\n"
+		"--json: {\"database\", \"intact\", \"records\", \"last_seq\", \"last_hash\",\n"
+		"\"bad_seq\", \"error\", \"local\"}; local is null, or {\"state_dir\",\n"
+		"\"compared\", \"differ\", \"unchecked\", \"first_difference\",\n"
+		"\"first_difference_seq\", \"read_error\", \"journal_intact\",\n"
+		"\"journal_records\", \"journal_bad_seq\", \"journal_error\"}.\n"
+		"\n"
+		"Options:\n"
+		"  --config FILE    the policy with the fleet: section (default:\n"
+		"                   " SBX_DEFAULT_CONFIG ")\n"
+		"  --state-dir DIR  also check this broker's copy and journal\n"
+		"\n"
+		"Exit status: 0 the log is intact (and the copy the same, the journal\n"
+		"intact); 1 a broken log, a copy that differs, a broken journal, or no\n"
+		"sbx schema; 2 no fleet: section, an invalid policy, an unreadable\n"
+		"password file, or no readable journal in DIR; 3 the database cannot be\n"
+		"reached or did not answer within fleet.timeout.\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl fleet verify\n"
+		"  sbxctl fleet verify --state-dir /var/lib/sbx\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_CONFIG) | BIT(O_STATE_DIR),
+		.run = cmd_fleet_verify,
+	},
 };
 
 static const struct sbx_cli_tool tool = {
@@ -875,8 +1085,9 @@ static const struct sbx_cli_tool tool = {
 	.purpose =
 	"Approve, deny and revoke access through the sbx broker (sbx-brokerd), see\n"
 	"who holds what, ask the broker the login question, and check policies and\n"
-	"the journal.  `policy check`, `policy explain --config` and `audit` work\n"
-	"offline, without the broker.\n",
+	"the journal and the fleet's shared log.  `policy check`, `policy explain\n"
+	"--config`, `audit` and `fleet` work without the broker (`fleet` talks to\n"
+	"the fleet's database instead).\n",
 	.opts = opts,
 	.n_opts = N_OPTS,
 	.cmds = cmds,
@@ -897,7 +1108,8 @@ static const struct sbx_cli_tool tool = {
 	"  sbxctl grants --user erin\n"
 	"  sbxctl policy check /etc/sbx/policy.yaml\n"
 	"  sbxctl audit verify --state-dir /var/lib/sbx\n"
-	"  sbxctl audit query --event grant. --since 1d\n",
+	"  sbxctl audit query --event grant. --since 1d\n"
+	"  sbxctl fleet status\n",
 };
 
 int main(int argc, char **argv)

@@ -166,6 +166,8 @@ enum sbx_tag {
 	SBX_F_END_REASON = 0x0214,  /* STR */
 	SBX_F_ENDED_BY = 0x0215,    /* STR */
 	SBX_F_APPROVERS = 0x0216,   /* STR: who can approve, in words */
+	SBX_F_NOTE = 0x0217,        /* STR: what else the person must know, e.g. that a
+	                             * revocation holds on this host only for now */
 
 	/* roles */
 	SBX_F_ROLEINFO = 0x0301,    /* REC */
@@ -187,6 +189,11 @@ enum sbx_tag {
 	SBX_F_POLICY_SHA = 0x0402,  /* STR hex sha256 of the policy file */
 	SBX_F_SEQ = 0x0403,         /* I64 last journal seq */
 	SBX_F_DEGRADED = 0x0404,    /* STR: why the broker refuses changes */
+	SBX_F_FLEET = 0x0405,       /* STR: the fleet's state in words (in a fleet only) */
+	SBX_F_FLEET_SEQ = 0x0406,   /* I64: the fleet seq this host's state is at */
+	SBX_F_STALE = 0x0407,       /* U32 0|1: the copy of the fleet's log is older than max_stale */
+	SBX_F_WRITABLE = 0x0408,    /* U32 0|1: changes can be recorded (in a fleet: its log can be
+	                             * written) */
 
 	/* sessions: tags 0x0500-0x05ff */
 	SBX_F_SESSION = 0x0501,     /* U32: session id (from 1) */
@@ -211,10 +218,12 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_EXTENDS: case SBX_F_APPROVALS_NEEDED: case SBX_F_GID:
 	case SBX_F_AUTO_APPROVE: case SBX_F_REQUIRE_REASON: case SBX_F_REASON_MIN:
 	case SBX_F_LOGIN: case SBX_F_HOST_MATCH: case SBX_F_SESSION: case SBX_F_PID:
+	case SBX_F_STALE: case SBX_F_WRITABLE:
 		return SBX_T_U32;
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
 	case SBX_F_DEFAULT_DURATION: case SBX_F_SEQ: case SBX_F_OPENED_AT:
+	case SBX_F_FLEET_SEQ:
 		return SBX_T_I64;
 	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
 	case SBX_F_SESSIONINFO: case SBX_F_GROUP:
@@ -227,7 +236,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_ENDED_BY: case SBX_F_APPROVERS: case SBX_F_DESCRIPTION:
 	case SBX_F_HOSTS: case SBX_F_REQUIRE_TICKET: case SBX_F_HOW:
 	case SBX_F_VERSION: case SBX_F_POLICY_SHA: case SBX_F_DEGRADED:
-	case SBX_F_MEMBER:
+	case SBX_F_MEMBER: case SBX_F_FLEET: case SBX_F_NOTE:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;

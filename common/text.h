@@ -12,6 +12,10 @@
  * truncating to outlen-1 bytes.  Returns out. */
 char *sbx_sanitize(const char *in, char *out, size_t outlen);
 
+/* Is s (n bytes) well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF, no NUL)?  1 or 0. */
+int sbx_utf8_valid(const char *s, size_t n);
+
 /* A name sbx accepts: 1..SBX_NAME_MAX bytes of [A-Za-z0-9._-], not
  * starting with '-' or '.', optionally '@domain' in the same alphabet. */
 int sbx_name_valid(const char *s);

@@ -224,46 +224,6 @@ static void *writer_main(void *arg)
 
 /* ----------------------------------------------------------------- append */
 
-static bool reserved_key(const char *k)
-{
-	static const char *const keys[] = { "seq", "time", "event", "actor", "prev", "hash" };
-
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strcmp(k, keys[i]) == 0)
-			return true;
-	return false;
-}
-
-/* `"event":..,"actor":..,<fields>` as compact ASCII JSON (no braces). */
-static char *serialize_middle(const char *event, const char *actor, const json_t *fields,
-			      size_t *len)
-{
-	json_t *tmp = json_object(), *v;
-	const char *k;
-	char *s = NULL;
-
-	if (!tmp || json_object_set_new(tmp, "event", json_string(event)) ||
-	    json_object_set_new(tmp, "actor", json_string(actor)))
-		goto out;
-	if (fields) {
-		/* jansson's iteration API is not const-correct. */
-		json_object_foreach((json_t *)fields, k, v) {
-			if (reserved_key(k) || json_object_set(tmp, k, v))
-				goto out;
-		}
-	}
-	s = json_dumps(tmp, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
-	if (s) {
-		size_t n = strlen(s);
-
-		memmove(s, s + 1, n - 2);
-		*len = n - 2;
-	}
-out:
-	json_decref(tmp);
-	return s;
-}
-
 static int grow(void *pp, size_t *cap, size_t need, size_t elem)
 {
 	void **p = pp;
@@ -285,8 +245,14 @@ static int grow(void *pp, size_t *cap, size_t need, size_t elem)
 int sbx_journal_append(struct sbx_journal *j, const char *event, const char *actor,
 		       const json_t *fields, uint64_t *seq, json_t **rec_out)
 {
-	char *mid = NULL, *copy = NULL, head[96], ts[SBX_RFC3339_LEN], hash[SBX_JR_HEX + 1];
-	size_t midlen = 0, headlen, nohash, linelen;
+	return sbx_journal_append_at(j, 0, event, actor, fields, seq, rec_out);
+}
+
+int sbx_journal_append_at(struct sbx_journal *j, int64_t time_us, const char *event,
+			  const char *actor, const json_t *fields, uint64_t *seq, json_t **rec_out)
+{
+	char *mid = NULL, *copy = NULL, ts[SBX_RFC3339_LEN], hash[SBX_JR_HEX + 1];
+	size_t midlen = 0, linelen;
 	uint64_t s = 0;
 	bool rotate;
 	char *p;
@@ -300,7 +266,7 @@ int sbx_journal_append(struct sbx_journal *j, const char *event, const char *act
 	if (is_failed(j))
 		goto out;
 	err = EINVAL;
-	mid = serialize_middle(event, actor, fields, &midlen);
+	mid = sbx_jr_serialize_middle(event, actor, fields, &midlen);
 	if (!mid)
 		goto out;
 
@@ -309,10 +275,8 @@ int sbx_journal_append(struct sbx_journal *j, const char *event, const char *act
 	if (is_failed(j) || j->stopping)
 		goto unlock;
 	s = j->last_seq + 1;
-	sbx_format_rfc3339_us(sbx_now_us(), ts);
-	headlen = (size_t)snprintf(head, sizeof(head), "{\"seq\":%" PRIu64 ",\"time\":\"%s\",", s, ts);
-	nohash = headlen + midlen + 9 + SBX_JR_HEX + 2;         /* ,"prev":"<hex>"} */
-	linelen = nohash - 1 + SBX_JR_HASH_TAIL;                /* ,"hash":"<hex>"} */
+	sbx_format_rfc3339_us(time_us ? time_us : sbx_now_us(), ts);
+	linelen = sbx_jr_line_len(s, ts, midlen);
 	err = E2BIG;
 	if (linelen > SBX_JOURNAL_LINE_MAX)
 		goto unlock;
@@ -323,16 +287,9 @@ int sbx_journal_append(struct sbx_journal *j, const char *event, const char *act
 	    (rec_out && !(copy = malloc(linelen))))
 		goto unlock;
 	p = j->pend + j->pend_len;
-	memcpy(p, head, headlen);
-	memcpy(p + headlen, mid, midlen);
-	memcpy(p + headlen + midlen, ",\"prev\":\"", 9);
-	memcpy(p + headlen + midlen + 9, j->last_hash, SBX_JR_HEX);
-	memcpy(p + nohash - 2, "\"}", 2);
-	if (sbx_jr_sha_hex(&j->sha, p, nohash, hash))
+	if (sbx_jr_build_line(&j->sha, s, ts, mid, midlen, j->last_hash, p, hash))
 		goto unlock;
-	memcpy(p + nohash - 1, ",\"hash\":\"", 9);
-	memcpy(p + nohash + 8, hash, SBX_JR_HEX);
-	memcpy(p + nohash + 8 + SBX_JR_HEX, "\"}\n", 3);
+	p[linelen] = '\n';
 
 	/* Committed: nothing below can fail. */
 	if (rotate) {

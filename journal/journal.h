@@ -76,6 +76,12 @@ int sbx_journal_reload(struct sbx_journal *j, uint64_t max_seq, sbx_snapshot_fn 
 int sbx_journal_append(struct sbx_journal *j, const char *event, const char *actor,
 		       const json_t *fields, uint64_t *seq, json_t **rec_out);
 
+/* The same with the record's time given (Unix microseconds; 0: now): for
+ * a record that was decided elsewhere and is copied here, e.g. the
+ * fleet's (docs/fleet.md). */
+int sbx_journal_append_at(struct sbx_journal *j, int64_t time_us, const char *event,
+			  const char *actor, const json_t *fields, uint64_t *seq, json_t **rec_out);
+
 /* Group commit across a whole event-loop pass: with deferral on, appends
  * only queue, and the writer starts on sbx_journal_commit() (or a flush).
  * Off (the default), every append wakes the writer at once. */
@@ -126,5 +132,28 @@ int sbx_journal_verify(const char *state_dir, uint64_t *count, uint64_t *bad_seq
 int sbx_journal_foreach(const char *state_dir,
 			int (*fn)(const json_t *rec, const char *line, size_t linelen, void *ctx),
 			void *ctx, char *err, size_t errlen);
+
+/* ---- one record by itself (for the fleet's log, which keeps the same
+ * lines in PostgreSQL) ---- */
+
+/* The hash of the record before the first one: 64 zeros. */
+#define SBX_RECORD_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Make the line of a record exactly as sbx_journal_append would write it
+ * with this seq, time (Unix microseconds) and prev (64 hex).  *line is
+ * malloc'd, NUL-terminated, without '\n'; hash gets its hash.  0, or -1
+ * with errno EINVAL (a bad argument or a reserved field name), E2BIG (over
+ * SBX_JOURNAL_LINE_MAX) or ENOMEM. */
+int sbx_record_make(uint64_t seq, int64_t time_us, const char *event, const char *actor,
+		    const json_t *fields, const char *prev, char **line, size_t *len,
+		    char hash[65]);
+
+/* Check one line (without '\n') as the journal checks its own: its
+ * shape, that it is record seq, that its prev is prev (NULL: any), and
+ * that its hash is what its bytes hash to.  0 with its hash in hash and,
+ * when rec is given, the parsed record in *rec; or -1 with err saying
+ * "record seq N: what is wrong". */
+int sbx_record_check(const char *line, size_t len, uint64_t seq, const char *prev,
+		     char hash[65], json_t **rec, char *err, size_t errlen);
 
 #endif

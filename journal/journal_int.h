@@ -45,6 +45,31 @@ int sbx_jr_sha_hex(struct sbx_jr_sha *s, const void *p, size_t n, char hex[SBX_J
 json_t *sbx_jr_parse_fast(const char *s, size_t n);
 json_t *sbx_jr_parse(const char *s, size_t n, char *err, size_t errlen);
 
+/* One record's text: 64 lowercase hex digits; the `{"seq":N,` it starts
+ * with (N, or 0 when it does not); the `,"prev":..,"hash":..}` it ends
+ * with.  sbx_jr_check_parsed parses it and checks that the parsed record
+ * agrees with the text (with chain: seq, time, event, actor, prev, hash);
+ * NULL with what is wrong in what. */
+bool sbx_jr_is_hex64(const char *p);
+uint64_t sbx_jr_leading_seq(const char *line, size_t len);
+bool sbx_jr_tail_ok(const char *line, size_t len);
+json_t *sbx_jr_check_parsed(const char *line, size_t len, uint64_t seq, bool chain,
+			    char *what, size_t whatlen);
+
+/* `"event":..,"actor":..,<fields>` as compact ASCII JSON without the
+ * braces, DEL escaped (malloc'd; NULL for a reserved field name or text
+ * jansson cannot encode, errno EINVAL). */
+char *sbx_jr_serialize_middle(const char *event, const char *actor, const json_t *fields,
+			      size_t *len);
+/* The length of the line (without '\n') that sbx_jr_build_line makes
+ * from a middle of midlen bytes, for this seq and time text. */
+size_t sbx_jr_line_len(uint64_t seq, const char *ts, size_t midlen);
+/* Write that line into out (room for sbx_jr_line_len() bytes; no '\n',
+ * no NUL) with prev, and its hash into hash.  0 or -1 (SHA-256 failed). */
+int sbx_jr_build_line(struct sbx_jr_sha *s, uint64_t seq, const char *ts, const char *mid,
+		      size_t midlen, const char prev[SBX_JR_HEX + 1], char *out,
+		      char hash[SBX_JR_HEX + 1]);
+
 /* Segments: <first seq as at least 12 digits>.jsonl. */
 struct sbx_jr_seg {
 	uint64_t first;

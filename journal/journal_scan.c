@@ -360,7 +360,7 @@ static void sc_io_fail(struct scanner *sc, const char *what)
 	sc->done = true;
 }
 
-static bool is_hex64(const char *p)
+bool sbx_jr_is_hex64(const char *p)
 {
 	for (int i = 0; i < SBX_JR_HEX; i++)
 		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
@@ -369,7 +369,7 @@ static bool is_hex64(const char *p)
 }
 
 /* `{"seq":N,` at the start; returns N or 0. */
-static uint64_t leading_seq(const char *line, size_t len)
+uint64_t sbx_jr_leading_seq(const char *line, size_t len)
 {
 	static const char pre[] = "{\"seq\":";
 	uint64_t v = 0;
@@ -388,7 +388,7 @@ static uint64_t leading_seq(const char *line, size_t len)
 	return v;
 }
 
-static bool tail_ok(const char *line, size_t len)
+bool sbx_jr_tail_ok(const char *line, size_t len)
 {
 	const char *t;
 
@@ -473,7 +473,7 @@ static int add_ent(struct scanner *sc, struct batch *b, const char *line, size_t
 }
 
 /* Check one complete line (without '\n') at file offset off: its text
- * and the chain.  Parsing is the consumer's (see check_parsed). */
+ * and the chain.  Parsing is the consumer's (see sbx_jr_check_parsed). */
 static void sc_line(struct scanner *sc, struct batch *b, const char *line, size_t len, uint64_t off)
 {
 	char hash[SBX_JR_HEX + 1];
@@ -490,8 +490,8 @@ static void sc_line(struct scanner *sc, struct batch *b, const char *line, size_
 		return;
 	}
 	if (sc->chain) {
-		seq = leading_seq(line, len);
-		if (!seq || !tail_ok(line, len)) {
+		seq = sbx_jr_leading_seq(line, len);
+		if (!seq || !sbx_jr_tail_ok(line, len)) {
 			sc_fail(sc, off, "malformed record (not {\"seq\":N,...,\"prev\":...,\"hash\":...})");
 			return;
 		}
@@ -712,7 +712,7 @@ static struct batch *sc_next(struct scanner *sc)
 
 /* The consumer's half of a record's checks: it parses, and the parsed
  * record must agree with the text the producer checked. */
-static json_t *check_parsed(const char *line, size_t len, uint64_t seq, bool chain,
+json_t *sbx_jr_check_parsed(const char *line, size_t len, uint64_t seq, bool chain,
 			    char *what, size_t whatlen)
 {
 	char perr[200] = "";
@@ -763,7 +763,7 @@ static int consume(struct consumer *c, const struct batch *b)
 		const struct ent *e = &b->ent[i];
 		const char *line = b->buf + e->off;
 		char what[320];
-		json_t *rec = check_parsed(line, e->len, e->seq, c->sc->chain, what, sizeof(what));
+		json_t *rec = sbx_jr_check_parsed(line, e->len, e->seq, c->sc->chain, what, sizeof(what));
 		int rc;
 
 		if (!rec) {
@@ -1062,7 +1062,7 @@ static int check_snapshot_record(int jdirfd, const struct sbx_jr_seg *seg, uint6
 		goto out;
 	}
 	len = (size_t)(nl - line);
-	if (leading_seq(line, len) != seq || !tail_ok(line, len) ||
+	if (sbx_jr_leading_seq(line, len) != seq || !sbx_jr_tail_ok(line, len) ||
 	    memcmp(line + len - SBX_JR_HEX - 2, hash, SBX_JR_HEX) != 0 ||
 	    sbx_jr_line_hash(&sha, line, len, h) || memcmp(h, hash, SBX_JR_HEX) != 0) {
 		snprintf(note, notelen,
@@ -1116,7 +1116,7 @@ static int load_snapshot(int sdirfd, int jdirfd, const struct sbx_jr_seg *segs, 
 	hash = json_string_value(json_object_get(s->doc, "hash"));
 	segname = json_string_value(json_object_get(s->doc, "segment"));
 	if (!json_is_integer(v) || json_integer_value(v) < 1 || !hash || strlen(hash) != SBX_JR_HEX ||
-	    !is_hex64(hash) || !segname || !json_is_integer(json_object_get(s->doc, "offset")) ||
+	    !sbx_jr_is_hex64(hash) || !segname || !json_is_integer(json_object_get(s->doc, "offset")) ||
 	    json_integer_value(json_object_get(s->doc, "offset")) < 0 ||
 	    !json_object_get(s->doc, "state")) {
 		snprintf(local, sizeof(local), "missing or malformed seq/hash/segment/offset/state");

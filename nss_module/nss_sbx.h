@@ -53,14 +53,16 @@ int nss_sbx_paths(char *sock, size_t socklen, char *table, size_t tablelen);
 
 /* A counted reference to one mapping of the table.  Mappings are shared
  * between threads and calls while the file stays the same (device,
- * inode, size, times); a replaced file gets a new mapping and the old one
+ * inode, size, times) and so does the process's effective uid (trust
+ * depends on it); a replaced file gets a new mapping and the old one
  * goes away with its last reference. */
 struct nss_sbx_map;
 
 /* The table at path if it is there, trusted (a regular file owned by root
  * or by this process's effective uid, writable by nobody else) and valid
  * (sbx_tbl_open with full checks, done once per mapping).  NULL otherwise:
- * the caller falls back to the socket. */
+ * the caller falls back to the socket.  Never waits on what stands at
+ * path (a FIFO, a device): see map_file. */
 struct nss_sbx_map *nss_sbx_map_get(const char *path);
 void nss_sbx_map_put(struct nss_sbx_map *m);
 const struct sbx_tbl *nss_sbx_map_table(const struct nss_sbx_map *m);

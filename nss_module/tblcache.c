@@ -46,6 +46,7 @@ struct nss_sbx_map {
 	ino_t ino;
 	off_t size;
 	struct timespec mtim, ctim;
+	uid_t euid;         /* the verdict was reached for this effective uid */
 	struct sbx_tbl t;
 };
 
@@ -119,7 +120,17 @@ static bool trusted(const struct stat *st)
 
 /* Map and check the file.  Returns a reference (refs 1), possibly one
  * marked invalid so that the verdict is cached too; NULL on ENOMEM or
- * when the file cannot be opened. */
+ * when the file cannot be opened.
+ *
+ * The caller has seen a regular file at path, but it can be swapped for
+ * anything before the open, so the open must not wait on what it finds:
+ * O_NONBLOCK, because a FIFO with no writer (or a tty, a device waiting
+ * for carrier) would otherwise hold getgrnam forever; O_NOFOLLOW, because
+ * the table is the file at path, not what a link points to; O_NOCTTY, so
+ * a terminal never becomes the caller's controlling tty; O_CLOEXEC, so
+ * the fd never leaks into a program the caller runs.  What was opened is
+ * then judged by fstat alone (trusted: a regular file, its owner and
+ * mode), and the fd is closed on every path. */
 static struct nss_sbx_map *map_file(const char *path)
 {
 	struct nss_sbx_map *m = NULL;
@@ -127,7 +138,7 @@ static struct nss_sbx_map *map_file(const char *path)
 	void *addr;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return NULL;
 	if (fstat(fd, &st) != 0)
@@ -142,6 +153,7 @@ static struct nss_sbx_map *map_file(const char *path)
 	m->size = st.st_size;
 	m->mtim = st.st_mtim;
 	m->ctim = st.st_ctim;
+	m->euid = geteuid();
 	if (!trusted(&st) || st.st_size < (off_t)SBX_TBL_HDR_LEN ||
 	    st.st_size > (off_t)SBX_TBL_MAX_SIZE)
 		goto out;
@@ -181,14 +193,20 @@ struct nss_sbx_map *nss_sbx_map_get(const char *path)
 	struct nss_sbx_map *m = NULL;
 	struct stat st;
 
-	/* One stat per call: cheap, and it notices a table renamed into
-	 * place the moment it happens. */
-	if (stat(path, &st) != 0) {
+	/* One lstat per call: cheap, and it notices a table renamed into
+	 * place the moment it happens.  Anything but a regular file (a link,
+	 * a FIFO, a socket, a directory, a device) is no table, and is not
+	 * even opened: opening a device can have side effects of its own. */
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
 		install(NULL);
 		return NULL;
 	}
+	/* Trust depends on who is asking (root's table, or the euid's own),
+	 * and a process can change its euid between two lookups (a privilege
+	 * drop, or a seteuid back to root): a verdict counts for its euid
+	 * only. */
 	pthread_mutex_lock(&cache_lock);
-	if (cache && same_file(cache, &st) && verdict_fresh(cache)) {
+	if (cache && same_file(cache, &st) && cache->euid == geteuid() && verdict_fresh(cache)) {
 		m = cache;
 		__atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
 	}

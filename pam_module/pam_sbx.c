@@ -174,6 +174,7 @@ static int remap(const struct call *c, const struct psbx_answer *a)
 			return PAM_SUCCESS;
 		pam_syslog(c->pamh, a->outcome == PSBX_NO ? LOG_INFO : LOG_WARNING,
 			   "%s: user=%s tty=%s: %s%s%s", what, c->user_s, c->tty_s,
+			   a->unsent ? "request not sent to the broker" :
 			   psbx_outcome_name(a->outcome), msg[0] ? ": " : "", msg);
 		return PAM_SUCCESS;
 	}
@@ -211,6 +212,17 @@ static int remap(const struct call *c, const struct psbx_answer *a)
 		return deny_result(c->stage);
 	case PSBX_BAD:
 		break;
+	}
+	if (a->unsent) {
+		/* Nobody was asked, so this is no outage: failmode has no say. */
+		pam_syslog(c->pamh, LOG_ERR,
+			   "%s: user=%s service=%s rhost=%s tty=%s: request not sent to the broker: "
+			   "%s: denied whatever failmode says", what, c->user_s, c->service_s,
+			   c->rhost_s, c->tty_s, msg);
+		tell(c, PAM_ERROR_MSG,
+		     "sbx: this login cannot be put to the access broker (%s), so it is refused; "
+		     "ask an administrator", msg);
+		return deny_result(c->stage);
 	}
 	pam_syslog(c->pamh, LOG_ERR,
 		   "%s: user=%s service=%s rhost=%s tty=%s: unusable answer from %s (%s, status %u%s%s): "

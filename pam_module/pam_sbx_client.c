@@ -9,6 +9,7 @@
 
 #include "frame.h"
 #include "sbxio.h"
+#include "text.h"
 
 const char *psbx_outcome_name(enum psbx_outcome o)
 {
@@ -27,38 +28,77 @@ static void answer_reset(struct psbx_answer *a)
 	a->outcome = PSBX_BAD;
 }
 
-/* Which transport errors mean "no broker" (failmode decides) and which
- * mean "do not trust what is there" (always a refusal). */
-static enum psbx_outcome outcome_of_errno(int err)
+/* Failing open must rest on a broker that is genuinely gone, never on a
+ * doubt, so this is a short list and everything else refuses: a socket or
+ * peer we must not trust (EPERM), a malformed answer (EBADMSG, EPROTO), a
+ * request that cannot be framed (EINVAL, EMSGSIZE), a socket path that
+ * cannot work (ENAMETOOLONG, ENOTDIR, EACCES), this process out of fds or
+ * memory (EMFILE, ENOMEM): none of them says the broker is down, and
+ * failmode=open would otherwise admit whoever could provoke one. */
+enum psbx_outcome psbx_outcome_of_errno(int err)
 {
-	switch (-err) {
-	case EPERM:     /* socket or peer not root: an impostor, or a bad setup */
-	case EBADMSG:   /* malformed frame, or a reply to another op */
-	case EPROTO:
-		return PSBX_BAD;
+	switch (err) {
+	case -ENOENT:       /* no socket: the broker is not running, or never ran */
+	case -ECONNREFUSED: /* a socket nobody listens on: the broker died */
+	case -ETIMEDOUT:    /* no complete answer within timeout=: hung or swamped */
+	case -ECONNRESET:   /* it hung up before the whole reply (a crash, a restart) */
+	case -EPIPE:        /* ... or before it had read the whole request */
+	case -ENOTCONN:     /* the connection went away under us: the same as a reset */
+	case -EAGAIN:       /* its listen queue stayed full: swamped.  sbxio retries that
+	                     * until the deadline and says ETIMEDOUT; should it ever
+	                     * surface, it means the same */
+		return PSBX_UNREACHABLE;
 	}
-	return PSBX_UNREACHABLE;
+	return PSBX_BAD;
 }
 
-/* Put a string field, cut to max bytes on a UTF-8 boundary: PAM items
- * such as PAM_RHOST can be longer than the broker accepts, and a login
- * must not fail over the length of what is only recorded. */
-static void put_cut(sbx_msg *m, uint16_t tag, const char *s, size_t max)
+/* The request cannot be framed, so it is never sent: a refusal whatever
+ * failmode says (BAD, not UNREACHABLE), with the reason in message. */
+static int unsent(struct psbx_answer *a, int err)
+{
+	a->outcome = PSBX_BAD;
+	a->err = err;
+	a->unsent = true;
+	return err;
+}
+
+/* Can s (what: "user name", "reason") travel as a STR field exactly as it
+ * is?  Used for what the broker decides on, which must not be changed to
+ * fit.  NULL is fine (an absent field).  0, or -EMSGSIZE / -EILSEQ with
+ * a refused a. */
+static int check_exact(struct psbx_answer *a, const char *what, const char *s)
+{
+	size_t n;
+	int ret = 0;
+
+	if (!s)
+		goto out;
+	n = strnlen(s, SBX_STR_MAX + 1);
+	if (n > SBX_STR_MAX) {
+		ret = unsent(a, sbx_whyf(a->message, sizeof(a->message), -EMSGSIZE,
+					 "the %s is %zu bytes, more than %u", what, strlen(s),
+					 SBX_STR_MAX));
+		goto out;
+	}
+	if (!sbx_utf8_valid(s, n))
+		ret = unsent(a, sbx_whyf(a->message, sizeof(a->message), -EILSEQ,
+					 "the %s is not valid UTF-8", what));
+out:
+	return ret;
+}
+
+/* Put a field that is only recorded (service, rhost, tty): PAM items can
+ * be longer than the broker keeps or not UTF-8, and a login must not fail
+ * over what is only written down.  So it is cut to max bytes on a
+ * character boundary and cleaned the way every log line is (invalid
+ * UTF-8 and control characters become '?'). */
+static void put_recorded(sbx_msg *m, uint16_t tag, const char *s, size_t max)
 {
 	char buf[256];
-	size_t n;
 
 	if (!s || !*s)
 		return;
-	n = strlen(s);
-	if (n > max)
-		n = max;
-	if (n >= sizeof(buf))
-		n = sizeof(buf) - 1;
-	while (n > 0 && n < strlen(s) && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
+	sbx_sanitize(s, buf, max + 1 < sizeof(buf) ? max + 1 : sizeof(buf));
 	sbx_msg_put_str_opt(m, tag, buf);
 }
 
@@ -67,16 +107,23 @@ static void put_cut(sbx_msg *m, uint16_t tag, const char *s, size_t max)
 #define MAX_RHOST 255
 #define MAX_TTY 63
 
-static void put_login(sbx_msg *m, const struct psbx_login *l)
+/* The login's fields.  The user is who is decided about, so it goes as
+ * it is or not at all (a is then refused, and round_trip sends nothing). */
+static void put_login(sbx_msg *m, const struct psbx_login *l, struct psbx_answer *a)
 {
-	sbx_msg_put_str(m, SBX_F_USER, l->user ? l->user : "");
-	put_cut(m, SBX_F_SERVICE, l->service, MAX_SERVICE);
-	put_cut(m, SBX_F_RHOST, l->rhost, MAX_RHOST);
-	put_cut(m, SBX_F_TTY, l->tty, MAX_TTY);
+	const char *user = l->user ? l->user : "";
+
+	if (check_exact(a, "user name", user) < 0)
+		return;
+	sbx_msg_put_str(m, SBX_F_USER, user);
+	put_recorded(m, SBX_F_SERVICE, l->service, MAX_SERVICE);
+	put_recorded(m, SBX_F_RHOST, l->rhost, MAX_RHOST);
+	put_recorded(m, SBX_F_TTY, l->tty, MAX_TTY);
 }
 
 /* One round trip.  On a reply, fills status and message and returns the
- * frame (caller frees); otherwise sets the outcome and returns NULL. */
+ * frame (caller frees); otherwise sets the outcome and returns NULL.  A
+ * request whose building already failed (a->unsent) is not sent. */
 static uint8_t *round_trip(const struct psbx_conn *c, sbx_msg *req, size_t *n,
 			   struct psbx_answer *a)
 {
@@ -88,10 +135,21 @@ static uint8_t *round_trip(const struct psbx_conn *c, sbx_msg *req, size_t *n,
 	uint8_t *frame = NULL;
 	int rc;
 
+	if (a->unsent)
+		return NULL;
+	/* Whatever the checks above missed: a frame that cannot be finished
+	 * (a field too long, the whole too big) is a request never sent,
+	 * not a broker that is down. */
+	rc = sbx_msg_finish(req);
+	if (rc < 0) {
+		sbx_whyf(a->message, sizeof(a->message), rc, "the request cannot be framed");
+		unsent(a, rc);
+		return NULL;
+	}
 	rc = sbx_call(&o, req, &frame, n);
 	if (rc < 0) {
 		a->err = rc;
-		a->outcome = outcome_of_errno(rc);
+		a->outcome = psbx_outcome_of_errno(rc);
 		return NULL;
 	}
 	if (sbx_reply_status(frame, *n, &a->status, a->message, sizeof(a->message)) < 0) {
@@ -142,7 +200,7 @@ void psbx_check(const struct psbx_conn *c, const struct psbx_login *l, struct ps
 
 	answer_reset(a);
 	sbx_msg_init(&req, SBX_OP_CHECK);
-	put_login(&req, l);
+	put_login(&req, l, a);
 	sbx_msg_put_u32(&req, SBX_F_FLAGS, SBX_CHECK_RECORD);
 	frame = round_trip(c, &req, &n, a);
 	if (!frame)
@@ -223,7 +281,7 @@ void psbx_session_open(const struct psbx_conn *c, const struct psbx_login *l, ui
 
 	answer_reset(a);
 	sbx_msg_init(&req, SBX_OP_SESSION_OPEN);
-	put_login(&req, l);
+	put_login(&req, l, a);
 	if (grant)
 		sbx_msg_put_u32(&req, SBX_F_ID, grant);
 	exchange(c, &req, a, session_reply);
@@ -238,7 +296,7 @@ void psbx_session_close(const struct psbx_conn *c, const struct psbx_login *l, u
 	sbx_msg_init(&req, SBX_OP_SESSION_CLOSE);
 	if (session)
 		sbx_msg_put_u32(&req, SBX_F_SESSION, session);
-	put_login(&req, l);
+	put_login(&req, l, a);
 	exchange(c, &req, a, session_reply);
 }
 
@@ -282,6 +340,8 @@ void psbx_request(const struct psbx_conn *c, const char *user, const char *role,
 
 	answer_reset(a);
 	sbx_msg_init(&req, SBX_OP_REQUEST);
+	if (check_exact(a, "user name", user) == 0 && check_exact(a, "role", role) == 0)
+		(void)check_exact(a, "reason", reason);
 	sbx_msg_put_str(&req, SBX_F_AS_USER, user);
 	sbx_msg_put_str(&req, SBX_F_ROLE, role);
 	if (duration > 0)
@@ -297,6 +357,7 @@ void psbx_status(const struct psbx_conn *c, const char *user, uint32_t id,
 
 	answer_reset(a);
 	sbx_msg_init(&req, SBX_OP_STATUS);
+	(void)check_exact(a, "user name", user);
 	sbx_msg_put_str(&req, SBX_F_AS_USER, user);
 	sbx_msg_put_u32(&req, SBX_F_ID, id);
 	exchange(c, &req, a, request_reply);
@@ -315,6 +376,7 @@ int psbx_eligible_roles(const struct psbx_conn *c, const char *user, char names[
 	answer_reset(a);
 	*first_default = 0;
 	sbx_msg_init(&req, SBX_OP_ROLES);
+	(void)check_exact(a, "user name", user);
 	sbx_msg_put_str(&req, SBX_F_AS_USER, user);
 	frame = round_trip(c, &req, &n, a);
 	if (!frame)

@@ -15,15 +15,19 @@
 enum psbx_outcome {
 	PSBX_YES,         /* allowed / done */
 	PSBX_NO,          /* the broker said no (MESSAGE says why) */
-	PSBX_UNREACHABLE, /* no broker, no answer in time, or it cannot record now:
-	                   * failmode decides */
-	PSBX_BAD,         /* an answer that makes no sense, or a socket we must not
-	                   * trust: always a refusal */
+	PSBX_UNREACHABLE, /* no broker, no answer in time, or it cannot record now
+	                   * (the short list in psbx_outcome_of_errno): failmode
+	                   * decides */
+	PSBX_BAD,         /* an answer that makes no sense, a socket we must not
+	                   * trust, any other error, or a request that cannot be
+	                   * framed (unsent): always a refusal */
 };
 
 struct psbx_answer {
 	enum psbx_outcome outcome;
 	int err;                  /* negative errno behind UNREACHABLE/BAD, else 0 */
+	bool unsent;              /* BAD: the request could not be framed and was never
+	                           * sent; message says why */
 	uint32_t status;          /* the reply's STATUS, when there was a reply */
 	char message[1024];       /* the reply's MESSAGE (raw; sanitize before showing) */
 	uint32_t grant;           /* ID: the grant a decision or session rests on, or 0 */
@@ -79,6 +83,11 @@ void psbx_status(const struct psbx_conn *c, const char *user, uint32_t id,
  * names into buf (at most max), with the first one's default duration. */
 int psbx_eligible_roles(const struct psbx_conn *c, const char *user, char names[][SBX_NAME_MAX + 1],
 			int max, int64_t *first_default, struct psbx_answer *a);
+
+/* What a negative errno from the transport (sbx_call) means: the few
+ * that say "no broker, or no answer in time" are UNREACHABLE (failmode
+ * decides); every other value is BAD (always a refusal). */
+enum psbx_outcome psbx_outcome_of_errno(int err);
 
 /* "broker unreachable: Connection refused"-style text for logs. */
 const char *psbx_outcome_name(enum psbx_outcome o);

@@ -19,6 +19,9 @@
 
 #define SBX_DEFAULT_REASON_MIN 10u
 #define SBX_DEFAULT_REQUEST_TTL (24 * 3600)
+#define SBX_DEFAULT_MAX_CONNECTIONS 4096u
+#define SBX_DEFAULT_MAX_CONNECTIONS_PER_USER 64u
+#define SBX_DEFAULT_MAX_CHANGES_PER_MINUTE 30u
 
 /* One problem found while loading: FILE:LINE:COL: msg (line, col 1-based). */
 struct sbx_policy_error {
@@ -41,7 +44,10 @@ struct sbx_strlist {
 	size_t n;
 };
 
-enum sbx_on_expiry { SBX_ON_EXPIRY_KEEP = 0, SBX_ON_EXPIRY_TERMINATE };
+/* What happens to a user's processes when a grant of the role ends.  Not
+ * written in the file: terminate for a role with a unix_group (its
+ * processes hold the group in their credentials), keep otherwise. */
+enum sbx_on_expiry { SBX_ON_EXPIRY_UNSET = 0, SBX_ON_EXPIRY_KEEP, SBX_ON_EXPIRY_TERMINATE };
 
 struct sbx_user {
 	char *name;
@@ -109,6 +115,10 @@ struct sbx_policy {
 		char *state_dir;       /* default: /var/lib/sbx */
 		char *admin_group;     /* NULL = only root */
 		int64_t request_ttl;   /* default 24h */
+		/* What one local user may hold or do (docs/security.md). */
+		unsigned max_connections;          /* default 4096 */
+		unsigned max_connections_per_user; /* default 64 */
+		unsigned max_changes_per_minute;   /* default 30 */
 	} broker;
 	struct sbx_profile *profiles;
 	size_t n_profiles;
@@ -118,6 +128,10 @@ struct sbx_policy {
 	size_t n_users;
 	struct sbx_role *roles;
 	size_t n_roles;
+	/* The file has a fleet: section: a request may be filed on any host
+	 * of the fleet for any role; its hosts patterns decide where the
+	 * grant applies (docs/fleet.md). */
+	bool fleet_wide;
 	/* With a directory: section the file may name users and groups that
 	 * only the directory defines; the broker merges the directory's users
 	 * and groups in as the last n_dir_users / n_dir_groups entries of
@@ -139,6 +153,11 @@ int sbx_policy_load_buffer(const char *buf, size_t len, const char *name,
 			   struct sbx_policy **out, struct sbx_settings *settings,
 			   struct sbx_policy_errors *errs);
 void sbx_policy_free(struct sbx_policy *p);
+
+/* Take host as this host's name instead of broker.host (sbx-brokerd
+ * --host): every role's hosts patterns are matched again.  0, or -ENOMEM
+ * (the policy is unchanged). */
+int sbx_policy_set_host(struct sbx_policy *p, const char *host);
 
 const struct sbx_role *sbx_policy_role(const struct sbx_policy *p, const char *name);
 const struct sbx_user *sbx_policy_user(const struct sbx_policy *p, const char *name);

@@ -359,7 +359,7 @@ static int check_host(const struct sbx_policy *p, const struct sbx_role *r,
 	char hosts[512];
 	struct textbuf tb;
 
-	if (r->matches_host)
+	if (r->matches_host || p->fleet_wide)
 		return 0;
 	tb_init(&tb, hosts, sizeof(hosts));
 	for (size_t i = 0; i < r->hosts.n; i++)

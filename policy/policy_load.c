@@ -673,6 +673,15 @@ static void parse_count(struct loader *L, const struct field *f, yaml_node_t *n,
 		*AT(obj, f, unsigned) = (unsigned)v;
 }
 
+/* A limit of the broker's (docs/security.md): 1 .. 1,000,000. */
+static void parse_limit(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	long long v;
+
+	if (number_of(L, f, n, 1, 1000000, &v))
+		*AT(obj, f, unsigned) = (unsigned)v;
+}
+
 static void parse_gid(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
 {
 	long long v;
@@ -861,6 +870,12 @@ static const struct field broker_fields[] = {
 	{ "admin_group", parse_name, offsetof(struct sbx_policy, broker.admin_group), NULL, NULL },
 	{ "request_ttl", parse_duration, offsetof(struct sbx_policy, broker.request_ttl), NULL,
 	  NULL },
+	{ "max_connections", parse_limit, offsetof(struct sbx_policy, broker.max_connections),
+	  NULL, NULL },
+	{ "max_connections_per_user", parse_limit,
+	  offsetof(struct sbx_policy, broker.max_connections_per_user), NULL, NULL },
+	{ "max_changes_per_minute", parse_limit,
+	  offsetof(struct sbx_policy, broker.max_changes_per_minute), NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
@@ -988,6 +1003,15 @@ static void load_broker(struct loader *L, yaml_node_t *n)
 		p->broker.state_dir = dup_or_oom(L, SBX_DEFAULT_STATE_DIR);
 	if (!p->broker.request_ttl)
 		p->broker.request_ttl = SBX_DEFAULT_REQUEST_TTL;
+	if (!p->broker.max_connections)
+		p->broker.max_connections = SBX_DEFAULT_MAX_CONNECTIONS;
+	if (!p->broker.max_connections_per_user)
+		p->broker.max_connections_per_user = SBX_DEFAULT_MAX_CONNECTIONS_PER_USER;
+	if (!p->broker.max_changes_per_minute)
+		p->broker.max_changes_per_minute = SBX_DEFAULT_MAX_CHANGES_PER_MINUTE;
+	if (p->broker.max_connections < 64 && n)
+		error_at(L, n->start_mark, "broker: max_connections must be at least 64 (%u)",
+			 p->broker.max_connections);
 }
 
 static void finish_profile(struct loader *L, struct sbx_profile *pf, yaml_mark_t at)
@@ -1161,6 +1185,19 @@ static bool host_matches(const struct sbx_strlist *globs, const char *host)
 	return false;
 }
 
+int sbx_policy_set_host(struct sbx_policy *p, const char *host)
+{
+	char *copy = strdup(host);
+
+	if (!copy)
+		return -ENOMEM;
+	free(p->broker.host);
+	p->broker.host = copy;
+	for (size_t i = 0; i < p->n_roles; i++)
+		p->roles[i].matches_host = host_matches(&p->roles[i].hosts, host);
+	return 0;
+}
+
 static int64_t first_set(int64_t a, int64_t b, int64_t dflt)
 {
 	return a ? a : b ? b : dflt;
@@ -1212,6 +1249,11 @@ static void fold_role(struct loader *L, struct role_src *src, struct sbx_role *r
 		src->require_ticket = NULL;
 	}
 	r->matches_host = host_matches(&r->hosts, L->p->broker.host);
+	/* A group in a process's credentials outlives the grant that put it
+	 * there unless the processes end: keeping them is a choice the file
+	 * must make in writing. */
+	if (r->on_expiry == SBX_ON_EXPIRY_UNSET)
+		r->on_expiry = r->unix_group ? SBX_ON_EXPIRY_TERMINATE : SBX_ON_EXPIRY_KEEP;
 }
 
 static void load_roles(struct loader *L, yaml_node_t *n)
@@ -1723,6 +1765,127 @@ static void load_slack(struct loader *L, yaml_node_t *n)
 	walk_map(L, n, slack_fields, L->settings, "slack", n->start_mark);
 }
 
+/* fleet: (docs/fleet.md).  The conninfo is libpq's to parse; here it is
+ * only kept from holding a password, which belongs in password_file. */
+
+#define FLEET_CONF(m) offsetof(struct sbx_settings, fleet.m)
+#define FLEET_DEFAULT_TIMEOUT 5
+#define FLEET_TIMEOUT_MAX 60
+#define FLEET_DEFAULT_MAX_STALE 60
+#define FLEET_DEFAULT_VERIFY_EVERY 3600
+
+static bool conninfo_has_password(const char *s)
+{
+	const char *at, *colon, *auth;
+
+	if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0) {
+		auth = strstr(s, "://") + 3;
+		at = strchr(auth, '@');
+		colon = strchr(auth, ':');
+		if (at && colon && colon < at && !memchr(auth, '/', (size_t)(at - auth)))
+			return true;
+		return strstr(s, "password=") != NULL;
+	}
+	for (const char *p = s; (p = strstr(p, "password")); p += 8) {
+		const char *q = p + 8;
+
+		if (p != s && p[-1] != ' ' && p[-1] != '\t')
+			continue;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (*q == '=')
+			return true;
+	}
+	return false;
+}
+
+static void parse_fleet_postgres(struct loader *L, const struct field *f, yaml_node_t *n,
+				 void *obj)
+{
+	const char *s = text_of(L, n, f->key,
+				"a libpq connection string, e.g. \"host=db1,db2 dbname=sbx user=sbx "
+				"target_session_attrs=read-write\"");
+
+	if (!s || !dir_printable(L, f, n, s))
+		return;
+	if (!s[0]) {
+		error_at(L, n->start_mark, "postgres must not be empty");
+		return;
+	}
+	if (conninfo_has_password(s)) {
+		error_at(L, n->start_mark, "postgres must not hold a password (the policy is "
+			 "readable by everyone): put it in password_file");
+		return;
+	}
+	(void)dir_store(L, f, n, obj, s, sizeof(((struct sbx_fleet_conf *)0)->postgres));
+}
+
+static void parse_fleet_file(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "an absolute path");
+
+	if (!s)
+		return;
+	if (s[0] != '/') {
+		error_at(L, n->start_mark, "%s must be an absolute path, not '%s'", f->key, s);
+		return;
+	}
+	(void)dir_store(L, f, n, obj, s, sizeof(((struct sbx_fleet_conf *)0)->password_file));
+}
+
+static void parse_fleet_timeout(struct loader *L, const struct field *f, yaml_node_t *n,
+				void *obj)
+{
+	int64_t d;
+
+	if (!duration_of(L, f, n, &d))
+		return;
+	if (d < 1 || d > FLEET_TIMEOUT_MAX) {
+		error_at(L, n->start_mark, "%s must be from 1s to 1m", f->key);
+		return;
+	}
+	*AT(obj, f, int64_t) = d;
+}
+
+/* verify_every also takes "never". */
+static void parse_fleet_verify(struct loader *L, const struct field *f, yaml_node_t *n,
+			       void *obj)
+{
+	const char *s = scalar_value(n);
+
+	if (s && strcmp(s, "never") == 0) {
+		*AT(obj, f, int64_t) = 0;
+		return;
+	}
+	parse_duration(L, f, n, obj);
+}
+
+static const struct field fleet_fields[] = {
+	{ "postgres", parse_fleet_postgres, FLEET_CONF(postgres),
+	  "the libpq connection string of the database that holds the fleet's log", NULL },
+	{ "password_file", parse_fleet_file, FLEET_CONF(password_file), NULL, NULL },
+	{ "timeout", parse_fleet_timeout, FLEET_CONF(timeout), NULL, NULL },
+	{ "max_stale", parse_duration, FLEET_CONF(max_stale), NULL, NULL },
+	{ "verify_every", parse_fleet_verify, FLEET_CONF(verify_every), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static void load_fleet(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_fleet_conf *c = &L->settings->fleet;
+
+	if (!n)
+		return;
+	c->enabled = true;
+	L->p->fleet_wide = true;
+	c->timeout = FLEET_DEFAULT_TIMEOUT;
+	c->max_stale = FLEET_DEFAULT_MAX_STALE;
+	c->verify_every = FLEET_DEFAULT_VERIFY_EVERY;
+	walk_map(L, n, fleet_fields, L->settings, "fleet", n->start_mark);
+	if (c->max_stale < c->timeout)
+		error_at(L, n->start_mark, "fleet: max_stale must be at least timeout");
+}
+
 /* ---------------------------------------------------------------------- */
 /* The document */
 
@@ -1734,6 +1897,7 @@ static const struct section {
 	{ "broker", load_broker },
 	{ "directory", load_directory },
 	{ "slack", load_slack },
+	{ "fleet", load_fleet },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },
@@ -1754,8 +1918,8 @@ static void load_root(struct loader *L, yaml_node_t *root)
 			k++;
 		if (k == N_SECTIONS)
 			error_at(L, e[i].knode->start_mark,
-				 "unknown key '%s' (the policy has broker, directory, slack, profiles, users, "
-				 "groups and roles)", e[i].key);
+				 "unknown key '%s' (the policy has broker, directory, slack, fleet, profiles, "
+				 "users, groups and roles)", e[i].key);
 		else
 			found[k] = e[i].vnode;
 	}

@@ -1,6 +1,7 @@
 /*
  * What the policy file says besides the RBAC rules: how to reach the LDAP
- * directory (directory:) and where Slack's callbacks come in (slack:).
+ * directory (directory:), where Slack's callbacks come in (slack:) and
+ * where the fleet's shared log is (fleet:).
  * The loader fills these beside struct sbx_policy; the parts that use
  * them (ldap/, the broker's directory source and Slack) get their own
  * copy, so a policy that changes with every directory refresh never
@@ -42,9 +43,21 @@ struct sbx_slack_conf {
 	int64_t timeout;                /* seconds, one HTTP exchange either way */
 };
 
+/* fleet: (docs/fleet.md) */
+struct sbx_fleet_conf {
+	bool enabled;                   /* the file has the section */
+	char postgres[1024];            /* a libpq conninfo or URI, without a password */
+	char password_file[512];        /* absolute path of a 0600 file, or empty */
+	int64_t timeout;                /* seconds, one database call (default 5) */
+	int64_t max_stale;              /* seconds without the log before saying so (60) */
+	int64_t verify_every;           /* seconds between full checks of the log (3600);
+	                                 * 0: never */
+};
+
 struct sbx_settings {
 	struct sbx_directory_conf directory;
 	struct sbx_slack_conf slack;
+	struct sbx_fleet_conf fleet;
 };
 
 #endif

@@ -7,12 +7,16 @@ set -eu
 want=(autoconf automake libtool pkg-config make gcc libc6-dev
       libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
       libldap-dev libpam0g-dev libmicrohttpd-dev libcriterion-dev)
+# fleet: the shared log's client library (fleet/pgstore.c)
+want+=(libpq-dev)
 if [ "${1:-build}" = test ]; then
   want+=(libpam-wrapper libnss-wrapper pamtester libpamtest0-dev
          slapd ldap-utils openssh-server openssh-client jq curl valgrind
          util-linux procps iproute2 python3
          sudo   # sudo: libnss_sbx's end-to-end tests (sudo -l, sudo -n)
          clang libclang-rt-14-dev)  # libFuzzer: tests/fuzz/run, tests/fuzz/brief.sh
+  # fleet: throwaway PostgreSQL 15 servers (tests/integration/pg_lib.sh)
+  want+=(postgresql)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -276,7 +276,7 @@ static json_t *note_json(const struct slack_note *n)
 			      (json_int_t)n->queued_at, "message", n->message);
 
 	if (o && n->response_url) {
-		json_object_set_new(o, "response_url", json_string(n->response_url));
+		sbx_rec_str(o, "response_url", n->response_url);
 		json_object_set_new(o, "response_url_at", json_integer(n->response_url_at));
 	}
 	return o;
@@ -299,7 +299,7 @@ json_t *sbx_slack_save(const struct sbx_slack *s)
 		json_t *j = json_pack("{s:I, s:s}", "id", (json_int_t)t->req, "state", t->state);
 
 		if (j && t->response_url) {
-			json_object_set_new(j, "response_url", json_string(t->response_url));
+			sbx_rec_str(j, "response_url", t->response_url);
 			json_object_set_new(j, "response_url_at", json_integer(t->response_url_at));
 		}
 		json_array_append_new(tracks, j);
@@ -404,7 +404,7 @@ static int queue_note(struct sbx_slack *s, const struct sbx_req *r, const char *
 		return -1;
 	}
 	if (through_url) {
-		json_object_set_new(f, "response_url", json_string(t->response_url));
+		sbx_rec_str(f, "response_url", t->response_url);
 		json_object_set_new(f, "response_url_at", json_integer(t->response_url_at));
 	}
 	json_object_set_new(f, "message", msg);
@@ -481,7 +481,7 @@ static void record_outcome(struct sbx_slack *s, struct slack_note *n, const char
 	uint64_t seq;
 
 	if (f && error)
-		json_object_set_new(f, "error", json_string(error));
+		sbx_rec_str(f, "error", error);
 	/* The record takes the note out (on_record); if the journal refuses
 	 * it, take it out here so it is not sent again by this broker. */
 	if (!f || sbx_broker_record(s->b, event, SBX_SYSTEM_ACTOR, f, &seq) < 0) {

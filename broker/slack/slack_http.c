@@ -9,10 +9,20 @@
  * content type, payload, then the decision itself (slack_act).  A change
  * is acknowledged to Slack only once its journal record is durable: the
  * connection is suspended until then (milliseconds; Slack allows 3 s).
+ *
+ * A peer cannot hold the endpoint: every connection carries one request
+ * (each answer says Connection: close) and must be done `timeout` after
+ * it was accepted, whatever it sends meanwhile (MHD's own timeout is an
+ * idle timeout, which a byte every few seconds resets); one address may
+ * hold PER_ADDRESS_MAX of the MAX_CONNECTIONS at once.  What peers can
+ * cause once per connection (refusals, closed connections, MHD's own
+ * complaints) is logged once per address (or message) per minute, with
+ * a count, never once per connection.
  */
 #include "config.h"
 
 #include "slack_int.h"
+#include "fleet.h"
 
 #include "log.h"
 #include "sbxio.h"
@@ -31,7 +41,11 @@
 #include <microhttpd.h>
 
 #define MAX_CONNECTIONS 64
+#define PER_ADDRESS_MAX 8            /* of them from one address at once */
 #define HEADER_MEMORY (32 * 1024)
+#define NOTE_EVERY_MS (60 * 1000)    /* one log line per address (message) per minute */
+#define NOTE_ADDRS 16                /* addresses counted apart; the rest share a slot */
+#define NOTE_MHD 8                   /* MHD messages counted apart */
 
 /* One HTTP request, from its headers to its completion. */
 struct req_ctx {
@@ -39,30 +53,278 @@ struct req_ctx {
 	char *body;
 	size_t len, cap;
 	bool too_big;
-	/* held until the journal has the change */
+	/* held until the journal has the change (in a fleet: first until
+	 * the fleet's log decided it) */
 	bool held, ready;
 	uint64_t wait_seq;
+	struct slack_change *change;
 	uint32_t req;
 	char response_url[SLACK_URL_MAX];
 	unsigned status;
 	struct req_ctx *next_held;
 };
 
+/* One TCP connection, from accept to close (MHD's socket context). */
+struct conn_ctx {
+	int fd;                   /* MHD's: shut down at the deadline, never closed here */
+	int64_t deadline_ms;      /* monotonic */
+	bool cut;                 /* shut down; MHD closes it on its next run */
+	char addr[INET6_ADDRSTRLEN];
+	struct conn_ctx *next;
+};
+
+/* Trouble with one address: the first of an interval is logged, the
+ * rest counted and logged together when the interval ends. */
+struct addr_note {
+	char addr[INET6_ADDRSTRLEN]; /* "" when the slot is free */
+	int64_t since_ms;
+	unsigned refused, cut;
+};
+
+/* The same for MHD's messages, told apart by their format string (each
+ * is a literal at one place in MHD). */
+struct mhd_note {
+	const char *fmt;             /* NULL when the slot is free */
+	int64_t since_ms;
+	unsigned more;
+	char text[160];
+};
+
 struct slack_http {
 	struct sbx_slack *s;
 	struct MHD_Daemon *d;
 	struct req_ctx *held;
+	struct conn_ctx *conns;
+	struct addr_note addrs[NOTE_ADDRS + 1]; /* the last: every other address */
+	struct mhd_note mhd[NOTE_MHD];
 };
 
+enum trouble { REFUSED, CUT };
+
+static void say_mhd_more(const struct mhd_note *n, int64_t now)
+{
+	sbx_warn("slack: http: %u more like \"%s\" in the last %llds", n->more, n->text,
+		 (long long)((now - n->since_ms + 999) / 1000));
+}
+
+/* MHD's messages, at most one line per message per NOTE_EVERY_MS: a peer
+ * can cause some of them once per connection ("closed by remote side
+ * with incomplete request"). */
 __attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct slack_http *h = cls;
+	struct mhd_note *n = NULL;
+	int64_t now = sbx_mono_ms();
 	char msg[512], clean[512];
 
-	(void)cls;
+	for (size_t i = 0; i < NOTE_MHD && !n; i++)
+		if (h->mhd[i].fmt == fmt)
+			n = &h->mhd[i];
+	if (n && now - n->since_ms < NOTE_EVERY_MS) {
+		n->more++;
+		return;
+	}
+	/* A new message takes a free slot or the one said longest ago. */
+	for (size_t i = 0; i < NOTE_MHD && !n; i++)
+		if (!h->mhd[i].fmt)
+			n = &h->mhd[i];
+	if (!n) {
+		n = &h->mhd[0];
+		for (size_t i = 1; i < NOTE_MHD; i++)
+			if (h->mhd[i].since_ms < n->since_ms)
+				n = &h->mhd[i];
+	}
+	if (n->more)
+		say_mhd_more(n, now);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	msg[strcspn(msg, "\n")] = '\0';
-	sbx_warn("slack: http: %s", sbx_sanitize(msg, clean, sizeof(clean)));
+	sbx_sanitize(msg, clean, sizeof(clean));
+	sbx_warn("slack: http: %s", clean);
+	n->fmt = fmt;
+	n->since_ms = now;
+	n->more = 0;
+	sbx_sanitize(msg, n->text, sizeof(n->text));
+}
+
+static const char *addr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	snprintf(buf, len, "?");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+			  (socklen_t)len);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  buf, (socklen_t)len);
+	return buf;
+}
+
+/* A refusal or a connection cut at its deadline: said at once the first
+ * time in an interval (per address), counted after that. */
+static void note_trouble(struct slack_http *h, const char *addr, enum trouble what)
+{
+	struct addr_note *n = NULL;
+	int64_t now = sbx_mono_ms();
+
+	for (size_t i = 0; i < NOTE_ADDRS && !n; i++)
+		if (strcmp(h->addrs[i].addr, addr) == 0)
+			n = &h->addrs[i];
+	for (size_t i = 0; i < NOTE_ADDRS && !n; i++)
+		if (!h->addrs[i].addr[0])
+			n = &h->addrs[i];
+	/* Many addresses at once (a local user can use all of 127/8): they
+	 * share one slot, so the log stays bounded whatever they do. */
+	if (!n) {
+		n = &h->addrs[NOTE_ADDRS];
+		addr = "other addresses";
+	}
+	if (n->addr[0]) {
+		if (what == REFUSED)
+			n->refused++;
+		else
+			n->cut++;
+		return;
+	}
+	snprintf(n->addr, sizeof(n->addr), "%s", addr);
+	n->since_ms = now;
+	n->refused = n->cut = 0;
+	if (what == REFUSED)
+		sbx_warn("slack: refusing connections from %s: %d are open from there already (at "
+			 "most %d per address); further refusals are counted and logged once a "
+			 "minute", addr, PER_ADDRESS_MAX, PER_ADDRESS_MAX);
+	else
+		sbx_warn("slack: closed a connection from %s that was not done %llds after it was "
+			 "accepted; further ones are counted and logged once a minute", addr,
+			 (long long)h->s->timeout);
+}
+
+/* Say what was counted over intervals that ended (all: every interval,
+ * at shutdown).  A quiet address frees its slot. */
+static void notes_flush(struct slack_http *h, bool all)
+{
+	int64_t now = sbx_mono_ms();
+
+	for (size_t i = 0; i <= NOTE_ADDRS; i++) {
+		struct addr_note *n = &h->addrs[i];
+		char refused[96] = "", cut[96] = "";
+
+		if (!n->addr[0] || (!all && now - n->since_ms < NOTE_EVERY_MS))
+			continue;
+		if (!n->refused && !n->cut) {
+			n->addr[0] = '\0';
+			continue;
+		}
+		if (n->refused)
+			snprintf(refused, sizeof(refused), "refused %u more connection%s (at most %d "
+				 "open per address)", n->refused, n->refused == 1 ? "" : "s",
+				 PER_ADDRESS_MAX);
+		if (n->cut)
+			snprintf(cut, sizeof(cut), "closed %u more not done %llds after they were "
+				 "accepted", n->cut, (long long)h->s->timeout);
+		sbx_warn("slack: from %s in the last %llds: %s%s%s", n->addr,
+			 (long long)((now - n->since_ms + 999) / 1000), refused,
+			 refused[0] && cut[0] ? "; " : "", cut);
+		n->since_ms = now;
+		n->refused = n->cut = 0;
+		if (all)
+			n->addr[0] = '\0';
+	}
+	for (size_t i = 0; i < NOTE_MHD; i++) {
+		struct mhd_note *n = &h->mhd[i];
+
+		if (!n->fmt || (!all && now - n->since_ms < NOTE_EVERY_MS))
+			continue;
+		if (n->more)
+			say_mhd_more(n, now);
+		n->fmt = NULL;
+	}
+}
+
+/* Before MHD takes a connection: at most PER_ADDRESS_MAX from one address
+ * (MHD's own per-address limit would log each refusal, without the
+ * address, before this is asked). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t salen)
+{
+	struct slack_http *h = cls;
+	char addr[INET6_ADDRSTRLEN];
+	int open = 0;
+
+	(void)salen;
+	addr_text(sa, addr, sizeof(addr));
+	for (const struct conn_ctx *c = h->conns; c; c = c->next)
+		open += strcmp(c->addr, addr) == 0;
+	if (open < PER_ADDRESS_MAX)
+		return MHD_YES;
+	note_trouble(h, addr, REFUSED);
+	return MHD_NO;
+}
+
+static void conn_forget(struct slack_http *h, struct conn_ctx *c)
+{
+	for (struct conn_ctx **p = &h->conns; *p; p = &(*p)->next) {
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	}
+	free(c);
+}
+
+/* Each connection MHD accepted, and its end: its deadline starts here. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct slack_http *h = cls;
+	const union MHD_ConnectionInfo *fd_info, *addr_info;
+	struct conn_ctx *c = NULL;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (*socket_context)
+			conn_forget(h, *socket_context);
+		*socket_context = NULL;
+		goto out;
+	}
+	fd_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	addr_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	c = calloc(1, sizeof(*c));
+	if (!c || !fd_info) {
+		/* A connection without a deadline is one a peer could keep:
+		 * have MHD close it at once instead. */
+		sbx_warn("slack: closing a connection it cannot watch (%s)",
+			 c ? "no socket" : "out of memory");
+		if (fd_info)
+			(void)shutdown(fd_info->connect_fd, SHUT_RDWR);
+		goto out;
+	}
+	c->fd = fd_info->connect_fd;
+	c->deadline_ms = sbx_mono_ms() + h->s->timeout * 1000;
+	addr_text(addr_info ? addr_info->client_addr : NULL, c->addr, sizeof(c->addr));
+	c->next = h->conns;
+	h->conns = c;
+	*socket_context = c;
+	c = NULL;
+out:
+	free(c);
+}
+
+/* Shut down the connections past their deadline.  shutdown(), not
+ * close(): the socket is MHD's; it sees the end on its next run and
+ * closes and forgets the connection itself (suspended ones once they are
+ * resumed).  Returns how many it cut. */
+static unsigned cut_overdue(struct slack_http *h)
+{
+	int64_t now = sbx_mono_ms();
+	unsigned n = 0;
+
+	for (struct conn_ctx *c = h->conns; c; c = c->next) {
+		if (c->cut || now < c->deadline_ms)
+			continue;
+		(void)shutdown(c->fd, SHUT_RDWR);
+		c->cut = true;
+		note_trouble(h, c->addr, CUT);
+		n++;
+	}
+	return n;
 }
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *text)
@@ -75,6 +337,9 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
 	if (!r)
 		return MHD_NO;
 	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	/* One request per connection: the deadline from accept then bounds
+	 * each request, and never cuts a kept-alive one halfway. */
+	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -89,16 +354,8 @@ static const char *peer(struct MHD_Connection *conn, char *buf, size_t len)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
-	snprintf(buf, len, "?");
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
-			  (socklen_t)len);
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-			  buf, (socklen_t)len);
-	return buf;
+	return addr_text(ci ? ci->client_addr : NULL, buf, len);
 }
 
 static bool content_length_too_big(struct MHD_Connection *conn)
@@ -172,6 +429,71 @@ static unsigned check_signature(struct slack_http *h, struct req_ctx *rc, char *
 	return 0;
 }
 
+/* A press, in a fleet: acted on once the fleet's log decides (fleet.h). */
+struct slack_change {
+	struct sbx_change ch;
+	struct sbx_slack *s;
+	struct slack_click click;
+	int acted;
+	char msg[1024];
+};
+
+static void click_run(struct sbx_broker *b, struct sbx_change *ch, uint64_t *local_seq)
+{
+	struct slack_change *sc = (struct slack_change *)ch;
+
+	(void)b;
+	*local_seq = 0;
+	sc->acted = slack_act(sc->s, &sc->click, local_seq, sc->msg, sizeof(sc->msg));
+}
+
+static void click_refuse(struct sbx_broker *b, struct sbx_change *ch, const char *why)
+{
+	struct slack_change *sc = (struct slack_change *)ch;
+	uint32_t id = 0;
+
+	(void)b;
+	(void)slack_button_id(sc->click.value, &id);
+	sc->acted = 0;
+	snprintf(sc->msg, sizeof(sc->msg), "Request #%u: %s.", id, why);
+}
+
+static void click_free(struct sbx_change *ch)
+{
+	free(ch);
+}
+
+static void hold(struct slack_http *h, struct req_ctx *rc, uint32_t id, const char *response_url)
+{
+	rc->held = true;
+	rc->req = id;
+	snprintf(rc->response_url, sizeof(rc->response_url), "%s", response_url);
+	rc->next_held = h->held;
+	h->held = rc;
+	MHD_suspend_connection(rc->conn);
+}
+
+/* In a fleet: hand the press to the fleet and hold the answer. */
+static enum MHD_Result defer_click(struct slack_http *h, struct req_ctx *rc,
+				   const struct slack_click *c)
+{
+	struct slack_change *sc = calloc(1, sizeof(*sc));
+	uint32_t id = 0;
+
+	if (!sc)
+		return respond(rc->conn, 503, "busy\n");
+	sc->ch.run = click_run;
+	sc->ch.refuse = click_refuse;
+	sc->ch.free = click_free;
+	sc->s = h->s;
+	sc->click = *c;
+	(void)slack_button_id(c->value, &id);
+	rc->change = sc;
+	sbx_fleet_submit(h->s->b, &sc->ch);
+	hold(h, rc, id, c->response_url);
+	return MHD_YES;
+}
+
 /* A well-signed request: parse it, act, answer. */
 static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 {
@@ -206,6 +528,10 @@ static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 	case SLACK_CLICK_OK:
 		break;
 	}
+	if (s->b->fleet) {
+		ret = defer_click(h, rc, &c);
+		goto out;
+	}
 	acted = slack_act(s, &c, &wait_seq, msg, sizeof(msg));
 	(void)slack_button_id(c.value, &id);
 	if (!acted) {
@@ -214,13 +540,8 @@ static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 		goto out;
 	}
 	/* Recorded: answer Slack once the record is on disk. */
-	rc->held = true;
 	rc->wait_seq = wait_seq;
-	rc->req = id;
-	snprintf(rc->response_url, sizeof(rc->response_url), "%s", c.response_url);
-	rc->next_held = h->held;
-	h->held = rc;
-	MHD_suspend_connection(rc->conn);
+	hold(h, rc, id, c.response_url);
 	ret = MHD_YES;
 out:
 	free(payload);
@@ -297,6 +618,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (!rc)
 		return;
 	unhold(h, rc);
+	if (rc->change)
+		sbx_change_abandon(&rc->change->ch);
 	free(rc->body);
 	free(rc);
 	*req_cls = NULL;
@@ -339,8 +662,10 @@ struct slack_http *slack_http_start(struct sbx_slack *s, char *err, size_t errle
 	}
 	if (v6)
 		flags |= MHD_USE_IPv6;
-	/* The logger first, so MHD never writes to stderr on its own. */
-	h->d = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, h,
+	/* The logger first, so MHD never writes to stderr on its own.  The
+	 * idle timeout stays as a second line: the deadline (on_connection,
+	 * cut_overdue) is what bounds a connection. */
+	h->d = MHD_start_daemon(flags, c->listen_port, on_accept, h, on_request, h,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
@@ -348,6 +673,7 @@ struct slack_http *slack_http_start(struct sbx_slack *s, char *err, size_t errle
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)MAX_CONNECTIONS,
 				MHD_OPTION_STRICT_FOR_CLIENT, 1,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 				MHD_OPTION_END);
 	if (!h->d) {
@@ -375,26 +701,54 @@ int slack_http_fd(const struct slack_http *h)
 
 void slack_http_run(struct slack_http *h)
 {
+	(void)cut_overdue(h);
 	(void)MHD_run(h->d);
 }
 
 int64_t slack_http_deadline(const struct slack_http *h)
 {
 	MHD_UNSIGNED_LONG_LONG ms = 0;
+	int64_t at = INT64_MAX;
 
-	if (MHD_get_timeout(h->d, &ms) != MHD_YES)
-		return INT64_MAX;
-	return sbx_mono_ms() + (ms > 3600000 ? 3600000 : (int64_t)ms);
+	if (MHD_get_timeout(h->d, &ms) == MHD_YES)
+		at = sbx_mono_ms() + (ms > 3600000 ? 3600000 : (int64_t)ms);
+	for (const struct conn_ctx *c = h->conns; c; c = c->next)
+		if (!c->cut && c->deadline_ms < at)
+			at = c->deadline_ms;
+	return at;
+}
+
+/* The fleet has decided the press rc waits for: one not acted on is
+ * answered now, one acted on once its record is on disk.  false while it
+ * has not. */
+static bool fleet_decided(struct slack_http *h, struct req_ctx *rc)
+{
+	struct slack_change *sc = rc->change;
+
+	if (sc->ch.state != SBX_CHANGE_DONE)
+		return false;
+	if (!sc->acted) {
+		slack_answer(h->s, rc->req, rc->response_url, sc->msg);
+		rc->wait_seq = 0;
+	} else {
+		rc->wait_seq = sc->ch.wait_seq;
+	}
+	rc->change = NULL;
+	sc->ch.free(&sc->ch);
+	return true;
 }
 
 void slack_http_tick(struct slack_http *h)
 {
 	struct sbx_broker *b = h->s->b;
 	uint64_t durable = sbx_journal_durable_seq(b->journal);
-	bool resumed = false;
+	bool run = cut_overdue(h) > 0;
 
+	notes_flush(h, false);
 	for (struct req_ctx *rc = h->held; rc; rc = rc->next_held) {
 		if (rc->ready)
+			continue;
+		if (rc->change && !fleet_decided(h, rc))
 			continue;
 		if (rc->wait_seq > durable && !b->degraded[0])
 			continue;
@@ -407,9 +761,9 @@ void slack_http_tick(struct slack_http *h)
 			slack_answer(h->s, rc->req, rc->response_url, msg);
 		}
 		MHD_resume_connection(rc->conn);
-		resumed = true;
+		run = true;
 	}
-	if (resumed)
+	if (run)
 		slack_http_run(h);
 }
 
@@ -427,5 +781,7 @@ void slack_http_free(struct slack_http *h)
 	}
 	if (h->d)
 		MHD_stop_daemon(h->d);
+	/* What was counted since the last line is said, not lost. */
+	notes_flush(h, true);
 	free(h);
 }

@@ -105,10 +105,19 @@ bool slack_same_origin(const char *a, const char *b);
  * 1 s, 2 s, 4 s, ... at most 5 minutes. */
 int64_t slack_backoff_ms(unsigned attempt);
 
-/* Text for a Slack mrkdwn field: &, < and > escaped (no mentions, no
- * links), control characters turned into spaces (newlines kept), cut at
- * a UTF-8 boundary to fit outlen (with "..." when cut). */
+/* Text sbx writes, for a mrkdwn object (names and words of the policy
+ * in it): &, < and > escaped (no mentions, no links), control characters
+ * turned into spaces (newlines kept), invisible characters (bidi
+ * controls, zero-width characters, BOM, C1 controls) removed, invalid
+ * UTF-8 as '?', cut at a UTF-8 boundary to fit outlen (with "..." when
+ * cut). */
 void slack_escape(const char *in, char *out, size_t outlen);
+/* Text a person typed (reason, ticket, comments), for a plain_text
+ * object with "emoji": false, where Slack formats nothing: as
+ * slack_escape, but every line break and run of blanks folded into one
+ * space (no lines of its own), other control characters removed, and
+ * no blanks at either end.  Cut the same way. */
+void slack_plain(const char *in, char *out, size_t outlen);
 
 /* ---- messages (slack_msg.c) ---------------------------------------------- */
 

@@ -4,9 +4,15 @@
  * (approved, denied, lapsed, expired, revoked) read alike; only the
  * outcome line and the buttons differ.
  *
- * Everything a requester typed (reason, ticket) is escaped and marked
- * verbatim, so it cannot mention @channel, link anywhere or look like
- * sbx's own words.
+ * Two kinds of text, never mixed in one text object: sbx's own words
+ * (labels, the outcome line, names and words of the policy) in mrkdwn,
+ * escaped, for bold labels, emoji and dates; and what people typed
+ * (reason, ticket, deny and revoke reasons, approval comments) in
+ * plain_text objects with "emoji": false, where Slack formats nothing
+ * (no bold, no code, no emoji, no mentions, no links), folded into one
+ * line, without invisible characters, under a label that says whose
+ * words they are.  So a reason cannot pass for sbx's status lines.  The
+ * notification text ("text") holds sbx's words and names only.
  */
 #include "config.h"
 
@@ -18,7 +24,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Slack's limits: header 150, a field 2000, a section's text 3000. */
+/* Slack's limits: header 150, a field 2000, a section's text 3000
+ * characters (bytes are never fewer). */
 #define FIELD_MAX 1900
 #define TEXT_MAX 2900
 
@@ -35,18 +42,16 @@ bool slack_state_final(const char *key)
 	return strncmp(key, "pending/", 8) != 0 && strcmp(key, "active") != 0;
 }
 
-static json_t *text_obj(const char *type, const char *text, bool verbatim)
-{
-	json_t *t = json_pack("{s:s, s:s}", "type", type, "text", text);
-
-	if (t && verbatim)
-		json_object_set_new(t, "verbatim", json_true());
-	return t;
-}
-
+/* sbx's words: mrkdwn, verbatim (Slack links nothing by itself). */
 static json_t *mrkdwn(const char *text)
 {
-	return text_obj("mrkdwn", text, true);
+	return json_pack("{s:s, s:s, s:b}", "type", "mrkdwn", "text", text, "verbatim", 1);
+}
+
+/* Plain text: shown as it is; ":emoji:" codes too. */
+static json_t *plain(const char *text)
+{
+	return json_pack("{s:s, s:s, s:b}", "type", "plain_text", "text", text, "emoji", 0);
 }
 
 static void add_field(json_t *fields, const char *label, const char *value)
@@ -62,6 +67,20 @@ static void add_section(json_t *blocks, const char *text)
 {
 	json_array_append_new(blocks, json_pack("{s:s, s:o}", "type", "section", "text",
 						mrkdwn(text)));
+}
+
+/* Words someone typed, as a section of their own: "LABEL: TEXT" in
+ * plain_text (a label in plain text too, so nothing in the section is
+ * formatted), the text cleaned by slack_plain. */
+static void add_typed(json_t *blocks, const char *label, const char *typed)
+{
+	char lab[200], clean[TEXT_MAX], text[TEXT_MAX + 256];
+
+	slack_plain(label, lab, sizeof(lab));
+	slack_plain(typed, clean, sizeof(clean));
+	snprintf(text, sizeof(text), "%s: %s", lab, clean[0] ? clean : "(nothing printable)");
+	json_array_append_new(blocks, json_pack("{s:s, s:o}", "type", "section", "text",
+						plain(text)));
 }
 
 /* Each glob in a code span, so "sbx-*" does not start bold text. */
@@ -103,30 +122,36 @@ static void approved_by(const struct sbx_req *r, char *buf, size_t len)
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < r->n_approvals && off < len; i++) {
-		int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", r->approvals[i].who);
+		char who[200];
+		int w;
 
+		slack_escape(r->approvals[i].who ? r->approvals[i].who : "?", who, sizeof(who));
+		w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", who);
 		if (w < 0)
 			return;
 		off += (size_t)w;
 	}
 }
 
-/* The line that says where the request stands, in mrkdwn. */
+/* The line that says where the request stands, in mrkdwn: sbx's words,
+ * with names (escaped) and never what anyone typed (the deny or revoke
+ * reason follows in a section of its own). */
 static void outcome_text(struct sbx_broker *b, const struct sbx_req *r,
 			 const struct sbx_role *role, char *buf, size_t len)
 {
-	char when[128], who[512], approvers[768], reason[1200];
+	char when[128], who[512], raw[768], approvers[768], by[200];
 	unsigned left = r->approvals_needed > r->n_approvals
 				? r->approvals_needed - (unsigned)r->n_approvals : 0;
 
-	slack_escape(r->end_reason ? r->end_reason : "", reason, sizeof(reason));
 	approved_by(r, who, sizeof(who));
+	slack_escape(r->ended_by ? r->ended_by : r->state == SBX_REQ_CANCELLED ? r->user : "?", by,
+		     sizeof(by));
 	switch (r->state) {
 	case SBX_REQ_PENDING:
-		approvers[0] = '\0';
+		raw[0] = '\0';
 		if (role)
-			sbx_policy_approvers_text(b->policy, role, r->user, approvers,
-						  sizeof(approvers));
+			sbx_policy_approvers_text(b->policy, role, r->user, raw, sizeof(raw));
+		slack_escape(raw, approvers, sizeof(approvers));
 		when_text(r->lapses_at, when, sizeof(when));
 		snprintf(buf, len,
 			 ":hourglass_flowing_sand: *Waiting for %u approval%s* from %s.%s%s "
@@ -140,12 +165,10 @@ static void outcome_text(struct sbx_broker *b, const struct sbx_req *r,
 			 who[0] ? who : "policy", when);
 		break;
 	case SBX_REQ_DENIED:
-		snprintf(buf, len, ":no_entry: *Denied* by %s%s%s.", r->ended_by ? r->ended_by : "?",
-			 reason[0] ? ": " : "", reason);
+		snprintf(buf, len, ":no_entry: *Denied* by %s.", by);
 		break;
 	case SBX_REQ_CANCELLED:
-		snprintf(buf, len, ":leftwards_arrow_with_hook: *Cancelled* by %s.",
-			 r->ended_by ? r->ended_by : r->user);
+		snprintf(buf, len, ":leftwards_arrow_with_hook: *Cancelled* by %s.", by);
 		break;
 	case SBX_REQ_LAPSED:
 		when_text(r->lapses_at, when, sizeof(when));
@@ -156,8 +179,7 @@ static void outcome_text(struct sbx_broker *b, const struct sbx_req *r,
 		snprintf(buf, len, ":checkered_flag: *Expired*: the grant ended at %s.", when);
 		break;
 	case SBX_REQ_REVOKED:
-		snprintf(buf, len, ":octagonal_sign: *Revoked* by %s%s%s.",
-			 r->ended_by ? r->ended_by : "?", reason[0] ? ": " : "", reason);
+		snprintf(buf, len, ":octagonal_sign: *Revoked* by %s.", by);
 		break;
 	}
 }
@@ -165,9 +187,8 @@ static void outcome_text(struct sbx_broker *b, const struct sbx_req *r,
 static json_t *button(const char *label, const char *action_id, const char *style,
 		      const char *value)
 {
-	return json_pack("{s:s, s:o, s:s, s:s, s:s}", "type", "button", "text",
-			 text_obj("plain_text", label, false), "action_id", action_id, "style",
-			 style, "value", value);
+	return json_pack("{s:s, s:o, s:s, s:s, s:s}", "type", "button", "text", plain(label),
+			 "action_id", action_id, "style", style, "value", value);
 }
 
 static json_t *buttons(const uint8_t key[SLACK_KEY_LEN], const struct sbx_req *r)
@@ -180,12 +201,9 @@ static json_t *buttons(const uint8_t key[SLACK_KEY_LEN], const struct sbx_req *r
 	snprintf(block_id, sizeof(block_id), "sbx-request-%u", r->id);
 	deny_btn = button("Deny", "sbx_deny", "danger", deny);
 	json_object_set_new(deny_btn, "confirm",
-			    json_pack("{s:o, s:o, s:o, s:o}", "title",
-				      text_obj("plain_text", "Deny this request?", false), "text",
-				      text_obj("plain_text", "The requester is told it was denied.",
-					       false),
-				      "confirm", text_obj("plain_text", "Deny", false), "deny",
-				      text_obj("plain_text", "Back", false)));
+			    json_pack("{s:o, s:o, s:o, s:o}", "title", plain("Deny this request?"),
+				      "text", plain("The requester is told it was denied."),
+				      "confirm", plain("Deny"), "deny", plain("Back")));
 	return json_pack("{s:s, s:s, s:[o, o]}", "type", "actions", "block_id", block_id,
 			 "elements", button("Approve", "sbx_approve", "primary", approve), deny_btn);
 }
@@ -194,18 +212,22 @@ json_t *slack_render(struct sbx_broker *b, const struct sbx_req *r,
 		     const uint8_t key[SLACK_KEY_LEN])
 {
 	const struct sbx_role *role = sbx_policy_role(b->policy, r->role);
-	char header[160], summary[512], dur[32], hosts[512], role_line[600], reason[TEXT_MAX],
-		text[TEXT_MAX + 32], outcome[2048], count[64];
+	char header[160], summary[1024], dur[32], hosts[512], role_line[600], text[1024],
+		outcome[2048], count[64], user[200], rolename[200], host[300], label[300];
 	json_t *msg = NULL, *blocks = json_array(), *fields = json_array();
 
 	if (!blocks || !fields)
 		goto out;
 	sbx_duration_format(r->duration, dur, sizeof(dur));
 	hosts_text(b->policy, role, hosts, sizeof(hosts));
-	/* A header holds at most 150 characters (names are ASCII). */
-	snprintf(header, 151, "Access request #%u: %s for %s", r->id, r->role, r->user);
+	slack_escape(r->user, user, sizeof(user));
+	slack_escape(r->role, rolename, sizeof(rolename));
+	slack_escape(b->policy->broker.host, host, sizeof(host));
+	/* A header is plain text of at most 150 characters. */
+	snprintf(text, sizeof(text), "Access request #%u: %s for %s", r->id, r->role, r->user);
+	slack_plain(text, header, 151);
 	json_array_append_new(blocks, json_pack("{s:s, s:o}", "type", "header", "text",
-						text_obj("plain_text", header, false)));
+						plain(header)));
 
 	snprintf(role_line, sizeof(role_line), "%s%s%s", r->role,
 		 role && role->description ? " - " : "",
@@ -214,31 +236,44 @@ json_t *slack_render(struct sbx_broker *b, const struct sbx_req *r,
 	add_field(fields, "Role", role_line);
 	add_field(fields, "Hosts", hosts);
 	add_field(fields, "For", dur);
-	add_field(fields, "Ticket", r->ticket ? r->ticket : "none");
 	snprintf(count, sizeof(count), "%zu of %u", r->n_approvals, r->approvals_needed);
 	add_field(fields, "Approvals", count);
 	json_array_append_new(blocks, json_pack("{s:s, s:o}", "type", "section", "fields", fields));
 	fields = NULL;
 
-	slack_escape(r->reason ? r->reason : "(none given)", reason, sizeof(reason));
-	snprintf(text, sizeof(text), "*Reason*\n%s", reason);
-	add_section(blocks, text);
+	/* What the requester typed, below a label of sbx's that says so. */
+	add_section(blocks, "*In the requester's words* (shown as typed):");
+	add_typed(blocks, "Reason", r->reason && r->reason[0] ? r->reason : "(none given)");
+	if (r->ticket && r->ticket[0])
+		add_typed(blocks, "Ticket", r->ticket);
 
 	outcome_text(b, r, role, outcome, sizeof(outcome));
 	add_section(blocks, outcome);
+	if ((r->state == SBX_REQ_DENIED || r->state == SBX_REQ_REVOKED) && r->end_reason &&
+	    r->end_reason[0]) {
+		snprintf(label, sizeof(label), "Reason given by %s", r->ended_by ? r->ended_by : "?");
+		add_typed(blocks, label, r->end_reason);
+	}
+	for (size_t i = 0; i < r->n_approvals; i++) {
+		if (!r->approvals[i].comment || !r->approvals[i].comment[0])
+			continue;
+		snprintf(label, sizeof(label), "Comment by %s",
+			 r->approvals[i].who ? r->approvals[i].who : "?");
+		add_typed(blocks, label, r->approvals[i].comment);
+	}
 	if (r->state == SBX_REQ_PENDING)
 		json_array_append_new(blocks, buttons(key, r));
-	snprintf(text, sizeof(text), "sbx-brokerd on %s - request #%u", b->policy->broker.host,
-		 r->id);
+	snprintf(text, sizeof(text), "sbx-brokerd on %s - request #%u", host, r->id);
 	json_array_append_new(blocks, json_pack("{s:s, s:[o]}", "type", "context", "elements",
-						text_obj("mrkdwn", text, true)));
+						mrkdwn(text)));
 
+	/* The notification: sbx's words and names only. */
 	if (r->state == SBX_REQ_PENDING)
 		snprintf(summary, sizeof(summary), "%s asks for %s on %s for %s (request #%u)",
-			 r->user, r->role, b->policy->broker.host, dur, r->id);
+			 user, rolename, host, dur, r->id);
 	else
-		snprintf(summary, sizeof(summary), "Request #%u (%s, %s) is %s", r->id, r->user,
-			 r->role, sbx_req_state_name(r->state));
+		snprintf(summary, sizeof(summary), "Request #%u (%s, %s) is %s", r->id, user,
+			 rolename, sbx_req_state_name(r->state));
 	msg = json_pack("{s:s, s:o}", "text", summary, "blocks", blocks);
 	blocks = NULL;
 out:

@@ -456,57 +456,115 @@ int64_t slack_backoff_ms(unsigned attempt)
 	return (int64_t)1000 << (attempt - 1) < cap ? (int64_t)1000 << (attempt - 1) : cap;
 }
 
-/* Bytes of the well-formed UTF-8 sequence at p, or 0 when it is not one. */
-static size_t utf8_seq(const char *p)
+/* The code point of the well-formed UTF-8 sequence at p, and its length;
+ * 0 when it is not one (a stray byte, an overlong form, a surrogate, past
+ * U+10FFFF): such bytes are shown as '?'. */
+static size_t utf8_next(const char *p, uint32_t *cp)
 {
-	unsigned char c = (unsigned char)*p;
-	size_t n = c < 0x80 ? 1 : c >= 0xc2 && c < 0xe0 ? 2 : c >= 0xe0 && c < 0xf0 ? 3
-		   : c >= 0xf0 && c < 0xf5 ? 4 : 0;
+	/* By length: the lead byte's bits, and the least value that needs
+	 * that many bytes. */
+	static const uint32_t lead_mask[5] = { 0, 0x7f, 0x1f, 0x0f, 0x07 };
+	static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+	const unsigned char *u = (const unsigned char *)p;
+	size_t n = u[0] < 0x80 ? 1 : u[0] >= 0xc2 && u[0] < 0xe0 ? 2 : u[0] >= 0xe0 && u[0] < 0xf0 ? 3
+		   : u[0] >= 0xf0 && u[0] < 0xf5 ? 4 : 0;
+	uint32_t v = u[0] & lead_mask[n];
 
-	for (size_t i = 1; i < n; i++)
-		if (((unsigned char)p[i] & 0xc0) != 0x80)
+	if (n == 0)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((u[i] & 0xc0) != 0x80)
 			return 0;
+		v = v << 6 | (u[i] & 0x3f);
+	}
+	if (v < least[n] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
 	return n;
 }
 
-void slack_escape(const char *in, char *out, size_t outlen)
+/* Characters that change how the text around them reads without showing
+ * themselves: C1 controls, bidi embeddings, overrides and isolates
+ * (U+202E turns "gpj.exe" into "exe.jpg" on screen), zero-width and
+ * joining characters, the BOM, invisible fillers, tags. */
+static bool invisible(uint32_t c)
+{
+	return (c >= 0x80 && c <= 0x9f) || c == 0xad || c == 0x34f || c == 0x61c ||
+	       c == 0x115f || c == 0x1160 || c == 0x17b4 || c == 0x17b5 || c == 0x180e ||
+	       (c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) ||
+	       (c >= 0x2060 && c <= 0x206f) || c == 0x3164 || c == 0xfeff || c == 0xffa0 ||
+	       (c >= 0xfff0 && c <= 0xfffb) || (c >= 0xe0000 && c <= 0xe0fff);
+}
+
+/* Line breaks and spaces of every kind: one space in text people typed,
+ * so it cannot lay itself out as lines of its own. */
+static bool blank(uint32_t c)
+{
+	return c == ' ' || (c >= 0x09 && c <= 0x0d) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+	       (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+	       c == 0x205f || c == 0x3000;
+}
+
+/* slack_escape (plain false) and slack_plain (plain true). */
+static void clean_text(const char *in, bool plain, char *out, size_t outlen)
 {
 	size_t k = 0;
+	bool space = false;     /* plain: a folded blank, written before what follows */
 
 	if (outlen == 0)
 		return;
 	for (const char *p = in; *p;) {
 		const char *rep = NULL;
 		char one[5] = { 0 };
-		size_t n;
+		uint32_t c = 0;
+		size_t n = utf8_next(p, &c), need;
 
-		switch (*p) {
-		case '&': rep = "&amp;"; n = 1; break;
-		case '<': rep = "&lt;"; n = 1; break;
-		case '>': rep = "&gt;"; n = 1; break;
-		default:
-			n = utf8_seq(p);
-			if (n == 0) {
-				one[0] = '?';
-				n = 1;
-			} else {
-				memcpy(one, p, n);
-			}
-			if (n == 1 && (((unsigned char)*p < ' ' && *p != '\n') || *p == 0x7f))
-				one[0] = ' ';
+		if (n == 0) {
+			rep = "?";
+			n = 1;
+		} else if (c == '&') {
+			rep = "&amp;";
+		} else if (c == '<') {
+			rep = "&lt;";
+		} else if (c == '>') {
+			rep = "&gt;";
+		} else if (plain && blank(c)) {
+			space = k > 0;
+		} else if (c == '\n') {
+			rep = "\n";
+		} else if (c < 0x20 || c == 0x7f) {
+			rep = plain ? NULL : " ";
+		} else if (!invisible(c)) {
+			memcpy(one, p, n);
 			rep = one;
-			break;
 		}
-		if (k + strlen(rep) + 4 > outlen) {
+		p += n;
+		if (!rep)
+			continue;
+		/* Room is kept for "..." and the NUL: a cut is always marked. */
+		need = (space ? 1 : 0) + strlen(rep);
+		if (k + need + 4 > outlen) {
 			if (k + 4 <= outlen) {
 				memcpy(out + k, "...", 3);
 				k += 3;
 			}
 			break;
 		}
+		if (space)
+			out[k++] = ' ';
+		space = false;
 		memcpy(out + k, rep, strlen(rep));
 		k += strlen(rep);
-		p += n;
 	}
 	out[k] = '\0';
+}
+
+void slack_escape(const char *in, char *out, size_t outlen)
+{
+	clean_text(in, false, out, outlen);
+}
+
+void slack_plain(const char *in, char *out, size_t outlen)
+{
+	clean_text(in, true, out, outlen);
 }

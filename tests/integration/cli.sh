@@ -29,7 +29,7 @@ for cmd in list status cancel drop extend roles; do
 	assert_contains "sbx-request $cmd --help shows its usage" "$OUT" "Usage: sbx-request $cmd"
 done
 for cmd in pending approve deny revoke grants check status "policy check" "policy explain" \
-	"audit verify" "audit query"; do
+	"audit verify" "audit query" "fleet init" "fleet status" "fleet verify"; do
 	# shellcheck disable=SC2086
 	run "$SBXCTL" $cmd --help
 	assert_rc "sbxctl $cmd --help: exit 0" 0

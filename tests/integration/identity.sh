@@ -89,16 +89,17 @@ nobody_run "$SBXREQ" --socket "$SOCK" --json list --all
 assert_rc "$NOBODY lists its requests" 0
 assert_eq "the list holds only $NOBODY's own" "$N1" "$(json_get '[.[].id] | map(tostring) | join(" ")')"
 nobody_run "$SBXREQ" --socket "$SOCK" status "${D1:-0}"
-assert_rc "$NOBODY cannot see dave's request: exit 1" 1
+assert_rc "$NOBODY cannot see dave's request: exit 2, as for an unknown id" 2
 nobody_run "$SBXREQ" --socket "$SOCK" cancel "${D1:-0}"
-assert_rc "$NOBODY cannot cancel dave's request: exit 1" 1
-assert_contains "the refusal says whose it is" "$ERR" "dave"
+assert_rc "$NOBODY cannot cancel dave's request: exit 2" 2
+assert_contains "for $NOBODY it does not exist" "$ERR" "no request ${D1:-0}"
+assert_not_contains "the refusal does not say whose it is" "$ERR" "dave"
 nobody_run "$SBXCTL" --socket "$SOCK" approve "${D1:-0}"
-assert_rc "$NOBODY cannot approve dave's request: exit 1" 1
+assert_rc "$NOBODY cannot approve dave's request: exit 2" 2
 nobody_run "$SBXCTL" --socket "$SOCK" deny "${D1:-0}"
-assert_rc "$NOBODY cannot deny dave's request: exit 1" 1
+assert_rc "$NOBODY cannot deny dave's request: exit 2" 2
 nobody_run "$SBXCTL" --socket "$SOCK" revoke "${E1:-0}"
-assert_rc "$NOBODY cannot revoke erin's grant: exit 1" 1
+assert_rc "$NOBODY cannot revoke erin's grant: exit 2" 2
 nobody_run "$SBXCTL" --socket "$SOCK" check erin
 assert_rc "$NOBODY cannot check erin: exit 1" 1
 assert_contains "the refusal says one may only check oneself" "$ERR$OUT" "only check yourself"
@@ -141,9 +142,9 @@ assert_eq "targets: erin's grant active" active "$(json_get .state)"
 ctl --as dave deny "${D1:-0}"
 assert_rc "root --as dave cannot deny dave's own request: exit 1" 1
 req --as alice cancel "${N2:-0}"
-assert_rc "root --as alice cannot cancel $NOBODY's request: exit 1" 1
+assert_rc "root --as alice cannot cancel $NOBODY's request: exit 2 (not hers to see)" 2
 ctl --as alice revoke "${E2:-0}"
-assert_rc "root --as alice cannot revoke erin's grant (alice approves nothing): exit 1" 1
+assert_rc "root --as alice cannot revoke erin's grant (alice approves nothing): exit 2" 2
 req --json status "${D1:-0}"
 assert_eq "dave's request is still pending" pending "$(json_get .state)"
 req --json status "${N2:-0}"

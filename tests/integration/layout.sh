@@ -2,8 +2,8 @@
 # docs/architecture.md against the tree: every file:function its behaviour
 # table names exists (a definition, not a mention), every top-level part
 # of the tree is in its parts table, and the programs link what the table
-# says (sbx-request no libldap or libcrypto; the modules nothing of the
-# broker's libraries, and neither logging nor the daemon's helpers).
+# says (sbx-request no libldap, libcrypto or libpq; the modules nothing of
+# the broker's libraries, and neither logging nor the daemon's helpers).
 . "$(dirname "$0")/lib.sh"
 sbx_init
 DOC="$SBX_SRCDIR/docs/architecture.md"
@@ -52,10 +52,16 @@ assert_eq "every function named beside a file in the table is defined in that fi
 # ---- the parts table ------------------------------------------------------------
 parts=$(sed -n '/^## The parts/,/^## /p' "$DOC" | grep -oE '^\| `[a-z_/]+/`' | tr -d '|` ' | sort -u)
 unlisted=""
-for d in "$SBX_SRCDIR"/*/; do
-	name=$(basename "$d")/
+# The folders the repository holds (a build directory of any name is not
+# one of them); without git, every folder but the usual build ones.
+if git -C "$SBX_SRCDIR" rev-parse --git-dir >/dev/null 2>&1; then
+	folders=$(git -C "$SBX_SRCDIR" ls-files | sed -n 's|^\([^/]*\)/.*|\1/|p' | sort -u)
+else
+	folders=$(cd "$SBX_SRCDIR" && ls -d -- */)
+fi
+for name in $folders; do
 	case "$name" in
-	build*/|autom4te.cache/|m4/|build-aux/|scripts/|docs/|packaging/|demo-run/) continue ;;
+	.*/|build*/|autom4te.cache/|m4/|build-aux/|scripts/|docs/|packaging/|demo-run/) continue ;;
 	esac
 	printf '%s\n' "$parts" | grep -qx "$name" || unlisted="$unlisted $name"
 done
@@ -67,14 +73,17 @@ REQ_BIN="$SBX_BUILDDIR/.libs/sbx-request"
 [ -x "$REQ_BIN" ] || REQ_BIN="$SBX_BUILDDIR/sbx-request"
 assert_not_contains "sbx-request links no libldap" "$(needed "$REQ_BIN")" "libldap"
 assert_not_contains "sbx-request links no libcrypto" "$(needed "$REQ_BIN")" "libcrypto"
+assert_not_contains "sbx-request links no libpq" "$(needed "$REQ_BIN")" "libpq"
 CTL_BIN="$SBX_BUILDDIR/.libs/sbxctl"
 [ -x "$CTL_BIN" ] || CTL_BIN="$SBX_BUILDDIR/sbxctl"
 assert_contains "sbxctl links libldap (policy check --online)" "$(needed "$CTL_BIN")" "libldap"
+assert_contains "sbxctl links libpq (fleet init/status/verify)" "$(needed "$CTL_BIN")" "libpq"
 for so in "$SBX_BUILDDIR/.libs/pam_sbx.so" "$SBX_BUILDDIR/.libs/libnss_sbx.so.2"; do
 	syms=$(nm "$so" | awk '{print $3}' |
 		grep -E '^sbx_(log|journal|policy|namemap|secret|broker|ldap)' | tr '\n' ' ')
 	assert_eq "$(basename "$so") carries none of the broker's code (logging, journal, policy)" \
 		"" "$syms"
+	assert_not_contains "$(basename "$so") links no libpq" "$(needed "$so")" "libpq"
 done
 syms=$(nm "$SBX_BUILDDIR/.libs/pam_sbx.so" | awk '{print $3}' | grep -c '^sbx_tbl_' || true)
 assert_eq "pam_sbx.so carries no grant-table reader (it never reads the table)" 0 "$syms"

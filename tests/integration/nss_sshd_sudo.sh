@@ -6,8 +6,10 @@
 # erin and alice log in and `sudo -n true` works; once the grants have
 # expired, alice (who may log in anyway: standing member of sandbox-user)
 # logs in but sudo refuses, and erin (whose only way in was the grant)
-# cannot log in with pam_sbx, or cannot sudo without it.  The host's files
-# are unchanged afterwards.
+# cannot log in with pam_sbx, or cannot sudo without it.  When alice's next
+# grant is revoked, her running session (opened under her standing role,
+# registered nowhere) ends too: its processes hold sbx-admin.  The host's
+# files are unchanged afterwards.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nss_lib.sh"
 sbx_init
@@ -198,6 +200,35 @@ if [ -r "$PAM_SO" ]; then
 else
 	assert_contains "after expiry erin's sudo -n true stops working" "$OUT" "SUDO-REFUSED"
 fi
+
+# --- revocation reaches a standing member's running session ------------------------------------------
+# alice may log in anyway (standing member of sandbox-user), so no session
+# rests on her grant: her shell, opened during the grant, holds sbx-admin in
+# its credentials.  When frank revokes the grant, every process of hers that
+# holds the group must end (sandbox-admin says on_expiry: terminate).
+GA2=$(nss_grant alice sandbox-admin bob --for 60s)
+assert_ne "alice gets sandbox-admin again, for 60s" "" "$GA2"
+LOOP='while :; do if sudo -n true 2>/dev/null; then echo SUDO-OK; else echo SUDO-REFUSED; fi; sleep 0.2; done'
+ssh -F /dev/null -p "$PORT" -i "$K/client" -o IdentitiesOnly=yes -o BatchMode=yes \
+	-o StrictHostKeyChecking=yes -o UserKnownHostsFile="$K/known_hosts" -o ConnectTimeout=10 \
+	-o LogLevel=ERROR alice@127.0.0.1 "$LOOP" >"$T/long.out" 2>&1 &
+LONG=$!
+track_pid "$LONG"
+wait_until 10 grep -q SUDO-OK "$T/long.out"
+tap_result "alice's long session, opened during the grant, can sudo"
+ctl --as frank revoke "${GA2:-0}" --reason "compromised laptop"
+assert_rc "frank revokes alice's grant" 0
+REVOKED_AT=$(wc -l <"$T/long.out")
+wait_until 12 eval '! kill -0 $LONG 2>/dev/null'
+tap_result "her running session is ended (SIGHUP, then SIGKILL after the grace)"
+assert_eq "after the revocation her session never got root again" "" \
+	"$(tail -n +$((REVOKED_AT + 2)) "$T/long.out" | grep SUDO-OK || true)"
+assert_eq "journal: the processes holding sbx-admin were ended, though no session was registered" \
+	"alice/sbx-admin/true" \
+	"$(journal_select '.event == "session.terminated" and .user == "alice"' |
+		jq -r '"\(.user)/\(.unix_group)/\(.unregistered)"' | tail -1)"
+ssh_as alice "$PROBE"
+assert_contains "a new login of alice has no sbx-admin and no sudo" "$OUT" "SUDO-REFUSED"
 
 # --- the host, after ------------------------------------------------------------------------------------
 kill "$SSHD_PID" 2>/dev/null

@@ -8,7 +8,9 @@
 # open allows and says so; exempt user allowed with the broker down; a
 # broker that never answers does not hold the module past its timeout;
 # garbage replies are refused even with failmode=open; a socket not owned
-# by root is not trusted; unknown options are logged and ignored.
+# by root is not trusted; unknown options are logged and ignored; a user
+# name that cannot be framed (5,000 bytes, not UTF-8) is refused with
+# failmode=open whether the broker runs or not, and never sent.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pam_lib.sh"
 sbx_init
@@ -63,6 +65,28 @@ assert_contains "zed is told sbx does not know him" "$OUT" "zed is not known to 
 
 pt sbx 'no body' acct_mgmt
 assert_rc "a user name the broker rejects is refused" 1
+
+# --- a name that cannot be asked about is refused, whatever failmode says --------
+# A STR field holds at most 4096 bytes of UTF-8 (sbx_proto.h).  Such a name
+# is never "broker unreachable", so failmode=open must not admit it.
+LONG_USER=$(head -c 5000 /dev/zero | tr '\0' a)
+count_checks() { journal_select '.event == "access.checked"' | wc -l; }
+checks_before=$(count_checks)
+pt sbx_open "$LONG_USER" acct_mgmt
+assert_rc "broker running, failmode=open: a 5000-byte user name is refused" 1
+assert_contains "the user is told the login cannot be checked" "$OUT" \
+	"sbx: this login cannot be put to the access broker (the user name is 5000 bytes, more than 4096)"
+assert_contains "syslog says why, and that failmode does not apply" "$LOGS" \
+	"request not sent to the broker: the user name is 5000 bytes, more than 4096: denied whatever failmode says"
+pt sbx_open "$(printf 'al\377ice')" acct_mgmt
+assert_rc "broker running, failmode=open: a user name that is not UTF-8 is refused" 1
+assert_contains "... and syslog says why" "$LOGS" "the user name is not valid UTF-8"
+# The journal is written in order: once alice's later check is there, a
+# check of either name would be there too.
+pt sbx alice acct_mgmt
+wait_until 3 eval '[ "$(count_checks)" -gt "$checks_before" ]'
+assert_eq "neither name reached the broker (only alice's check since is recorded)" \
+	$((checks_before + 1)) "$(count_checks)"
 
 PT_OPTS=()
 pt sbx alice 'acct_mgmt(PAM_SILENT)'
@@ -120,6 +144,16 @@ assert_rc "broker down, failmode=open: alice is allowed" 0
 assert_contains "failmode=open says so to the user" "$OUT" \
 	"sbx: the access broker is unreachable; letting you in (failmode=open)"
 assert_contains "failmode=open is logged" "$LOGS" "ALLOWED because failmode=open"
+
+pt sbx_open "$LONG_USER" acct_mgmt
+assert_rc "broker down, failmode=open: a 5000-byte user name is still refused" 1
+assert_contains "... and syslog says why (not 'unreachable')" "$LOGS" \
+	"request not sent to the broker: the user name is 5000 bytes, more than 4096: denied whatever failmode says"
+assert_not_contains "... and it is not let in as 'unreachable'" "$LOGS" "ALLOWED because failmode=open"
+pt sbx_open "$LONG_USER" open_session
+assert_rc "broker down, failmode=open: its session is refused too" 1
+pt sbx_open alice acct_mgmt
+assert_rc "broker down, failmode=open: a normal name is still let in" 0
 
 pt sbx_exempt zed acct_mgmt
 assert_rc "broker down: exempt user zed is allowed" 0

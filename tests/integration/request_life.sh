@@ -64,8 +64,8 @@ assert_rc "erin approving her own request: exit 1" 1
 assert_contains "self-approval is refused, saying why" "$ERR" "own request"
 
 ctl --as alice approve "$A1"
-assert_rc "alice (no approver of quick) approving: exit 1" 1
-assert_contains "a non-approver is told who the approvers are" "$ERR" "not an approver"
+assert_rc "alice (no approver of quick) approving: exit 2, as for an unknown id" 2
+assert_contains "a non-approver is told nothing about it (no request)" "$ERR" "no request $A1"
 
 ctl --as frank approve "$A1" --for 1h
 assert_rc "frank approving for longer than asked: exit 2" 2

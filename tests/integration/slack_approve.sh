@@ -4,8 +4,9 @@
 # Slack id activates the grant (recorded as the manager, via Slack, with
 # the Slack id) and the message is updated through response_url; a
 # 2-approval role needs two different approvers; Deny denies; follow-ups
-# when a grant is revoked and when it expires; the secrets never reach the
-# log or the journal.
+# when a grant is revoked and when it expires; what people typed (a reason
+# dressed up as sbx's status text, a revoke reason) reaches Slack only as
+# plain text; the secrets never reach the log or the journal.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/slack_lib.sh"
 sbx_init
@@ -52,8 +53,8 @@ assert_contains "message: who" "$FIELDS" $'*Who*\nerin'
 assert_contains "message: role" "$FIELDS" "sandbox-admin - Root via sudo on sandbox hosts"
 assert_contains "message: hosts" "$FIELDS" '`sbx-*` (this host: sbx-01)'
 assert_contains "message: how long" "$FIELDS" $'*For*\n1h30m'
-assert_contains "message: reason" "$FIELDS" "debugging the ingest pipeline"
-assert_contains "message: ticket" "$FIELDS" $'*Ticket*\nINC-7'
+assert_contains "message: reason" "$FIELDS" "Reason: debugging the ingest pipeline"
+assert_contains "message: ticket" "$FIELDS" "Ticket: INC-7"
 assert_contains "message: approvals needed" "$FIELDS" $'*Approvals*\n0 of 1'
 assert_contains "message: who can approve" "$FIELDS" "erin's manager (frank) or security-leads (frank, grace)"
 APPROVE=$(slack_button "$A" approve)
@@ -85,6 +86,46 @@ assert_contains "the update says approved by frank" "$(printf '%s' "$UPD" | jq -
 assert_eq "the update has no buttons" 0 \
 	"$(printf '%s' "$UPD" | jq '[.json.blocks[] | select(.type == "actions")] | length')"
 assert_eq "still exactly one message on the webhook" 1 "$(slack_messages "$A" | grep -c .)"
+
+# --- a reason dressed up as sbx's own words ------------------------------------------
+# Bold, code, an emoji code, a line of its own that reads like sbx's status
+# line, a right-to-left override, a mention and a link.
+RLO=$'\xe2\x80\xae'
+SPOOF="XQ1 need it *APPROVED* by \`frank\` :white_check_mark:"$'\n'"*Status:* approved ${RLO}gnp.exe <!channel> <https://evil.example|click>"
+req --as dave sandbox-admin --reason "$SPOOF" --ticket $'INC-9\n<!here>'
+S=$(journal_select '.event == "request.created" and .user == "dave"' | jq -r .id | tail -n 1)
+assert_true "the broker takes the request as it was typed" journal_has \
+	"(.event == \"request.created\" and .id == ${S:-0} and (.reason | contains(\"<!channel>\")))"
+slack_wait_delivered "$S" pending/0
+tap_result "dave's request with the spoofing reason is posted"
+SMSG=$(slack_messages "$S" | tail -n 1)
+assert_eq "the reason is in one plain_text object with emoji false" "plain_text false" \
+	"$(printf '%s' "$SMSG" | jq -r '[.. | objects | select(has("text") and (.text | type) == "string"
+		and (.text | contains("XQ1")))] | map("\(.type) \(.emoji)") | join(",")')"
+STEXT=$(printf '%s' "$SMSG" | jq -r '.json.blocks[].text | select(.type? == "plain_text") | .text' |
+	grep XQ1)
+assert_eq "folded into one line, without the override; mention and link made inert" \
+	"Reason: XQ1 need it *APPROVED* by \`frank\` :white_check_mark: *Status:* approved gnp.exe &lt;!channel&gt; &lt;https://evil.example|click&gt;" \
+	"$STEXT"
+assert_eq "the ticket too" "plain_text false Ticket: INC-9 &lt;!here&gt;" \
+	"$(printf '%s' "$SMSG" | jq -r '.json.blocks[].text | select(.text? // "" | startswith("Ticket:")) |
+		"\(.type) \(.emoji) \(.text)"')"
+assert_contains "labelled as the requester's words" \
+	"$(printf '%s' "$SMSG" | jq -r '.json.blocks[].text.text // empty')" "*In the requester's words*"
+assert_not_contains "no mention, link or override anywhere in the post" \
+	"$(printf '%s' "$SMSG" | jq -r .body)" "<!channel>"
+assert_not_contains "(the link)" "$(printf '%s' "$SMSG" | jq -r .body)" "<https://evil"
+assert_not_contains "(the override)" "$(printf '%s' "$SMSG" | jq -r .body)" "$RLO"
+assert_not_contains "the notification text has none of it" "$(printf '%s' "$SMSG" | jq -r .json.text)" "XQ1"
+assert_eq "sbx's own status line is still mrkdwn" "mrkdwn" \
+	"$(printf '%s' "$SMSG" | jq -r '.json.blocks[].text | select(.text? // "" | contains("*Waiting for")) | .type')"
+ctl --as bob deny "$S" --reason "XQ2 *Approved* by frank :white_check_mark:"
+assert_rc "bob denies it with a reason that looks like an approval" 0
+slack_wait_delivered "$S" denied
+DMSG=$(slack_messages "$S" | tail -n 1)
+assert_eq "his reason is plain text too" "plain_text false Reason given by bob: XQ2 *Approved* by frank :white_check_mark:" \
+	"$(printf '%s' "$DMSG" | jq -r '.json.blocks[].text | select(.text? // "" | contains("XQ2")) |
+		"\(.type) \(.emoji) \(.text)"')"
 
 # --- a 2-approval role needs two different approvers ---------------------------------
 req --as erin two-keys --reason "rotating the signing keys today"
@@ -133,9 +174,12 @@ ctl --as frank revoke "$A" --reason "done for today"
 assert_rc "frank revokes erin's grant with sbxctl" 0
 slack_wait_delivered "$A" revoked
 tap_result "a follow-up when the grant is revoked"
-assert_contains "it says revoked, and why" \
-	"$(slack_updates "$A" | tail -n 1 | jq -r '.json.blocks[].text.text // empty')" \
-	"*Revoked* by frank: done for today"
+REVOKED=$(slack_updates "$A" | tail -n 1)
+assert_contains "it says revoked" \
+	"$(printf '%s' "$REVOKED" | jq -r '.json.blocks[].text.text // empty')" "*Revoked* by frank."
+assert_eq "and why, in frank's words, as plain text" "plain_text false" \
+	"$(printf '%s' "$REVOKED" | jq -r '.json.blocks[].text |
+		select(.text? == "Reason given by frank: done for today") | "\(.type) \(.emoji)"')"
 
 req --as erin quick --reason "a quick look at the logs"
 Q=$(journal_select '.event == "request.created" and .role == "quick"' | jq -r .id | tail -n 1)

@@ -11,6 +11,7 @@
 #                          HTTP (status), SECS (time taken), BODY_SENT, SIG
 #   slack_send TS SIG BODY [PATH [CONTENT-TYPE]]
 #                          POST exactly that; sets HTTP, SECS
+#                          (from the local address $SLACK_FROM when set)
 #   slack_button ID ACTION the value of request ID's Approve/Deny button
 #   slack_messages ID      webhook posts (answered 200) for request ID
 #   slack_updates ID       response_url updates (answered 200) for request ID
@@ -71,10 +72,11 @@ slack_port() {
 
 slack_send() {
 	local ts=$1 sig=$2 body=$3 path=${4:-/slack/interactive}
-	local ctype=${5:-application/x-www-form-urlencoded} out
+	local ctype=${5:-application/x-www-form-urlencoded} out from=()
 
+	[ -n "${SLACK_FROM:-}" ] && from=(--interface "$SLACK_FROM")
 	out=$(printf '%s' "$body" | curl -sS -o "$T/click.out" -w '%{http_code} %{time_total}' \
-		--max-time 10 -X POST "http://127.0.0.1:$(slack_port)$path" \
+		"${from[@]}" --max-time 10 -X POST "http://127.0.0.1:$(slack_port)$path" \
 		-H "Content-Type: $ctype" -H "X-Slack-Request-Timestamp: $ts" \
 		-H "X-Slack-Signature: $sig" --data-binary @- 2>>"$T/curl.err")
 	HTTP=${out%% *}

@@ -1394,3 +1394,89 @@ Test(journal, fast_parser_agrees_with_jansson)
 		same_as_jansson(buf, n);
 	}
 }
+
+/* ------------------------------------------------------------ single records */
+
+/* A record made by itself is byte for byte what the journal writes with
+ * the same seq, time and prev, and checks as the journal checks it. */
+Test(journal, a_record_made_alone_is_the_journal_line)
+{
+	struct coll c;
+	struct sbx_replay_info info;
+	struct sbx_journal *j;
+	json_t *f = json_pack("{s:i, s:s, s:s}", "id", 7, "user", "erin", "reason", "del \x7f here");
+	json_t *out = NULL, *rec = NULL;
+	char path[512], *data, *line = NULL, hash[65], hash2[65], err[256];
+	int64_t t = 1800000000123456;
+	size_t len = 0, flen;
+	uint64_t seq = 0;
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, &info);
+	cr_assert_eq(sbx_journal_append_at(j, t, "request.created", "erin", f, &seq, &out), 0);
+	cr_assert_eq(seq, 1);
+	cr_assert_eq(sbx_journal_flush(j), 0);
+	sbx_journal_close(j);
+	coll_free(&c);
+	cr_assert_str_eq(json_string_value(json_object_get(out, "time")),
+			 "2027-01-15T08:00:00.123456Z");
+
+	cr_assert_eq(sbx_record_make(1, t, "request.created", "erin", f, SBX_RECORD_GENESIS, &line,
+				     &len, hash), 0);
+	seg_path(path, sizeof(path), sdir, 1);
+	data = slurp(path, &flen);
+	cr_assert_eq(flen, len + 1, "file %zu bytes, record %zu", flen, len);
+	cr_assert_eq(memcmp(data, line, len), 0, "%s\n%s", data, line);
+
+	cr_assert_eq(sbx_record_check(line, len, 1, SBX_RECORD_GENESIS, hash2, &rec, err,
+				      sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(hash, hash2);
+	cr_assert_str_eq(json_string_value(json_object_get(rec, "user")), "erin");
+	cr_assert_str_eq(json_string_value(json_object_get(rec, "hash")), hash);
+	json_decref(rec);
+	free(data);
+	free(line);
+	json_decref(out);
+	json_decref(f);
+}
+
+Test(journal, a_record_check_names_what_is_wrong)
+{
+	json_t *f = json_pack("{s:i}", "id", 1);
+	char *line = NULL, hash[65], other[65], err[256];
+	size_t len = 0;
+
+	cr_assert_eq(sbx_record_make(5, 1800000000000000, "grant.revoked", "frank", f,
+				     SBX_RECORD_GENESIS, &line, &len, hash), 0);
+	cr_assert_eq(sbx_record_check(line, len, 5, NULL, other, NULL, err, sizeof(err)), 0);
+
+	cr_assert_eq(sbx_record_check(line, len, 6, NULL, other, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "record seq 6: malformed"), "%s", err);
+
+	memset(other, 'a', 64);
+	other[64] = '\0';
+	cr_assert_eq(sbx_record_check(line, len, 5, other, hash, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "prev does not match the hash of seq 4"), "%s", err);
+
+	/* one changed byte of the body: the hash says so */
+	line[30] ^= 1;
+	cr_assert_eq(sbx_record_check(line, len, 5, NULL, other, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "hash mismatch"), "%s", err);
+	line[30] ^= 1;
+
+	/* a line with a newline in it is not one record */
+	line[40] = '\n';
+	cr_assert_eq(sbx_record_check(line, len, 5, NULL, other, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "not one line"), "%s", err);
+	free(line);
+
+	/* reserved names and bad arguments are refused */
+	json_object_set_new(f, "seq", json_integer(9));
+	errno = 0;
+	cr_assert_eq(sbx_record_make(5, 1, "x.y", "a", f, SBX_RECORD_GENESIS, &line, &len, hash), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(sbx_record_make(0, 1, "x.y", "a", NULL, SBX_RECORD_GENESIS, &line, &len, hash),
+		     -1);
+	cr_assert_eq(sbx_record_make(1, 1, "x.y", "a", NULL, "nothex", &line, &len, hash), -1);
+	json_decref(f);
+}

@@ -2,7 +2,14 @@
  * like glibc calls it: buffers of every size, the clock, broken tables,
  * initgroups' array rules, enumeration, errno and fds.  No broker runs:
  * the socket path points into an empty temp dir, so every fallback is
- * UNAVAIL. */
+ * UNAVAIL.
+ *
+ * The module exports nothing but its NSS entry points, so its table
+ * loader (nss_module/tblcache.c) is compiled into this test as well and
+ * called directly where a test is about the loader itself.  It comes
+ * first: it brings config.h (_GNU_SOURCE) before any system header. */
+#include "tblcache.c"
+
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -15,7 +22,9 @@
 #include <string.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +73,9 @@ static void teardown(void)
 {
 	char cmd[160];
 
+	/* A test that failed while it was another euid: clean up as root. */
+	if (getuid() == 0 && geteuid() != 0)
+		cr_assert_eq(seteuid(0), 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 	/* glibc never unloads NSS modules; neither do we (the atfork
@@ -506,4 +518,318 @@ Test(nss, fork_while_other_threads_look_up)
 	__atomic_store_n(&stop_hammer, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
+}
+
+/* ---- what may stand at the table path ------------------------------------- */
+
+/* Put something that is not a regular file where the table goes. */
+static void replace_table(const char *kind)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", table);
+	cr_assert_eq(system(cmd), 0);
+	if (strcmp(kind, "fifo") == 0) {
+		cr_assert_eq(mkfifo(table, 0644), 0);
+	} else if (strcmp(kind, "dir") == 0) {
+		cr_assert_eq(mkdir(table, 0755), 0);
+	} else if (strcmp(kind, "symlink") == 0) {
+		char target[160];
+
+		/* To a good table: the loader follows no links either. */
+		install_std_table();
+		snprintf(target, sizeof(target), "%s.real", table);
+		cr_assert_eq(rename(table, target), 0);
+		cr_assert_eq(symlink(target, table), 0);
+	} else if (strcmp(kind, "fifolink") == 0) {
+		char target[160];
+
+		snprintf(target, sizeof(target), "%s.fifo", table);
+		cr_assert_eq(mkfifo(target, 0644), 0);
+		cr_assert_eq(symlink(target, table), 0);
+	} else {
+		cr_assert_fail("unknown kind %s", kind);
+	}
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The loader on a FIFO nobody writes to: an open() that waits for a
+ * writer would hang the caller (getgrnam in a login) forever.  It must
+ * answer "no table" at once, and leave no fd behind. */
+Test(nss_loader, a_fifo_is_no_table_and_does_not_block, .init = setup, .fini = teardown,
+     .timeout = 5)
+{
+	int fds = count_fds();
+	int64_t t0;
+
+	replace_table("fifo");
+	t0 = mono_ms();
+	for (int i = 0; i < 20; i++)
+		cr_assert_null(nss_sbx_map_get(table), "a FIFO was taken for a table");
+	cr_assert_lt(mono_ms() - t0, 500, "20 looks at a FIFO took %lld ms",
+		     (long long)(mono_ms() - t0));
+	cr_assert_eq(count_fds(), fds, "no fd leaks");
+	/* A writer on the other end changes nothing. */
+	{
+		int w = open(table, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+
+		cr_assert_geq(w, 0);
+		cr_assert_eq(write(w, "SBXGRPS\n", 8), 8);
+		cr_assert_null(nss_sbx_map_get(table));
+		close(w);
+	}
+	cr_assert_eq(count_fds(), fds, "no fd leaks");
+}
+
+Test(nss_loader, only_a_regular_file_is_a_table, .init = setup, .fini = teardown, .timeout = 5)
+{
+	const char *kinds[] = { "dir", "symlink", "fifolink", "fifo" };
+	int fds = count_fds();
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		replace_table(kinds[i]);
+		cr_assert_null(nss_sbx_map_get(table), "a %s was taken for a table", kinds[i]);
+	}
+	cr_assert_eq(count_fds(), fds, "no fd leaks");
+	/* And a real table in its place is used at once. */
+	replace_table("dir");
+	rmdir(table);
+	install_std_table();
+	{
+		struct nss_sbx_map *m = nss_sbx_map_get(table);
+
+		cr_assert_not_null(m);
+		cr_assert_eq(nss_sbx_map_table(m)->n_groups, 2);
+		nss_sbx_map_put(m);
+	}
+}
+
+/* A character device at the table path (the /dev/zero kind: it opens
+ * without blocking, and reads forever).  mknod needs root. */
+Test(nss_loader, a_char_device_is_no_table, .init = setup, .fini = teardown, .timeout = 5)
+{
+	int fds = count_fds();
+
+	if (geteuid() != 0)
+		cr_skip_test("mknod needs root");
+	unlink(table);
+	cr_assert_eq(mknod(table, S_IFCHR | 0644, makedev(1, 5)), 0);
+	cr_assert_null(nss_sbx_map_get(table));
+	cr_assert_eq(count_fds(), fds, "no fd leaks");
+}
+
+/* Through the module, as glibc calls it: a FIFO at the table path is
+ * "no table" (here: no broker either, so UNAVAIL), within the bound. */
+Test(nss, a_fifo_table_does_not_block_getgrnam, .timeout = 5)
+{
+	char buf[1024];
+	struct group gr;
+	int err = 0;
+	int fds = count_fds();
+	int64_t t0;
+
+	replace_table("fifo");
+	t0 = mono_ms();
+	cr_assert_eq(grnam("sbx-admin", &gr, buf, sizeof(buf), &err), NSS_STATUS_UNAVAIL);
+	cr_assert_eq(getgrgid_r_(60001, &gr, buf, sizeof(buf), &err), NSS_STATUS_UNAVAIL);
+	cr_assert_eq(setgrent_(0), NSS_STATUS_UNAVAIL);
+	endgrent_();
+	cr_assert_lt(mono_ms() - t0, 200, "took %lld ms", (long long)(mono_ms() - t0));
+	cr_assert_eq(count_fds(), fds, "no fd leaks");
+}
+
+/* fds the process had before, so the watcher looks only at new ones. */
+static bool fd_known[1024];
+
+static void note_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] != '.' && fd >= 0 && fd < 1024)
+			fd_known[fd] = true;
+	}
+	closedir(d);
+}
+
+static volatile int stop_watch;
+static int seen_new, seen_inheritable;
+
+/* Look at every new fd while lookups run: each must be close-on-exec
+ * ("flags:" in fdinfo, octal, O_CLOEXEC = 02000000).  Sampling cannot see
+ * every short-lived fd, but thousands of calls give it many chances. */
+static void *watch_fds(void *p)
+{
+	(void)p;
+	while (!__atomic_load_n(&stop_watch, __ATOMIC_RELAXED)) {
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *e;
+
+		if (!d)
+			continue;
+		while ((e = readdir(d))) {
+			int fd = atoi(e->d_name);
+			char path[64], line[128];
+			unsigned long flags = 0;
+			bool got = false;
+			FILE *f;
+
+			if (e->d_name[0] == '.' || fd < 0 || fd >= 1024 || fd_known[fd] ||
+			    fd == dirfd(d))
+				continue;
+			snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+			f = fopen(path, "re");
+			if (!f)
+				continue; /* already closed */
+			while (!got && fgets(line, sizeof(line), f))
+				got = sscanf(line, "flags: %lo", &flags) == 1;
+			fclose(f);
+			if (!got)
+				continue; /* closed before fdinfo could be read */
+			__atomic_add_fetch(&seen_new, 1, __ATOMIC_RELAXED);
+			if (!(flags & O_CLOEXEC))
+				__atomic_add_fetch(&seen_inheritable, 1, __ATOMIC_RELAXED);
+		}
+		closedir(d);
+	}
+	return NULL;
+}
+
+/* Many calls on every path (table, no table, broken table, untrusted
+ * table, a directory and a symlink at the table path; the FIFO has its
+ * own tests above): not one fd is left open, and every fd the module
+ * opens meanwhile is close-on-exec. */
+Test(nss, no_fd_is_left_open_on_any_path, .timeout = 60)
+{
+	char buf[1024];
+	struct group gr;
+	int err = 0;
+	size_t len;
+	uint8_t *t = std_table(&len);
+	long int start, size = 4;
+	gid_t *groups = malloc(4 * sizeof(gid_t));
+	int fds = count_fds();
+	pthread_t watcher;
+
+	note_fds();
+	for (int round = 0; round < 6; round++) {
+		switch (round) {
+		case 0: put_table(t, len, 0644); break;
+		case 1: unlink(table); break;
+		case 2: put_table(t, len / 2, 0644); break;
+		case 3: put_table(t, len, 0666); break;
+		case 4: replace_table("dir"); break;
+		case 5: replace_table("symlink"); break;
+		}
+		__atomic_store_n(&stop_watch, 0, __ATOMIC_RELAXED);
+		cr_assert_eq(pthread_create(&watcher, NULL, watch_fds, NULL), 0);
+		for (int i = 0; i < 300; i++) {
+			(void)grnam("sbx-admin", &gr, buf, sizeof(buf), &err);
+			(void)getgrgid_r_(60002, &gr, buf, sizeof(buf), &err);
+			start = 1;
+			groups[0] = 100;
+			(void)initgroups_dyn_("erin", 100, &start, &size, &groups, 0, &err);
+			setgrent_(0);
+			while (getgrent_r_(&gr, buf, sizeof(buf), &err) == NSS_STATUS_SUCCESS)
+				;
+			endgrent_();
+			/* A verdict is kept for a second; renaming a new file in
+			 * makes the loader open it again. */
+			if (round < 4 && round != 1 && i % 2 == 0)
+				put_table(t, round == 2 ? len / 2 : len, round == 3 ? 0666 : 0644);
+		}
+		/* The watcher's own fds must not be counted. */
+		__atomic_store_n(&stop_watch, 1, __ATOMIC_RELAXED);
+		pthread_join(watcher, NULL);
+		cr_assert_eq(count_fds(), fds, "round %d leaves fds open", round);
+	}
+	cr_log_info("the watcher saw %d new fds", seen_new);
+	cr_assert_eq(seen_inheritable, 0, "%d of %d fds seen were not close-on-exec",
+		     seen_inheritable, seen_new);
+	free(groups);
+	free(t);
+}
+
+/* Write the standard table (temp + rename, as the broker does) with this
+ * owner and mode.  A pause first: the loader knows a file by device,
+ * inode, size and times, and a freed inode can come back within one tick
+ * of the file system's clock. */
+static void put_std_as(uid_t owner, mode_t mode)
+{
+	char tmp[160];
+	size_t len;
+	uint8_t *buf = std_table(&len);
+	int fd;
+
+	usleep(20000);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", table);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	cr_assert_eq(fchown(fd, owner, (gid_t)-1), 0);
+	cr_assert_eq(fchmod(fd, mode), 0);
+	close(fd);
+	cr_assert_eq(rename(tmp, table), 0);
+	free(buf);
+}
+
+static bool loader_trusts(void)
+{
+	struct nss_sbx_map *m = nss_sbx_map_get(table);
+
+	nss_sbx_map_put(m);
+	return m != NULL;
+}
+
+/* The loader trusts a table only from root or the euid, and only when
+ * nobody else may write it: group- or other-writable is refused even
+ * from root, and the check is made on what was opened. */
+Test(nss_loader, trust_is_owner_and_mode, .init = setup, .fini = teardown, .timeout = 10)
+{
+	if (geteuid() != 0)
+		cr_skip_test("chown needs root");
+	put_std_as(0, 0644);
+	cr_assert(loader_trusts(), "root's 0644 table");
+	put_std_as(0, 0664);
+	cr_assert_not(loader_trusts(), "group-writable");
+	put_std_as(0, 0646);
+	cr_assert_not(loader_trusts(), "other-writable");
+	put_std_as(0, 0600);
+	cr_assert(loader_trusts(), "root's 0600 table (root reads it)");
+
+	/* Now as an unprivileged euid too (this test has its own process).
+	 * A verdict holds for the euid it was reached under only: root does
+	 * not inherit the trust nobody has in nobody's own table. */
+	cr_assert_eq(chmod(dir, 0755), 0);
+	put_std_as(65534, 0644);
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert(loader_trusts(), "a table of the process's own euid");
+	cr_assert_eq(seteuid(0), 0);
+	cr_assert_not(loader_trusts(), "root kept the verdict of euid 65534 on nobody's table");
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert(loader_trusts(), "nor does nobody keep root's verdict");
+	cr_assert_eq(seteuid(0), 0);
+	put_std_as(0, 0644);
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert(loader_trusts(), "root's table, read by nobody");
+	cr_assert_eq(seteuid(0), 0);
+	put_std_as(4242, 0644);
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert_not(loader_trusts(), "a third user's table");
+	cr_assert_eq(seteuid(0), 0);
+	put_std_as(65534, 0664);
+	cr_assert_eq(seteuid(65534), 0);
+	cr_assert_not(loader_trusts(), "its own table, but group-writable");
+	cr_assert_eq(seteuid(0), 0);
 }

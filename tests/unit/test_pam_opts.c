@@ -7,9 +7,12 @@
 
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,9 +170,13 @@ struct fake {
 	int lfd;
 	enum reply_kind kind;
 	pthread_t thread;
+	bool accepted;
 	uint16_t got_op;
 	char got_user[64];
 	char got_rhost[300];
+	char got_tty[300];
+	char got_service[300];
+	char got_reason[300];
 	uint32_t got_flags;
 };
 
@@ -237,6 +244,12 @@ static void fake_note_request(struct fake *f, const uint8_t *frame, size_t n)
 			(void)sbx_field_str(&fl, f->got_user, sizeof(f->got_user));
 		else if (fl.tag == SBX_F_RHOST)
 			(void)sbx_field_str(&fl, f->got_rhost, sizeof(f->got_rhost));
+		else if (fl.tag == SBX_F_TTY)
+			(void)sbx_field_str(&fl, f->got_tty, sizeof(f->got_tty));
+		else if (fl.tag == SBX_F_SERVICE)
+			(void)sbx_field_str(&fl, f->got_service, sizeof(f->got_service));
+		else if (fl.tag == SBX_F_REASON)
+			(void)sbx_field_str(&fl, f->got_reason, sizeof(f->got_reason));
 		else if (fl.tag == SBX_F_FLAGS)
 			f->got_flags = sbx_field_u32(&fl);
 	}
@@ -250,7 +263,8 @@ static void *fake_main(void *arg)
 	size_t n = 0;
 
 	if (fd < 0)
-		return NULL;
+		return NULL; /* fake_stop shut the socket: nobody came */
+	f->accepted = true;
 	if (sbx_recv_frame(fd, &frame, &n, sbx_mono_ms() + 2000) == 0) {
 		fake_note_request(f, frame, n);
 		fake_reply(fd, f);
@@ -279,6 +293,8 @@ static void fake_start(struct fake *f, enum reply_kind kind)
 
 static void fake_stop(struct fake *f)
 {
+	/* Wakes an accept() still waiting for a client that never came. */
+	(void)shutdown(f->lfd, SHUT_RDWR);
 	pthread_join(f->thread, NULL);
 	close(f->lfd);
 	unlink(f->path);
@@ -428,4 +444,221 @@ Test(pam_client, long_rhost_is_cut_not_refused)
 	cr_assert_leq(strlen(f.got_rhost), 255);
 	cr_assert_gt(strlen(f.got_rhost), 240);
 	cr_assert_eq(strlen(f.got_rhost) % 3, 0, "cut inside a UTF-8 character");
+}
+
+/* ---- what failmode may open for, and what it never may ---------------------- */
+
+/* The only errors that mean "no broker / no answer in time". */
+static const int unreachable_errnos[] = {
+	ENOENT, ECONNREFUSED, ETIMEDOUT, ECONNRESET, EPIPE, ENOTCONN, EAGAIN,
+};
+
+/* A few of the many that do not: a request that cannot be framed, a bad
+ * socket path, an untrusted socket or peer, a malformed answer, this
+ * process out of fds or memory, a socket of the wrong kind. */
+static const int bad_errnos[] = {
+	EINVAL, EMSGSIZE, ENAMETOOLONG, EILSEQ, EPERM, EACCES, EBADMSG, EPROTO, ENOMEM,
+	EMFILE, ENFILE, ENOBUFS, ENOTDIR, ELOOP, EPROTOTYPE, ENOTSOCK, EIO, EINTR, E2BIG, 0,
+};
+
+Test(pam_client, only_a_short_list_of_errors_is_unreachable)
+{
+	for (size_t i = 0; i < sizeof(unreachable_errnos) / sizeof(unreachable_errnos[0]); i++)
+		cr_assert_eq(psbx_outcome_of_errno(-unreachable_errnos[i]), PSBX_UNREACHABLE,
+			     "-%s should let failmode decide", strerror(unreachable_errnos[i]));
+	for (size_t i = 0; i < sizeof(bad_errnos) / sizeof(bad_errnos[0]); i++)
+		cr_assert_eq(psbx_outcome_of_errno(-bad_errnos[i]), PSBX_BAD,
+			     "-%s (%d) must always refuse", strerror(bad_errnos[i]), bad_errnos[i]);
+	/* Out of range, or the wrong sign: never a reason to let anyone in. */
+	cr_assert_eq(psbx_outcome_of_errno(ENOENT), PSBX_BAD);
+	cr_assert_eq(psbx_outcome_of_errno(-100000), PSBX_BAD);
+	cr_assert_eq(psbx_outcome_of_errno(INT_MIN), PSBX_BAD);
+}
+
+/* A string of n bytes of c. */
+static char *filled(size_t n, char c)
+{
+	char *s = malloc(n + 1);
+
+	cr_assert_not_null(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* The account check of l against a fake broker that would allow anyone,
+ * and against no broker at all: an unframeable request is refused (BAD,
+ * never UNREACHABLE, which failmode=open would admit) and never sent. */
+static void assert_unsent(const struct psbx_login *l, const char *why)
+{
+	struct psbx_conn none = { .socket = "/nonexistent/sbx.sock", .timeout_ms = 500 };
+	struct psbx_conn c = { .timeout_ms = 2000 };
+	struct psbx_answer a;
+	struct fake f;
+
+	fake_start(&f, R_ALLOWED);
+	c.socket = f.path;
+	psbx_check(&c, l, &a);
+	fake_stop(&f);
+	cr_assert_eq(a.outcome, PSBX_BAD, "broker running: %s, not refused", psbx_outcome_name(a.outcome));
+	cr_assert(a.unsent, "said it was sent");
+	cr_assert_not(f.accepted, "an unframeable request reached the broker");
+	cr_assert(strstr(a.message, why), "why: '%s', want '%s'", a.message, why);
+
+	psbx_check(&none, l, &a);
+	cr_assert_eq(a.outcome, PSBX_BAD, "broker down: %s, not refused", psbx_outcome_name(a.outcome));
+	cr_assert(a.unsent);
+	cr_assert(strstr(a.message, why), "why: '%s', want '%s'", a.message, why);
+}
+
+Test(pam_client, a_user_name_too_long_to_frame_is_refused_not_unreachable)
+{
+	struct psbx_login l = alice;
+	char *name = filled(5000, 'a');
+
+	l.user = name;
+	assert_unsent(&l, "the user name is 5000 bytes, more than 4096");
+	name[SBX_STR_MAX + 1] = '\0';
+	assert_unsent(&l, "is 4097 bytes");
+	free(name);
+}
+
+Test(pam_client, a_user_name_that_is_not_utf8_is_refused_not_unreachable)
+{
+	const char *bad[] = { "al\xffice", "\xc3", "\xc0\xaf" /* overlong '/' */,
+			      "\xed\xa0\x80" /* a surrogate */, "\xf4\x90\x80\x80" /* > U+10FFFF */ };
+	struct psbx_login l = alice;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		l.user = bad[i];
+		assert_unsent(&l, "the user name is not valid UTF-8");
+	}
+}
+
+Test(pam_client, session_calls_with_an_unframeable_user_are_refused_not_unreachable)
+{
+	struct psbx_conn none = { .socket = "/nonexistent/sbx.sock", .timeout_ms = 500 };
+	struct psbx_login l = alice;
+	struct psbx_answer a;
+	char *name = filled(5000, 'u');
+
+	l.user = name;
+	psbx_session_open(&none, &l, 0, &a);
+	cr_assert_eq(a.outcome, PSBX_BAD, "session open: %s", psbx_outcome_name(a.outcome));
+	cr_assert(a.unsent);
+	psbx_session_close(&none, &l, 7, &a);
+	cr_assert_eq(a.outcome, PSBX_BAD, "session close: %s", psbx_outcome_name(a.outcome));
+	l.user = "bad\xfe";
+	psbx_session_open(&none, &l, 0, &a);
+	cr_assert_eq(a.outcome, PSBX_BAD);
+	free(name);
+}
+
+Test(pam_client, prompt_calls_with_unframeable_text_are_refused_not_unreachable)
+{
+	struct psbx_conn none = { .socket = "/nonexistent/sbx.sock", .timeout_ms = 500 };
+	struct psbx_conn c = { .timeout_ms = 2000 };
+	char roles[2][SBX_NAME_MAX + 1];
+	struct psbx_answer a;
+	struct fake f;
+	int64_t def;
+	char *text = filled(5000, 'r');
+
+	/* A reason typed at the prompt, longer than a frame can carry. */
+	psbx_request(&none, "erin", "sandbox-admin", 3600, text, &a);
+	cr_assert_eq(a.outcome, PSBX_BAD, "long reason, no broker: %s", psbx_outcome_name(a.outcome));
+	cr_assert(strstr(a.message, "the reason is 5000 bytes"), "%s", a.message);
+	fake_start(&f, R_ALLOWED);
+	c.socket = f.path;
+	psbx_request(&c, "erin", "sandbox-admin", 3600, "fix \xff disk", &a);
+	fake_stop(&f);
+	cr_assert_eq(a.outcome, PSBX_BAD, "a reason that is not UTF-8: %s",
+		     psbx_outcome_name(a.outcome));
+	cr_assert_not(f.accepted);
+	cr_assert(strstr(a.message, "the reason is not valid UTF-8"), "%s", a.message);
+
+	psbx_request(&none, text, "sandbox-admin", 3600, "why", &a);
+	cr_assert_eq(a.outcome, PSBX_BAD);
+	psbx_status(&none, text, 12, &a);
+	cr_assert_eq(a.outcome, PSBX_BAD, "status: %s", psbx_outcome_name(a.outcome));
+	cr_assert_eq(psbx_eligible_roles(&none, text, roles, 2, &def, &a), 0);
+	cr_assert_eq(a.outcome, PSBX_BAD, "roles: %s", psbx_outcome_name(a.outcome));
+	free(text);
+}
+
+/* What is only recorded (service, rhost, tty) never fails a login: it is
+ * cut to the broker's sizes and made valid UTF-8 before it is sent. */
+Test(pam_client, recorded_items_that_are_not_utf8_are_cleaned_not_refused)
+{
+	struct psbx_login l = alice;
+	struct psbx_conn c = { .timeout_ms = 2000 };
+	struct psbx_answer a;
+	struct fake f;
+	char *service = filled(300, 's');
+
+	l.rhost = "host\xff.example";
+	l.tty = "pts/\xc3";
+	l.service = service;
+	fake_start(&f, R_ALLOWED);
+	c.socket = f.path;
+	psbx_check(&c, &l, &a);
+	fake_stop(&f);
+	cr_assert_eq(a.outcome, PSBX_YES, "%s: %s", psbx_outcome_name(a.outcome), a.message);
+	cr_assert_str_eq(f.got_rhost, "host?.example");
+	cr_assert_str_eq(f.got_tty, "pts/?");
+	cr_assert_eq(strlen(f.got_service), SBX_NAME_MAX, "service cut to %u", SBX_NAME_MAX);
+	free(service);
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* The module lives in sshd: no call may leave an fd behind, whatever the
+ * broker does (answers, refuses, garbage, hangs up, is not there) and
+ * whether or not the request could be sent at all. */
+Test(pam_client, no_fd_is_left_open_on_any_path)
+{
+	enum reply_kind kinds[] = { R_ALLOWED, R_DENIED, R_GARBAGE, R_WRONG_OP, R_ERROR_FRAME,
+				    R_UNAVAILABLE, R_SESSION_OK };
+	struct psbx_conn none = { .socket = "/nonexistent/sbx.sock", .timeout_ms = 500 };
+	struct psbx_conn notsock = { .socket = "/dev/null", .timeout_ms = 500, .require_root = true };
+	struct psbx_login l = alice;
+	struct psbx_answer a;
+	char *name = filled(5000, 'a');
+	int fds = count_fds();
+
+	for (int i = 0; i < 200; i++) {
+		psbx_check(&none, &alice, &a);
+		psbx_check(&notsock, &alice, &a);
+		l.user = name;
+		psbx_check(&none, &l, &a);
+		psbx_session_open(&none, &l, 0, &a);
+		psbx_request(&none, "erin", "sandbox-admin", 0, name, &a);
+	}
+	cr_assert_eq(count_fds(), fds, "no broker / unsent: fds left open");
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+			struct psbx_conn c = { .timeout_ms = 2000 };
+			struct fake f;
+
+			fake_start(&f, kinds[i]);
+			c.socket = f.path;
+			if (kinds[i] == R_SESSION_OK)
+				psbx_session_open(&c, &alice, 0, &a);
+			else
+				psbx_check(&c, &alice, &a);
+			fake_stop(&f);
+		}
+	}
+	cr_assert_eq(count_fds(), fds, "answers of every kind: fds left open");
+	free(name);
 }

@@ -197,7 +197,8 @@ Test(reference, prod_data_effective_values)
 	cr_assert_eq(regexec(&r->ticket_re[0], "INC-42", 0, NULL, 0), 0);
 	cr_assert_neq(regexec(&r->ticket_re[0], "INC-42x", 0, NULL, 0), 0);
 	cr_assert_eq(r->review_every, 90 * 86400);
-	cr_assert_eq(r->on_expiry, SBX_ON_EXPIRY_KEEP);
+	cr_assert_eq(r->on_expiry, SBX_ON_EXPIRY_TERMINATE,
+		     "a role with a unix_group ends the holder's processes unless it says keep");
 	cr_assert_eq(r->gid, 60002);
 	cr_assert(!r->matches_host, "sbx-clinical-* does not match sbx-01");
 	sbx_policy_free(p);
@@ -979,4 +980,92 @@ Test(files, success_leaves_errors_empty_and_free_accepts_null)
 	sbx_policy_free(NULL);
 	/* Errors may also be ignored altogether. */
 	cr_assert_eq(sbx_policy_load_buffer("x: 1\n", 5, "t", &p, NULL, NULL), -1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* fleet: (docs/fleet.md) and --host */
+
+static struct sbx_policy *load_fleet(const char *yaml, struct sbx_settings *st)
+{
+	struct sbx_policy *p = NULL;
+	struct sbx_policy_errors e = { 0 };
+	int rc = sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, st, &e);
+
+	if (rc != 0)
+		dump_errors(&e);
+	cr_assert_eq(rc, 0);
+	sbx_policy_errors_free(&e);
+	return p;
+}
+
+Test(fleet, no_section_no_fleet_and_defaults)
+{
+	struct sbx_settings st;
+	struct sbx_policy *p = load_fleet("roles: {}\n", &st);
+
+	cr_assert_not(st.fleet.enabled);
+	sbx_policy_free(p);
+	p = load_fleet("fleet:\n  postgres: \"host=10.0.0.5,10.0.0.6 dbname=sbx user=sbx "
+		       "target_session_attrs=read-write\"\nroles: {}\n", &st);
+	cr_assert(st.fleet.enabled);
+	cr_assert_str_eq(st.fleet.postgres, "host=10.0.0.5,10.0.0.6 dbname=sbx user=sbx "
+			 "target_session_attrs=read-write");
+	cr_assert_str_eq(st.fleet.password_file, "");
+	cr_assert_eq(st.fleet.timeout, 5);
+	cr_assert_eq(st.fleet.max_stale, 60);
+	cr_assert_eq(st.fleet.verify_every, 3600);
+	sbx_policy_free(p);
+	p = load_fleet("fleet:\n  postgres: postgresql://sbx@db1,db2/sbx?sslmode=verify-full\n"
+		       "  password_file: /etc/sbx/pg.pw\n  timeout: 2s\n  max_stale: 5m\n"
+		       "  verify_every: never\nroles: {}\n", &st);
+	cr_assert_str_eq(st.fleet.password_file, "/etc/sbx/pg.pw");
+	cr_assert_eq(st.fleet.timeout, 2);
+	cr_assert_eq(st.fleet.max_stale, 300);
+	cr_assert_eq(st.fleet.verify_every, 0);
+	sbx_policy_free(p);
+}
+
+Test(fleet, a_password_in_the_conninfo_is_refused)
+{
+	expect_error("fleet:\n  postgres: \"host=db dbname=sbx password=hunter2\"\nroles: {}\n", 2,
+		     13, "must not hold a password");
+	expect_error("fleet:\n  postgres: \"host=db password = x\"\nroles: {}\n", 2, 13,
+		     "put it in password_file");
+	expect_error("fleet:\n  postgres: postgresql://sbx:hunter2@db/sbx\nroles: {}\n", 2, 13,
+		     "must not hold a password");
+	expect_error("fleet:\n  postgres: postgresql://db/sbx?password=x\nroles: {}\n", 2, 13,
+		     "must not hold a password");
+}
+
+Test(fleet, every_key_is_checked)
+{
+	expect_error("fleet:\n  password_file: /x\nroles: {}\n", 2, 3, "fleet needs postgres");
+	expect_error("fleet:\n  postgres: host=db\n  password_file: pw\nroles: {}\n", 3, 18,
+		     "absolute path");
+	expect_error("fleet:\n  postgres: host=db\n  timeout: 2m\nroles: {}\n", 3, 12,
+		     "from 1s to 1m");
+	expect_error("fleet:\n  postgres: host=db\n  max_stale: soon\nroles: {}\n", 3, 14,
+		     "max_stale");
+	expect_error("fleet:\n  postgres: host=db\n  timeout: 10s\n  max_stale: 5s\nroles: {}\n", 2,
+		     3, "max_stale must be at least timeout");
+	expect_error("fleet:\n  postgres: host=db\n  sslmode: require\nroles: {}\n", 3, 3,
+		     "sslmode");
+	expect_error("fleet:\n  postgres: \"\"\nroles: {}\n", 2, 13, "must not be empty");
+}
+
+Test(fleet, set_host_matches_the_roles_again)
+{
+	struct sbx_policy *p = load_reference();
+	const struct sbx_role *admin = sbx_policy_role(p, "sandbox-admin");
+	const struct sbx_role *phi = sbx_policy_role(p, "prod-data");
+
+	cr_assert(admin->matches_host);
+	cr_assert_not(phi->matches_host);
+	cr_assert_eq(sbx_policy_set_host(p, "SBX-CLINICAL-01"), 0);
+	cr_assert_str_eq(p->broker.host, "SBX-CLINICAL-01");
+	cr_assert(phi->matches_host, "patterns match case-insensitively");
+	cr_assert_eq(sbx_policy_set_host(p, "build-07"), 0);
+	cr_assert_not(admin->matches_host);
+	cr_assert_not(phi->matches_host);
+	sbx_policy_free(p);
 }

@@ -311,6 +311,75 @@ Test(escape, cuts_at_a_character_boundary)
 	cr_assert_str_eq(out, "short");
 }
 
+Test(escape, mrkdwn_drops_invisible_characters)
+{
+	char out[200];
+
+	/* RLO, zero-width space, BOM, a C1 control: gone; a newline stays
+	 * (sbx's own text has lines). */
+	slack_escape("a\u202eb\u200bc\ufeffd\xc2\x9b" "e\nf", out, sizeof(out));
+	cr_assert_str_eq(out, "abcde\nf");
+}
+
+/* Text a person typed, for plain_text: nothing in it may act as Slack
+ * syntax or lay itself out as lines of sbx's. */
+Test(plain, each_attack_is_neutralized)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		/* mrkdwn and emoji codes stay as typed: plain_text (emoji
+		 * false) shows them as they are, bold or green tick never. */
+		{ "*APPROVED*", "*APPROVED*" },
+		{ "`sbxctl approve 7` ```done```", "`sbxctl approve 7` ```done```" },
+		{ ":white_check_mark: approved", ":white_check_mark: approved" },
+		/* Bidi overrides and isolates, zero-width characters, BOM. */
+		{ "fix \u202edeganam\u202c now", "fix deganam now" },
+		{ "a\u2066b\u2069c\u200dd\u200ee\ufefff\u2060g", "abcdefg" },
+		/* Line breaks of every kind fold into one space; nothing at
+		 * either end. */
+		{ "\n*Status:* approved", "*Status:* approved" },
+		{ "need root\n\n*Status:* approved by frank", "need root *Status:* approved by frank" },
+		{ "a\r\nb\tc\u2028d\u2029e\xc2\x85" "f\u00a0\u3000g  ", "a b c d e f g" },
+		/* Other controls go (C0, DEL, C1), invalid UTF-8 shows as '?'. */
+		{ "a\x01" "b\x1b[31mc\x7f" "d\xc2\x9b" "e", "ab[31mcde" },
+		{ "bad \xff\xc0\xaf \xed\xa0\x80 utf8", "bad ??? ??? utf8" },
+		/* Mentions and links: Slack reads & < > in every text object. */
+		{ "<!channel> look", "&lt;!channel&gt; look" },
+		{ "<https://evil|click>", "&lt;https://evil|click&gt;" },
+		{ "<@U024BE7LH> & <#C0>", "&lt;@U024BE7LH&gt; &amp; &lt;#C0&gt;" },
+		{ "", "" },
+		{ "\u202e\u200b \n", "" },
+	};
+	char out[200];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		slack_plain(cases[i].in, out, sizeof(out));
+		cr_assert_str_eq(out, cases[i].out, "case %zu", i);
+	}
+}
+
+Test(plain, a_10k_reason_is_cut_at_a_character_boundary)
+{
+	char *big = malloc(10 * 1024 + 1), out[2900];
+	size_t n;
+
+	cr_assert_not_null(big);
+	/* 5120 two-byte characters, one more byte than fits anywhere. */
+	for (size_t i = 0; i < 10 * 1024; i += 2)
+		memcpy(big + i, "\xc3\xa9", 2);
+	big[10 * 1024] = '\0';
+	slack_plain(big, out, sizeof(out));
+	n = strlen(out);
+	cr_assert_lt(n, sizeof(out));
+	cr_assert_eq(strcmp(out + n - 3, "..."), 0, "the cut is marked");
+	/* Only whole characters before the mark. */
+	cr_assert_eq((n - 3) % 2, 0);
+	for (size_t i = 0; i < n - 3; i += 2)
+		cr_assert(out[i] == '\xc3' && out[i + 1] == '\xa9', "byte %zu", i);
+	free(big);
+}
+
 /* ---- the slack: section ----------------------------------------------------------------- */
 
 static const char *BASE =
@@ -449,7 +518,7 @@ Test(message, a_pending_request_says_everything_and_has_buttons)
 	cr_assert(strstr(text, "*Who*\nerin"), "%s", text);
 	cr_assert(strstr(text, "`sbx-*` (this host: sbx-01)"), "%s", text);
 	cr_assert(strstr(text, "*For*\n1h30m"), "%s", text);
-	cr_assert(strstr(text, "*Ticket*\nINC-42"), "%s", text);
+	cr_assert(strstr(text, "Ticket: INC-42"), "%s", text);
 	cr_assert(strstr(text, "*Approvals*\n0 of 1"), "%s", text);
 	cr_assert(strstr(text, "debugging &lt;!channel&gt; &amp; the ingest"), "%s", text);
 	cr_assert(strstr(text, "erin's manager (frank) or security-leads (frank, grace)"), "%s",
@@ -496,7 +565,8 @@ Test(message, outcomes_have_no_buttons)
 	r.end_reason = "not <during> the freeze";
 	msg = slack_render(&b, &r, KEY);
 	all_text(msg, text, sizeof(text));
-	cr_assert(strstr(text, "*Denied* by grace: not &lt;during&gt; the freeze"), "%s", text);
+	cr_assert(strstr(text, "*Denied* by grace."), "%s", text);
+	cr_assert(strstr(text, "Reason given by grace: not &lt;during&gt; the freeze"), "%s", text);
 	cr_assert_null(actions_block(msg));
 	json_decref(msg);
 	sbx_policy_free(b.policy);
@@ -520,4 +590,109 @@ Test(message, state_keys)
 	slack_state_key(&r, key, sizeof(key));
 	cr_assert_str_eq(key, "lapsed");
 	cr_assert(slack_state_final(key));
+}
+
+/* Where a marker typed by someone turns up in a message: every text
+ * object whose text has it must be plain_text with emoji false, and no
+ * other string (the notification "text", a button value...) may have it.
+ * Returns how many places have it. */
+static size_t typed_places(const json_t *v, const char *marker, const char *key)
+{
+	size_t n = 0, i;
+	const char *k;
+	json_t *x;
+
+	if (json_is_string(v)) {
+		cr_assert_null(strstr(json_string_value(v), marker),
+			       "\"%s\" has what someone typed: %s", key, json_string_value(v));
+		return 0;
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			n += typed_places(x, marker, key);
+		return n;
+	}
+	if (!json_is_object(v))
+		return 0;
+	if (json_is_string(json_object_get(v, "text")) && json_is_string(json_object_get(v, "type")) &&
+	    strstr(json_string_value(json_object_get(v, "text")), marker)) {
+		cr_assert_str_eq(json_string_value(json_object_get(v, "type")), "plain_text", "%s",
+				 json_string_value(json_object_get(v, "text")));
+		cr_assert(json_is_false(json_object_get(v, "emoji")), "%s",
+			  json_string_value(json_object_get(v, "text")));
+		return 1;
+	}
+	json_object_foreach((json_t *)v, k, x)
+		n += typed_places(x, marker, k);
+	return n;
+}
+
+Test(message, what_people_typed_is_only_plain_text)
+{
+	struct sbx_broker b = { .policy = reference() };
+	struct sbx_req r = req(7, "erin", "sandbox-admin", 1800000000);
+	struct sbx_approval a = { .who = "frank", .comment = "XQ3 ok <!here> *fine*" };
+	json_t *msg;
+	char *dump;
+
+	r.reason = "XQ1 \n*Status:* :white_check_mark: *APPROVED* by `frank`\u202e <!channel> "
+		   "<https://evil|click>";
+	r.ticket = "XQ2 <!channel>\nINC-1";
+	r.duration = 3600;
+	r.approvals_needed = 2;
+	r.approvals = &a;
+	r.n_approvals = 1;
+	r.lapses_at = 1800086400;
+	msg = slack_render(&b, &r, KEY);
+	cr_assert_eq(typed_places(msg, "XQ1", "message"), 1, "the reason, once");
+	cr_assert_eq(typed_places(msg, "XQ2", "message"), 1, "the ticket, once");
+	cr_assert_eq(typed_places(msg, "XQ3", "message"), 1, "the comment, once");
+	dump = json_dumps(msg, JSON_COMPACT);
+	/* Nothing survives that Slack would act on, nor the bidi override;
+	 * what is left is in plain text, on one line. */
+	cr_assert_null(strstr(dump, "<!channel>"), "%s", dump);
+	cr_assert_null(strstr(dump, "<!here>"), "%s", dump);
+	cr_assert_null(strstr(dump, "<https://evil"), "%s", dump);
+	cr_assert_null(strstr(dump, "\xe2\x80\xae"), "%s", dump);
+	cr_assert(strstr(dump, "\"Reason: XQ1 *Status:* :white_check_mark: *APPROVED* by `frank` "
+			       "&lt;!channel&gt; &lt;https://evil|click&gt;\""), "%s", dump);
+	cr_assert(strstr(dump, "\"Ticket: XQ2 &lt;!channel&gt; INC-1\""), "%s", dump);
+	cr_assert(strstr(dump, "\"Comment by frank: XQ3 ok &lt;!here&gt; *fine*\""), "%s", dump);
+	/* It is labelled as the requester's, and sbx's own line is mrkdwn. */
+	cr_assert(strstr(dump, "*In the requester's words*"), "%s", dump);
+	cr_assert(strstr(dump, "{\"type\":\"mrkdwn\",\"text\":\":hourglass_flowing_sand: *Waiting"),
+		  "%s", dump);
+	free(dump);
+	json_decref(msg);
+
+	/* A deny reason and a 10 KiB reason: plain text, cut to Slack's size. */
+	r.state = SBX_REQ_DENIED;
+	r.ended_by = "grace";
+	r.end_reason = "XQ4 *Approved* by frank :white_check_mark:\n";
+	r.reason = malloc(10 * 1024 + 8);
+	cr_assert_not_null(r.reason);
+	memset(r.reason, 'x', 10 * 1024);
+	memcpy(r.reason, "XQ1", 3);
+	r.reason[10 * 1024] = '\0';
+	msg = slack_render(&b, &r, KEY);
+	cr_assert_eq(typed_places(msg, "XQ1", "message"), 1);
+	cr_assert_eq(typed_places(msg, "XQ4", "message"), 1);
+	dump = json_dumps(msg, JSON_COMPACT);
+	cr_assert(strstr(dump, "\"Reason given by grace: XQ4 *Approved* by frank :white_check_mark:\""),
+		  "%s", dump);
+	free(dump);
+	{
+		size_t i;
+		json_t *bl;
+
+		json_array_foreach(json_object_get(msg, "blocks"), i, bl) {
+			const char *t = json_string_value(json_object_get(json_object_get(bl, "text"),
+									  "text"));
+
+			cr_assert(!t || strlen(t) <= 3000, "block %zu has %zu bytes", i, strlen(t));
+		}
+	}
+	json_decref(msg);
+	free(r.reason);
+	sbx_policy_free(b.policy);
 }

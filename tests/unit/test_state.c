@@ -230,3 +230,91 @@ Test(state, snapshot_garbage_is_refused)
 	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0);
 	json_decref(bad);
 }
+
+/* ---- trials (the fleet's optimistic appends) ---- */
+
+static char *dump_state(void)
+{
+	json_t *j = sbx_state_to_json(st);
+	char *s = json_dumps(j, JSON_SORT_KEYS);
+
+	json_decref(j);
+	return s;
+}
+
+Test(state, a_trial_is_taken_back_whole)
+{
+	struct sbx_req *open[8], *r1;
+	char *before, *after;
+
+	cr_assert_eq(create(1, "erin", "sandbox-admin", T0), 0);
+	cr_assert_eq(create(2, "erin", "sandbox-readonly", T0), 0);
+	cr_assert_eq(activate(2, T0 + 1, 600), 0);
+	cr_assert_eq(create(3, "dave", "sandbox-admin", T0 + 2), 0);
+	r1 = sbx_state_get(st, 1);
+	before = dump_state();
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 601);
+
+	cr_assert_eq(sbx_state_trial_begin(st), 0);
+	cr_assert_eq(sbx_state_trial_begin(st), -1, "trials do not nest");
+	/* approve and activate 1, revoke 2, deny 3, and file two more */
+	cr_assert_eq(event("request.approval", 1, "frank", T0 + 10), 0, "%s", err);
+	cr_assert_eq(activate(1, T0 + 10, 60), 0, "%s", err);
+	cr_assert_eq(event("grant.revoked", 2, "frank", T0 + 11), 0, "%s", err);
+	cr_assert_eq(event("request.denied", 3, "grace", T0 + 12), 0, "%s", err);
+	cr_assert_eq(create(4, "erin", "sandbox-readonly", T0 + 13), 0, "%s", err);
+	cr_assert_eq(activate(4, T0 + 13, 5), 0, "%s", err);
+	cr_assert_eq(create(5, "carol", "sandbox-admin", T0 + 14), 0, "%s", err);
+	cr_assert_eq(sbx_state_count(st), 5);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 18);
+	cr_assert_eq(sbx_state_get(st, 1)->state, SBX_REQ_ACTIVE);
+
+	sbx_state_trial_undo(st);
+	after = dump_state();
+	cr_assert_str_eq(before, after);
+	cr_assert_eq(sbx_state_count(st), 3);
+	cr_assert_eq(sbx_state_next_id(st), 4);
+	cr_assert_eq(sbx_state_get(st, 1), r1, "a request keeps its address");
+	cr_assert_eq(r1->state, SBX_REQ_PENDING);
+	cr_assert_eq(r1->n_approvals, 0);
+	cr_assert_eq(sbx_state_user_open(st, "erin", open, 8), 2);
+	cr_assert_eq(sbx_state_user_open(st, "dave", open, 8), 1);
+	cr_assert_eq(sbx_state_user_open(st, "carol", open, 8), 0);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 601);
+	/* and the same records apply again after it */
+	cr_assert_eq(sbx_state_trial_begin(st), 0);
+	sbx_state_trial_undo(st);
+	cr_assert_eq(event("request.approval", 1, "frank", T0 + 20), 0, "%s", err);
+	cr_assert_eq(create(4, "erin", "sandbox-readonly", T0 + 21), 0, "%s", err);
+	cr_assert_eq(sbx_state_count(st), 4);
+	free(before);
+	free(after);
+}
+
+Test(state, revoked_here_stops_counting_but_stays_active)
+{
+	struct sbx_state *copy = sbx_state_new();
+	json_t *snap;
+	struct sbx_req *r;
+
+	cr_assert_eq(create(1, "erin", "sandbox-admin", T0), 0);
+	cr_assert_eq(activate(1, T0 + 1, 3600), 0);
+	r = sbx_state_get(st, 1);
+	cr_assert(sbx_req_live(r, T0 + 2));
+	cr_assert_eq(event("grant.revoked_here", 1, "root", T0 + 3), 0, "%s", err);
+	cr_assert_eq(r->state, SBX_REQ_ACTIVE);
+	cr_assert(r->revoked_here);
+	cr_assert_not(sbx_req_live(r, T0 + 4));
+	cr_assert_str_eq(r->ended_by, "root");
+	/* a snapshot keeps it */
+	snap = sbx_state_to_json(st);
+	cr_assert_eq(sbx_state_from_json(copy, snap, err, sizeof(err)), 0, "%s", err);
+	cr_assert(sbx_state_get(copy, 1)->revoked_here);
+	/* the fleet's own end still applies on top of it */
+	cr_assert_eq(event("grant.revoked", 1, "root", T0 + 5), 0, "%s", err);
+	cr_assert_eq(r->state, SBX_REQ_REVOKED);
+	/* and a revoked_here of an ended grant changes nothing */
+	cr_assert_eq(event("grant.revoked_here", 1, "root", T0 + 6), 0, "%s", err);
+	json_decref(snap);
+	sbx_state_free(copy);
+}
