@@ -1,9 +1,10 @@
 /*
- * Outside text (common/text.h): sbx_sanitize must always give valid UTF-8
- * without control characters, C1 controls or bidi overrides, cut to the
- * buffer; sbx_name_valid must accept only what the comment promises.  The
- * first byte picks the output buffer size, so truncation in the middle
- * of a sequence is reached too.
+ * Outside text (common/text.h): sbx_utf8_valid must agree with an
+ * independent RFC 3629 decoder on any bytes; sbx_sanitize must always give
+ * valid UTF-8 without control characters, C1 controls or bidi overrides,
+ * cut to the buffer; sbx_name_valid must accept only what the comment
+ * promises.  The first byte picks the output buffer size, so truncation
+ * in the middle of a sequence is reached too.
  */
 #include "fuzz.h"
 
@@ -13,9 +14,9 @@
 #include <stdbool.h>
 
 /* Independent of text.c on purpose: a strict decoder (no overlong forms,
- * no surrogates, nothing above U+10FFFF) that also rejects what must
- * never reach a terminal. */
-static bool terminal_safe_utf8(const unsigned char *s, size_t n)
+ * no surrogates, nothing above U+10FFFF, no NUL) that, for terminal text,
+ * also rejects what must never reach a terminal. */
+static bool utf8_ok(const unsigned char *s, size_t n, bool terminal)
 {
 	size_t i = 0;
 
@@ -24,7 +25,7 @@ static bool terminal_safe_utf8(const unsigned char *s, size_t n)
 		size_t len;
 
 		if (c < 0x80) {
-			if (c < 0x20 || c == 0x7f)
+			if (c == 0 || (terminal && (c < 0x20 || c == 0x7f)))
 				return false;
 			i++;
 			continue;
@@ -49,12 +50,19 @@ static bool terminal_safe_utf8(const unsigned char *s, size_t n)
 			cp = cp << 6 | (s[i + k] & 0x3f);
 		}
 		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f) ||
-		    (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		if (terminal && ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+				 (cp >= 0x2066 && cp <= 0x2069)))
 			return false;
 		i += len;
 	}
 	return true;
+}
+
+static bool terminal_safe_utf8(const unsigned char *s, size_t n)
+{
+	return utf8_ok(s, n, true);
 }
 
 static bool name_alphabet(const char *s)
@@ -75,6 +83,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* 0..255: 0 and 1 are the edge cases of the size check. */
 	outlen = data[0];
+	/* The raw bytes, NULs and all, as a frame's STR or a form value
+	 * reaches the check. */
+	FUZZ_CHECK(sbx_utf8_valid((const char *)data + 1, size - 1) ==
+		   utf8_ok(data + 1, size - 1, false), "sbx_utf8_valid disagrees with RFC 3629");
 	in = fuzz_str(data + 1, size - 1);
 	out = malloc(outlen + 1);
 	again = malloc(outlen + 1);
@@ -87,6 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(len < outlen, "output of %zu bytes in a %zu-byte buffer", len, outlen);
 		FUZZ_CHECK(terminal_safe_utf8((const unsigned char *)out, len),
 			   "sanitized text is not terminal-safe UTF-8");
+		FUZZ_CHECK(sbx_utf8_valid(out, len), "sbx_utf8_valid refuses sanitized text");
 		/* Sanitizing what is already safe changes nothing. */
 		sbx_sanitize(out, again, outlen);
 		FUZZ_CHECK(strcmp(out, again) == 0, "sbx_sanitize is not idempotent");
