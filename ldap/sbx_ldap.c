@@ -443,8 +443,12 @@ char *sbx_ldap_uid_of_dn(const char *attr_uid, const char *dn)
 		ldap_dnfree(parsed);
 		return NULL;
 	}
+	/* An empty value ("uid=") comes back as a NULL bv_val, which memchr
+	 * and strndup must not be given (found by tests/fuzz/fuzz_ldap.c);
+	 * it names nobody anyway. */
 	if (parsed[0][0]->la_attr.bv_len == strlen(attr_uid) &&
 	    strncasecmp(parsed[0][0]->la_attr.bv_val, attr_uid, strlen(attr_uid)) == 0 &&
+	    parsed[0][0]->la_value.bv_val && parsed[0][0]->la_value.bv_len > 0 &&
 	    !memchr(parsed[0][0]->la_value.bv_val, '\0', parsed[0][0]->la_value.bv_len))
 		uid = strndup(parsed[0][0]->la_value.bv_val, parsed[0][0]->la_value.bv_len);
 	ldap_dnfree(parsed);
