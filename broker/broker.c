@@ -100,6 +100,18 @@ static int propose(struct sbx_broker *b, const char *event, const char *actor,
 	return 0;
 }
 
+void sbx_broker_op_begin(struct sbx_broker *b)
+{
+	if (b->journal)
+		sbx_journal_op_begin(b->journal);
+}
+
+void sbx_broker_op_end(struct sbx_broker *b)
+{
+	if (b->journal)
+		sbx_journal_op_end(b->journal);
+}
+
 int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor,
 		      json_t *fields, uint64_t *seq)
 {
@@ -119,13 +131,18 @@ int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor
 			fields = json_object();
 		json_object_set_new(fields, "fleet_seq", json_integer((json_int_t)b->fleet_seq));
 	}
+	/* What the record sets off (an extension ended with its grant, a
+	 * notice queued) is one operation with it. */
+	sbx_broker_op_begin(b);
 	if (sbx_journal_append(b->journal, event, actor, fields, seq, &rec) < 0) {
+		sbx_broker_op_end(b);
 		sbx_broker_degrade(b);
 		goto out;
 	}
 	if (sbx_state_apply(b->state, rec, err, sizeof(err)) < 0) {
 		/* The journal now holds a record memory refused: a bug, and the
 		 * next start-up would stop on it.  Stop changing anything. */
+		sbx_broker_op_end(b);
 		sbx_err("internal error applying %s: %s", event, err);
 		snprintf(b->degraded, sizeof(b->degraded), "internal error applying %s: %s",
 			 event, err);
@@ -133,6 +150,7 @@ int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor
 	}
 	features_on_record(b, rec);
 	end_extensions(b, rec);
+	sbx_broker_op_end(b);
 	ret = 0;
 out:
 	json_decref(rec);
@@ -212,7 +230,7 @@ const char *sbx_broker_not_recorded(const struct sbx_broker *b, char *why, size_
 
 void sbx_broker_degrade(struct sbx_broker *b)
 {
-	char why[400], err[256];
+	char why[512], err[256];
 	struct sbx_state *fresh;
 	struct sbx_state *old = b->state;
 
@@ -618,9 +636,11 @@ int sbx_broker_request(struct sbx_broker *b, const struct sbx_request *q, uint32
 	json_object_set_new(f, "lapses_at", time_json(now + b->policy->broker.request_ttl));
 	if (q->through)
 		sbx_rec_str(f, "through", q->through);
+	sbx_broker_op_begin(b);
 	ret = sbx_broker_record(b, "request.created", q->person, f, wait_seq);
 	if (ret == 0 && role->auto_approve)
 		ret = activate(b, sbx_state_get(b->state, *id), now, wait_seq);
+	sbx_broker_op_end(b);
 	if (ret < 0) {
 		sbx_broker_unavailable(b, why, whylen);
 		return -SBX_ST_UNAVAILABLE;
@@ -723,10 +743,12 @@ int sbx_broker_approve(struct sbx_broker *b, uint32_t id, const char *person,
 	json_object_set_new(f, "approvals_needed", json_integer(r->approvals_needed));
 	add_extra(f, extra);
 	extra = NULL;
+	sbx_broker_op_begin(b);
 	ret = sbx_broker_record(b, "request.approval", person, f, wait_seq);
 	f = NULL;
 	if (ret == 0 && r->n_approvals >= r->approvals_needed)
 		ret = activate(b, r, sbx_now(), wait_seq);
+	sbx_broker_op_end(b);
 	if (ret < 0) {
 		sbx_broker_unavailable(b, why, whylen);
 		ret = -SBX_ST_UNAVAILABLE;
@@ -1078,10 +1100,20 @@ static void record_startup(struct sbx_broker *b, const struct sbx_replay_info *i
 		sbx_rec_str(f, "file", info->truncated_file);
 		json_object_set_new(f, "bytes_cut", json_integer((json_int_t)info->truncated_bytes));
 		json_object_set_new(f, "last_good_seq", json_integer((json_int_t)info->last_seq));
+		if (info->records_cut)
+			json_object_set_new(f, "records_cut",
+					    json_integer((json_int_t)info->records_cut));
 		(void)sbx_broker_record(b, "journal.recovered", SBX_SYSTEM_ACTOR, f, &seq);
-		sbx_warn("journal: cut a torn record (%llu bytes) from %s after seq %llu",
-			 (unsigned long long)info->truncated_bytes, info->truncated_file,
-			 (unsigned long long)info->last_seq);
+		if (info->records_cut)
+			sbx_warn("journal: cut an unfinished operation (%llu complete records, "
+				 "%llu bytes in all) from %s after seq %llu: its client was never "
+				 "answered", (unsigned long long)info->records_cut,
+				 (unsigned long long)info->truncated_bytes, info->truncated_file,
+				 (unsigned long long)info->last_seq);
+		else
+			sbx_warn("journal: cut a torn record (%llu bytes) from %s after seq %llu",
+				 (unsigned long long)info->truncated_bytes, info->truncated_file,
+				 (unsigned long long)info->last_seq);
 	}
 	if (info->snapshot_note[0])
 		sbx_warn("journal: snapshot not used: %s", info->snapshot_note);

@@ -119,6 +119,11 @@ int64_t sbx_broker_next_deadline(const struct sbx_broker *b);
 
 /* ---- recording ------------------------------------------------------------ */
 
+/* Everything recorded between begin and end (they nest) is one atomic
+ * unit in the journal: a crash keeps all of it or none (journal.h). */
+void sbx_broker_op_begin(struct sbx_broker *b);
+void sbx_broker_op_end(struct sbx_broker *b);
+
 /* Journal a record and apply it to memory, then show it to the features.
  * fields is stolen (may be NULL).  0 and the seq, or -EROFS when the
  * broker cannot record (b->degraded says why). */

@@ -339,8 +339,11 @@ static void deferred_run(struct sbx_broker *b, struct sbx_change *ch, uint64_t *
 	struct deferred *d = (struct deferred *)ch;
 	struct sbx_call c = { .caller = &d->caller, .a = d->a, .reply = &d->reply };
 
-	if (check_caller(b, d->e, &c) == 0)
+	if (check_caller(b, d->e, &c) == 0) {
+		sbx_broker_op_begin(b);
 		d->e->fn(b, &c);
+		sbx_broker_op_end(b);
+	}
 	*local_seq = c.wait_seq;
 }
 
@@ -428,7 +431,10 @@ struct sbx_change *sbx_broker_handle(struct sbx_broker *b, struct sbx_caller *ca
 		later = defer(b, e, &c);
 		goto out;
 	}
+	/* Whatever one call records is one operation. */
+	sbx_broker_op_begin(b);
 	e->fn(b, &c);
+	sbx_broker_op_end(b);
 out:
 	reply_fixup(reply, h.op);
 	*wait_seq = c.wait_seq;

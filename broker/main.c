@@ -292,7 +292,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (sbx_journal_flush(b.journal) < 0) {
-		sbx_err("journal: %s", b.degraded[0] ? b.degraded : "flush failed");
+		char why[512];
+
+		if (!sbx_journal_failed(b.journal, why, sizeof(why)))
+			snprintf(why, sizeof(why), "%s", b.degraded[0] ? b.degraded : "flush failed");
+		sbx_err("journal: cannot write the start-up records to %s/journal: %s; "
+			"not starting (free space or fix the file system, then start again)",
+			b.policy->broker.state_dir, why);
 		goto out;
 	}
 	sbx_info("ready: host %s, socket %s, %llu journal records, %zu requests",

@@ -32,6 +32,20 @@ struct marker {
 	uint64_t first;         /* with this seq */
 };
 
+/* A record of the operation being appended, kept until the operation
+ * ends so its line can be written again with "continued":true. */
+struct op_rec {
+	uint64_t seq;
+	char ts[SBX_RFC3339_LEN];
+	char *mid;
+	size_t midlen;
+	uint64_t seg_off;       /* where its line starts in its segment */
+};
+
+/* What a record that is not the last of its operation carries. */
+#define CONTINUED ",\"continued\":true"
+#define CONTINUED_LEN (sizeof(CONTINUED) - 1)
+
 struct sbx_journal {
 	char *state_dir;
 	int sdirfd, jdirfd, lockfd, efd;
@@ -60,10 +74,24 @@ struct sbx_journal {
 	uint64_t last_rec_seg;  /* first seq of the segment holding last_seq */
 	uint64_t last_rec_off;  /* its line's offset there */
 	uint64_t snap_seq;
+	/* The operation being appended (sbx_journal_op_begin): the writer
+	 * leaves pend alone while one is open, so no part of an operation
+	 * reaches the disk before all of it. */
+	unsigned op_depth;
+	struct op_rec *op;
+	size_t op_n, op_cap;
+	size_t op_start;        /* in pend: where its first line starts */
+	char op_prev[SBX_JR_HEX + 1];
 
 	/* The writer thread's own. */
 	int segfd;
 	char segname[SBX_JR_SEG_NAME_MAX];
+	uint64_t seg_size;      /* bytes written to segname */
+	uint64_t wseg_first;    /* its first seq */
+	/* Where the durable records end: what a failed write is cut back to. */
+	bool dur_have;
+	uint64_t dur_first;     /* that segment's first seq */
+	uint64_t dur_size;
 	char *wbuf;
 	size_t wbuf_cap;
 	struct marker *wmk;
@@ -72,7 +100,7 @@ struct sbx_journal {
 	/* Published by the writer. */
 	uint64_t durable;       /* atomic */
 	bool failed;            /* atomic; why is written before it is set */
-	char why[256];
+	char why[512];
 	uint64_t syncs;         /* atomic */
 };
 
@@ -126,6 +154,8 @@ static int new_segment(struct sbx_journal *j, uint64_t first, char *why, size_t 
 		j->segfd = -1;
 	}
 	sbx_jr_seg_name(first, j->segname);
+	j->seg_size = 0;
+	j->wseg_first = first;
 	j->segfd = openat(j->jdirfd, j->segname,
 			  O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (j->segfd < 0) {
@@ -154,6 +184,8 @@ static int write_batch(struct sbx_journal *j, const char *buf, size_t len, const
 
 		if (end > pos) {
 			rc = j->segfd < 0 ? -EBADF : write_all(j->segfd, buf + pos, end - pos);
+			if (!rc)
+				j->seg_size += end - pos;
 			if (rc) {
 				snprintf(why, whylen, "write to journal/%s failed: %s", j->segname,
 					 strerror(-rc));
@@ -171,10 +203,76 @@ static int write_batch(struct sbx_journal *j, const char *buf, size_t len, const
 	return 0;
 }
 
+/* After a failed write or sync, make the files hold exactly the records
+ * that were acknowledged: a refused change must not come back when the
+ * next start-up replays what is on disk.  Shrinking a file and removing
+ * one need no free space, so this works on a full disk. */
+static int cut_to_durable(struct sbx_journal *j, char *why, size_t whylen)
+{
+	struct sbx_jr_seg *segs = NULL;
+	size_t nsegs = 0;
+	char lerr[160];
+	int fd = -1, ret = -1;
+
+	if (j->segfd >= 0) {
+		close(j->segfd);
+		j->segfd = -1;
+	}
+	if (sbx_jr_list_segments(j->jdirfd, &segs, &nsegs, lerr, sizeof(lerr))) {
+		snprintf(why, whylen, "%s", lerr);
+		goto out;
+	}
+	for (size_t i = 0; i < nsegs; i++) {
+		if (j->dur_have && segs[i].first <= j->dur_first)
+			continue;
+		if (unlinkat(j->jdirfd, segs[i].name, 0)) {
+			snprintf(why, whylen, "cannot remove journal/%s: %s", segs[i].name,
+				 strerror(errno));
+			goto out;
+		}
+	}
+	if (j->dur_have) {
+		char name[SBX_JR_SEG_NAME_MAX];
+
+		sbx_jr_seg_name(j->dur_first, name);
+		fd = openat(j->jdirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || ftruncate(fd, (off_t)j->dur_size) || fdatasync(fd)) {
+			snprintf(why, whylen, "cannot cut journal/%s back to %llu bytes: %s", name,
+				 (unsigned long long)j->dur_size, strerror(errno));
+			goto out;
+		}
+	}
+	if (fsync(j->jdirfd)) {
+		snprintf(why, whylen, "fsync of journal/ failed: %s", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(segs);
+	return ret;
+}
+
+/* Why the journal failed, and what became of the records that were
+ * written but never acknowledged. */
+static void fail_writer(struct sbx_journal *j, const char *what, uint64_t durable)
+{
+	char cut[160];
+
+	if (cut_to_durable(j, cut, sizeof(cut)) == 0)
+		snprintf(j->why, sizeof(j->why), "%s (the journal was cut back to seq %llu, the last "
+			 "record acknowledged)", what, (unsigned long long)durable);
+	else
+		snprintf(j->why, sizeof(j->why), "%s; cutting the records after seq %llu off failed "
+			 "too (%s): they are on disk but were never acknowledged", what,
+			 (unsigned long long)durable, cut);
+}
+
 static void *writer_main(void *arg)
 {
 	struct sbx_journal *j = arg;
-	char why[sizeof(j->why)];
+	char why[256];
 
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
@@ -184,7 +282,7 @@ static void *writer_main(void *arg)
 		uint64_t upto;
 		int rc;
 
-		while (!j->pend_len && !j->stopping)
+		while ((!j->pend_len || j->op_depth) && !j->stopping)
 			pthread_cond_wait(&j->wake, &j->mu);
 		if (!j->pend_len)
 			break;
@@ -206,10 +304,15 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&j->mu);
 		if (rc) {
 			/* Never retry: after a failed write or sync the file's
-			 * state is unknown (and the page cache may lie). */
-			memcpy(j->why, why, sizeof(j->why));
+			 * state is unknown (and the page cache may lie).  Cut
+			 * before anyone hears of the failure: a degraded broker
+			 * rebuilds its memory from the files. */
+			fail_writer(j, why, __atomic_load_n(&j->durable, __ATOMIC_ACQUIRE));
 			__atomic_store_n(&j->failed, true, __ATOMIC_RELEASE);
 		} else {
+			j->dur_have = true;
+			j->dur_first = j->wseg_first;
+			j->dur_size = j->seg_size;
 			__atomic_store_n(&j->durable, upto, __ATOMIC_RELEASE);
 			__atomic_add_fetch(&j->syncs, 1, __ATOMIC_RELAXED);
 		}
@@ -278,12 +381,16 @@ int sbx_journal_append_at(struct sbx_journal *j, int64_t time_us, const char *ev
 	sbx_format_rfc3339_us(time_us ? time_us : sbx_now_us(), ts);
 	linelen = sbx_jr_line_len(s, ts, midlen);
 	err = E2BIG;
-	if (linelen > SBX_JOURNAL_LINE_MAX)
+	/* Inside an operation the line may yet get "continued". */
+	if (linelen + (j->op_depth ? CONTINUED_LEN : 0) > SBX_JOURNAL_LINE_MAX)
 		goto unlock;
 	err = ENOMEM;
-	rotate = !j->have_seg || j->seg_bytes >= j->segment_max;
+	/* An operation never spans two segments: its lines are rewritten
+	 * in place when it ends. */
+	rotate = !j->have_seg || (j->seg_bytes >= j->segment_max && j->op_n == 0);
 	if (grow(&j->pend, &j->pend_cap, j->pend_len + linelen + 1, 1) ||
 	    (rotate && grow(&j->mk, &j->mk_cap, j->nmk + 1, sizeof(*j->mk))) ||
+	    (j->op_depth && grow(&j->op, &j->op_cap, j->op_n + 1, sizeof(*j->op))) ||
 	    (rec_out && !(copy = malloc(linelen))))
 		goto unlock;
 	p = j->pend + j->pend_len;
@@ -300,6 +407,21 @@ int sbx_journal_append_at(struct sbx_journal *j, int64_t time_us, const char *ev
 		j->seg_first = s;
 		j->seg_bytes = 0;
 	}
+	if (j->op_depth) {
+		struct op_rec *o = &j->op[j->op_n];
+
+		if (j->op_n == 0) {
+			j->op_start = j->pend_len;
+			memcpy(j->op_prev, j->last_hash, sizeof(j->op_prev));
+		}
+		o->seq = s;
+		memcpy(o->ts, ts, sizeof(o->ts));
+		o->mid = mid;
+		o->midlen = midlen;
+		o->seg_off = j->seg_bytes;
+		mid = NULL;
+		j->op_n++;
+	}
 	j->last_rec_seg = j->seg_first;
 	j->last_rec_off = j->seg_bytes;
 	j->seg_bytes += linelen + 1;
@@ -308,7 +430,7 @@ int sbx_journal_append_at(struct sbx_journal *j, int64_t time_us, const char *ev
 	__atomic_store_n(&j->last_seq, s, __ATOMIC_RELEASE);
 	if (copy)
 		memcpy(copy, p, linelen);
-	if (!j->deferred)
+	if (!j->deferred && !j->op_depth)
 		pthread_cond_signal(&j->wake);
 	ret = 0;
 unlock:
@@ -326,6 +448,90 @@ out:
 	if (ret)
 		errno = err;
 	return ret;
+}
+
+void sbx_journal_op_begin(struct sbx_journal *j)
+{
+	pthread_mutex_lock(&j->mu);
+	j->op_depth++;
+	pthread_mutex_unlock(&j->mu);
+}
+
+static void op_forget(struct sbx_journal *j)
+{
+	for (size_t i = 0; i < j->op_n; i++)
+		free(j->op[i].mid);
+	j->op_n = 0;
+}
+
+/* Write the operation's lines again, all but the last with "continued",
+ * re-chaining their hashes.  They are still in pend: nobody has seen
+ * them but the caller's memory, which never looks at the marker. */
+static int op_mark(struct sbx_journal *j)
+{
+	size_t total = 0, maxmid = 0, pos = 0;
+	char *buf = NULL, *mid = NULL, prev[SBX_JR_HEX + 1], hash[SBX_JR_HEX + 1];
+	uint64_t off = j->op[0].seg_off;
+	int ret = -1;
+
+	for (size_t i = 0; i < j->op_n; i++) {
+		struct op_rec *o = &j->op[i];
+		size_t midlen = o->midlen + (i + 1 < j->op_n ? CONTINUED_LEN : 0);
+
+		total += sbx_jr_line_len(o->seq, o->ts, midlen) + 1;
+		if (midlen > maxmid)
+			maxmid = midlen;
+	}
+	if (!(buf = malloc(total)) || !(mid = malloc(maxmid)) ||
+	    grow(&j->pend, &j->pend_cap, j->op_start + total, 1))
+		goto out;
+	memcpy(prev, j->op_prev, sizeof(prev));
+	for (size_t i = 0; i < j->op_n; i++) {
+		struct op_rec *o = &j->op[i];
+		bool more = i + 1 < j->op_n;
+		size_t midlen = o->midlen + (more ? CONTINUED_LEN : 0);
+		size_t linelen = sbx_jr_line_len(o->seq, o->ts, midlen);
+
+		memcpy(mid, o->mid, o->midlen);
+		if (more)
+			memcpy(mid + o->midlen, CONTINUED, CONTINUED_LEN);
+		if (sbx_jr_build_line(&j->sha, o->seq, o->ts, mid, midlen, prev, buf + pos, hash))
+			goto out;
+		buf[pos + linelen] = '\n';
+		memcpy(prev, hash, sizeof(prev));
+		j->last_rec_off = off;
+		off += linelen + 1;
+		pos += linelen + 1;
+	}
+	memcpy(j->pend + j->op_start, buf, total);
+	j->pend_len = j->op_start + total;
+	j->seg_bytes = off;
+	memcpy(j->last_hash, prev, sizeof(j->last_hash));
+	ret = 0;
+out:
+	free(buf);
+	free(mid);
+	return ret;
+}
+
+void sbx_journal_op_end(struct sbx_journal *j)
+{
+	pthread_mutex_lock(&j->mu);
+	if (j->op_depth && --j->op_depth == 0) {
+		if (j->op_n > 1 && !is_failed(j) && op_mark(j) < 0) {
+			/* The lines in pend no longer form a chain with what
+			 * follows: nothing more may be written. */
+			snprintf(j->why, sizeof(j->why), "out of memory marking an operation of %zu "
+				 "records (seq %llu...)", j->op_n, (unsigned long long)j->op[0].seq);
+			__atomic_store_n(&j->failed, true, __ATOMIC_RELEASE);
+			pthread_cond_broadcast(&j->done);
+			signal_event(j);
+		}
+		op_forget(j);
+		if (j->pend_len && !j->deferred)
+			pthread_cond_signal(&j->wake);
+	}
+	pthread_mutex_unlock(&j->mu);
 }
 
 uint64_t sbx_journal_durable_seq(const struct sbx_journal *j)
@@ -387,6 +593,12 @@ int sbx_journal_flush(struct sbx_journal *j)
 	if (!j)
 		return -1;
 	pthread_mutex_lock(&j->mu);
+	if (j->op_depth) {
+		/* The writer waits for the operation to end: it never would. */
+		pthread_mutex_unlock(&j->mu);
+		errno = EDEADLK;
+		return -1;
+	}
 	if (j->pend_len)
 		pthread_cond_signal(&j->wake);
 	while (!is_failed(j) && __atomic_load_n(&j->durable, __ATOMIC_ACQUIRE) < j->last_seq)
@@ -578,14 +790,26 @@ static int take_lock(struct sbx_journal *j, char *err, size_t errlen)
 	return 0;
 }
 
-/* Cut the torn tail that replay found; the writer appends after it. */
-static int cut_tail(struct sbx_journal *j, const struct sbx_jr_seg *seg,
+/* Cut the torn tail that replay found (a torn line, or an operation that
+ * never ended, which may reach into later segments: they go); the writer
+ * appends after it. */
+static int cut_tail(struct sbx_journal *j, const struct sbx_jr_seg *segs, size_t *nsegs,
 		    const struct sbx_jr_scan_result *res, struct sbx_replay_info *info, char *err,
 		    size_t errlen)
 {
-	int fd = openat(j->jdirfd, seg->name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	const struct sbx_jr_seg *seg = &segs[res->end_seg];
+	int fd;
 
-	if (fd < 0 || ftruncate(fd, (off_t)res->end_off) || fsync(fd)) {
+	for (size_t i = *nsegs; i-- > res->end_seg + 1;) {
+		if (unlinkat(j->jdirfd, segs[i].name, 0)) {
+			snprintf(err, errlen, "journal: cannot remove journal/%s: %s", segs[i].name,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	*nsegs = res->end_seg + 1;
+	fd = openat(j->jdirfd, seg->name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || ftruncate(fd, (off_t)res->end_off) || fsync(fd) || fsync(j->jdirfd)) {
 		snprintf(err, errlen, "journal: cannot cut the torn tail of journal/%s: %s", seg->name,
 			 strerror(errno));
 		if (fd >= 0)
@@ -595,6 +819,7 @@ static int cut_tail(struct sbx_journal *j, const struct sbx_jr_seg *seg,
 	close(fd);
 	info->truncated = true;
 	info->truncated_bytes = res->torn_bytes;
+	info->records_cut = res->torn_op;
 	snprintf(info->truncated_file, sizeof(info->truncated_file), "journal/%s", seg->name);
 	return 0;
 }
@@ -625,6 +850,11 @@ static int resume(struct sbx_journal *j, const struct sbx_jr_seg *segs, size_t n
 	j->have_seg = true;
 	j->seg_first = last->first;
 	j->seg_bytes = (uint64_t)st.st_size;
+	j->seg_size = (uint64_t)st.st_size;
+	j->wseg_first = last->first;
+	j->dur_have = true;
+	j->dur_first = last->first;
+	j->dur_size = (uint64_t)st.st_size;
 	return 0;
 }
 
@@ -667,7 +897,7 @@ int sbx_journal_open(const struct sbx_journal_opts *o, sbx_snapshot_fn on_snapsh
 	if (sbx_jr_replay(j->sdirfd, j->jdirfd, UINT64_MAX, on_snapshot, on_record, ctx, info, &segs,
 			  &nsegs, &res, err, errlen))
 		goto fail;
-	if (res.torn && cut_tail(j, &segs[res.end_seg], &res, info, err, errlen))
+	if (res.torn && cut_tail(j, segs, &nsegs, &res, info, err, errlen))
 		goto fail;
 	if (resume(j, segs, nsegs, &res, err, errlen))
 		goto fail;
@@ -733,6 +963,8 @@ void sbx_journal_close(struct sbx_journal *j)
 	pthread_cond_destroy(&j->done);
 	pthread_cond_destroy(&j->wake);
 	pthread_mutex_destroy(&j->mu);
+	op_forget(j);
+	free(j->op);
 	free(j->pend);
 	free(j->mk);
 	free(j->wbuf);

@@ -35,6 +35,7 @@ struct sbx_replay_info {
 	bool truncated;         /* a torn tail was cut off */
 	uint64_t truncated_bytes;
 	char truncated_file[256];
+	uint64_t records_cut;   /* complete records of an unfinished operation in it */
 	char snapshot_note[256];/* why a snapshot was ignored, if one was */
 };
 
@@ -81,6 +82,18 @@ int sbx_journal_append(struct sbx_journal *j, const char *event, const char *act
  * fleet's (docs/fleet.md). */
 int sbx_journal_append_at(struct sbx_journal *j, int64_t time_us, const char *event,
 			  const char *actor, const json_t *fields, uint64_t *seq, json_t **rec_out);
+
+/* One operation, one atomic unit: the records appended between begin
+ * and end (calls nest; the outermost pair counts) reach the disk
+ * together, and a start-up replays all of them or none.  Every record
+ * of an operation but its last carries "continued":true (the name is
+ * reserved); a replay holds such records until the one that ends them,
+ * and cuts an unfinished operation at the end of the journal like a torn
+ * line (docs/audit.md).  An operation does not span segments, and the
+ * writer waits while one is open: keep them to one change (flush inside
+ * one fails with EDEADLK). */
+void sbx_journal_op_begin(struct sbx_journal *j);
+void sbx_journal_op_end(struct sbx_journal *j);
 
 /* Group commit across a whole event-loop pass: with deferral on, appends
  * only queue, and the writer starts on sbx_journal_commit() (or a flush).

@@ -109,6 +109,10 @@ struct sbx_jr_scan_result {
 	uint64_t end_off;
 	bool torn;              /* REPLAY: bytes after end_off are a torn tail */
 	uint64_t torn_bytes;
+	size_t torn_op;         /* REPLAY: records of an unfinished operation in it */
+	/* While fn runs: where the record it is given starts. */
+	size_t cur_seg;
+	uint64_t cur_off;
 };
 
 /* Called on the scanning caller's thread, in order.  rec is borrowed.

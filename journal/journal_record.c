@@ -17,7 +17,8 @@
 
 static bool reserved_key(const char *k)
 {
-	static const char *const keys[] = { "seq", "time", "event", "actor", "prev", "hash" };
+	static const char *const keys[] = { "seq", "time", "event", "actor", "prev", "hash",
+					    "continued" };
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(k, keys[i]) == 0)

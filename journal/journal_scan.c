@@ -779,6 +779,8 @@ static int consume(struct consumer *c, const struct batch *b)
 			c->status = -1;
 			return 1;
 		}
+		c->sc->res->cur_seg = b->seg;
+		c->sc->res->cur_off = e->foff;
 		rc = c->fn ? c->fn(rec, line, e->len, c->ctx, c->err, c->errlen) : 0;
 		json_decref(rec);
 		if (rc < 0) {
@@ -959,13 +961,16 @@ struct replay_ctx {
 	sbx_replay_fn fn;
 	void *ctx;
 	uint64_t records;
+	const struct sbx_jr_scan_result *res;
+	/* The records of an operation not yet ended ("continued"). */
+	json_t **held;
+	size_t nheld, held_cap;
+	size_t held_seg;        /* where the first of them starts */
+	uint64_t held_off;
 };
 
-static int replay_rec(json_t *rec, const char *line, size_t len, void *arg, char *err,
-		      size_t errlen)
+static int deliver(struct replay_ctx *rc, json_t *rec, char *err, size_t errlen)
 {
-	struct replay_ctx *rc = arg;
-
 	if (rc->fn && rc->fn(rec, rc->ctx, err, errlen)) {
 		if (!err[0])
 			snprintf(err, errlen, "journal: replay stopped at seq %" PRId64,
@@ -973,6 +978,139 @@ static int replay_rec(json_t *rec, const char *line, size_t len, void *arg, char
 		return -1;
 	}
 	rc->records++;
+	return 0;
+}
+
+static void drop_held(struct replay_ctx *rc)
+{
+	for (size_t i = 0; i < rc->nheld; i++)
+		json_decref(rc->held[i]);
+	rc->nheld = 0;
+}
+
+static int hold(struct replay_ctx *rc, json_t *rec, char *err, size_t errlen)
+{
+	if (rc->nheld == rc->held_cap) {
+		size_t cap = rc->held_cap ? 2 * rc->held_cap : 16;
+		json_t **h = realloc(rc->held, cap * sizeof(*h));
+
+		if (!h) {
+			snprintf(err, errlen, "journal: out of memory holding an operation's records");
+			return -1;
+		}
+		rc->held = h;
+		rc->held_cap = cap;
+	}
+	if (rc->nheld == 0) {
+		rc->held_seg = rc->res->cur_seg;
+		rc->held_off = rc->res->cur_off;
+	}
+	rc->held[rc->nheld++] = json_incref(rec);
+	return 0;
+}
+
+/* An operation's records are applied together, when its last arrives. */
+static int replay_rec(json_t *rec, const char *line, size_t len, void *arg, char *err,
+		      size_t errlen)
+{
+	struct replay_ctx *rc = arg;
+	int ret = 0;
+
+	(void)line;
+	(void)len;
+	if (json_is_true(json_object_get(rec, "continued")))
+		return hold(rc, rec, err, errlen);
+	for (size_t i = 0; i < rc->nheld && ret == 0; i++)
+		ret = deliver(rc, rc->held[i], err, errlen);
+	drop_held(rc);
+	return ret ? ret : deliver(rc, rec, err, errlen);
+}
+
+/* Where the line before (seg, off) starts: the last line of the previous
+ * segment when off is 0.  0, or -1 when it cannot be read. */
+static int line_before(int jdirfd, const struct sbx_jr_seg *segs, size_t seg, uint64_t off,
+		       size_t *pseg, uint64_t *poff)
+{
+	char *buf = NULL;
+	size_t want, got = 0;
+	int fd = -1, ret = -1;
+	struct stat st;
+
+	if (off == 0) {
+		if (seg == 0)
+			return -1;
+		seg--;
+		fd = openat(jdirfd, segs[seg].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || fstat(fd, &st))
+			goto out;
+		off = (uint64_t)st.st_size;
+	} else {
+		fd = openat(jdirfd, segs[seg].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			goto out;
+	}
+	want = off < SBX_JOURNAL_LINE_MAX + 1 ? (size_t)off : SBX_JOURNAL_LINE_MAX + 1;
+	if (want < 2 || !(buf = malloc(want)))
+		goto out;
+	while (got < want) {
+		ssize_t r = pread(fd, buf + got, want - got, (off_t)(off - want + got));
+
+		if (r <= 0)
+			goto out;
+		got += (size_t)r;
+	}
+	*pseg = seg;
+	*poff = off - want;
+	for (size_t i = want - 1; i-- > 0;) {
+		if (buf[i] == '\n') {
+			*poff = off - want + i + 1;
+			break;
+		}
+	}
+	ret = 0;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* The journal ends inside an operation: its client was never answered
+ * (the writer sends no part of an operation before all of it), so it is
+ * a torn tail like a torn line, and open cuts it. */
+static int unfinished_operation(int jdirfd, const struct sbx_jr_seg *segs, size_t nsegs,
+				struct replay_ctx *rc, struct sbx_jr_scan_result *res, char *err,
+				size_t errlen)
+{
+	json_t *first = rc->held[0];
+	const char *prev = json_string_value(json_object_get(first, "prev"));
+	uint64_t first_seq = (uint64_t)json_integer_value(json_object_get(first, "seq"));
+	uint64_t bytes = 0;
+	struct stat st;
+
+	for (size_t i = rc->held_seg; i < nsegs; i++) {
+		if (fstatat(jdirfd, segs[i].name, &st, AT_SYMLINK_NOFOLLOW)) {
+			snprintf(err, errlen, "journal: cannot stat journal/%s: %s", segs[i].name,
+				 strerror(errno));
+			return -1;
+		}
+		bytes += (uint64_t)st.st_size - (i == rc->held_seg ? rc->held_off : 0);
+	}
+	res->last_seq = first_seq - 1;
+	memcpy(res->last_hash, prev && sbx_jr_is_hex64(prev) ? prev : zero_hash,
+	       sizeof(res->last_hash));
+	if (res->last_seq &&
+	    line_before(jdirfd, segs, rc->held_seg, rc->held_off, &res->last_seg, &res->last_off)) {
+		snprintf(err, errlen, "journal: cannot read the record before seq %" PRIu64,
+			 first_seq);
+		return -1;
+	}
+	res->end_seg = rc->held_seg;
+	res->end_off = rc->held_off;
+	res->torn = true;
+	res->torn_bytes = bytes;
+	res->torn_op = rc->nheld;
+	drop_held(rc);
 	return 0;
 }
 
@@ -1159,7 +1297,7 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 {
 	struct sbx_jr_scan_opts o = { .mode = SBX_JR_REPLAY, .jdirfd = jdirfd, .expect_seq = 1,
 				      .max_seq = max_seq };
-	struct replay_ctx rc = { .fn = on_record, .ctx = ctx };
+	struct replay_ctx rc = { .fn = on_record, .ctx = ctx, .res = res };
 	struct sbx_jr_seg *segs = NULL;
 	struct snap snap = { 0 };
 	size_t nsegs = 0;
@@ -1199,6 +1337,9 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 	err[0] = '\0';
 	if (sbx_jr_scan(&o, replay_rec, &rc, res, err, errlen))
 		goto out;
+	if (rc.nheld &&
+	    unfinished_operation(jdirfd, segs, nsegs, &rc, res, err, errlen))
+		goto out;
 	info->records = rc.records;
 	info->last_seq = res->last_seq;
 	if (max_seq != UINT64_MAX && res->last_seq < max_seq) {
@@ -1215,6 +1356,8 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 	ret = 0;
 out:
 	info->records = rc.records;
+	drop_held(&rc);
+	free(rc.held);
 	json_decref(snap.doc);
 	free(segs);
 	return ret;

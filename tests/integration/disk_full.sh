@@ -87,6 +87,19 @@ fi
 broker_stop
 diag "ulimit: the degraded broker exited with status $BROKER_RC"
 
+# Still no room (a limit below the journal's size): the broker refuses
+# to start, and says why.
+jsize=$(cat "$STATE"/journal/*.jsonl | wc -c)
+BROKER_PREFIX=(bash -c "ulimit -f $((jsize / 1024)) && exec \"\$@\"" sh)
+if broker_start; then
+	tap_fail "ulimit: the broker does not start while its start-up records cannot be written"
+	broker_stop
+else
+	tap_ok "ulimit: the broker does not start while its start-up records cannot be written"
+	assert_contains "ulimit: ... and its log says why" "$(tail -n 5 "$LOG")" "File too large"
+	assert_contains "ulimit: ... and what to do" "$(tail -n 5 "$LOG")" "not starting (free space"
+fi
+
 # Without the limit, the broker starts again from what is on disk.
 BROKER_PREFIX=()
 broker_start
@@ -109,31 +122,105 @@ broker_stop
 run "$SBXCTL" audit verify --state-dir "$STATE"
 assert_rc "ulimit: the journal verifies after the restart" 0
 
-# --- variant 2: a full tmpfs (ENOSPC) ------------------------------------------------
+# --- variant 2: a full tmpfs (ENOSPC), then room again -------------------------------
+# The tmpfs lives in a mount namespace held open by a sleeping process, so
+# the same state dir outlives the broker: the restart after space is freed
+# replays exactly what is on disk, and no refused request may be there.
+ns_journal_select() {
+	nsenter -t "$NS" -m sh -c 'cat "$1"/journal/*.jsonl' sh "$STATE" 2>/dev/null |
+		jq -c -R 'fromjson? // empty' | jq -c "select($1)"
+}
+# fill_parallel: ask in waves of 6 users at once until a wave has a
+# refusal, so the failing write holds several requests' records, whole
+# ones among them.  Sets ACKED, REFUSED, FAILED_USER and that user's
+# RC/OUT/ERR.
+fill_parallel() {
+	local i n u
+
+	ACKED=()
+	REFUSED=()
+	FAILED_USER=
+	for ((i = 1; i + 5 <= USERS - 12; i += 6)); do
+		local pids=()
+		for ((n = i; n < i + 6; n++)); do
+			u=$(printf 'u%03d' "$n")
+			( "$SBXREQ" --socket "$SOCK" --as "$u" --json burst >"$T/p.$u.out" 2>"$T/p.$u.err"
+			  echo $? >"$T/p.$u.rc" ) &
+			pids+=($!)
+		done
+		# Not a bare wait: the broker and the namespace holder are jobs too.
+		wait "${pids[@]}"
+		for ((n = i; n < i + 6; n++)); do
+			u=$(printf 'u%03d' "$n")
+			if [ "$(cat "$T/p.$u.rc")" = 0 ] &&
+			   [ "$(jq -r .state "$T/p.$u.out" 2>/dev/null)" = active ]; then
+				ACKED+=("$u")
+			else
+				REFUSED+=("$u")
+				FAILED_USER=$u
+			fi
+		done
+		if [ -n "$FAILED_USER" ]; then
+			RC=$(cat "$T/p.$FAILED_USER.rc")
+			OUT=$(cat "$T/p.$FAILED_USER.out")
+			ERR=$(cat "$T/p.$FAILED_USER.err")
+			return 0
+		fi
+	done
+	return 1
+}
+
 if ! is_root; then
 	tap_skip "ENOSPC on a tiny tmpfs" "needs root (a mount namespace and a tmpfs)"
 elif ! unshare -m --propagation private true 2>/dev/null; then
 	tap_skip "ENOSPC on a tiny tmpfs" "unshare -m is not permitted here"
-elif ! unshare -m --propagation private mount -t tmpfs -o size=8k sbxtest "$T" 2>/dev/null; then
-	tap_skip "ENOSPC on a tiny tmpfs" "mounting a tmpfs is not permitted here"
 else
 	mkdir -p "$T/full"
+	unshare -m --propagation private sleep 3600 &
+	NS=$!
+	track_pid "$NS"
+	wait_until 5 eval '[ "$(readlink /proc/$NS/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" ]'
+	if ! nsenter -t "$NS" -m mount -t tmpfs -o size=8k,mode=0700 sbxtest "$T/full"; then
+		tap_skip "ENOSPC on a tiny tmpfs" "mounting a tmpfs is not permitted here"
+		tap_done
+		exit
+	fi
 	STATE="$T/full/state"
-	# The tmpfs exists only in the broker's mount namespace.
-	BROKER_PREFIX=(unshare -m --propagation private
-		bash -c 'mount -t tmpfs -o size=8k,mode=0700 sbxtest "$0" && exec "$@"' "$T/full")
+	BROKER_PREFIX=(nsenter -t "$NS" -m)
 	broker_start
 	if tap_result "ENOSPC: broker starts with its state dir on an 8 KiB tmpfs"; then
-		if fill; then
-			diag "ENOSPC: ${#ACKED[@]} requests acknowledged, $FAILED_USER failed"
+		if fill_parallel; then
+			diag "ENOSPC: ${#ACKED[@]} requests acknowledged, refused: ${REFUSED[*]}"
 			assert_int_between "ENOSPC: some requests succeed before the disk is full" 1 40 \
 				"${#ACKED[@]}"
 			degraded_checks "ENOSPC"
+			assert_contains "ENOSPC: the broker says it cut the journal back" "$(cat "$LOG")" \
+				"the journal was cut back to seq"
 		else
 			tap_fail "ENOSPC: a request fails once the tmpfs is full"
 		fi
 		broker_stop
+		nsenter -t "$NS" -m mount -o remount,size=1m "$T/full"
+		broker_start
+		tap_result "ENOSPC: the broker starts again once there is room"
+		ctl --json grants --all
+		assert_eq "ENOSPC: after the restart, the granted users are exactly the acknowledged ones" \
+			"$(printf '%s\n' "${ACKED[@]}" | sort | tr '\n' ' ')" \
+			"$(json_get '.[].user' | sort | tr '\n' ' ')"
+		refused_json=$(printf '%s\n' "${REFUSED[@]}" u050 | jq -R . | jq -s -c .)
+		assert_eq "ENOSPC: no record of a refused request came back (${REFUSED[*]} u050)" "" \
+			"$(ns_journal_select "(.user as \$u | $refused_json | index(\$u)) and (.event | startswith(\"request.\") or startswith(\"grant.\"))")"
+		req --as "${FAILED_USER:-u060}" --json list
+		assert_eq "ENOSPC: $FAILED_USER has no request at all" 0 "$(json_get 'length')"
+		ctl check "${FAILED_USER:-u060}"
+		assert_rc "ENOSPC: $FAILED_USER still may not log in" 1
+		assert_eq "ENOSPC: the restart had nothing torn to cut" "" \
+			"$(ns_journal_select '.event == "journal.recovered"')"
+		broker_stop
+		run nsenter -t "$NS" -m "$SBXCTL" audit verify --state-dir "$STATE"
+		assert_rc "ENOSPC: the journal verifies after the restart" 0
 	fi
+	kill "$NS" 2>/dev/null
 fi
 
 tap_done

@@ -70,13 +70,28 @@ install_table() {
 	cp "$1" "$T/next.table" && chmod 644 "$T/next.table" && mv -f "$T/next.table" "$TABLE"
 }
 
+# lookup_past_bad_table: the broker's answer, asked up to 3 times when
+# there is none: the module gives the broker 40 ms, which a loaded
+# machine (the sanitizer run beside PostgreSQL) can miss.  A wrong
+# answer is never retried away.  Sets got and rc.
+lookup_past_bad_table() {
+	local try
+
+	for try in 1 2 3; do
+		got=$(getent_group sbx-admin)
+		rc=$?
+		[ -n "$got" ] || [ "$rc" -ge 128 ] && return 0
+		[ "$try" -lt 3 ] && diag "no answer (exit $rc) on try $try; asking again"
+	done
+	return 0
+}
+
 bad=0
 crashed=0
 for cut in $(seq 0 $((size - 1))); do
 	head -c "$cut" "$T/good.table" >"$T/cut.table"
 	install_table "$T/cut.table"
-	got=$(getent_group sbx-admin)
-	rc=$?
+	lookup_past_bad_table
 	[ "$rc" -ge 128 ] && crashed=$((crashed + 1))
 	if [ "$got" != "$WANT" ]; then
 		[ "$bad" -eq 0 ] && diag "cut at $cut: got '$got' (exit $rc)"
@@ -95,10 +110,12 @@ for i in $(seq 1 40); do
 		{ head -c 64 "$T/good.table"; head -c $((RANDOM % 300)) /dev/urandom; } >"$T/garbage.table"
 	fi
 	install_table "$T/garbage.table"
-	got=$(getent_group sbx-admin)
-	rc=$?
+	lookup_past_bad_table
 	[ "$rc" -ge 128 ] && crashed=$((crashed + 1))
-	[ "$got" = "$WANT" ] || bad=$((bad + 1))
+	if [ "$got" != "$WANT" ]; then
+		[ "$bad" -eq 0 ] && diag "garbage table $i: got '$got' (exit $rc)"
+		bad=$((bad + 1))
+	fi
 done
 assert_eq "garbage tables never crash getent" 0 "$crashed"
 assert_eq "... and the broker answers instead" 0 "$bad"

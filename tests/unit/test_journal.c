@@ -1087,6 +1087,182 @@ Test(journal, open_cuts_a_torn_tail_and_appends_after_it)
 	cut_file_free(&f);
 }
 
+/* ------------------------------------------------------ operations */
+
+/* 3 records alone, an operation of 3 (its second record nested in an
+ * inner begin/end), an operation of 2. */
+static void make_op_journal(const char *dir)
+{
+	struct coll c;
+	struct sbx_journal *j;
+
+	coll_init(&c);
+	j = jopen(dir, 0, 0, &c, NULL);
+	append_n(j, 1, 3);
+	sbx_journal_op_begin(j);
+	append_n(j, 4, 1);
+	sbx_journal_op_begin(j);
+	append_n(j, 5, 1);
+	sbx_journal_op_end(j);
+	append_n(j, 6, 1);
+	sbx_journal_op_end(j);
+	sbx_journal_op_begin(j);
+	append_n(j, 7, 2);
+	sbx_journal_op_end(j);
+	cr_assert_eq(sbx_journal_flush(j), 0);
+	sbx_journal_close(j);
+	coll_free(&c);
+}
+
+Test(journal, operations_mark_all_but_their_last_record)
+{
+	static const bool continued[9] = { [4] = true, [5] = true, [7] = true };
+	struct coll c;
+	struct sbx_journal *j;
+	struct sbx_replay_info info;
+	uint64_t count = 0;
+	json_t *f;
+
+	make_op_journal(sdir);
+	cr_assert_eq(verify(sdir, &count, NULL), 0);
+	cr_assert_eq(count, 8);
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, &info);
+	cr_assert_eq(json_array_size(c.recs), 8);
+	cr_assert_not(info.truncated);
+	for (size_t i = 0; i < 8; i++) {
+		json_t *rec = json_array_get(c.recs, i);
+
+		cr_assert_eq(rec_seq(rec), i + 1);
+		cr_assert_eq(json_is_true(json_object_get(rec, "continued")), continued[i + 1],
+			     "seq %zu", i + 1);
+		cr_assert_eq(json_integer_value(json_object_get(rec, "id")), (json_int_t)i + 1);
+	}
+	/* The name is the journal's: nobody else may write it. */
+	f = json_pack("{s:b}", "continued", 1);
+	errno = 0;
+	cr_assert_eq(sbx_journal_append(j, "x", "y", f, NULL, NULL), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_not(sbx_journal_failed(j, NULL, 0));
+	json_decref(f);
+	sbx_journal_close(j);
+	coll_free(&c);
+}
+
+/* Nothing of an open operation reaches the disk, and a flush inside one
+ * says it would wait forever instead of doing so. */
+Test(journal, an_open_operation_is_held_back)
+{
+	struct coll c;
+	struct sbx_journal *j;
+	struct pollfd p;
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	sbx_journal_op_begin(j);
+	append_n(j, 1, 2);
+	errno = 0;
+	cr_assert_eq(sbx_journal_flush(j), -1);
+	cr_assert_eq(errno, EDEADLK);
+	p.fd = sbx_journal_event_fd(j);
+	p.events = POLLIN;
+	cr_assert_eq(poll(&p, 1, 100), 0, "the writer wrote part of an open operation");
+	cr_assert_eq(sbx_journal_durable_seq(j), 0);
+	sbx_journal_op_end(j);
+	cr_assert_eq(sbx_journal_flush(j), 0);
+	cr_assert_eq(sbx_journal_durable_seq(j), 2);
+	sbx_journal_close(j);
+	coll_free(&c);
+}
+
+/* Every cut offset from the first operation on: a start-up replays whole
+ * operations only, cuts the rest off the file, and the chain goes on. */
+Test(journal, an_unfinished_operation_is_cut_at_every_offset)
+{
+	struct cut_file f;
+	char path[512], dir[512];
+
+	make_op_journal(sdir);
+	cut_file_load(&f, sdir);
+	cr_assert_eq(f.nlines, 8);
+	snprintf(dir, sizeof(dir), "%s/cut", tmpdir);
+	for (size_t x = f.end[3]; x <= f.len; x++) {
+		size_t keep = x >= f.end[8] ? 8 : x >= f.end[6] ? 6 : 3;
+		struct sbx_replay_info info;
+		struct sbx_journal *j;
+		struct coll c;
+		struct stat st;
+		uint64_t count = 0;
+
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		cr_assert_eq(mkdir(dir, 0700), 0);
+		cr_assert_lt(snprintf(path, sizeof(path), "%s/journal", dir), (int)sizeof(path));
+		cr_assert_eq(mkdir(path, 0700), 0);
+		seg_path(path, sizeof(path), dir, 1);
+		spit(path, f.data, x);
+
+		coll_init(&c);
+		j = jopen(dir, 0, 0, &c, &info);
+		cr_assert_eq(info.records, keep, "cut at %zu", x);
+		cr_assert_eq(info.last_seq, keep, "cut at %zu", x);
+		cr_assert_eq(json_array_size(c.recs), keep, "cut at %zu", x);
+		cr_assert_eq(info.truncated, x > f.end[keep], "cut at %zu", x);
+		if (info.truncated)
+			cr_assert_eq(info.truncated_bytes, x - f.end[keep], "cut at %zu", x);
+		cr_assert_eq(stat(path, &st), 0);
+		cr_assert_eq((size_t)st.st_size, f.end[keep], "cut at %zu: not cut back", x);
+		append_n(j, 100, 1);
+		sbx_journal_close(j);
+		coll_free(&c);
+		cr_assert_eq(verify(dir, &count, NULL), 0, "cut at %zu", x);
+		cr_assert_eq(count, keep + 1, "cut at %zu", x);
+	}
+	cut_file_free(&f);
+}
+
+/* An operation that began a segment and never ended leaves that segment
+ * empty, and the next record starts there again. */
+Test(journal, an_unfinished_operation_at_a_segment_start)
+{
+	struct coll c;
+	struct sbx_journal *j;
+	struct sbx_replay_info info;
+	char path[512];
+	uint64_t firsts[8], count = 0;
+	struct stat st;
+	size_t len;
+	char *data;
+
+	coll_init(&c);
+	/* A 1-byte segment limit: every record outside an operation rotates. */
+	j = jopen(sdir, 1, 0, &c, NULL);
+	append_n(j, 1, 2);
+	sbx_journal_op_begin(j);
+	append_n(j, 3, 3);
+	sbx_journal_op_end(j);
+	sbx_journal_close(j);
+	coll_free(&c);
+	cr_assert_eq(count_segments(sdir, firsts, 8), 3);
+	cr_assert_eq(firsts[2], 3);
+	/* Tear the operation's last line. */
+	seg_path(path, sizeof(path), sdir, 3);
+	data = slurp(path, &len);
+	cr_assert_eq(truncate(path, (off_t)(len - 10)), 0);
+	free(data);
+
+	coll_init(&c);
+	j = jopen(sdir, 1, 0, &c, &info);
+	cr_assert_eq(info.last_seq, 2);
+	cr_assert_eq(info.records_cut, 2);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_size, 0);
+	append_n(j, 10, 1);
+	sbx_journal_close(j);
+	coll_free(&c);
+	cr_assert_eq(verify(sdir, &count, NULL), 0);
+	cr_assert_eq(count, 3);
+}
+
 Test(journal, nul_filled_tail_is_torn)
 {
 	char path[512], zeros[8192] = { 0 };
@@ -1184,19 +1360,23 @@ static int write_failure_child(int report_fd)
 	signal(SIGXFSZ, SIG_IGN);
 	if (setrlimit(RLIMIT_FSIZE, &rl))
 		return 10;
+	/* Five records a batch: the failing write leaves whole records of
+	 * its batch in the file unless the writer cuts them. */
+	sbx_journal_defer_commits(j, true);
 	for (i = 0; i < 200; i++) {
 		json_t *f = sample_fields(i);
 		int rc = sbx_journal_append(j, "request.created", "erin", f, NULL, NULL);
 
 		json_decref(f);
-		if (rc || sbx_journal_flush(j))
+		if (rc || (i % 5 == 4 && sbx_journal_flush(j)))
 			break;
 	}
 	if (i == 200)
 		return 11;
 	if (!sbx_journal_failed(j, why, sizeof(why)))
 		return 12;
-	if (!strstr(why, "write to journal/000000000001.jsonl failed: File too large"))
+	if (!strstr(why, "write to journal/000000000001.jsonl failed: File too large") ||
+	    !strstr(why, "the journal was cut back to seq"))
 		return 13;
 	if (sbx_journal_append(j, "x", "y", NULL, NULL, NULL) != -1 || sbx_journal_flush(j) != -1)
 		return 14;
@@ -1241,12 +1421,13 @@ Test(journal, write_failure_fails_the_journal_for_good)
 	cr_assert_eq(read(pfd[0], &durable, sizeof(durable)), (ssize_t)sizeof(durable));
 	close(pfd[0]);
 
-	/* What the child was told is durable is there; the partial record
-	 * of the failed write is cut as a torn tail. */
+	/* What the child was told is durable is there, and nothing else:
+	 * the writer cut the failed batch itself, whole records and all. */
 	coll_init(&c);
 	j = jopen(sdir, 0, 0, &c, &info);
 	cr_assert_eq(info.last_seq, durable);
-	cr_assert(info.truncated);
+	cr_assert_eq(durable % 5, 0, "durable %" PRIu64 " is not a batch boundary", durable);
+	cr_assert_not(info.truncated, "%" PRIu64 " bytes were left to cut", info.truncated_bytes);
 	sbx_journal_close(j);
 	coll_free(&c);
 	cr_assert_eq(verify(sdir, &count, NULL), 0);
