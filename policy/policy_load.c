@@ -37,7 +37,10 @@
 #define SBX_DEFAULT_STATE_DIR "/var/lib/sbx"
 #endif
 
-#define POLICY_MAX_BYTES (1024 * 1024)
+/* A directory of 500,000 users written out is about 37 MB; the limit is
+ * there so that a wrong path (a log, a disk image) is refused at once. */
+#define POLICY_MAX_MIB 64
+#define POLICY_MAX_BYTES ((off_t)POLICY_MAX_MIB * 1024 * 1024)
 #define DEFAULT_MAX_DURATION (8 * 3600)
 #define DEFAULT_DEFAULT_DURATION 3600
 #define DEFAULT_APPROVALS 1u
@@ -2087,8 +2090,9 @@ static int read_policy(const char *path, char **buf, size_t *len, char *why, siz
 		goto out;
 	}
 	if (st.st_size > POLICY_MAX_BYTES) {
-		snprintf(why, whylen, "too large (%lld bytes; a policy may have at most 1 MiB)",
-			 (long long)st.st_size);
+		snprintf(why, whylen, "too large (%lld bytes; a policy may have at most %d MiB, "
+			 "%lld bytes)", (long long)st.st_size, POLICY_MAX_MIB,
+			 (long long)POLICY_MAX_BYTES);
 		goto out;
 	}
 	b = malloc((size_t)st.st_size + 1);
