@@ -801,6 +801,28 @@ Test(errors, duplicate_gid)
 		     "unix_group needs gid");
 }
 
+/* Duplicates are found by sorting and hashing, not by comparing every
+ * pair: each later role is told the first role that has the gid or name,
+ * once, wherever the roles are in the file. */
+Test(errors, duplicate_gid_among_many)
+{
+	expect_error_n(BASE "  c: { hosts: [x], unix_group: { name: gc, gid: 60009 } }\n"
+			    "  a: { hosts: [x], unix_group: { name: ga, gid: 60001 } }\n"
+			    "  b: { hosts: [x], unix_group: { name: gb, gid: 60009 } }\n"
+			    "  d: { hosts: [x], unix_group: { name: gd, gid: 60009 } }\n",
+		       14, 49, "gid 60009 is already used by role 'c'", 2);
+	expect_error_n(BASE "  c: { hosts: [x], unix_group: { name: gc, gid: 60009 } }\n"
+			    "  a: { hosts: [x], unix_group: { name: ga, gid: 60001 } }\n"
+			    "  b: { hosts: [x], unix_group: { name: gb, gid: 60009 } }\n"
+			    "  d: { hosts: [x], unix_group: { name: gd, gid: 60009 } }\n",
+		       13, 49, "gid 60009 is already used by role 'c'", 2);
+	expect_error_n(BASE "  a: { hosts: [x], unix_group: { name: g1, gid: 60001 } }\n"
+			    "  b: { hosts: [x], unix_group: { name: g2, gid: 60002 } }\n"
+			    "  c: { hosts: [x], unix_group: { name: g1, gid: 60003 } }\n"
+			    "  d: { hosts: [x], unix_group: { name: g1, gid: 60004 } }\n",
+		       14, 40, "unix group 'g1' is already used by role 'a'", 2);
+}
+
 Test(errors, duplicate_key)
 {
 	expect_error(BASE STRICT_ROLE "    max_duration: 1h\n    max_duration: 2h\n", 16, 5,
