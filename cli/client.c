@@ -798,34 +798,61 @@ int sbx_cli_main(const struct sbx_cli_tool *t, int argc, char **argv)
 	return rc;
 }
 
-int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool many,
-		      enum sbx_out_kind kind, json_t **out)
+/* A successful reply decoded as sbx_cli_call_json says (printing any
+ * failure).  The exit code; *out is set only on SBX_EXIT_OK. */
+static int decode_reply(const struct sbx_cli *c, const struct sbx_cli_reply *rep, uint16_t tag,
+			bool many, enum sbx_out_kind kind, json_t **out)
 {
-	struct sbx_cli_reply rep = { 0 };
-	json_t *j = NULL;
-	int rc;
+	json_t *j;
 
-	*out = NULL;
-	rc = sbx_cli_call(c, req, &rep);
-	if (rc)
-		goto out;
 	if (tag == 0)
-		j = sbx_out_decode_reply(rep.frame, rep.len, kind);
+		j = sbx_out_decode_reply(rep->frame, rep->len, kind);
 	else if (many)
-		j = sbx_out_reply_records(rep.frame, rep.len, tag, kind);
+		j = sbx_out_reply_records(rep->frame, rep->len, tag, kind);
 	else
-		j = sbx_out_reply_record(rep.frame, rep.len, tag, kind);
+		j = sbx_out_reply_record(rep->frame, rep->len, tag, kind);
 	if (!j) {
 		if (tag && !many)
 			sbx_cli_error(c, "the broker's answer lacks the expected record (are %s "
 				      "and sbx-brokerd the same version?)", c->prog);
 		else
 			sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
+		return SBX_EXIT_REFUSED;
 	}
 	*out = j;
-out:
+	return SBX_EXIT_OK;
+}
+
+int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool many,
+		      enum sbx_out_kind kind, json_t **out)
+{
+	struct sbx_cli_reply rep = { 0 };
+	int rc;
+
+	*out = NULL;
+	rc = sbx_cli_call(c, req, &rep);
+	if (rc == SBX_EXIT_OK)
+		rc = decode_reply(c, &rep, tag, many, kind, out);
+	sbx_cli_reply_free(&rep);
+	return rc;
+}
+
+int sbx_cli_call_request(const struct sbx_cli *c, sbx_msg *req, json_t **out, uint32_t *flags)
+{
+	struct sbx_cli_reply rep = { 0 };
+	sbx_reader r;
+	sbx_field f;
+	int rc;
+
+	*out = NULL;
+	rc = sbx_cli_call(c, req, &rep);
+	if (rc == SBX_EXIT_OK)
+		rc = decode_reply(c, &rep, SBX_F_REQUEST, false, SBX_OUT_REQUEST, out);
+	if (rc == SBX_EXIT_OK) {
+		sbx_reader_init_frame(&r, rep.frame, rep.len);
+		*flags = sbx_reader_find(&r, SBX_F_FLAGS, &f) == 1 && f.len == 4
+				 ? sbx_field_u32(&f) : 0;
+	}
 	sbx_cli_reply_free(&rep);
 	return rc;
 }

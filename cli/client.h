@@ -146,6 +146,12 @@ int sbx_cli_call(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *re
 int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool many,
 		      enum sbx_out_kind kind, json_t **out);
 
+/* Call an op answered with one REQUEST record (REQUEST) and decode it
+ * (printing any failure); *flags gets the reply's FLAGS (0 when there are
+ * none), e.g. SBX_REQUEST_EXISTED.  Returns the exit code; *out and
+ * *flags are set only on SBX_EXIT_OK. */
+int sbx_cli_call_request(const struct sbx_cli *c, sbx_msg *req, json_t **out, uint32_t *flags);
+
 /* An op about one request (STATUS, CANCEL, DROP, APPROVE, DENY, REVOKE):
  * its ID and the optional fields the command gives (NULL / 0 when not). */
 struct sbx_cli_about {
