@@ -167,6 +167,62 @@ void sbx_op_ping(struct sbx_broker *b, struct sbx_call *c)
 	}
 }
 
+static bool same_text(const char *held, const char *asked)
+{
+	return strcmp(held ? held : "", asked) == 0;
+}
+
+/* The caller's open request (pending, or a live grant) that this request
+ * repeats: the same role, reason, ticket, extension and duration (the one
+ * asked for, else the role's default, as the policy fills it in); NULL
+ * when there is none.  A grant an approver shortened no longer matches:
+ * that retry is refused as any second request is, and the refusal names
+ * the grant. */
+static const struct sbx_req *repeated_request(struct sbx_broker *b, const struct sbx_call *c,
+					      int64_t now)
+{
+	struct sbx_req *open[SBX_OPEN_MAX];
+	size_t n = sbx_state_user_open(b->state, c->who.person, open, SBX_OPEN_MAX);
+	const char *name = c->a.role;
+	const struct sbx_role *role;
+	int64_t duration;
+
+	/* An extension may leave its role to the grant it extends. */
+	if (!name[0] && c->a.extends) {
+		const struct sbx_req *parent = sbx_state_get(b->state, c->a.extends);
+
+		name = parent ? parent->role : "";
+	}
+	role = sbx_policy_role(b->policy, name);
+	if (!role)
+		return NULL;
+	duration = c->a.has_duration ? c->a.duration : role->default_duration;
+	for (size_t i = 0; i < n; i++) {
+		const struct sbx_req *r = open[i];
+
+		if (r->state != SBX_REQ_PENDING && !sbx_req_live(r, now))
+			continue;
+		if (r->extends == c->a.extends && strcmp(r->role, role->name) == 0 &&
+		    r->duration == duration && same_text(r->reason, c->a.reason) &&
+		    same_text(r->ticket, c->a.ticket))
+			return r;
+	}
+	return NULL;
+}
+
+/* A retry of a request whose reply was lost: the request as it stands,
+ * flagged SBX_REQUEST_EXISTED, and nothing recorded.  The reply waits
+ * until what the journal holds now is durable, so that it never reports
+ * a request whose own record could still be lost; a degraded broker's
+ * memory holds only what is durable. */
+static void reply_repeated(struct sbx_broker *b, struct sbx_call *c, const struct sbx_req *r)
+{
+	c->wait_seq = b->degraded[0] ? 0 : sbx_journal_last_seq(b->journal);
+	sbx_reply_okf(c, "request %u already exists (%s)", r->id, sbx_req_state_name(r->state));
+	sbx_reply_put_req(b, c->reply, r);
+	sbx_msg_put_u32(c->reply, SBX_F_FLAGS, SBX_REQUEST_EXISTED);
+}
+
 void sbx_op_request(struct sbx_broker *b, struct sbx_call *c)
 {
 	const struct sbx_request q = {
@@ -178,12 +234,18 @@ void sbx_op_request(struct sbx_broker *b, struct sbx_call *c)
 		.ticket = c->a.ticket,
 		.extends = c->a.extends,
 	};
+	const struct sbx_req *repeated;
 	char why[512];
 	uint32_t id = 0;
 	int rc;
 
 	if (c->a.has_duration && c->a.duration <= 0) {
 		sbx_reply_fail(c, SBX_ST_BADINPUT, "the duration must be positive");
+		return;
+	}
+	repeated = repeated_request(b, c, sbx_now());
+	if (repeated) {
+		reply_repeated(b, c, repeated);
 		return;
 	}
 	rc = sbx_broker_request(b, &q, &id, &c->wait_seq, why, sizeof(why));

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "duration.h"
 #include "sbxio.h"
@@ -47,9 +48,15 @@ static const char exit_status_text[] =
 	"     broker cannot record changes (degraded), or it reported an error\n"
 	"  2  usage or bad input: a bad option, duration, id or name, a request the\n"
 	"     broker found malformed in content, or no such request, user or role\n"
-	"  3  broker unreachable: no socket, connection refused, or no answer\n"
-	"     within --timeout-ms\n"
-	"  4  timed out waiting (--wait): the request is still pending\n";
+	"  3  broker unreachable: no socket, connection refused, the request could\n"
+	"     not be sent, or a command that changes nothing got no answer within\n"
+	"     --timeout-ms; nothing was changed\n"
+	"  4  timed out waiting (--wait): the request is still pending\n"
+	"  5  outcome unknown: a change (a request, cancel, drop, approve, deny,\n"
+	"     revoke) reached the broker, but the connection closed or\n"
+	"     --timeout-ms passed before the answer; it may have been recorded:\n"
+	"     look with `sbx-request list` or `sbx-request status ID` before\n"
+	"     trying again\n";
 
 static const char global_opts_text[] =
 	"Global options (before or after the command):\n"
@@ -315,15 +322,125 @@ static void transport_error(const struct sbx_cli *c, int err, char *buf, size_t 
 	}
 }
 
-int sbx_cli_call_quiet(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *rep,
-		       char *err, size_t errlen)
+/* Ops that change something: once one has been sent, a lost answer does
+ * not mean that nothing happened. */
+static bool op_changes(uint16_t op)
+{
+	switch (op) {
+	case SBX_OP_REQUEST:
+	case SBX_OP_CANCEL:
+	case SBX_OP_DROP:
+	case SBX_OP_APPROVE:
+	case SBX_OP_DENY:
+	case SBX_OP_REVOKE:
+		return true;
+	}
+	return false;
+}
+
+/* The op of a finished frame. */
+static uint16_t msg_op(const sbx_msg *m)
+{
+	return (uint16_t)((uint16_t)m->buf[6] << 8 | m->buf[7]);
+}
+
+/* sbx_call(), also saying whether the request left whole: a broker that
+ * read it may have acted on it, answer or not.  0 (the reply in rep) or a
+ * negative errno. */
+static int round_trip(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *rep,
+		      bool *sent)
 {
 	struct sbx_conn_opts o = {
 		.path = c->socket,
 		.timeout_ms = c->timeout_ms,
 		.require_root = 0,
 	};
+	int timeout = c->timeout_ms > 0 ? c->timeout_ms : SBX_CLI_TIMEOUT_MS_DEFAULT;
+	int64_t deadline;
+	struct sbx_hdr h;
+	int fd = -1, ret;
+
+	*sent = false;
+	ret = sbx_msg_finish(req);
+	if (ret)
+		goto out;
+	deadline = sbx_mono_ms() + timeout;
+	fd = sbx_connect(&o, deadline);
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
+	ret = sbx_send_all(fd, req->buf, req->len, deadline);
+	if (ret)
+		goto out;
+	*sent = true;
+	ret = sbx_recv_frame(fd, &rep->frame, &rep->len, deadline);
+	if (ret)
+		goto out;
+	(void)sbx_hdr_decode(rep->frame, rep->len, &h);
+	if (h.op != (uint16_t)(msg_op(req) | SBX_OP_REPLY) && h.op != SBX_OP_ERROR) {
+		sbx_cli_reply_free(rep);
+		ret = -EBADMSG;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* The ID a request frame carries, or 0. */
+static uint32_t msg_id(const sbx_msg *m)
+{
+	sbx_reader r;
+	sbx_field f;
+
+	sbx_reader_init_frame(&r, m->buf, m->len);
+	return sbx_reader_find(&r, SBX_F_ID, &f) == 1 && f.len == 4 ? sbx_field_u32(&f) : 0;
+}
+
+/* Why a change that was sent got no answer, and where to look. */
+static void unknown_outcome(const struct sbx_cli *c, const sbx_msg *req, int err, char *buf,
+			    size_t len)
+{
+	char path[256], as[SBX_NAME_MAX + 16] = "", how[160], look[320];
+	uint16_t op = msg_op(req);
+	const char *what;
+
+	sbx_sanitize(c->socket, path, sizeof(path));
+	if (c->as_user)
+		snprintf(as, sizeof(as), "--as %s ", c->as_user);
+	if (err == -ETIMEDOUT)
+		snprintf(how, sizeof(how), "no answer came within %d ms (--timeout-ms)",
+			 c->timeout_ms);
+	else if (err == -ECONNRESET)
+		snprintf(how, sizeof(how), "the connection closed before the answer");
+	else
+		snprintf(how, sizeof(how), "the answer was lost (%s)", strerror(-err));
+	switch (op) {
+	case SBX_OP_REQUEST:
+		what = "request";
+		snprintf(look, sizeof(look), "look with `sbx-request %slist` before asking again; "
+			 "asking again the same way (role, --reason, --ticket, --for) is safe: it "
+			 "returns the request if it was recorded", as);
+		break;
+	default:
+		what = op == SBX_OP_CANCEL ? "cancellation"
+		       : op == SBX_OP_DROP ? "give-back"
+		       : op == SBX_OP_APPROVE ? "approval"
+		       : op == SBX_OP_DENY ? "denial" : "revocation";
+		snprintf(look, sizeof(look), "look with `sbx-request %sstatus %u` before trying "
+			 "again", as, msg_id(req));
+		break;
+	}
+	snprintf(buf, len, "outcome unknown: the %s reached the broker at %s, but %s; it may "
+		 "have been recorded: %s", what, path, how, look);
+}
+
+int sbx_cli_call_quiet(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *rep,
+		       char *err, size_t errlen)
+{
 	char msg[SBX_STR_MAX + 1];
+	bool sent = false;
 	int rc;
 
 	rep->frame = NULL;
@@ -335,7 +452,12 @@ int sbx_cli_call_quiet(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_rep
 		transport_error(c, req->error, err, errlen);
 		return sbx_cli_exit_for_errno(req->error);
 	}
-	rc = sbx_call(&o, req, &rep->frame, &rep->len);
+	rc = round_trip(c, req, rep, &sent);
+	if (rc < 0 && sent && op_changes(msg_op(req)) &&
+	    sbx_cli_exit_for_errno(rc) == SBX_EXIT_UNREACHABLE) {
+		unknown_outcome(c, req, rc, err, errlen);
+		return SBX_EXIT_UNKNOWN;
+	}
 	if (rc < 0) {
 		transport_error(c, rc, err, errlen);
 		return sbx_cli_exit_for_errno(rc);
@@ -477,7 +599,8 @@ static void print_command_help(FILE *f, const struct sbx_cli_tool *t,
 	fprintf(f, "\nGlobal options: --socket PATH, --as USER, --json, --timeout-ms N, "
 		"-h/--help (see `%s --help`).\n", t->prog);
 	fprintf(f, "Exit status: 0 done, 1 refused or denied, 2 usage or bad input, "
-		"3 broker unreachable, 4 timed out waiting.\n");
+		"3 broker unreachable, 4 timed out waiting, 5 outcome unknown (see `%s --help`).\n",
+		t->prog);
 }
 
 /* ------------------------------------------------------------------ */
@@ -798,34 +921,61 @@ int sbx_cli_main(const struct sbx_cli_tool *t, int argc, char **argv)
 	return rc;
 }
 
-int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool many,
-		      enum sbx_out_kind kind, json_t **out)
+/* A successful reply decoded as sbx_cli_call_json says (printing any
+ * failure).  The exit code; *out is set only on SBX_EXIT_OK. */
+static int decode_reply(const struct sbx_cli *c, const struct sbx_cli_reply *rep, uint16_t tag,
+			bool many, enum sbx_out_kind kind, json_t **out)
 {
-	struct sbx_cli_reply rep = { 0 };
-	json_t *j = NULL;
-	int rc;
+	json_t *j;
 
-	*out = NULL;
-	rc = sbx_cli_call(c, req, &rep);
-	if (rc)
-		goto out;
 	if (tag == 0)
-		j = sbx_out_decode_reply(rep.frame, rep.len, kind);
+		j = sbx_out_decode_reply(rep->frame, rep->len, kind);
 	else if (many)
-		j = sbx_out_reply_records(rep.frame, rep.len, tag, kind);
+		j = sbx_out_reply_records(rep->frame, rep->len, tag, kind);
 	else
-		j = sbx_out_reply_record(rep.frame, rep.len, tag, kind);
+		j = sbx_out_reply_record(rep->frame, rep->len, tag, kind);
 	if (!j) {
 		if (tag && !many)
 			sbx_cli_error(c, "the broker's answer lacks the expected record (are %s "
 				      "and sbx-brokerd the same version?)", c->prog);
 		else
 			sbx_cli_error(c, "out of memory");
-		rc = SBX_EXIT_REFUSED;
-		goto out;
+		return SBX_EXIT_REFUSED;
 	}
 	*out = j;
-out:
+	return SBX_EXIT_OK;
+}
+
+int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool many,
+		      enum sbx_out_kind kind, json_t **out)
+{
+	struct sbx_cli_reply rep = { 0 };
+	int rc;
+
+	*out = NULL;
+	rc = sbx_cli_call(c, req, &rep);
+	if (rc == SBX_EXIT_OK)
+		rc = decode_reply(c, &rep, tag, many, kind, out);
+	sbx_cli_reply_free(&rep);
+	return rc;
+}
+
+int sbx_cli_call_request(const struct sbx_cli *c, sbx_msg *req, json_t **out, uint32_t *flags)
+{
+	struct sbx_cli_reply rep = { 0 };
+	sbx_reader r;
+	sbx_field f;
+	int rc;
+
+	*out = NULL;
+	rc = sbx_cli_call(c, req, &rep);
+	if (rc == SBX_EXIT_OK)
+		rc = decode_reply(c, &rep, SBX_F_REQUEST, false, SBX_OUT_REQUEST, out);
+	if (rc == SBX_EXIT_OK) {
+		sbx_reader_init_frame(&r, rep.frame, rep.len);
+		*flags = sbx_reader_find(&r, SBX_F_FLAGS, &f) == 1 && f.len == 4
+				 ? sbx_field_u32(&f) : 0;
+	}
 	sbx_cli_reply_free(&rep);
 	return rc;
 }

@@ -6,7 +6,8 @@
  * Exit codes are a contract with scripts and are the same in both tools
  * (see docs/cli.md):
  *   0 done, 1 refused or denied, 2 usage or bad input, 3 broker
- *   unreachable, 4 timed out waiting.
+ *   unreachable (nothing was sent), 4 timed out waiting, 5 outcome
+ *   unknown (a change was sent and no answer came).
  */
 #ifndef SBX_CLI_CLIENT_H
 #define SBX_CLI_CLIENT_H
@@ -25,6 +26,7 @@ enum sbx_exit {
 	SBX_EXIT_USAGE = 2,
 	SBX_EXIT_UNREACHABLE = 3,
 	SBX_EXIT_TIMEOUT = 4,
+	SBX_EXIT_UNKNOWN = 5,
 };
 
 #define SBX_CLI_TIMEOUT_MS_DEFAULT 5000
@@ -132,7 +134,9 @@ void sbx_cli_msg_init(const struct sbx_cli *c, sbx_msg *m, uint16_t op);
 /* One round trip.  Returns SBX_EXIT_OK when the broker answered with
  * SBX_ST_OK; otherwise the exit code, with the reason (without the program
  * prefix, sanitized) in err.  rep is filled whenever a reply arrived, even
- * a refusal; the caller frees it in every case. */
+ * a refusal; the caller frees it in every case.  A change (REQUEST,
+ * CANCEL, DROP, APPROVE, DENY, REVOKE) sent whole and never answered is
+ * SBX_EXIT_UNKNOWN: the broker may have recorded it. */
 int sbx_cli_call_quiet(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *rep,
 		       char *err, size_t errlen);
 /* The same, printing the reason as "PROG: ..." on failure. */
@@ -145,6 +149,12 @@ int sbx_cli_call(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *re
  * Returns the exit code; *out is set only on SBX_EXIT_OK. */
 int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool many,
 		      enum sbx_out_kind kind, json_t **out);
+
+/* Call an op answered with one REQUEST record (REQUEST) and decode it
+ * (printing any failure); *flags gets the reply's FLAGS (0 when there are
+ * none), e.g. SBX_REQUEST_EXISTED.  Returns the exit code; *out and
+ * *flags are set only on SBX_EXIT_OK. */
+int sbx_cli_call_request(const struct sbx_cli *c, sbx_msg *req, json_t **out, uint32_t *flags);
 
 /* An op about one request (STATUS, CANCEL, DROP, APPROVE, DENY, REVOKE):
  * its ID and the optional fields the command gives (NULL / 0 when not). */

@@ -505,14 +505,9 @@ static void put_state_clause(FILE *f, const json_t *r)
 	}
 }
 
-void sbx_out_print_request(FILE *f, const json_t *r)
+/* The sentence after its "request N...: " opening. */
+static void put_request_sentence(FILE *f, const json_t *r)
 {
-	json_int_t id;
-
-	if (has_int(r, "id", &id))
-		fprintf(f, "request %lld: ", (long long)id);
-	else
-		fputs("request: ", f);
 	put_subject(f, r);
 	fputs(" \u2014 ", f);
 	put_state_clause(f, r);
@@ -522,6 +517,30 @@ void sbx_out_print_request(FILE *f, const json_t *r)
 		put_key(f, r, "note", "");
 		fputc('\n', f);
 	}
+}
+
+void sbx_out_print_request(FILE *f, const json_t *r)
+{
+	json_int_t id;
+
+	if (has_int(r, "id", &id))
+		fprintf(f, "request %lld: ", (long long)id);
+	else
+		fputs("request: ", f);
+	put_request_sentence(f, r);
+}
+
+void sbx_out_print_request_existed(FILE *f, const json_t *r)
+{
+	json_int_t id;
+
+	if (has_int(r, "id", &id))
+		fprintf(f, "request %lld already exists (", (long long)id);
+	else
+		fputs("request already exists (", f);
+	put_key(f, r, "state", "?");
+	fputs("): ", f);
+	put_request_sentence(f, r);
 }
 
 static void detail(FILE *f, const char *label, const json_t *r, const char *key)

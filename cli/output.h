@@ -52,6 +52,9 @@ const char *sbx_out_str(const json_t *obj, const char *key);
  * sandbox-admin for 1h — pending, needs 1 approval from erin's manager
  * (frank) or security-leads (lapses 2026-11-29T00:10:00Z)". */
 void sbx_out_print_request(FILE *f, const json_t *req);
+/* The same sentence about a request that was already open when it was
+ * asked for again: "request 42 already exists (pending): erin asks ...". */
+void sbx_out_print_request_existed(FILE *f, const json_t *req);
 /* The sentence, then every known detail on its own indented line. */
 void sbx_out_print_request_detail(FILE *f, const json_t *req);
 

@@ -196,37 +196,40 @@ static void build_ask(const struct sbx_cli *c, const struct ask *k, sbx_msg *m)
 		sbx_msg_put_u32(m, SBX_F_EXTENDS, k->extends);
 }
 
-/* File the request, then report it or wait for its decision. */
+/* File the request, then report it or wait for its decision.  A retry
+ * that finds the request already open (SBX_REQUEST_EXISTED) is no
+ * failure: it is what was asked for, and it is said so. */
 static int ask(const struct sbx_cli *c, const struct ask *k)
 {
 	json_t *req = NULL;
 	sbx_msg m = { 0 };
-	int rc;
+	uint32_t flags = 0;
+	bool existed;
+	int rc, prc;
 
 	build_ask(c, k, &m);
-	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, false, SBX_OUT_REQUEST, &req);
+	rc = sbx_cli_call_request(c, &m, &req, &flags);
 	if (rc)
 		goto out;
-	if (!k->wait) {
-		rc = print_request(c, req, false);
-		goto out;
-	}
-	if (!c->json)
+	existed = (flags & SBX_REQUEST_EXISTED) != 0;
+	if (!c->json && existed)
+		sbx_out_print_request_existed(stdout, req);
+	else if (!c->json)
 		sbx_out_print_request(stdout, req);
-	if (!state_is(req, "pending")) {
-		rc = state_is(req, "active") ? SBX_EXIT_OK : SBX_EXIT_REFUSED;
-		if (c->json)
-			print_request(c, req, false);
-		goto out;
+	if (k->wait && state_is(req, "pending")) {
+		fflush(stdout);
+		rc = wait_decision(c, &req, k->wait_secs);
+		if (rc == SBX_EXIT_OK && !c->json)
+			sbx_out_print_request(stdout, req);
 	}
-	fflush(stdout);
-	rc = wait_decision(c, &req, k->wait_secs);
-	if (rc == SBX_EXIT_OK) {
+	if (k->wait && rc == SBX_EXIT_OK)
 		rc = state_is(req, "active") ? SBX_EXIT_OK : SBX_EXIT_REFUSED;
-		print_request(c, req, false);
-	} else if (c->json) {
-		/* Scripts still get the last known state. */
-		print_request(c, req, false);
+	if (c->json) {
+		/* Scripts get the last known state, also when the wait failed. */
+		json_object_set_new(req, "already_existed", json_boolean(existed));
+		prc = sbx_cli_print_json(c, req);
+		if (rc == SBX_EXIT_OK)
+			rc = prc;
 	}
 out:
 	json_decref(req);
@@ -396,6 +399,15 @@ static const struct sbx_cli_cmd request_cmd = {
 	"  request 42: erin asks for sandbox-admin for 1h \u2014 pending, needs 1\n"
 	"  approval from erin's manager (frank) or security-leads (lapses\n"
 	"  2026-11-29T00:10:00Z)\n"
+	"\n"
+	"You may have one open request (pending, or an active grant) per role.\n"
+	"Asking again with the same role, --reason, --ticket and --for (none means\n"
+	"the role's default) while it is open files nothing new: you are shown\n"
+	"the open one, and the exit status is 0:\n"
+	"  request 42 already exists (pending): erin asks for sandbox-admin ...\n"
+	"Asking otherwise is refused (exit 1).  So when the answer to a\n"
+	"request was lost (exit 5, outcome unknown), asking again the same way is\n"
+	"safe, and `sbx-request list` shows what the broker has.\n"
 	"\n"
 	"Options:\n"
 	"  --for DUR        how long the grant should last (default: the role's\n"

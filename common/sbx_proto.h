@@ -66,7 +66,8 @@ enum sbx_op {
 	SBX_OP_PING = 0x0003,     /* -> VERSION, HOST, POLICY_SHA, SEQ, [DEGRADED] */
 
 	/* a user's own requests */
-	SBX_OP_REQUEST = 0x0010,  /* ROLE [DURATION] [REASON] [TICKET] [EXTENDS] -> REQUEST */
+	SBX_OP_REQUEST = 0x0010,  /* ROLE [DURATION] [REASON] [TICKET] [EXTENDS] -> REQUEST
+	                           * [FLAGS: SBX_REQUEST_EXISTED] */
 	SBX_OP_LIST = 0x0011,     /* [FLAGS: SBX_LIST_ALL] -> REQUEST... (repeated) */
 	SBX_OP_STATUS = 0x0012,   /* ID -> REQUEST */
 	SBX_OP_CANCEL = 0x0013,   /* ID [REASON] -> REQUEST (pending -> cancelled) */
@@ -210,6 +211,8 @@ enum sbx_tag {
 /* FLAGS bits */
 #define SBX_CHECK_RECORD 0x1u /* record the decision as access.checked (PAM) */
 #define SBX_LIST_ALL 0x1u     /* include ended requests / everybody's */
+#define SBX_REQUEST_EXISTED 0x1u /* in a REQUEST reply: the request was already open
+                                 * (a retry); nothing was recorded */
 
 static inline enum sbx_type sbx_field_type(uint16_t tag)
 {

@@ -37,7 +37,10 @@
 #define SBX_DEFAULT_STATE_DIR "/var/lib/sbx"
 #endif
 
-#define POLICY_MAX_BYTES (1024 * 1024)
+/* A directory of 500,000 users written out is about 37 MB; the limit is
+ * there so that a wrong path (a log, a disk image) is refused at once. */
+#define POLICY_MAX_MIB 64
+#define POLICY_MAX_BYTES ((off_t)POLICY_MAX_MIB * 1024 * 1024)
 #define DEFAULT_MAX_DURATION (8 * 3600)
 #define DEFAULT_DEFAULT_DURATION 3600
 #define DEFAULT_APPROVALS 1u
@@ -1099,30 +1102,81 @@ static void load_groups(struct loader *L, yaml_node_t *n)
 	free(e);
 }
 
+/* A role's gid, and its place in the file, for finding duplicates by
+ * sorting: a policy may have thousands of roles. */
+struct gid_at {
+	uint32_t gid;
+	size_t role;
+};
+
+static int cmp_gid_at(const void *a, const void *b)
+{
+	const struct gid_at *x = a, *y = b;
+
+	if (x->gid != y->gid)
+		return x->gid < y->gid ? -1 : 1;
+	return x->role < y->role ? -1 : x->role > y->role;
+}
+
+/* Each role after the first with a gid is told which role has it. */
+static void check_gids(struct loader *L)
+{
+	const struct sbx_policy *p = L->p;
+	struct gid_at *v = calloc(p->n_roles ? p->n_roles : 1, sizeof(*v));
+	size_t n = 0;
+
+	if (!v) {
+		error_oom(L);
+		return;
+	}
+	for (size_t i = 0; i < p->n_roles; i++)
+		if (p->roles[i].gid && L->roles[i].unix_group)
+			v[n++] = (struct gid_at){ p->roles[i].gid, i };
+	qsort(v, n, sizeof(*v), cmp_gid_at);
+	for (size_t k = 1, first = 0; k < n; k++) {
+		if (v[k].gid != v[first].gid) {
+			first = k;
+			continue;
+		}
+		error_at(L, map_get(L, L->roles[v[k].role].unix_group, "gid")->start_mark,
+			 "gid %u is already used by role '%s'", (unsigned)v[k].gid,
+			 p->roles[v[first].role].name);
+	}
+	free(v);
+}
+
+static void check_unix_group_names(struct loader *L)
+{
+	const struct sbx_policy *p = L->p;
+	struct sbx_namemap seen = { 0 };
+
+	for (size_t i = 0; i < p->n_roles; i++) {
+		const struct sbx_role *r = &p->roles[i];
+		void *first = NULL;
+		int rc;
+
+		if (!r->unix_group || !L->roles[i].unix_group)
+			continue;
+		rc = sbx_namemap_put(&seen, NULL, r->unix_group, (void *)r, &first);
+		if (rc < 0) {
+			error_oom(L);
+			break;
+		}
+		if (rc > 0)
+			error_at(L, map_get(L, L->roles[i].unix_group, "name")->start_mark,
+				 "unix group '%s' is already used by role '%s'", r->unix_group,
+				 ((const struct sbx_role *)first)->name);
+	}
+	sbx_namemap_free(&seen);
+}
+
 /* Two roles must not hand out the same unix group or gid: the NSS module
  * would answer one of them wrongly.  Runs after the roles moved into the
  * policy; L->roles still knows where each unix_group was written. */
 static void check_unix_groups(struct loader *L)
 {
-	const struct sbx_policy *p = L->p;
-
-	for (size_t i = 0; i < p->n_roles; i++) {
-		const struct sbx_role *a = &p->roles[i];
-		yaml_node_t *at = L->roles[i].unix_group;
-
-		for (size_t j = 0; at && j < i; j++) {
-			const struct sbx_role *b = &p->roles[j];
-
-			if (a->gid && a->gid == b->gid)
-				error_at(L, map_get(L, at, "gid")->start_mark,
-					 "gid %u is already used by role '%s'", (unsigned)a->gid,
-					 b->name);
-			if (a->unix_group && b->unix_group && strcmp(a->unix_group, b->unix_group) == 0)
-				error_at(L, map_get(L, at, "name")->start_mark,
-					 "unix group '%s' is already used by role '%s'", a->unix_group,
-					 b->name);
-		}
-	}
+	check_gids(L);
+	check_unix_group_names(L);
 }
 
 /* A role may tighten its profile, never loosen it.  r holds what the role
@@ -2087,8 +2141,9 @@ static int read_policy(const char *path, char **buf, size_t *len, char *why, siz
 		goto out;
 	}
 	if (st.st_size > POLICY_MAX_BYTES) {
-		snprintf(why, whylen, "too large (%lld bytes; a policy may have at most 1 MiB)",
-			 (long long)st.st_size);
+		snprintf(why, whylen, "too large (%lld bytes; a policy may have at most %d MiB, "
+			 "%lld bytes)", (long long)st.st_size, POLICY_MAX_MIB,
+			 (long long)POLICY_MAX_BYTES);
 		goto out;
 	}
 	b = malloc((size_t)st.st_size + 1);

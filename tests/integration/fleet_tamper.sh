@@ -55,8 +55,10 @@ all_broken_at() {
 		broken_at "$h" "$1" || return 1
 	done
 }
+# A new request each time: the same one again would be a retry, answered
+# with the open request without writing anything.
 refused_at() {
-	freq "$1" --as dave --json quick --reason "$REASON"
+	freq "$1" --as dave --json quick --reason "$REASON (asked after seq $2)"
 	[ "$RC" -ne 0 ] && [[ $ERR == *"record seq $2"* ]]
 }
 

@@ -109,7 +109,9 @@ ctl --as grace --json approve "$A2"
 assert_rc "grace (security-leads) approves" 0
 assert_eq "approved by a security lead: active" active "$(json_get .state)"
 
-req --as erin sandbox-admin --reason "$REASON"
+# (The same reason again would be a retry, answered with the grant:
+# request_retry.sh.)
+req --as erin sandbox-admin --reason "$REASON, once more"
 assert_rc "asking again for a role already held: exit 1" 1
 assert_contains "the refusal points to extend" "$ERR" "extend"
 
@@ -136,7 +138,7 @@ assert_eq "events of a denied request" "request.created request.denied" "$(event
 # --- pending -> cancelled -------------------------------------------------------
 req --as erin --json sandbox-admin --reason "$REASON"
 A4=$(out_id)
-req --as erin sandbox-admin --reason "$REASON"
+req --as erin sandbox-admin --reason "$REASON, once more"
 assert_rc "a second pending request for the same role: exit 1" 1
 assert_contains "the refusal names the pending request" "$ERR" "$A4"
 req --as erin --json cancel "$A4"

@@ -107,9 +107,12 @@ assert_eq "P1 survives kill -9" "$before_p1" "$(snap "$P1")"
 assert_eq "G1 survives kill -9" "$before_g1" "$(snap "$G1")"
 assert_eq "G2 survives kill -9" "$before_g2" "$(snap "$G2")"
 assert_eq "the request acknowledged just before kill -9 survives" "$before_g4" "$(snap "$G4")"
-req --json sandbox-admin --as erin --reason "$REASON"
+req --json sandbox-admin --as erin --reason "$REASON, a second time"
 assert_rc "the pending request still blocks a duplicate after the restarts" 1
 assert_contains "the duplicate refusal names P1" "$ERR" "$P1"
+req --json sandbox-admin --as erin --reason "$REASON"
+assert_eq "the same request again after the restarts returns P1, already there" "$P1 true" \
+	"$(json_get '"\(.id) \(.already_existed)"')"
 req --as erin --json quick --reason "a request after the restarts gets a new id"
 assert_true "new ids continue after the highest one" [ "$(out_id)" -gt "${G4:-0}" ]
 

@@ -801,6 +801,28 @@ Test(errors, duplicate_gid)
 		     "unix_group needs gid");
 }
 
+/* Duplicates are found by sorting and hashing, not by comparing every
+ * pair: each later role is told the first role that has the gid or name,
+ * once, wherever the roles are in the file. */
+Test(errors, duplicate_gid_among_many)
+{
+	expect_error_n(BASE "  c: { hosts: [x], unix_group: { name: gc, gid: 60009 } }\n"
+			    "  a: { hosts: [x], unix_group: { name: ga, gid: 60001 } }\n"
+			    "  b: { hosts: [x], unix_group: { name: gb, gid: 60009 } }\n"
+			    "  d: { hosts: [x], unix_group: { name: gd, gid: 60009 } }\n",
+		       14, 49, "gid 60009 is already used by role 'c'", 2);
+	expect_error_n(BASE "  c: { hosts: [x], unix_group: { name: gc, gid: 60009 } }\n"
+			    "  a: { hosts: [x], unix_group: { name: ga, gid: 60001 } }\n"
+			    "  b: { hosts: [x], unix_group: { name: gb, gid: 60009 } }\n"
+			    "  d: { hosts: [x], unix_group: { name: gd, gid: 60009 } }\n",
+		       13, 49, "gid 60009 is already used by role 'c'", 2);
+	expect_error_n(BASE "  a: { hosts: [x], unix_group: { name: g1, gid: 60001 } }\n"
+			    "  b: { hosts: [x], unix_group: { name: g2, gid: 60002 } }\n"
+			    "  c: { hosts: [x], unix_group: { name: g1, gid: 60003 } }\n"
+			    "  d: { hosts: [x], unix_group: { name: g1, gid: 60004 } }\n",
+		       14, 40, "unix group 'g1' is already used by role 'a'", 2);
+}
+
 Test(errors, duplicate_key)
 {
 	expect_error(BASE STRICT_ROLE "    max_duration: 1h\n    max_duration: 2h\n", 16, 5,
@@ -902,11 +924,109 @@ Test(files, symlink_and_size)
 	cr_assert_eq(symlink(REFERENCE, link), 0);
 	f = fopen(big, "we");
 	cr_assert_not_null(f);
-	for (int i = 0; i < 40000; i++)
-		fputs("# a comment line that pads the file\n", f);
+	/* Sparse: the size is refused from fstat, before anything is read. */
+	cr_assert_eq(ftruncate(fileno(f), 64 * 1024 * 1024 + 1), 0);
 	fclose(f);
 	expect_io_error(link, "symbolic link");
-	expect_io_error(big, "at most 1 MiB");
+	expect_io_error(big, "too large (67108865 bytes; a policy may have at most 64 MiB, "
+			     "67108864 bytes)");
+	tmpdir_remove(&t, names);
+}
+
+/* A file of exactly the limit is read and parsed: its NUL bytes are a
+ * YAML error, not a size error. */
+Test(files, size_at_the_limit_is_read)
+{
+	static const char *const names[] = { "limit.yaml", NULL };
+	struct sbx_policy_errors e = { 0 };
+	struct sbx_policy *p = NULL;
+	struct tmpdir t;
+	char path[128];
+	FILE *f;
+
+	tmpdir_make(&t);
+	tmpdir_file(&t, "limit.yaml", path, sizeof(path));
+	f = fopen(path, "we");
+	cr_assert_not_null(f);
+	cr_assert_eq(ftruncate(fileno(f), 64 * 1024 * 1024), 0);
+	fclose(f);
+	cr_assert_eq(sbx_policy_load_file(path, &p, NULL, &e), -1);
+	cr_assert_null(p);
+	cr_assert_geq(e.n, 1);
+	for (size_t i = 0; i < e.n; i++)
+		cr_assert_null(strstr(e.v[i].msg, "too large"), "%s", e.v[i].msg);
+	cr_assert_gt(e.v[0].line, 0, "a YAML error has a position: %s", e.v[0].msg);
+	sbx_policy_errors_free(&e);
+	tmpdir_remove(&t, names);
+}
+
+/* A directory's worth of users, as a site writes it out: every user with
+ * a manager and an address, 50 to a group, and roles eligible by group. */
+static void write_big_policy(FILE *f, int users, int roles)
+{
+	fputs("broker: { host: sbx-01 }\nusers:\n", f);
+	for (int i = 0; i < users; i++)
+		fprintf(f, "  u%06d: { manager: u%06d, email: u%06d@example.org }\n", i,
+			i % 50 ? i - i % 50 : (i + 50) % users, i);
+	fputs("groups:\n", f);
+	for (int g = 0; g < users / 50; g++) {
+		fprintf(f, "  g%05d: [", g);
+		for (int k = 0; k < 50; k++)
+			fprintf(f, "%su%06d", k ? ", " : "", g * 50 + k);
+		fputs("]\n", f);
+	}
+	fputs("roles:\n", f);
+	for (int r = 0; r < roles; r++)
+		fprintf(f, "  r%03d:\n    hosts: [\"sbx-*\"]\n"
+			   "    unix_group: { name: sbx-r%03d, gid: %d }\n"
+			   "    eligible: { groups: [g%05d, g%05d] }\n"
+			   "    approvers: { manager: true }\n",
+			r, r, 60000 + r, r % (users / 50), (r + 500) % (users / 50));
+}
+
+/* 50,000 users (3.5 MB, past the old 1 MiB limit) load from a file, and
+ * every name is found. */
+Test(files, fifty_thousand_users)
+{
+	static const char *const names[] = { "big.yaml", NULL };
+	struct sbx_policy_errors e = { 0 };
+	struct sbx_policy *p = NULL;
+	const struct sbx_role *r;
+	const char *via = NULL;
+	struct tmpdir t;
+	char path[128], user[16];
+	struct stat st;
+	FILE *f;
+
+	tmpdir_make(&t);
+	tmpdir_file(&t, "big.yaml", path, sizeof(path));
+	f = fopen(path, "we");
+	cr_assert_not_null(f);
+	write_big_policy(f, 50000, 100);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_gt(st.st_size, 1024 * 1024, "the old limit: %lld bytes", (long long)st.st_size);
+	if (sbx_policy_load_file(path, &p, NULL, &e) != 0)
+		dump_errors(&e);
+	cr_assert_eq(e.n, 0);
+	cr_assert_not_null(p);
+	cr_assert_eq(p->n_users, 50000);
+	cr_assert_eq(p->n_groups, 1000);
+	cr_assert_eq(p->n_roles, 100);
+	for (int i = 0; i < 50000; i += 997) {
+		snprintf(user, sizeof(user), "u%06d", i);
+		cr_assert_not_null(sbx_policy_user(p, user), "%s", user);
+	}
+	cr_assert_str_eq(sbx_policy_user(p, "u049999")->manager, "u049950");
+	cr_assert(sbx_policy_in_group(p, "g00999", "u049999"));
+	cr_assert(!sbx_policy_in_group(p, "g00998", "u049999"));
+	r = sbx_policy_role(p, "r099");
+	cr_assert_not_null(r);
+	/* r099 is eligible through g00099 and g00599 */
+	cr_assert_eq(sbx_policy_membership(p, r, "u029960", &via), SBX_MEMBER_ELIGIBLE);
+	cr_assert_str_eq(via, "g00599");
+	cr_assert_eq(sbx_policy_membership(p, r, "u029900", &via), SBX_MEMBER_NONE);
+	sbx_policy_free(p);
 	tmpdir_remove(&t, names);
 }
 
