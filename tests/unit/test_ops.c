@@ -176,6 +176,41 @@ Test(ops, one_open_request_per_role)
 	cr_assert(strstr(msg, "already holds grant"), "%s", msg);
 }
 
+/* A request asked again the same way (its reply was lost) is the open one,
+ * pending or granted, and nothing is recorded; any difference is a new
+ * request, refused while one is open. */
+Test(ops, a_repeated_request_is_the_open_one)
+{
+	const struct req again = { .op = SBX_OP_REQUEST, .as = "erin", .role = "sandbox-admin",
+				   .reason = "debug the ingest pipeline" };
+	uint32_t id = erin_asks(), got = 0;
+	uint64_t last = sbx_journal_last_seq(R.b.journal);
+
+	cr_assert_eq(as_root(&again, &got), SBX_ST_OK, "%s", msg);
+	cr_assert_eq(got, id);
+	cr_assert(strstr(msg, "already exists (pending)"), "%s", msg);
+	cr_assert_eq(sbx_journal_last_seq(R.b.journal), last, "a retry recorded something");
+	cr_assert_eq(as_root(&(struct req){ .op = SBX_OP_REQUEST, .as = "erin",
+					    .role = "sandbox-admin",
+					    .reason = "debug the ingest pipeline", .ticket = "OPS-1" },
+			     NULL), SBX_ST_REFUSED, "another ticket is another request");
+	cr_assert_eq(as_root(&(struct req){ .op = SBX_OP_REQUEST, .as = "erin",
+					    .role = "sandbox-admin",
+					    .reason = "debug the ingest pipeline", .duration = 600 },
+			     NULL), SBX_ST_REFUSED, "another duration is another request");
+	cr_assert_eq(as_root(&(struct req){ .op = SBX_OP_APPROVE, .as = "frank", .id = id }, NULL),
+		     SBX_ST_OK, "%s", msg);
+	cr_assert_eq(as_root(&again, &got), SBX_ST_OK, "%s", msg);
+	cr_assert_eq(got, id);
+	cr_assert(strstr(msg, "already exists (active)"), "%s", msg);
+	/* Someone else asking with erin's words is not erin's retry. */
+	cr_assert_eq(as_root(&(struct req){ .op = SBX_OP_REQUEST, .as = "dave",
+					    .role = "sandbox-admin",
+					    .reason = "debug the ingest pipeline" }, &got),
+		     SBX_ST_OK, "%s", msg);
+	cr_assert_neq(got, id);
+}
+
 Test(ops, an_extension_runs_on_from_the_grant)
 {
 	uint32_t id = erin_holds(), ext = 0;
