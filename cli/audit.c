@@ -56,6 +56,8 @@ bool sbx_audit_match(const json_t *rec, const struct sbx_audit_query *q)
 		return false;
 	if (q->role && !member_is(rec, "role", q->role))
 		return false;
+	if (q->has_id && json_integer_value(json_object_get(rec, "id")) != (json_int_t)q->id)
+		return false;
 	if (q->event && !sbx_out_event_match(q->event, json_string_value(json_object_get(rec, "event"))))
 		return false;
 	if (q->has_since || q->has_until) {

@@ -22,6 +22,8 @@ struct sbx_audit_query {
 	const char *user;      /* record's "user" or "actor" equals it */
 	const char *role;      /* record's "role" equals it */
 	const char *event;     /* exact, or a prefix ending in '.' or ".*" */
+	bool has_id;
+	uint32_t id;           /* record's "id" (the request or grant) equals it */
 	bool has_since;
 	int64_t since_us;      /* time >= since */
 	bool has_until;

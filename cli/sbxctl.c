@@ -43,6 +43,7 @@ enum {
 	O_UNTIL,
 	O_FORMAT,
 	O_ONLINE,
+	O_ID,
 	N_OPTS,
 };
 
@@ -63,6 +64,7 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_UNTIL] = { "until", true },
 	[O_FORMAT] = { "format", true },
 	[O_ONLINE] = { "online", false },
+	[O_ID] = { "id", true },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -610,6 +612,11 @@ static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a
 	if (a->val[O_FORMAT] && sbx_audit_parse_format(a->val[O_FORMAT], &q.format) < 0)
 		return sbx_cli_usage(c, "audit query", "bad --format \"%s\": use text, jsonl or csv",
 				     sbx_sanitize(a->val[O_FORMAT], san, sizeof(san)));
+	if (a->val[O_ID]) {
+		if (sbx_cli_arg_id(c, "--id", a->val[O_ID], &q.id))
+			return SBX_EXIT_USAGE;
+		q.has_id = true;
+	}
 	if (a->val[O_SINCE]) {
 		if (when_arg(c, "--since", a->val[O_SINCE], &q.since_us))
 			return SBX_EXIT_USAGE;
@@ -908,7 +915,7 @@ static const struct sbx_cli_cmd cmds[] = {
 	{
 		.name = "audit query",
 		.synopsis = "audit query [--state-dir DIR | --config FILE] [--user U] [--role R] "
-			    "[--event E] [--since T] [--until T] [--format text|jsonl|csv]",
+			    "[--id N] [--event E] [--since T] [--until T] [--format text|jsonl|csv]",
 		.summary = "search the journal (offline)",
 		.help =
 		"Print the journal records that match every filter given, oldest first,\n"
@@ -920,6 +927,8 @@ static const struct sbx_cli_cmd cmds[] = {
 		"  --config FILE    take the state directory from the policy\n"
 		"  --user U         records whose \"user\" or \"actor\" is U\n"
 		"  --role R         records whose \"role\" is R\n"
+		"  --id N           the records of request or grant N (its whole life,\n"
+		"                     also after the broker no longer keeps it in memory)\n"
 		"  --event E        records whose event is E, or starts with E when E ends\n"
 		"                   in '.' or \".*\" (--event grant. matches grant.activated,\n"
 		"                   grant.expired and grant.revoked)\n"
@@ -941,12 +950,13 @@ static const struct sbx_cli_cmd cmds[] = {
 		"\n"
 		"Examples:\n"
 		"  sbxctl audit query --user erin --since 1d\n"
+		"  sbxctl audit query --id 42\n"
 		"  sbxctl audit query --event grant. --format csv > grants.csv\n"
 		"  sbxctl audit query --since 2026-11-01 --until 2026-12-01 --format jsonl\n",
 		.min_args = 0,
 		.max_args = 0,
 		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
-			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT),
+			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT) | BIT(O_ID),
 		.run = cmd_audit_query,
 	},
 	{

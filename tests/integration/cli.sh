@@ -263,6 +263,16 @@ run "$SBXCTL" audit query --state-dir "$STATE" --format jsonl --role sandbox-adm
 want=$(expect_count '.role == "sandbox-admin"')
 assert_eq "--role sandbox-admin ($want records)" "$want" "$(printf '%s' "$OUT" | grep -c .)"
 
+dave_id=$(journal | jq -r 'select(.event == "request.created" and .user == "dave") | .id' | tail -n 1)
+run "$SBXCTL" audit query --state-dir "$STATE" --format jsonl --id "$dave_id"
+want=$(expect_count ".id == $dave_id")
+assert_eq "--id $dave_id: the records of dave's request ($want)" "$want" \
+	"$(printf '%s' "$OUT" | grep -c .)"
+assert_eq "--id $dave_id: created, approved, activated" \
+	"request.created request.approval grant.activated" \
+	"$(printf '%s\n' "$OUT" | jq -r .event | tr '\n' ' ' | sed 's/ $//')"
+usage_case "audit query --id x" "x" "$SBXCTL" audit query --state-dir "$STATE" --id x
+
 run "$SBXCTL" audit query --state-dir "$STATE" --format jsonl --event grant.
 want=$(expect_count '.event | startswith("grant.")')
 assert_eq "--event grant. matches every grant.* record ($want)" "$want" \
