@@ -458,6 +458,17 @@ struct sbx_req *sbx_state_at(const struct sbx_state *s, size_t i)
 	return i < s->n ? s->reqs[i] : NULL;
 }
 
+/* The deadline heap holds exactly the open requests. */
+size_t sbx_state_open_count(const struct sbx_state *s)
+{
+	return s->heap_n;
+}
+
+struct sbx_req *sbx_state_open_at(const struct sbx_state *s, size_t i)
+{
+	return i < s->heap_n ? s->reqs[s->heap[i].id - 1] : NULL;
+}
+
 size_t sbx_state_user_open(const struct sbx_state *s, const char *user,
 			   struct sbx_req **out, size_t max)
 {

@@ -383,6 +383,28 @@ static void check_due(const struct sbx_state *s, int64_t now, size_t max)
 	}
 }
 
+/* sbx_state_open_at goes through every open request once, and nothing
+ * else. */
+static void check_open_list(const struct sbx_state *s)
+{
+	size_t open = 0, n = sbx_state_open_count(s);
+	static unsigned char seen[1 << 16];
+
+	cr_assert_lt(sbx_state_count(s), sizeof(seen));
+	memset(seen, 0, sizeof(seen));
+	for (size_t i = 0; i < sbx_state_count(s); i++)
+		open += deadline_of(sbx_state_at(s, i)) != INT64_MAX;
+	cr_assert_eq(n, open);
+	for (size_t i = 0; i < n; i++) {
+		const struct sbx_req *r = sbx_state_open_at(s, i);
+
+		cr_assert(r->state == SBX_REQ_PENDING || r->state == SBX_REQ_ACTIVE);
+		cr_assert_not(seen[r->id], "request %u twice", r->id);
+		seen[r->id] = 1;
+	}
+	cr_assert_null(sbx_state_open_at(s, n));
+}
+
 Test(state, the_earliest_deadline_follows_every_change)
 {
 	cr_assert_eq(create_lapsing(1, "erin", T0, T0 + 500), 0, "%s", err);
@@ -483,6 +505,7 @@ Test(state, a_snapshot_rebuilds_the_deadline_queue)
 	snap = sbx_state_to_json(st);
 	cr_assert_eq(sbx_state_from_json(copy, snap, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(sbx_state_next_deadline(copy), scan_next_deadline(st));
+	check_open_list(copy);
 	for (int64_t now = T0; now < T0 + 7000; now += 250)
 		check_due(copy, now, 300);
 	json_decref(snap);
@@ -529,6 +552,8 @@ static void check_queue(int64_t now)
 {
 	cr_assert_eq(sbx_state_next_deadline(st), scan_next_deadline(st), "after %zu requests",
 		     sbx_state_count(st));
+	if (rnd(64) == 0)
+		check_open_list(st);
 	if (rnd(16) == 0) {
 		check_due(st, now + (int64_t)rnd(3000), 8192);
 		check_due(st, now + (int64_t)rnd(3000), 1 + rnd(20));
