@@ -13,9 +13,21 @@
  * path looks only here, so it costs the same with a million ended ones. */
 struct user_open {
 	char *user;
+	uint64_t hash; /* of user: moving to a larger table reads no name */
 	uint32_t *ids;
-	size_t n, cap;
+	uint32_t n, cap; /* 32 bytes a slot: there are two slots per user */
 };
+
+/* Open addressing, linear probing, a power-of-two number of slots. */
+struct user_table {
+	struct user_open *slot;
+	size_t cap;
+};
+
+/* Old slots gone over per new open request.  The new table is twice the
+ * old one and needs to grow again only after as many more users as the
+ * old one had slots / 2, so 2 would do; more frees the old one sooner. */
+#define USERS_MOVED_PER_CHANGE 16
 
 /* An open request's deadline (lapses_at while pending, expires_at while
  * active), as an entry of the deadline heap. */
@@ -37,8 +49,13 @@ struct undo {
 struct sbx_state {
 	struct sbx_req **reqs; /* reqs[id - 1] */
 	size_t n, cap;
-	struct user_open *users; /* open-addressing table, power-of-two size */
-	size_t users_cap, users_used;
+	/* The users with open requests (or that had some), at most half full.
+	 * When it grows, users move from the old table a few with every new
+	 * open request, so that no one request pays for moving half a
+	 * million (185 ms at once): until then a user is in one of the two. */
+	struct user_table users, users_old;
+	size_t users_used;  /* in both */
+	size_t users_moved; /* users_old.slot[0 .. users_moved) are gone over */
 	/* Every open request by deadline, a binary min-heap ordered by (at,
 	 * id): the loop asks for the earliest deadline on every pass, and each
 	 * change of a request moves one entry, O(log n) whatever the number
@@ -93,54 +110,86 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
-static struct user_open *user_slot(struct sbx_state *s, const char *user, bool create);
+static struct user_open *table_find(const struct user_table *t, const char *user, uint64_t h)
+{
+	size_t mask = t->cap - 1;
+
+	if (!t->cap)
+		return NULL;
+	for (size_t i = h & mask; t->slot[i].user; i = (i + 1) & mask)
+		if (t->slot[i].hash == h && strcmp(t->slot[i].user, user) == 0)
+			return &t->slot[i];
+	return NULL;
+}
+
+/* The empty slot where an entry with hash h goes (the table has one). */
+static struct user_open *table_free_slot(const struct user_table *t, uint64_t h)
+{
+	size_t mask = t->cap - 1, i;
+
+	for (i = h & mask; t->slot[i].user; i = (i + 1) & mask)
+		;
+	return &t->slot[i];
+}
+
+/* Go over up to max slots of the old table, copying its users to the
+ * new one; free it once it is all gone over.  The copies left behind keep
+ * the old probe sequences whole, and are never found: a user is looked
+ * for in the new table first. */
+static void users_move(struct sbx_state *s, size_t max)
+{
+	while (s->users_old.cap && max--) {
+		struct user_open *u = &s->users_old.slot[s->users_moved++];
+
+		if (u->user)
+			*table_free_slot(&s->users, u->hash) = *u;
+		if (s->users_moved == s->users_old.cap) {
+			free(s->users_old.slot);
+			s->users_old.slot = NULL;
+			s->users_old.cap = 0;
+			s->users_moved = 0;
+		}
+	}
+}
 
 static int users_grow(struct sbx_state *s)
 {
-	struct user_open *old = s->users;
-	size_t old_cap = s->users_cap;
-	size_t cap = old_cap ? old_cap * 2 : 64;
+	size_t cap = s->users.cap ? s->users.cap * 2 : 64;
+	struct user_open *slot;
 
-	s->users = calloc(cap, sizeof(*s->users));
-	if (!s->users) {
-		s->users = old;
+	/* Never needed at USERS_MOVED_PER_CHANGE >= 2; a guard, not a path. */
+	users_move(s, SIZE_MAX);
+	slot = calloc(cap, sizeof(*slot));
+	if (!slot)
 		return -ENOMEM;
-	}
-	s->users_cap = cap;
-	s->users_used = 0;
-	for (size_t i = 0; i < old_cap; i++) {
-		struct user_open *slot;
-
-		if (!old[i].user)
-			continue;
-		slot = user_slot(s, old[i].user, true);
-		*slot = old[i];
-	}
-	free(old);
+	s->users_old = s->users;
+	s->users.slot = slot;
+	s->users.cap = cap;
 	return 0;
 }
 
 /* Find the user's slot; with create, claim an empty one (user not copied:
- * the caller fills it in). */
+ * the caller fills it in).  A slot stays where it is only until the next
+ * call with create. */
 static struct user_open *user_slot(struct sbx_state *s, const char *user, bool create)
 {
-	size_t mask, i;
+	uint64_t h = hash_str(user);
+	struct user_open *u;
 
-	if (create && (s->users_used + 1) * 2 > s->users_cap && users_grow(s) < 0)
-		return NULL;
-	if (!s->users_cap)
-		return NULL;
-	mask = s->users_cap - 1;
-	for (i = hash_str(user) & mask;; i = (i + 1) & mask) {
-		if (!s->users[i].user) {
-			if (!create)
-				return NULL;
-			s->users_used++;
-			return &s->users[i];
-		}
-		if (strcmp(s->users[i].user, user) == 0)
-			return &s->users[i];
+	if (create) {
+		users_move(s, USERS_MOVED_PER_CHANGE);
+		if ((s->users_used + 1) * 2 > s->users.cap && users_grow(s) < 0)
+			return NULL;
 	}
+	u = table_find(&s->users, user, h);
+	if (!u)
+		u = table_find(&s->users_old, user, h);
+	if (u || !create)
+		return u;
+	u = table_free_slot(&s->users, h);
+	u->hash = h;
+	s->users_used++;
+	return u;
 }
 
 static int64_t req_deadline(const struct sbx_req *r);
@@ -247,7 +296,7 @@ static int open_add(struct sbx_state *s, struct sbx_req *r)
 			return -ENOMEM;
 	}
 	if (u->n == u->cap) {
-		size_t cap = u->cap ? u->cap * 2 : 4;
+		uint32_t cap = u->cap ? u->cap * 2 : 4;
 		uint32_t *ids = realloc(u->ids, cap * sizeof(*ids));
 
 		if (!ids)
@@ -426,11 +475,17 @@ void sbx_state_free(struct sbx_state *s)
 	for (size_t i = 0; i < s->n; i++)
 		req_free(s->reqs[i]);
 	free(s->reqs);
-	for (size_t i = 0; i < s->users_cap; i++) {
-		free(s->users[i].user);
-		free(s->users[i].ids);
+	for (size_t i = 0; i < s->users.cap; i++) {
+		free(s->users.slot[i].user);
+		free(s->users.slot[i].ids);
 	}
-	free(s->users);
+	free(s->users.slot);
+	/* Below users_moved: copies, the new table owns their memory. */
+	for (size_t i = s->users_moved; i < s->users_old.cap; i++) {
+		free(s->users_old.slot[i].user);
+		free(s->users_old.slot[i].ids);
+	}
+	free(s->users_old.slot);
 	free(s->heap);
 	free(s->heap_pos);
 	free(s);

@@ -586,3 +586,45 @@ Test(state, random_changes_agree_with_a_full_scan)
 		check_queue(now);
 	}
 }
+
+/* ---- the users' index while it grows ---- */
+
+/* Users arrive, come back, and end requests while the index grows (from
+ * 64 slots to 32768) and moves them over bit by bit: every user's open
+ * requests are found at every moment. */
+Test(state, the_open_index_while_it_grows)
+{
+	enum { USERS = 12000, CHANGES = 30000 };
+	static unsigned want[USERS];
+	static uint32_t last[USERS];
+	struct sbx_req *open[64];
+	char user[16];
+	uint32_t id = 0;
+	unsigned seen = 0;
+
+	for (int step = 0; step < CHANGES; step++) {
+		/* As many new users as users seen before (some of them still in
+		 * the old table), until all have come. */
+		unsigned u = seen < USERS && (!seen || rnd(2)) ? seen++ : (unsigned)rnd(seen);
+
+		snprintf(user, sizeof(user), "u%05u", u);
+		if (last[u] && rnd(3) == 0) {
+			cr_assert_eq(event("request.cancelled", last[u], user, T0), 0, "%s", err);
+			want[u]--;
+			last[u] = 0;
+		} else if (want[u] < 30) {
+			cr_assert_eq(create_lapsing(++id, user, T0, T0 + 600), 0, "%s", err);
+			want[u]++;
+			last[u] = id;
+		}
+		cr_assert_eq(sbx_state_user_open(st, user, open, 64), want[u], "%s at %d", user,
+			     step);
+		if (step % 997 == 0 || step == CHANGES - 1) {
+			for (unsigned k = 0; k < USERS; k++) {
+				snprintf(user, sizeof(user), "u%05u", k);
+				cr_assert_eq(sbx_state_user_open(st, user, open, 64), want[k],
+					     "%s at %d", user, step);
+			}
+		}
+	}
+}
