@@ -14,12 +14,17 @@
  * handed out in order, once each, across all levels.
  *
  * Without --socket it starts its own sbx-brokerd on that policy in a
- * temporary directory and removes it afterwards.  Numbers are printed,
- * never asserted: exit 0 unless setting up failed.
+ * temporary directory and removes it afterwards.  --grants N first writes
+ * N live grants into that broker's journal, so that the rate can be
+ * compared between a small and a large state; --check runs one more
+ * client asking CHECK, as logins do, beside the requests.  Numbers are
+ * printed, never asserted: exit 0 unless setting up failed.
  */
 #include "config.h"
 
 #include "benchlib.h"
+#include "journal.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,10 +45,19 @@
 #define TARGET_RATE 2000.0
 /* fdatasync samples taken to show the disk's floor. */
 #define FSYNC_PROBES 200
+/* The role of the --grants users h000001.. (no client asks for it). */
+#define HELD_ROLE "bench-held"
+#define HELD_GID 61000
+#define ROLE_GID 61001
+#define GRANT_DAYS 30
+/* Appends queued before waiting for them, as a broker's acks would. */
+#define PRELOAD_FLUSH_EVERY 20000
+#define MAX_GRANTS 5000000
 
 static const char usage_text[] =
 	"Usage: bench_requests [--clients LIST] [--duration SECS] [--warmup SECS]\n"
-	"                      [--users N] [--roles N]\n"
+	"                      [--users N] [--roles N] [--grants N] [--records N]\n"
+	"                      [--unix-groups] [--check]\n"
 	"                      [--socket PATH | --broker PATH] [--print-policy]\n"
 	"\n"
 	"Measure durable request throughput: concurrent clients each do\n"
@@ -61,6 +75,19 @@ static const char usage_text[] =
 	"                    pair is requested at most once, so a run makes at most\n"
 	"                    users x roles requests and a level ends early when they\n"
 	"                    run out\n"
+	"  --grants N        before starting the broker, write N live grants (users\n"
+	"                    h000001.., role " HELD_ROLE ", 30 days) into its journal, so\n"
+	"                    that it serves with that many (default 0; not with --socket)\n"
+	"  --records N       make the preloaded journal N records long, padding the\n"
+	"                    grants' records with access.checked ones (which change no\n"
+	"                    state): the broker snapshots after as many records as it\n"
+	"                    found at start-up (at least 10,000), so runs that start\n"
+	"                    with the same N keep the same snapshot schedule\n"
+	"  --unix-groups     every role brings a unix group, so every grant is in the\n"
+	"                    NSS group table the broker rewrites on each change\n"
+	"  --check           one more client beside the requests does connect+CHECK+close\n"
+	"                    for u00001 (what a login asks); its latency is printed\n"
+	"                    apart\n"
 	"  --socket PATH     use a running broker instead of starting one; its policy\n"
 	"                    must be the generated one (see --print-policy) and its\n"
 	"                    journal must not hold these requests yet\n"
@@ -78,6 +105,10 @@ struct cfg {
 	double warmup_s;
 	unsigned long users;
 	unsigned long roles;
+	unsigned long grants;    /* preloaded live grants */
+	unsigned long records;   /* preloaded journal records, at least 2 x grants */
+	bool unix_groups;
+	bool check;
 	bool print_policy;
 	const char *socket;
 	char broker[PATH_MAX];
@@ -90,10 +121,12 @@ struct level_run {
 	int64_t t0_ns;
 	int64_t dur_ns;
 	atomic_int exhausted;
+	atomic_int requesters_left; /* the checker stops when they are done */
 };
 
 struct worker {
 	struct level_run *run;
+	bool checker;
 	struct bench_samples lat;
 	unsigned long done;
 	unsigned long errors;
@@ -108,6 +141,9 @@ struct result {
 	int exhausted;
 	int64_t records;          /* journal records written; -1 unknown */
 	struct bench_stats st;
+	unsigned long checks, check_errors;
+	struct bench_stats check_st;
+	unsigned long grants_before;
 	double broker_cpu, own_cpu;
 	char first_err[256];
 };
@@ -120,6 +156,10 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 		{ "warmup", BENCH_OPT_SECONDS0, &c->warmup_s, NULL, 0, 0, 0, 0 },
 		{ "users", BENCH_OPT_ULONG, &c->users, NULL, 0, 1, 99999, 0 },
 		{ "roles", BENCH_OPT_ULONG, &c->roles, NULL, 0, 1, 99, 0 },
+		{ "grants", BENCH_OPT_ULONG, &c->grants, NULL, 0, 0, MAX_GRANTS, 0 },
+		{ "records", BENCH_OPT_ULONG, &c->records, NULL, 0, 0, 4 * MAX_GRANTS, 0 },
+		{ "unix-groups", BENCH_OPT_FLAG, &c->unix_groups, NULL, 0, 0, 0, 0 },
+		{ "check", BENCH_OPT_FLAG, &c->check, NULL, 0, 0, 0, 0 },
 		{ "socket", BENCH_OPT_STRING, &c->socket, NULL, 0, 0, 0, 0 },
 		{ "broker", BENCH_OPT_PATH, c->broker, NULL, sizeof(c->broker), 0, 0, 0 },
 		{ "print-policy", BENCH_OPT_FLAG, &c->print_policy, NULL, 0, 0, 0, 0 },
@@ -131,8 +171,25 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 
 /* ---------------------------------------------------------------- policy */
 
+static void write_role(FILE *f, const struct cfg *c, const char *name, unsigned gid)
+{
+	fprintf(f,
+		"  %s:\n"
+		"    description: bench_requests role %s\n"
+		"    hosts: [\"sbx-*\"]\n"
+		"    eligible: { groups: [%s] }\n"
+		"    auto_approve: true\n"
+		"    default_duration: %dd\n"
+		"    max_duration: %dd\n",
+		name, name, BENCH_GROUP, GRANT_DAYS, GRANT_DAYS);
+	if (c->unix_groups)
+		fprintf(f, "    unix_group: { name: sbx-%s, gid: %u }\n", name, gid);
+}
+
 /* Users u00001.. in one group, eligible for roles bench-01.. that grant at
- * once for 30 days: nothing expires or needs an approver during a run. */
+ * once for 30 days: nothing expires or needs an approver during a run.
+ * The role of the --grants users is there too, so that the group table
+ * counts their grants like any other. */
 static void write_policy(FILE *f, const struct cfg *c, const char *socket, const char *state)
 {
 	fprintf(f, "# generated by bench_requests: %lu users x %lu auto_approve roles\n",
@@ -147,16 +204,108 @@ static void write_policy(FILE *f, const struct cfg *c, const char *socket, const
 	for (unsigned long u = 1; u <= c->users; u++)
 		fprintf(f, "  u%05lu: {}\n", u);
 	fprintf(f, "\nroles:\n");
-	for (unsigned long r = 1; r <= c->roles; r++)
-		fprintf(f,
-			"  bench-%02lu:\n"
-			"    description: bench_requests role %lu\n"
-			"    hosts: [\"sbx-*\"]\n"
-			"    eligible: { groups: [%s] }\n"
-			"    auto_approve: true\n"
-			"    default_duration: 30d\n"
-			"    max_duration: 30d\n",
-			r, r, BENCH_GROUP);
+	for (unsigned long r = 1; r <= c->roles; r++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "bench-%02lu", r);
+		write_role(f, c, name, ROLE_GID + (unsigned)r - 1);
+	}
+	write_role(f, c, HELD_ROLE, HELD_GID);
+}
+
+/* ---------------------------------------------------------------- preload */
+
+static json_t *time_json(int64_t secs)
+{
+	char buf[SBX_RFC3339_LEN];
+
+	sbx_format_rfc3339(secs, buf);
+	return json_string(buf);
+}
+
+/* The two records the broker writes for an auto_approve request.  The
+ * expiries are spread over a day, as real ones are, and all lie beyond
+ * any run. */
+static int append_grant(struct sbx_journal *j, const struct cfg *c, unsigned long i, int64_t now)
+{
+	int64_t expires = now + (GRANT_DAYS - 1) * 86400 + (int64_t)(i % 86400);
+	char user[16];
+	json_t *f;
+	int rc;
+
+	snprintf(user, sizeof(user), "h%06lu", i);
+	f = json_pack("{s:I, s:s, s:s, s:I, s:s, s:i, s:o}", "id", (json_int_t)i, "user", user,
+		      "role", HELD_ROLE, "duration", (json_int_t)GRANT_DAYS * 86400, "reason",
+		      BENCH_REASON, "approvals_needed", 0, "lapses_at", time_json(now + 86400));
+	rc = f ? sbx_journal_append(j, "request.created", user, f, NULL, NULL) : -1;
+	json_decref(f);
+	if (rc < 0)
+		return -1;
+	f = json_pack("{s:I, s:s, s:s, s:o, s:o, s:I}", "id", (json_int_t)i, "user", user, "role",
+		      HELD_ROLE, "activated_at", time_json(now), "expires_at", time_json(expires),
+		      "duration", (json_int_t)GRANT_DAYS * 86400);
+	if (f && c->unix_groups) {
+		json_object_set_new(f, "unix_group", json_string("sbx-" HELD_ROLE));
+		json_object_set_new(f, "gid", json_integer(HELD_GID));
+	}
+	rc = f ? sbx_journal_append(j, "grant.activated", "sbx", f, NULL, NULL) : -1;
+	json_decref(f);
+	return rc;
+}
+
+/* A login's record: no state changes, only the journal grows. */
+static int append_check(struct sbx_journal *j, unsigned long i)
+{
+	char user[16];
+	json_t *f;
+	int rc;
+
+	snprintf(user, sizeof(user), "u%05lu", i % 10000 + 1);
+	f = json_pack("{s:s, s:s, s:s}", "user", user, "service", "sshd", "outcome", "denied");
+	rc = f ? sbx_journal_append(j, "access.checked", "sbx", f, NULL, NULL) : -1;
+	json_decref(f);
+	return rc;
+}
+
+/* Write c->grants live grants into the state directory's journal, through
+ * the journal's own append path, before the broker starts on it; then
+ * pad it to c->records records. */
+static int preload_grants(const struct cfg *c, const char *state_dir, char *err, size_t errlen)
+{
+	struct sbx_journal_opts o = { .state_dir = state_dir };
+	struct sbx_journal *j = NULL;
+	struct sbx_replay_info info;
+	int64_t now = sbx_now(), t0 = bench_now_ns();
+	int ret = -1;
+
+	if (sbx_journal_open(&o, NULL, NULL, NULL, &info, &j, err, errlen) < 0)
+		return -1;
+	for (unsigned long i = 1; i <= c->grants && !bench_interrupted; i++) {
+		if (append_grant(j, c, i, now) < 0 ||
+		    (i % PRELOAD_FLUSH_EVERY == 0 && sbx_journal_flush(j) < 0)) {
+			snprintf(err, errlen, "journal append failed at grant %lu", i);
+			goto out;
+		}
+	}
+	for (unsigned long i = 2 * c->grants; i < c->records && !bench_interrupted; i++) {
+		if (append_check(j, i) < 0 ||
+		    (i % PRELOAD_FLUSH_EVERY == 0 && sbx_journal_flush(j) < 0)) {
+			snprintf(err, errlen, "journal append failed at record %lu", i + 1);
+			goto out;
+		}
+	}
+	if (sbx_journal_flush(j) < 0) {
+		snprintf(err, errlen, "journal flush failed");
+		goto out;
+	}
+	printf("preload:  %lu live grants (%lu records of %lu) written into the journal in "
+	       "%.2f s\n", c->grants, 2 * c->grants,
+	       c->records > 2 * c->grants ? c->records : 2 * c->grants,
+	       (double)(bench_now_ns() - t0) / 1e9);
+	ret = bench_interrupted ? -1 : 0;
+out:
+	sbx_journal_close(j);
+	return ret;
 }
 
 static int write_policy_file(const struct cfg *c, const struct bench_broker *b, char *err,
@@ -235,6 +384,51 @@ static int request_once(const struct cfg *c, long pair, char *err, size_t errlen
 	return rc;
 }
 
+/* A good answer has STATUS OK and ALLOWED (u00001 holds a grant from
+ * the first request on). */
+static int check_reply(const uint8_t *frame, size_t n, char *err, size_t errlen)
+{
+	uint32_t status = 0;
+	char msg[200];
+	sbx_reader r;
+	sbx_field f;
+
+	if (sbx_reply_status(frame, n, &status, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "check: reply without STATUS");
+		return -1;
+	}
+	if (status != SBX_ST_OK) {
+		snprintf(err, errlen, "check: status %u: %s", status, msg);
+		return -1;
+	}
+	sbx_reader_init_frame(&r, frame, n);
+	if (sbx_reader_find(&r, SBX_F_ALLOWED, &f) != 1) {
+		snprintf(err, errlen, "check: reply without ALLOWED");
+		return -1;
+	}
+	return 0;
+}
+
+/* connect + CHECK + close, as pam_sbx does at a login. */
+static int check_once(const struct cfg *c, char *err, size_t errlen)
+{
+	sbx_msg m;
+	uint8_t *frame = NULL;
+	size_t n = 0;
+	int rc;
+
+	sbx_msg_init(&m, SBX_OP_CHECK);
+	sbx_msg_put_str(&m, SBX_F_USER, "u00001");
+	rc = sbx_call(&c->conn, &m, &frame, &n);
+	if (rc < 0)
+		snprintf(err, errlen, "check: %s", strerror(-rc));
+	else
+		rc = check_reply(frame, n, err, errlen);
+	sbx_msg_free(&m);
+	free(frame);
+	return rc;
+}
+
 /* The next unused (user, role) pair, or -1 when none is left. */
 static long take_pair(struct level_run *run)
 {
@@ -247,6 +441,18 @@ static long take_pair(struct level_run *run)
 	return k;
 }
 
+/* The checker goes on while any requester does. */
+static bool go_on(struct worker *w, int64_t now)
+{
+	struct level_run *run = w->run;
+
+	if (bench_interrupted)
+		return false;
+	if (w->checker)
+		return atomic_load(&run->requesters_left) > 0;
+	return now - run->t0_ns < run->dur_ns;
+}
+
 static void *worker_main(void *p)
 {
 	struct worker *w = p;
@@ -254,14 +460,15 @@ static void *worker_main(void *p)
 	char err[256];
 	int64_t t = bench_now_ns();
 
-	while (!bench_interrupted && t - run->t0_ns < run->dur_ns) {
-		long pair = take_pair(run);
+	while (go_on(w, t)) {
+		long pair = w->checker ? 0 : take_pair(run);
 		int64_t t1;
 		int rc;
 
 		if (pair < 0)
 			break;
-		rc = request_once(run->cfg, pair, err, sizeof(err));
+		rc = w->checker ? check_once(run->cfg, err, sizeof(err))
+				: request_once(run->cfg, pair, err, sizeof(err));
 		t1 = bench_now_ns();
 		if (rc < 0) {
 			if (!w->errors++)
@@ -273,6 +480,8 @@ static void *worker_main(void *p)
 		}
 		t = t1;
 	}
+	if (!w->checker)
+		atomic_fetch_sub(&run->requesters_left, 1);
 	return NULL;
 }
 
@@ -290,9 +499,10 @@ static int run_level(struct cfg *c, unsigned clients, double secs, pid_t broker,
 		     struct result *res)
 {
 	struct level_run run = { .cfg = c, .dur_ns = (int64_t)(secs * 1e9) };
-	struct worker *w = calloc(clients, sizeof(*w));
-	void **args = calloc(clients, sizeof(*args));
-	struct bench_samples all = { 0 };
+	unsigned threads = clients + (c->check ? 1 : 0);
+	struct worker *w = calloc(threads, sizeof(*w));
+	void **args = calloc(threads, sizeof(*args));
+	struct bench_samples all = { 0 }, checks = { 0 };
 	double cpu0 = bench_cpu_seconds(0), bcpu0 = broker ? bench_cpu_seconds(broker) : -1;
 	double cpu1, bcpu1;
 	int64_t seq0 = journal_seq(c), seq1;
@@ -300,14 +510,17 @@ static int run_level(struct cfg *c, unsigned clients, double secs, pid_t broker,
 
 	memset(res, 0, sizeof(*res));
 	res->clients = clients;
+	res->grants_before = c->grants + (unsigned long)atomic_load(&c->next_pair);
 	if (!w || !args)
 		goto out;
 	atomic_init(&run.exhausted, 0);
-	for (unsigned i = 0; i < clients; i++) {
+	atomic_init(&run.requesters_left, (int)clients);
+	for (unsigned i = 0; i < threads; i++) {
 		w[i].run = &run;
+		w[i].checker = i >= clients;
 		args[i] = &w[i];
 	}
-	if (bench_run_threads(clients, worker_main, args, &run.t0_ns, &res->wall_s) < 0)
+	if (bench_run_threads(threads, worker_main, args, &run.t0_ns, &res->wall_s) < 0)
 		goto out;
 	cpu1 = bench_cpu_seconds(0);
 	bcpu1 = broker ? bench_cpu_seconds(broker) : -1;
@@ -316,22 +529,29 @@ static int run_level(struct cfg *c, unsigned clients, double secs, pid_t broker,
 	res->own_cpu = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / res->wall_s : -1;
 	res->broker_cpu = bcpu0 >= 0 && bcpu1 >= 0 ? (bcpu1 - bcpu0) / res->wall_s : -1;
 	res->exhausted = atomic_load(&run.exhausted);
-	for (unsigned i = 0; i < clients; i++) {
-		res->done += w[i].done;
-		res->errors += w[i].errors;
+	for (unsigned i = 0; i < threads; i++) {
+		if (w[i].checker) {
+			res->checks += w[i].done;
+			res->check_errors += w[i].errors;
+		} else {
+			res->done += w[i].done;
+			res->errors += w[i].errors;
+		}
 		if (w[i].errors && !res->first_err[0])
 			snprintf(res->first_err, sizeof(res->first_err), "%s", w[i].first_err);
-		if (w[i].oom || bench_samples_take(&all, &w[i].lat) < 0)
+		if (w[i].oom || bench_samples_take(w[i].checker ? &checks : &all, &w[i].lat) < 0)
 			snprintf(res->first_err, sizeof(res->first_err),
 				 "out of memory for samples: latencies incomplete");
 	}
 	bench_stats_compute(&all, &res->st);
+	bench_stats_compute(&checks, &res->check_st);
 	ret = 0;
 out:
 	if (w)
-		for (unsigned i = 0; i < clients; i++)
+		for (unsigned i = 0; i < threads; i++)
 			bench_samples_free(&w[i].lat);
 	bench_samples_free(&all);
+	bench_samples_free(&checks);
 	free(w);
 	free(args);
 	return ret;
@@ -343,9 +563,18 @@ static void print_result(const struct result *r)
 
 	printf("== %u client%s, connect+request+close (durable) ==\n", r->clients,
 	       r->clients == 1 ? "" : "s");
+	printf("  live grants at the start: %lu\n", r->grants_before);
 	printf("  requests %lu in %.2f s: %.0f requests/s  (errors %lu)\n", r->done, r->wall_s,
 	       rate, r->errors);
 	bench_stats_print(stdout, &r->st);
+	if (r->checks || r->check_errors) {
+		printf("  beside them, 1 client connect+check+close: %lu checks (errors %lu)\n",
+		       r->checks, r->check_errors);
+		if (r->check_st.n)
+			printf("  check latency us: p50 %.0f  p90 %.0f  p99 %.0f  max %.0f  (mean %.0f)\n",
+			       r->check_st.p50_us, r->check_st.p90_us, r->check_st.p99_us,
+			       r->check_st.max_us, r->check_st.mean_us);
+	}
 	if (r->records >= 0)
 		printf("  journal: %lld records written (%.2f per request)\n", (long long)r->records,
 		       r->done ? (double)r->records / (double)r->done : 0.0);
@@ -425,7 +654,11 @@ static int setup_broker(struct cfg *c, struct bench_broker *b, char *err, size_t
 		return -1;
 	if (write_policy_file(c, b, err, errlen) < 0)
 		return -1;
-	return bench_broker_start(b, c->broker, 30000, err, errlen);
+	if ((c->grants || c->records) && preload_grants(c, b->state_dir, err, errlen) < 0)
+		return -1;
+	/* Replaying millions of records takes a while. */
+	return bench_broker_start(b, c->broker, 30000 + (int)(c->records / 50 + c->grants / 25),
+				  err, errlen);
 }
 
 static void print_settings(const struct cfg *c, const struct bench_broker *b)
@@ -449,6 +682,9 @@ static void print_settings(const struct cfg *c, const struct bench_broker *b)
 	printf(", %.1f s per level, warm-up %.1f s, policy %lu users x %lu auto_approve roles "
 	       "(%lu requests at most)\n", c->duration_s, c->warmup_s, c->users, c->roles,
 	       c->users * c->roles);
+	printf("          %lu preloaded live grants, unix groups %s, checker %s\n", c->grants,
+	       c->unix_groups ? "on (every grant is in the NSS group table)" : "off",
+	       c->check ? "on" : "off");
 }
 
 int main(int argc, char **argv)
@@ -463,6 +699,11 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &c) < 0)
 		return 2;
+	if ((c.grants || c.records) && c.socket) {
+		fprintf(stderr, "bench_requests: --grants and --records need a broker of its own "
+			"(not --socket)\n");
+		return 2;
+	}
 	if (c.print_policy) {
 		write_policy(stdout, &c, NULL, NULL);
 		return fflush(stdout) == 0 ? 0 : 1;

@@ -55,7 +55,7 @@ int sbx_grouptable_build(const struct sbx_policy *p, const struct sbx_state *s, 
 {
 	struct sbx_tbl_builder *tb = sbx_tbl_builder_new();
 	int *gidx = calloc(p->n_roles ? p->n_roles : 1, sizeof(*gidx));
-	size_t n = sbx_state_count(s);
+	size_t n = sbx_state_open_count(s);
 	int ret = -ENOMEM;
 
 	if (!tb || !gidx)
@@ -76,8 +76,10 @@ int sbx_grouptable_build(const struct sbx_policy *p, const struct sbx_state *s, 
 		if (r->matches_host && add_standing(tb, gidx[i], p, r) < 0)
 			goto out;
 	}
+	/* Only open requests can be live: the cost follows the grants, not
+	 * the history.  The builder sorts the members by name itself. */
 	for (size_t i = 0; i < n; i++) {
-		const struct sbx_req *req = sbx_state_at(s, i);
+		const struct sbx_req *req = sbx_state_open_at(s, i);
 		const struct sbx_role *r;
 		size_t ri;
 

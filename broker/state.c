@@ -13,9 +13,31 @@
  * path looks only here, so it costs the same with a million ended ones. */
 struct user_open {
 	char *user;
+	uint64_t hash; /* of user: moving to a larger table reads no name */
 	uint32_t *ids;
-	size_t n, cap;
+	uint32_t n, cap; /* 32 bytes a slot: there are two slots per user */
 };
+
+/* Open addressing, linear probing, a power-of-two number of slots. */
+struct user_table {
+	struct user_open *slot;
+	size_t cap;
+};
+
+/* Old slots gone over per new open request.  The new table is twice the
+ * old one and needs to grow again only after as many more users as the
+ * old one had slots / 2, so 2 would do; more frees the old one sooner. */
+#define USERS_MOVED_PER_CHANGE 16
+
+/* An open request's deadline (lapses_at while pending, expires_at while
+ * active), as an entry of the deadline heap. */
+struct deadline {
+	int64_t at;
+	uint32_t id;
+};
+
+/* heap_pos of a request that is not in the heap. */
+#define NOT_QUEUED UINT32_MAX
 
 /* What a trial changed, to take it back: a request it created (before
  * NULL), or the copy of one as it was before the trial first changed it. */
@@ -27,10 +49,21 @@ struct undo {
 struct sbx_state {
 	struct sbx_req **reqs; /* reqs[id - 1] */
 	size_t n, cap;
-	struct user_open *users; /* open-addressing table, power-of-two size */
-	size_t users_cap, users_used;
-	int64_t next_deadline;
-	bool deadline_dirty;
+	/* The users with open requests (or that had some), at most half full.
+	 * When it grows, users move from the old table a few with every new
+	 * open request, so that no one request pays for moving half a
+	 * million (185 ms at once): until then a user is in one of the two. */
+	struct user_table users, users_old;
+	size_t users_used;  /* in both */
+	size_t users_moved; /* users_old.slot[0 .. users_moved) are gone over */
+	/* Every open request by deadline, a binary min-heap ordered by (at,
+	 * id): the loop asks for the earliest deadline on every pass, and each
+	 * change of a request moves one entry, O(log n) whatever the number
+	 * of live grants.  heap_pos[id - 1] (cap entries, beside reqs) is the
+	 * request's index in heap, or NOT_QUEUED. */
+	struct deadline *heap;
+	size_t heap_n, heap_cap;
+	uint32_t *heap_pos;
 	bool trial;
 	struct undo *undo;
 	size_t n_undo, undo_cap;
@@ -77,77 +110,184 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
-static struct user_open *user_slot(struct sbx_state *s, const char *user, bool create);
+static struct user_open *table_find(const struct user_table *t, const char *user, uint64_t h)
+{
+	size_t mask = t->cap - 1;
+
+	if (!t->cap)
+		return NULL;
+	for (size_t i = h & mask; t->slot[i].user; i = (i + 1) & mask)
+		if (t->slot[i].hash == h && strcmp(t->slot[i].user, user) == 0)
+			return &t->slot[i];
+	return NULL;
+}
+
+/* The empty slot where an entry with hash h goes (the table has one). */
+static struct user_open *table_free_slot(const struct user_table *t, uint64_t h)
+{
+	size_t mask = t->cap - 1, i;
+
+	for (i = h & mask; t->slot[i].user; i = (i + 1) & mask)
+		;
+	return &t->slot[i];
+}
+
+/* Go over up to max slots of the old table, copying its users to the
+ * new one; free it once it is all gone over.  The copies left behind keep
+ * the old probe sequences whole, and are never found: a user is looked
+ * for in the new table first. */
+static void users_move(struct sbx_state *s, size_t max)
+{
+	while (s->users_old.cap && max--) {
+		struct user_open *u = &s->users_old.slot[s->users_moved++];
+
+		if (u->user)
+			*table_free_slot(&s->users, u->hash) = *u;
+		if (s->users_moved == s->users_old.cap) {
+			free(s->users_old.slot);
+			s->users_old.slot = NULL;
+			s->users_old.cap = 0;
+			s->users_moved = 0;
+		}
+	}
+}
 
 static int users_grow(struct sbx_state *s)
 {
-	struct user_open *old = s->users;
-	size_t old_cap = s->users_cap;
-	size_t cap = old_cap ? old_cap * 2 : 64;
+	size_t cap = s->users.cap ? s->users.cap * 2 : 64;
+	struct user_open *slot;
 
-	s->users = calloc(cap, sizeof(*s->users));
-	if (!s->users) {
-		s->users = old;
+	/* Never needed at USERS_MOVED_PER_CHANGE >= 2; a guard, not a path. */
+	users_move(s, SIZE_MAX);
+	slot = calloc(cap, sizeof(*slot));
+	if (!slot)
 		return -ENOMEM;
-	}
-	s->users_cap = cap;
-	s->users_used = 0;
-	for (size_t i = 0; i < old_cap; i++) {
-		struct user_open *slot;
-
-		if (!old[i].user)
-			continue;
-		slot = user_slot(s, old[i].user, true);
-		*slot = old[i];
-	}
-	free(old);
+	s->users_old = s->users;
+	s->users.slot = slot;
+	s->users.cap = cap;
 	return 0;
 }
 
 /* Find the user's slot; with create, claim an empty one (user not copied:
- * the caller fills it in). */
+ * the caller fills it in).  A slot stays where it is only until the next
+ * call with create. */
 static struct user_open *user_slot(struct sbx_state *s, const char *user, bool create)
 {
-	size_t mask, i;
+	uint64_t h = hash_str(user);
+	struct user_open *u;
 
-	if (create && (s->users_used + 1) * 2 > s->users_cap && users_grow(s) < 0)
-		return NULL;
-	if (!s->users_cap)
-		return NULL;
-	mask = s->users_cap - 1;
-	for (i = hash_str(user) & mask;; i = (i + 1) & mask) {
-		if (!s->users[i].user) {
-			if (!create)
-				return NULL;
-			s->users_used++;
-			return &s->users[i];
-		}
-		if (strcmp(s->users[i].user, user) == 0)
-			return &s->users[i];
+	if (create) {
+		users_move(s, USERS_MOVED_PER_CHANGE);
+		if ((s->users_used + 1) * 2 > s->users.cap && users_grow(s) < 0)
+			return NULL;
 	}
+	u = table_find(&s->users, user, h);
+	if (!u)
+		u = table_find(&s->users_old, user, h);
+	if (u || !create)
+		return u;
+	u = table_free_slot(&s->users, h);
+	u->hash = h;
+	s->users_used++;
+	return u;
 }
 
 static int64_t req_deadline(const struct sbx_req *r);
 
-/* Keep the cached earliest deadline without rescanning: a new deadline can
- * only lower it; losing the deadline that held the minimum forces a rescan
- * (once, on the next question). */
-static void deadline_added(struct sbx_state *s, int64_t d)
+/* ---- the deadline heap ------------------------------------------------------ */
+
+static bool deadline_before(const struct deadline *a, const struct deadline *b)
 {
-	if (!s->deadline_dirty && d < s->next_deadline)
-		s->next_deadline = d;
+	return a->at < b->at || (a->at == b->at && a->id < b->id);
 }
 
-static void deadline_removed(struct sbx_state *s, int64_t d)
+static void heap_place(struct sbx_state *s, size_t i, struct deadline d)
 {
-	if (d <= s->next_deadline)
-		s->deadline_dirty = true;
+	s->heap[i] = d;
+	s->heap_pos[d.id - 1] = (uint32_t)i;
 }
+
+/* Move the entry at i towards the root while it is earlier than its
+ * parent, then towards the leaves while a child is earlier: one of the
+ * two restores the heap after the entry at i changed. */
+static void heap_fix(struct sbx_state *s, size_t i)
+{
+	struct deadline d = s->heap[i];
+
+	while (i > 0 && deadline_before(&d, &s->heap[(i - 1) / 2])) {
+		heap_place(s, i, s->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= s->heap_n)
+			break;
+		if (c + 1 < s->heap_n && deadline_before(&s->heap[c + 1], &s->heap[c]))
+			c++;
+		if (!deadline_before(&s->heap[c], &d))
+			break;
+		heap_place(s, i, s->heap[c]);
+		i = c;
+	}
+	heap_place(s, i, d);
+}
+
+/* Room for one more entry, so that deadline_set cannot fail. */
+static int heap_reserve(struct sbx_state *s)
+{
+	size_t cap;
+	struct deadline *h;
+
+	if (s->heap_n < s->heap_cap)
+		return 0;
+	cap = s->heap_cap ? s->heap_cap * 2 : 256;
+	h = realloc(s->heap, cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	s->heap = h;
+	s->heap_cap = cap;
+	return 0;
+}
+
+/* Request id's deadline is now at: queue it, or move it.  A new entry
+ * needs heap_reserve() first. */
+static void deadline_set(struct sbx_state *s, uint32_t id, int64_t at)
+{
+	uint32_t i = s->heap_pos[id - 1];
+
+	if (i == NOT_QUEUED) {
+		i = (uint32_t)s->heap_n++;
+		s->heap[i].id = id;
+	}
+	s->heap[i].at = at;
+	heap_fix(s, i);
+}
+
+/* Request id no longer has a deadline (it ended, or a trial took it back).
+ * Also safe for an id that was never queued. */
+static void deadline_clear(struct sbx_state *s, uint32_t id)
+{
+	uint32_t i;
+
+	if (id == 0 || id > s->cap || (i = s->heap_pos[id - 1]) == NOT_QUEUED)
+		return;
+	s->heap_pos[id - 1] = NOT_QUEUED;
+	if (i == --s->heap_n)
+		return;
+	s->heap[i] = s->heap[s->heap_n];
+	heap_fix(s, i);
+}
+
+/* ---- open requests ------------------------------------------------------------ */
 
 static int open_add(struct sbx_state *s, struct sbx_req *r)
 {
-	struct user_open *u = user_slot(s, r->user, true);
+	struct user_open *u;
 
+	if (heap_reserve(s) < 0)
+		return -ENOMEM;
+	u = user_slot(s, r->user, true);
 	if (!u)
 		return -ENOMEM;
 	if (!u->user) {
@@ -156,7 +296,7 @@ static int open_add(struct sbx_state *s, struct sbx_req *r)
 			return -ENOMEM;
 	}
 	if (u->n == u->cap) {
-		size_t cap = u->cap ? u->cap * 2 : 4;
+		uint32_t cap = u->cap ? u->cap * 2 : 4;
 		uint32_t *ids = realloc(u->ids, cap * sizeof(*ids));
 
 		if (!ids)
@@ -165,16 +305,15 @@ static int open_add(struct sbx_state *s, struct sbx_req *r)
 		u->cap = cap;
 	}
 	u->ids[u->n++] = r->id;
-	deadline_added(s, req_deadline(r));
+	deadline_set(s, r->id, req_deadline(r));
 	return 0;
 }
 
-/* old_deadline: what the request's deadline was while it was open. */
-static void open_remove(struct sbx_state *s, const struct sbx_req *r, int64_t old_deadline)
+static void open_remove(struct sbx_state *s, const struct sbx_req *r)
 {
 	struct user_open *u = user_slot(s, r->user, false);
 
-	deadline_removed(s, old_deadline);
+	deadline_clear(s, r->id);
 	if (!u)
 		return;
 	for (size_t i = 0; i < u->n; i++) {
@@ -187,13 +326,7 @@ static void open_remove(struct sbx_state *s, const struct sbx_req *r, int64_t ol
 
 struct sbx_state *sbx_state_new(void)
 {
-	struct sbx_state *s = calloc(1, sizeof(*s));
-
-	if (s) {
-		s->next_deadline = INT64_MAX;
-		s->deadline_dirty = false;
-	}
-	return s;
+	return calloc(1, sizeof(struct sbx_state));
 }
 
 static void req_free(struct sbx_req *r)
@@ -312,7 +445,7 @@ void sbx_state_trial_undo(struct sbx_state *s)
 		struct sbx_req *cur = s->reqs[u->id - 1];
 
 		if (is_open(cur))
-			open_remove(s, cur, req_deadline(cur));
+			open_remove(s, cur);
 		if (!u->before) {
 			/* created by the trial: always the last ones */
 			req_free(cur);
@@ -330,7 +463,6 @@ void sbx_state_trial_undo(struct sbx_state *s)
 			(void)open_add(s, cur);
 	}
 	s->trial = false;
-	s->deadline_dirty = true;
 }
 
 void sbx_state_free(struct sbx_state *s)
@@ -343,11 +475,19 @@ void sbx_state_free(struct sbx_state *s)
 	for (size_t i = 0; i < s->n; i++)
 		req_free(s->reqs[i]);
 	free(s->reqs);
-	for (size_t i = 0; i < s->users_cap; i++) {
-		free(s->users[i].user);
-		free(s->users[i].ids);
+	for (size_t i = 0; i < s->users.cap; i++) {
+		free(s->users.slot[i].user);
+		free(s->users.slot[i].ids);
 	}
-	free(s->users);
+	free(s->users.slot);
+	/* Below users_moved: copies, the new table owns their memory. */
+	for (size_t i = s->users_moved; i < s->users_old.cap; i++) {
+		free(s->users_old.slot[i].user);
+		free(s->users_old.slot[i].ids);
+	}
+	free(s->users_old.slot);
+	free(s->heap);
+	free(s->heap_pos);
 	free(s);
 }
 
@@ -371,6 +511,17 @@ size_t sbx_state_count(const struct sbx_state *s)
 struct sbx_req *sbx_state_at(const struct sbx_state *s, size_t i)
 {
 	return i < s->n ? s->reqs[i] : NULL;
+}
+
+/* The deadline heap holds exactly the open requests. */
+size_t sbx_state_open_count(const struct sbx_state *s)
+{
+	return s->heap_n;
+}
+
+struct sbx_req *sbx_state_open_at(const struct sbx_state *s, size_t i)
+{
+	return i < s->heap_n ? s->reqs[s->heap[i].id - 1] : NULL;
 }
 
 size_t sbx_state_user_open(const struct sbx_state *s, const char *user,
@@ -397,41 +548,37 @@ static int64_t req_deadline(const struct sbx_req *r)
 
 int64_t sbx_state_next_deadline(const struct sbx_state *s)
 {
-	struct sbx_state *m = (struct sbx_state *)s;
+	return s->heap_n ? s->heap[0].at : INT64_MAX;
+}
 
-	if (!m->deadline_dirty)
-		return m->next_deadline;
-	m->next_deadline = INT64_MAX;
-	for (size_t i = 0; i < m->users_cap; i++) {
-		struct user_open *u = &m->users[i];
+static int by_deadline(const void *a, const void *b)
+{
+	const struct sbx_req *ra = *(struct sbx_req *const *)a, *rb = *(struct sbx_req *const *)b;
+	struct deadline da = { req_deadline(ra), ra->id }, db = { req_deadline(rb), rb->id };
 
-		for (size_t k = 0; u->user && k < u->n; k++) {
-			int64_t d = req_deadline(m->reqs[u->ids[k] - 1]);
-
-			if (d < m->next_deadline)
-				m->next_deadline = d;
-		}
-	}
-	m->deadline_dirty = false;
-	return m->next_deadline;
+	return deadline_before(&da, &db) ? -1 : deadline_before(&db, &da) ? 1 : 0;
 }
 
 size_t sbx_state_due(const struct sbx_state *s, int64_t now, struct sbx_req **out, size_t max)
 {
 	size_t n = 0;
 
-	if (sbx_state_next_deadline(s) > now)
+	if (!max || !s->heap_n || s->heap[0].at > now)
 		return 0;
-	for (size_t i = 0; i < s->users_cap && n < max; i++) {
-		struct user_open *u = &s->users[i];
+	/* A due entry's parent is due too: the due ones are a subtree at the
+	 * root.  Walk it breadth first with out as the queue, so the cost is
+	 * what is due, not what is open. */
+	out[n++] = s->reqs[s->heap[0].id - 1];
+	for (size_t k = 0; k < n && n < max; k++) {
+		size_t i = s->heap_pos[out[k]->id - 1];
 
-		for (size_t k = 0; u->user && k < u->n && n < max; k++) {
-			struct sbx_req *r = s->reqs[u->ids[k] - 1];
-
-			if (req_deadline(r) <= now)
-				out[n++] = r;
-		}
+		for (size_t c = 2 * i + 1; c <= 2 * i + 2 && c < s->heap_n && n < max; c++)
+			if (s->heap[c].at <= now)
+				out[n++] = s->reqs[s->heap[c].id - 1];
 	}
+	/* The journal then ends them in the order they fell due, the same
+	 * whatever shape the heap has after a restart. */
+	qsort(out, n, sizeof(*out), by_deadline);
 	return n;
 }
 
@@ -478,6 +625,7 @@ static int jid(const json_t *o, uint32_t *id)
 	return 0;
 }
 
+/* Room for n requests, and for their places in the deadline heap. */
 static int reqs_reserve(struct sbx_state *s, size_t n)
 {
 	if (n <= s->cap)
@@ -485,10 +633,18 @@ static int reqs_reserve(struct sbx_state *s, size_t n)
 	size_t cap = s->cap ? s->cap : 256;
 	while (cap < n)
 		cap *= 2;
+	if (cap > NOT_QUEUED)
+		return -ENOMEM;
 	struct sbx_req **v = realloc(s->reqs, cap * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	s->reqs = v;
+	uint32_t *pos = realloc(s->heap_pos, cap * sizeof(*pos));
+	if (!pos)
+		return -ENOMEM;
+	s->heap_pos = pos;
+	for (size_t i = s->cap; i < cap; i++)
+		pos[i] = NOT_QUEUED;
 	s->cap = cap;
 	return 0;
 }
@@ -551,7 +707,7 @@ static int apply_created(struct sbx_state *s, const json_t *rec, int64_t at,
 	ret = 0;
 out:
 	if (r && r->user)
-		open_remove(s, r, req_deadline(r));
+		open_remove(s, r);
 	req_free(r);
 	return ret;
 }
@@ -595,9 +751,8 @@ static int apply_activated(struct sbx_state *s, struct sbx_req *r, const json_t 
 		return sbx_whyf(err, errlen, -1, "out of memory");
 	v = json_object_get(rec, "gid");
 	r->gid = json_is_integer(v) ? (uint32_t)json_integer_value(v) : 0;
-	deadline_removed(s, r->lapses_at);
 	r->state = SBX_REQ_ACTIVE;
-	deadline_added(s, r->expires_at);
+	deadline_set(s, r->id, r->expires_at);
 	return 0;
 }
 
@@ -606,16 +761,17 @@ static int apply_end(struct sbx_state *s, struct sbx_req *r, enum sbx_req_state 
 {
 	enum sbx_req_state from = (to == SBX_REQ_EXPIRED || to == SBX_REQ_REVOKED)
 					  ? SBX_REQ_ACTIVE : SBX_REQ_PENDING;
-	int64_t old_deadline = req_deadline(r);
 
 	if (r->state != from)
 		return sbx_whyf(err, errlen, -1, "request %u cannot become %s: it is %s", r->id, sbx_req_state_name(to),
 		     sbx_req_state_name(r->state));
 	r->state = to;
 	r->ended_at = at;
+	/* Before anything can fail: an ended request left in the deadline
+	 * heap would come back from sbx_state_due. */
+	open_remove(s, r);
 	if (dup_opt(&r->ended_by, rec, "actor") || dup_opt(&r->end_reason, rec, "reason"))
 		return sbx_whyf(err, errlen, -1, "out of memory");
-	open_remove(s, r, old_deadline);
 	return 0;
 }
 
@@ -665,7 +821,7 @@ int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t er
 			/* cannot be taken back: take it back now */
 			struct sbx_req *made = s->reqs[--s->n];
 
-			open_remove(s, made, req_deadline(made));
+			open_remove(s, made);
 			req_free(made);
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -863,6 +1019,5 @@ int sbx_state_from_json(struct sbx_state *s, const json_t *j, char *err, size_t 
 			return -1;
 		}
 	}
-	s->deadline_dirty = true;
 	return 0;
 }

@@ -92,6 +92,13 @@ size_t sbx_state_count(const struct sbx_state *s);
 /* Every request, by id (index 0 .. count-1). */
 struct sbx_req *sbx_state_at(const struct sbx_state *s, size_t i);
 
+/* Every open request (pending or active; not time-checked), index 0 ..
+ * sbx_state_open_count() - 1, in no useful order: what is live costs the
+ * same to go through however long the history is.  Any change to the
+ * state may reorder them. */
+size_t sbx_state_open_count(const struct sbx_state *s);
+struct sbx_req *sbx_state_open_at(const struct sbx_state *s, size_t i);
+
 /* Active grants and pending requests of one user (not time-checked). */
 size_t sbx_state_user_open(const struct sbx_state *s, const char *user,
 			   struct sbx_req **out, size_t max);

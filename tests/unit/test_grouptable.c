@@ -543,6 +543,50 @@ Test(grouptable, ended_grants_leave_the_group)
 	sbx_policy_free(p);
 }
 
+/* The table is built from the open requests alone: a long history of
+ * ended ones and pending ones around the live grants changes nothing. */
+Test(grouptable, only_live_grants_among_much_history)
+{
+	struct sbx_policy *p = load_policy();
+	struct sbx_state *s = sbx_state_new();
+	struct sbx_tbl_group g;
+	struct built b;
+	char user[16];
+	uint32_t id = 0, live = 0;
+
+	for (unsigned i = 0; i < 3000; i++) {
+		snprintf(user, sizeof(user), "h%04u", i);
+		if (i % 4 == 3) {
+			/* pending: never a member before its grant.activated */
+			apply(s, json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:i, s:i, s:s}", "time",
+					   at(NOW - 60), "event", "request.created", "actor", user,
+					   "id", ++id, "user", user, "role", "sandbox-admin",
+					   "duration", 3600, "approvals_needed", 1, "lapses_at",
+					   at(NOW + 3600)));
+			continue;
+		}
+		grant(s, ++id, user, "sandbox-admin", NOW - 600, i % 4 == 2 ? 60 : 3600);
+		if (i % 4 == 1)
+			apply(s, json_pack("{s:s, s:s, s:s, s:i}", "time", at(NOW - 10), "event",
+					   "grant.revoked", "actor", "frank", "id", id));
+		else if (i % 4 == 2)
+			apply(s, json_pack("{s:s, s:s, s:s, s:i}", "time", at(NOW - 500), "event",
+					   "grant.expired", "actor", "sbx", "id", id));
+		else
+			live++;
+	}
+	build(p, s, NOW, &b);
+	cr_assert_eq(sbx_tbl_find_name(&b.t, "sbx-admin", &g), 1);
+	cr_assert_eq(g.count, live + 3, "the live grants and olga, pete, zed");
+	for (unsigned i = 0; i < 3000; i += 7) {
+		snprintf(user, sizeof(user), "h%04u", i);
+		cr_assert_eq(sbx_tbl_is_member(&b.t, &g, user, NOW), i % 4 == 0, "%s", user);
+	}
+	free(b.buf);
+	sbx_state_free(s);
+	sbx_policy_free(p);
+}
+
 Test(grouptable, standing_member_with_a_grant_stays_standing)
 {
 	struct sbx_policy *p = load_policy();

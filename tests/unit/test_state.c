@@ -318,3 +318,313 @@ Test(state, revoked_here_stops_counting_but_stays_active)
 	json_decref(snap);
 	sbx_state_free(copy);
 }
+
+/* ---- the deadline queue ---- */
+
+static int create_lapsing(uint32_t id, const char *user, int64_t t, int64_t lapses_at)
+{
+	return apply(json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:i, s:i, s:s}", "time", at(t),
+			       "event", "request.created", "actor", user, "id", id, "user", user,
+			       "role", "r", "duration", 3600, "approvals_needed", 1, "lapses_at",
+			       at(lapses_at)));
+}
+
+static int64_t deadline_of(const struct sbx_req *r)
+{
+	if (r->state == SBX_REQ_PENDING)
+		return r->lapses_at;
+	if (r->state == SBX_REQ_ACTIVE)
+		return r->expires_at;
+	return INT64_MAX;
+}
+
+/* The answer the queue must give, the slow way. */
+static int64_t scan_next_deadline(const struct sbx_state *s)
+{
+	int64_t best = INT64_MAX;
+
+	for (size_t i = 0; i < sbx_state_count(s); i++) {
+		int64_t d = deadline_of(sbx_state_at(s, i));
+
+		if (d < best)
+			best = d;
+	}
+	return best;
+}
+
+static size_t scan_due(const struct sbx_state *s, int64_t now)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < sbx_state_count(s); i++)
+		n += deadline_of(sbx_state_at(s, i)) <= now;
+	return n;
+}
+
+/* What sbx_state_due returned: each request once, each due, in the order of
+ * their deadlines, and as many as are due (or max). */
+static void check_due(const struct sbx_state *s, int64_t now, size_t max)
+{
+	static struct sbx_req *due[8192];
+	size_t want = scan_due(s, now), n;
+
+	cr_assert_leq(max, sizeof(due) / sizeof(due[0]));
+	n = sbx_state_due(s, now, due, max);
+	cr_assert_eq(n, want < max ? want : max, "due at %lld: %zu of %zu (max %zu)",
+		     (long long)(now - T0), n, want, max);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_leq(deadline_of(due[i]), now, "request %u is not due", due[i]->id);
+		/* Strictly increasing (deadline, id): also none twice. */
+		if (i)
+			cr_assert(deadline_of(due[i - 1]) < deadline_of(due[i]) ||
+					  (deadline_of(due[i - 1]) == deadline_of(due[i]) &&
+					   due[i - 1]->id < due[i]->id),
+				  "out of order or twice at %zu", i);
+	}
+}
+
+/* sbx_state_open_at goes through every open request once, and nothing
+ * else. */
+static void check_open_list(const struct sbx_state *s)
+{
+	size_t open = 0, n = sbx_state_open_count(s);
+	static unsigned char seen[1 << 16];
+
+	cr_assert_lt(sbx_state_count(s), sizeof(seen));
+	memset(seen, 0, sizeof(seen));
+	for (size_t i = 0; i < sbx_state_count(s); i++)
+		open += deadline_of(sbx_state_at(s, i)) != INT64_MAX;
+	cr_assert_eq(n, open);
+	for (size_t i = 0; i < n; i++) {
+		const struct sbx_req *r = sbx_state_open_at(s, i);
+
+		cr_assert(r->state == SBX_REQ_PENDING || r->state == SBX_REQ_ACTIVE);
+		cr_assert_not(seen[r->id], "request %u twice", r->id);
+		seen[r->id] = 1;
+	}
+	cr_assert_null(sbx_state_open_at(s, n));
+}
+
+Test(state, the_earliest_deadline_follows_every_change)
+{
+	cr_assert_eq(create_lapsing(1, "erin", T0, T0 + 500), 0, "%s", err);
+	cr_assert_eq(create_lapsing(2, "dave", T0, T0 + 300), 0, "%s", err);
+	cr_assert_eq(create_lapsing(3, "carol", T0, T0 + 400), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 300, "an earlier insert takes the lead");
+	cr_assert_eq(create_lapsing(4, "alice", T0, T0 + 900), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 300, "a later insert does not");
+
+	/* The earliest one is activated for longer: the next one leads. */
+	cr_assert_eq(activate(2, T0 + 1, 2000), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 400);
+	/* One is activated for less than any other deadline: it leads. */
+	cr_assert_eq(activate(4, T0 + 2, 10), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 12);
+
+	/* Ending the earliest (what used to force a rescan), then one that is
+	 * not the earliest, then the rest. */
+	cr_assert_eq(event("grant.revoked", 4, "frank", T0 + 3), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 400);
+	cr_assert_eq(event("request.denied", 1, "frank", T0 + 4), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 400);
+	cr_assert_eq(event("request.cancelled", 3, "carol", T0 + 5), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 1 + 2000);
+	cr_assert_eq(event("grant.expired", 2, "sbx", T0 + 2001), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_deadline(st), INT64_MAX, "nothing open, nothing due");
+	check_due(st, T0 + 100000, 8);
+}
+
+Test(state, equal_deadlines_all_fall_due)
+{
+	char user[16];
+
+	for (uint32_t i = 1; i <= 100; i++) {
+		snprintf(user, sizeof(user), "u%03u", i);
+		cr_assert_eq(create_lapsing(i, user, T0, T0 + 60), 0, "%s", err);
+	}
+	cr_assert_eq(sbx_state_next_deadline(st), T0 + 60);
+	check_due(st, T0 + 59, 128);
+	check_due(st, T0 + 60, 128);
+	check_due(st, T0 + 60, 7);
+	for (int i = 100; i >= 1; i -= 3) {
+		cr_assert_eq(event("request.lapsed", (uint32_t)i, "sbx", T0 + 60), 0, "%s", err);
+		cr_assert_eq(sbx_state_next_deadline(st), scan_next_deadline(st));
+		check_due(st, T0 + 60, 128);
+	}
+}
+
+/* As the broker expires: take what is due, a batch at a time, end it, ask
+ * again, until nothing is due; what is not due stays. */
+Test(state, ending_what_is_due_in_batches_ends_exactly_that)
+{
+	struct sbx_req *due[16];
+	char user[16];
+	size_t ended = 0, n, want;
+
+	for (uint32_t i = 1; i <= 1000; i++) {
+		snprintf(user, sizeof(user), "u%04u", i);
+		cr_assert_eq(create_lapsing(i, user, T0, T0 + 1000 + (i * 7919) % 1000), 0, "%s",
+			     err);
+		if (i % 2 == 0)
+			cr_assert_eq(activate(i, T0, (i * 104729) % 3000), 0, "%s", err);
+	}
+	want = scan_due(st, T0 + 1500);
+	cr_assert_gt(want, 16, "several batches");
+	do {
+		n = sbx_state_due(st, T0 + 1500, due, 16);
+		for (size_t i = 0; i < n; i++) {
+			const char *ev = due[i]->state == SBX_REQ_ACTIVE ? "grant.expired"
+									 : "request.lapsed";
+
+			cr_assert_leq(deadline_of(due[i]), T0 + 1500);
+			cr_assert_eq(event(ev, due[i]->id, "sbx", T0 + 1500), 0, "%s", err);
+		}
+		ended += n;
+	} while (n == 16);
+	cr_assert_eq(ended, want);
+	cr_assert_eq(scan_due(st, T0 + 1500), 0);
+	cr_assert_gt(sbx_state_next_deadline(st), T0 + 1500);
+	cr_assert_eq(sbx_state_next_deadline(st), scan_next_deadline(st));
+}
+
+Test(state, a_snapshot_rebuilds_the_deadline_queue)
+{
+	struct sbx_state *copy = sbx_state_new();
+	char user[16];
+	json_t *snap;
+
+	for (uint32_t i = 1; i <= 300; i++) {
+		snprintf(user, sizeof(user), "u%03u", i);
+		cr_assert_eq(create_lapsing(i, user, T0, T0 + 5000 - (i * 31) % 4000), 0, "%s", err);
+		if (i % 3 == 0)
+			cr_assert_eq(activate(i, T0, (i * 17) % 6000 + 1), 0, "%s", err);
+		if (i % 5 == 0)
+			cr_assert_eq(event(i % 3 == 0 ? "grant.revoked" : "request.cancelled", i,
+					   user, T0 + 1), 0, "%s", err);
+	}
+	snap = sbx_state_to_json(st);
+	cr_assert_eq(sbx_state_from_json(copy, snap, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_deadline(copy), scan_next_deadline(st));
+	check_open_list(copy);
+	for (int64_t now = T0; now < T0 + 7000; now += 250)
+		check_due(copy, now, 300);
+	json_decref(snap);
+	sbx_state_free(copy);
+}
+
+/* xorshift64*: the same sequence on every machine and every run. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rnd(uint64_t n)
+{
+	rnd_state ^= rnd_state >> 12;
+	rnd_state ^= rnd_state << 25;
+	rnd_state ^= rnd_state >> 27;
+	return (rnd_state * 2685821657736338717ULL) % n;
+}
+
+/* One random change that the state accepts: file a request, activate a
+ * pending one, or end an open one in any way it can end. */
+static void random_change(int64_t now)
+{
+	static const char *const pending_ends[] = { "request.denied", "request.cancelled",
+						    "request.lapsed" };
+	static const char *const active_ends[] = { "grant.expired", "grant.revoked" };
+	uint32_t n = (uint32_t)sbx_state_count(st);
+	struct sbx_req *r = n ? sbx_state_get(st, (uint32_t)rnd(n) + 1) : NULL;
+	char user[16];
+
+	if (!r || r->state > SBX_REQ_ACTIVE || rnd(4) == 0) {
+		snprintf(user, sizeof(user), "u%03u", (unsigned)rnd(500));
+		/* Few distinct deadlines: ties are common. */
+		cr_assert_eq(create_lapsing(n + 1, user, now, now + (int64_t)rnd(2000)), 0, "%s",
+			     err);
+	} else if (r->state == SBX_REQ_PENDING && rnd(2)) {
+		cr_assert_eq(activate(r->id, now, (int64_t)rnd(3000)), 0, "%s", err);
+	} else if (r->state == SBX_REQ_PENDING) {
+		cr_assert_eq(event(pending_ends[rnd(3)], r->id, "frank", now), 0, "%s", err);
+	} else {
+		cr_assert_eq(event(active_ends[rnd(2)], r->id, "frank", now), 0, "%s", err);
+	}
+}
+
+static void check_queue(int64_t now)
+{
+	cr_assert_eq(sbx_state_next_deadline(st), scan_next_deadline(st), "after %zu requests",
+		     sbx_state_count(st));
+	if (rnd(64) == 0)
+		check_open_list(st);
+	if (rnd(16) == 0) {
+		check_due(st, now + (int64_t)rnd(3000), 8192);
+		check_due(st, now + (int64_t)rnd(3000), 1 + rnd(20));
+	}
+}
+
+Test(state, random_changes_agree_with_a_full_scan)
+{
+	int64_t now = T0;
+
+	for (int step = 0; step < 6000; step++, now += (int64_t)rnd(3)) {
+		if (rnd(200) == 0) {
+			/* A trial of a few changes, taken back: the queue is as before. */
+			char *before = dump_state(), *after;
+			int64_t next = sbx_state_next_deadline(st);
+
+			cr_assert_eq(sbx_state_trial_begin(st), 0);
+			for (uint64_t k = rnd(8); k > 0; k--) {
+				random_change(now);
+				check_queue(now);
+			}
+			sbx_state_trial_undo(st);
+			after = dump_state();
+			cr_assert_str_eq(before, after);
+			cr_assert_eq(sbx_state_next_deadline(st), next, "at step %d", step);
+			free(before);
+			free(after);
+		}
+		random_change(now);
+		check_queue(now);
+	}
+}
+
+/* ---- the users' index while it grows ---- */
+
+/* Users arrive, come back, and end requests while the index grows (from
+ * 64 slots to 32768) and moves them over bit by bit: every user's open
+ * requests are found at every moment. */
+Test(state, the_open_index_while_it_grows)
+{
+	enum { USERS = 12000, CHANGES = 30000 };
+	static unsigned want[USERS];
+	static uint32_t last[USERS];
+	struct sbx_req *open[64];
+	char user[16];
+	uint32_t id = 0;
+	unsigned seen = 0;
+
+	for (int step = 0; step < CHANGES; step++) {
+		/* As many new users as users seen before (some of them still in
+		 * the old table), until all have come. */
+		unsigned u = seen < USERS && (!seen || rnd(2)) ? seen++ : (unsigned)rnd(seen);
+
+		snprintf(user, sizeof(user), "u%05u", u);
+		if (last[u] && rnd(3) == 0) {
+			cr_assert_eq(event("request.cancelled", last[u], user, T0), 0, "%s", err);
+			want[u]--;
+			last[u] = 0;
+		} else if (want[u] < 30) {
+			cr_assert_eq(create_lapsing(++id, user, T0, T0 + 600), 0, "%s", err);
+			want[u]++;
+			last[u] = id;
+		}
+		cr_assert_eq(sbx_state_user_open(st, user, open, 64), want[u], "%s at %d", user,
+			     step);
+		if (step % 997 == 0 || step == CHANGES - 1) {
+			for (unsigned k = 0; k < USERS; k++) {
+				snprintf(user, sizeof(user), "u%05u", k);
+				cr_assert_eq(sbx_state_user_open(st, user, open, 64), want[k],
+					     "%s at %d", user, step);
+			}
+		}
+	}
+}
