@@ -221,6 +221,16 @@ const char *sbx_broker_unavailable(const struct sbx_broker *b, char *why, size_t
 	return why;
 }
 
+const char *sbx_broker_forgotten(const struct sbx_broker *b, uint32_t id, char *why,
+				 size_t whylen)
+{
+	snprintf(why, whylen, "request %u ended long ago: the broker keeps only the %u requests "
+		 "that ended last in memory (broker.keep_ended); its records are in the journal "
+		 "(an admin or auditor: sbxctl audit query --id %u)", id,
+		 b->policy->broker.keep_ended, id);
+	return why;
+}
+
 const char *sbx_broker_not_recorded(const struct sbx_broker *b, char *why, size_t whylen)
 {
 	snprintf(why, whylen, "not recorded: the broker could not write its journal (%s); "
@@ -244,6 +254,7 @@ void sbx_broker_degrade(struct sbx_broker *b)
 	fresh = sbx_state_new();
 	if (!fresh)
 		return;
+	sbx_state_keep_ended(fresh, b->policy->broker.keep_ended);
 	b->state = fresh;
 	if (sbx_journal_reload(b->journal, sbx_journal_durable_seq(b->journal),
 			       sbx_broker_replay_snapshot, sbx_broker_replay_record, b,
@@ -662,6 +673,10 @@ static int decided_request(struct sbx_broker *b, uint32_t id, struct sbx_req **r
 		return -SBX_ST_UNAVAILABLE;
 	}
 	*r = id ? sbx_state_get(b->state, id) : NULL;
+	if (!*r && sbx_state_forgotten(b->state, id)) {
+		sbx_broker_forgotten(b, id, why, whylen);
+		return -SBX_ST_REFUSED;
+	}
 	if (!*r) {
 		snprintf(why, whylen, "no request %u", id);
 		return -SBX_ST_NOTFOUND;
@@ -1071,6 +1086,7 @@ void sbx_broker_reload(struct sbx_broker *b)
 	fresh = NULL;
 	lc = limits_of(b->policy);
 	sbx_limits_set(b->limits, &lc);
+	sbx_state_keep_ended(b->state, b->policy->broker.keep_ended);
 	sbx_info("policy reloaded from %s (sha256 %.12s)", b->config_path, b->policy->sha256_hex);
 	(void)sbx_broker_record_policy(b, &seq);
 	features_on_reload(b);
@@ -1168,6 +1184,7 @@ int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen)
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
+	sbx_state_keep_ended(b->state, b->policy->broker.keep_ended);
 	rc = open_journal(b, why, whylen);
 	if (rc < 0)
 		return rc;

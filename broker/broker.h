@@ -171,6 +171,11 @@ void sbx_broker_degrade(struct sbx_broker *b);
  * reason, for every reply and log line that needs it.  Returns why. */
 const char *sbx_broker_unavailable(const struct sbx_broker *b, char *why, size_t whylen);
 
+/* Why request id (forgotten: sbx_state_forgotten) cannot be shown or
+ * decided, and where its history is. */
+const char *sbx_broker_forgotten(const struct sbx_broker *b, uint32_t id, char *why,
+				 size_t whylen);
+
 /* The one sentence for a change that was applied but never reached the
  * disk: its requester is told it did not happen.  Returns why. */
 const char *sbx_broker_not_recorded(const struct sbx_broker *b, char *why, size_t whylen);

@@ -1314,7 +1314,7 @@ static void find_revoked_here(struct sbx_broker *b)
 	for (size_t i = 0; i < n; i++) {
 		const struct sbx_req *r = sbx_state_at(b->state, i);
 
-		if (r->revoked_here && r->state == SBX_REQ_ACTIVE)
+		if (r && r->revoked_here && r->state == SBX_REQ_ACTIVE)
 			sbx_fleet_note_revoked_here(b, r->id);
 	}
 }

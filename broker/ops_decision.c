@@ -22,7 +22,7 @@ void sbx_op_pending(struct sbx_broker *b, struct sbx_call *c)
 		const struct sbx_req *r = sbx_state_at(b->state, i);
 		sbx_msg_mark mark = sbx_msg_here(c->reply);
 
-		if (r->state != SBX_REQ_PENDING)
+		if (!r || r->state != SBX_REQ_PENDING)
 			continue;
 		if (!c->who.admin && !sbx_broker_may_decide(b, r, c->who.person, why, sizeof(why)))
 			continue;
@@ -38,6 +38,7 @@ void sbx_op_pending(struct sbx_broker *b, struct sbx_call *c)
 static bool names_visible_request(struct sbx_broker *b, struct sbx_call *c)
 {
 	const struct sbx_req *r;
+	char why[300];
 
 	if (!c->a.has_id || !c->a.id) {
 		sbx_reply_fail(c, SBX_ST_BADINPUT, "a request id is required");
@@ -46,7 +47,11 @@ static bool names_visible_request(struct sbx_broker *b, struct sbx_call *c)
 	r = sbx_state_get(b->state, c->a.id);
 	if (r && sbx_broker_may_see(b, r, c->who.person, c->who.admin))
 		return true;
-	sbx_reply_fail(c, SBX_ST_NOTFOUND, "no request %u", c->a.id);
+	if (sbx_state_forgotten(b->state, c->a.id))
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s",
+			       sbx_broker_forgotten(b, c->a.id, why, sizeof(why)));
+	else
+		sbx_reply_fail(c, SBX_ST_NOTFOUND, "no request %u", c->a.id);
 	return false;
 }
 
@@ -91,9 +96,11 @@ void sbx_op_grants(struct sbx_broker *b, struct sbx_call *c)
 	sbx_reply_ok(c, NULL);
 	for (size_t i = n; i-- > 0;) {
 		const struct sbx_req *r = sbx_state_at(b->state, i);
-		bool ended = r->state == SBX_REQ_EXPIRED || r->state == SBX_REQ_REVOKED;
+		bool ended = r && (r->state == SBX_REQ_EXPIRED || r->state == SBX_REQ_REVOKED);
 		sbx_msg_mark mark = sbx_msg_here(c->reply);
 
+		if (!r)
+			continue;
 		if (!sbx_req_live(r, now) && !((c->a.flags & SBX_LIST_ALL) && ended))
 			continue;
 		if (c->a.user[0] && strcmp(r->user, c->a.user) != 0)

@@ -266,7 +266,7 @@ void sbx_op_list(struct sbx_broker *b, struct sbx_call *c)
 		const struct sbx_req *r = sbx_state_at(b->state, i);
 		sbx_msg_mark mark = sbx_msg_here(c->reply);
 
-		if (strcmp(r->user, c->who.person) != 0)
+		if (!r || strcmp(r->user, c->who.person) != 0)
 			continue;
 		if (!(c->a.flags & SBX_LIST_ALL) && r->state != SBX_REQ_PENDING &&
 		    r->state != SBX_REQ_ACTIVE)
@@ -288,6 +288,13 @@ static struct sbx_req *named_request(struct sbx_broker *b, struct sbx_call *c)
 		return NULL;
 	}
 	r = sbx_state_get(b->state, c->a.id);
+	if (!r && sbx_state_forgotten(b->state, c->a.id)) {
+		char why[300];
+
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s",
+			       sbx_broker_forgotten(b, c->a.id, why, sizeof(why)));
+		return NULL;
+	}
 	if (!r || !sbx_broker_may_see(b, r, c->who.person, c->who.admin)) {
 		sbx_reply_fail(c, SBX_ST_NOTFOUND, "no request %u", c->a.id);
 		return NULL;

@@ -820,7 +820,8 @@ static void sweep_open(struct sbx_broker *b)
 			 * that cannot record (its journal failed, or the fleet's
 			 * log is away) never gets that event. */
 			g = s->grant ? sbx_state_get(b->state, s->grant) : NULL;
-			if (g && !sbx_req_live(g, now) && !sbx_broker_can_change(b, NULL, 0))
+			if (((g && !sbx_req_live(g, now)) || sbx_state_forgotten(b->state, s->grant)) &&
+			    !sbx_broker_can_change(b, NULL, 0))
 				grant_gone(b, s->id, "its grant ended (the broker cannot record)");
 			continue;
 		}
@@ -1148,6 +1149,8 @@ int sbx_sessions_start(struct sbx_broker *b)
 			grant_gone(b, ids[i], g->state == SBX_REQ_EXPIRED
 					      ? "its grant expired while the broker was down"
 					      : "its grant was revoked while the broker was down");
+		else if (s && s->grant && sbx_state_forgotten(b->state, s->grant))
+			grant_gone(b, ids[i], "its grant ended while the broker was down");
 	}
 	free(ids);
 	if (b->sessions->n)

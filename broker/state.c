@@ -67,6 +67,13 @@ struct sbx_state {
 	bool trial;
 	struct undo *undo;
 	size_t n_undo, undo_cap;
+	/* Ended requests in the order they ended, a ring: past keep_ended
+	 * the oldest leaves memory (reqs[id - 1] becomes NULL), so memory
+	 * follows live state and recent history, not age.  The journal keeps
+	 * them (sbxctl audit query --id). */
+	uint32_t *ended;
+	size_t ended_first, ended_n, ended_cap;
+	size_t keep_ended;
 };
 
 static const char *state_names[] = {
@@ -326,7 +333,11 @@ static void open_remove(struct sbx_state *s, const struct sbx_req *r)
 
 struct sbx_state *sbx_state_new(void)
 {
-	return calloc(1, sizeof(struct sbx_state));
+	struct sbx_state *s = calloc(1, sizeof(struct sbx_state));
+
+	if (s)
+		s->keep_ended = SBX_STATE_KEEP_ENDED_DEFAULT;
+	return s;
 }
 
 static void req_free(struct sbx_req *r)
@@ -488,7 +499,57 @@ void sbx_state_free(struct sbx_state *s)
 	free(s->users_old.slot);
 	free(s->heap);
 	free(s->heap_pos);
+	free(s->ended);
 	free(s);
+}
+
+/* Remember that id ended.  Out of memory, it simply stays in memory. */
+static void ended_push(struct sbx_state *s, uint32_t id)
+{
+	if (s->ended_n == s->ended_cap) {
+		size_t cap = s->ended_cap ? 2 * s->ended_cap : 64;
+		uint32_t *e = malloc(cap * sizeof(*e));
+
+		if (!e)
+			return;
+		for (size_t i = 0; i < s->ended_n; i++)
+			e[i] = s->ended[(s->ended_first + i) % s->ended_cap];
+		free(s->ended);
+		s->ended = e;
+		s->ended_cap = cap;
+		s->ended_first = 0;
+	}
+	s->ended[(s->ended_first + s->ended_n) % s->ended_cap] = id;
+	s->ended_n++;
+}
+
+/* Not inside a trial: it could not take a forgotten request back. */
+static void forget_excess(struct sbx_state *s)
+{
+	if (s->trial)
+		return;
+	while (s->ended_n > s->keep_ended) {
+		uint32_t id = s->ended[s->ended_first];
+		struct sbx_req *r = s->reqs[id - 1];
+
+		s->ended_first = (s->ended_first + 1) % s->ended_cap;
+		s->ended_n--;
+		if (r && !is_open(r)) {
+			req_free(r);
+			s->reqs[id - 1] = NULL;
+		}
+	}
+}
+
+void sbx_state_keep_ended(struct sbx_state *s, size_t n)
+{
+	s->keep_ended = n;
+	forget_excess(s);
+}
+
+bool sbx_state_forgotten(const struct sbx_state *s, uint32_t id)
+{
+	return id > 0 && id <= s->n && !s->reqs[id - 1];
 }
 
 struct sbx_req *sbx_state_get(const struct sbx_state *s, uint32_t id)
@@ -770,6 +831,8 @@ static int apply_end(struct sbx_state *s, struct sbx_req *r, enum sbx_req_state 
 	/* Before anything can fail: an ended request left in the deadline
 	 * heap would come back from sbx_state_due. */
 	open_remove(s, r);
+	if (!s->trial)
+		ended_push(s, r->id);
 	if (dup_opt(&r->ended_by, rec, "actor") || dup_opt(&r->end_reason, rec, "reason"))
 		return sbx_whyf(err, errlen, -1, "out of memory");
 	return 0;
@@ -828,6 +891,10 @@ int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t er
 		}
 		return 0;
 	}
+	/* A forgotten request has ended: nothing in memory depends on it
+	 * (a host's grant.revoked_here may trail the fleet's end). */
+	if (jid(rec, &id) == 0 && sbx_state_forgotten(s, id))
+		return 0;
 	if (jid(rec, &id) < 0 || !(r = sbx_state_get(s, id))) {
 		snprintf(err, errlen, "%s for unknown request", event);
 		return -1;
@@ -842,9 +909,14 @@ int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t er
 		return apply_approval(r, rec, at, err, errlen);
 	if (strcmp(event, "grant.activated") == 0)
 		return apply_activated(s, r, rec, err, errlen);
-	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
-		if (strcmp(event, ends[i].event) == 0)
-			return apply_end(s, r, ends[i].to, rec, at, err, errlen);
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		if (strcmp(event, ends[i].event) == 0) {
+			int rc = apply_end(s, r, ends[i].to, rec, at, err, errlen);
+
+			forget_excess(s);
+			return rc;
+		}
+	}
 	/* Events added later (e.g. notifications) leave requests alone. */
 	return 0;
 }
@@ -913,8 +985,11 @@ json_t *sbx_state_to_json(const struct sbx_state *s)
 	json_t *arr = json_array();
 
 	for (size_t i = 0; i < s->n; i++)
-		json_array_append_new(arr, req_to_json(s->reqs[i]));
-	return json_pack("{s:i, s:o}", "version", 1, "requests", arr);
+		if (s->reqs[i])
+			json_array_append_new(arr, req_to_json(s->reqs[i]));
+	/* next_id: forgotten requests leave gaps, and ids must go on. */
+	return json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t)s->n + 1,
+			 "requests", arr);
 }
 
 static int opt_time(const json_t *o, const char *key, int64_t *secs)
@@ -989,6 +1064,7 @@ out:
 int sbx_state_from_json(struct sbx_state *s, const json_t *j, char *err, size_t errlen)
 {
 	json_t *arr = json_object_get(j, "requests"), *o;
+	json_int_t next_id;
 	size_t i;
 
 	if (s->n) {
@@ -1003,21 +1079,40 @@ int sbx_state_from_json(struct sbx_state *s, const json_t *j, char *err, size_t 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	next_id = json_integer_value(json_object_get(j, "next_id"));
+	if (next_id < 0 || next_id > UINT32_MAX ||
+	    (next_id && reqs_reserve(s, (size_t)next_id - 1) < 0)) {
+		snprintf(err, errlen, "snapshot: bad next_id");
+		return -1;
+	}
 	json_array_foreach(arr, i, o) {
 		struct sbx_req *r = req_from_json(o, err, errlen);
 
 		if (!r)
 			return -1;
-		if (r->id != s->n + 1) {
+		/* Increasing, with gaps where requests were forgotten. */
+		if (r->id <= s->n || (next_id && r->id >= next_id)) {
 			snprintf(err, errlen, "snapshot: request id %u out of order", r->id);
 			req_free(r);
 			return -1;
 		}
+		if (reqs_reserve(s, r->id) < 0) {
+			snprintf(err, errlen, "out of memory");
+			req_free(r);
+			return -1;
+		}
+		while (s->n + 1 < r->id)
+			s->reqs[s->n++] = NULL;
 		s->reqs[s->n++] = r;
 		if (is_open(r) && open_add(s, r) < 0) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
+		if (!is_open(r))
+			ended_push(s, r->id);
 	}
+	while (next_id && s->n + 1 < (uint64_t)next_id)
+		s->reqs[s->n++] = NULL;
+	forget_excess(s);
 	return 0;
 }

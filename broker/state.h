@@ -86,10 +86,19 @@ void sbx_state_trial_undo(struct sbx_state *s);
 json_t *sbx_state_to_json(const struct sbx_state *s);
 int sbx_state_from_json(struct sbx_state *s, const json_t *j, char *err, size_t errlen);
 
+/* How many ended requests stay in memory (the latest to end); older
+ * ones are forgotten, their records stay in the journal.  Default
+ * SBX_STATE_KEEP_ENDED_DEFAULT (policy: broker.keep_ended). */
+#define SBX_STATE_KEEP_ENDED_DEFAULT 10000u
+void sbx_state_keep_ended(struct sbx_state *s, size_t n);
+/* id was a request but has left memory (it ended long ago). */
+bool sbx_state_forgotten(const struct sbx_state *s, uint32_t id);
+
+/* NULL for an id never given, or forgotten. */
 struct sbx_req *sbx_state_get(const struct sbx_state *s, uint32_t id);
 uint32_t sbx_state_next_id(const struct sbx_state *s);
 size_t sbx_state_count(const struct sbx_state *s);
-/* Every request, by id (index 0 .. count-1). */
+/* Every request, by id (index 0 .. count-1); NULL where forgotten. */
 struct sbx_req *sbx_state_at(const struct sbx_state *s, size_t i);
 
 /* Every open request (pending or active; not time-checked), index 0 ..

@@ -22,6 +22,8 @@
 #define SBX_DEFAULT_MAX_CONNECTIONS 4096u
 #define SBX_DEFAULT_MAX_CONNECTIONS_PER_USER 64u
 #define SBX_DEFAULT_MAX_CHANGES_PER_MINUTE 30u
+/* Ended requests the broker keeps in memory; older ones are in the journal. */
+#define SBX_DEFAULT_KEEP_ENDED 10000u
 
 /* One problem found while loading: FILE:LINE:COL: msg (line, col 1-based). */
 struct sbx_policy_error {
@@ -119,6 +121,7 @@ struct sbx_policy {
 		unsigned max_connections;          /* default 4096 */
 		unsigned max_connections_per_user; /* default 64 */
 		unsigned max_changes_per_minute;   /* default 30 */
+		unsigned keep_ended;               /* ended requests kept in memory */
 	} broker;
 	struct sbx_profile *profiles;
 	size_t n_profiles;

@@ -879,6 +879,7 @@ static const struct field broker_fields[] = {
 	  offsetof(struct sbx_policy, broker.max_connections_per_user), NULL, NULL },
 	{ "max_changes_per_minute", parse_limit,
 	  offsetof(struct sbx_policy, broker.max_changes_per_minute), NULL, NULL },
+	{ "keep_ended", parse_limit, offsetof(struct sbx_policy, broker.keep_ended), NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
@@ -1012,6 +1013,8 @@ static void load_broker(struct loader *L, yaml_node_t *n)
 		p->broker.max_connections_per_user = SBX_DEFAULT_MAX_CONNECTIONS_PER_USER;
 	if (!p->broker.max_changes_per_minute)
 		p->broker.max_changes_per_minute = SBX_DEFAULT_MAX_CHANGES_PER_MINUTE;
+	if (!p->broker.keep_ended)
+		p->broker.keep_ended = SBX_DEFAULT_KEEP_ENDED;
 	if (p->broker.max_connections < 64 && n)
 		error_at(L, n->start_mark, "broker: max_connections must be at least 64 (%u)",
 			 p->broker.max_connections);

@@ -463,7 +463,7 @@ static void reconcile_all(struct sbx_slack *s)
 	for (size_t i = 0; i < n; i++) {
 		const struct sbx_req *r = sbx_state_at(s->b->state, i);
 
-		if (r->state == SBX_REQ_PENDING || slack_track_find(s, r->id))
+		if (r && (r->state == SBX_REQ_PENDING || slack_track_find(s, r->id)))
 			reconcile(s, r->id);
 	}
 }

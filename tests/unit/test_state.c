@@ -628,3 +628,75 @@ Test(state, the_open_index_while_it_grows)
 		}
 	}
 }
+
+/* ---- forgetting what ended long ago --------------------------------------------- */
+
+/* Past keep_ended, the requests that ended first leave memory; open ones
+ * never do, whatever their age; later records about a forgotten one are
+ * accepted (it ended), and a trial forgets nothing it could not undo. */
+Test(state, only_the_latest_ended_stay_in_memory)
+{
+	sbx_state_keep_ended(st, 3);
+	cr_assert_eq(create(1, "erin", "sandbox-admin", T0), 0);	/* stays open */
+	for (uint32_t id = 2; id <= 7; id++) {
+		cr_assert_eq(create(id, "dave", "sandbox-admin", T0 + id), 0, "%s", err);
+		cr_assert_eq(event("request.cancelled", id, "dave", T0 + id), 0, "%s", err);
+	}
+	cr_assert_eq(sbx_state_count(st), 7);
+	cr_assert_eq(sbx_state_next_id(st), 8);
+	cr_assert_not_null(sbx_state_get(st, 1), "an open request is never forgotten");
+	cr_assert_not(sbx_state_forgotten(st, 1));
+	for (uint32_t id = 2; id <= 4; id++) {
+		cr_assert_null(sbx_state_get(st, id), "request %u", id);
+		cr_assert(sbx_state_forgotten(st, id), "request %u", id);
+		cr_assert_null(sbx_state_at(st, id - 1));
+	}
+	for (uint32_t id = 5; id <= 7; id++)
+		cr_assert_eq(sbx_state_get(st, id)->state, SBX_REQ_CANCELLED, "request %u", id);
+	cr_assert_not(sbx_state_forgotten(st, 8), "an id never given is not forgotten");
+	cr_assert_eq(event("grant.revoked_here", 2, "frank", T0 + 20), 0, "%s", err);
+
+	/* The one open for long ends: it is the newest ended now. */
+	cr_assert_eq(event("request.cancelled", 1, "erin", T0 + 30), 0, "%s", err);
+	cr_assert(sbx_state_forgotten(st, 5));
+	cr_assert_not_null(sbx_state_get(st, 1));
+
+	cr_assert_eq(sbx_state_trial_begin(st), 0);
+	cr_assert_eq(create(8, "carol", "sandbox-admin", T0 + 40), 0, "%s", err);
+	cr_assert_eq(event("request.cancelled", 8, "carol", T0 + 40), 0, "%s", err);
+	cr_assert_not_null(sbx_state_get(st, 6), "a trial forgot request 6");
+	sbx_state_trial_undo(st);
+	cr_assert_eq(sbx_state_next_id(st), 8);
+
+	/* A smaller limit applies at once. */
+	sbx_state_keep_ended(st, 1);
+	cr_assert(sbx_state_forgotten(st, 6));
+	cr_assert(sbx_state_forgotten(st, 7));
+	cr_assert_not_null(sbx_state_get(st, 1));
+}
+
+/* A snapshot holds what is in memory: the forgotten stay forgotten, and
+ * ids go on after them. */
+Test(state, a_snapshot_keeps_the_gaps)
+{
+	struct sbx_state *back = sbx_state_new();
+	json_t *j;
+
+	sbx_state_keep_ended(st, 1);
+	for (uint32_t id = 1; id <= 4; id++) {
+		cr_assert_eq(create(id, "dave", "sandbox-admin", T0 + id), 0, "%s", err);
+		if (id != 2)
+			cr_assert_eq(event("request.cancelled", id, "dave", T0 + id), 0, "%s", err);
+	}
+	j = sbx_state_to_json(st);
+	sbx_state_keep_ended(back, 1);
+	cr_assert_eq(sbx_state_from_json(back, j, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sbx_state_next_id(back), 5);
+	cr_assert(sbx_state_forgotten(back, 1));
+	cr_assert_eq(sbx_state_get(back, 2)->state, SBX_REQ_PENDING);
+	cr_assert(sbx_state_forgotten(back, 3));
+	cr_assert_eq(sbx_state_get(back, 4)->state, SBX_REQ_CANCELLED);
+	cr_assert_eq(sbx_state_next_deadline(back), sbx_state_next_deadline(st));
+	json_decref(j);
+	sbx_state_free(back);
+}
