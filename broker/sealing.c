@@ -65,44 +65,25 @@ static int64_t epoch_us(const struct sbx_broker *b)
 static int seal_now(struct sbx_broker *b, const char *why)
 {
 	struct sbx_sealing *s = b->sealing;
-	uint64_t last = sbx_journal_last_seq(b->journal), seq = 0;
-	int64_t now_us = sbx_now_us();
-	char head[65], until[SBX_RFC3339_LEN], mac[65], err[512];
-	struct sbx_seal_fields f = { .key_id = s->st.key_id, .epoch = s->st.epoch,
-				     .first_seq = s->st.first_seq, .last_seq = last,
-				     .from = s->st.from, .until = until, .head = head, .why = why };
-	json_t *fields = NULL;
-	int ret = -1;
+	char until[SBX_RFC3339_LEN], err[512];
+	uint64_t seq = 0;
 
 	if (!s->on || b->degraded[0])
 		return -1;
-	sbx_journal_last_hash(b->journal, head);
-	sbx_format_rfc3339_us(now_us, until);
-	if (sbx_seal_mac(s->st.key, &f, mac) < 0)
-		goto out;
-	fields = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s}", "key_id", f.key_id,
-			   "epoch", (json_int_t)f.epoch, "first_seq", (json_int_t)f.first_seq,
-			   "last_seq", (json_int_t)f.last_seq, "from", f.from, "head", head,
-			   "why", why, "mac", mac);
-	if (!fields) {
-		sbx_err("journal: out of memory sealing epoch %" PRIu64, f.epoch);
-		goto out;
-	}
-	if (sbx_journal_append_at(b->journal, now_us, SBX_SEAL_EVENT, SBX_SYSTEM_ACTOR, fields,
-				  &seq, NULL) < 0 || sbx_journal_flush(b->journal) < 0) {
-		sbx_broker_degrade(b);
-		goto out;
+	if (sbx_seal_append(b->journal, &s->st, SBX_SYSTEM_ACTOR, why, &seq, until, err,
+			    sizeof(err)) < 0) {
+		sbx_err("journal: %s", err);
+		if (sbx_journal_failed(b->journal, NULL, 0))
+			sbx_broker_degrade(b);
+		return -1;
 	}
 	sbx_seal_state_advance(&s->st, until, seq + 1);
 	s->st.replaces[0] = '\0';
 	if (sbx_seal_state_write(b->policy->broker.state_dir, &s->st, err, sizeof(err)) < 0)
 		sbx_err("journal: sealed epoch %" PRIu64 " but could not store the next key: %s "
-			"(the old key stays on disk until the next seal)", f.epoch, err);
-	s->due_us = now_us + epoch_us(b);
-	ret = 0;
-out:
-	json_decref(fields);
-	return ret;
+			"(the old key stays on disk until the next seal)", s->st.epoch - 1, err);
+	s->due_us = sbx_now_us() + epoch_us(b);
+	return 0;
 }
 
 /* `sbxctl audit init --force` (or a key file made anew while the journal

@@ -94,6 +94,19 @@ void sbx_seal_state_advance(struct sbx_seal_state *st, const char *until, uint64
 /* Wipe the keys in st. */
 void sbx_seal_state_wipe(struct sbx_seal_state *st);
 
+/* ---- sealing a journal ---- */
+
+struct sbx_journal;
+
+/* Append the seal of st's epoch to j (covering st->first_seq up to the
+ * last record appended) and wait until it is durable.  Call outside any
+ * operation (journal.h: a seal must not be "continued").  0 with the
+ * seal's seq and time (until), or -1 with err.  The caller then moves st
+ * on (sbx_seal_state_advance) and writes it. */
+int sbx_seal_append(struct sbx_journal *j, const struct sbx_seal_state *st, const char *actor,
+		    const char *why, uint64_t *seq, char until[SBX_RFC3339_LEN], char *err,
+		    size_t errlen);
+
 /* ---- the checker ---- */
 
 struct sbx_seal_check;
