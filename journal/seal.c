@@ -7,8 +7,6 @@
 
 #include "seal.h"
 
-#include "journal.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
