@@ -165,7 +165,7 @@ static int check_seal(struct sbx_seal_check *c, const json_t *rec, uint64_t seq,
 	c->sum.last_epoch = f.epoch;
 	c->sum.sealed_through = seq;
 	c->expect_first = seq + 1;
-	memcpy(c->from, f.until, strlen(f.until) < sizeof(c->from) ? strlen(f.until) + 1 : 1);
+	snprintf(c->from, sizeof(c->from), "%s", f.until);
 	sbx_seal_evolve(c->key, c->next_epoch);
 	c->next_epoch++;
 	return 0;
