@@ -59,6 +59,12 @@ assert_ne "the host's key moved on" "$HOSTKEY" "$(cat "$STATE/seal.key")"
 run "$SBXCTL" audit verify --state-dir "$STATE" --key "$KEY"
 assert_rc "audit verify --key passes on the real journal" 0
 assert_contains "... and says it is sealed" "$OUT" "intact and sealed"
+run "$SBXCTL" --json audit verify --state-dir "$STATE" --key "$KEY"
+assert_eq "... and --json says so, with nothing unsealed" "true true 0 true" \
+	"$(json_get '"\(.intact) \(.sealed) \(.unsealed) \(.host_key_checked)"')"
+assert_eq "... naming as many seals as the journal has" \
+	"$(journal_select '.event == "journal.sealed"' | wc -l)" "$(json_get .seals)"
+assert_true "no key file is left half-written" test ! -e "$STATE/seal.key.tmp"
 run "$SBXCTL" audit verify --state-dir "$STATE"
 assert_rc "audit verify without --key passes" 0
 assert_contains "... and says it checked the chain only" "$OUT" "hash chain only"
