@@ -226,6 +226,21 @@ run "$SBXCTL" audit verify --state-dir "$STATE" --key "$KEY"
 assert_rc "verify --key passes after the restart" 0
 assert_not_contains "... with nothing unsealed" "$OUT" "not sealed yet"
 
+# ---- a crash after a seal reached the disk, before the key moved on ----
+# The key file as it was during the run, put back after the stop's seal,
+# and no snapshot after that seal: as if the broker died between the two.
+broker_start
+tap_result "broker starts for the crash-window case"
+cp -p "$STATE/seal.key" "$T/key.during"
+broker_stop
+cp -p "$T/key.during" "$STATE/seal.key"
+rm -f "$STATE/snapshot.json"
+broker_start
+tap_result "broker starts with the key one epoch behind its last seal"
+broker_stop
+run "$SBXCTL" audit verify --state-dir "$STATE" --key "$KEY"
+assert_rc "... moved the key on instead of sealing that epoch twice" 0
+
 # ---- audit init --force is recorded ----
 run "$SBXCTL" audit init --state-dir "$STATE" --out "$T/new.key" --force
 assert_rc "audit init --force replaces the key" 0
