@@ -15,6 +15,7 @@
 #include "grouptable.h"
 #include "user_limits.h"
 #include "log.h"
+#include "sealing.h"
 #include "sessions.h"
 #include "slack/slack.h"
 #include "text.h"
@@ -43,6 +44,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 {
 	sbx_sessions_replay(b->sessions, rec);
 	sbx_slack_replay(b->slack, rec);
+	sbx_sealing_replay(b->sealing, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -59,6 +61,7 @@ void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 	sbx_directory_tick(b);
 	sbx_sessions_tick(b, sbx_now_us());
 	sbx_slack_tick(b);
+	sbx_sealing_tick(b);
 	/* Last: the table is current before the commit that releases the
 	 * replies acknowledging this pass's changes. */
 	sbx_grouptable_tick(b);
@@ -1151,7 +1154,8 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 		return -errno;
 	}
 	b->sessions = sbx_sessions_new();
-	if (!b->sessions || sbx_slack_new(b) < 0) {
+	b->sealing = sbx_sealing_new();
+	if (!b->sessions || !b->sealing || sbx_slack_new(b) < 0) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1169,6 +1173,10 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 	 * records anything. */
 	if (b->settings.fleet.enabled && sbx_fleet_start(b, why, whylen) < 0)
 		return -EINVAL;
+	/* The epoch left open when the broker stopped ends now, before
+	 * anything of this run is recorded. */
+	if (sbx_sealing_start(b, why, whylen) < 0)
+		return -EIO;
 	record_startup(b, &info);
 	return 0;
 }
@@ -1207,6 +1215,7 @@ void sbx_broker_shutdown(struct sbx_broker *b)
 
 	json_object_set_new(f, "pid", json_integer(getpid()));
 	(void)sbx_broker_record(b, "broker.stopped", SBX_SYSTEM_ACTOR, f, &seq);
+	sbx_sealing_stop(b);
 	if (sbx_journal_flush(b->journal) == 0)
 		(void)sbx_journal_maybe_snapshot(b->journal, sbx_broker_snapshot_state, b, true);
 }
@@ -1219,6 +1228,8 @@ void sbx_broker_free(struct sbx_broker *b)
 	sbx_grouptable_free(b);
 	sbx_sessions_free(b->sessions);
 	b->sessions = NULL;
+	sbx_sealing_free(b->sealing);
+	b->sealing = NULL;
 	sbx_journal_close(b->journal);
 	b->journal = NULL;
 	sbx_state_free(b->state);

@@ -37,6 +37,7 @@ struct sbx_grouptable;
 struct sbx_directory;
 struct sbx_slack;
 struct sbx_fleet;
+struct sbx_sealing;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -69,6 +70,8 @@ struct sbx_broker {
 	struct sbx_grouptable *grouptable;
 	struct sbx_directory *directory;
 	struct sbx_slack *slack;
+	/* Forward-secure sealing of the journal (sealing.h). */
+	struct sbx_sealing *sealing;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where
 	 * this host's copy of the fleet's log stands: the seq and hash of the
 	 * last fleet record in the journal (kept by the replay too). */

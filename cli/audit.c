@@ -8,8 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "journal.h"
+#include "seal.h"
 #include "output.h"
 #include "timeutil.h"
 #include "text.h"
@@ -248,7 +254,9 @@ int sbx_audit_verify(const struct sbx_cli *c, const char *state_dir)
 		json_decref(j);
 	} else if (ok) {
 		/* verify demands seq contiguous from 1, so the count is the last seq. */
-		printf("journal intact: %llu records, last seq %llu\n", (unsigned long long)count,
+		printf("journal intact: %llu records, last seq %llu (hash chain only: without "
+		       "--key the seals are not checked, so a journal rewritten and re-hashed, or "
+		       "cut at the end, would pass too)\n", (unsigned long long)count,
 		       (unsigned long long)count);
 	} else {
 		printf("journal BROKEN at seq %llu: %s\n", (unsigned long long)bad, san);
@@ -279,4 +287,195 @@ int sbx_audit_query(const struct sbx_cli *c, const char *state_dir,
 		return SBX_EXIT_REFUSED;
 	}
 	return SBX_EXIT_OK;
+}
+
+/* ---- sealing (docs/audit.md, "Sealing") ---- */
+
+/* A running broker holds the key in memory and would overwrite a new key
+ * file with its own at the next seal: init only while it is stopped. */
+static int broker_running(const char *state_dir, bool *running, char *why, size_t whylen)
+{
+	char path[4096];
+	int fd;
+
+	*running = false;
+	if (snprintf(path, sizeof(path), "%s/journal/.lock", state_dir) >= (int)sizeof(path)) {
+		snprintf(why, whylen, "state directory path is too long");
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+		*running = true;
+	close(fd);
+	return 0;
+}
+
+static int write_vkey_file(const char *path, const char *text, char *why, size_t whylen)
+{
+	size_t len = strlen(text);
+	int fd, ret = -1;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot create %s: %s%s", path, strerror(errno),
+			 errno == EEXIST ? " (it is not overwritten: remove it or choose another)" : "");
+		return -1;
+	}
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+		snprintf(why, whylen, "cannot write %s: %s", path, strerror(errno));
+	else
+		ret = 0;
+	close(fd);
+	if (ret < 0)
+		(void)unlink(path);
+	return ret;
+}
+
+int sbx_audit_init(const struct sbx_cli *c, const char *state_dir, const char *out, bool force)
+{
+	struct sbx_seal_state old, st;
+	struct sbx_seal_vkey vk;
+	char why[1024], san[1024], text[256];
+	bool running;
+	int rc, ret = SBX_EXIT_REFUSED;
+
+	memset(&vk, 0, sizeof(vk));
+	memset(&st, 0, sizeof(st));
+	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
+		sbx_cli_error(c, "cannot create %s: %s", state_dir, strerror(errno));
+		return SBX_EXIT_USAGE;
+	}
+	if (broker_running(state_dir, &running, why, sizeof(why)) < 0) {
+		sbx_cli_error(c, "%s", why);
+		return SBX_EXIT_USAGE;
+	}
+	if (running) {
+		sbx_cli_error(c, "the broker is running on %s: stop it first (it holds the current "
+			      "key and would overwrite a new one)", state_dir);
+		return SBX_EXIT_REFUSED;
+	}
+	rc = sbx_seal_state_read(state_dir, &old, why, sizeof(why));
+	if (rc == 0 && !force) {
+		sbx_cli_error(c, "%s/" SBX_SEAL_KEY_FILE " exists (key %s, epoch %llu): the journal "
+			      "is sealed already.  --force starts a new key; the broker records the "
+			      "replacement when it next starts, and the old key's seals end there",
+			      state_dir, old.key_id, (unsigned long long)old.epoch);
+		goto out;
+	}
+	if (rc < 0 && rc != -ENOENT && !force) {
+		sbx_cli_error(c, "%s (--force replaces it)", sbx_sanitize(why, san, sizeof(san)));
+		goto out;
+	}
+	if (sbx_seal_vkey_new(&vk, why, sizeof(why)) < 0) {
+		sbx_cli_error(c, "%s", why);
+		goto out;
+	}
+	sbx_seal_state_init(&st, &vk);
+	if (rc == 0) {
+		memcpy(st.replaces, old.key_id, sizeof(st.replaces));
+		st.replaces_epoch = old.epoch;
+	}
+	sbx_seal_vkey_format(&vk, text, sizeof(text));
+	/* The auditors' copy first: a key on the host that nobody can verify
+	 * against is worth nothing. */
+	if (out && write_vkey_file(out, text, why, sizeof(why)) < 0) {
+		sbx_cli_error(c, "%s", sbx_sanitize(why, san, sizeof(san)));
+		goto out;
+	}
+	if (sbx_seal_state_write(state_dir, &st, why, sizeof(why)) < 0) {
+		sbx_cli_error(c, "%s", sbx_sanitize(why, san, sizeof(san)));
+		goto out;
+	}
+	fputs(text, stdout);
+	fprintf(stderr, "%s: sealing key %s created in %s/" SBX_SEAL_KEY_FILE ".  The line above "
+		"is the verification key: give it to the auditors and keep it off this host "
+		"(sbxctl audit verify --key FILE checks the journal with it); it is not shown "
+		"again.%s\n", c->prog, vk.key_id, state_dir,
+		rc == 0 ? "  The old key's seals end at the replacement, which the broker "
+		"records when it next starts." : "");
+	ret = SBX_EXIT_OK;
+out:
+	OPENSSL_cleanse(text, sizeof(text));
+	OPENSSL_cleanse(&vk, sizeof(vk));
+	sbx_seal_state_wipe(&st);
+	sbx_seal_state_wipe(&old);
+	return ret;
+}
+
+static int print_sealed(const struct sbx_cli *c, const char *state_dir,
+			const struct sbx_seal_vkey *vk, const struct sbx_seal_summary *s)
+{
+	json_t *j;
+	int rc;
+
+	if (!c->json) {
+		printf("journal intact and sealed: %llu records, last seq %llu; %llu seals with key "
+		       "%s", (unsigned long long)s->records, (unsigned long long)s->records,
+		       (unsigned long long)s->seals, vk->key_id);
+		if (s->seals)
+			printf(" (epochs 0..%llu), everything up to seq %llu proven",
+			       (unsigned long long)s->last_epoch,
+			       (unsigned long long)s->sealed_through);
+		printf("\n");
+		if (s->unsealed)
+			printf("%llu records after seq %llu are not sealed yet (the current epoch; "
+			       "after a crash the broker seals them when it starts): nothing proves "
+			       "them yet\n", (unsigned long long)s->unsealed,
+			       (unsigned long long)s->sealed_through);
+		if (s->other_seals)
+			printf("%llu seals made with other keys were not checked\n",
+			       (unsigned long long)s->other_seals);
+		if (!s->host_checked)
+			printf("the host's key file was not compared (--no-host-key): records cut "
+			       "from the end together with their seals would not show\n");
+		return SBX_EXIT_OK;
+	}
+	j = json_pack("{s:b, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "intact", 1,
+		      "sealed", 1, "state_dir", state_dir, "key_id", vk->key_id,
+		      "records", (json_int_t)s->records, "last_seq", (json_int_t)s->records,
+		      "seals", (json_int_t)s->seals, "sealed_through", (json_int_t)s->sealed_through,
+		      "unsealed", (json_int_t)s->unsealed, "other_seals", (json_int_t)s->other_seals,
+		      "host_key_checked", s->host_checked);
+	rc = j && sbx_out_print_json(stdout, j) == 0 ? SBX_EXIT_OK : SBX_EXIT_REFUSED;
+	json_decref(j);
+	return rc;
+}
+
+int sbx_audit_verify_sealed(const struct sbx_cli *c, const char *state_dir, const char *key_file,
+			    bool no_host_key)
+{
+	struct sbx_seal_summary sum;
+	struct sbx_seal_vkey vk;
+	char err[1024] = "", san[1024];
+	uint64_t bad = 0;
+	json_t *j;
+	int rc;
+
+	rc = sbx_audit_check_dir(c, state_dir);
+	if (rc)
+		return rc;
+	if (sbx_seal_vkey_read(key_file, &vk, err, sizeof(err)) < 0) {
+		sbx_cli_error(c, "%s", sbx_sanitize(err, san, sizeof(san)));
+		return SBX_EXIT_USAGE;
+	}
+	if (sbx_seal_verify_dir(state_dir, &vk, no_host_key, &sum, &bad, err, sizeof(err)) == 0) {
+		rc = print_sealed(c, state_dir, &vk, &sum);
+		goto out;
+	}
+	sbx_sanitize(err, san, sizeof(san));
+	rc = SBX_EXIT_REFUSED;
+	if (!c->json) {
+		printf("journal BROKEN at seq %llu: %s\n", (unsigned long long)bad, san);
+		goto out;
+	}
+	j = json_pack("{s:b, s:s, s:s, s:I, s:s}", "intact", 0, "state_dir", state_dir, "key_id",
+		      vk.key_id, "bad_seq", (json_int_t)bad, "error", san);
+	if (!j || sbx_out_print_json(stdout, j) < 0)
+		sbx_cli_error(c, "out of memory");
+	json_decref(j);
+out:
+	OPENSSL_cleanse(&vk, sizeof(vk));
+	return rc;
 }

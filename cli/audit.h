@@ -48,6 +48,15 @@ int sbx_audit_verify(const struct sbx_cli *c, const char *state_dir);
 
 /* Print the records that match q.  Returns the exit code (0 even when
  * nothing matched). */
+/* audit init: a new sealing key in state_dir (refused when there is one,
+ * unless force), the verification key printed and written to out (may be
+ * NULL). */
+int sbx_audit_init(const struct sbx_cli *c, const char *state_dir, const char *out, bool force);
+
+/* audit verify --key: the chain, then every seal (journal/seal.h). */
+int sbx_audit_verify_sealed(const struct sbx_cli *c, const char *state_dir, const char *key_file,
+			    bool no_host_key);
+
 int sbx_audit_query(const struct sbx_cli *c, const char *state_dir,
 		    const struct sbx_audit_query *q);
 

@@ -44,6 +44,10 @@ enum {
 	O_FORMAT,
 	O_ONLINE,
 	O_ID,
+	O_KEY,
+	O_OUT,
+	O_FORCE,
+	O_NO_HOST_KEY,
 	N_OPTS,
 };
 
@@ -65,6 +69,10 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_FORMAT] = { "format", true },
 	[O_ONLINE] = { "online", false },
 	[O_ID] = { "id", true },
+	[O_KEY] = { "key", true },
+	[O_OUT] = { "out", true },
+	[O_FORCE] = { "force", false },
+	[O_NO_HOST_KEY] = { "no-host-key", false },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -581,8 +589,23 @@ static int cmd_audit_verify(const struct sbx_cli *c, const struct sbx_cli_args *
 	char *dir = NULL;
 	int rc = state_dir_for(c, a, &dir);
 
-	if (rc == SBX_EXIT_OK)
+	if (rc == SBX_EXIT_OK && a->val[O_KEY])
+		rc = sbx_audit_verify_sealed(c, dir, a->val[O_KEY], a->val[O_NO_HOST_KEY] != NULL);
+	else if (rc == SBX_EXIT_OK && a->val[O_NO_HOST_KEY])
+		rc = sbx_cli_usage(c, "audit verify", "--no-host-key goes with --key");
+	else if (rc == SBX_EXIT_OK)
 		rc = sbx_audit_verify(c, dir);
+	free(dir);
+	return rc;
+}
+
+static int cmd_audit_init(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	char *dir = NULL;
+	int rc = state_dir_for(c, a, &dir);
+
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_init(c, dir, a->val[O_OUT], a->val[O_FORCE] != NULL);
 	free(dir);
 	return rc;
 }
@@ -888,9 +911,37 @@ static const struct sbx_cli_cmd cmds[] = {
 		.run = cmd_policy_explain,
 	},
 	{
+		.name = "audit init",
+		.synopsis = "audit init [--state-dir DIR | --config FILE] [--out FILE] [--force]",
+		.summary = "start sealing the journal: make the first key (offline)",
+		.help =
+		"Make epoch 0's sealing key in DIR/seal.key (mode 0600) and print the\n"
+		"verification key, one line, once: the auditors keep it off this host and\n"
+		"check the journal with `sbxctl audit verify --key FILE`.  From its next\n"
+		"start the broker seals the journal every audit.seal_every (docs/audit.md,\n"
+		"\"Sealing\").  Refuses while the broker runs, and when a key exists\n"
+		"unless --force: a new key then replaces it, the broker records the\n"
+		"replacement (journal.seal_key_replaced) when it next starts, and the old\n"
+		"key's seals end there.\n"
+		"\n"
+		"Options:\n"
+		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"  --out FILE       also write the verification key to FILE (mode 0600,\n"
+		"                   never overwritten)\n"
+		"  --force          replace an existing key\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl audit init --out /root/sbx-verify.key\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_OUT) | BIT(O_FORCE),
+		.run = cmd_audit_init,
+	},
+	{
 		.name = "audit verify",
-		.synopsis = "audit verify [--state-dir DIR | --config FILE]",
-		.summary = "check the journal's hash chain (offline)",
+		.synopsis = "audit verify [--state-dir DIR | --config FILE] [--key FILE [--no-host-key]]",
+		.summary = "check the journal's hash chain, and with --key its seals (offline)",
 		.help =
 		"Read the whole journal under DIR/journal without the broker and check\n"
 		"every record: well-formed, seq contiguous from 1, hash chain unbroken.\n"
@@ -899,17 +950,29 @@ static const struct sbx_cli_cmd cmds[] = {
 		"line (a crash mid-write the broker has not yet repaired) counts as\n"
 		"broken.  Exits 2 when there is no readable journal in DIR.\n"
 		"\n"
+		"With --key (the verification key `audit init` printed) it also checks\n"
+		"the seals: every epoch sealed in order, each with its own epoch's key,\n"
+		"each record covered by the seal of its epoch, and the host's key file\n"
+		"(DIR/seal.key) no further on than the journal's last seal, so a journal\n"
+		"rewritten and re-hashed, or cut at the end, is caught too.  Records after\n"
+		"the last seal are reported as not sealed yet.  Without --key only the\n"
+		"chain is checked, and the output says so.\n"
+		"\n"
 		"Options:\n"
 		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
 		"  --config FILE    take the state directory from the policy's\n"
 		"                   broker.state_dir (--state-dir wins over it)\n"
+		"  --key FILE       the verification key (a 0600 file)\n"
+		"  --no-host-key    check a copy without the host's key file (a cut end\n"
+		"                   with its seals then goes unnoticed)\n"
 		"\n"
 		"Examples:\n"
 		"  sbxctl audit verify\n"
+		"  sbxctl audit verify --key /root/sbx-verify.key\n"
 		"  sbxctl audit verify --state-dir /srv/sbx-demo/state\n",
 		.min_args = 0,
 		.max_args = 0,
-		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG),
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_KEY) | BIT(O_NO_HOST_KEY),
 		.run = cmd_audit_verify,
 	},
 	{

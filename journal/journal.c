@@ -544,6 +544,13 @@ uint64_t sbx_journal_last_seq(const struct sbx_journal *j)
 	return j ? __atomic_load_n(&j->last_seq, __ATOMIC_ACQUIRE) : 0;
 }
 
+void sbx_journal_last_hash(struct sbx_journal *j, char hash[65])
+{
+	pthread_mutex_lock(&j->mu);
+	memcpy(hash, j->last_hash, 65);
+	pthread_mutex_unlock(&j->mu);
+}
+
 int sbx_journal_event_fd(const struct sbx_journal *j)
 {
 	return j ? j->efd : -1;

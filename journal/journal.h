@@ -105,6 +105,9 @@ void sbx_journal_commit(struct sbx_journal *j);
 uint64_t sbx_journal_durable_seq(const struct sbx_journal *j);
 /* Highest seq assigned. */
 uint64_t sbx_journal_last_seq(const struct sbx_journal *j);
+/* The hash of that record (64 zeros for an empty journal): the chain
+ * head a seal vouches for (seal.h).  Call from the appending thread. */
+void sbx_journal_last_hash(struct sbx_journal *j, char hash[65]);
 
 /* An fd that becomes readable when durable_seq advances or the journal
  * fails.  Call sbx_journal_ack_event() after it fires. */

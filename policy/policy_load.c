@@ -1932,6 +1932,38 @@ static void load_fleet(struct loader *L, yaml_node_t *n)
 		error_at(L, n->start_mark, "fleet: max_stale must be at least timeout");
 }
 
+/* audit: (docs/audit.md, "Sealing").  Present or not, the defaults hold. */
+
+#define AUDIT_CONF(m) offsetof(struct sbx_settings, audit.m)
+#define AUDIT_DEFAULT_SEAL_EVERY 60
+/* A day: longer epochs leave too much unsealed for too long. */
+#define AUDIT_SEAL_EVERY_MAX 86400
+
+static void parse_seal_every(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	int64_t d;
+
+	if (!duration_of(L, f, n, &d))
+		return;
+	if (d > AUDIT_SEAL_EVERY_MAX) {
+		error_at(L, n->start_mark, "%s must be at most 1d", f->key);
+		return;
+	}
+	*AT(obj, f, int64_t) = d;
+}
+
+static const struct field audit_fields[] = {
+	{ "seal_every", parse_seal_every, AUDIT_CONF(seal_every), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static void load_audit(struct loader *L, yaml_node_t *n)
+{
+	L->settings->audit.seal_every = AUDIT_DEFAULT_SEAL_EVERY;
+	if (n)
+		walk_map(L, n, audit_fields, L->settings, "audit", n->start_mark);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The document */
 
@@ -1944,6 +1976,7 @@ static const struct section {
 	{ "directory", load_directory },
 	{ "slack", load_slack },
 	{ "fleet", load_fleet },
+	{ "audit", load_audit },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },
@@ -1964,8 +1997,8 @@ static void load_root(struct loader *L, yaml_node_t *root)
 			k++;
 		if (k == N_SECTIONS)
 			error_at(L, e[i].knode->start_mark,
-				 "unknown key '%s' (the policy has broker, directory, slack, fleet, profiles, "
-				 "users, groups and roles)", e[i].key);
+				 "unknown key '%s' (the policy has broker, directory, slack, fleet, audit, "
+				 "profiles, users, groups and roles)", e[i].key);
 		else
 			found[k] = e[i].vnode;
 	}

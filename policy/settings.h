@@ -1,7 +1,8 @@
 /*
  * What the policy file says besides the RBAC rules: how to reach the LDAP
  * directory (directory:), where Slack's callbacks come in (slack:) and
- * where the fleet's shared log is (fleet:).
+ * where the fleet's shared log is (fleet:) and how the journal is sealed
+ * (audit:).
  * The loader fills these beside struct sbx_policy; the parts that use
  * them (ldap/, the broker's directory source and Slack) get their own
  * copy, so a policy that changes with every directory refresh never
@@ -57,10 +58,16 @@ struct sbx_fleet_conf {
 	                                 * 0: never */
 };
 
+/* audit: (docs/audit.md, "Sealing") */
+struct sbx_audit_conf {
+	int64_t seal_every;             /* seconds per sealing epoch (default 60) */
+};
+
 struct sbx_settings {
 	struct sbx_directory_conf directory;
 	struct sbx_slack_conf slack;
 	struct sbx_fleet_conf fleet;
+	struct sbx_audit_conf audit;
 };
 
 #endif

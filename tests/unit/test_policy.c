@@ -1189,3 +1189,28 @@ Test(fleet, set_host_matches_the_roles_again)
 	cr_assert_not(phi->matches_host);
 	sbx_policy_free(p);
 }
+
+/* audit: (docs/policy.md) */
+
+Test(audit, seal_every_defaults_to_a_minute_and_takes_seconds)
+{
+	struct sbx_settings st;
+	struct sbx_policy *p = load_fleet("roles: {}\n", &st);
+
+	cr_assert_eq(st.audit.seal_every, 60);
+	sbx_policy_free(p);
+	p = load_fleet("audit:\n  seal_every: 1s\nroles: {}\n", &st);
+	cr_assert_eq(st.audit.seal_every, 1);
+	sbx_policy_free(p);
+	p = load_fleet("audit:\n  seal_every: 1h30m\nroles: {}\n", &st);
+	cr_assert_eq(st.audit.seal_every, 5400);
+	sbx_policy_free(p);
+}
+
+Test(audit, every_key_is_checked)
+{
+	expect_error("audit:\n  seal_every: 2d\nroles: {}\n", 2, 15, "at most 1d");
+	expect_error("audit:\n  seal_every: soon\nroles: {}\n", 2, 15, "seal_every");
+	expect_error("audit:\n  seal_every: 60\nroles: {}\n", 2, 15, "missing unit");
+	expect_error("audit:\n  syslog: true\nroles: {}\n", 2, 3, "syslog");
+}

@@ -1,0 +1,333 @@
+/*
+ * The seal checker (seal.h): walks a journal's records in order and
+ * proves that every record is covered by the seal of its own epoch, made
+ * with that epoch's key.  The chain itself is checked before (journal
+ * scan); what the chain cannot show (a journal rewritten and re-hashed, a
+ * cut end) is what this adds.  docs/audit.md, "Verifying the seals", is
+ * the algorithm in prose.
+ */
+#include "config.h"
+
+#include "seal.h"
+
+#include "journal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+struct sbx_seal_check {
+	struct sbx_seal_vkey vk;
+	uint8_t key[SBX_SEAL_KEY_LEN]; /* K(next_epoch) */
+	uint64_t next_epoch;           /* the epoch the next seal must be for */
+	uint64_t expect_first;         /* the first record that seal must cover */
+	char from[SBX_RFC3339_LEN];    /* when that epoch began */
+	uint64_t last_seq;
+	struct sbx_seal_summary sum;
+};
+
+struct sbx_seal_check *sbx_seal_check_new(const struct sbx_seal_vkey *vk)
+{
+	struct sbx_seal_check *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->vk = *vk;
+	memcpy(c->key, vk->k0, sizeof(c->key));
+	c->expect_first = 1;
+	memcpy(c->from, vk->created, sizeof(c->from));
+	return c;
+}
+
+void sbx_seal_check_free(struct sbx_seal_check *c)
+{
+	if (!c)
+		return;
+	OPENSSL_cleanse(c, sizeof(*c));
+	free(c);
+}
+
+static const char *str(const json_t *rec, const char *key)
+{
+	return json_string_value(json_object_get(rec, key));
+}
+
+static bool uint_of(const json_t *rec, const char *key, uint64_t *out)
+{
+	const json_t *v = json_object_get(rec, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*out = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+static int fail(uint64_t *bad_seq, uint64_t seq, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int fail(uint64_t *bad_seq, uint64_t seq, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	*bad_seq = seq;
+	n = snprintf(err, errlen, "seq %" PRIu64 ": ", seq);
+	if (n < 0 || (size_t)n >= errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Compare in constant time: a MAC check must not say how much matched. */
+static bool mac_equal(const char *a, const char *b)
+{
+	return strlen(a) == 64 && strlen(b) == 64 && CRYPTO_memcmp(a, b, 64) == 0;
+}
+
+/* Which later epoch's key made this MAC, if any: a seal forged with a key
+ * stolen after its epoch. */
+static bool made_with_later_key(const struct sbx_seal_check *c, struct sbx_seal_fields *f,
+				const char *mac, uint64_t *which)
+{
+	uint8_t k[SBX_SEAL_KEY_LEN];
+	char m[65];
+	bool found = false;
+
+	memcpy(k, c->key, sizeof(k));
+	for (uint64_t e = f->epoch; e < f->epoch + SBX_SEAL_LATER_KEYS && !found; e++) {
+		sbx_seal_evolve(k, e);
+		if (sbx_seal_mac(k, f, m) == 0 && mac_equal(m, mac)) {
+			*which = e + 1;
+			found = true;
+		}
+	}
+	OPENSSL_cleanse(k, sizeof(k));
+	return found;
+}
+
+static int check_seal(struct sbx_seal_check *c, const json_t *rec, uint64_t seq,
+		      uint64_t *bad_seq, char *err, size_t errlen)
+{
+	struct sbx_seal_fields f = { .key_id = str(rec, "key_id"), .from = str(rec, "from"),
+				     .until = str(rec, "time"), .head = str(rec, "head"),
+				     .why = str(rec, "why") };
+	const char *mac = str(rec, "mac"), *prev = str(rec, "prev");
+	uint64_t first = c->expect_first, later;
+	char want[65];
+
+	if (!uint_of(rec, "epoch", &f.epoch) || !uint_of(rec, "first_seq", &f.first_seq) ||
+	    !uint_of(rec, "last_seq", &f.last_seq) || !f.from || !f.until || !f.head || !f.why ||
+	    !mac || !prev)
+		return fail(bad_seq, seq, err, errlen, "a seal lacks one of epoch, first_seq, "
+			    "last_seq, from, head, why, mac");
+	if (f.epoch > c->next_epoch)
+		return fail(bad_seq, first, err, errlen, "the seal of epoch %" PRIu64 " is missing "
+			    "(the next seal, at seq %" PRIu64 ", is for epoch %" PRIu64 "): records "
+			    "from seq %" PRIu64 " on are not covered by their own epoch's seal",
+			    c->next_epoch, seq, f.epoch, first);
+	if (f.epoch < c->next_epoch)
+		return fail(bad_seq, seq, err, errlen, "a second seal for epoch %" PRIu64
+			    " (a duplicated or replayed seal)", f.epoch);
+	if (f.first_seq != first || f.last_seq + 1 != seq)
+		return fail(bad_seq, first, err, errlen, "the seal of epoch %" PRIu64 " at seq %"
+			    PRIu64 " covers seqs %" PRIu64 "..%" PRIu64 ", but its epoch holds seqs %"
+			    PRIu64 "..%" PRIu64 ": records were inserted, deleted or moved",
+			    f.epoch, seq, f.first_seq, f.last_seq, first, seq - 1);
+	if (strcmp(f.from, c->from) != 0)
+		return fail(bad_seq, seq, err, errlen, "the seal of epoch %" PRIu64 " says the epoch "
+			    "began at %s, but the one before ended at %s", f.epoch, f.from, c->from);
+	if (strcmp(f.head, prev) != 0)
+		return fail(bad_seq, first, err, errlen, "the seal of epoch %" PRIu64 " at seq %"
+			    PRIu64 " vouches for chain head %.12s..., but record %" PRIu64 " hashes "
+			    "to %.12s...: records %" PRIu64 "..%" PRIu64 " were rewritten",
+			    f.epoch, seq, f.head, seq - 1, prev, first, seq - 1);
+	if (sbx_seal_mac(c->key, &f, want) < 0)
+		return fail(bad_seq, seq, err, errlen, "a seal field is too long");
+	if (!mac_equal(want, mac)) {
+		if (made_with_later_key(c, &f, mac, &later))
+			return fail(bad_seq, first, err, errlen, "the seal of epoch %" PRIu64
+				    " at seq %" PRIu64 " was made with the key of epoch %" PRIu64
+				    ", a later one: records %" PRIu64 "..%" PRIu64 " were forged "
+				    "with a key stolen after their epoch", f.epoch, seq, later, first,
+				    seq - 1);
+		return fail(bad_seq, first, err, errlen, "the seal of epoch %" PRIu64 " at seq %"
+			    PRIu64 " has a wrong MAC: records %" PRIu64 "..%" PRIu64 " or the seal "
+			    "were changed and re-hashed", f.epoch, seq, first, seq - 1);
+	}
+	c->sum.seals++;
+	c->sum.last_epoch = f.epoch;
+	c->sum.sealed_through = seq;
+	c->expect_first = seq + 1;
+	snprintf(c->from, sizeof(c->from), "%s", f.until);
+	sbx_seal_evolve(c->key, c->next_epoch);
+	c->next_epoch++;
+	return 0;
+}
+
+/* A record is written in the epoch its position puts it in; one whose
+ * time is before that epoch began was back-dated, e.g. forged later with
+ * a stolen key and given an old time.  Records copied from a fleet's log
+ * keep the log's time and are exempt (docs/audit.md). */
+static int check_time(struct sbx_seal_check *c, const json_t *rec, uint64_t seq,
+		      uint64_t *bad_seq, char *err, size_t errlen)
+{
+	const char *t = str(rec, "time");
+
+	if (c->next_epoch == 0 || json_object_get(rec, "fleet_hash"))
+		return 0;
+	if (!t || strcmp(t, c->from) < 0)
+		return fail(bad_seq, seq, err, errlen, "its time %s is before its epoch %" PRIu64
+			    " began (%s): back-dated (written later with a stolen key) or the clock "
+			    "was stepped back", t ? t : "(none)", c->next_epoch, c->from);
+	return 0;
+}
+
+int sbx_seal_check_record(struct sbx_seal_check *c, const json_t *rec, uint64_t *bad_seq,
+			  char *err, size_t errlen)
+{
+	const char *event = str(rec, "event"), *kid = str(rec, "key_id");
+	uint64_t seq = 0;
+
+	if (!uint_of(rec, "seq", &seq) || seq != c->last_seq + 1)
+		return fail(bad_seq, c->last_seq + 1, err, errlen, "not the next record");
+	c->last_seq = seq;
+	c->sum.records++;
+	if (event && strcmp(event, SBX_SEAL_EVENT) == 0) {
+		if (kid && strcmp(kid, c->vk.key_id) == 0)
+			return check_seal(c, rec, seq, bad_seq, err, errlen);
+		c->sum.other_seals++;
+		return 0;
+	}
+	if (event && strcmp(event, SBX_SEAL_REPLACED_EVENT) == 0 &&
+	    (kid = str(rec, "old_key_id")) && strcmp(kid, c->vk.key_id) == 0)
+		c->sum.replaced_at = seq;
+	return check_time(c, rec, seq, bad_seq, err, errlen);
+}
+
+static int check_host(struct sbx_seal_check *c, const struct sbx_seal_state *host,
+		      uint64_t *bad_seq, char *err, size_t errlen)
+{
+	uint64_t after = c->sum.sealed_through + 1;
+	uint8_t k[SBX_SEAL_KEY_LEN];
+	bool same;
+
+	if (strcmp(host->key_id, c->vk.key_id) != 0) {
+		if (c->sum.replaced_at)
+			return fail(bad_seq, c->sum.replaced_at, err, errlen, "the sealing key was "
+				    "replaced here (audit init --force; the host now seals with key "
+				    "%s): nothing after seq %" PRIu64 " is proven by this key",
+				    host->key_id, c->sum.sealed_through);
+		return fail(bad_seq, after, err, errlen, "the host's sealing key is another one "
+			    "(id %s, this key is %s), and the journal does not record a "
+			    "replacement: nothing after seq %" PRIu64 " is proven", host->key_id,
+			    c->vk.key_id, c->sum.sealed_through);
+	}
+	/* The broker evolves its key only after the seal is on disk, so the
+	 * host's epoch is the next one to seal, or (a crash in between) the
+	 * one just sealed. */
+	if (host->epoch > c->next_epoch)
+		return fail(bad_seq, after, err, errlen, "the journal was cut: the host's key is "
+			    "at epoch %" PRIu64 ", so epochs up to %" PRIu64 " were sealed, but "
+			    "the journal's last seal is %s%" PRIu64 "%s",
+			    host->epoch, host->epoch - 1,
+			    c->sum.seals ? "for epoch " : "", c->sum.seals ? c->sum.last_epoch : 0,
+			    c->sum.seals ? "" : " (none)");
+	if (host->epoch + 1 < c->next_epoch)
+		return fail(bad_seq, after, err, errlen, "the host's key file is at epoch %" PRIu64
+			    ", older than the journal's last seal (epoch %" PRIu64 "): the key file "
+			    "was replaced by an old copy", host->epoch, c->next_epoch - 1);
+	sbx_seal_derive(c->vk.k0, host->epoch, k);
+	same = CRYPTO_memcmp(k, host->key, sizeof(k)) == 0;
+	OPENSSL_cleanse(k, sizeof(k));
+	if (!same)
+		return fail(bad_seq, after, err, errlen, "the host's key file does not hold the key "
+			    "of epoch %" PRIu64 " (forged or damaged)", host->epoch);
+	c->sum.host_checked = true;
+	return 0;
+}
+
+int sbx_seal_check_end(struct sbx_seal_check *c, const struct sbx_seal_state *host,
+		       struct sbx_seal_summary *sum, uint64_t *bad_seq, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	c->sum.unsealed = c->last_seq - c->sum.sealed_through;
+	if (host)
+		rc = check_host(c, host, bad_seq, err, errlen);
+	if (sum)
+		*sum = c->sum;
+	return rc;
+}
+
+struct verify_ctx {
+	struct sbx_seal_check *c;
+	uint64_t bad_seq;
+	char err[1024];
+};
+
+static int verify_rec(const json_t *rec, const char *line, size_t linelen, void *arg)
+{
+	struct verify_ctx *v = arg;
+
+	(void)line;
+	(void)linelen;
+	return sbx_seal_check_record(v->c, rec, &v->bad_seq, v->err, sizeof(v->err)) < 0 ? 1 : 0;
+}
+
+int sbx_seal_verify_dir(const char *state_dir, const struct sbx_seal_vkey *vk, bool no_host_key,
+			struct sbx_seal_summary *sum, uint64_t *bad_seq, char *err,
+			size_t errlen)
+{
+	struct verify_ctx v = { .c = NULL };
+	struct sbx_seal_state host;
+	bool have_host = false;
+	uint64_t count = 0;
+	char why[512];
+	int rc, ret = -1;
+
+	memset(&host, 0, sizeof(host));
+	memset(sum, 0, sizeof(*sum));
+	*bad_seq = 0;
+	/* The chain first: a changed byte is named by the record it is in. */
+	if (sbx_journal_verify(state_dir, &count, bad_seq, err, errlen) < 0)
+		return -1;
+	if (!no_host_key) {
+		rc = sbx_seal_state_read(state_dir, &host, why, sizeof(why));
+		if (rc < 0) {
+			*bad_seq = count + 1;
+			snprintf(err, errlen, "cannot check the end of the journal: %s%s", why,
+				 rc == -ENOENT ? " (without the host's key file nobody can tell "
+				 "whether seals were cut from the end; --no-host-key checks a copy "
+				 "without it)" : "");
+			goto out;
+		}
+		have_host = true;
+	}
+	v.c = sbx_seal_check_new(vk);
+	if (!v.c) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = sbx_journal_foreach(state_dir, verify_rec, &v, err, errlen);
+	if (rc < 0)
+		goto out;
+	if (v.err[0]) {
+		*bad_seq = v.bad_seq;
+		snprintf(err, errlen, "%s", v.err);
+		goto out;
+	}
+	if (sbx_seal_check_end(v.c, have_host ? &host : NULL, sum, bad_seq, err, errlen) < 0)
+		goto out;
+	ret = 0;
+out:
+	sbx_seal_state_wipe(&host);
+	sbx_seal_check_free(v.c);
+	return ret;
+}
