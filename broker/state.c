@@ -695,25 +695,26 @@ int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t er
 
 /* ---- snapshots ------------------------------------------------------------ */
 
+/* The state's part of a snapshot: {"version":2,"requests":N}, then one
+ * entry per request in id order.  Times are Unix seconds: a snapshot is
+ * read at every start, and integers parse far faster than RFC 3339. */
+#define SNAPSHOT_VERSION 2
+
 static void set_str(json_t *o, const char *key, const char *v)
 {
 	if (v)
 		json_object_set_new(o, key, json_string(v));
 }
 
-static void set_time(json_t *o, const char *key, int64_t secs)
+static void set_secs(json_t *o, const char *key, int64_t secs)
 {
-	char buf[SBX_RFC3339_LEN];
-
-	if (!secs)
-		return;
-	sbx_format_rfc3339(secs, buf);
-	json_object_set_new(o, key, json_string(buf));
+	if (secs)
+		json_object_set_new(o, key, json_integer(secs));
 }
 
 static json_t *req_to_json(const struct sbx_req *r)
 {
-	json_t *o = json_object(), *apps = json_array();
+	json_t *o = json_object();
 
 	json_object_set_new(o, "id", json_integer(r->id));
 	json_object_set_new(o, "state", json_string(sbx_req_state_name(r->state)));
@@ -727,21 +728,25 @@ static json_t *req_to_json(const struct sbx_req *r)
 		json_object_set_new(o, "extends", json_integer(r->extends));
 	json_object_set_new(o, "duration", json_integer(r->duration));
 	json_object_set_new(o, "approvals_needed", json_integer(r->approvals_needed));
-	for (size_t i = 0; i < r->n_approvals; i++) {
-		json_t *a = json_object();
+	if (r->n_approvals) {
+		json_t *apps = json_array();
 
-		set_str(a, "who", r->approvals[i].who);
-		set_str(a, "through", r->approvals[i].through);
-		set_str(a, "comment", r->approvals[i].comment);
-		set_time(a, "at", r->approvals[i].at);
-		json_array_append_new(apps, a);
+		for (size_t i = 0; i < r->n_approvals; i++) {
+			json_t *a = json_object();
+
+			set_str(a, "who", r->approvals[i].who);
+			set_str(a, "through", r->approvals[i].through);
+			set_str(a, "comment", r->approvals[i].comment);
+			set_secs(a, "at", r->approvals[i].at);
+			json_array_append_new(apps, a);
+		}
+		json_object_set_new(o, "approvals", apps);
 	}
-	json_object_set_new(o, "approvals", apps);
-	set_time(o, "created_at", r->created_at);
-	set_time(o, "lapses_at", r->lapses_at);
-	set_time(o, "activated_at", r->activated_at);
-	set_time(o, "expires_at", r->expires_at);
-	set_time(o, "ended_at", r->ended_at);
+	set_secs(o, "created_at", r->created_at);
+	set_secs(o, "lapses_at", r->lapses_at);
+	set_secs(o, "activated_at", r->activated_at);
+	set_secs(o, "expires_at", r->expires_at);
+	set_secs(o, "ended_at", r->ended_at);
 	set_str(o, "unix_group", r->unix_group);
 	if (r->gid)
 		json_object_set_new(o, "gid", json_integer(r->gid));
@@ -752,22 +757,32 @@ static json_t *req_to_json(const struct sbx_req *r)
 	return o;
 }
 
-json_t *sbx_state_to_json(const struct sbx_state *s)
+int sbx_state_snapshot(const struct sbx_state *s, sbx_state_put_fn put, void *out)
 {
-	json_t *arr = json_array();
+	json_t *e = json_pack("{s:i, s:I}", "version", SNAPSHOT_VERSION, "requests",
+			      (json_int_t)s->n);
+	int rc = e ? put(out, e) : -1;
 
-	for (size_t i = 0; i < s->n; i++)
-		json_array_append_new(arr, req_to_json(s->reqs[i]));
-	return json_pack("{s:i, s:o}", "version", 1, "requests", arr);
+	json_decref(e);
+	for (size_t i = 0; rc == 0 && i < s->n; i++) {
+		e = req_to_json(s->reqs[i]);
+		rc = e ? put(out, e) : -1;
+		json_decref(e);
+	}
+	return rc < 0 ? -1 : 0;
 }
 
-static int opt_time(const json_t *o, const char *key, int64_t *secs)
+static int opt_secs(const json_t *o, const char *key, int64_t *secs)
 {
-	if (!json_object_get(o, key)) {
-		*secs = 0;
+	json_t *v = json_object_get(o, key);
+
+	*secs = 0;
+	if (!v)
 		return 0;
-	}
-	return jtime(o, key, secs);
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -1;
+	*secs = json_integer_value(v);
+	return 0;
 }
 
 static struct sbx_req *req_from_json(const json_t *o, char *err, size_t errlen)
@@ -800,10 +815,14 @@ static struct sbx_req *req_from_json(const json_t *o, char *err, size_t errlen)
 	r->approvals_needed = (unsigned)json_integer_value(json_object_get(o, "approvals_needed"));
 	r->gid = (uint32_t)json_integer_value(json_object_get(o, "gid"));
 	r->revoked_here = json_is_true(json_object_get(o, "revoked_here"));
-	if (opt_time(o, "created_at", &r->created_at) || opt_time(o, "lapses_at", &r->lapses_at) ||
-	    opt_time(o, "activated_at", &r->activated_at) ||
-	    opt_time(o, "expires_at", &r->expires_at) || opt_time(o, "ended_at", &r->ended_at)) {
+	if (opt_secs(o, "created_at", &r->created_at) || opt_secs(o, "lapses_at", &r->lapses_at) ||
+	    opt_secs(o, "activated_at", &r->activated_at) ||
+	    opt_secs(o, "expires_at", &r->expires_at) || opt_secs(o, "ended_at", &r->ended_at)) {
 		(void)sbx_whyf(err, errlen, -1, "snapshot: request %u has a bad time", r->id);
+		goto out;
+	}
+	if (apps && !json_is_array(apps)) {
+		(void)sbx_whyf(err, errlen, -1, "snapshot: request %u has a bad approval", r->id);
 		goto out;
 	}
 	if (json_array_size(apps)) {
@@ -817,7 +836,7 @@ static struct sbx_req *req_from_json(const json_t *o, char *err, size_t errlen)
 		struct sbx_approval *ap = &r->approvals[r->n_approvals++];
 
 		if (dup_opt(&ap->who, a, "who") || dup_opt(&ap->through, a, "through") ||
-		    dup_opt(&ap->comment, a, "comment") || opt_time(a, "at", &ap->at)) {
+		    dup_opt(&ap->comment, a, "comment") || opt_secs(a, "at", &ap->at)) {
 			(void)sbx_whyf(err, errlen, -1, "snapshot: request %u has a bad approval",
 				       r->id);
 			goto out;
@@ -830,39 +849,60 @@ out:
 	return ret;
 }
 
-int sbx_state_from_json(struct sbx_state *s, const json_t *j, char *err, size_t errlen)
+/* {"version":2,"requests":N}: room for the N that follow. */
+static int snapshot_head(struct sbx_state *s, const json_t *e, char *err, size_t errlen)
 {
-	json_t *arr = json_object_get(j, "requests"), *o;
-	size_t i;
+	json_t *v = json_object_get(e, "version"), *n = json_object_get(e, "requests");
 
-	if (s->n) {
-		snprintf(err, errlen, "snapshot loaded into a non-empty state");
-		return -1;
-	}
-	if (!json_is_array(arr)) {
-		snprintf(err, errlen, "snapshot without a requests array");
-		return -1;
-	}
-	if (reqs_reserve(s, json_array_size(arr)) < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	json_array_foreach(arr, i, o) {
-		struct sbx_req *r = req_from_json(o, err, errlen);
+	if (!json_is_integer(v) || json_integer_value(v) != SNAPSHOT_VERSION ||
+	    !json_is_integer(n) || json_integer_value(n) < 0 ||
+	    json_integer_value(n) > UINT32_MAX)
+		return sbx_whyf(err, errlen, -1, "snapshot: not a version %d state entry",
+				SNAPSHOT_VERSION);
+	if (s->n)
+		return sbx_whyf(err, errlen, -1, "snapshot loaded into a non-empty state");
+	if (reqs_reserve(s, (size_t)json_integer_value(n)) < 0)
+		return sbx_whyf(err, errlen, -1, "out of memory");
+	return 0;
+}
 
-		if (!r)
-			return -1;
-		if (r->id != s->n + 1) {
-			snprintf(err, errlen, "snapshot: request id %u out of order", r->id);
-			req_free(r);
-			return -1;
-		}
-		s->reqs[s->n++] = r;
-		if (is_open(r) && open_add(s, r) < 0) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
+/* Back to an empty state, whatever it holds: a fresh one takes its place
+ * and the old contents are freed with it. */
+static int state_forget(struct sbx_state *s, char *err, size_t errlen)
+{
+	struct sbx_state *fresh = sbx_state_new(), old;
+
+	if (!fresh)
+		return sbx_whyf(err, errlen, -1, "out of memory");
+	old = *s;
+	*s = *fresh;
+	*fresh = old;
+	sbx_state_free(fresh);
+	return 0;
+}
+
+int sbx_state_from_json(struct sbx_state *s, const json_t *entry, char *err, size_t errlen)
+{
+	struct sbx_req *r;
+
+	if (!entry)
+		return state_forget(s, err, errlen);
+	if (!json_object_get(entry, "id"))
+		return snapshot_head(s, entry, err, errlen);
+	r = req_from_json(entry, err, errlen);
+	if (!r)
+		return -1;
+	if (r->id != s->n + 1) {
+		(void)sbx_whyf(err, errlen, -1, "snapshot: request id %u out of order", r->id);
+		req_free(r);
+		return -1;
 	}
-	s->deadline_dirty = true;
+	if (reqs_reserve(s, s->n + 1) < 0) {
+		req_free(r);
+		return sbx_whyf(err, errlen, -1, "out of memory");
+	}
+	s->reqs[s->n++] = r;
+	if (is_open(r) && open_add(s, r) < 0)
+		return sbx_whyf(err, errlen, -1, "out of memory");
 	return 0;
 }
