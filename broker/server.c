@@ -517,7 +517,9 @@ static void handle_signals(struct server *s)
 			s->stopping = true;
 			break;
 		case SIGUSR1:
-			sbx_info("signal %u: writing a snapshot", si.ssi_signo);
+			/* Said once it is written (or why not): an operator
+			 * asking again and again gets no line each time. */
+			sbx_debug("signal %u: writing a snapshot", si.ssi_signo);
 			s->snap_now = true;
 			break;
 		}

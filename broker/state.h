@@ -82,9 +82,9 @@ int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t er
 int sbx_state_trial_begin(struct sbx_state *s);
 void sbx_state_trial_undo(struct sbx_state *s);
 
-/* Snapshots (docs/audit.md): the state as a stream of entries, one JSON
- * object each, in the order they must be loaded: a head
- * {"version":2,"requests":N}, then every request by id.  put takes each
+/* Snapshots (docs/audit.md): the state as a stream of entries, in the
+ * order they must be loaded: a head {"version":2,"requests":N,"fields":[...]}
+ * (an object), then every request by id (an array of those fields).  put takes each
  * entry (borrowed) and returns 0 or -1; sbx_state_snapshot returns 0, or
  * -1 when put or memory failed.  It only reads the state (it runs in the
  * snapshot's child process). */

@@ -520,7 +520,7 @@ int sbx_snapshot_put(struct sbx_snapshot_out *out, const json_t *entry)
 
 	if (!out || out->err)
 		return -1;
-	if (!json_is_object(entry)) {
+	if (!json_is_object(entry) && !json_is_array(entry)) {
 		out->err = EINVAL;
 		return -1;
 	}
@@ -592,7 +592,7 @@ static void child_setup(const struct snap_job *job, int sdirfd)
 	close_all_but(sdirfd, job->sock);
 	/* Second in line for the CPU and the disk: the loop's logins come
 	 * first (IOPRIO_WHO_PROCESS, best-effort class, lowest level). */
-	(void)setpriority(PRIO_PROCESS, 0, 10);
+	(void)setpriority(PRIO_PROCESS, 0, 19);
 #ifdef SYS_ioprio_set
 	(void)syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7);
 #endif

@@ -44,8 +44,8 @@ struct sbx_replay_info {
  * whole parsed record (seq, time, event, actor, fields...).  Return 0, or
  * -1 to abort the replay (the error text goes into err). */
 typedef int (*sbx_replay_fn)(const json_t *rec, void *ctx, char *err, size_t errlen);
-/* Called for each entry of the snapshot (one JSON object, as the writer
- * put it), in order, before any record.  Return 0, or -1 when the entry
+/* Called for each entry of the snapshot (a JSON object or array, as the
+ * writer put it), in order, before any record.  Return 0, or -1 when the entry
  * makes no sense: the snapshot is then given up.  A snapshot given up
  * after some entries were handed over is followed by one call with entry
  * NULL: forget everything the snapshot brought; the replay then starts
@@ -129,8 +129,8 @@ int sbx_journal_flush(struct sbx_journal *j);
 
 struct sbx_snapshot_out;
 
-/* Put one entry (a JSON object) into the snapshot: one line, compact,
- * ASCII.  0, or -1 (the snapshot is given up). */
+/* Put one entry (a JSON object or array) into the snapshot: one line,
+ * compact, ASCII.  0, or -1 (the snapshot is given up). */
 int sbx_snapshot_put(struct sbx_snapshot_out *out, const json_t *entry);
 
 /* Writes the caller's state with sbx_snapshot_put.  It runs in the child

@@ -1209,8 +1209,8 @@ static int snap_entry(struct snap_loader *l, const char *line, size_t len)
 	json_t *e = sbx_jr_parse(line, len, perr, sizeof(perr));
 	int rc;
 
-	if (!json_is_object(e)) {
-		snprintf(l->why, sizeof(l->why), "entry %" PRIu64 " is not a JSON object%s%s",
+	if (!json_is_object(e) && !json_is_array(e)) {
+		snprintf(l->why, sizeof(l->why), "entry %" PRIu64 " is not a JSON object or array%s%s",
 			 l->handed + 1, perr[0] ? ": " : "", perr);
 		json_decref(e);
 		return -1;

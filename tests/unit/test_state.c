@@ -212,6 +212,26 @@ static int load_all(struct sbx_state *s, const json_t *entries)
 	return 0;
 }
 
+/* Where the head puts field name in a request's array. */
+static size_t field_index(const json_t *entries, const char *name)
+{
+	json_t *fields = json_object_get(json_array_get(entries, 0), "fields"), *f;
+	size_t k;
+
+	json_array_foreach(fields, k, f)
+		if (strcmp(json_string_value(f), name) == 0)
+			return k;
+	cr_assert_fail("no field %s in the head", name);
+	return 0;
+}
+
+/* The integer value of field name of entry i. */
+static json_int_t snap_value(const json_t *entries, size_t i, const char *name)
+{
+	return json_integer_value(json_array_get(json_array_get(entries, i),
+						 field_index(entries, name)));
+}
+
 Test(state, snapshot_round_trip)
 {
 	struct sbx_state *copy = sbx_state_new();
@@ -229,8 +249,9 @@ Test(state, snapshot_round_trip)
 	a = snapshot_of(st);
 	cr_assert_eq(json_array_size(a), 4, "a head and one entry per request");
 	cr_assert_eq(json_integer_value(json_object_get(json_array_get(a, 0), "requests")), 3);
-	cr_assert_eq(json_integer_value(json_object_get(json_array_get(a, 1), "expires_at")),
-		     T0 + 2 + 3600, "times are Unix seconds");
+	cr_assert_eq(snap_value(a, 1, "expires_at"), T0 + 2 + 3600, "times are Unix seconds");
+	cr_assert_eq(snap_value(a, 1, "id"), 1);
+	cr_assert_eq(snap_value(a, 3, "ended_at"), T0 + 5);
 	cr_assert_eq(load_all(copy, a), 0, "%s", err);
 	b = snapshot_of(copy);
 	da = json_dumps(a, JSON_SORT_KEYS);
@@ -275,24 +296,41 @@ Test(state, snapshot_null_entry_forgets_everything)
 
 Test(state, snapshot_garbage_is_refused)
 {
-	json_t *bad = json_pack("{s:i}", "id", 1);
+	json_t *snap, *head, *bad;
 
-	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "no state, user or role");
-	json_decref(bad);
-	bad = json_pack("{s:i, s:i}", "version", 1, "requests", 3);
+	cr_assert_eq(create(1, "erin", "sandbox-admin", T0), 0);
+	snap = snapshot_of(st);
+	head = json_array_get(snap, 0);
+	sbx_state_free(st);
+	st = sbx_state_new();
+
+	bad = json_deep_copy(head);
+	json_object_set_new(bad, "version", json_integer(1));
 	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "another version");
 	cr_assert_not_null(strstr(err, "version 2"), "%s", err);
 	json_decref(bad);
-	bad = json_pack("{s:i, s:s, s:s, s:s, s:i}", "id", 2, "state", "active", "user", "erin",
-			"role", "r", "expires_at", T0);
+	bad = json_deep_copy(head);
+	json_array_remove(json_object_get(bad, "fields"), 3);
+	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "other fields");
+	json_decref(bad);
+	cr_assert_eq(sbx_state_from_json(st, head, err, sizeof(err)), 0, "%s", err);
+
+	bad = json_pack("[i]", 1);
+	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "no state, user or role");
+	json_decref(bad);
+	bad = json_deep_copy(json_array_get(snap, 1));
+	json_array_set_new(bad, field_index(snap, "id"), json_integer(2));
 	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "id 2 before id 1");
 	cr_assert_not_null(strstr(err, "out of order"), "%s", err);
-	json_object_set_new(bad, "id", json_integer(1));
-	json_object_set_new(bad, "expires_at", json_string(at(T0)));
+	json_array_set_new(bad, field_index(snap, "id"), json_integer(1));
+	json_array_set_new(bad, field_index(snap, "created_at"), json_string(at(T0)));
 	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "a time that is text");
-	cr_assert_not_null(strstr(err, "bad time"), "%s", err);
+	cr_assert_not_null(strstr(err, "wrong type"), "%s", err);
 	json_decref(bad);
 	cr_assert_eq(sbx_state_count(st), 0);
+	cr_assert_eq(sbx_state_from_json(st, json_array_get(snap, 1), err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(sbx_state_get(st, 1)->user, "erin");
+	json_decref(snap);
 }
 
 /* ---- trials (the fleet's optimistic appends) ---- */
