@@ -1246,8 +1246,9 @@ static void stop_snapshot(struct sbx_broker *b)
 	sbx_journal_snapshot_last(b->journal, &last);
 	need = snapshot_ms(b, &last);
 	if (left <= 0 || need > left) {
-		sbx_info("no snapshot at stop (one would take about %lld ms); the next start "
-			 "replays the journal from seq %llu", (long long)need,
+		sbx_info("no snapshot at stop (%s %lld ms); the next start replays the journal "
+			 "from seq %llu", left <= 0 ? "the one under way took its" : "one would take "
+			 "about", (long long)(left <= 0 ? STOP_SNAPSHOT_MS : need),
 			 (unsigned long long)last.seq + 1);
 		return;
 	}
