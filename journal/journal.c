@@ -580,7 +580,10 @@ static void close_all_but(int a, int b)
 		if (keep[i] + 1 > from)
 			from = keep[i] + 1;
 	}
-	(void)close_range(from, ~0u, 0);
+	/* Without close_range (Linux < 5.9): one by one, off the loop. */
+	if (close_range(from, ~0u, 0) < 0)
+		for (long fd = from, max = sysconf(_SC_OPEN_MAX); fd < max; fd++)
+			(void)close((int)fd);
 }
 
 static void child_setup(const struct snap_job *job, int sdirfd)
@@ -681,14 +684,11 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Readable once the child has exited (close-on-exec by itself). */
 static int snap_pidfd(pid_t pid)
 {
 #ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-
-	if (fd >= 0)
-		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-	return fd;
+	return (int)syscall(SYS_pidfd_open, pid, 0);
 #else
 	(void)pid;
 	return -1;
