@@ -81,6 +81,11 @@ struct server {
  * loop), so the work stays in proportion to the records written; and a
  * start-up loads the snapshot and replays at most that many records. */
 #define SNAPSHOT_MIN_RECORDS 10000
+/* A snapshot child still at work after the larger of this and ten times
+ * what the last one took is stuck (a lock a thread of the broker held at
+ * the fork, a disk that does not answer): it is killed, so that the next
+ * one can start. */
+#define SNAPSHOT_STUCK_MS (10 * 60 * 1000)
 
 /* epoll tags for the fds that are not connections */
 static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack, tag_fleet,
@@ -597,11 +602,20 @@ static void maybe_snapshot(struct server *s)
 	int rc, fd;
 
 	snapshot_progress(s);
+	sbx_journal_snapshot_last(j, &st);
+	if (sbx_journal_snapshot_running(j)) {
+		int64_t age = sbx_journal_snapshot_age_ms(j);
+
+		if (age > SNAPSHOT_STUCK_MS && age > 10 * st.took_ms && sbx_journal_snapshot_kill(j))
+			sbx_warn("snapshot: its process has been at work for %lld s (the last one took "
+				 "%lld s): killed as stuck", (long long)age / 1000,
+				 (long long)st.took_ms / 1000);
+		return;
+	}
 	/* A broker whose journal failed has memory rebuilt to an older seq
 	 * than the journal's last: no snapshot of that. */
-	if (sbx_journal_snapshot_running(j) || s->b->degraded[0])
+	if (s->b->degraded[0])
 		return;
-	sbx_journal_snapshot_last(j, &st);
 	/* A failed one is tried again after as many records, not every pass. */
 	since = last - (st.seq > s->snap_tried ? st.seq : s->snap_tried);
 	if (every < SNAPSHOT_MIN_RECORDS)

@@ -91,6 +91,7 @@ struct sbx_journal {
 		int sock;
 		uint64_t seq;
 		bool released;  /* told to rename, or to give up */
+		bool killed;    /* SIGKILL sent, not reaped yet */
 		int64_t started_us, fork_us;
 	} snap;
 	struct sbx_snapshot_stats snap_last;
@@ -868,6 +869,22 @@ void sbx_journal_snapshot_cancel(struct sbx_journal *j)
 		close(j->snap.pidfd);
 	close(j->snap.sock);
 	memset(&j->snap, 0, sizeof(j->snap));
+}
+
+int64_t sbx_journal_snapshot_age_ms(const struct sbx_journal *j)
+{
+	return j && j->snap.pid ? (mono_us() - j->snap.started_us) / 1000 : -1;
+}
+
+bool sbx_journal_snapshot_kill(struct sbx_journal *j)
+{
+	if (!j || !j->snap.pid || j->snap.killed)
+		return false;
+	/* Not waited for here: a child in uninterruptible sleep (a disk that
+	 * does not answer) dies only when that returns. */
+	(void)kill(j->snap.pid, SIGKILL);
+	j->snap.killed = true;
+	return true;
 }
 
 int sbx_journal_snapshot_wait(struct sbx_journal *j, int timeout_ms, char *why, size_t whylen)

@@ -177,6 +177,13 @@ int sbx_journal_snapshot_wait(struct sbx_journal *j, int timeout_ms, char *why, 
  * file: the previous snapshot stays. */
 void sbx_journal_snapshot_cancel(struct sbx_journal *j);
 
+/* How long the running child has been at it (ms; -1: none), and SIGKILL
+ * for one that is stuck, without waiting: sbx_journal_snapshot_poll reaps
+ * it as any other (its report: killed by signal 9).  true when the signal
+ * was sent now (false: no child, or it was already sent). */
+int64_t sbx_journal_snapshot_age_ms(const struct sbx_journal *j);
+bool sbx_journal_snapshot_kill(struct sbx_journal *j);
+
 void sbx_journal_snapshot_last(struct sbx_journal *j, struct sbx_snapshot_stats *st);
 
 /* Write a snapshot now and wait for it (tools, tests): nothing when

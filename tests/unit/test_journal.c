@@ -956,7 +956,7 @@ Test(journal, a_failed_snapshot_child_says_why_and_leaves_the_old_one)
 	cr_assert_eq(header_seq(), 5);
 	cr_assert_not(sbx_journal_failed(j, NULL, 0), "a snapshot never fails the journal");
 
-	/* The child is killed. */
+	/* The child is killed, from outside. */
 	cr_assert_eq(sbx_journal_snapshot_start(j, endless_state, NULL, why, sizeof(why)), 1, "%s",
 		     why);
 	pidfd = sbx_journal_snapshot_fd(j);
@@ -965,6 +965,18 @@ Test(journal, a_failed_snapshot_child_says_why_and_leaves_the_old_one)
 	cr_assert_eq(poll_done(j, why, sizeof(why)), -1);
 	cr_assert_not_null(strstr(why, "killed by signal 9"), "%s", why);
 	cr_assert_not(exists("snapshot.json.tmp"));
+	cr_assert_eq(header_seq(), 5);
+
+	/* The child is killed as stuck: not waited for, reaped like any. */
+	cr_assert_eq(sbx_journal_snapshot_age_ms(j), -1);
+	cr_assert_eq(sbx_journal_snapshot_start(j, endless_state, NULL, why, sizeof(why)), 1, "%s",
+		     why);
+	cr_assert_geq(sbx_journal_snapshot_age_ms(j), 0);
+	cr_assert(sbx_journal_snapshot_kill(j));
+	cr_assert_not(sbx_journal_snapshot_kill(j), "one signal is enough");
+	cr_assert_eq(poll_done(j, why, sizeof(why)), -1);
+	cr_assert_not_null(strstr(why, "killed by signal 9"), "%s", why);
+	cr_assert_not(sbx_journal_snapshot_kill(j), "nothing left to kill");
 	cr_assert_eq(header_seq(), 5);
 
 	append_n(j, 11, 1);
