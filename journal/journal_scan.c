@@ -1149,9 +1149,12 @@ static int open_snapshot(int sdirfd, int jdirfd, const struct sbx_jr_seg *segs, 
 	s->fd = openat(sdirfd, "snapshot.json", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (s->fd < 0 && errno == ENOENT)
 		return 1;
-	if (s->fd < 0 || fstat(s->fd, &st) || !S_ISREG(st.st_mode)) {
-		snprintf(local, sizeof(local), "cannot read it: %s",
-			 s->fd < 0 || errno ? strerror(errno) : "not a regular file");
+	if (s->fd < 0 || fstat(s->fd, &st)) {
+		snprintf(local, sizeof(local), "cannot read it: %s", strerror(errno));
+		goto ignore;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(local, sizeof(local), "it is not a regular file");
 		goto ignore;
 	}
 	if (snap_header(s, &segname, &hdr, local, sizeof(local)) ||
