@@ -752,22 +752,25 @@ static json_t *req_to_json(const struct sbx_req *r)
 	v[F_ENDED_BY] = opt_string(r->ended_by);
 	v[F_END_REASON] = opt_string(r->end_reason);
 	v[F_REVOKED_HERE] = r->revoked_here ? json_true() : json_null();
-	v[F_APPROVALS] = json_null();
-	if (r->n_approvals) {
-		json_decref(v[F_APPROVALS]);
-		v[F_APPROVALS] = json_array();
-		for (size_t i = 0; i < r->n_approvals; i++)
-			json_array_append_new(v[F_APPROVALS],
-					      json_pack("[s?,s?,s?,I]", r->approvals[i].who,
-							r->approvals[i].through,
-							r->approvals[i].comment,
-							(json_int_t)r->approvals[i].at));
+	v[F_APPROVALS] = r->n_approvals ? json_array() : json_null();
+	for (size_t i = 0; v[F_APPROVALS] && i < r->n_approvals; i++) {
+		json_t *ap = json_pack("[s?,s?,s?,I]", r->approvals[i].who, r->approvals[i].through,
+				       r->approvals[i].comment, (json_int_t)r->approvals[i].at);
+
+		if (json_array_append_new(v[F_APPROVALS], ap) < 0) {
+			json_decref(v[F_APPROVALS]);
+			v[F_APPROVALS] = NULL;
+		}
 	}
 	while (n > 0 && json_is_null(v[n - 1]))
 		n--;
+	/* A value missing (out of memory) would shift the ones after it: the
+	 * whole entry is given up instead. */
 	for (size_t i = 0; i < F_COUNT; i++) {
-		if (i < n)
-			json_array_append(a, v[i]);
+		if (a && i < n && json_array_append(a, v[i]) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
 		json_decref(v[i]);
 	}
 	return a;
