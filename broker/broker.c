@@ -17,6 +17,7 @@
 #include "log.h"
 #include "sealing.h"
 #include "sessions.h"
+#include "sbxio.h"
 #include "slack/slack.h"
 #include "text.h"
 #include "timeutil.h"
@@ -368,50 +369,109 @@ int sbx_broker_replay_record(const json_t *rec, void *ctx, char *err, size_t err
 	return 0;
 }
 
-int sbx_broker_replay_snapshot(const json_t *state, void *ctx, char *err, size_t errlen)
+/* A snapshot given up halfway (the journal replays from seq 1 instead):
+ * back to what open_journal started from. */
+static int forget_snapshot(struct sbx_broker *b, char *err, size_t errlen)
 {
-	struct sbx_broker *b = ctx;
-	json_t *ext = json_object_get(state, "ext");
-	json_t *sessions = json_object_get(ext, "sessions");
-	json_t *slack = json_object_get(ext, "slack");
-	json_t *fleet = json_object_get(ext, "fleet");
+	if (sbx_state_from_json(b->state, NULL, err, errlen) < 0)
+		return -1;
+	b->fleet_seq = 0;
+	memcpy(b->fleet_hash, SBX_RECORD_GENESIS, sizeof(b->fleet_hash));
+	b->local_changes = 0;
+	if (!b->replaying)
+		return 0;
+	sbx_sessions_free(b->sessions);
+	b->sessions = sbx_sessions_new();
+	sbx_slack_free(b);
+	if (!b->sessions || sbx_slack_new(b) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void load_fleet_part(struct sbx_broker *b, const json_t *fleet)
+{
 	const char *fhash = json_string_value(json_object_get(fleet, "hash"));
 
-	if (sbx_state_from_json(b->state, state, err, errlen) < 0)
-		return -1;
 	b->fleet_seq = (uint64_t)json_integer_value(json_object_get(fleet, "seq"));
 	snprintf(b->fleet_hash, sizeof(b->fleet_hash), "%s",
 		 fhash && strlen(fhash) == 64 ? fhash : SBX_RECORD_GENESIS);
 	b->local_changes = (uint64_t)json_integer_value(json_object_get(fleet, "local_changes"));
+}
+
+/* Entries are the state's, or a feature's {"ext":NAME,"data":...}. */
+int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t errlen)
+{
+	struct sbx_broker *b = ctx;
+	const char *ext;
+	json_t *data;
+
+	if (!entry)
+		return forget_snapshot(b, err, errlen);
+	ext = json_string_value(json_object_get(entry, "ext"));
+	if (!ext)
+		return sbx_state_from_json(b->state, entry, err, errlen) < 0 ? -1 : 0;
+	data = json_object_get(entry, "data");
+	if (strcmp(ext, "fleet") == 0) {
+		load_fleet_part(b, data);
+		return 0;
+	}
+	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0) {
+		/* Its records before the snapshot are never read: without
+		 * its part the feature would miss them. */
+		snprintf(err, errlen, "snapshot: unknown part \"%.40s\"", ext);
+		return -1;
+	}
+	/* After a journal failure memory is rebuilt for requests and grants
+	 * only: features keep what they have. */
 	if (!b->replaying)
 		return 0;
-	if (sessions && sbx_sessions_load(b->sessions, sessions) < 0) {
+	if (strcmp(ext, "sessions") == 0 && sbx_sessions_load(b->sessions, data) < 0) {
 		snprintf(err, errlen, "snapshot: sessions state does not load");
 		return -1;
 	}
-	if (slack && sbx_slack_load(b->slack, slack) < 0) {
+	if (strcmp(ext, "slack") == 0 && sbx_slack_load(b->slack, data) < 0) {
 		snprintf(err, errlen, "snapshot: slack state does not load");
 		return -1;
 	}
 	return 0;
 }
 
-json_t *sbx_broker_snapshot_state(void *ctx)
+static int put_entry(void *out, const json_t *entry)
+{
+	return sbx_snapshot_put(out, entry);
+}
+
+/* One feature's part (data stolen; NULL: the feature has none). */
+static int put_part(struct sbx_snapshot_out *out, const char *name, json_t *data)
+{
+	json_t *e;
+	int rc;
+
+	if (!data)
+		return 0;
+	e = json_pack("{s:s, s:o}", "ext", name, "data", data);
+	rc = e ? sbx_snapshot_put(out, e) : -1;
+	json_decref(e);
+	return rc;
+}
+
+/* Runs in the snapshot's child process (journal.h): it reads the
+ * loop's tables, as they were at fork, and nothing else. */
+int sbx_broker_snapshot_state(struct sbx_snapshot_out *out, void *ctx)
 {
 	struct sbx_broker *b = ctx;
-	json_t *state = sbx_state_to_json(b->state), *ext = json_object();
-	json_t *sessions = sbx_sessions_save(b->sessions), *slack = sbx_slack_save(b->slack);
 
-	if (sessions)
-		json_object_set_new(ext, "sessions", sessions);
-	if (slack)
-		json_object_set_new(ext, "slack", slack);
-	json_object_set_new(ext, "fleet",
-			    json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
-				      b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,
-				      "local_changes", (json_int_t)b->local_changes));
-	json_object_set_new(state, "ext", ext);
-	return state;
+	if (sbx_state_snapshot(b->state, put_entry, out) < 0 ||
+	    put_part(out, "sessions", sbx_sessions_save(b->sessions)) < 0 ||
+	    put_part(out, "slack", sbx_slack_save(b->slack)) < 0 ||
+	    put_part(out, "fleet",
+		     json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
+			       b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,
+			       "local_changes", (json_int_t)b->local_changes)) < 0)
+		return -1;
+	return 0;
 }
 
 static json_t *time_json(int64_t secs)
@@ -1208,6 +1268,57 @@ int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen)
 	return 0;
 }
 
+/* A clean stop spends at most this long on a last snapshot.  The journal
+ * is the truth and a snapshot only a shortcut: a state too big for this
+ * is left to the next start, which replays the records since the last
+ * snapshot (at most the interval's worth, server.c). */
+#define STOP_SNAPSHOT_MS 500
+/* Without a snapshot written in this run to go by, a child is assumed to
+ * write this many requests a millisecond (about half what the reference
+ * machine does). */
+#define SNAPSHOT_ENTRIES_PER_MS 200
+
+/* How long a snapshot of the state now would take, from the last one. */
+static int64_t snapshot_ms(struct sbx_broker *b, const struct sbx_snapshot_stats *last)
+{
+	uint64_t n = sbx_state_count(b->state);
+
+	if (last->entries && last->took_ms)
+		return (int64_t)((double)last->took_ms * (double)n / (double)last->entries);
+	return (int64_t)(n / SNAPSHOT_ENTRIES_PER_MS);
+}
+
+static void stop_snapshot(struct sbx_broker *b)
+{
+	struct sbx_snapshot_stats last;
+	int64_t t0 = sbx_mono_ms(), left, need;
+	char why[400];
+	int rc;
+
+	/* A child already at work gets the time first. */
+	if (sbx_journal_snapshot_running(b->journal) &&
+	    sbx_journal_snapshot_wait(b->journal, STOP_SNAPSHOT_MS, why, sizeof(why)) < 0)
+		sbx_info("%s", why);
+	left = STOP_SNAPSHOT_MS - (sbx_mono_ms() - t0);
+	sbx_journal_snapshot_last(b->journal, &last);
+	need = snapshot_ms(b, &last);
+	if (left <= 0 || need > left) {
+		sbx_info("no snapshot at stop (%s %lld ms); the next start replays the journal "
+			 "from seq %llu", left <= 0 ? "the one under way took its" : "one would take "
+			 "about", (long long)(left <= 0 ? STOP_SNAPSHOT_MS : need),
+			 (unsigned long long)last.seq + 1);
+		return;
+	}
+	rc = sbx_journal_snapshot_start(b->journal, sbx_broker_snapshot_state, b, why, sizeof(why));
+	if (rc > 0)
+		rc = sbx_journal_snapshot_wait(b->journal, (int)left, why, sizeof(why));
+	if (rc < 0)
+		sbx_info("%s; the next start replays the journal since the last snapshot", why);
+	else if (rc > 0)
+		sbx_info("snapshot at seq %llu written at stop", (unsigned long long)
+			 sbx_journal_last_seq(b->journal));
+}
+
 void sbx_broker_shutdown(struct sbx_broker *b)
 {
 	json_t *f = json_object();
@@ -1217,7 +1328,8 @@ void sbx_broker_shutdown(struct sbx_broker *b)
 	(void)sbx_broker_record(b, "broker.stopped", SBX_SYSTEM_ACTOR, f, &seq);
 	sbx_sealing_stop(b);
 	if (sbx_journal_flush(b->journal) == 0)
-		(void)sbx_journal_maybe_snapshot(b->journal, sbx_broker_snapshot_state, b, true);
+		stop_snapshot(b);
+	sbx_journal_snapshot_cancel(b->journal);
 }
 
 void sbx_broker_free(struct sbx_broker *b)

@@ -93,7 +93,9 @@ struct sbx_broker {
  * where the cause is). */
 int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen);
 
-/* A clean stop: record broker.stopped, flush, write a snapshot. */
+/* A clean stop: record broker.stopped, flush, and write a snapshot if
+ * one can be written within 0.5 s (a running snapshot child gets that
+ * time first; whatever is still running then is killed). */
 void sbx_broker_shutdown(struct sbx_broker *b);
 
 /* Free the features, the journal, the state and the policy (any of them
@@ -185,8 +187,10 @@ const char *sbx_broker_not_recorded(const struct sbx_broker *b, char *why, size_
 
 /* Replay callbacks for sbx_journal_open/reload (ctx = struct sbx_broker *). */
 int sbx_broker_replay_record(const json_t *rec, void *ctx, char *err, size_t errlen);
-int sbx_broker_replay_snapshot(const json_t *state, void *ctx, char *err, size_t errlen);
-json_t *sbx_broker_snapshot_state(void *ctx);
+int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t errlen);
+/* The snapshot's writer (sbx_snapshot_write_fn, ctx = struct sbx_broker *):
+ * the state's entries, then each feature's part. */
+int sbx_broker_snapshot_state(struct sbx_snapshot_out *out, void *ctx);
 
 /* ---- decisions, for every channel --------------------------------------- */
 

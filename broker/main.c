@@ -48,6 +48,7 @@ static const char usage_text[] =
 	"  SIGHUP    reload the policy; a file with errors keeps the old policy\n"
 	"            and the journal records policy.rejected with the reasons\n"
 	"  SIGTERM   stop cleanly (SIGINT too)\n"
+	"  SIGUSR1   write a snapshot now (in a child process; the broker goes on)\n"
 	"\n"
 	"Exit status:\n"
 	"  0  stopped cleanly, or --check found the policy valid\n"
@@ -231,6 +232,7 @@ static int block_signals(void)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
 		return -1;
 	sigemptyset(&ign.sa_mask);

@@ -68,17 +68,28 @@ struct server {
 	uint64_t committed;
 	int64_t uncommitted_since_ms;
 	bool urgent;
-	uint64_t snap_seq;
+	/* Snapshots: the seq the last one was tried at, and SIGUSR1's
+	 * "now, whether due or not". */
+	uint64_t snap_tried;
+	bool snap_now;
 };
 
 #define COMMIT_DELAY_MS 50
-/* Snapshot when the records since the last one reach the larger of this
- * and the seq of the last one: the cost of writing snapshots stays
- * proportional to the records written, however long the history. */
+/* A snapshot is due when the records since the last one reach the larger
+ * of this and the number of requests in memory.  Writing one costs about
+ * as much as replaying that many records (in a child process, off the
+ * loop), so the work stays in proportion to the records written; and a
+ * start-up loads the snapshot and replays at most that many records. */
 #define SNAPSHOT_MIN_RECORDS 10000
+/* A snapshot child still at work after the larger of this and ten times
+ * what the last one took is stuck (a lock a thread of the broker held at
+ * the fork, a disk that does not answer): it is killed, so that the next
+ * one can start. */
+#define SNAPSHOT_STUCK_MS (10 * 60 * 1000)
 
 /* epoll tags for the fds that are not connections */
-static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack, tag_fleet;
+static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack, tag_fleet,
+	tag_snapshot;
 
 int sbx_server_socket_dir(const char *path, char *err, size_t errlen)
 {
@@ -510,6 +521,12 @@ static void handle_signals(struct server *s)
 			sbx_info("signal %u: stopping", si.ssi_signo);
 			s->stopping = true;
 			break;
+		case SIGUSR1:
+			/* Said once it is written (or why not): an operator
+			 * asking again and again gets no line each time. */
+			sbx_debug("signal %u: writing a snapshot", si.ssi_signo);
+			s->snap_now = true;
+			break;
 		}
 	}
 }
@@ -547,17 +564,73 @@ static void commit_journal(struct server *s)
 	s->urgent = false;
 }
 
+static int add_fd(int ep, int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Release the snapshot child once its records are durable, and reap it
+ * when it is done (its pidfd woke the loop, or every pass). */
+static void snapshot_progress(struct server *s)
+{
+	struct sbx_snapshot_stats st;
+	char why[400];
+	int rc = sbx_journal_snapshot_poll(s->b->journal, why, sizeof(why));
+
+	if (rc < 0) {
+		/* Only lost speed at the next start-up; never the journal's
+		 * failure. */
+		sbx_warn("%s", why);
+		return;
+	}
+	if (rc == 0)
+		return;
+	sbx_journal_snapshot_last(s->b->journal, &st);
+	sbx_info("snapshot at seq %llu written: %llu entries, %.1f MB in %.2f s (the loop paused "
+		 "%.1f ms to fork)", (unsigned long long)st.seq, (unsigned long long)st.entries,
+		 (double)st.bytes / 1e6, (double)st.took_ms / 1e3, (double)st.fork_us / 1e3);
+}
+
 static void maybe_snapshot(struct server *s)
 {
-	uint64_t last = sbx_journal_last_seq(s->b->journal);
-	uint64_t every = s->snap_seq > SNAPSHOT_MIN_RECORDS ? s->snap_seq : SNAPSHOT_MIN_RECORDS;
+	struct sbx_journal *j = s->b->journal;
+	uint64_t last = sbx_journal_last_seq(j), every = sbx_state_count(s->b->state), since;
+	struct sbx_snapshot_stats st;
+	char why[400];
+	int rc, fd;
 
-	if (last - s->snap_seq < every || s->b->degraded[0])
+	snapshot_progress(s);
+	sbx_journal_snapshot_last(j, &st);
+	if (sbx_journal_snapshot_running(j)) {
+		int64_t age = sbx_journal_snapshot_age_ms(j);
+
+		if (age > SNAPSHOT_STUCK_MS && age > 10 * st.took_ms && sbx_journal_snapshot_kill(j))
+			sbx_warn("snapshot: its process has been at work for %lld s (the last one took "
+				 "%lld s): killed as stuck", (long long)age / 1000,
+				 (long long)st.took_ms / 1000);
 		return;
-	/* A failed snapshot is only lost speed at the next start-up: try again
-	 * after as many records, not on every pass. */
-	(void)sbx_journal_maybe_snapshot(s->b->journal, sbx_broker_snapshot_state, s->b, true);
-	s->snap_seq = last;
+	}
+	/* A broker whose journal failed has memory rebuilt to an older seq
+	 * than the journal's last: no snapshot of that. */
+	if (s->b->degraded[0])
+		return;
+	/* A failed one is tried again after as many records, not every pass. */
+	since = last - (st.seq > s->snap_tried ? st.seq : s->snap_tried);
+	if (every < SNAPSHOT_MIN_RECORDS)
+		every = SNAPSHOT_MIN_RECORDS;
+	if (!s->snap_now && since < every)
+		return;
+	s->snap_now = false;
+	s->snap_tried = last;
+	rc = sbx_journal_snapshot_start(j, sbx_broker_snapshot_state, s->b, why, sizeof(why));
+	if (rc < 0)
+		sbx_warn("snapshot not started: %s", why);
+	fd = sbx_journal_snapshot_fd(j);
+	if (rc > 0 && fd >= 0 && add_fd(s->ep, fd, &tag_snapshot) < 0)
+		sbx_warn("snapshot: cannot watch its process (%s); it is reaped on a later pass",
+			 strerror(errno));
 }
 
 static int loop_timeout_ms(struct server *s)
@@ -589,20 +662,12 @@ static int loop_timeout_ms(struct server *s)
 	return (int)ms;
 }
 
-static int add_fd(int ep, int fd, void *tag)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
-
-	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-}
-
 int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_opts *o)
 {
 	struct server s = { .b = b, .o = o, .listen_fd = listen_fd, .ep = -1, .sig_fd = -1,
 			    .spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC) };
 
 	s.committed = sbx_journal_last_seq(b->journal);
-	s.snap_seq = s.committed;
 	struct epoll_event evs[64];
 	sigset_t mask;
 	int64_t last_sweep = sbx_mono_ms();
@@ -612,6 +677,7 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
 	s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	s.ep = epoll_create1(EPOLL_CLOEXEC);
 	s.journal_fd = sbx_journal_event_fd(b->journal);
@@ -645,6 +711,8 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				sbx_slack_on_ready(b);
 			else if (tag == &tag_fleet)
 				sbx_fleet_on_ready(b);
+			else if (tag == &tag_snapshot)
+				snapshot_progress(&s);
 			else if (((struct conn *)tag)->dead)
 				continue;
 			else if (conn_held_and_gone(&s, tag, evs[i].events))

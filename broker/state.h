@@ -82,9 +82,17 @@ int sbx_state_apply(struct sbx_state *s, const json_t *rec, char *err, size_t er
 int sbx_state_trial_begin(struct sbx_state *s);
 void sbx_state_trial_undo(struct sbx_state *s);
 
-/* Whole-state JSON for a snapshot, and back. */
-json_t *sbx_state_to_json(const struct sbx_state *s);
-int sbx_state_from_json(struct sbx_state *s, const json_t *j, char *err, size_t errlen);
+/* Snapshots (docs/audit.md): the state as a stream of entries, in the
+ * order they must be loaded: a head {"version":2,"requests":N,"fields":[...]}
+ * (an object), then every request by id (an array of those fields).  put takes each
+ * entry (borrowed) and returns 0 or -1; sbx_state_snapshot returns 0, or
+ * -1 when put or memory failed.  It only reads the state (it runs in the
+ * snapshot's child process). */
+typedef int (*sbx_state_put_fn)(void *out, const json_t *entry);
+int sbx_state_snapshot(const struct sbx_state *s, sbx_state_put_fn put, void *out);
+/* Load one entry, in the order they were put.  entry NULL empties the
+ * state (a snapshot given up halfway).  0, or -1 with err. */
+int sbx_state_from_json(struct sbx_state *s, const json_t *entry, char *err, size_t errlen);
 
 /* How many ended requests stay in memory (the latest to end); older
  * ones are forgotten, their records stay in the journal.  Default

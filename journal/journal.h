@@ -23,7 +23,8 @@ struct sbx_journal;
 struct sbx_journal_opts {
 	const char *state_dir;
 	size_t segment_max;     /* rotate when a segment passes this; 0 = default */
-	uint64_t snapshot_every;/* records between snapshots; 0 = default 10000 */
+	uint64_t snapshot_every;/* sbx_journal_maybe_snapshot without force:
+				 * records between snapshots; 0 = default 10000 */
 };
 
 /* What start-up found.  The broker turns these into events. */
@@ -37,14 +38,22 @@ struct sbx_replay_info {
 	char truncated_file[256];
 	uint64_t records_cut;   /* complete records of an unfinished operation in it */
 	char snapshot_note[256];/* why a snapshot was ignored, if one was */
+	uint64_t snapshot_entries; /* entries handed to the snapshot callback */
 };
 
 /* Called for each record after the snapshot, in seq order.  rec is the
  * whole parsed record (seq, time, event, actor, fields...).  Return 0, or
  * -1 to abort the replay (the error text goes into err). */
 typedef int (*sbx_replay_fn)(const json_t *rec, void *ctx, char *err, size_t errlen);
-/* Called once with the snapshot's "state" object, before any record. */
-typedef int (*sbx_snapshot_fn)(const json_t *state, void *ctx, char *err, size_t errlen);
+/* Called for each entry of the snapshot (a JSON object or array, as the
+ * writer put it), in order, before any record.  Return 0, or -1 when the entry
+ * makes no sense: the snapshot is then given up.  A snapshot given up
+ * after some entries were handed over is followed by one call with entry
+ * NULL: forget everything the snapshot brought; the replay then starts
+ * from seq 1.  Entries may be handed over on a helper thread while the
+ * caller's thread checks the chain, but never at the same time as any
+ * other callback, and all of them before the first record. */
+typedef int (*sbx_snapshot_fn)(const json_t *entry, void *ctx, char *err, size_t errlen);
 
 /* Open (creating <state_dir>/journal with mode 0700 if needed), take an
  * exclusive lock (a second broker on the same state dir fails), replay
@@ -122,16 +131,85 @@ bool sbx_journal_failed(const struct sbx_journal *j, char *why, size_t whylen);
 /* Block until everything appended is durable (or failed).  0 or -1. */
 int sbx_journal_flush(struct sbx_journal *j);
 
-/* Write a snapshot of state (the broker's own JSON) as of the last
- * appended record, after flushing: tmp file, fsync, rename, fsync dir.
- * Cheap to call often; it does nothing when fewer than snapshot_every
- * records passed since the last one unless force.  make_state returns a
- * new reference (the journal releases it).  0, or -1 when the snapshot
- * could not be written (the journal itself is not failed by that). */
-int sbx_journal_maybe_snapshot(struct sbx_journal *j, json_t *(*make_state)(void *ctx),
+/* ---- snapshots (docs/audit.md, "Snapshots") ----
+ *
+ * <state_dir>/snapshot.json: a header line (the last record the state
+ * includes: seq, hash, segment, offset), one line per entry of the
+ * caller's state, an end line with the number of entries.  It is written
+ * by a child process: fork() gives the child the state as it is at that
+ * instant (copy-on-write) while the caller goes on.  The child writes
+ * snapshot.json.tmp and fsyncs it, waits until the journal says its seq
+ * is durable, renames it over snapshot.json and fsyncs the state dir.
+ * One child at a time; a failed one leaves the old snapshot, and never
+ * fails the journal. */
+
+struct sbx_snapshot_out;
+
+/* Put one entry (a JSON object or array) into the snapshot: one line,
+ * compact, ASCII.  0, or -1 (the snapshot is given up). */
+int sbx_snapshot_put(struct sbx_snapshot_out *out, const json_t *entry);
+
+/* Writes the caller's state with sbx_snapshot_put.  It runs in the child
+ * process, where only the thread that forked exists: it may read memory
+ * and allocate (glibc's malloc is reset for the child), but must not take
+ * a lock another thread could have held, use stdio, or log.  0, or -1 to
+ * give the snapshot up. */
+typedef int (*sbx_snapshot_write_fn)(struct sbx_snapshot_out *out, void *ctx);
+
+/* What the last snapshot written (or loaded at open) was. */
+struct sbx_snapshot_stats {
+	uint64_t seq;           /* 0: none */
+	uint64_t entries;
+	uint64_t bytes;         /* of the file; 0 when loaded */
+	int64_t fork_us;        /* how long fork() held the caller */
+	int64_t took_ms;        /* from fork to the child's exit */
+};
+
+/* Start a snapshot as of the last appended record, in a child process.
+ * 1 started, 0 nothing to do (a child is running, or nothing was appended
+ * since the last snapshot), -1 could not start (why: fork or socketpair
+ * failed).  The event loop then watches sbx_journal_snapshot_fd and calls
+ * sbx_journal_snapshot_poll. */
+int sbx_journal_snapshot_start(struct sbx_journal *j, sbx_snapshot_write_fn write_state,
+			       void *ctx, char *why, size_t whylen);
+
+/* The running child's pidfd (readable once it has exited), or -1. */
+int sbx_journal_snapshot_fd(const struct sbx_journal *j);
+bool sbx_journal_snapshot_running(const struct sbx_journal *j);
+
+/* Once per event-loop pass, and when the pidfd is readable: lets the
+ * child name its file once its seq is durable (tells it to give up if the
+ * journal failed first), and reaps it once it has exited.  0 nothing
+ * finished, 1 a snapshot was put in place (stats updated), -1 the child
+ * failed (why: what it could not do, or the signal that killed it). */
+int sbx_journal_snapshot_poll(struct sbx_journal *j, char *why, size_t whylen);
+
+/* Wait at most timeout_ms (< 0: as long as it takes) for the running
+ * child, flushing so that it may finish; past that it is cancelled.
+ * The same results as poll (0 when no child was running). */
+int sbx_journal_snapshot_wait(struct sbx_journal *j, int timeout_ms, char *why, size_t whylen);
+
+/* Kill the running child (SIGKILL), reap it and remove its temporary
+ * file: the previous snapshot stays. */
+void sbx_journal_snapshot_cancel(struct sbx_journal *j);
+
+/* How long the running child has been at it (ms; -1: none), and SIGKILL
+ * for one that is stuck, without waiting: sbx_journal_snapshot_poll reaps
+ * it as any other (its report: killed by signal 9).  true when the signal
+ * was sent now (false: no child, or it was already sent). */
+int64_t sbx_journal_snapshot_age_ms(const struct sbx_journal *j);
+bool sbx_journal_snapshot_kill(struct sbx_journal *j);
+
+void sbx_journal_snapshot_last(struct sbx_journal *j, struct sbx_snapshot_stats *st);
+
+/* Write a snapshot now and wait for it (tools, tests): nothing when
+ * fewer than snapshot_every records passed since the last one unless
+ * force.  0 written or nothing to do, -1 failed (the journal itself is
+ * not failed by that). */
+int sbx_journal_maybe_snapshot(struct sbx_journal *j, sbx_snapshot_write_fn write_state,
 			       void *ctx, bool force);
 
-/* Stop the writer (after flushing) and free. */
+/* Stop the writer (after flushing), cancel a snapshot child, and free. */
 void sbx_journal_close(struct sbx_journal *j);
 
 /* Offline check of a whole journal (no lock, read-only, ignores the

@@ -19,6 +19,10 @@
 #define SBX_JR_HASH_TAIL (9 + SBX_JR_HEX + 2)
 #define SBX_JR_TAIL (9 + SBX_JR_HEX + 1 + SBX_JR_HASH_TAIL)
 #define SBX_JR_SEG_NAME_MAX 32
+/* snapshot.json (docs/audit.md, "Snapshots"): the format its header
+ * names, and the longest entry line a writer puts and a reader takes. */
+#define SBX_JR_SNAP_FORMAT 2
+#define SBX_JR_SNAP_LINE_MAX (64u << 20)
 
 /* One reusable SHA-256 context (EVP; fetched once, not per record). */
 struct sbx_jr_sha {

@@ -26,7 +26,6 @@
 
 #define CHUNK (1u << 20) /* > SBX_JOURNAL_LINE_MAX + 1, so a whole line fits */
 #define QUEUE_MAX 4
-#define SNAPSHOT_MAX ((size_t)1 << 30)
 
 uint64_t sbx_jr_thread_min_bytes = 4u << 20;
 
@@ -957,75 +956,6 @@ int sbx_jr_scan(const struct sbx_jr_scan_opts *o, sbx_jr_rec_fn fn, void *ctx,
 
 /* ---------------------------------------------------------------- replay */
 
-struct replay_ctx {
-	sbx_replay_fn fn;
-	void *ctx;
-	uint64_t records;
-	const struct sbx_jr_scan_result *res;
-	/* The records of an operation not yet ended ("continued"). */
-	json_t **held;
-	size_t nheld, held_cap;
-	size_t held_seg;        /* where the first of them starts */
-	uint64_t held_off;
-};
-
-static int deliver(struct replay_ctx *rc, json_t *rec, char *err, size_t errlen)
-{
-	if (rc->fn && rc->fn(rec, rc->ctx, err, errlen)) {
-		if (!err[0])
-			snprintf(err, errlen, "journal: replay stopped at seq %" PRId64,
-				 (int64_t)json_integer_value(json_object_get(rec, "seq")));
-		return -1;
-	}
-	rc->records++;
-	return 0;
-}
-
-static void drop_held(struct replay_ctx *rc)
-{
-	for (size_t i = 0; i < rc->nheld; i++)
-		json_decref(rc->held[i]);
-	rc->nheld = 0;
-}
-
-static int hold(struct replay_ctx *rc, json_t *rec, char *err, size_t errlen)
-{
-	if (rc->nheld == rc->held_cap) {
-		size_t cap = rc->held_cap ? 2 * rc->held_cap : 16;
-		json_t **h = realloc(rc->held, cap * sizeof(*h));
-
-		if (!h) {
-			snprintf(err, errlen, "journal: out of memory holding an operation's records");
-			return -1;
-		}
-		rc->held = h;
-		rc->held_cap = cap;
-	}
-	if (rc->nheld == 0) {
-		rc->held_seg = rc->res->cur_seg;
-		rc->held_off = rc->res->cur_off;
-	}
-	rc->held[rc->nheld++] = json_incref(rec);
-	return 0;
-}
-
-/* An operation's records are applied together, when its last arrives. */
-static int replay_rec(json_t *rec, const char *line, size_t len, void *arg, char *err,
-		      size_t errlen)
-{
-	struct replay_ctx *rc = arg;
-	int ret = 0;
-
-	(void)line;
-	(void)len;
-	if (json_is_true(json_object_get(rec, "continued")))
-		return hold(rc, rec, err, errlen);
-	for (size_t i = 0; i < rc->nheld && ret == 0; i++)
-		ret = deliver(rc, rc->held[i], err, errlen);
-	drop_held(rc);
-	return ret ? ret : deliver(rc, rec, err, errlen);
-}
-
 /* Where the line before (seg, off) starts: the last line of the previous
  * segment when off is 0.  0, or -1 when it cannot be read. */
 static int line_before(int jdirfd, const struct sbx_jr_seg *segs, size_t seg, uint64_t off,
@@ -1072,85 +1002,6 @@ out:
 	free(buf);
 	if (fd >= 0)
 		close(fd);
-	return ret;
-}
-
-/* The journal ends inside an operation: its client was never answered
- * (the writer sends no part of an operation before all of it), so it is
- * a torn tail like a torn line, and open cuts it. */
-static int unfinished_operation(int jdirfd, const struct sbx_jr_seg *segs, size_t nsegs,
-				struct replay_ctx *rc, struct sbx_jr_scan_result *res, char *err,
-				size_t errlen)
-{
-	json_t *first = rc->held[0];
-	const char *prev = json_string_value(json_object_get(first, "prev"));
-	uint64_t first_seq = (uint64_t)json_integer_value(json_object_get(first, "seq"));
-	uint64_t bytes = 0;
-	struct stat st;
-
-	for (size_t i = rc->held_seg; i < nsegs; i++) {
-		if (fstatat(jdirfd, segs[i].name, &st, AT_SYMLINK_NOFOLLOW)) {
-			snprintf(err, errlen, "journal: cannot stat journal/%s: %s", segs[i].name,
-				 strerror(errno));
-			return -1;
-		}
-		bytes += (uint64_t)st.st_size - (i == rc->held_seg ? rc->held_off : 0);
-	}
-	res->last_seq = first_seq - 1;
-	memcpy(res->last_hash, prev && sbx_jr_is_hex64(prev) ? prev : zero_hash,
-	       sizeof(res->last_hash));
-	if (res->last_seq &&
-	    line_before(jdirfd, segs, rc->held_seg, rc->held_off, &res->last_seg, &res->last_off)) {
-		snprintf(err, errlen, "journal: cannot read the record before seq %" PRIu64,
-			 first_seq);
-		return -1;
-	}
-	res->end_seg = rc->held_seg;
-	res->end_off = rc->held_off;
-	res->torn = true;
-	res->torn_bytes = bytes;
-	res->torn_op = rc->nheld;
-	drop_held(rc);
-	return 0;
-}
-
-static int read_small_file(int dirfd, const char *name, char **data, size_t *len)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd, ret = -1;
-
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > SNAPSHOT_MAX) {
-		ret = -EINVAL;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			ret = r < 0 ? -errno : -EIO;
-			goto out;
-		}
-		got += (size_t)r;
-	}
-	*data = buf;
-	*len = got;
-	buf = NULL;
-	ret = 0;
-out:
-	free(buf);
-	close(fd);
 	return ret;
 }
 
@@ -1217,52 +1068,149 @@ out:
 	return ret;
 }
 
+/* A snapshot (docs/audit.md, "Snapshots"): a header line, one line per
+ * entry, an end line with the number of entries.  Only the header and the
+ * end line are read before the snapshot is taken; the entries are then
+ * streamed, one line at a time, so loading never holds more than a line
+ * of the file. */
+#define SNAP_HEAD_MAX 4096
+#define SNAP_CHUNK (1u << 20)
+
 struct snap {
+	int fd;
 	uint64_t seq;
 	char hash[SBX_JR_HEX + 1];
 	size_t seg;
 	uint64_t off;
-	json_t *doc;
+	uint64_t body;          /* where the entries start in the file */
+	uint64_t end;           /* where the end line starts */
+	uint64_t entries;       /* what the end line says */
 };
 
-/* Load snapshot.json and check it against the journal.  0 = usable,
- * 1 = absent or not usable (note says why, empty when absent), -1 = error. */
-static int load_snapshot(int sdirfd, int jdirfd, const struct sbx_jr_seg *segs, size_t nsegs,
+static bool json_uint(const json_t *o, const char *key, uint64_t *v)
+{
+	json_t *x = json_object_get(o, key);
+
+	if (!json_is_integer(x) || json_integer_value(x) < 0)
+		return false;
+	*v = (uint64_t)json_integer_value(x);
+	return true;
+}
+
+/* Read the header line: what the snapshot says it is. */
+static int snap_header(struct snap *s, const char **segname_out, json_t **hdr_out, char *why,
+		       size_t whylen)
+{
+	char buf[SNAP_HEAD_MAX], perr[200] = "";
+	const char *hash, *segname;
+	uint64_t format = 0;
+	json_t *h = NULL;
+	ssize_t r;
+	char *nl;
+
+	do {
+		r = pread(s->fd, buf, sizeof(buf), 0);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		snprintf(why, whylen, "cannot read it: %s", strerror(errno));
+		return -1;
+	}
+	/* sbx before 0.2 wrote one JSON document starting with its seq. */
+	if (r >= 7 && memcmp(buf, "{\"seq\":", 7) == 0) {
+		snprintf(why, whylen, "it is in the older one-document format, which is no longer read");
+		return -1;
+	}
+	nl = memchr(buf, '\n', (size_t)r);
+	if (!nl) {
+		snprintf(why, whylen, "no header line");
+		return -1;
+	}
+	h = sbx_jr_parse(buf, (size_t)(nl - buf), perr, sizeof(perr));
+	if (!json_is_object(h) || !json_uint(h, "snapshot", &format)) {
+		snprintf(why, whylen, "the header is not a snapshot's%s%s", perr[0] ? ": " : "", perr);
+		json_decref(h);
+		return -1;
+	}
+	if (format != SBX_JR_SNAP_FORMAT) {
+		snprintf(why, whylen, "its format %" PRIu64 " is not %d", format, SBX_JR_SNAP_FORMAT);
+		json_decref(h);
+		return -1;
+	}
+	hash = json_string_value(json_object_get(h, "hash"));
+	segname = json_string_value(json_object_get(h, "segment"));
+	if (!json_uint(h, "seq", &s->seq) || s->seq < 1 || !hash || strlen(hash) != SBX_JR_HEX ||
+	    !sbx_jr_is_hex64(hash) || !segname || !json_uint(h, "offset", &s->off)) {
+		snprintf(why, whylen, "missing or malformed seq/hash/segment/offset");
+		json_decref(h);
+		return -1;
+	}
+	memcpy(s->hash, hash, sizeof(s->hash));
+	s->body = (uint64_t)(nl - buf) + 1;
+	*segname_out = segname;
+	*hdr_out = h;
+	return 0;
+}
+
+/* Read the end line: the file is whole (a cut-off file ends elsewhere). */
+static int snap_end(struct snap *s, uint64_t size, char *why, size_t whylen)
+{
+	char buf[64], perr[200] = "";
+	size_t n = size - s->body < sizeof(buf) ? (size_t)(size - s->body) : sizeof(buf);
+	json_t *e = NULL;
+	char *start;
+	ssize_t r;
+	int ret = -1;
+
+	do {
+		r = pread(s->fd, buf, n, (off_t)(size - n));
+	} while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)n || n == 0 || buf[n - 1] != '\n') {
+		snprintf(why, whylen, "it does not end with a complete line (cut off?)");
+		return -1;
+	}
+	start = memrchr(buf, '\n', n - 1);
+	start = start ? start + 1 : buf;
+	if (start == buf && size - n != s->body) {
+		snprintf(why, whylen, "its last line is not an end line (cut off?)");
+		return -1;
+	}
+	e = sbx_jr_parse(start, (size_t)(buf + n - 1 - start), perr, sizeof(perr));
+	if (!json_is_object(e) || json_object_size(e) != 1 || !json_uint(e, "entries", &s->entries)) {
+		snprintf(why, whylen, "its last line is not an end line (cut off?)");
+		goto out;
+	}
+	s->end = size - (uint64_t)(buf + n - start);
+	ret = 0;
+out:
+	json_decref(e);
+	return ret;
+}
+
+/* Open snapshot.json and check it against the journal.  0 = usable (s->fd
+ * open), 1 = absent or not usable (note says why, empty when absent). */
+static int open_snapshot(int sdirfd, int jdirfd, const struct sbx_jr_seg *segs, size_t nsegs,
 			 uint64_t max_seq, struct snap *s, char *note, size_t notelen)
 {
-	char *data = NULL, perr[200] = "", local[200] = "";
-	const char *hash, *segname;
-	json_t *v;
-	size_t len = 0;
-	int rc;
+	char local[200] = "";
+	const char *segname = NULL;
+	json_t *hdr = NULL;
+	struct stat st;
 
 	memset(s, 0, sizeof(*s));
-	rc = read_small_file(sdirfd, "snapshot.json", &data, &len);
-	if (rc == -ENOENT)
+	s->fd = openat(sdirfd, "snapshot.json", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (s->fd < 0 && errno == ENOENT)
 		return 1;
-	if (rc) {
-		snprintf(local, sizeof(local), "cannot read it: %s", strerror(-rc));
+	if (s->fd < 0 || fstat(s->fd, &st)) {
+		snprintf(local, sizeof(local), "cannot read it: %s", strerror(errno));
 		goto ignore;
 	}
-	s->doc = sbx_jr_parse(data, len, perr, sizeof(perr));
-	free(data);
-	if (!s->doc) {
-		snprintf(local, sizeof(local), "not valid JSON: %s", perr);
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(local, sizeof(local), "it is not a regular file");
 		goto ignore;
 	}
-	v = json_object_get(s->doc, "seq");
-	hash = json_string_value(json_object_get(s->doc, "hash"));
-	segname = json_string_value(json_object_get(s->doc, "segment"));
-	if (!json_is_integer(v) || json_integer_value(v) < 1 || !hash || strlen(hash) != SBX_JR_HEX ||
-	    !sbx_jr_is_hex64(hash) || !segname || !json_is_integer(json_object_get(s->doc, "offset")) ||
-	    json_integer_value(json_object_get(s->doc, "offset")) < 0 ||
-	    !json_object_get(s->doc, "state")) {
-		snprintf(local, sizeof(local), "missing or malformed seq/hash/segment/offset/state");
+	if (snap_header(s, &segname, &hdr, local, sizeof(local)) ||
+	    snap_end(s, (uint64_t)st.st_size, local, sizeof(local)))
 		goto ignore;
-	}
-	s->seq = (uint64_t)json_integer_value(v);
-	s->off = (uint64_t)json_integer_value(json_object_get(s->doc, "offset"));
-	memcpy(s->hash, hash, sizeof(s->hash));
 	if (s->seq > max_seq) {
 		snprintf(local, sizeof(local), "its seq %" PRIu64 " is past the replay limit %" PRIu64,
 			 s->seq, max_seq);
@@ -1275,19 +1223,284 @@ static int load_snapshot(int sdirfd, int jdirfd, const struct sbx_jr_seg *segs, 
 		snprintf(local, sizeof(local), "it names segment %.64s, which does not exist", segname);
 		goto ignore;
 	}
-	if (segs[s->seg].first > s->seq ||
-	    check_snapshot_record(jdirfd, &segs[s->seg], s->off, s->seq, s->hash, local,
-				  sizeof(local)))
-		goto ignore;
-	return 0;
-ignore:
-	if (!local[0])
+	if (segs[s->seg].first > s->seq) {
 		snprintf(local, sizeof(local), "segment %s does not hold seq %" PRIu64,
 			 segs[s->seg].name, s->seq);
+		goto ignore;
+	}
+	if (check_snapshot_record(jdirfd, &segs[s->seg], s->off, s->seq, s->hash, local,
+				  sizeof(local)))
+		goto ignore;
+	json_decref(hdr);
+	(void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return 0;
+ignore:
+	json_decref(hdr);
 	snprintf(note, notelen, "snapshot.json ignored (%s); replayed from seq 1", local);
-	json_decref(s->doc);
-	s->doc = NULL;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
 	return 1;
+}
+
+/* Streams a snapshot's entries to the caller, on a thread of its own
+ * while the replay checks the chain. */
+struct snap_loader {
+	const struct snap *s;
+	sbx_snapshot_fn fn;
+	void *ctx;
+	bool stop;              /* atomic: the replay has failed, give up */
+	int status;             /* 0, or -1 with why */
+	uint64_t handed;        /* entries handed to fn */
+	char why[200];
+	pthread_t tid;
+	bool running;           /* tid is to be joined */
+};
+
+static int snap_entry(struct snap_loader *l, const char *line, size_t len)
+{
+	char perr[200] = "", err[160] = "";
+	json_t *e = sbx_jr_parse(line, len, perr, sizeof(perr));
+	int rc;
+
+	if (!json_is_object(e) && !json_is_array(e)) {
+		snprintf(l->why, sizeof(l->why), "entry %" PRIu64 " is not a JSON object or array%s%s",
+			 l->handed + 1, perr[0] ? ": " : "", perr);
+		json_decref(e);
+		return -1;
+	}
+	rc = l->fn(e, l->ctx, err, sizeof(err));
+	json_decref(e);
+	l->handed++;
+	if (rc) {
+		snprintf(l->why, sizeof(l->why), "entry %" PRIu64 " was refused: %s", l->handed,
+			 err[0] ? err : "no reason given");
+		return -1;
+	}
+	return 0;
+}
+
+static void *snap_load_main(void *arg)
+{
+	struct snap_loader *l = arg;
+	size_t cap = SNAP_CHUNK, have = 0;
+	uint64_t pos = l->s->body;
+	char *buf = malloc(cap);
+
+	l->status = -1;
+	if (!buf) {
+		snprintf(l->why, sizeof(l->why), "out of memory");
+		return NULL;
+	}
+	while (pos < l->s->end || have) {
+		size_t want = cap - have, done = 0;
+		ssize_t r = 0;
+		char *nl;
+
+		if (__atomic_load_n(&l->stop, __ATOMIC_RELAXED))
+			goto out;
+		if (want > l->s->end - pos)
+			want = (size_t)(l->s->end - pos);
+		if (want) {
+			do {
+				r = pread(l->s->fd, buf + have, want, (off_t)pos);
+			} while (r < 0 && errno == EINTR);
+			if (r <= 0) {
+				snprintf(l->why, sizeof(l->why), "cannot read it: %s",
+					 r < 0 ? strerror(errno) : "it shrank");
+				goto out;
+			}
+			pos += (uint64_t)r;
+			have += (size_t)r;
+		}
+		while ((nl = memchr(buf + done, '\n', have - done))) {
+			if (snap_entry(l, buf + done, (size_t)(nl - (buf + done))))
+				goto out;
+			done = (size_t)(nl - buf) + 1;
+		}
+		memmove(buf, buf + done, have - done);
+		have -= done;
+		if (have && pos == l->s->end) {
+			snprintf(l->why, sizeof(l->why), "its entries end in the middle of a line");
+			goto out;
+		}
+		if (have == cap) {
+			char *nb = cap < SBX_JR_SNAP_LINE_MAX ? realloc(buf, cap * 2) : NULL;
+
+			if (!nb) {
+				snprintf(l->why, sizeof(l->why), "entry %" PRIu64 " is longer than %u bytes",
+					 l->handed + 1, SBX_JR_SNAP_LINE_MAX);
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	if (l->handed != l->s->entries) {
+		snprintf(l->why, sizeof(l->why), "it holds %" PRIu64 " entries, its end line says %" PRIu64,
+			 l->handed, l->s->entries);
+		goto out;
+	}
+	l->status = 0;
+out:
+	free(buf);
+	return NULL;
+}
+
+static void snap_load_start(struct snap_loader *l)
+{
+	/* Without a thread, the entries load before the chain is checked:
+	 * slower, the same result. */
+	if (pthread_create(&l->tid, NULL, snap_load_main, l) == 0)
+		l->running = true;
+	else
+		snap_load_main(l);
+}
+
+/* 0 when every entry was handed over, -1 (why) when it was given up. */
+static int snap_load_finish(struct snap_loader *l, bool stop)
+{
+	if (stop)
+		__atomic_store_n(&l->stop, true, __ATOMIC_RELAXED);
+	if (l->running) {
+		pthread_join(l->tid, NULL);
+		l->running = false;
+	}
+	return l->status;
+}
+
+struct replay_ctx {
+	sbx_replay_fn fn;
+	void *ctx;
+	uint64_t records;
+	struct snap_loader *loader; /* still to be waited for */
+	bool snap_failed;
+	const struct sbx_jr_scan_result *res;
+	/* The records of an operation not yet ended ("continued"). */
+	json_t **held;
+	size_t nheld, held_cap;
+	size_t held_seg;        /* where the first of them starts */
+	uint64_t held_off;
+};
+
+static int deliver(struct replay_ctx *rc, json_t *rec, char *err, size_t errlen)
+{
+	if (rc->fn && rc->fn(rec, rc->ctx, err, errlen)) {
+		if (!err[0])
+			snprintf(err, errlen, "journal: replay stopped at seq %" PRId64,
+				 (int64_t)json_integer_value(json_object_get(rec, "seq")));
+		return -1;
+	}
+	rc->records++;
+	return 0;
+}
+
+static void drop_held(struct replay_ctx *rc)
+{
+	for (size_t i = 0; i < rc->nheld; i++)
+		json_decref(rc->held[i]);
+	rc->nheld = 0;
+}
+
+static int hold(struct replay_ctx *rc, json_t *rec, char *err, size_t errlen)
+{
+	if (rc->nheld == rc->held_cap) {
+		size_t cap = rc->held_cap ? 2 * rc->held_cap : 16;
+		json_t **h = realloc(rc->held, cap * sizeof(*h));
+
+		if (!h) {
+			snprintf(err, errlen, "journal: out of memory holding an operation's records");
+			return -1;
+		}
+		rc->held = h;
+		rc->held_cap = cap;
+	}
+	if (rc->nheld == 0) {
+		rc->held_seg = rc->res->cur_seg;
+		rc->held_off = rc->res->cur_off;
+	}
+	rc->held[rc->nheld++] = json_incref(rec);
+	return 0;
+}
+
+/* An operation's records are applied together, when its last arrives. */
+static int replay_rec(json_t *rec, const char *line, size_t len, void *arg, char *err,
+		      size_t errlen)
+{
+	struct replay_ctx *rc = arg;
+	int ret = 0;
+
+	(void)line;
+	(void)len;
+	/* The first record after the snapshot applies on top of all of it. */
+	if (rc->loader) {
+		rc->snap_failed = snap_load_finish(rc->loader, false) < 0;
+		rc->loader = NULL;
+		if (rc->snap_failed)
+			return 1; /* replayed again from seq 1 */
+	}
+	if (json_is_true(json_object_get(rec, "continued")))
+		return hold(rc, rec, err, errlen);
+	for (size_t i = 0; i < rc->nheld && ret == 0; i++)
+		ret = deliver(rc, rc->held[i], err, errlen);
+	drop_held(rc);
+	return ret ? ret : deliver(rc, rec, err, errlen);
+}
+
+/* The journal ends inside an operation: its client was never answered
+ * (the writer sends no part of an operation before all of it), so it is
+ * a torn tail like a torn line, and open cuts it. */
+static int unfinished_operation(int jdirfd, const struct sbx_jr_seg *segs, size_t nsegs,
+				struct replay_ctx *rc, struct sbx_jr_scan_result *res, char *err,
+				size_t errlen)
+{
+	json_t *first = rc->held[0];
+	const char *prev = json_string_value(json_object_get(first, "prev"));
+	uint64_t first_seq = (uint64_t)json_integer_value(json_object_get(first, "seq"));
+	uint64_t bytes = 0;
+	struct stat st;
+
+	for (size_t i = rc->held_seg; i < nsegs; i++) {
+		if (fstatat(jdirfd, segs[i].name, &st, AT_SYMLINK_NOFOLLOW)) {
+			snprintf(err, errlen, "journal: cannot stat journal/%s: %s", segs[i].name,
+				 strerror(errno));
+			return -1;
+		}
+		bytes += (uint64_t)st.st_size - (i == rc->held_seg ? rc->held_off : 0);
+	}
+	res->last_seq = first_seq - 1;
+	memcpy(res->last_hash, prev && sbx_jr_is_hex64(prev) ? prev : zero_hash,
+	       sizeof(res->last_hash));
+	if (res->last_seq &&
+	    line_before(jdirfd, segs, rc->held_seg, rc->held_off, &res->last_seg, &res->last_off)) {
+		snprintf(err, errlen, "journal: cannot read the record before seq %" PRIu64,
+			 first_seq);
+		return -1;
+	}
+	res->end_seg = rc->held_seg;
+	res->end_off = rc->held_off;
+	res->torn = true;
+	res->torn_bytes = bytes;
+	res->torn_op = rc->nheld;
+	drop_held(rc);
+	return 0;
+}
+
+
+/* The snapshot was given up after the chain check began: forget what it
+ * brought and say why. */
+static void snap_give_up(struct snap_loader *l, sbx_snapshot_fn on_snapshot, void *ctx,
+			 struct sbx_replay_info *info)
+{
+	char err[64];
+
+	if (l->handed)
+		(void)on_snapshot(NULL, ctx, err, sizeof(err));
+	snprintf(info->snapshot_note, sizeof(info->snapshot_note),
+		 "snapshot.json ignored (%s); replayed from seq 1", l->why);
+	info->used_snapshot = false;
+	info->snapshot_seq = 0;
+	info->snapshot_entries = 0;
 }
 
 int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_snapshot,
@@ -1298,10 +1511,11 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 	struct sbx_jr_scan_opts o = { .mode = SBX_JR_REPLAY, .jdirfd = jdirfd, .expect_seq = 1,
 				      .max_seq = max_seq };
 	struct replay_ctx rc = { .fn = on_record, .ctx = ctx, .res = res };
+	struct snap_loader loader = { .fn = on_snapshot, .ctx = ctx };
 	struct sbx_jr_seg *segs = NULL;
-	struct snap snap = { 0 };
+	struct snap snap = { .fd = -1 };
 	size_t nsegs = 0;
-	int ret = -1;
+	int ret = -1, scan;
 
 	memset(info, 0, sizeof(*info));
 	memset(res, 0, sizeof(*res));
@@ -1313,20 +1527,20 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 	if (!nsegs && faccessat(sdirfd, "snapshot.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		snprintf(info->snapshot_note, sizeof(info->snapshot_note),
 			 "snapshot.json ignored (the journal has no segments)");
-	if (nsegs && load_snapshot(sdirfd, jdirfd, segs, nsegs, max_seq, &snap, info->snapshot_note,
+	if (nsegs && open_snapshot(sdirfd, jdirfd, segs, nsegs, max_seq, &snap, info->snapshot_note,
 				   sizeof(info->snapshot_note)) == 0) {
-		err[0] = '\0';
-		if (on_snapshot && on_snapshot(json_object_get(snap.doc, "state"), ctx, err, errlen)) {
-			if (!err[0])
-				snprintf(err, errlen, "journal: the snapshot's state was rejected");
-			goto out;
-		}
 		/* The chain is still checked from seq 1 (reading and hashing
 		 * costs a fraction of parsing): a record changed before the
-		 * snapshot must stop the broker as much as one after it. */
+		 * snapshot must stop the broker as much as one after it.  The
+		 * entries load meanwhile, on a thread of their own. */
 		info->used_snapshot = true;
 		info->snapshot_seq = snap.seq;
 		o.parse_after = snap.seq;
+		loader.s = &snap;
+		if (on_snapshot) {
+			snap_load_start(&loader);
+			rc.loader = &loader;
+		}
 	}
 	if (nsegs && segs[0].first != 1) {
 		snprintf(err, errlen, "journal: record seq 1: missing (the first segment is journal/%s)",
@@ -1335,11 +1549,25 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 		goto out;
 	}
 	err[0] = '\0';
-	if (sbx_jr_scan(&o, replay_rec, &rc, res, err, errlen))
+	scan = sbx_jr_scan(&o, replay_rec, &rc, res, err, errlen);
+	if (rc.loader) /* no record after the snapshot was parsed */
+		rc.snap_failed = snap_load_finish(rc.loader, scan != 0) < 0;
+	rc.loader = NULL;
+	if (scan)
 		goto out;
+	if (rc.snap_failed) {
+		snap_give_up(&loader, on_snapshot, ctx, info);
+		o.parse_after = 0;
+		rc.records = 0;
+		drop_held(&rc);
+		err[0] = '\0';
+		if (sbx_jr_scan(&o, replay_rec, &rc, res, err, errlen))
+			goto out;
+	}
 	if (rc.nheld &&
 	    unfinished_operation(jdirfd, segs, nsegs, &rc, res, err, errlen))
 		goto out;
+	info->snapshot_entries = info->used_snapshot ? loader.handed : 0;
 	info->records = rc.records;
 	info->last_seq = res->last_seq;
 	if (max_seq != UINT64_MAX && res->last_seq < max_seq) {
@@ -1355,10 +1583,13 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 	}
 	ret = 0;
 out:
+	if (rc.loader)
+		(void)snap_load_finish(rc.loader, true);
 	info->records = rc.records;
 	drop_held(&rc);
 	free(rc.held);
-	json_decref(snap.doc);
+	if (snap.fd >= 0)
+		close(snap.fd);
 	free(segs);
 	return ret;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,7 +57,9 @@ TestSuite(journal, .init = setup, .fini = teardown, .timeout = 120);
 
 struct coll {
 	json_t *recs;
-	json_t *snap;
+	json_t *snap;   /* the snapshot's entries, in order (NULL: none) */
+	int forgot;     /* times told to forget them */
+	int refuse_at;  /* refuse this entry (1-based; 0: none) */
 };
 
 static int on_rec(const json_t *rec, void *ctx, char *err, size_t errlen)
@@ -68,21 +71,31 @@ static int on_rec(const json_t *rec, void *ctx, char *err, size_t errlen)
 	return json_array_append(c->recs, (json_t *)rec);
 }
 
-static int on_snap(const json_t *state, void *ctx, char *err, size_t errlen)
+static int on_snap(const json_t *entry, void *ctx, char *err, size_t errlen)
 {
 	struct coll *c = ctx;
 
-	(void)err;
-	(void)errlen;
-	json_decref(c->snap);
-	c->snap = json_deep_copy(state);
-	return 0;
+	if (!entry) {
+		c->forgot++;
+		json_decref(c->snap);
+		c->snap = NULL;
+		return 0;
+	}
+	if (!c->snap)
+		c->snap = json_array();
+	if (c->refuse_at && json_array_size(c->snap) + 1 == (size_t)c->refuse_at) {
+		snprintf(err, errlen, "not this one");
+		return -1;
+	}
+	return json_array_append_new(c->snap, json_deep_copy(entry));
 }
 
 static void coll_init(struct coll *c)
 {
 	c->recs = json_array();
 	c->snap = NULL;
+	c->forgot = 0;
+	c->refuse_at = 0;
 }
 
 static void coll_free(struct coll *c)
@@ -544,9 +557,24 @@ Test(journal, missing_middle_segment_is_a_gap)
 
 /* ----------------------------------------------------------- snapshots */
 
-static json_t *make_state(void *ctx)
+/* The test's "state": {"n":N}, then two more entries. */
+static int make_state(struct sbx_snapshot_out *out, void *ctx)
 {
-	return json_pack("{s:i, s:[s,s]}", "n", *(int *)ctx, "grants", "a", "b");
+	json_t *e[3] = { json_pack("{s:i}", "n", *(int *)ctx), json_pack("{s:s}", "grant", "a"),
+			 json_pack("{s:s}", "grant", "b") };
+	int rc = 0;
+
+	for (int i = 0; i < 3; i++) {
+		rc |= sbx_snapshot_put(out, e[i]);
+		json_decref(e[i]);
+	}
+	return rc;
+}
+
+static json_int_t snap_n(const struct coll *c)
+{
+	cr_assert_not_null(c->snap, "no snapshot handed over");
+	return json_integer_value(json_object_get(json_array_get(c->snap, 0), "n"));
 }
 
 Test(journal, snapshot_is_written_when_due_and_used)
@@ -576,8 +604,9 @@ Test(journal, snapshot_is_written_when_due_and_used)
 	sbx_journal_close(j);
 	coll_free(&c);
 
-	snap = json_load_file(path, 0, NULL);
+	snap = json_load_file(path, JSON_DISABLE_EOF_CHECK, NULL); /* the header line */
 	cr_assert_not_null(snap);
+	cr_assert_eq(json_integer_value(json_object_get(snap, "snapshot")), 2);
 	cr_assert_eq(json_integer_value(json_object_get(snap, "seq")), 50);
 	cr_assert_str_eq(json_string_value(json_object_get(snap, "hash")),
 			 json_string_value(json_object_get(rec50, "hash")));
@@ -592,8 +621,9 @@ Test(journal, snapshot_is_written_when_due_and_used)
 	cr_assert_str_eq(info.snapshot_note, "");
 	cr_assert_eq(info.records, 10);
 	cr_assert_eq(info.last_seq, 60);
-	cr_assert_not_null(c.snap);
-	cr_assert_eq(json_integer_value(json_object_get(c.snap, "n")), 50);
+	cr_assert_eq(snap_n(&c), 50);
+	cr_assert_eq(json_array_size(c.snap), 3);
+	cr_assert_eq(info.snapshot_entries, 3);
 	cr_assert_eq(rec_seq(json_array_get(c.recs, 0)), 51);
 	/* Appending after a snapshot-based open continues the chain. */
 	append_n(j, 61, 3);
@@ -602,17 +632,28 @@ Test(journal, snapshot_is_written_when_due_and_used)
 	cr_assert_eq(verify(sdir, NULL, NULL), 0);
 }
 
-/* Rewrite snapshot.json's member key with v (stolen). */
+/* Rewrite member key of snapshot.json's header line with v (stolen). */
 static void edit_snapshot(const char *key, json_t *v)
 {
-	char path[512];
+	char path[512], *data, *nl, *h;
+	size_t len;
 	json_t *s;
+	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/snapshot.json", sdir);
-	s = json_load_file(path, 0, NULL);
+	data = slurp(path, &len);
+	nl = strchr(data, '\n');
+	cr_assert_not_null(nl);
+	s = json_loadb(data, (size_t)(nl - data), 0, NULL);
 	cr_assert_not_null(s);
 	json_object_set_new(s, key, v);
-	cr_assert_eq(json_dump_file(s, path, JSON_COMPACT), 0);
+	h = json_dumps(s, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "%s%s", h, nl);
+	fclose(f);
+	free(h);
+	free(data);
 	json_decref(s);
 }
 
@@ -745,6 +786,436 @@ Test(journal, chain_is_checked_before_the_snapshot_too)
 	cr_assert(info.used_snapshot, "%s", info.snapshot_note);
 	cr_assert_eq(info.records, 5);
 	cr_assert_eq(rec_seq(json_array_get(c.recs, 0)), 11);
+	sbx_journal_close(j);
+	coll_free(&c);
+}
+
+/* ------------------------------------------- snapshots in a child process */
+
+static int failing_state(struct sbx_snapshot_out *out, void *ctx)
+{
+	(void)out;
+	(void)ctx;
+	return -1;
+}
+
+/* A child that never finishes by itself. */
+static int endless_state(struct sbx_snapshot_out *out, void *ctx)
+{
+	(void)out;
+	(void)ctx;
+	for (;;)
+		pause();
+	return 0;
+}
+
+static bool exists(const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", sdir, name);
+	return stat(path, &st) == 0;
+}
+
+/* Poll until the child is done (the test's timeout is the bound). */
+static int poll_done(struct sbx_journal *j, char *why, size_t whylen)
+{
+	int rc;
+
+	while ((rc = sbx_journal_snapshot_poll(j, why, whylen)) == 0) {
+		cr_assert(sbx_journal_snapshot_running(j));
+		usleep(2000);
+	}
+	return rc;
+}
+
+static uint64_t header_seq(void)
+{
+	char path[512];
+	json_t *h;
+	uint64_t seq;
+
+	snprintf(path, sizeof(path), "%s/snapshot.json", sdir);
+	h = json_load_file(path, JSON_DISABLE_EOF_CHECK, NULL);
+	cr_assert_not_null(h);
+	seq = (uint64_t)json_integer_value(json_object_get(h, "seq"));
+	json_decref(h);
+	return seq;
+}
+
+Test(journal, a_snapshot_child_sees_the_state_as_it_was_at_fork)
+{
+	struct sbx_snapshot_stats st;
+	struct sbx_replay_info info;
+	struct sbx_journal *j;
+	struct coll c;
+	char why[256] = "";
+	int n = 10;
+
+	sbx_jr_thread_min_bytes = 0; /* the threaded scan beside the loader */
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	append_n(j, 1, 10);
+	cr_assert_eq(sbx_journal_snapshot_start(j, make_state, &n, why, sizeof(why)), 1, "%s", why);
+	cr_assert(sbx_journal_snapshot_running(j));
+	cr_assert_geq(sbx_journal_snapshot_fd(j), 0, "a pidfd to wait on");
+	/* The caller goes on while the child writes: its changes from here
+	 * on are not the child's. */
+	n = 99;
+	append_n(j, 11, 5);
+	cr_assert_eq(sbx_journal_snapshot_start(j, make_state, &n, why, sizeof(why)), 0,
+		     "one child at a time");
+	cr_assert_eq(sbx_journal_snapshot_wait(j, -1, why, sizeof(why)), 1, "%s", why);
+	cr_assert_not(sbx_journal_snapshot_running(j));
+	cr_assert_eq(sbx_journal_snapshot_fd(j), -1);
+	sbx_journal_snapshot_last(j, &st);
+	cr_assert_eq(st.seq, 10);
+	cr_assert_eq(st.entries, 3);
+	cr_assert_gt(st.bytes, 0);
+	cr_assert_not(exists("snapshot.json.tmp"));
+	sbx_journal_close(j);
+	coll_free(&c);
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, &info);
+	cr_assert(info.used_snapshot, "%s", info.snapshot_note);
+	cr_assert_eq(info.snapshot_seq, 10);
+	cr_assert_eq(snap_n(&c), 10, "the child wrote what it saw at fork");
+	cr_assert_eq(info.records, 5);
+	cr_assert_eq(rec_seq(json_array_get(c.recs, 0)), 11);
+	sbx_journal_close(j);
+	coll_free(&c);
+	sbx_jr_thread_min_bytes = 4u << 20;
+}
+
+Test(journal, a_snapshot_is_named_only_once_its_seq_is_durable)
+{
+	struct sbx_journal *j;
+	struct coll c;
+	char path[512], why[256] = "", *data = NULL;
+	size_t len = 0;
+	int n = 7;
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	sbx_journal_defer_commits(j, true);
+	append_n(j, 1, 7);
+	cr_assert_eq(sbx_journal_durable_seq(j), 0, "appends wait for a commit");
+	cr_assert_eq(sbx_journal_snapshot_start(j, make_state, &n, why, sizeof(why)), 1, "%s", why);
+	/* The child writes and syncs its file, then waits. */
+	snprintf(path, sizeof(path), "%s/snapshot.json.tmp", sdir);
+	for (;;) {
+		FILE *f = fopen(path, "rb");
+
+		if (f) {
+			free(data);
+			data = calloc(1, 4096);
+			len = fread(data, 1, 4095, f);
+			fclose(f);
+			if (len && strstr(data, "{\"entries\":3}\n"))
+				break;
+		}
+		usleep(2000);
+	}
+	free(data);
+	cr_assert_eq(sbx_journal_snapshot_poll(j, why, sizeof(why)), 0, "%s", why);
+	cr_assert(sbx_journal_snapshot_running(j), "it waits for seq 7 to be durable");
+	cr_assert_not(exists("snapshot.json"));
+	sbx_journal_commit(j);
+	cr_assert_eq(sbx_journal_flush(j), 0);
+	cr_assert_eq(poll_done(j, why, sizeof(why)), 1, "%s", why);
+	cr_assert(exists("snapshot.json"));
+	cr_assert_not(exists("snapshot.json.tmp"));
+	cr_assert_eq(header_seq(), 7);
+	sbx_journal_close(j);
+	coll_free(&c);
+}
+
+Test(journal, a_failed_snapshot_child_says_why_and_leaves_the_old_one)
+{
+	struct sbx_replay_info info;
+	struct sbx_journal *j;
+	struct coll c;
+	char why[256] = "";
+	int n = 5, pidfd;
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	append_n(j, 1, 5);
+	cr_assert_eq(sbx_journal_maybe_snapshot(j, make_state, &n, true), 0);
+	append_n(j, 6, 5);
+
+	/* The writer fails. */
+	cr_assert_eq(sbx_journal_snapshot_start(j, failing_state, NULL, why, sizeof(why)), 1, "%s",
+		     why);
+	cr_assert_eq(sbx_journal_snapshot_wait(j, -1, why, sizeof(why)), -1);
+	cr_assert_not_null(strstr(why, "snapshot at seq 10 not written: the state could not be written out"),
+			   "%s", why);
+	cr_assert_not(exists("snapshot.json.tmp"));
+	cr_assert_eq(header_seq(), 5);
+	cr_assert_not(sbx_journal_failed(j, NULL, 0), "a snapshot never fails the journal");
+
+	/* The child is killed, from outside. */
+	cr_assert_eq(sbx_journal_snapshot_start(j, endless_state, NULL, why, sizeof(why)), 1, "%s",
+		     why);
+	pidfd = sbx_journal_snapshot_fd(j);
+	cr_assert_geq(pidfd, 0);
+	cr_assert_eq(syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0), 0);
+	cr_assert_eq(poll_done(j, why, sizeof(why)), -1);
+	cr_assert_not_null(strstr(why, "killed by signal 9"), "%s", why);
+	cr_assert_not(exists("snapshot.json.tmp"));
+	cr_assert_eq(header_seq(), 5);
+
+	/* The child is killed as stuck: not waited for, reaped like any. */
+	cr_assert_eq(sbx_journal_snapshot_age_ms(j), -1);
+	cr_assert_eq(sbx_journal_snapshot_start(j, endless_state, NULL, why, sizeof(why)), 1, "%s",
+		     why);
+	cr_assert_geq(sbx_journal_snapshot_age_ms(j), 0);
+	cr_assert(sbx_journal_snapshot_kill(j));
+	cr_assert_not(sbx_journal_snapshot_kill(j), "one signal is enough");
+	cr_assert_eq(poll_done(j, why, sizeof(why)), -1);
+	cr_assert_not_null(strstr(why, "killed by signal 9"), "%s", why);
+	cr_assert_not(sbx_journal_snapshot_kill(j), "nothing left to kill");
+	cr_assert_eq(header_seq(), 5);
+
+	append_n(j, 11, 1);
+	cr_assert_eq(sbx_journal_flush(j), 0);
+	sbx_journal_close(j);
+	coll_free(&c);
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, &info);
+	cr_assert(info.used_snapshot, "%s", info.snapshot_note);
+	cr_assert_eq(info.snapshot_seq, 5);
+	cr_assert_eq(info.records, 6);
+	sbx_journal_close(j);
+	coll_free(&c);
+}
+
+Test(journal, a_slow_snapshot_is_stopped_at_its_deadline)
+{
+	struct sbx_journal *j;
+	struct coll c;
+	char why[256] = "";
+	int n = 3;
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	append_n(j, 1, 3);
+	cr_assert_eq(sbx_journal_maybe_snapshot(j, make_state, &n, true), 0);
+	append_n(j, 4, 3);
+	cr_assert_eq(sbx_journal_snapshot_start(j, endless_state, NULL, why, sizeof(why)), 1, "%s",
+		     why);
+	cr_assert_eq(sbx_journal_snapshot_wait(j, 50, why, sizeof(why)), -1);
+	cr_assert_not_null(strstr(why, "took longer than 50 ms and was stopped"), "%s", why);
+	cr_assert_not(sbx_journal_snapshot_running(j));
+	cr_assert_not(exists("snapshot.json.tmp"));
+	cr_assert_eq(header_seq(), 3);
+	/* Closing with a child running stops it too. */
+	cr_assert_eq(sbx_journal_snapshot_start(j, endless_state, NULL, why, sizeof(why)), 1, "%s",
+		     why);
+	sbx_journal_close(j);
+	cr_assert_eq(header_seq(), 3);
+	coll_free(&c);
+}
+
+Test(journal, a_snapshot_child_holds_none_of_the_callers_fds)
+{
+	struct sbx_journal *j;
+	struct coll c;
+	struct pollfd p;
+	char why[256] = "";
+	int pfd[2];
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	append_n(j, 1, 2);
+	cr_assert_eq(pipe(pfd), 0);
+	cr_assert_eq(sbx_journal_snapshot_start(j, endless_state, NULL, why, sizeof(why)), 1, "%s",
+		     why);
+	/* Had the child kept a copy of the write end, no EOF would come: a
+	 * client of the broker would wait for a close that never happens. */
+	close(pfd[1]);
+	p.fd = pfd[0];
+	p.events = POLLIN;
+	cr_assert_eq(poll(&p, 1, 10000), 1, "the pipe's write end is still open somewhere");
+	cr_assert(p.revents & POLLHUP);
+	cr_assert(sbx_journal_snapshot_running(j));
+	sbx_journal_snapshot_cancel(j);
+	cr_assert_not(sbx_journal_snapshot_running(j));
+	cr_assert_not(exists("snapshot.json.tmp"));
+	close(pfd[0]);
+	sbx_journal_close(j);
+	coll_free(&c);
+}
+
+/* ------------------------------------------------- reading snapshots back */
+
+Test(journal, a_snapshot_is_a_header_its_entries_and_an_end_line)
+{
+	struct sbx_journal *j;
+	struct coll c;
+	char path[512], *data, *line, *nl;
+	const char *want[] = { "{\"n\":4}", "{\"grant\":\"a\"}", "{\"grant\":\"b\"}",
+			       "{\"entries\":3}" };
+	size_t len;
+	int n = 4, i = -1;
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	append_n(j, 1, 4);
+	cr_assert_eq(sbx_journal_maybe_snapshot(j, make_state, &n, true), 0);
+	sbx_journal_close(j);
+	coll_free(&c);
+	snprintf(path, sizeof(path), "%s/snapshot.json", sdir);
+	data = slurp(path, &len);
+	cr_assert_eq(strncmp(data, "{\"snapshot\":2,\"seq\":4,\"hash\":\"", 30), 0, "%s", data);
+	for (line = data; (nl = strchr(line, '\n')); line = nl + 1, i++) {
+		*nl = '\0';
+		if (i >= 0) {
+			cr_assert_lt(i, 4, "too many lines");
+			cr_assert_str_eq(line, want[i]);
+		}
+	}
+	cr_assert_eq(i, 4);
+	cr_assert_eq(*line, '\0', "the file ends with a newline");
+	free(data);
+}
+
+/* Write a journal of 10 records with a snapshot at seq 10 (n = 10) and 2
+ * records after it; good gets the snapshot's bytes. */
+static size_t snapshot_fixture(char *good, size_t cap)
+{
+	struct sbx_journal *j;
+	struct coll c;
+	char path[512];
+	ssize_t glen;
+	int n = 10, fd;
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	append_n(j, 1, 10);
+	cr_assert_eq(sbx_journal_maybe_snapshot(j, make_state, &n, true), 0);
+	append_n(j, 11, 2);
+	sbx_journal_close(j);
+	coll_free(&c);
+	snprintf(path, sizeof(path), "%s/snapshot.json", sdir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	glen = read(fd, good, cap);
+	close(fd);
+	cr_assert_gt(glen, 0);
+	return (size_t)glen;
+}
+
+Test(journal, a_damaged_snapshot_is_ignored_with_a_note)
+{
+	static const struct {
+		const char *name, *note;
+		bool handed;    /* entries were handed over before it showed */
+	} cases[] = {
+		{ "cut", "cut off", false },
+		{ "garbled", "entry 2 is not a JSON object", true },
+		{ "count", "it holds 3 entries, its end line says 4", true },
+		{ "format", "its format 3 is not 2", false },
+		{ "old", "older one-document format", false },
+		{ "empty", "no header line", false },
+	};
+	struct sbx_replay_info info;
+	struct sbx_journal *j;
+	struct coll c;
+	char path[512], good[4096], bad[4096 + 256], *p;
+	size_t glen = snapshot_fixture(good, sizeof(good)), blen;
+
+	snprintf(path, sizeof(path), "%s/snapshot.json", sdir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memcpy(bad, good, glen);
+		blen = glen;
+		bad[blen] = '\0';
+		if (!strcmp(cases[i].name, "cut")) {
+			blen -= 3;
+		} else if (!strcmp(cases[i].name, "garbled")) {
+			p = strstr(bad, "{\"grant\":\"a\"}");
+			memcpy(p, "{\"grant\":\"a\"]", 13);
+		} else if (!strcmp(cases[i].name, "count")) {
+			p = strstr(bad, "{\"entries\":3}");
+			p[11] = '4';
+		} else if (!strcmp(cases[i].name, "format")) {
+			bad[12] = '3';
+		} else if (!strcmp(cases[i].name, "old")) {
+			blen = (size_t)snprintf(bad, sizeof(bad),
+						"{\"seq\":10,\"hash\":\"%064d\",\"segment\":\"000000000001.jsonl\",\"offset\":0,\"state\":{}}\n",
+						0);
+		} else {
+			blen = 0;
+		}
+		spit(path, bad, blen);
+		coll_init(&c);
+		j = jopen(sdir, 0, 0, &c, &info);
+		cr_assert_not(info.used_snapshot, "case %s: used", cases[i].name);
+		cr_assert_not_null(strstr(info.snapshot_note, "snapshot.json ignored ("),
+				   "case %s: note '%s'", cases[i].name, info.snapshot_note);
+		cr_assert_not_null(strstr(info.snapshot_note, cases[i].note), "case %s: note '%s'",
+				   cases[i].name, info.snapshot_note);
+		cr_assert_not_null(strstr(info.snapshot_note, "replayed from seq 1"), "case %s",
+				   cases[i].name);
+		cr_assert_eq(c.forgot, cases[i].handed ? 1 : 0, "case %s", cases[i].name);
+		cr_assert_null(c.snap, "case %s: entries left behind", cases[i].name);
+		cr_assert_eq(info.records, 12, "case %s", cases[i].name);
+		cr_assert_eq(rec_seq(json_array_get(c.recs, 0)), 1, "case %s", cases[i].name);
+		sbx_journal_close(j);
+		coll_free(&c);
+	}
+	spit(path, good, glen);
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, &info);
+	cr_assert(info.used_snapshot, "%s", info.snapshot_note);
+	cr_assert_eq(info.snapshot_entries, 3);
+	cr_assert_eq(info.records, 2);
+	sbx_journal_close(j);
+	coll_free(&c);
+}
+
+Test(journal, an_entry_the_caller_refuses_means_replay_from_seq_1)
+{
+	struct sbx_replay_info info;
+	struct sbx_journal *j;
+	struct coll c;
+	char good[4096], err[512];
+	int n = 12;
+
+	snapshot_fixture(good, sizeof(good));
+	/* With records after the snapshot, and (reload up to seq 10) without:
+	 * the loader's verdict arrives at either point. */
+	for (int threaded = 0; threaded < 2; threaded++) {
+		sbx_jr_thread_min_bytes = threaded ? 0 : UINT64_MAX;
+		coll_init(&c);
+		c.refuse_at = 2;
+		j = jopen(sdir, 0, 0, &c, &info);
+		cr_assert_not(info.used_snapshot);
+		cr_assert_not_null(strstr(info.snapshot_note, "entry 2 was refused: not this one"), "%s",
+				   info.snapshot_note);
+		cr_assert_eq(c.forgot, 1, "told to forget the entry it took");
+		cr_assert_null(c.snap);
+		cr_assert_eq(info.records, 12);
+		coll_free(&c);
+
+		coll_init(&c);
+		c.refuse_at = 3;
+		cr_assert_eq(sbx_journal_reload(j, 10, on_snap, on_rec, &c, err, sizeof(err)), 0, "%s",
+			     err);
+		cr_assert_eq(c.forgot, 1);
+		cr_assert_null(c.snap);
+		cr_assert_eq(json_array_size(c.recs), 10);
+		coll_free(&c);
+		sbx_journal_close(j);
+	}
+	sbx_jr_thread_min_bytes = 4u << 20;
+	/* Unrefused, the same snapshot is used. */
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, &info);
+	cr_assert(info.used_snapshot, "%s", info.snapshot_note);
+	cr_assert_eq(snap_n(&c), 10);
+	(void)n;
 	sbx_journal_close(j);
 	coll_free(&c);
 }

@@ -187,6 +187,51 @@ Test(state, many_users_open_index)
 	cr_assert_eq(sbx_state_user_open(st, "nobody", open, 4), 0);
 }
 
+/* A snapshot's entries, in order, as a JSON array. */
+static int put_array(void *out, const json_t *entry)
+{
+	return json_array_append(out, (json_t *)entry);
+}
+
+static json_t *snapshot_of(const struct sbx_state *s)
+{
+	json_t *a = json_array();
+
+	cr_assert_eq(sbx_state_snapshot(s, put_array, a), 0);
+	return a;
+}
+
+static int load_all(struct sbx_state *s, const json_t *entries)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(entries, i, e)
+		if (sbx_state_from_json(s, e, err, sizeof(err)) < 0)
+			return -1;
+	return 0;
+}
+
+/* Where the head puts field name in a request's array. */
+static size_t field_index(const json_t *entries, const char *name)
+{
+	json_t *fields = json_object_get(json_array_get(entries, 0), "fields"), *f;
+	size_t k;
+
+	json_array_foreach(fields, k, f)
+		if (strcmp(json_string_value(f), name) == 0)
+			return k;
+	cr_assert_fail("no field %s in the head", name);
+	return 0;
+}
+
+/* The integer value of field name of entry i. */
+static json_int_t snap_value(const json_t *entries, size_t i, const char *name)
+{
+	return json_integer_value(json_array_get(json_array_get(entries, i),
+						 field_index(entries, name)));
+}
+
 Test(state, snapshot_round_trip)
 {
 	struct sbx_state *copy = sbx_state_new();
@@ -201,18 +246,26 @@ Test(state, snapshot_round_trip)
 	cr_assert_eq(create(3, "alice", "prod-data", T0 + 4), 0);
 	cr_assert_eq(event("request.denied", 3, "grace", T0 + 5), 0);
 
-	a = sbx_state_to_json(st);
-	cr_assert_eq(sbx_state_from_json(copy, a, err, sizeof(err)), 0, "%s", err);
-	b = sbx_state_to_json(copy);
+	a = snapshot_of(st);
+	cr_assert_eq(json_array_size(a), 4, "a head and one entry per request");
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(a, 0), "requests")), 3);
+	cr_assert_eq(snap_value(a, 1, "expires_at"), T0 + 2 + 3600, "times are Unix seconds");
+	cr_assert_eq(snap_value(a, 1, "id"), 1);
+	cr_assert_eq(snap_value(a, 3, "ended_at"), T0 + 5);
+	cr_assert_eq(load_all(copy, a), 0, "%s", err);
+	b = snapshot_of(copy);
 	da = json_dumps(a, JSON_SORT_KEYS);
 	db = json_dumps(b, JSON_SORT_KEYS);
 	cr_assert_str_eq(da, db);
 	cr_assert_eq(sbx_state_user_open(copy, "erin", open, 4), 1, "open index rebuilt");
+	cr_assert_eq(sbx_state_user_open(copy, "dave", open, 4), 1, "open index rebuilt");
+	cr_assert_eq(sbx_state_user_open(copy, "alice", open, 4), 0, "a denied one is not open");
 	cr_assert_eq(sbx_state_next_deadline(copy), T0 + 2 + 3600);
 	cr_assert_eq(sbx_state_next_id(copy), 4);
 	cr_assert_str_eq(sbx_state_get(copy, 1)->approvals[0].who, "frank");
-	cr_assert_neq(sbx_state_from_json(copy, a, err, sizeof(err)), 0,
-		      "loading into a non-empty state is refused");
+	cr_assert_eq(sbx_state_get(copy, 1)->approvals[0].at, T0 + 1);
+	cr_assert_str_eq(sbx_state_get(copy, 3)->ended_by, "grace");
+	cr_assert_neq(load_all(copy, a), 0, "loading into a non-empty state is refused");
 	free(da);
 	free(db);
 	json_decref(a);
@@ -220,22 +273,71 @@ Test(state, snapshot_round_trip)
 	sbx_state_free(copy);
 }
 
+Test(state, snapshot_null_entry_forgets_everything)
+{
+	struct sbx_req *open[4];
+	json_t *a;
+
+	cr_assert_eq(create(1, "erin", "sandbox-admin", T0), 0);
+	cr_assert_eq(activate(1, T0 + 2, 3600), 0);
+	cr_assert_eq(sbx_state_from_json(st, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sbx_state_count(st), 0);
+	cr_assert_eq(sbx_state_user_open(st, "erin", open, 4), 0);
+	cr_assert_eq(sbx_state_next_deadline(st), INT64_MAX);
+	/* and the state takes records (or a snapshot) from scratch again */
+	cr_assert_eq(create(1, "dave", "sandbox-admin", T0), 0, "%s", err);
+	cr_assert_eq(sbx_state_user_open(st, "dave", open, 4), 1);
+	a = snapshot_of(st);
+	cr_assert_eq(sbx_state_from_json(st, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(load_all(st, a), 0, "%s", err);
+	cr_assert_str_eq(sbx_state_get(st, 1)->user, "dave");
+	json_decref(a);
+}
+
 Test(state, snapshot_garbage_is_refused)
 {
-	json_t *bad = json_pack("{s:[{s:i}]}", "requests", "id", 1);
+	json_t *snap, *head, *bad;
 
-	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0);
+	cr_assert_eq(create(1, "erin", "sandbox-admin", T0), 0);
+	snap = snapshot_of(st);
+	head = json_array_get(snap, 0);
+	sbx_state_free(st);
+	st = sbx_state_new();
+
+	bad = json_deep_copy(head);
+	json_object_set_new(bad, "version", json_integer(1));
+	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "another version");
+	cr_assert_not_null(strstr(err, "version 2"), "%s", err);
 	json_decref(bad);
-	bad = json_pack("{s:i}", "requests", 3);
-	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0);
+	bad = json_deep_copy(head);
+	json_array_remove(json_object_get(bad, "fields"), 3);
+	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "other fields");
 	json_decref(bad);
+	cr_assert_eq(sbx_state_from_json(st, head, err, sizeof(err)), 0, "%s", err);
+
+	bad = json_pack("[i]", 1);
+	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "no state, user or role");
+	json_decref(bad);
+	bad = json_deep_copy(json_array_get(snap, 1));
+	json_array_set_new(bad, field_index(snap, "id"), json_integer(2));
+	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "id 2 before id 1");
+	cr_assert_not_null(strstr(err, "out of order"), "%s", err);
+	json_array_set_new(bad, field_index(snap, "id"), json_integer(1));
+	json_array_set_new(bad, field_index(snap, "created_at"), json_string(at(T0)));
+	cr_assert_neq(sbx_state_from_json(st, bad, err, sizeof(err)), 0, "a time that is text");
+	cr_assert_not_null(strstr(err, "wrong type"), "%s", err);
+	json_decref(bad);
+	cr_assert_null(sbx_state_get(st, 1), "a refused entry left something in memory");
+	cr_assert_eq(sbx_state_from_json(st, json_array_get(snap, 1), err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(sbx_state_get(st, 1)->user, "erin");
+	json_decref(snap);
 }
 
 /* ---- trials (the fleet's optimistic appends) ---- */
 
 static char *dump_state(void)
 {
-	json_t *j = sbx_state_to_json(st);
+	json_t *j = snapshot_of(st);
 	char *s = json_dumps(j, JSON_SORT_KEYS);
 
 	json_decref(j);
@@ -307,8 +409,8 @@ Test(state, revoked_here_stops_counting_but_stays_active)
 	cr_assert_not(sbx_req_live(r, T0 + 4));
 	cr_assert_str_eq(r->ended_by, "root");
 	/* a snapshot keeps it */
-	snap = sbx_state_to_json(st);
-	cr_assert_eq(sbx_state_from_json(copy, snap, err, sizeof(err)), 0, "%s", err);
+	snap = snapshot_of(st);
+	cr_assert_eq(load_all(copy, snap), 0, "%s", err);
 	cr_assert(sbx_state_get(copy, 1)->revoked_here);
 	/* the fleet's own end still applies on top of it */
 	cr_assert_eq(event("grant.revoked", 1, "root", T0 + 5), 0, "%s", err);
@@ -502,8 +604,8 @@ Test(state, a_snapshot_rebuilds_the_deadline_queue)
 			cr_assert_eq(event(i % 3 == 0 ? "grant.revoked" : "request.cancelled", i,
 					   user, T0 + 1), 0, "%s", err);
 	}
-	snap = sbx_state_to_json(st);
-	cr_assert_eq(sbx_state_from_json(copy, snap, err, sizeof(err)), 0, "%s", err);
+	snap = snapshot_of(st);
+	cr_assert_eq(load_all(copy, snap), 0, "%s", err);
 	cr_assert_eq(sbx_state_next_deadline(copy), scan_next_deadline(st));
 	check_open_list(copy);
 	for (int64_t now = T0; now < T0 + 7000; now += 250)
@@ -688,9 +790,12 @@ Test(state, a_snapshot_keeps_the_gaps)
 		if (id != 2)
 			cr_assert_eq(event("request.cancelled", id, "dave", T0 + id), 0, "%s", err);
 	}
-	j = sbx_state_to_json(st);
+	j = snapshot_of(st);
+	cr_assert_eq(json_array_size(j), 3, "the head, request 2 and request 4");
 	sbx_state_keep_ended(back, 1);
-	cr_assert_eq(sbx_state_from_json(back, j, err, sizeof(err)), 0, "%s", err);
+	for (size_t i = 0; i < json_array_size(j); i++)
+		cr_assert_eq(sbx_state_from_json(back, json_array_get(j, i), err, sizeof(err)), 0,
+			     "%s", err);
 	cr_assert_eq(sbx_state_next_id(back), 5);
 	cr_assert(sbx_state_forgotten(back, 1));
 	cr_assert_eq(sbx_state_get(back, 2)->state, SBX_REQ_PENDING);
