@@ -46,6 +46,8 @@ INSTALL_MD="$SBX_SRCDIR/docs/install.md"
 mkdir "$T/build"
 t0=$(date +%s)
 (
+	# Not the flags of the `make check` that runs this test.
+	unset MAKEFLAGS MFLAGS MAKELEVEL
 	cd "$T/build" &&
 		"$SBX_SRCDIR/configure" -q >configure.log 2>&1 &&
 		DEB_BUILD_OPTIONS=nocheck make deb >deb.log 2>&1
