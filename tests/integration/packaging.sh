@@ -110,7 +110,9 @@ unshare -m --propagation private -- bash -c '
 	mount -t tmpfs -o mode=0755 sbx-test-run /run
 	mkdir -p /run/lock
 	touch "$1/ready"
-	exec sleep infinity' sh "$T/ov" 2>"$T/ns.log" &
+	# Dies with the test, even one killed with SIGKILL: nothing keeps the
+	# namespace (and the broker in it) alive after it.
+	exec setpriv --pdeathsig KILL -- sleep infinity' sh "$T/ov" 2>"$T/ns.log" &
 NS_PID=$!
 track_pid "$NS_PID"
 wait_until 10 test -e "$T/ov/ready"
@@ -200,7 +202,7 @@ done
 EXEC_START=$(ns sed -n 's/^ExecStart=//p' /lib/systemd/system/sbx-brokerd.service)
 NOTIFY="@sbx-test-notify-$$"
 # What systemd would hear on NOTIFY_SOCKET, one datagram per line.
-python3 - "$T/notify" "$NOTIFY" <<'EOF' &
+setpriv --pdeathsig KILL -- python3 - "$T/notify" "$NOTIFY" <<'EOF' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind("\0" + sys.argv[2][1:])
@@ -222,7 +224,8 @@ wait_until 10 test -e "$T/notify.bound"
 # StateDirectory (writable), ProtectSystem=strict and ProtectHome=read-only
 # (every other mount read-only), PrivateTmp, UMask=0077,
 # CapabilityBoundingSet=CAP_KILL, NoNewPrivileges; stderr is the "journal"
-# (JOURNAL_STREAM names the log file).
+# (JOURNAL_STREAM names the log file).  (And, for the test's sake only,
+# killed if the test dies.)
 unit_start() {
 	: >"$1"
 	# shellcheck disable=SC2086 # ExecStart= is words
@@ -243,7 +246,7 @@ unit_start() {
 		mount -t tmpfs -o mode=1777 sbx-private-var-tmp /var/tmp
 		umask 0077
 		exec setpriv --bounding-set=-all,+kill --inh-caps=-all --ambient-caps=-all \
-			--no-new-privs -- "$@"' sh $EXEC_START 2>>"$1" &
+			--no-new-privs --pdeathsig KILL -- "$@"' sh $EXEC_START 2>>"$1" &
 	BPID=$!
 	track_pid "$BPID"
 }
@@ -377,4 +380,5 @@ gone=$(printf '%s\n' "$BEFORE" | sed 's/^[^ ]*  //' | sort -u |
 	comm -23 - <(printf '%s\n' "$AFTER" | sed 's/^[^ ]*  //' | sort -u))
 assert_eq "and nothing that was there before is missing" "" "$gone"
 
+diag "packaging.sh took $SECONDS s"
 tap_done
