@@ -25,12 +25,9 @@ req_words() { FN=_sbx_request complete_words sbx-request "$@"; }
 ctl_words() { FN=_sbxctl complete_words sbxctl "$@"; }
 export FN
 
-# Without a broker: no ids, no noise, not slow.
-start=$(date +%s%N)
+# Without a broker: no ids, and no noise.
 got=$(req_words --socket "$SOCK" "")
-took=$((($(date +%s%N) - start) / 1000000))
 assert_eq "sbx-request, no broker: the commands" "cancel drop extend help list roles status" "$(echo $got)"
-assert_int_between "sbx-request, no broker: answered within 3 s (${took} ms)" 0 3000 "$took"
 assert_eq "sbx-request status, no broker: no ids and nothing printed" "" "$(req_words --socket "$SOCK" status "")"
 
 broker_start

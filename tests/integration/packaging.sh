@@ -251,6 +251,8 @@ unit_start() {
 	track_pid "$BPID"
 }
 notified() { grep -c "$1" "$T/notify" 2>/dev/null; }
+# ready_seen N: READY=1 arrived at least N times.
+ready_seen() { [ "$(notified READY=1)" -ge "$1" ] 2>/dev/null; }
 # Has our child PID exited (a zombie until we wait for it)?
 exited() { ! alive "$1" || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
 # broker_exit: wait up to 20 s for the broker to exit; BROKER_RC gets its
@@ -269,7 +271,7 @@ unit_stop() {
 
 # 1. The policy as installed: nobody gains access, and the broker says so.
 unit_start "$T/unit1.log"
-wait_until 20 test "$(notified READY=1)" -ge 1
+wait_until 20 ready_seen 1
 assert_eq "Type=notify: READY=1 reaches NOTIFY_SOCKET" 1 "$(notified READY=1)"
 run ns sbxctl status
 assert_rc "the installed broker answers (sbxctl status)" 0
@@ -291,7 +293,7 @@ ns cp /usr/share/doc/sbx/examples/policy.yaml /etc/sbx/policy.yaml
 run ns sbx-brokerd --check --config /etc/sbx/policy.yaml
 assert_eq "ExecReload's check: the reference policy is valid, no warnings" "0:" "$RC:$ERR"
 unit_start "$T/unit2.log"
-wait_until 20 test "$(notified READY=1)" -ge 2
+wait_until 20 ready_seen 2
 assert_eq "READY=1 again on the next start" 2 "$(notified READY=1)"
 
 run ns pamtester login bob acct_mgmt

@@ -81,8 +81,11 @@ ctl grants --all
 kill -HUP "$TRACED"
 wait_until 10 grep -q "policy reloaded" "$LOG"
 ctl --as frank revoke "$ID" --reason "done"
-req --as alice sandbox-readonly --reason "a grant that expires at once" --for 1s
-sleep 2
+req --as alice sandbox-readonly --reason "a grant that expires at once" --for 1s --json
+EXPIRING=$(out_id)
+wait_until 10 sh -c "'$SBXREQ' --socket '$SOCK' --as alice status '$EXPIRING' | grep -q expired"
+req --as alice status "$EXPIRING"
+assert_contains "a grant expired while traced" "$OUT" "expired"
 ctl status
 kill -TERM "$TRACED"
 broker_exit_wait 15
