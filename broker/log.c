@@ -6,8 +6,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Lines from one call site (one format string) beyond LOG_BURST within
  * LOG_WINDOW_MS are held back and counted: a flood of the same event
@@ -34,12 +37,30 @@ static struct site sites[LOG_SITES];
 static const char *log_ident = "sbx";
 static enum sbx_log_target log_target = SBX_LOG_STDERR;
 static int log_debug;
+static bool log_journal;
+
+bool sbx_log_stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int end = 0;
+
+	/* systemd sets "DEV:INODE" of the stream it connected to stderr; a
+	 * stderr redirected since (a shell, a test) is another file. */
+	if (!e || sscanf(e, "%llu:%llu%n", &dev, &ino, &end) != 2 || e[end] != '\0')
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void sbx_log_init(const char *ident, enum sbx_log_target target, int debug)
 {
 	log_ident = ident;
 	log_target = target;
 	log_debug = debug;
+	log_journal = target == SBX_LOG_STDERR && sbx_log_stderr_is_journal();
 	if (target == SBX_LOG_SYSLOG)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
 }
@@ -107,5 +128,11 @@ void sbx_log(int priority, const char *fmt, ...)
 		syslog(priority, "%s%s", msg, more);
 		return;
 	}
-	fprintf(stderr, "%s: %s: %s%s\n", log_ident, prio_name(priority), msg, more);
+	/* journald reads a leading "<N>" as the line's priority (sd-daemon(3))
+	 * and names the program itself; without it every line would have the
+	 * unit's one level, and `journalctl -p err` would miss errors. */
+	if (log_journal)
+		fprintf(stderr, "<%d>%s: %s%s\n", priority, prio_name(priority), msg, more);
+	else
+		fprintf(stderr, "%s: %s: %s%s\n", log_ident, prio_name(priority), msg, more);
 }

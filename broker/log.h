@@ -7,12 +7,18 @@
 #ifndef SBX_LOG_H
 #define SBX_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <syslog.h>
 
 enum sbx_log_target { SBX_LOG_STDERR, SBX_LOG_SYSLOG };
 
+/* With SBX_LOG_STDERR, when stderr is the journal's stream (systemd's
+ * JOURNAL_STREAM names it), each line starts with its priority as "<N>"
+ * instead of the program's name, so journald files it at that priority. */
 void sbx_log_init(const char *ident, enum sbx_log_target target, int debug);
+/* Is stderr the stream JOURNAL_STREAM names (its device and inode)? */
+bool sbx_log_stderr_is_journal(void);
 void sbx_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define sbx_err(...) sbx_log(LOG_ERR, __VA_ARGS__)
 #define sbx_warn(...) sbx_log(LOG_WARNING, __VA_ARGS__)

@@ -2,6 +2,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "text.h"
 
@@ -59,7 +60,7 @@ static const char usage_text[] =
 	"  STATE_DIR/journal/*.jsonl   the journal (see docs/audit.md)\n"
 	"  STATE_DIR/snapshot.json     state as of a journal seq, for fast start-up\n"
 	"\n"
-	"See also: sbxctl(1), sbx-request(1), docs/architecture.md, docs/policy.md.\n";
+	"See also: sbxctl(8), sbx-request(1), sbx-policy(5), pam_sbx(8), libnss_sbx(8).\n";
 
 struct options {
 	const char *config;
@@ -162,6 +163,46 @@ static struct sbx_policy *load_policy(const struct options *o, struct sbx_broker
 	return p;
 }
 
+/* What the policy will not do that its author probably meant (policy.h):
+ * printed by --check, logged at start, never fatal. */
+static void policy_warnings(const struct sbx_policy *p, bool check)
+{
+	struct sbx_policy_errors w = { 0 };
+	FILE *groups = fopen("/etc/group", "re");
+
+	if (sbx_policy_warnings(p, groups, &w) < 0)
+		sbx_warn("cannot check the policy for warnings: out of memory");
+	if (groups)
+		fclose(groups);
+	if (check)
+		sbx_policy_warnings_print(stderr, &w);
+	else
+		for (size_t i = 0; i < w.n; i++)
+			sbx_warn("%s: %s", w.file, w.v[i].msg);
+	sbx_policy_errors_free(&w);
+}
+
+/* Tell systemd (Type=notify) where the broker is; never fatal: a broker
+ * started by hand has nobody to tell. */
+static void notify(const char *state)
+{
+	int rc = sbx_notify(state);
+
+	if (rc < 0)
+		sbx_warn("cannot notify the service manager (NOTIFY_SOCKET): %s", strerror(-rc));
+}
+
+/* Only now: systemd starts ssh.service and sudo.service (ordered after
+ * the broker) once READY=1 arrives, and their first login asks. */
+static void notify_ready(const struct sbx_policy *p)
+{
+	char state[512];
+
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=ready: host %s, socket %s",
+		 p->broker.host, p->broker.socket);
+	notify(state);
+}
+
 /* Detach, keeping a pipe to the parent so it exits only once the child is
  * ready (or says why it is not): scripts can start the broker and use it
  * on the next line. */
@@ -261,6 +302,7 @@ int main(int argc, char **argv)
 		printf("%s: ok: %zu roles, host %s, socket %s, state dir %s, sha256 %s\n", o.config,
 		       b.policy->n_roles, b.policy->broker.host, b.policy->broker.socket,
 		       b.policy->broker.state_dir, b.policy->sha256_hex);
+		policy_warnings(b.policy, true);
 		ret = 0;
 		goto out;
 	}
@@ -273,6 +315,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sbx-brokerd: cannot detach: %s\n", strerror(errno));
 		goto out;
 	}
+	policy_warnings(b.policy, false);
 	raise_fd_limit();
 	if (block_signals() < 0) {
 		sbx_err("cannot block signals: %s", strerror(errno));
@@ -307,8 +350,10 @@ int main(int argc, char **argv)
 		 b.policy->broker.host, b.policy->broker.socket,
 		 (unsigned long long)sbx_journal_last_seq(b.journal), sbx_state_count(b.state));
 	signal_ready(&ready_fd, 0);
+	notify_ready(b.policy);
 	sbx_journal_defer_commits(b.journal, true);
 	ret = sbx_server_run(&b, listen_fd, &so) == 0 ? 0 : 1;
+	notify("STOPPING=1");
 	sbx_broker_shutdown(&b);
 	sbx_info("stopped");
 out:

@@ -588,7 +588,9 @@ static void print_general_help(FILE *f, const struct sbx_cli_tool *t)
 	fprintf(f, "\n%s\n%s", exit_status_text, environment_text);
 	if (t->examples)
 		fprintf(f, "\nExamples:\n%s", t->examples);
-	fprintf(f, "\nSee docs/cli.md for the full reference.\n");
+	/* Pages that `make install` and the sbx package install (docs/man). */
+	fprintf(f, "\nSee also: sbx-request(1), sbxctl(8), sbx-brokerd(8), sbx-policy(5);\n"
+		"the full reference is " SBX_DOCDIR "/cli.md.\n");
 }
 
 static void print_command_help(FILE *f, const struct sbx_cli_tool *t,

@@ -374,6 +374,32 @@ out:
 	return ret;
 }
 
+/* The warnings of a valid policy (policy.h), against this host's
+ * /etc/group: read as a file, not through NSS, which would answer with
+ * sbx's own groups.  -1 when out of memory. */
+static int policy_warnings(const struct sbx_policy *p, struct sbx_policy_errors *w)
+{
+	FILE *groups = fopen("/etc/group", "re");
+	int rc = sbx_policy_warnings(p, groups, w);
+
+	if (groups)
+		fclose(groups);
+	return rc < 0 ? -1 : 0;
+}
+
+static json_t *warnings_json(const struct sbx_policy_errors *w)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < w->n; i++) {
+		if (json_array_append_new(a, json_string(w->v[i].msg)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 static int cmd_policy_check(const struct sbx_cli *c, const struct sbx_cli_args *a)
 {
 	json_t *all = c->json ? json_array() : NULL;
@@ -384,7 +410,7 @@ static int cmd_policy_check(const struct sbx_cli *c, const struct sbx_cli_args *
 		return SBX_EXIT_REFUSED;
 	}
 	for (int i = 0; i < a->npos; i++) {
-		struct sbx_policy_errors errs = { 0 };
+		struct sbx_policy_errors errs = { 0 }, warns = { 0 };
 		struct sbx_policy *p = NULL;
 		const char *file = a->pos[i];
 		struct sbx_settings settings;
@@ -397,17 +423,25 @@ static int cmd_policy_check(const struct sbx_cli *c, const struct sbx_cli_args *
 			(void)errors_append_lines(&errs, file, online);
 		}
 
+		if (ok && policy_warnings(p, &warns) < 0) {
+			sbx_cli_error(c, "out of memory");
+			rc = SBX_EXIT_REFUSED;
+		}
 		if (!ok)
 			rc = SBX_EXIT_USAGE;
-		if (c->json)
-			json_array_append_new(all, json_pack("{s:s, s:b, s:o}", "file", file,
-							     "ok", ok, "errors", errors_json(&errs)));
-		else if (ok)
+		if (c->json) {
+			json_array_append_new(all, json_pack("{s:s, s:b, s:o, s:o}", "file", file,
+							     "ok", ok, "errors", errors_json(&errs),
+							     "warnings", warnings_json(&warns)));
+		} else if (ok) {
 			printf("%s: ok\n", file);
-		else
+			sbx_policy_warnings_print(stderr, &warns);
+		} else {
 			sbx_policy_errors_print(stderr, &errs);
+		}
 		sbx_policy_free(p);
 		sbx_policy_errors_free(&errs);
+		sbx_policy_errors_free(&warns);
 	}
 	if (c->json && sbx_cli_print_json(c, all) != SBX_EXIT_OK)
 		rc = SBX_EXIT_REFUSED;
@@ -871,8 +905,12 @@ static const struct sbx_cli_cmd cmds[] = {
 		"stderr for every problem in an invalid one (unknown keys, wrong types,\n"
 		"bad durations or regexes, unknown groups, users or profiles, a role\n"
 		"loosening its profile, duplicate gids).  Exits 2 when any file has an\n"
-		"error.  With --json, prints [{\"file\", \"ok\", \"errors\": [{\"line\",\n"
-		"\"col\", \"message\"}]}] on stdout instead.\n"
+		"error.  A valid file may still get \"FILE: warning: ...\" lines on\n"
+		"stderr (exit 0): when no role applies to this host (broker.host, else\n"
+		"the host name), and when a role's unix group already exists in\n"
+		"/etc/group with members or another gid.  With --json, prints\n"
+		"[{\"file\", \"ok\", \"errors\": [{\"line\", \"col\", \"message\"}],\n"
+		"\"warnings\": [MESSAGE...]}] on stdout instead.\n"
 		"\n"
 		"  --online   also bind to the policy's directory (directory:) and read it\n"
 		"             as the broker would: a refused bind, an unreachable server,\n"

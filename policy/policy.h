@@ -40,6 +40,8 @@ struct sbx_policy_errors {
 
 void sbx_policy_errors_print(FILE *out, const struct sbx_policy_errors *e);
 void sbx_policy_errors_free(struct sbx_policy_errors *e);
+/* Append msg as a line-0 problem of file.  0 or -ENOMEM. */
+int sbx_policy_errors_add(struct sbx_policy_errors *e, const char *file, const char *msg);
 
 struct sbx_strlist {
 	char **v;
@@ -214,5 +216,19 @@ int sbx_policy_check_request(const struct sbx_policy *p, const struct sbx_role *
 			     const char *user, int64_t *duration,
 			     const char *reason, const char *ticket,
 			     char *why, size_t whylen);
+
+/* What a valid policy will not do that its author probably meant, each
+ * appended to warn as a line-0 message (sbx_policy_warnings_print says
+ * "FILE: warning: ..."):
+ * - no role applies to this host (none of the roles' hosts match
+ *   broker.host, or there are no roles): nobody logs in through sbx here;
+ * - a role's unix_group that group_file (an open group(5) file, normally
+ *   /etc/group, read to its end; NULL skips this) already defines with
+ *   members, who hold the group whatever sbx grants, or with another gid
+ *   than the role's, which sudoers rules naming the group then mean.
+ * Returns how many were appended, or -ENOMEM. */
+int sbx_policy_warnings(const struct sbx_policy *p, FILE *group_file,
+			struct sbx_policy_errors *warn);
+void sbx_policy_warnings_print(FILE *out, const struct sbx_policy_errors *warn);
 
 #endif

@@ -115,6 +115,11 @@ static int errors_append(struct sbx_policy_errors *e, const char *file, int line
 	return 0;
 }
 
+int sbx_policy_errors_add(struct sbx_policy_errors *e, const char *file, const char *msg)
+{
+	return errors_append(e, file, 0, 0, msg);
+}
+
 static void error_add(struct loader *L, int line, int col, const char *msg)
 {
 	L->n_errors++;

@@ -1,7 +1,8 @@
 #!/bin/bash
-# Install the Debian 12 packages sbx needs.  Usage: deps.sh build|test
-#   build: what building and running sbx needs
-#   test:  that, plus what the test suite starts (wrappers, slapd, sshd, ...)
+# Install the Debian 12 packages sbx needs.  Usage: deps.sh build|deb|test
+#   build: what building and running sbx needs (and dpkg-architecture)
+#   deb:   that, plus what `make deb` needs (debhelper, dh-nss, lintian)
+#   test:  both, plus what the test suite starts (wrappers, slapd, sshd, ...)
 # Installs only what is missing, so a second run costs a second.
 set -eu
 want=(autoconf automake libtool pkg-config make gcc libc6-dev
@@ -9,6 +10,14 @@ want=(autoconf automake libtool pkg-config make gcc libc6-dev
       libldap-dev libpam0g-dev libmicrohttpd-dev libcriterion-dev)
 # fleet: the shared log's client library (fleet/pgstore.c)
 want+=(libpq-dev)
+# dpkg-architecture: the --libdir of a `make install` (docs/install.md)
+want+=(dpkg-dev)
+case "${1:-build}" in
+deb | test)
+	# make deb: dpkg-buildpackage with debhelper 13 and dh-nss; lintian
+	want+=(build-essential debhelper dh-nss fakeroot lintian)
+	;;
+esac
 if [ "${1:-build}" = test ]; then
   want+=(libpam-wrapper libnss-wrapper pamtester libpamtest0-dev
          slapd ldap-utils openssh-server openssh-client jq curl valgrind
@@ -17,6 +26,9 @@ if [ "${1:-build}" = test ]; then
          clang libclang-rt-14-dev)  # libFuzzer: tests/fuzz/run, tests/fuzz/brief.sh
   # fleet: throwaway PostgreSQL 15 servers (tests/integration/pg_lib.sh)
   want+=(postgresql)
+  # packaging.sh, unit_file.sh, manpages.sh: systemd-analyze (systemd is
+  # not started), strace, man with groff
+  want+=(systemd strace man-db groff-base)
 fi
 missing=()
 for p in "${want[@]}"; do

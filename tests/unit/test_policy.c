@@ -1214,3 +1214,132 @@ Test(audit, every_key_is_checked)
 	expect_error("audit:\n  seal_every: 60\nroles: {}\n", 2, 15, "missing unit");
 	expect_error("audit:\n  syslog: true\nroles: {}\n", 2, 3, "syslog");
 }
+
+/* ---------------------------------------------------------------------- */
+/* Warnings: valid policies that will not do what they seem to */
+
+/* The warnings for p with group(5) text groups (NULL: no group file). */
+static struct sbx_policy_errors warnings_of(const struct sbx_policy *p, const char *groups)
+{
+	struct sbx_policy_errors w = { 0 };
+	FILE *f = groups ? fmemopen((void *)groups, strlen(groups), "r") : NULL;
+	int n;
+
+	cr_assert(!groups || f);
+	n = sbx_policy_warnings(p, f, &w);
+	if (f)
+		fclose(f);
+	cr_assert_eq(n, (int)w.n, "the count returned is the count appended");
+	return w;
+}
+
+static bool warned(const struct sbx_policy_errors *w, const char *sub)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (strstr(w->v[i].msg, sub))
+			return true;
+	return false;
+}
+
+Test(warnings, reference_on_its_host_has_none)
+{
+	struct sbx_policy *p = load_reference();
+	struct sbx_policy_errors w = warnings_of(p, "root:x:0:\nsbx-admins:x:999:\n");
+
+	if (w.n)
+		sbx_policy_warnings_print(stderr, &w);
+	cr_assert_eq(w.n, 0);
+	sbx_policy_errors_free(&w);
+	sbx_policy_free(p);
+}
+
+Test(warnings, no_role_applies_to_this_host)
+{
+	struct sbx_policy *p = load_reference();
+	struct sbx_policy_errors w;
+
+	cr_assert_eq(sbx_policy_set_host(p, "build-07"), 0);
+	w = warnings_of(p, NULL);
+	cr_assert_eq(w.n, 1);
+	cr_assert_eq(w.v[0].line, 0);
+	cr_assert(warned(&w, "no role applies to this host (build-07)"), "%s", w.v[0].msg);
+	cr_assert(warned(&w, "hosts are sbx-*, sbx-clinical-*,"), "each pattern once: %s",
+		  w.v[0].msg);
+	sbx_policy_errors_free(&w);
+	/* One matching role is enough. */
+	cr_assert_eq(sbx_policy_set_host(p, "sbx-clinical-01"), 0);
+	w = warnings_of(p, NULL);
+	cr_assert_eq(w.n, 0);
+	sbx_policy_errors_free(&w);
+	sbx_policy_free(p);
+}
+
+Test(warnings, no_roles_at_all)
+{
+	struct sbx_policy *p = load_ok_buf("broker:\n  host: sbx-01\nroles: {}\n");
+	struct sbx_policy_errors w = warnings_of(p, NULL);
+
+	cr_assert_eq(w.n, 1);
+	cr_assert(warned(&w, "the policy has no roles: nobody can log in"), "%s", w.v[0].msg);
+	cr_assert(warned(&w, "on sbx-01"));
+	sbx_policy_errors_free(&w);
+	sbx_policy_free(p);
+}
+
+Test(warnings, unix_group_with_members_in_etc_group)
+{
+	struct sbx_policy *p = load_reference();
+	struct sbx_policy_errors w = warnings_of(p,
+		"# comment:x:1:\n"
+		"root:x:0:\n"
+		"sbx-admin:x:60001:alice,bob\n"
+		"sbx-phi:x:60002:\n"
+		"+sbx-admin:::\n");
+
+	cr_assert_eq(w.n, 1, "members, same gid: one warning");
+	cr_assert(warned(&w, "role 'sandbox-admin': unix group sbx-admin already exists in "
+			 "/etc/group with members alice,bob"), "%s", w.v[0].msg);
+	sbx_policy_errors_free(&w);
+	sbx_policy_free(p);
+}
+
+Test(warnings, unix_group_with_another_gid)
+{
+	struct sbx_policy *p = load_reference();
+	struct sbx_policy_errors w = warnings_of(p, "sbx-phi:x:1234:\nsbx-admin:x:60001:\n");
+
+	cr_assert_eq(w.n, 1, "an empty group with the role's gid is harmless");
+	cr_assert(warned(&w, "unix group sbx-phi has gid 1234 in /etc/group, not the role's 60002"),
+		  "%s", w.v[0].msg);
+	sbx_policy_errors_free(&w);
+	w = warnings_of(p, "sbx-phi:x:1234:carol");
+	cr_assert_eq(w.n, 2, "members and another gid: both said (no newline at the end)");
+	sbx_policy_errors_free(&w);
+	sbx_policy_free(p);
+}
+
+Test(warnings, group_file_text_is_sanitized)
+{
+	struct sbx_policy *p = load_reference();
+	struct sbx_policy_errors w = warnings_of(p, "sbx-admin:x:60001:ev\033[31mil\n");
+
+	cr_assert_eq(w.n, 1);
+	cr_assert_null(strchr(w.v[0].msg, '\033'), "%s", w.v[0].msg);
+	sbx_policy_errors_free(&w);
+	sbx_policy_free(p);
+}
+
+Test(warnings, printed_as_file_warning)
+{
+	struct sbx_policy *p = load_ok_buf("roles: {}\n");
+	struct sbx_policy_errors w = warnings_of(p, NULL);
+	char buf[1024] = "";
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+
+	cr_assert_not_null(f);
+	sbx_policy_warnings_print(f, &w);
+	fclose(f);
+	cr_assert(strncmp(buf, "t.yaml: warning: the policy has no roles", 40) == 0, "%s", buf);
+	sbx_policy_errors_free(&w);
+	sbx_policy_free(p);
+}
