@@ -650,7 +650,9 @@ Test(seal, a_back_dated_record_fails)
 
 /* Every bit of a small sealed journal, one at a time: verify --key must
  * catch each. */
-Test(seal, every_bit_flip_is_caught, .timeout = 600)
+/* The suite's timeout covers it: criterion 2.4.1 leaks a test's own
+ * .timeout that overrides its suite's (LeakSanitizer reports it). */
+Test(seal, every_bit_flip_is_caught)
 {
 	const int shape[] = { 2, 0, 1 };
 	char *orig = NULL;
