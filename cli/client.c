@@ -344,48 +344,18 @@ static uint16_t msg_op(const sbx_msg *m)
 	return (uint16_t)((uint16_t)m->buf[6] << 8 | m->buf[7]);
 }
 
-/* sbx_call(), also saying whether the request left whole: a broker that
- * read it may have acted on it, answer or not.  0 (the reply in rep) or a
- * negative errno. */
+/* sbx_call(), also saying whether the request left whole.  0 (the reply
+ * in rep) or a negative errno. */
 static int round_trip(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *rep,
 		      bool *sent)
 {
 	struct sbx_conn_opts o = {
 		.path = c->socket,
-		.timeout_ms = c->timeout_ms,
+		.timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : SBX_CLI_TIMEOUT_MS_DEFAULT,
 		.require_root = 0,
 	};
-	int timeout = c->timeout_ms > 0 ? c->timeout_ms : SBX_CLI_TIMEOUT_MS_DEFAULT;
-	int64_t deadline;
-	struct sbx_hdr h;
-	int fd = -1, ret;
 
-	*sent = false;
-	ret = sbx_msg_finish(req);
-	if (ret)
-		goto out;
-	deadline = sbx_mono_ms() + timeout;
-	fd = sbx_connect(&o, deadline);
-	if (fd < 0) {
-		ret = fd;
-		goto out;
-	}
-	ret = sbx_send_all(fd, req->buf, req->len, deadline);
-	if (ret)
-		goto out;
-	*sent = true;
-	ret = sbx_recv_frame(fd, &rep->frame, &rep->len, deadline);
-	if (ret)
-		goto out;
-	(void)sbx_hdr_decode(rep->frame, rep->len, &h);
-	if (h.op != (uint16_t)(msg_op(req) | SBX_OP_REPLY) && h.op != SBX_OP_ERROR) {
-		sbx_cli_reply_free(rep);
-		ret = -EBADMSG;
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	return ret;
+	return sbx_call_sent(&o, req, &rep->frame, &rep->len, sent);
 }
 
 /* The ID a request frame carries, or 0. */

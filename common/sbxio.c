@@ -301,6 +301,14 @@ static uint16_t frame_op(const uint8_t *frame)
 
 int sbx_call(const struct sbx_conn_opts *o, sbx_msg *req, uint8_t **frame, size_t *n)
 {
+	bool sent;
+
+	return sbx_call_sent(o, req, frame, n, &sent);
+}
+
+int sbx_call_sent(const struct sbx_conn_opts *o, sbx_msg *req, uint8_t **frame, size_t *n,
+		  bool *sent)
+{
 	int saved_errno = errno;
 	int timeout, fd = -1, ret;
 	uint8_t *reply = NULL;
@@ -308,6 +316,7 @@ int sbx_call(const struct sbx_conn_opts *o, sbx_msg *req, uint8_t **frame, size_
 	int64_t deadline;
 	uint16_t op, rop;
 
+	*sent = false;
 	if (!o || !req || !frame || !n) {
 		ret = -EINVAL;
 		goto out;
@@ -325,6 +334,7 @@ int sbx_call(const struct sbx_conn_opts *o, sbx_msg *req, uint8_t **frame, size_
 	ret = sbx_send_all(fd, req->buf, req->len, deadline);
 	if (ret)
 		goto out;
+	*sent = true;
 	ret = sbx_recv_frame(fd, &reply, &rlen, deadline);
 	if (ret)
 		goto out;

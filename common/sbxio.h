@@ -7,6 +7,7 @@
 #ifndef SBX_SBXIO_H
 #define SBX_SBXIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -42,6 +43,10 @@ int sbx_recv_frame(int fd, uint8_t **frame, size_t *n, int64_t deadline_ms);
  * Returns 0 (reply in *frame, caller frees) or negative errno; errno is
  * left as it was (callers inside NSS and PAM must not see it move). */
 int sbx_call(const struct sbx_conn_opts *o, sbx_msg *req, uint8_t **frame, size_t *n);
+/* The same, also saying whether the request left whole (*sent): a broker
+ * that read it may have acted on it, answer or not. */
+int sbx_call_sent(const struct sbx_conn_opts *o, sbx_msg *req, uint8_t **frame, size_t *n,
+		  bool *sent);
 
 /* STATUS and MESSAGE of a reply frame (message into msg, may be truncated). */
 int sbx_reply_status(const uint8_t *frame, size_t n, uint32_t *status, char *msg, size_t msglen);
