@@ -57,9 +57,31 @@ if [ -n "$trs" ]; then
   skipped=$(cat $trs | grep -cE '^:test-result: SKIP' || true)
 fi
 # Criterion does not fail a test when a sanitizer reports from inside it,
-# and a daemon's report lands in its log: every report counts as a failure.
-san_reports=$(grep -rlE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
-  --include='*.log' "$top/build-san/tests" 2>/dev/null | grep -v test-suite.log)
+# and a daemon's report lands in its log: every report counts as a failure,
+# except a leak whose whole allocation stack lies in criterion's own runner
+# (criterion 2.4.1 now and then leaks 48 bytes in criterion_run_all_tests,
+# in the parent process, outside every test): no frame of sbx's code, so
+# nothing of ours to fix.  A leak with any other frame still counts.
+ours() {
+  awk '
+    /ERROR: AddressSanitizer|runtime error:/ { real = 1 }
+    /^(Direct|Indirect) leak of/ { inleak = 1; mine = 0; next }
+    inleak && /^ +#[0-9]+ / {
+      if ($0 !~ /libcriterion\.so|libsanitizer|asan_malloc|__libc_start|libc\.so|in _start /) mine = 1
+      next
+    }
+    inleak { if (mine) real = 1; inleak = 0 }
+    END { if (inleak && mine) real = 1; exit real ? 0 : 1 }' "$1"
+}
+san_reports=
+for f in $(grep -rlE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+             --include='*.log' "$top/build-san/tests" 2>/dev/null | grep -v test-suite.log); do
+  if ours "$f"; then
+    san_reports="$san_reports $f"
+  else
+    echo "ignored (a leak inside criterion's runner, no sbx frame): $f"
+  fi
+done
 if [ -n "$san_reports" ]; then
   step "sanitizer reports"
   for f in $san_reports; do
