@@ -1,6 +1,7 @@
 /*
- * The broker's memory: every request and grant ever made, rebuilt at
- * start-up from the journal.  Changes reach it only through
+ * The broker's memory: the open requests and live grants, and the
+ * latest ended ones (sbx_state_keep_ended), rebuilt at start-up from the
+ * journal.  Changes reach it only through
  * sbx_state_apply(), with the same journal record whether it was just
  * written or is being replayed, so what replay rebuilds is exactly what
  * the running broker had.

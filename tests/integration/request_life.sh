@@ -236,7 +236,7 @@ assert_rc "a bad duration: exit 2" 2
 req --as erin status 99999
 assert_rc "status of a request that does not exist: exit 2" 2
 
-# --- lists: history never disappears ------------------------------------------
+# --- lists: ended ones stay listed (the latest broker.keep_ended) ------------------------------------------
 req --as erin --json list
 assert_rc "erin lists her open requests" 0
 assert_eq "list shows only pending and active ones" "$A8 $A7" \
