@@ -9,6 +9,7 @@
 
 #include "broker.h"
 
+#include "alerts.h"
 #include "directory.h"
 #include "fleet.h"
 #include "duration.h"
@@ -38,6 +39,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_grouptable_on_record(b, rec);
 	sbx_sessions_on_record(b, rec);
 	sbx_slack_on_record(b, rec);
+	sbx_alerts_on_record(b, rec);
 }
 
 /* During the start-up replay, features rebuild their own tables. */
@@ -46,6 +48,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 	sbx_sessions_replay(b->sessions, rec);
 	sbx_slack_replay(b->slack, rec);
 	sbx_sealing_replay(b->sealing, rec);
+	sbx_alerts_replay(b, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -53,6 +56,7 @@ static void features_on_reload(struct sbx_broker *b)
 	sbx_directory_on_reload(b);
 	sbx_grouptable_on_reload(b);
 	sbx_slack_on_reload(b);
+	sbx_alerts_on_reload(b);
 }
 
 void sbx_broker_timers(struct sbx_broker *b, int64_t now)
@@ -255,6 +259,7 @@ void sbx_broker_degrade(struct sbx_broker *b)
 	snprintf(b->degraded, sizeof(b->degraded), "%s", why);
 	sbx_err("journal failed: %s; refusing changes from now on, answering checks from what is on disk",
 		why);
+	sbx_alerts_on_failure(b, why);
 	fresh = sbx_state_new();
 	if (!fresh)
 		return;
@@ -383,7 +388,8 @@ static int forget_snapshot(struct sbx_broker *b, char *err, size_t errlen)
 	sbx_sessions_free(b->sessions);
 	b->sessions = sbx_sessions_new();
 	sbx_slack_free(b);
-	if (!b->sessions || sbx_slack_new(b) < 0) {
+	sbx_alerts_free(b);
+	if (!b->sessions || sbx_slack_new(b) < 0 || sbx_alerts_new(b) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -1215,7 +1221,7 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 	}
 	b->sessions = sbx_sessions_new();
 	b->sealing = sbx_sealing_new();
-	if (!b->sessions || !b->sealing || sbx_slack_new(b) < 0) {
+	if (!b->sessions || !b->sealing || sbx_slack_new(b) < 0 || sbx_alerts_new(b) < 0) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1342,6 +1348,7 @@ void sbx_broker_free(struct sbx_broker *b)
 	b->sessions = NULL;
 	sbx_sealing_free(b->sealing);
 	b->sealing = NULL;
+	sbx_alerts_free(b);
 	sbx_journal_close(b->journal);
 	b->journal = NULL;
 	sbx_state_free(b->state);

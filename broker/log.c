@@ -65,6 +65,11 @@ void sbx_log_init(const char *ident, enum sbx_log_target target, int debug)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
 }
 
+bool sbx_log_is_syslog(void)
+{
+	return log_target == SBX_LOG_SYSLOG;
+}
+
 static const char *prio_name(int priority)
 {
 	switch (priority) {

@@ -19,6 +19,8 @@ enum sbx_log_target { SBX_LOG_STDERR, SBX_LOG_SYSLOG };
 void sbx_log_init(const char *ident, enum sbx_log_target target, int debug);
 /* Is stderr the stream JOURNAL_STREAM names (its device and inode)? */
 bool sbx_log_stderr_is_journal(void);
+/* Does sbx_log write to syslog (authpriv)? */
+bool sbx_log_is_syslog(void);
 void sbx_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define sbx_err(...) sbx_log(LOG_ERR, __VA_ARGS__)
 #define sbx_warn(...) sbx_log(LOG_WARNING, __VA_ARGS__)

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include "policy_internal.h"
+#include "policy_alerts.h"
 
 #include "duration.h"
 #include "sbx_proto.h"
@@ -1969,6 +1970,17 @@ static void load_audit(struct loader *L, yaml_node_t *n)
 		walk_map(L, n, audit_fields, L->settings, "audit", n->start_mark);
 }
 
+/* alerts: (policy_alerts.c) */
+static void alerts_error(void *ctx, yaml_mark_t at, const char *msg)
+{
+	error_at(ctx, at, "%s", msg);
+}
+
+static void load_alerts(struct loader *L, yaml_node_t *n)
+{
+	sbx_policy_alerts_load(&L->doc, n, L->p, &L->settings->alerts, alerts_error, L);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The document */
 
@@ -1986,6 +1998,7 @@ static const struct section {
 	{ "users", load_users },
 	{ "groups", load_groups },
 	{ "roles", load_roles },
+	{ "alerts", load_alerts },
 };
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -2003,7 +2016,7 @@ static void load_root(struct loader *L, yaml_node_t *root)
 		if (k == N_SECTIONS)
 			error_at(L, e[i].knode->start_mark,
 				 "unknown key '%s' (the policy has broker, directory, slack, fleet, audit, "
-				 "profiles, users, groups and roles)", e[i].key);
+				 "profiles, users, groups, roles and alerts)", e[i].key);
 		else
 			found[k] = e[i].vnode;
 	}

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alerts_conf.h"
+
 /* The longest path of a file holding a secret, with its NUL. */
 #define SBX_SETTINGS_PATH_MAX 1024
 
@@ -68,6 +70,7 @@ struct sbx_settings {
 	struct sbx_slack_conf slack;
 	struct sbx_fleet_conf fleet;
 	struct sbx_audit_conf audit;
+	struct sbx_alerts_conf alerts;  /* alerts: (alerts_conf.h) */
 };
 
 #endif

@@ -141,7 +141,9 @@ static struct slack_note *note_from_json(const json_t *o, uint64_t seq, int64_t 
 	n->response_url_at = int_of(o, "response_url_at");
 	n->queued_at = queued_at;
 	n->message = json_is_object(msg) ? json_incref(msg) : NULL;
-	if (!n->nid || !n->req || !n->user || !n->role || !n->state || !n->message) {
+	/* An alert's note (sbx_slack_queue_alert) belongs to no request. */
+	if (!n->nid || !n->user || !n->role || !n->state || !n->message ||
+	    (!n->req && strcmp(n->state, "alert") != 0)) {
 		note_free(n);
 		return NULL;
 	}
@@ -227,7 +229,7 @@ static void apply_queued(struct sbx_slack *s, const json_t *rec)
 	}
 	if (n->nid >= s->next_nid)
 		s->next_nid = n->nid + 1;
-	t = track_add(s, n->req);
+	t = n->req ? track_add(s, n->req) : NULL;
 	if (t) {
 		snprintf(t->state, sizeof(t->state), "%s", n->state);
 		if (n->response_url) {
@@ -410,6 +412,25 @@ static int queue_note(struct sbx_slack *s, const struct sbx_req *r, const char *
 	json_object_set_new(f, "message", msg);
 	/* The record comes back through on_record, which adds the note. */
 	return sbx_broker_record(s->b, "notify.queued", SBX_SYSTEM_ACTOR, f, &seq);
+}
+
+int sbx_slack_queue_alert(struct sbx_broker *b, const char *rule, const char *text)
+{
+	struct sbx_slack *s = b->slack;
+	json_t *f;
+	uint64_t seq = 0;
+
+	if (!s || !s->running)
+		return 0;
+	/* id 0 and state "alert": a note of no request, sent in order with
+	 * the other alerts, through the same outbox. */
+	f = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:{s:s}}", "channel", "slack", "nid",
+		      (json_int_t)s->next_nid, "id", (json_int_t)0, "user", SBX_SYSTEM_ACTOR,
+		      "role", "-", "state", "alert", "message", "text", text);
+	if (!f)
+		return -1;
+	sbx_rec_str(f, "alert", rule);
+	return sbx_broker_record(b, "notify.queued", SBX_SYSTEM_ACTOR, f, &seq);
 }
 
 static void reconcile(struct sbx_slack *s, uint32_t id)

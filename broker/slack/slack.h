@@ -57,6 +57,11 @@ void sbx_slack_on_ready(struct sbx_broker *b);
 
 /* Every record (live): a request's change may need a message. */
 void sbx_slack_on_record(struct sbx_broker *b, const json_t *rec);
+/* Queue text (already sanitized) as an alert's message, through the
+ * outbox like every other (notify.queued with id 0 and state "alert").
+ * 0 also when Slack is not running (nothing queued); -1 when the journal
+ * did not take it. */
+int sbx_slack_queue_alert(struct sbx_broker *b, const char *rule, const char *text);
 /* Every loop pass: queue the messages this pass's changes need, release
  * callback replies whose records are durable, send what is due. */
 void sbx_slack_tick(struct sbx_broker *b);
