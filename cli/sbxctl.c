@@ -691,6 +691,28 @@ static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a
 	return rc;
 }
 
+/* alert.raised records from the journal: the same reading as audit
+ * query, so root (or whoever may read the journal) only: alerts name
+ * other people's activity. */
+static int cmd_alerts(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct sbx_audit_query q = {
+		.event = "alert.raised",
+		.has_since = true,
+		.format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT,
+	};
+	char *dir = NULL;
+	int rc;
+
+	if (when_arg(c, "--since", a->val[O_SINCE] ? a->val[O_SINCE] : "7d", &q.since_us))
+		return SBX_EXIT_USAGE;
+	rc = state_dir_for(c, a, &dir);
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_query(c, dir, &q);
+	free(dir);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* The fleet                                                           */
 
@@ -947,6 +969,37 @@ static const struct sbx_cli_cmd cmds[] = {
 		.max_args = 1,
 		.opts = BIT(O_CONFIG),
 		.run = cmd_policy_explain,
+	},
+	{
+		.name = "alerts",
+		.synopsis = "alerts [--state-dir DIR | --config FILE] [--since T]",
+		.summary = "list the alerts raised (offline, from the journal)",
+		.help =
+		"Print the alerts the broker raised (alert.raised records: the policy's\n"
+		"alerts: rules, docs/policy.md), oldest first, reading the journal\n"
+		"without the broker.  Alerts name other people's activity, so this\n"
+		"needs read access to the journal (root).\n"
+		"\n"
+		"Each line: time, seq, event, actor, user, role, id, then rule (the\n"
+		"alert's name), matched (the event it matched), count, within (the\n"
+		"window in seconds), per, outside or during (its hours) and seqs (the\n"
+		"records that made it), as key=value.\n"
+		"\n"
+		"Options:\n"
+		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"  --since T        alerts at or after T (default 7d): an RFC 3339 time,\n"
+		"                   a date (midnight UTC) or a duration meaning that long\n"
+		"                   ago (2h, 1d12h)\n"
+		"  --json           one JSON array of the records\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl alerts\n"
+		"  sbxctl alerts --since 1d --json\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_SINCE),
+		.run = cmd_alerts,
 	},
 	{
 		.name = "audit init",

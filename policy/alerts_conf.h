@@ -13,7 +13,7 @@
 
 #define SBX_ALERT_RULES_MAX 32   /* rules in one policy */
 #define SBX_ALERT_FIELDS_MAX 4   /* fields: matches in one rule */
-#define SBX_ALERT_COUNT_MAX 1000 /* count: */
+#define SBX_ALERT_COUNT_MAX 100  /* count: */
 #define SBX_ALERT_WITHIN_MAX (7 * 86400)
 
 enum sbx_alert_per { SBX_ALERT_PER_ALL = 0, SBX_ALERT_PER_USER, SBX_ALERT_PER_ROLE };
