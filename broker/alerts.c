@@ -395,6 +395,97 @@ oom:
 	return NULL;
 }
 
+/* ---- snapshots ------------------------------------------------------------------------ */
+
+/* A rule's identity across a restart: its whole definition (FNV-1a). */
+static uint64_t rule_print(const struct sbx_alert_rule *r)
+{
+	const unsigned char *p = (const unsigned char *)r;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < sizeof(*r); i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+json_t *sbx_alerts_save(const struct sbx_alerts *a)
+{
+	json_t *rules = json_array();
+	char print[17];
+
+	for (size_t i = 0; a && rules && i < a->n; i++) {
+		const struct arule *ar = &a->rule[i];
+		json_t *keys = json_array();
+
+		if (!keys || !ar->n_keys) {
+			json_decref(keys);
+			continue;
+		}
+		for (size_t j = 0; j < ar->n_keys; j++) {
+			const struct akey *k = &ar->keys[j];
+			json_t *seq = json_array(), *at = json_array();
+
+			for (unsigned e = 0; seq && at && e < k->n; e++) {
+				json_array_append_new(seq, json_integer((json_int_t)k->seq[e]));
+				json_array_append_new(at, json_integer(k->at[e]));
+			}
+			json_array_append_new(keys, json_pack("{s:s, s:o*, s:o*, s:I}", "key", k->name,
+							      "seq", seq, "at", at, "quiet_until",
+							      (json_int_t)k->quiet_until));
+		}
+		snprintf(print, sizeof(print), "%016llx", (unsigned long long)rule_print(&ar->r));
+		json_array_append_new(rules, json_pack("{s:s, s:s, s:o}", "rule", ar->r.name, "print",
+						       print, "keys", keys));
+	}
+	return rules ? json_pack("{s:o}", "rules", rules) : NULL;
+}
+
+static void load_key(struct sbx_alerts *a, struct arule *ar, const json_t *o)
+{
+	const char *name = str_of(o, "key");
+	const json_t *seq = json_object_get(o, "seq"), *at = json_object_get(o, "at");
+	struct akey *k;
+
+	if (!name || !json_is_array(seq) || !json_is_array(at) ||
+	    json_array_size(seq) != json_array_size(at) || json_array_size(seq) >= ar->r.count)
+		return;
+	k = key_get(a, ar, name);
+	if (!k)
+		return;
+	k->used = ++a->tick;
+	k->n = (unsigned)json_array_size(seq);
+	for (unsigned e = 0; e < k->n; e++) {
+		k->seq[e] = (uint64_t)json_integer_value(json_array_get(seq, e));
+		k->at[e] = (int64_t)json_integer_value(json_array_get(at, e));
+	}
+	k->quiet_until = (int64_t)json_integer_value(json_object_get(o, "quiet_until"));
+}
+
+int sbx_alerts_load(struct sbx_alerts *a, const json_t *saved)
+{
+	const json_t *rules = json_object_get(saved, "rules"), *o, *k;
+	char print[17];
+	size_t i, j;
+
+	if (!a || !json_is_array(rules))
+		return 0;
+	json_array_foreach(rules, i, o) {
+		const char *name = str_of(o, "rule"), *p = str_of(o, "print");
+
+		for (size_t r = 0; name && p && r < a->n; r++) {
+			struct arule *ar = &a->rule[r];
+
+			snprintf(print, sizeof(print), "%016llx", (unsigned long long)rule_print(&ar->r));
+			/* A rule changed since (or gone) starts empty. */
+			if (strcmp(ar->r.name, name) != 0 || strcmp(print, p) != 0 || !ar->r.within)
+				continue;
+			json_array_foreach(json_object_get(o, "keys"), j, k)
+				load_key(a, ar, k);
+		}
+	}
+	return 0;
+}
+
 /* ---- the feature --------------------------------------------------------------------------- */
 
 int sbx_alerts_new(struct sbx_broker *b)

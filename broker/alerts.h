@@ -15,10 +15,11 @@
  * a new key beyond that evicts the least recently matched one (its
  * partial count is forgotten, with a warning once per rule and run).
  *
- * Across a restart the windows are rebuilt from the records the start-up
- * replays (those after the last snapshot); counts that began before the
- * snapshot are lost.  A window that filled during the replay counts as
- * raised: a restart never raises an alert a second time.
+ * Across a restart the windows survive: the snapshot holds them
+ * ("ext"."alerts") and the start-up replays the records after it through
+ * the same engine.  A window that filled during the replay counts as
+ * raised: a restart never raises an alert a second time.  A rule whose
+ * definition changed starts empty.
  *
  * Threads: the event loop only.
  */
@@ -61,6 +62,10 @@ bool sbx_alert_hours_contain(const struct sbx_alert_hours *h, int64_t t);
 /* Before the journal is replayed (b->settings loaded).  0 or -ENOMEM. */
 int sbx_alerts_new(struct sbx_broker *b);
 void sbx_alerts_free(struct sbx_broker *b);
+/* The windows for a snapshot's "ext"."alerts", and back (rules that
+ * changed since start empty; 0 always: what does not fit is skipped). */
+json_t *sbx_alerts_save(const struct sbx_alerts *a);
+int sbx_alerts_load(struct sbx_alerts *a, const json_t *saved);
 /* During the start-up replay: windows fill, nothing is raised. */
 void sbx_alerts_replay(struct sbx_broker *b, const json_t *rec);
 /* Every live record: match, and raise what fills. */

@@ -423,7 +423,8 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 		load_fleet_part(b, data);
 		return 0;
 	}
-	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0) {
+	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0 &&
+	    strcmp(ext, "alerts") != 0) {
 		/* Its records before the snapshot are never read: without
 		 * its part the feature would miss them. */
 		snprintf(err, errlen, "snapshot: unknown part \"%.40s\"", ext);
@@ -437,6 +438,8 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 		snprintf(err, errlen, "snapshot: sessions state does not load");
 		return -1;
 	}
+	if (strcmp(ext, "alerts") == 0)
+		return sbx_alerts_load(b->alerts, data);
 	if (strcmp(ext, "slack") == 0 && sbx_slack_load(b->slack, data) < 0) {
 		snprintf(err, errlen, "snapshot: slack state does not load");
 		return -1;
@@ -472,6 +475,7 @@ int sbx_broker_snapshot_state(struct sbx_snapshot_out *out, void *ctx)
 	if (sbx_state_snapshot(b->state, put_entry, out) < 0 ||
 	    put_part(out, "sessions", sbx_sessions_save(b->sessions)) < 0 ||
 	    put_part(out, "slack", sbx_slack_save(b->slack)) < 0 ||
+	    put_part(out, "alerts", sbx_alerts_save(b->alerts)) < 0 ||
 	    put_part(out, "fleet",
 		     json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
 			       b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,

@@ -701,11 +701,14 @@ static int cmd_alerts(const struct sbx_cli *c, const struct sbx_cli_args *a)
 		.has_since = true,
 		.format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT,
 	};
-	char *dir = NULL;
+	const char *since = a->val[O_SINCE] ? a->val[O_SINCE] : "7d";
+	char *dir = NULL, san[64];
 	int rc;
 
-	if (when_arg(c, "--since", a->val[O_SINCE] ? a->val[O_SINCE] : "7d", &q.since_us))
-		return SBX_EXIT_USAGE;
+	if (sbx_cli_parse_when(since, sbx_now_us(), &q.since_us) < 0)
+		return sbx_cli_usage(c, "alerts", "bad time \"%s\" for --since: write an RFC 3339 "
+				     "time (2026-11-28T09:00:00Z), a date (2026-11-28) or a duration "
+				     "meaning that long ago (2h, 1d)", sbx_sanitize(since, san, sizeof(san)));
 	rc = state_dir_for(c, a, &dir);
 	if (rc == SBX_EXIT_OK)
 		rc = sbx_audit_query(c, dir, &q);

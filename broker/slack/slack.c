@@ -377,12 +377,16 @@ void sbx_slack_on_record(struct sbx_broker *b, const json_t *rec)
 	const char *event = json_string_value(json_object_get(rec, "event"));
 	json_t *id = json_object_get(rec, "id");
 
-	if (!s || !event || !s->running)
+	if (!s || !event)
 		return;
+	/* Also before Slack starts: an alert raised at start-up is sent once
+	 * it has. */
 	if (strncmp(event, "notify.", 7) == 0) {
 		apply_notify(s, rec);
 		return;
 	}
+	if (!s->running)
+		return;
 	/* Decided at the end of the pass: an approval and the activation it
 	 * causes then make one message, not two. */
 	if ((strncmp(event, "request.", 8) == 0 || strncmp(event, "grant.", 6) == 0) &&
@@ -420,7 +424,7 @@ int sbx_slack_queue_alert(struct sbx_broker *b, const char *rule, const char *te
 	json_t *f;
 	uint64_t seq = 0;
 
-	if (!s || !s->running)
+	if (!s || !b->settings.slack.enabled)
 		return 0;
 	/* id 0 and state "alert": a note of no request, sent in order with
 	 * the other alerts, through the same outbox. */
@@ -527,8 +531,11 @@ static void on_sent(void *arg, const struct slack_result *res)
 			note_free(n);
 			return;
 		}
-		sbx_info("slack: request %u: message (%s) delivered%s", n->req, n->state,
-			 n->used_response_url ? " as an update" : "");
+		if (n->req)
+			sbx_info("slack: request %u: message (%s) delivered%s", n->req, n->state,
+				 n->used_response_url ? " as an update" : "");
+		else
+			sbx_info("slack: an alert's message delivered");
 		record_outcome(s, n, "notify.delivered", NULL);
 		return;
 	}

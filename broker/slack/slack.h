@@ -59,8 +59,8 @@ void sbx_slack_on_ready(struct sbx_broker *b);
 void sbx_slack_on_record(struct sbx_broker *b, const json_t *rec);
 /* Queue text (already sanitized) as an alert's message, through the
  * outbox like every other (notify.queued with id 0 and state "alert").
- * 0 also when Slack is not running (nothing queued); -1 when the journal
- * did not take it. */
+ * 0 also without a slack: section (nothing queued); -1 when the journal
+ * did not take it.  Queued before Slack starts, it is sent once it has. */
 int sbx_slack_queue_alert(struct sbx_broker *b, const char *rule, const char *text);
 /* Every loop pass: queue the messages this pass's changes need, release
  * callback replies whose records are durable, send what is due. */

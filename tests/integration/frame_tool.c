@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +45,10 @@ static void usage(FILE *out)
 		"  half SECONDS [USER] send half a CHECK frame, keep the connection\n"
 		"                     open SECONDS, print what happened; exit 0\n"
 		"  hold SECONDS       connect, send nothing, hold SECONDS; exit 0\n"
-		"  check USER         a real CHECK: prints \"allowed\" (exit 0) or\n"
-		"                     \"denied: MESSAGE\" (exit 1, also for an error reply)\n"
+		"  check USER [record] a real CHECK: prints \"allowed\" (exit 0) or\n"
+		"                     \"denied: MESSAGE\" (exit 1, also for an error reply);\n"
+		"                     record: asks for access.checked as pam_sbx does\n"
+		"                     (recorded only for root)\n"
 		"exit 2: usage; exit 3: could not connect (check: or no answer in time)\n");
 }
 
@@ -302,7 +305,7 @@ static int mode_hold(const char *path, int secs)
 	return EXIT_OK;
 }
 
-static int mode_check(const char *path, const char *user)
+static int mode_check(const char *path, const char *user, bool record)
 {
 	struct sbx_conn_opts o = { .path = path, .timeout_ms = REPLY_TIMEOUT_MS };
 	char msg[SBX_STR_MAX + 1], clean[SBX_STR_MAX + 1];
@@ -314,7 +317,12 @@ static int mode_check(const char *path, const char *user)
 	sbx_msg m;
 	int rc, ret = EXIT_IO;
 
-	if (build_check(&m, SBX_OP_CHECK, user) != 0) {
+	sbx_msg_init(&m, SBX_OP_CHECK);
+	sbx_msg_put_str(&m, SBX_F_USER, user);
+	sbx_msg_put_str(&m, SBX_F_SERVICE, "frame_tool");
+	if (record)
+		sbx_msg_put_u32(&m, SBX_F_FLAGS, SBX_CHECK_RECORD);
+	if (sbx_msg_finish(&m) != 0) {
 		printf("cannot build frame (user name too long?)\n");
 		sbx_msg_free(&m);
 		return EXIT_USAGE;
@@ -374,7 +382,9 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "hold") && argc == 4 && !parse_seconds(argv[3], &secs))
 		return mode_hold(path, secs);
 	if (!strcmp(mode, "check") && argc == 4)
-		return mode_check(path, argv[3]);
+		return mode_check(path, argv[3], false);
+	if (!strcmp(mode, "check") && argc == 5 && !strcmp(argv[4], "record"))
+		return mode_check(path, argv[3], true);
 	usage(stderr);
 	return EXIT_USAGE;
 }

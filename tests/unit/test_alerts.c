@@ -475,3 +475,36 @@ Test(alerts_engine, outside_working_hours)
 	sbx_alerts_engine_free(a);
 	sbx_policy_free(p);
 }
+
+Test(alerts_engine, windows_survive_a_snapshot)
+{
+	struct sbx_policy *p = load_ok(DOC_EXAMPLES);
+	struct sbx_alerts *a = sbx_alerts_engine_new(&settings.alerts);
+	struct sbx_alerts *b = sbx_alerts_engine_new(&settings.alerts);
+	struct sbx_alerts_conf changed = settings.alerts;
+	struct sbx_alerts *c;
+	json_t *saved;
+
+	for (int i = 0; i < 4; i++)
+		(void)feed(a, p, rec((uint64_t)i + 1, T0 + i, "access.checked", "erin", "denied"), false,
+			   NULL);
+	for (int i = 0; i < 5; i++)
+		(void)feed(a, p, rec(10 + (uint64_t)i, T0 + i, "access.checked", "bob", "denied"), false,
+			   NULL);
+	saved = sbx_alerts_save(a);
+	cr_assert_not_null(saved);
+	cr_assert_eq(sbx_alerts_load(b, saved), 0);
+	/* erin's fifth raises after the restart; bob stays quiet. */
+	cr_expect_eq(feed(b, p, rec(20, T0 + 30, "access.checked", "erin", "denied"), false, NULL), 1);
+	cr_expect_eq(feed(b, p, rec(21, T0 + 31, "access.checked", "bob", "denied"), false, NULL), 0);
+	/* A rule changed since the snapshot starts empty. */
+	changed.rule[0].within = 900;
+	c = sbx_alerts_engine_new(&changed);
+	cr_assert_eq(sbx_alerts_load(c, saved), 0);
+	cr_expect_eq(feed(c, p, rec(20, T0 + 30, "access.checked", "erin", "denied"), false, NULL), 0);
+	json_decref(saved);
+	sbx_alerts_engine_free(a);
+	sbx_alerts_engine_free(b);
+	sbx_alerts_engine_free(c);
+	sbx_policy_free(p);
+}
