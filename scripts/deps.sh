@@ -12,6 +12,8 @@ want=(autoconf automake libtool pkg-config make gcc libc6-dev
 want+=(libpq-dev)
 # dpkg-architecture: the --libdir of a `make install` (docs/install.md)
 want+=(dpkg-dev)
+# the alert rules' working hours in named time zones (docs/policy.md, "alerts")
+want+=(tzdata)
 case "${1:-build}" in
 deb | test)
 	# make deb: dpkg-buildpackage with debhelper 13 and dh-nss; lintian
