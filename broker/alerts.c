@@ -437,7 +437,12 @@ json_t *sbx_alerts_save(const struct sbx_alerts *a)
 		json_array_append_new(rules, json_pack("{s:s, s:s, s:o}", "rule", ar->r.name, "print",
 						       print, "keys", keys));
 	}
-	return rules ? json_pack("{s:o}", "rules", rules) : NULL;
+	/* No open window: no part (a snapshot stays as it was without alerts). */
+	if (!rules || json_array_size(rules) == 0) {
+		json_decref(rules);
+		return NULL;
+	}
+	return json_pack("{s:o}", "rules", rules);
 }
 
 static void load_key(struct sbx_alerts *a, struct arule *ar, const json_t *o)

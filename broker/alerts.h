@@ -62,8 +62,9 @@ bool sbx_alert_hours_contain(const struct sbx_alert_hours *h, int64_t t);
 /* Before the journal is replayed (b->settings loaded).  0 or -ENOMEM. */
 int sbx_alerts_new(struct sbx_broker *b);
 void sbx_alerts_free(struct sbx_broker *b);
-/* The windows for a snapshot's "ext"."alerts", and back (rules that
- * changed since start empty; 0 always: what does not fit is skipped). */
+/* The windows for a snapshot's "ext"."alerts" (NULL: none open, no
+ * part), and back (rules that changed since start empty; 0 always: what
+ * does not fit is skipped). */
 json_t *sbx_alerts_save(const struct sbx_alerts *a);
 int sbx_alerts_load(struct sbx_alerts *a, const json_t *saved);
 /* During the start-up replay: windows fill, nothing is raised. */
