@@ -144,6 +144,60 @@ run "$BROKERD" --config "$T/bad.yaml" --foreground --socket "$T/bad.sock" --stat
 assert_rc "the broker does not start on it" 2
 assert_contains "and says where" "$ERR" "$T/bad.yaml:$line:12: unknown event"
 
+# --- syslog: authpriv.warning (root: a private /dev with our own /dev/log) ------------------
+if is_root && command -v unshare >/dev/null && unshare -m --propagation private true 2>/dev/null; then
+	cat >"$T/syslogd.py" <<'PY'
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+with open(sys.argv[1] + ".pid", "w") as f:
+    f.write(str(os.getpid()))
+with open(sys.argv[1], "ab", buffering=0) as out:
+    while True:
+        out.write(s.recv(65536) + b"\n")
+PY
+	# /dev becomes a tmpfs in the broker's own mount namespace, with the
+	# host's null, zero and urandom bound in and a datagram socket at
+	# /dev/log; the host's /dev is untouched.
+	cat >"$T/ns.sh" <<'SH'
+set -e
+d=$1
+shift
+mkdir -p "$d/olddev"
+mount --rbind /dev "$d/olddev"
+mount -t tmpfs -o mode=755 sbx-test-dev /dev
+for n in null zero urandom random; do
+	touch "/dev/$n"
+	mount --bind "$d/olddev/$n" "/dev/$n"
+done
+python3 "$d/syslogd.py" "$d/syslog.out" &
+for i in $(seq 100); do
+	[ -S /dev/log ] && break
+	sleep 0.05
+done
+exec "$@"
+SH
+	STATE="$T/state-syslog"
+	BROKER_PREFIX=(unshare -m --propagation private bash "$T/ns.sh" "$T")
+	broker_start
+	tap_result "broker starts with its own /dev/log"
+	BROKER_PREFIX=()
+	[ -s "$T/syslog.out.pid" ] && track_pid "$(cat "$T/syslog.out.pid")"
+	for i in 1 2 3 4 5; do deny_one erin; done
+	wait_until 5 grep -q "alert refused-requests" "$T/syslog.out"
+	# <84>: facility authpriv (10) * 8 + warning (4).
+	assert_match "the alert reaches syslog as authpriv.warning" \
+		'^<84>.*alert refused-requests on sbx-01: 5 request.denied \(user erin' \
+		"$(grep "alert refused-requests" "$T/syslog.out")"
+	assert_eq "syslog has it once" 1 "$(grep -c "alert refused-requests" "$T/syslog.out")"
+	broker_stop
+	[ -s "$T/syslog.out.pid" ] && kill "$(cat "$T/syslog.out.pid")" 2>/dev/null
+else
+	tap_skip "broker starts with its own /dev/log" "needs root and unshare -m (a private /dev/log)"
+	tap_skip "the alert reaches syslog as authpriv.warning" "needs root and unshare -m"
+	tap_skip "syslog has it once" "needs root and unshare -m"
+fi
+
 # --- Slack ---------------------------------------------------------------------------------------
 STATE="$T/state-slack"
 slack_setup
