@@ -269,6 +269,41 @@ static bool window_add(struct sbx_alerts *a, struct arule *ar, const char *name,
 	return true;
 }
 
+/* A rule's identity across a reload or a restart: FNV-1a over each of
+ * its values (not its bytes: padding is not part of a rule). */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+#define FNV_STR(h, s) fnv((h), (s), strlen(s) + 1)
+#define FNV_VAL(h, v) fnv((h), &(v), sizeof(v))
+
+static uint64_t rule_print(const struct sbx_alert_rule *r)
+{
+	const struct sbx_alert_hours *t = &r->hours;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	int64_t n[] = { r->event_prefix, (int64_t)r->n_fields, r->count, r->within, r->per,
+			t->set, t->outside, t->days, t->from, t->to };
+
+	h = FNV_STR(h, r->name);
+	h = FNV_STR(h, r->event);
+	h = FNV_STR(h, r->role);
+	h = FNV_STR(h, r->user);
+	h = FNV_STR(h, r->group);
+	h = FNV_STR(h, r->outcome);
+	for (size_t i = 0; i < r->n_fields; i++) {
+		h = FNV_STR(h, r->fields[i].key);
+		h = FNV_STR(h, r->fields[i].value);
+	}
+	h = FNV_STR(h, t->tz);
+	return FNV_VAL(h, n);
+}
+
 /* ---- the engine ---------------------------------------------------------------------- */
 
 struct sbx_alerts *sbx_alerts_engine_new(const struct sbx_alerts_conf *conf)
@@ -302,8 +337,7 @@ int sbx_alerts_engine_set(struct sbx_alerts *a, const struct sbx_alerts_conf *co
 		fresh[i].r = conf->rule[i];
 		/* The same rule keeps its windows. */
 		for (size_t j = 0; j < a->n; j++) {
-			if (!a->rule[j].keys ||
-			    memcmp(&a->rule[j].r, &conf->rule[i], sizeof(conf->rule[i])) != 0)
+			if (!a->rule[j].keys || rule_print(&a->rule[j].r) != rule_print(&conf->rule[i]))
 				continue;
 			fresh[i].keys = a->rule[j].keys;
 			fresh[i].n_keys = a->rule[j].n_keys;
@@ -396,17 +430,6 @@ oom:
 }
 
 /* ---- snapshots ------------------------------------------------------------------------ */
-
-/* A rule's identity across a restart: its whole definition (FNV-1a). */
-static uint64_t rule_print(const struct sbx_alert_rule *r)
-{
-	const unsigned char *p = (const unsigned char *)r;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < sizeof(*r); i++)
-		h = (h ^ p[i]) * 0x100000001b3ULL;
-	return h;
-}
 
 json_t *sbx_alerts_save(const struct sbx_alerts *a)
 {

@@ -489,10 +489,12 @@ void sbx_policy_alerts_load(yaml_document_t *doc, yaml_node_t *n, const struct s
 			    struct sbx_alerts_conf *out, sbx_alerts_error_fn *err, void *ctx)
 {
 	struct ctx x = { .doc = doc, .p = p, .err = err, .err_ctx = ctx };
+	const char *s = scalar(n);
 
 	memset(out, 0, sizeof(*out));
-	if (!n || (n->type == YAML_SCALAR_NODE && (!*scalar(n) || strcmp(scalar(n), "~") == 0 ||
-						   strcmp(scalar(n), "null") == 0)))
+	/* "alerts:" with nothing after it: no rules. */
+	if (!n || (s && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+		   (!*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0)))
 		return;
 	if (n->type != YAML_MAPPING_NODE) {
 		error_at(&x, n->start_mark, "alerts must be a mapping of rule names to rules");

@@ -508,3 +508,13 @@ Test(alerts_engine, windows_survive_a_snapshot)
 	sbx_alerts_engine_free(c);
 	sbx_policy_free(p);
 }
+
+Test(alerts_parse, empty_section_and_wrong_shape)
+{
+	struct sbx_policy *p = load_ok("alerts:\n");
+
+	cr_expect_eq(settings.alerts.n, 0);
+	sbx_policy_free(p);
+	expect_error("alerts: [refused-logins]\n", 12, 9, "alerts must be a mapping");
+	expect_error("alerts:\n  x: access.checked\n", 13, 6, "alert 'x' must be a mapping");
+}
