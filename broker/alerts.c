@@ -533,9 +533,21 @@ void sbx_alerts_free(struct sbx_broker *b)
 	b->alerts = NULL;
 }
 
+/* In a fleet every host applies every host's records (those carry
+ * fleet_hash and the host that made them): only that host alerts on
+ * them, so one refusal is one alert, not one per host. */
+static bool another_hosts(const struct sbx_broker *b, const json_t *rec)
+{
+	const char *host = str_of(rec, "host");
+
+	return json_object_get(rec, "fleet_hash") && host && b->policy->broker.host &&
+	       strcmp(host, b->policy->broker.host) != 0;
+}
+
 void sbx_alerts_replay(struct sbx_broker *b, const json_t *rec)
 {
-	json_decref(sbx_alerts_engine_feed(b->alerts, b->policy, rec, true));
+	if (b->alerts && b->alerts->n && !another_hosts(b, rec))
+		json_decref(sbx_alerts_engine_feed(b->alerts, b->policy, rec, true));
 }
 
 void sbx_alerts_on_reload(struct sbx_broker *b)
@@ -631,7 +643,7 @@ void sbx_alerts_on_record(struct sbx_broker *b, const json_t *rec)
 {
 	json_t *raised;
 
-	if (!b->alerts || b->alerts->busy || b->alerts->n == 0)
+	if (!b->alerts || b->alerts->busy || b->alerts->n == 0 || another_hosts(b, rec))
 		return;
 	raised = sbx_alerts_engine_feed(b->alerts, b->policy, rec, false);
 	if (!raised) {
