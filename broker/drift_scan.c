@@ -702,7 +702,9 @@ static bool word(struct lex *L, const char *stop, char *out, size_t cap)
 			L->p++;
 			continue;
 		}
-		if (!quoted && (c == ' ' || c == '\t' || strchr(stop, c)))
+		/* "%:group" (a non-Unix group) keeps its ':' */
+		if (!quoted && (c == ' ' || c == '\t' || strchr(stop, c)) &&
+		    !(c == ':' && n == 1 && out[0] == '%'))
 			break;
 		if (c == '\\' && L->p[1]) {
 			c = L->p[1];
