@@ -1941,7 +1941,7 @@ static void act(struct scan *S, size_t i, const char *backup, const char *error)
 static void remove_in(struct scan *S, const char *file)
 {
 	char why[400] = "", lock[4200], backup[4200], tmp[4200], stamp[32], *buf = NULL;
-	char *out = NULL, *line, *slash;
+	char *out = NULL, *orig = NULL, *line, *slash;
 	size_t len, pos = 0, n = 0, cap, removed = 0;
 	unsigned ln = 0;
 	bool *flags = calloc(S->n_rm ? S->n_rm : 1, sizeof(*flags));
@@ -1978,10 +1978,13 @@ static void remove_in(struct scan *S, const char *file)
 	}
 	cap = len + 64;
 	out = malloc(cap);
-	if (!out) {
+	orig = malloc(len + 1);
+	if (!out || !orig) {
 		snprintf(why, sizeof(why), "out of memory");
 		goto done;
 	}
+	/* the backup is the file as read: the lines are cut in place below */
+	memcpy(orig, buf, len + 1);
 	while ((line = next_line(buf, len, &pos, &ln)))
 		rewrite_line(S, file, line, &out, &n, &cap, &removed, flags);
 	if (!removed)
@@ -1991,7 +1994,7 @@ static void remove_in(struct scan *S, const char *file)
 	snprintf(backup, sizeof(backup), "%s.sbx-%s", file, stamp);
 	snprintf(tmp, sizeof(tmp), "%s.sbx-new", file);
 	(void)unlink(tmp);
-	if (write_beside(backup, &st, buf, len, why, sizeof(why)) < 0 ||
+	if (write_beside(backup, &st, orig, len, why, sizeof(why)) < 0 ||
 	    write_beside(tmp, &st, out, n, why, sizeof(why)) < 0)
 		goto done;
 	if (rename(tmp, file) < 0) {
@@ -2018,6 +2021,7 @@ done:
 		close(lfd);
 	free(flags);
 	free(buf);
+	free(orig);
 	free(out);
 }
 

@@ -467,7 +467,13 @@ Test(scan, remove_takes_members_out_of_the_roles_group_only)
 	for (size_t i = 0; i < F.r.n_acts; i++) {
 		cr_assert_null(F.r.acts[i].error, "%s", F.r.acts[i].error);
 		cr_assert_not_null(F.r.acts[i].backup);
-		cr_assert_eq(access(F.r.acts[i].backup, R_OK), 0);
+		f = fopen(F.r.acts[i].backup, "r");
+		cr_assert_not_null(f);
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		cr_assert_eq(strlen(buf), n, "the backup is the file as it was, no NUL in it");
+		cr_assert(strstr(buf, "mallory") && strstr(buf, "\n"), "%s", buf);
 	}
 	snprintf(path, sizeof(path), "%s/group", dir);
 	f = fopen(path, "r");
