@@ -1257,7 +1257,8 @@ static void read_sudoers_dir(struct sreader *R, const char *dir, int depth)
 		}
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		read_sudoers_file(R, path, depth);

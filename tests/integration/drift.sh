@@ -94,7 +94,12 @@ tap_result "broker starts with a drift: section" || {
 	exit
 }
 
-scans() { "$SBXCTL" --socket "$SOCK" --json drift 2>/dev/null | jq -r '.scans // 0'; }
+scans() {
+	local n
+
+	n=$("$SBXCTL" --socket "$SOCK" --json drift 2>/dev/null | jq -r '.scans // 0' 2>/dev/null)
+	echo "${n:-0}"
+}
 # scan_now: ask for a scan and wait until it has finished.
 scan_now() {
 	local before
@@ -105,8 +110,14 @@ scan_now() {
 }
 # The open findings as sorted "kind subject" lines.
 open_set() {
-	"$SBXCTL" --socket "$SOCK" --json drift | jq -r '.findings[] | "\(.kind) \(.subject)"' |
-		sort | tr '\n' ';'
+	local out
+
+	out=$("$SBXCTL" --socket "$SOCK" --json drift 2>&1)
+	if ! jq -e .findings >/dev/null 2>&1 <<<"$out"; then
+		echo "(no answer: $out)"
+		return
+	fi
+	jq -r '.findings[] | "\(.kind) \(.subject)"' <<<"$out" | sort | tr '\n' ';'
 }
 count() { journal_select "$1" | grep -c .; }
 

@@ -172,6 +172,7 @@ Test(sudoers, includedir_include_and_loops)
 
 	sub("d");
 	sub("d2");
+	sub("empty");
 	put("d/10-ops", 0440, "ops ALL=ALL\n");
 	put("d/20-with.dot", 0440, "dotted ALL=ALL\n");
 	put("d/30-backup~", 0440, "tilde ALL=ALL\n");
@@ -180,10 +181,11 @@ Test(sudoers, includedir_include_and_loops)
 	put("loop", 0440, "@include d2/more\nlooped ALL=ALL\n");
 	p = put("sudoers", 0440,
 		"@includedir %s/d\n"
+		"@includedir %s/empty\n"
 		"#includedir %s/d2\n"
 		"@include loop\n"
 		"@include \"%s/missing\"\n"
-		"last ALL=ALL\n", dir, dir, dir);
+		"last ALL=ALL\n", dir, dir, dir, dir);
 	sbx_sudoers_read(&s, p, "sbx-01", (uid_t)-1);
 	cr_assert_eq(s.n_problems, 0, "problem: %s", s.n_problems ? s.problems[0].why : "");
 	cr_assert_not_null(rule_at(&s, 1, "d/05-first"));
@@ -192,7 +194,7 @@ Test(sudoers, includedir_include_and_loops)
 	cr_assert_null(rule_at(&s, 1, "d/30-backup~"), "a name ending in '~' is skipped");
 	cr_assert_not_null(rule_at(&s, 2, "d2/more"));
 	cr_assert_not_null(rule_at(&s, 2, "/loop"), "a relative include is beside its file");
-	cr_assert_not_null(rule_at(&s, 5, "/sudoers"));
+	cr_assert_not_null(rule_at(&s, 6, "/sudoers"));
 	cr_assert_eq(s.n_rules, 5, "a file reached twice is read once (%zu rules)", s.n_rules);
 	/* in order: 05-first before 10-ops */
 	cr_assert(strstr(s.read[1], "05-first"), "files of a dir in lexical order: %s", s.read[1]);
