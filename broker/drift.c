@@ -306,7 +306,7 @@ struct extra {
 };
 
 static void add_extra(struct sbx_drift_result *r, enum sbx_drift_kind k, const char *subject,
-		      char *found, char *policy)
+		      const char *file, char *found, char *policy)
 {
 	struct sbx_drift_finding *v;
 
@@ -325,16 +325,18 @@ static void add_extra(struct sbx_drift_result *r, enum sbx_drift_kind k, const c
 	memset(v, 0, sizeof(*v));
 	v->kind = k;
 	v->subject = strdup(subject);
+	v->file = file ? strdup(file) : NULL;
 	v->found = found;
 	v->policy = policy;
-	if (!v->subject) {
+	if (!v->subject || (file && !v->file)) {
 		free(v->subject);
+		free(v->file);
 		goto oom;
 	}
 	{
-		/* the same id scheme as the scan's: kind, subject, found */
+		/* the same id scheme as the scan's: kind, subject, file, found */
 		uint64_t h = 0xcbf29ce484222325ull;
-		const char *parts[3] = { subject, "", found };
+		const char *parts[3] = { subject, file ? file : "", found };
 
 		h = (h ^ (uint64_t)k) * 0x100000001b3ull;
 		for (int i = 0; i < 3; i++) {
@@ -380,7 +382,7 @@ static void unsupported_grants(struct sbx_broker *b, struct sbx_drift_result *r,
 		role = sbx_policy_role(p, g->role);
 		if (role && sbx_policy_membership(p, role, g->user, NULL) != SBX_MEMBER_NONE)
 			continue;
-		add_extra(r, SBX_DRIFT_GRANT, g->user,
+		add_extra(r, SBX_DRIFT_GRANT, g->user, NULL,
 			  dupf("grant %u of %s to %s is live", g->id, g->role, g->user),
 			  role ? dupf("%s is no longer eligible for %s", g->user, g->role)
 			       : dupf("the policy no longer has a role %s", g->role));
@@ -397,10 +399,45 @@ static void session_seen(uint32_t id, const char *user, pid_t leader, int64_t op
 	if (sbx_broker_live_grant(x->b, user, x->now, true) ||
 	    sbx_policy_standing_login(x->b->policy, user, &via))
 		return;
-	add_extra(x->r, SBX_DRIFT_SESSION, user,
+	add_extra(x->r, SBX_DRIFT_SESSION, user, NULL,
 		  dupf("session %u of %s (leader pid %d) is open", id, user, (int)leader),
 		  dupf("%s holds no live grant and no role gives them a standing login on %s",
 		       user, x->b->policy->broker.host ? x->b->policy->broker.host : "this host"));
+}
+
+/* Logins (utmp) of users who held a grant on this host that has ended,
+ * and who now hold none and have no standing login: a session that
+ * outlived the access it came in on. */
+static void utmp_sessions(struct sbx_broker *b, struct sbx_drift_result *r, int64_t now)
+{
+	const char *host = b->policy->broker.host ? b->policy->broker.host : "this host";
+	struct sbx_namemap had = { 0 };
+	const char *via;
+
+	for (size_t i = 0; i < sbx_state_count(b->state); i++) {
+		const struct sbx_req *g = sbx_state_at(b->state, i);
+
+		if (g && g->activated_at && !sbx_req_live(g, now) &&
+		    sbx_namemap_put(&had, NULL, g->user, (void *)g, NULL) < 0)
+			r->oom = true;
+	}
+	for (size_t i = 0; i < r->n_logins; i++) {
+		const struct sbx_drift_login *l = &r->logins[i];
+		const struct sbx_req *g = sbx_namemap_get(&had, NULL, l->user);
+		char when[SBX_RFC3339_LEN];
+
+		if (!g || sbx_broker_live_grant(b, l->user, now, true) ||
+		    sbx_policy_standing_login(b->policy, l->user, &via))
+			continue;
+		sbx_format_rfc3339(l->at, when);
+		add_extra(r, SBX_DRIFT_SESSION, l->user, b->settings.drift.utmp_file,
+			  dupf("%s is logged in on %s (pid %d, since %s)", l->user,
+			       l->line[0] ? l->line : "?", (int)l->pid, when),
+			  dupf("%s's grant %u of %s has ended; %s holds no live grant and no role "
+			       "gives them a standing login on %s", l->user, g->id, g->role, l->user,
+			       host));
+	}
+	sbx_namemap_free(&had);
 }
 
 static bool in_failed(const struct sbx_drift_result *r, const char *file)
@@ -424,6 +461,7 @@ static void take_result(struct sbx_broker *b)
 
 	unsupported_grants(b, r, x.now);
 	sbx_sessions_each_open(b, session_seen, &x);
+	utmp_sessions(b, r, x.now);
 	if (!now_ids || !gone || r->oom) {
 		/* a partial picture would resolve what is still there */
 		sbx_err("drift: out of memory during the scan; its result is dropped");

@@ -21,7 +21,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <signal.h>
 #include <unistd.h>
+#include <utmp.h>
 
 /* ---- strings ------------------------------------------------------------- */
 
@@ -246,6 +248,7 @@ void sbx_drift_result_free(struct sbx_drift_result *r)
 		free(r->acts[i].error);
 	}
 	free(r->acts);
+	free(r->logins);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -262,8 +265,13 @@ static bool trusted_owner(uid_t uid, uid_t also, uid_t owner)
  * must not follow blindly: a symbolic link, anything but a regular file,
  * an owner other than root (also, owner), a file others may write, more
  * than cap bytes, a NUL byte.  READ_MISSING when it does not exist. */
-static int read_untrusted(const char *path, size_t cap, uid_t also, uid_t owner, char **buf,
-			  size_t *len, char *why, size_t whylen)
+/* What a file may be all the same (utmp is binary and group-writable by
+ * design). */
+#define READ_BINARY_OK 0x1u
+#define READ_GROUP_WRITABLE_OK 0x2u
+
+static int read_file_as(const char *path, size_t cap, uid_t also, uid_t owner, unsigned flags,
+			char **buf, size_t *len, char *why, size_t whylen)
 {
 	struct stat st;
 	char *b = NULL, target[256];
@@ -298,7 +306,7 @@ static int read_untrusted(const char *path, size_t cap, uid_t also, uid_t owner,
 		snprintf(why, whylen, "owned by uid %u, not root: not read", (unsigned)st.st_uid);
 		goto out;
 	}
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+	if (st.st_mode & ((flags & READ_GROUP_WRITABLE_OK) ? S_IWOTH : (S_IWGRP | S_IWOTH))) {
 		snprintf(why, whylen, "writable by %s (mode %04o): not read",
 			 st.st_mode & S_IWOTH ? "anyone" : "its group",
 			 (unsigned)(st.st_mode & 07777));
@@ -328,7 +336,7 @@ static int read_untrusted(const char *path, size_t cap, uid_t also, uid_t owner,
 		n += (size_t)got;
 	}
 	b[n] = '\0';
-	if (memchr(b, '\0', n)) {
+	if (!(flags & READ_BINARY_OK) && memchr(b, '\0', n)) {
 		snprintf(why, whylen, "binary (a NUL byte at offset %zu): not read",
 			 (size_t)((char *)memchr(b, '\0', n) - b));
 		goto out;
@@ -341,6 +349,12 @@ out:
 	free(b);
 	close(fd);
 	return ret;
+}
+
+static int read_untrusted(const char *path, size_t cap, uid_t also, uid_t owner, char **buf,
+			  size_t *len, char *why, size_t whylen)
+{
+	return read_file_as(path, cap, also, owner, 0, buf, len, why, whylen);
 }
 
 /* The next line of buf (from *pos), NUL-terminated in place; its number
@@ -1815,6 +1829,55 @@ static void scan_keys(struct scan *S)
 	}
 }
 
+/* ---- utmp: who is logged in ---------------------------------------------------- */
+
+static bool pid_alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* Login records (USER_PROCESS) whose process is alive.  The loop decides
+ * which of them rest on nothing (drift.c). */
+static void read_utmp(struct scan *S)
+{
+	const char *path = S->in->conf.utmp_file;
+	char why[300], *buf = NULL;
+	size_t len;
+	int rc;
+
+	if (!path[0])
+		return;
+	rc = read_file_as(path, SBX_DRIFT_ACCOUNTS_MAX, S->in->also_trusted, (uid_t)-1,
+			  READ_BINARY_OK | READ_GROUP_WRITABLE_OK, &buf, &len, why, sizeof(why));
+	if (rc == READ_MISSING)
+		return;
+	if (rc != READ_OK) {
+		bad_file(S->r, path, why, "the login records (utmp)");
+		return;
+	}
+	for (size_t off = 0; off + sizeof(struct utmp) <= len; off += sizeof(struct utmp)) {
+		struct utmp u;
+		struct sbx_drift_login *v, *l;
+
+		memcpy(&u, buf + off, sizeof(u));
+		if (u.ut_type != USER_PROCESS || !pid_alive(u.ut_pid))
+			continue;
+		v = realloc(S->r->logins, (S->r->n_logins + 1) * sizeof(*v));
+		if (!v) {
+			S->r->oom = true;
+			break;
+		}
+		S->r->logins = v;
+		l = &v[S->r->n_logins++];
+		memset(l, 0, sizeof(*l));
+		memcpy(l->user, u.ut_user, strnlen(u.ut_user, sizeof(u.ut_user)));
+		memcpy(l->line, u.ut_line, strnlen(u.ut_line, sizeof(u.ut_line)));
+		l->pid = u.ut_pid;
+		l->at = u.ut_tv.tv_sec;
+	}
+	free(buf);
+}
+
 /* ---- remove: a member out of a role's unix group ------------------------------------- */
 
 static int write_all(int fd, const char *b, size_t n)
@@ -2054,6 +2117,7 @@ void sbx_drift_scan(const struct sbx_drift_input *in, struct sbx_drift_result *r
 	read_groups(&S, gshadow, true);
 	scan_sudoers(&S);
 	scan_keys(&S);
+	read_utmp(&S);
 	remediate(&S);
 	free(S.acc);
 	free(S.rm);

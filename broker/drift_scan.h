@@ -98,6 +98,13 @@ struct sbx_drift_act {
 	char id[17];                 /* the finding */
 };
 
+/* A login record (utmp) whose process is alive. */
+struct sbx_drift_login {
+	char user[33], line[33];
+	pid_t pid;
+	int64_t at;
+};
+
 struct sbx_drift_result {
 	struct sbx_drift_finding *v;
 	size_t n, cap;
@@ -107,6 +114,8 @@ struct sbx_drift_result {
 	size_t n_failed;
 	struct sbx_drift_act *acts;
 	size_t n_acts;
+	struct sbx_drift_login *logins;
+	size_t n_logins;
 	/* what was read */
 	size_t accounts, sudoers_files, key_files;
 	bool oom;

@@ -262,6 +262,7 @@ static void defaults(struct sbx_drift_conf *c)
 	snprintf(c->group_file, sizeof(c->group_file), "/etc/group");
 	snprintf(c->passwd_file, sizeof(c->passwd_file), "/etc/passwd");
 	snprintf(c->sshd_config, sizeof(c->sshd_config), "/etc/ssh/sshd_config");
+	snprintf(c->utmp_file, sizeof(c->utmp_file), "/var/run/utmp");
 	snprintf(c->sudoers[c->n_sudoers++], SBX_SETTINGS_PATH_MAX, "/etc/sudoers");
 	snprintf(c->sudoers[c->n_sudoers++], SBX_SETTINGS_PATH_MAX, "/etc/sudoers.d");
 	snprintf(c->authorized_keys[c->n_authorized_keys++], SBX_SETTINGS_PATH_MAX,
@@ -319,6 +320,8 @@ void sbx_policy_drift_load(yaml_document_t *doc, yaml_node_t *n, struct sbx_drif
 			abs_path(&R, v, key, c->passwd_file);
 		else if (strcmp(key, "sshd_config") == 0)
 			abs_path(&R, v, key, c->sshd_config);
+		else if (strcmp(key, "utmp_file") == 0)
+			abs_path(&R, v, key, c->utmp_file);
 		else if (strcmp(key, "sudoers") == 0)
 			c->n_sudoers = paths(&R, v, key, c->sudoers, false);
 		else if (strcmp(key, "authorized_keys") == 0)
@@ -327,8 +330,8 @@ void sbx_policy_drift_load(yaml_document_t *doc, yaml_node_t *n, struct sbx_drif
 			remediate(&R, v, c);
 		else
 			fail(&R, k, "unknown key '%s' in drift (it has interval, watch_groups, "
-			     "group_file, passwd_file, sshd_config, sudoers, authorized_keys and "
-			     "remediate)", key);
+			     "group_file, passwd_file, sshd_config, utmp_file, sudoers, authorized_keys "
+			     "and remediate)", key);
 	}
 }
 

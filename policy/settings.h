@@ -86,6 +86,7 @@ struct sbx_drift_conf {
 	char group_file[SBX_SETTINGS_PATH_MAX];  /* gshadow is read beside it */
 	char passwd_file[SBX_SETTINGS_PATH_MAX]; /* accounts and their homes */
 	char sshd_config[SBX_SETTINGS_PATH_MAX]; /* for AuthorizedKeysFile */
+	char utmp_file[SBX_SETTINGS_PATH_MAX];   /* who is logged in; "": none */
 	char sudoers[SBX_DRIFT_MAX_PATHS][SBX_SETTINGS_PATH_MAX]; /* files or dirs */
 	size_t n_sudoers;
 	/* patterns with %h (home), %u (user), %%; "sshd": sshd's own */

@@ -80,6 +80,7 @@ drift:
   passwd_file: $H/etc/passwd
   sudoers: [$H/etc/sudoers]
   authorized_keys: ["%h/.ssh/authorized_keys"]
+  utmp_file: $H/utmp
   remediate: $1
 EOF
 }
@@ -288,6 +289,39 @@ assert_eq "remove never touches sudoers or keys: they are reported" \
 	"authorized_keys svc-backup;sudoers %sbx-admin;" "$(open_set)"
 cmp -s "$H/etc/sudoers" "$T/sudoers.before"
 tap_result "the sudoers file is unchanged"
+
+# A login that outlives its grant: erin's grant is revoked while a login
+# record (utmp) of hers has a live process; erin has no standing login.
+ctl --as frank revoke "${G:-0}" --reason "the importer is fixed"
+assert_rc "erin's grant is revoked" 0
+sleep 300 &
+LOGIN_PID=$!
+track_pid "$LOGIN_PID"
+# glibc's struct utmp on Linux (384 bytes): type USER_PROCESS (7), pid, line,
+# id, user, host, exit, session, tv, addr_v6, reserved
+python3 - "$H/utmp" "$LOGIN_PID" <<'PY'
+import struct, sys, time
+rec = struct.pack('<hhi32s4s32s256shhiii4i20s', 7, 0, int(sys.argv[2]), b'pts/9', b'ts/9',
+                  b'erin', b'10.0.0.7', 0, 0, 0, int(time.time()), 0, 0, 0, 0, 0, b'')
+assert len(rec) == 384
+open(sys.argv[1], 'wb').write(rec)
+PY
+chmod 664 "$H/utmp"
+scan_now
+ctl --json drift
+F=$(json_get '.findings[] | select(.kind == "session" and .subject == "erin")')
+assert_contains "a live login of erin after her grant ended is a session finding" \
+	"$(jq -r .found <<<"${F:-null}")" "erin is logged in on pts/9 (pid $LOGIN_PID"
+assert_contains "and says which grant ended" "$(jq -r .policy <<<"${F:-null}")" \
+	"grant ${G:-?} of sandbox-admin has ended"
+kill "$LOGIN_PID"
+wait "$LOGIN_PID" 2>/dev/null
+scan_now
+ctl --json drift
+assert_eq "it resolves when the login's process is gone" "0" \
+	"$(json_get '[.findings[] | select(.kind == "session")] | length')"
+assert_true "recorded as drift.resolved" journal_has \
+	'.event == "drift.resolved" and .kind == "session" and .subject == "erin"'
 
 broker_stop
 assert_rc "broker stops cleanly" 0 "$BROKER_RC"
