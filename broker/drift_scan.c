@@ -1999,12 +1999,39 @@ static void act(struct scan *S, size_t i, const char *backup, const char *error)
 	snprintf(a->id, sizeof(a->id), "%s", S->rm[i].id);
 }
 
+/* YYYYMMDDTHHMMSSZ without gmtime_r: glibc's takes the time zone lock,
+ * and a snapshot child forked while this thread held it would wait for
+ * it forever (docs/architecture.md, "Threads"). */
+static void utc_stamp(time_t t, char *out, size_t len)
+{
+	int64_t days = (int64_t)t / 86400, secs = (int64_t)t % 86400;
+	int64_t z, era, doe, yoe, y, doy, mp, d, m;
+
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	/* civil_from_days (H. Hinnant) */
+	z = days + 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y += m <= 2;
+	snprintf(out, len, "%04d%02d%02dT%02d%02d%02dZ", (int)y, (int)m, (int)d,
+		 (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+}
+
 /* Under shadow-utils' lock (lckpwdf's .pwd.lock beside the file): read
  * the file again, keep a backup, write the new one beside it and rename
  * it over, sync the directory. */
 static void remove_in(struct scan *S, const char *file)
 {
-	char why[400] = "", lock[4200], backup[4200], tmp[4200], stamp[32], *buf = NULL;
+	char why[400] = "", lock[4200], backup[4200], tmp[4200], stamp[80], *buf = NULL;
 	char *out = NULL, *orig = NULL, *line, *slash;
 	size_t len, pos = 0, n = 0, cap, removed = 0;
 	unsigned ln = 0;
@@ -2013,7 +2040,6 @@ static void remove_in(struct scan *S, const char *file)
 	struct stat st;
 	int lfd = -1, dfd = -1;
 	time_t now = time(NULL);
-	struct tm tm;
 
 	if (!flags) {
 		S->r->oom = true;
@@ -2053,8 +2079,7 @@ static void remove_in(struct scan *S, const char *file)
 		rewrite_line(S, file, line, &out, &n, &cap, &removed, flags);
 	if (!removed)
 		goto done; /* gone meanwhile: nothing to do */
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	utc_stamp(now, stamp, sizeof(stamp));
 	snprintf(backup, sizeof(backup), "%s.sbx-%s", file, stamp);
 	snprintf(tmp, sizeof(tmp), "%s.sbx-new", file);
 	(void)unlink(tmp);

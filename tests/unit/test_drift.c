@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drift_scan.h"
@@ -469,6 +470,18 @@ Test(scan, remove_takes_members_out_of_the_roles_group_only)
 	for (size_t i = 0; i < F.r.n_acts; i++) {
 		cr_assert_null(F.r.acts[i].error, "%s", F.r.acts[i].error);
 		cr_assert_not_null(F.r.acts[i].backup);
+		{
+			/* FILE.sbx-YYYYMMDDTHHMMSSZ, today's date */
+			char want[32];
+			time_t now = time(NULL);
+			struct tm tm;
+			const char *stamp = strrchr(F.r.acts[i].backup, '-');
+
+			gmtime_r(&now, &tm);
+			strftime(want, sizeof(want), "%Y%m%dT", &tm);
+			cr_assert(stamp && strncmp(stamp + 1, want, 9) == 0 &&
+				  strlen(stamp + 1) == 16 && stamp[16] == 'Z', "%s", F.r.acts[i].backup);
+		}
 		f = fopen(F.r.acts[i].backup, "r");
 		cr_assert_not_null(f);
 		n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -528,6 +541,7 @@ Test(policy, drift_defaults_and_keys)
 	cr_assert_str_eq(st.drift.group_file, "/etc/group");
 	cr_assert_str_eq(st.drift.sudoers[1], "/etc/sudoers.d");
 	cr_assert_str_eq(st.drift.authorized_keys[1], "sshd");
+	cr_assert_str_eq(st.drift.utmp_file, "/var/run/utmp");
 	cr_assert_eq(st.drift.remediate[SBX_DRIFT_GROUP], SBX_DRIFT_REPORT);
 	cr_assert_not(p->roles[0].sudo_set);
 	sbx_policy_free(p);
