@@ -973,16 +973,33 @@ static bool alias_line(struct sreader *R, struct lex *L, int kind, bool *oom)
 		}
 		L->p++;
 		if (kind == AL_CMND) {
-			struct raw_rule tmp = { 0 };
-			bool ok = cmnd_specs(L, &tmp, oom);
+			/* commands (a digest allowed), by ','; a ':' ends the alias */
+			for (;;) {
+				char cmd[2048], item[2050];
+				size_t bangs = 0;
 
-			/* cmnd_specs takes a ':' as a Host_List: here it ends
-			 * the alias; read it again the simple way */
-			a.items = tmp.cmds;
-			a.n = tmp.n_cmds;
-			if (!ok) {
-				free_strs(a.items, a.n);
-				return false;
+				skip_ws(L);
+				while (*L->p == '!') {
+					bangs++;
+					L->p++;
+					skip_ws(L);
+				}
+				if (!command(L, cmd, sizeof(cmd)) ||
+				    (cmd[0] != '/' && strcmp(cmd, "ALL") != 0 && !alias_name(cmd) &&
+				     strncmp(cmd, "sudoedit", 8) != 0)) {
+					free_strs(a.items, a.n);
+					L->why = "not a command (ALL, an alias, or an absolute path)";
+					return false;
+				}
+				snprintf(item, sizeof(item), "%s%s", bangs % 2 ? "!" : "", cmd);
+				if (push(&a.items, &a.n, item, strlen(item)) < 0) {
+					free_strs(a.items, a.n);
+					*oom = true;
+					return false;
+				}
+				if (*L->p != ',')
+					break;
+				L->p++;
 			}
 		} else if (!word_list(L, "=,:()", &a.items, &a.n, oom)) {
 			free_strs(a.items, a.n);

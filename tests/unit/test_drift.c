@@ -141,12 +141,12 @@ Test(sudoers, aliases_and_negation)
 	const char *p = put("sudoers", 0440,
 			    "User_Alias ADMINS = alice, %%ops, !carol : OTHERS = dave\n"
 			    "User_Alias ALLOFTHEM = ADMINS, OTHERS\n"
-			    "Cmnd_Alias SHELLS = /bin/sh, /bin/bash\n"
-			    "Cmnd_Alias RESTART = /usr/bin/systemctl restart *\n"
+			    "Cmnd_Alias SHELLS = /bin/sh, /bin/bash : RESTART = /usr/bin/systemctl restart *\n"
+			    "Cmnd_Alias LOGS = /usr/bin/less /var/log/syslog\n"
 			    "Host_Alias WEB = web1, web2\n"
 			    "Runas_Alias OP = root, operator\n"
 			    "ALLOFTHEM, !erin WEB = (OP) RESTART, !SHELLS, \\\n"
-			    "    /usr/bin/less /var/log/syslog\n");
+			    "    LOGS\n");
 	const struct sbx_sudo_rule *r;
 
 	sbx_sudoers_read(&s, p, "sbx-01", (uid_t)-1);
