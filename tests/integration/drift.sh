@@ -88,6 +88,38 @@ write_policy report
 grep -q 'sudo: { allow' "$POLICY"
 tap_result "the policy gives sandbox-admin a sudo.allow list" || diag "$(cat "$POLICY")"
 
+# Before anything is reported: a real sudo, with the fixture's files in a
+# private mount namespace, shows that the planted rule really works.
+if ! is_root; then
+	tap_skip "the planted %sbx-admin rule really lets a member run any command" "needs root"
+	tap_skip "sudo names the command it would run" "needs root"
+	tap_skip "and a user outside sbx-admin gets nothing" "needs root"
+elif ! command -v sudo >/dev/null || ! command -v unshare >/dev/null; then
+	tap_skip "the planted %sbx-admin rule really lets a member run any command" "no sudo/unshare"
+	tap_skip "sudo names the command it would run" "no sudo/unshare"
+	tap_skip "and a user outside sbx-admin gets nothing" "no sudo/unshare"
+else
+	sudo_as() {
+		local uid=$1 gids=$2
+
+		shift 2
+		run unshare -m --propagation private sh -c '
+			mount --bind "$1/passwd" /etc/passwd &&
+			mount --bind "$1/group" /etc/group &&
+			mount --bind "$1/sudoers" /etc/sudoers &&
+			shift && exec "$@"' sh "$H/etc" \
+			setpriv --reuid="$uid" --regid="$uid" --groups="$gids" \
+			sudo -n -l "$@"
+	}
+	# sudo -l CMD: allowed prints the command and exits 0 (listpw=never:
+	# no password asked), refused exits 1
+	sudo_as $((U0 + 3)) 60001 /usr/bin/id -u
+	assert_rc "the planted %sbx-admin rule really lets a member run any command" 0
+	assert_eq "sudo names the command it would run" "/usr/bin/id -u" "$OUT"
+	sudo_as $((U0 + 1)) $((U0 + 1)) /usr/bin/id -u
+	assert_rc "and a user outside sbx-admin gets nothing" 1
+fi
+
 broker_start
 tap_result "broker starts with a drift: section" || {
 	diag "$(cat "$LOG")"
@@ -177,38 +209,6 @@ wait_until 10 eval '[ "$(scans)" -ge 1 ]'
 assert_eq "the same findings are open after a restart" "$IDS" \
 	"$("$SBXCTL" --socket "$SOCK" --json drift | jq -r '[.findings[].finding] | sort | join(",")')"
 assert_eq "and none is recorded again" 5 "$(count '.event == "drift.detected"')"
-
-# A real sudo, with the fixture's files in a private mount namespace,
-# shows that the planted rule works before it is fixed.
-if ! is_root; then
-	tap_skip "the planted %sbx-admin rule really lets a member run any command" "needs root"
-	tap_skip "sudo names the command it would run" "needs root"
-	tap_skip "and a user outside sbx-admin gets nothing" "needs root"
-elif ! command -v sudo >/dev/null || ! command -v unshare >/dev/null; then
-	tap_skip "the planted %sbx-admin rule really lets a member run any command" "no sudo/unshare"
-	tap_skip "sudo names the command it would run" "no sudo/unshare"
-	tap_skip "and a user outside sbx-admin gets nothing" "no sudo/unshare"
-else
-	sudo_as() {
-		local uid=$1 gids=$2
-
-		shift 2
-		run unshare -m --propagation private sh -c '
-			mount --bind "$1/passwd" /etc/passwd &&
-			mount --bind "$1/group" /etc/group &&
-			mount --bind "$1/sudoers" /etc/sudoers &&
-			shift && exec "$@"' sh "$H/etc" \
-			setpriv --reuid="$uid" --regid="$uid" --groups="$gids" \
-			sudo -n -l "$@"
-	}
-	# sudo -l CMD: allowed prints the command and exits 0 (listpw=never:
-	# no password asked), refused exits 1
-	sudo_as $((U0 + 3)) 60001 /usr/bin/id -u
-	assert_rc "the planted %sbx-admin rule really lets a member run any command" 0
-	assert_eq "sudo names the command it would run" "/usr/bin/id -u" "$OUT"
-	sudo_as $((U0 + 1)) $((U0 + 1)) /usr/bin/id -u
-	assert_rc "and a user outside sbx-admin gets nothing" 1
-fi
 
 # Fix the fixture: every finding resolves.
 write_group "erin"
