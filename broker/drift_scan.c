@@ -557,13 +557,12 @@ static void member_finding(struct scan *S, const char *path, unsigned ln, const 
  * in 4). */
 static void read_groups(struct scan *S, const char *path, bool gshadow)
 {
-	char why[300], *buf = NULL, *line, *f[6], *m[1];
+	char why[300], *buf = NULL, *line, *f[6];
 	size_t len, pos = 0;
 	unsigned ln = 0;
 	int rc = read_untrusted(path, SBX_DRIFT_ACCOUNTS_MAX, S->in->also_trusted, (uid_t)-1, &buf,
 				&len, why, sizeof(why));
 
-	(void)m;
 	if (rc == READ_MISSING && gshadow)
 		return;
 	if (rc == READ_MISSING) {
@@ -1715,7 +1714,7 @@ static size_t sshd_patterns(struct scan *S, char (*out)[SBX_SETTINGS_PATH_MAX], 
 		}
 	}
 	free(buf);
-	if (!found && n < max - 1) {
+	if (!found && n + 2 <= max) {
 		/* sshd's own default */
 		snprintf(out[n++], SBX_SETTINGS_PATH_MAX, "%%h/.ssh/authorized_keys");
 		snprintf(out[n++], SBX_SETTINGS_PATH_MAX, "%%h/.ssh/authorized_keys2");

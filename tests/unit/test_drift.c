@@ -456,6 +456,34 @@ Test(scan, an_unreadable_group_file_is_a_finding_and_the_scan_goes_on)
 	sbx_drift_input_free(&F.in);
 }
 
+Test(scan, sshds_authorized_keys_file)
+{
+	struct fixture F;
+	char want[600];
+	const struct sbx_drift_finding *f;
+
+	input(&F, "root ALL=ALL", true);
+	snprintf(F.in.conf.authorized_keys[0], SBX_SETTINGS_PATH_MAX, "sshd");
+	snprintf(F.in.conf.sshd_config, SBX_SETTINGS_PATH_MAX, "%s/sshd_config", dir);
+	put("sshd_config", 0644,
+	    "# sshd\nPort 22\nauthorizedkeysfile %s/sshkeys/%%u keys\n"
+	    "Match User alice\n  AuthorizedKeysFile /nowhere/%%u\n", dir);
+	sub("sshkeys");
+	put("sshkeys/mallory", 0644, "ssh-rsa AAAA m@x\n");
+	sbx_drift_scan(&F.in, &F.r);
+	dump(&F.r);
+	snprintf(want, sizeof(want), "%s/sshkeys/mallory", dir);
+	f = find(&F.r, SBX_DRIFT_KEYS, "mallory", "/sshkeys/mallory");
+	cr_assert_not_null(f, "the absolute pattern, %%u expanded");
+	cr_assert_str_eq(f->file, want);
+	cr_assert_not_null(find(&F.r, SBX_DRIFT_KEYS, "mallory", "/mallory/keys"),
+			   "a relative one is under the home");
+	cr_assert_eq(F.r.key_files, 3, "alice's and mallory's keys, mallory's sshkeys (%zu)",
+		     F.r.key_files);
+	sbx_drift_result_free(&F.r);
+	sbx_drift_input_free(&F.in);
+}
+
 Test(scan, remove_takes_members_out_of_the_roles_group_only)
 {
 	struct fixture F;
