@@ -9,8 +9,9 @@
 # The scan finds exactly those (each recorded once, kept across a restart),
 # a real sudo in a private mount namespace shows the planted rule works,
 # the findings resolve when the fixture is fixed, bad input is reported
-# without stopping the scan, and remediate: remove takes a member out of
-# the group file (with a backup) and nothing else.
+# without stopping the scan, remediate: remove takes a member out of the
+# group file (with a backup) and nothing else, a grant the policy no longer
+# supports and a login (utmp) that outlived its grant are findings too.
 . "$(dirname "$0")/lib.sh"
 sbx_init
 
@@ -290,6 +291,19 @@ assert_eq "remove never touches sudoers or keys: they are reported" \
 cmp -s "$H/etc/sudoers" "$T/sudoers.before"
 tap_result "the sudoers file is unchanged"
 
+# A grant the policy no longer supports: erin leaves sre (and so the
+# eligible of sandbox-admin) while she holds one.
+before=$(scans)
+sed -i 's/^  sre: \[alice, erin\]/  sre: [alice]/' "$POLICY"
+kill -HUP "$BROKER_PID"
+wait_until 10 eval '[ "$(scans)" -gt "$before" ]'
+ctl --json drift
+F=$(json_get '.findings[] | select(.kind == "grant")')
+assert_eq "a live grant of someone no longer eligible is a grant finding" "erin" \
+	"$(jq -r .subject <<<"${F:-null}")"
+assert_contains "saying what changed" "$(jq -r .policy <<<"${F:-null}")" \
+	"erin is no longer eligible for sandbox-admin"
+
 # A login that outlives its grant: erin's grant is revoked while a login
 # record (utmp) of hers has a live process; erin has no standing login.
 ctl --as frank revoke "${G:-0}" --reason "the importer is fixed"
@@ -314,6 +328,8 @@ assert_contains "a live login of erin after her grant ended is a session finding
 	"$(jq -r .found <<<"${F:-null}")" "erin is logged in on pts/9 (pid $LOGIN_PID"
 assert_contains "and says which grant ended" "$(jq -r .policy <<<"${F:-null}")" \
 	"grant ${G:-?} of sandbox-admin has ended"
+assert_true "the grant finding is resolved once the grant ended" journal_has \
+	'.event == "drift.resolved" and .kind == "grant" and .subject == "erin"'
 kill "$LOGIN_PID"
 wait "$LOGIN_PID" 2>/dev/null
 scan_now
