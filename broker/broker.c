@@ -11,6 +11,7 @@
 
 #include "alerts.h"
 #include "directory.h"
+#include "drift.h"
 #include "fleet.h"
 #include "duration.h"
 #include "grouptable.h"
@@ -40,6 +41,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_sessions_on_record(b, rec);
 	sbx_slack_on_record(b, rec);
 	sbx_alerts_on_record(b, rec);
+	sbx_drift_on_record(b, rec);
 }
 
 /* During the start-up replay, features rebuild their own tables. */
@@ -49,6 +51,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 	sbx_slack_replay(b->slack, rec);
 	sbx_sealing_replay(b->sealing, rec);
 	sbx_alerts_replay(b, rec);
+	sbx_drift_replay(b->drift, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -57,6 +60,7 @@ static void features_on_reload(struct sbx_broker *b)
 	sbx_grouptable_on_reload(b);
 	sbx_slack_on_reload(b);
 	sbx_alerts_on_reload(b);
+	sbx_drift_on_reload(b);
 }
 
 void sbx_broker_timers(struct sbx_broker *b, int64_t now)
@@ -67,6 +71,7 @@ void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 	sbx_sessions_tick(b, sbx_now_us());
 	sbx_slack_tick(b);
 	sbx_sealing_tick(b);
+	sbx_drift_tick(b, now);
 	/* Last: the table is current before the commit that releases the
 	 * replies acknowledging this pass's changes. */
 	sbx_grouptable_tick(b);
@@ -387,9 +392,11 @@ static int forget_snapshot(struct sbx_broker *b, char *err, size_t errlen)
 		return 0;
 	sbx_sessions_free(b->sessions);
 	b->sessions = sbx_sessions_new();
+	sbx_drift_free(b->drift);
+	b->drift = sbx_drift_new();
 	sbx_slack_free(b);
 	sbx_alerts_free(b);
-	if (!b->sessions || sbx_slack_new(b) < 0 || sbx_alerts_new(b) < 0) {
+	if (!b->sessions || !b->drift || sbx_slack_new(b) < 0 || sbx_alerts_new(b) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -424,7 +431,7 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 		return 0;
 	}
 	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0 &&
-	    strcmp(ext, "alerts") != 0) {
+	    strcmp(ext, "alerts") != 0 && strcmp(ext, "drift") != 0) {
 		/* Its records before the snapshot are never read: without
 		 * its part the feature would miss them. */
 		snprintf(err, errlen, "snapshot: unknown part \"%.40s\"", ext);
@@ -442,6 +449,10 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 		return sbx_alerts_load(b->alerts, data);
 	if (strcmp(ext, "slack") == 0 && sbx_slack_load(b->slack, data) < 0) {
 		snprintf(err, errlen, "snapshot: slack state does not load");
+		return -1;
+	}
+	if (strcmp(ext, "drift") == 0 && sbx_drift_load(b->drift, data) < 0) {
+		snprintf(err, errlen, "snapshot: drift state does not load");
 		return -1;
 	}
 	return 0;
@@ -476,6 +487,7 @@ int sbx_broker_snapshot_state(struct sbx_snapshot_out *out, void *ctx)
 	    put_part(out, "sessions", sbx_sessions_save(b->sessions)) < 0 ||
 	    put_part(out, "slack", sbx_slack_save(b->slack)) < 0 ||
 	    put_part(out, "alerts", sbx_alerts_save(b->alerts)) < 0 ||
+	    put_part(out, "drift", sbx_drift_save(b->drift)) < 0 ||
 	    put_part(out, "fleet",
 		     json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
 			       b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,
@@ -1225,7 +1237,9 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 	}
 	b->sessions = sbx_sessions_new();
 	b->sealing = sbx_sealing_new();
-	if (!b->sessions || !b->sealing || sbx_slack_new(b) < 0 || sbx_alerts_new(b) < 0) {
+	b->drift = sbx_drift_new();
+	if (!b->sessions || !b->sealing || !b->drift || sbx_slack_new(b) < 0 ||
+	    sbx_alerts_new(b) < 0) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1269,7 +1283,7 @@ int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen)
 	/* The directory first: the others see the people it brings.  Each
 	 * says itself why it cannot start. */
 	if (sbx_directory_start(b) < 0 || sbx_grouptable_start(b) < 0 ||
-	    sbx_sessions_start(b) < 0 || sbx_slack_start(b) < 0) {
+	    sbx_sessions_start(b) < 0 || sbx_slack_start(b) < 0 || sbx_drift_start(b) < 0) {
 		snprintf(why, whylen, "a feature could not start (see above)");
 		return -EINVAL;
 	}
@@ -1345,6 +1359,8 @@ void sbx_broker_shutdown(struct sbx_broker *b)
 void sbx_broker_free(struct sbx_broker *b)
 {
 	sbx_fleet_free(b);
+	sbx_drift_free(b->drift);
+	b->drift = NULL;
 	sbx_slack_free(b);
 	sbx_directory_free(b);
 	sbx_grouptable_free(b);

@@ -38,6 +38,7 @@ struct sbx_directory;
 struct sbx_slack;
 struct sbx_fleet;
 struct sbx_sealing;
+struct sbx_drift;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -70,6 +71,8 @@ struct sbx_broker {
 	struct sbx_grouptable *grouptable;
 	struct sbx_directory *directory;
 	struct sbx_slack *slack;
+	/* Permission drift on this host (drift.h). */
+	struct sbx_drift *drift;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
 	/* The policy's alert rules and their windows (alerts.h). */

@@ -9,6 +9,7 @@
 
 #include "dispatch.h"
 
+#include "drift.h"
 #include "fleet.h"
 
 #include "user_limits.h"
@@ -53,6 +54,7 @@ enum arg_bit {
 #define SESSION_FIELDS (A_AS_USER | A_USER | A_SERVICE | A_RHOST | A_TTY | A_SESSION | A_ID | \
 			A_PID)
 #define GROUP_FIELDS (A_AS_USER | A_UNIX_GROUP | A_USER | A_GID | A_ID)
+#define DRIFT_FIELDS (A_AS_USER)
 
 struct field_spec {
 	uint16_t tag;
@@ -227,6 +229,11 @@ static const struct op_entry op_table[] = {
 	  sbx_op_group, "look up groups" },
 	{ SBX_OP_GROUP_MEMBERSHIPS, SBX_CALLER_ANY,   GROUP_FIELDS,   NOTHING,
 	  sbx_op_group, "look up groups" },
+	/* permission drift (drift.h) */
+	{ SBX_OP_DRIFT,            SBX_CALLER_ADMIN,  DRIFT_FIELDS,   NOTHING,
+	  sbx_op_drift, "list drift findings" },
+	{ SBX_OP_DRIFT_SCAN,       SBX_CALLER_ADMIN,  DRIFT_FIELDS,   NOTHING,
+	  sbx_op_drift_scan, "start a drift scan" },
 };
 
 static const struct op_entry *op_entry(uint16_t op)

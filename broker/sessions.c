@@ -1172,3 +1172,12 @@ size_t sbx_sessions_count(const struct sbx_broker *b)
 {
 	return b && b->sessions ? b->sessions->n : 0;
 }
+
+void sbx_sessions_each_open(const struct sbx_broker *b, sbx_session_fn *fn, void *ctx)
+{
+	const struct sbx_sessions *t = b ? b->sessions : NULL;
+
+	for (size_t i = 0; t && i < t->n; i++)
+		if (t->v[i]->state == SESS_OPEN)
+			fn(t->v[i]->id, t->v[i]->user, t->v[i]->leader.pid, t->v[i]->opened_at, ctx);
+}

@@ -56,6 +56,11 @@ void sbx_sessions_tick(struct sbx_broker *b, int64_t now_us);
 /* For tests and sbxctl-style listings: how many sessions are in the table
  * (open or being ended). */
 size_t sbx_sessions_count(const struct sbx_broker *b);
+/* Each open session (the drift scan's question: on what does it rest
+ * now?).  The user is borrowed for the call. */
+typedef void sbx_session_fn(uint32_t id, const char *user, pid_t leader, int64_t opened_at,
+			    void *ctx);
+void sbx_sessions_each_open(const struct sbx_broker *b, sbx_session_fn *fn, void *ctx);
 
 /* The process identity the broker keeps for a pid: its start time in
  * clock ticks since boot (/proc/PID/stat field 22), so that a recycled pid

@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "client.h"
+#include "drift_cmd.h"
 #include "fleet_cmd.h"
 #include "output.h"
 #include "policy.h"
@@ -921,6 +922,65 @@ static const struct sbx_cli_cmd cmds[] = {
 		.run = cmd_status,
 	},
 	{
+		.name = "drift scan",
+		.synopsis = "drift scan",
+		.summary = "start a drift scan now (admins)",
+		.help =
+		"Ask the broker to scan for drift now rather than at the next\n"
+		"drift.interval; when a scan is under way, another starts when it ends.\n"
+		"Returns at once: the scan runs beside the broker's work, and its\n"
+		"findings appear in `sbxctl drift` (whose \"scans\" count goes up) and\n"
+		"in the journal.  Refused (exit 1) when the policy has no drift: section.\n"
+		"\n"
+		"Example:\n"
+		"  sbxctl drift scan && sleep 1 && sbxctl drift\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = 0,
+		.run = sbx_cmd_drift_scan,
+	},
+	{
+		.name = "drift",
+		.synopsis = "drift",
+		.summary = "access on this host that does not come from sbx (admins)",
+		.help =
+		"List the open findings of the broker's drift scan (docs/policy.md,\n"
+		"\"drift\"): access on this host that does not come from sbx.  Each has\n"
+		"an id, a kind, a subject, where it is (FILE:LINE), what was found, what\n"
+		"the policy says, and since when it is open.  Kinds:\n"
+		"  group            a member of a role's unix group or a watched group\n"
+		"                   (drift.watch_groups) whom no grant or standing role\n"
+		"                   puts there\n"
+		"  sudoers          a rule for a user or group the policy does not give\n"
+		"                   sudo, or for a role's group with more commands than\n"
+		"                   the role's sudo.allow; or a line that does not parse\n"
+		"  authorized_keys  keys of an account the policy gives no login here\n"
+		"  session          an open session (pam_sbx's, or a login in utmp) of\n"
+		"                   someone whose grant has ended and who has no standing\n"
+		"                   login\n"
+		"  grant            a live grant the policy no longer supports\n"
+		"  file             a file the scan would not or could not read (a link,\n"
+		"                   another owner, writable by others, too large, binary,\n"
+		"                   a line that is not a passwd or group line)\n"
+		"A finding is recorded once as drift.detected and, when it goes, as\n"
+		"drift.resolved (sbxctl audit query --event drift.).\n"
+		"\n"
+		"--json: {\"scans\", \"scanned_at\", \"scanning\", \"findings\": [{\"finding\",\n"
+		"\"kind\", \"subject\", \"file\", \"line\", \"found\", \"policy\",\n"
+		"\"detected_at\"}]}.\n"
+		"\n"
+		"Exit status: 0 nothing open; 1 findings are open (or not an admin); 3\n"
+		"the broker is unreachable.\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl drift\n"
+		"  sbxctl drift --json | jq -r '.findings[] | select(.kind == \"group\") | .subject'\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = 0,
+		.run = sbx_cmd_drift,
+	},
+	{
 		.name = "policy check",
 		.synopsis = "policy check FILE [FILE...] [--online]",
 		.summary = "validate policy files (offline)",
@@ -1273,6 +1333,7 @@ static const struct sbx_cli_tool tool = {
 	"  sbxctl approve 42 --comment \"ok for the import fix\"\n"
 	"  sbxctl check erin\n"
 	"  sbxctl grants --user erin\n"
+	"  sbxctl drift\n"
 	"  sbxctl policy check /etc/sbx/policy.yaml\n"
 	"  sbxctl audit verify --state-dir /var/lib/sbx\n"
 	"  sbxctl audit query --event grant. --since 1d\n"

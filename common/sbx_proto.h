@@ -104,6 +104,12 @@ enum sbx_op {
 	SBX_OP_GROUP_MEMBERSHIPS = 0x0063, /* USER -> GID... (repeated): the groups USER is a
 	                                * live member of (initgroups); none is STATUS OK */
 
+	/* permission drift (broker/drift.h): ops 0x0070-0x007f */
+	SBX_OP_DRIFT = 0x0070,         /* admins: -> SCANS, [SCANNED_AT], [SCANNING],
+	                                * DRIFT... (repeated): the open findings */
+	SBX_OP_DRIFT_SCAN = 0x0071,    /* admins: -> SCANS (so far): a scan starts now, or
+	                                * right after the one under way */
+
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
 };
@@ -206,6 +212,21 @@ enum sbx_tag {
 	/* unix groups: tags 0x0600-0x06ff */
 	SBX_F_GROUP = 0x0601,       /* REC: UNIX_GROUP GID MEMBER... */
 	SBX_F_MEMBER = 0x0602,      /* STR, repeated: a user name */
+
+	/* permission drift: tags 0x0700-0x07ff */
+	SBX_F_DRIFT = 0x0701,       /* REC: FINDING KIND SUBJECT [FILE LINE] FOUND POLICY_SAYS
+	                             * DETECTED_AT */
+	SBX_F_FINDING = 0x0702,     /* STR: a finding's id (16 hex digits) */
+	SBX_F_KIND = 0x0703,        /* STR: group|sudoers|authorized_keys|session|grant|file */
+	SBX_F_SUBJECT = 0x0704,     /* STR: a user, "%group", or a file */
+	SBX_F_FILE = 0x0705,        /* STR: where */
+	SBX_F_LINE = 0x0706,        /* U32: line in FILE (0: the whole file) */
+	SBX_F_FOUND = 0x0707,       /* STR: what is there */
+	SBX_F_POLICY_SAYS = 0x0708, /* STR: what the policy says */
+	SBX_F_DETECTED_AT = 0x0709, /* I64 */
+	SBX_F_SCANS = 0x070a,       /* U32: scans finished since the broker started */
+	SBX_F_SCANNED_AT = 0x070b,  /* I64: when the last one finished */
+	SBX_F_SCANNING = 0x070c,    /* U32 0|1: a scan is under way */
 };
 
 /* FLAGS bits */
@@ -221,15 +242,16 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_EXTENDS: case SBX_F_APPROVALS_NEEDED: case SBX_F_GID:
 	case SBX_F_AUTO_APPROVE: case SBX_F_REQUIRE_REASON: case SBX_F_REASON_MIN:
 	case SBX_F_LOGIN: case SBX_F_HOST_MATCH: case SBX_F_SESSION: case SBX_F_PID:
-	case SBX_F_STALE: case SBX_F_WRITABLE:
+	case SBX_F_STALE: case SBX_F_WRITABLE: case SBX_F_LINE: case SBX_F_SCANS:
+	case SBX_F_SCANNING:
 		return SBX_T_U32;
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
 	case SBX_F_DEFAULT_DURATION: case SBX_F_SEQ: case SBX_F_OPENED_AT:
-	case SBX_F_FLEET_SEQ:
+	case SBX_F_FLEET_SEQ: case SBX_F_DETECTED_AT: case SBX_F_SCANNED_AT:
 		return SBX_T_I64;
 	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
-	case SBX_F_SESSIONINFO: case SBX_F_GROUP:
+	case SBX_F_SESSIONINFO: case SBX_F_GROUP: case SBX_F_DRIFT:
 		return SBX_T_REC;
 	case SBX_F_MESSAGE: case SBX_F_AS_USER: case SBX_F_USER: case SBX_F_SERVICE:
 	case SBX_F_RHOST: case SBX_F_TTY: case SBX_F_VIA: case SBX_F_HOST:
@@ -240,6 +262,8 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_HOSTS: case SBX_F_REQUIRE_TICKET: case SBX_F_HOW:
 	case SBX_F_VERSION: case SBX_F_POLICY_SHA: case SBX_F_DEGRADED:
 	case SBX_F_MEMBER: case SBX_F_FLEET: case SBX_F_NOTE:
+	case SBX_F_FINDING: case SBX_F_KIND: case SBX_F_SUBJECT: case SBX_F_FILE:
+	case SBX_F_FOUND: case SBX_F_POLICY_SAYS:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;
@@ -256,6 +280,7 @@ static inline int sbx_op_known(uint16_t op)
 	case SBX_OP_SESSION_OPEN: case SBX_OP_SESSION_CLOSE: case SBX_OP_SESSIONS:
 	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
 	case SBX_OP_GROUP_MEMBERSHIPS:
+	case SBX_OP_DRIFT: case SBX_OP_DRIFT_SCAN:
 		return 1;
 	}
 	return 0;

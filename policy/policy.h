@@ -108,6 +108,13 @@ struct sbx_role {
 	/* A directory refresh that ends someone's eligibility also ends
 	 * their grants of this role (revoke_on_ineligible). */
 	bool revoke_on_ineligible;
+	/* sudo: { allow: [...] }: the commands the role's unix group may run
+	 * through sudoers (the drift scan reports a rule that gives more).
+	 * !sudo_set: the role has no sudo: key, and any command is in
+	 * policy. */
+	bool sudo_set;
+	char **sudo_allow;
+	size_t n_sudo_allow;
 };
 
 struct sbx_policy {

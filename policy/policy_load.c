@@ -12,6 +12,7 @@
 
 #include "policy_internal.h"
 #include "policy_alerts.h"
+#include "policy_drift.h"
 
 #include "duration.h"
 #include "sbx_proto.h"
@@ -237,6 +238,9 @@ static void role_free(struct sbx_role *r)
 		regfree(&r->ticket_re[i]);
 	free(r->ticket_pattern[0]);
 	free(r->ticket_pattern[1]);
+	for (size_t i = 0; i < r->n_sudo_allow; i++)
+		free(r->sudo_allow[i]);
+	free(r->sudo_allow);
 }
 
 void sbx_policy_free(struct sbx_policy *p)
@@ -867,6 +871,23 @@ static void parse_unix_group(struct loader *L, const struct field *f, yaml_node_
 	walk_map(L, n, f->sub, obj, f->key, n->start_mark);
 }
 
+/* drift: and a role's sudo: live in policy_drift.c. */
+static void yaml_err(void *ctx, yaml_mark_t at, const char *msg)
+{
+	error_at(ctx, at, "%s", msg);
+}
+
+static void parse_sudo(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	(void)f;
+	sbx_policy_role_sudo(&L->doc, n, &((struct role_src *)obj)->r, yaml_err, L);
+}
+
+static void load_drift(struct loader *L, yaml_node_t *n)
+{
+	sbx_policy_drift_load(&L->doc, n, &L->settings->drift, yaml_err, L);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The tables: docs/policy.md describes every key listed here. */
 
@@ -954,6 +975,7 @@ static const struct field role_fields[] = {
 	{ "reason_min_length", parse_count, ROLE(reason_min_length), NULL, NULL },
 	{ "review_every", parse_review, ROLE(review_every), NULL, NULL },
 	{ "on_expiry", parse_on_expiry, ROLE(on_expiry), NULL, NULL },
+	{ "sudo", parse_sudo, 0, NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
@@ -1994,6 +2016,7 @@ static const struct section {
 	{ "slack", load_slack },
 	{ "fleet", load_fleet },
 	{ "audit", load_audit },
+	{ "drift", load_drift },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },
@@ -2016,7 +2039,7 @@ static void load_root(struct loader *L, yaml_node_t *root)
 		if (k == N_SECTIONS)
 			error_at(L, e[i].knode->start_mark,
 				 "unknown key '%s' (the policy has broker, directory, slack, fleet, audit, "
-				 "profiles, users, groups, roles and alerts)", e[i].key);
+				 "drift, profiles, users, groups, roles and alerts)", e[i].key);
 		else
 			found[k] = e[i].vnode;
 	}

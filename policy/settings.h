@@ -2,7 +2,7 @@
  * What the policy file says besides the RBAC rules: how to reach the LDAP
  * directory (directory:), where Slack's callbacks come in (slack:) and
  * where the fleet's shared log is (fleet:) and how the journal is sealed
- * (audit:).
+ * (audit:), and where the drift scan looks (drift:).
  * The loader fills these beside struct sbx_policy; the parts that use
  * them (ldap/, the broker's directory source and Slack) get their own
  * copy, so a policy that changes with every directory refresh never
@@ -65,12 +65,45 @@ struct sbx_audit_conf {
 	int64_t seal_every;             /* seconds per sealing epoch (default 60) */
 };
 
+/* drift: (docs/policy.md, "drift"): where the scan for access that does
+ * not come from sbx looks, how often, and what it does about it. */
+#define SBX_DRIFT_MAX_GROUPS 32
+#define SBX_DRIFT_MAX_PATHS 16
+/* The kinds of finding (broker/drift_scan.h names them). */
+enum sbx_drift_kind {
+	SBX_DRIFT_GROUP = 0,            /* a member of a watched group */
+	SBX_DRIFT_SUDOERS,              /* a sudoers rule, or a line that does not parse */
+	SBX_DRIFT_KEYS,                 /* an authorized_keys file */
+	SBX_DRIFT_SESSION,              /* a live session without a grant */
+	SBX_DRIFT_GRANT,                /* a grant the policy no longer supports */
+	SBX_DRIFT_FILE,                 /* a file the scan could not trust or read */
+	SBX_DRIFT_N_KINDS,
+};
+enum sbx_drift_action { SBX_DRIFT_REPORT = 0, SBX_DRIFT_REMOVE };
+struct sbx_drift_conf {
+	bool enabled;                   /* the file has the section */
+	int64_t interval;               /* seconds (default 15m) */
+	char watch_groups[SBX_DRIFT_MAX_GROUPS][65];
+	size_t n_watch_groups;
+	char group_file[SBX_SETTINGS_PATH_MAX];  /* gshadow is read beside it */
+	char passwd_file[SBX_SETTINGS_PATH_MAX]; /* accounts and their homes */
+	char sshd_config[SBX_SETTINGS_PATH_MAX]; /* for AuthorizedKeysFile */
+	char utmp_file[SBX_SETTINGS_PATH_MAX];   /* who is logged in; "": none */
+	char sudoers[SBX_DRIFT_MAX_PATHS][SBX_SETTINGS_PATH_MAX]; /* files or dirs */
+	size_t n_sudoers;
+	/* patterns with %h (home), %u (user), %%; "sshd": sshd's own */
+	char authorized_keys[SBX_DRIFT_MAX_PATHS][SBX_SETTINGS_PATH_MAX];
+	size_t n_authorized_keys;
+	enum sbx_drift_action remediate[SBX_DRIFT_N_KINDS];
+};
+
 struct sbx_settings {
 	struct sbx_directory_conf directory;
 	struct sbx_slack_conf slack;
 	struct sbx_fleet_conf fleet;
 	struct sbx_audit_conf audit;
 	struct sbx_alerts_conf alerts;  /* alerts: (alerts_conf.h) */
+	struct sbx_drift_conf drift;
 };
 
 #endif
