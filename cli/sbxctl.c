@@ -15,6 +15,7 @@
 #include "fleet_cmd.h"
 #include "output.h"
 #include "policy.h"
+#include "review.h"
 #include "sbx_ldap.h"
 #include "timeutil.h"
 #include "text.h"
@@ -48,6 +49,7 @@ enum {
 	O_OUT,
 	O_FORCE,
 	O_NO_HOST_KEY,
+	O_QUARTER,
 	N_OPTS,
 };
 
@@ -73,6 +75,7 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_OUT] = { "out", true },
 	[O_FORCE] = { "force", false },
 	[O_NO_HOST_KEY] = { "no-host-key", false },
+	[O_QUARTER] = { "quarter", true },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -692,6 +695,25 @@ static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a
 }
 
 /* ------------------------------------------------------------------ */
+/* Access reviews (cli/review.c)                                       */
+
+static int cmd_review_report(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct sbx_review_args r = {
+		.config = a->val[O_CONFIG] ? a->val[O_CONFIG] : SBX_DEFAULT_CONFIG,
+		.state_dir = a->val[O_STATE_DIR],
+		.since = a->val[O_SINCE],
+		.quarter = a->val[O_QUARTER],
+		.role = a->val[O_ROLE],
+		.user = a->val[O_USER],
+		.format = a->val[O_FORMAT],
+		.out = a->val[O_OUT],
+	};
+
+	return sbx_review_report(c, &r);
+}
+
+/* ------------------------------------------------------------------ */
 /* The fleet                                                           */
 
 /* The policy a fleet command works from: --config, else the broker's. */
@@ -1059,6 +1081,59 @@ static const struct sbx_cli_cmd cmds[] = {
 		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
 			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT) | BIT(O_ID),
 		.run = cmd_audit_query,
+	},
+	{
+		.name = "review report",
+		.synopsis = "review report [--config FILE] [--state-dir DIR] [--since T | --quarter Q] "
+			    "[--role R] [--user U] [--format md|csv|json|html] [--out FILE]",
+		.summary = "access review report: who may, who did, what is flagged (offline)",
+		.help =
+		"Read the policy and the whole journal once, without the broker, and\n"
+		"report per role and user: standing and eligible access and where it\n"
+		"comes from (the policy file by name, a group in it, or a directory\n"
+		"group); the grants activated in the period (count, total hours, how many\n"
+		"at the role's max_duration or auto-approved, reasons, tickets, who\n"
+		"approved, how long requests waited); logins and sessions (count in the\n"
+		"period, last ever); open permission drift findings; the last review\n"
+		"decision; and flags.  Flagged rows come first.\n"
+		"\n"
+		"Flags:\n"
+		"  unused                   standing access with no login or session within\n"
+		"                           review.unused_after (default 30d) of the report's end\n"
+		"  max-duration             2 or more grants at the role's max_duration, and at\n"
+		"                           least half of them\n"
+		"  same-approver            2 or more approved grants, all by one approver\n"
+		"  auto-approved-sensitive  auto-approved grants of a role with a unix_group\n"
+		"                           or a review_every\n"
+		"  drift                    open drift.detected findings naming the user\n"
+		"  review-overdue           the role's review_every has passed since its last\n"
+		"                           review (sbxctl review certify/revoke)\n"
+		"  revoked-still-standing   revoked in a review, still standing in the file\n"
+		"\n"
+		"Options:\n"
+		"  --config FILE    the policy (default: " SBX_DEFAULT_CONFIG ")\n"
+		"  --state-dir DIR  the broker's state directory (default: the policy's\n"
+		"                   broker.state_dir)\n"
+		"  --since T        the period starts at T: a duration meaning that long ago\n"
+		"                   (90d, the default), an RFC 3339 time or a date; it ends now\n"
+		"  --quarter Q      the period is calendar quarter Q (UTC), e.g. 2026Q4; the\n"
+		"                   report is then as of the quarter's end\n"
+		"  --role R         only role R\n"
+		"  --user U         only user U\n"
+		"  --format F       md (default), csv (RFC 4180, one line per row), json (one\n"
+		"                   object: period, summary, roles, rows) or html (one\n"
+		"                   self-contained printable file with a chart)\n"
+		"  --out FILE       write there (created mode 0600) instead of stdout\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl review report --quarter 2026Q4 --format html --out q4.html\n"
+		"  sbxctl review report --since 30d --role sandbox-admin\n"
+		"  sbxctl review report --user erin --format csv > erin.csv\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
+			BIT(O_SINCE) | BIT(O_QUARTER) | BIT(O_FORMAT) | BIT(O_OUT),
+		.run = cmd_review_report,
 	},
 	{
 		.name = "fleet init",

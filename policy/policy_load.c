@@ -1969,6 +1969,23 @@ static void load_audit(struct loader *L, yaml_node_t *n)
 		walk_map(L, n, audit_fields, L->settings, "audit", n->start_mark);
 }
 
+/* review: (docs/review.md).  Present or not, the defaults hold. */
+
+#define REVIEW_CONF(m) offsetof(struct sbx_settings, review.m)
+#define REVIEW_DEFAULT_UNUSED_AFTER (30 * 86400)
+
+static const struct field review_fields[] = {
+	{ "unused_after", parse_duration, REVIEW_CONF(unused_after), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static void load_review(struct loader *L, yaml_node_t *n)
+{
+	L->settings->review.unused_after = REVIEW_DEFAULT_UNUSED_AFTER;
+	if (n)
+		walk_map(L, n, review_fields, L->settings, "review", n->start_mark);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The document */
 
@@ -1982,6 +1999,7 @@ static const struct section {
 	{ "slack", load_slack },
 	{ "fleet", load_fleet },
 	{ "audit", load_audit },
+	{ "review", load_review },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },
@@ -2003,7 +2021,7 @@ static void load_root(struct loader *L, yaml_node_t *root)
 		if (k == N_SECTIONS)
 			error_at(L, e[i].knode->start_mark,
 				 "unknown key '%s' (the policy has broker, directory, slack, fleet, audit, "
-				 "profiles, users, groups and roles)", e[i].key);
+				 "review, profiles, users, groups and roles)", e[i].key);
 		else
 			found[k] = e[i].vnode;
 	}

@@ -63,11 +63,17 @@ struct sbx_audit_conf {
 	int64_t seal_every;             /* seconds per sealing epoch (default 60) */
 };
 
+/* review: (docs/review.md) */
+struct sbx_review_conf {
+	int64_t unused_after;           /* seconds without use that flag standing access (30d) */
+};
+
 struct sbx_settings {
 	struct sbx_directory_conf directory;
 	struct sbx_slack_conf slack;
 	struct sbx_fleet_conf fleet;
 	struct sbx_audit_conf audit;
+	struct sbx_review_conf review;
 };
 
 #endif

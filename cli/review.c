@@ -1,0 +1,162 @@
+/*
+ * sbxctl review report: the policy and one streaming pass over the
+ * journal, offline (docs/review.md).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "journal.h"
+#include "review.h"
+#include "text.h"
+#include "timeutil.h"
+
+#ifndef SBX_DEFAULT_STATE_DIR
+#define SBX_DEFAULT_STATE_DIR "/var/lib/sbx"
+#endif
+
+#define US 1000000LL
+#define DEFAULT_PERIOD (90LL * 86400)
+
+struct report_ctx {
+	struct sbx_review *rv;
+	bool oom;
+};
+
+static int on_record(const json_t *rec, const char *line, size_t len, void *arg)
+{
+	struct report_ctx *x = arg;
+
+	(void)line;
+	(void)len;
+	if (sbx_review_add(x->rv, rec) < 0) {
+		x->oom = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* The period from --since / --quarter (default: the last 90 days). */
+static int period(const struct sbx_cli *c, const struct sbx_review_args *a, int64_t now,
+		  struct sbx_review_opts *o)
+{
+	char san[64];
+
+	o->until_us = now;
+	if (a->quarter && a->since)
+		return sbx_cli_usage(c, "review report", "--since and --quarter exclude each other");
+	if (a->quarter) {
+		if (sbx_review_parse_quarter(a->quarter, &o->since_us, &o->until_us) == 0)
+			return SBX_EXIT_OK;
+		return sbx_cli_usage(c, "review report", "bad --quarter \"%s\": write YEARQN, e.g. "
+				     "2026Q4", sbx_sanitize(a->quarter, san, sizeof(san)));
+	}
+	if (!a->since) {
+		o->since_us = now - DEFAULT_PERIOD * US;
+		return SBX_EXIT_OK;
+	}
+	if (sbx_cli_parse_when(a->since, now, &o->since_us) == 0 && o->since_us < now)
+		return SBX_EXIT_OK;
+	return sbx_cli_usage(c, "review report", "bad --since \"%s\": write a duration meaning "
+			     "that long ago (90d), an RFC 3339 time or a date in the past",
+			     sbx_sanitize(a->since, san, sizeof(san)));
+}
+
+/* The report file: created 0600 (it names people and what they hold),
+ * never through a symlink. */
+static FILE *open_out(const struct sbx_cli *c, const char *path)
+{
+	FILE *f;
+	int fd;
+
+	if (!path)
+		return stdout;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		sbx_cli_error(c, "cannot write %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	return f;
+}
+
+int sbx_review_report(const struct sbx_cli *c, const struct sbx_review_args *a)
+{
+	struct sbx_policy_errors errs = { 0 };
+	struct sbx_settings settings;
+	struct sbx_policy *p = NULL;
+	struct sbx_review_opts o = { 0 };
+	struct report_ctx x = { 0 };
+	enum sbx_review_format fmt = SBX_REVIEW_MD;
+	const char *dir;
+	char err[1024] = "", san[1024];
+	int64_t now = a->now_us ? a->now_us : sbx_now_us();
+	FILE *out = NULL;
+	int rc;
+
+	if (a->format && sbx_review_parse_format(a->format, &fmt) < 0)
+		return sbx_cli_usage(c, "review report", "bad --format \"%s\": use md, csv, json or "
+				     "html", sbx_sanitize(a->format, san, sizeof(san)));
+	rc = period(c, a, now, &o);
+	if (rc)
+		return rc;
+	if (sbx_policy_load_file(a->config, &p, &settings, &errs) < 0) {
+		sbx_policy_errors_print(stderr, &errs);
+		sbx_cli_error(c, "%s is not a valid policy (see `sbxctl policy check %s`)", a->config,
+			      a->config);
+		rc = SBX_EXIT_USAGE;
+		goto out;
+	}
+	o.role = a->role;
+	o.user = a->user;
+	o.now_us = now < o.until_us ? now : o.until_us;
+	o.unused_after = settings.review.unused_after;
+	dir = a->state_dir ? a->state_dir
+	      : p->broker.state_dir ? p->broker.state_dir : SBX_DEFAULT_STATE_DIR;
+	rc = sbx_audit_check_dir(c, dir);
+	if (rc)
+		goto out;
+	if (!(x.rv = sbx_review_new(p, &o)))
+		goto oom;
+	if (sbx_journal_foreach(dir, on_record, &x, err, sizeof(err)) < 0) {
+		if (x.oom)
+			goto oom;
+		sbx_cli_error(c, "reading the journal in %s failed: %s", dir,
+			      sbx_sanitize(err[0] ? err : "unknown error", san, sizeof(san)));
+		rc = SBX_EXIT_REFUSED;
+		goto out;
+	}
+	if (sbx_review_finish(x.rv) < 0)
+		goto oom;
+	if (!(out = open_out(c, a->out))) {
+		rc = SBX_EXIT_USAGE;
+		goto out;
+	}
+	if (sbx_review_write(out, x.rv, fmt) < 0 || fflush(out) != 0) {
+		sbx_cli_error(c, "writing the report to %s failed: %s", a->out ? a->out : "stdout",
+			      strerror(errno));
+		rc = SBX_EXIT_REFUSED;
+		goto out;
+	}
+	rc = SBX_EXIT_OK;
+	goto out;
+oom:
+	sbx_cli_error(c, "out of memory");
+	rc = SBX_EXIT_REFUSED;
+out:
+	if (out && out != stdout && fclose(out) != 0 && rc == SBX_EXIT_OK) {
+		sbx_cli_error(c, "writing %s failed: %s", a->out, strerror(errno));
+		rc = SBX_EXIT_REFUSED;
+	}
+	sbx_review_free(x.rv);
+	sbx_policy_free(p);
+	sbx_policy_errors_free(&errs);
+	return rc;
+}
