@@ -229,21 +229,20 @@ static json_t *role_json(const struct sbx_review_role *r, unsigned weeks)
 	return o;
 }
 
-json_t *sbx_review_to_json(const struct sbx_review *rv)
+/* Everything but the rows. */
+static json_t *head_json(const struct sbx_review *rv)
 {
 	const struct sbx_review_opts *o = sbx_review_opts_of(rv);
 	struct sbx_review_summary s;
-	json_t *j, *rows = json_array(), *roles = json_array(), *fc = json_object();
+	json_t *j, *roles = json_array(), *fc = json_object();
 
 	sbx_review_summary(rv, &s);
-	for (size_t i = 0; rows && i < sbx_review_n_rows(rv); i++)
-		json_array_append_new(rows, row_json(sbx_review_row_at(rv, i)));
 	for (size_t i = 0; roles && i < sbx_review_n_roles(rv); i++)
 		json_array_append_new(roles, role_json(sbx_review_role_at(rv, i), s.weeks));
 	for (unsigned b = 0; fc && b < SBX_REVIEW_N_FLAGS; b++)
 		json_object_set_new(fc, sbx_review_flag_name(b), json_integer(s.flag_count[b]));
 	j = json_pack("{s:{s:o, s:o}, s:o, s:s?, s:s?, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, "
-		      "s:I, s:o, s:o}, s:o, s:o}",
+		      "s:I, s:o, s:o}, s:o}",
 		      "period", "since", time_json(o->since_us), "until", time_json(o->until_us),
 		      "as_of", time_json(o->now_us), "role", o->role, "user", o->user,
 		      "unused_after_seconds", (json_int_t)o->unused_after,
@@ -252,8 +251,52 @@ json_t *sbx_review_to_json(const struct sbx_review *rv)
 		      "grant_seconds", (json_int_t)s.grant_secs, "logins", (json_int_t)s.logins,
 		      "drift_open", (json_int_t)s.drift_open, "flags", fc,
 		      "week_starts", time_json(s.week0_us),
-		      "roles", roles, "rows", rows);
+		      "roles", roles);
 	return j;
+}
+
+json_t *sbx_review_to_json(const struct sbx_review *rv)
+{
+	json_t *j = head_json(rv), *rows = json_array();
+
+	for (size_t i = 0; j && rows && i < sbx_review_n_rows(rv); i++)
+		json_array_append_new(rows, row_json(sbx_review_row_at(rv, i)));
+	if (!j || !rows || json_object_set_new(j, "rows", rows) < 0) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* The same document as sbx_review_to_json, streamed a row at a time:
+ * a report of 100,000 rows never sits in memory as one JSON tree. */
+static int write_json(FILE *f, const struct sbx_review *rv)
+{
+	json_t *head = head_json(rv);
+	char *text = head ? json_dumps(head, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	size_t len = text ? strlen(text) : 0;
+	int ret = -1;
+
+	json_decref(head);
+	if (len < 2)
+		goto out;
+	text[len - 1] = '\0'; /* the closing brace: the rows follow */
+	fprintf(f, "%s,\"rows\":[", text);
+	for (size_t i = 0; i < sbx_review_n_rows(rv); i++) {
+		json_t *r = row_json(sbx_review_row_at(rv, i));
+		char *rt = r ? json_dumps(r, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+		json_decref(r);
+		if (!rt)
+			goto out;
+		fprintf(f, "%s\n%s", i ? "," : "", rt);
+		free(rt);
+	}
+	fputs("\n]}\n", f);
+	ret = 0;
+out:
+	free(text);
+	return ret;
 }
 
 /* ---- Markdown ---- */
@@ -559,7 +602,6 @@ static void write_html(FILE *f, const struct sbx_review *rv)
 
 int sbx_review_write(FILE *f, const struct sbx_review *rv, enum sbx_review_format fmt)
 {
-	json_t *j;
 	int rc = 0;
 
 	switch (fmt) {
@@ -573,9 +615,7 @@ int sbx_review_write(FILE *f, const struct sbx_review *rv, enum sbx_review_forma
 		write_html(f, rv);
 		break;
 	case SBX_REVIEW_JSON:
-		j = sbx_review_to_json(rv);
-		rc = j ? sbx_out_print_json(f, j) : -1;
-		json_decref(j);
+		rc = write_json(f, rv);
 		break;
 	}
 	return rc < 0 || ferror(f) ? -1 : 0;
