@@ -15,6 +15,7 @@
 #include "grouptable.h"
 #include "user_limits.h"
 #include "log.h"
+#include "reviews.h"
 #include "sealing.h"
 #include "sessions.h"
 #include "sbxio.h"
@@ -38,6 +39,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_grouptable_on_record(b, rec);
 	sbx_sessions_on_record(b, rec);
 	sbx_slack_on_record(b, rec);
+	sbx_reviews_on_record(b, rec);
 }
 
 /* During the start-up replay, features rebuild their own tables. */
@@ -46,6 +48,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 	sbx_sessions_replay(b->sessions, rec);
 	sbx_slack_replay(b->slack, rec);
 	sbx_sealing_replay(b->sealing, rec);
+	sbx_reviews_replay(b->reviews, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -63,6 +66,7 @@ void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 	sbx_sessions_tick(b, sbx_now_us());
 	sbx_slack_tick(b);
 	sbx_sealing_tick(b);
+	sbx_reviews_tick(b, sbx_now_us());
 	/* Last: the table is current before the commit that releases the
 	 * replies acknowledging this pass's changes. */
 	sbx_grouptable_tick(b);
@@ -383,7 +387,9 @@ static int forget_snapshot(struct sbx_broker *b, char *err, size_t errlen)
 	sbx_sessions_free(b->sessions);
 	b->sessions = sbx_sessions_new();
 	sbx_slack_free(b);
-	if (!b->sessions || sbx_slack_new(b) < 0) {
+	sbx_reviews_free(b->reviews);
+	b->reviews = sbx_reviews_new();
+	if (!b->sessions || !b->reviews || sbx_slack_new(b) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -417,7 +423,8 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 		load_fleet_part(b, data);
 		return 0;
 	}
-	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0) {
+	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0 &&
+	    strcmp(ext, "reviews") != 0) {
 		/* Its records before the snapshot are never read: without
 		 * its part the feature would miss them. */
 		snprintf(err, errlen, "snapshot: unknown part \"%.40s\"", ext);
@@ -429,6 +436,10 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 		return 0;
 	if (strcmp(ext, "sessions") == 0 && sbx_sessions_load(b->sessions, data) < 0) {
 		snprintf(err, errlen, "snapshot: sessions state does not load");
+		return -1;
+	}
+	if (strcmp(ext, "reviews") == 0 && sbx_reviews_load(b->reviews, data) < 0) {
+		snprintf(err, errlen, "snapshot: reviews state does not load");
 		return -1;
 	}
 	if (strcmp(ext, "slack") == 0 && sbx_slack_load(b->slack, data) < 0) {
@@ -466,6 +477,7 @@ int sbx_broker_snapshot_state(struct sbx_snapshot_out *out, void *ctx)
 	if (sbx_state_snapshot(b->state, put_entry, out) < 0 ||
 	    put_part(out, "sessions", sbx_sessions_save(b->sessions)) < 0 ||
 	    put_part(out, "slack", sbx_slack_save(b->slack)) < 0 ||
+	    put_part(out, "reviews", sbx_reviews_save(b->reviews)) < 0 ||
 	    put_part(out, "fleet",
 		     json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
 			       b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,
@@ -667,6 +679,8 @@ static int request_role(struct sbx_broker *b, const struct sbx_request *q, const
 	if (sbx_policy_check_request(b->policy, role, q->person, duration,
 				     q->reason && q->reason[0] ? q->reason : NULL,
 				     q->ticket && q->ticket[0] ? q->ticket : NULL, why, whylen) < 0)
+		return -SBX_ST_REFUSED;
+	if (sbx_reviews_check_request(b, role->name, q->person, why, whylen) < 0)
 		return -SBX_ST_REFUSED;
 	*out = role;
 	return 0;
@@ -1215,7 +1229,8 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 	}
 	b->sessions = sbx_sessions_new();
 	b->sealing = sbx_sealing_new();
-	if (!b->sessions || !b->sealing || sbx_slack_new(b) < 0) {
+	b->reviews = sbx_reviews_new();
+	if (!b->sessions || !b->sealing || !b->reviews || sbx_slack_new(b) < 0) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1342,6 +1357,8 @@ void sbx_broker_free(struct sbx_broker *b)
 	b->sessions = NULL;
 	sbx_sealing_free(b->sealing);
 	b->sealing = NULL;
+	sbx_reviews_free(b->reviews);
+	b->reviews = NULL;
 	sbx_journal_close(b->journal);
 	b->journal = NULL;
 	sbx_state_free(b->state);

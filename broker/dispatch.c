@@ -16,6 +16,7 @@
 #include "sbxio.h"
 #include "sessions.h"
 #include "grouptable.h"
+#include "reviews.h"
 #include "text.h"
 
 #include <stdarg.h>
@@ -227,6 +228,13 @@ static const struct op_entry op_table[] = {
 	  sbx_op_group, "look up groups" },
 	{ SBX_OP_GROUP_MEMBERSHIPS, SBX_CALLER_ANY,   GROUP_FIELDS,   NOTHING,
 	  sbx_op_group, "look up groups" },
+	/* access reviews (reviews.h): the handler checks the role's approvers */
+	{ SBX_OP_REVIEW_CERTIFY,   SBX_CALLER_PERSON, PERSON_FIELDS,  HOST,
+	  sbx_op_review_decide, "certify access" },
+	{ SBX_OP_REVIEW_REVOKE,    SBX_CALLER_PERSON, PERSON_FIELDS,  HOST,
+	  sbx_op_review_decide, "revoke access in a review" },
+	{ SBX_OP_REVIEW_STATUS,    SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	  sbx_op_review_status, "see access reviews" },
 };
 
 static const struct op_entry *op_entry(uint16_t op)

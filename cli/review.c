@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "journal.h"
+#include "output.h"
 #include "review.h"
 #include "text.h"
 #include "timeutil.h"
@@ -159,4 +160,82 @@ out:
 	sbx_policy_free(p);
 	sbx_policy_errors_free(&errs);
 	return rc;
+}
+
+/* ---- decisions and status (the broker) ---- */
+
+int sbx_review_decide(const struct sbx_cli *c, bool revoke, const char *user, const char *role,
+		      const char *comment)
+{
+	struct sbx_cli_reply rep = { 0 };
+	char san[SBX_STR_MAX + 1];
+	sbx_msg m = { 0 };
+	json_t *j;
+	int rc;
+
+	if (sbx_cli_arg_name(c, "user", user) || sbx_cli_arg_name(c, "role", role))
+		return SBX_EXIT_USAGE;
+	if (!comment || !comment[0])
+		return sbx_cli_usage(c, revoke ? "review revoke" : "review certify",
+				     "a review decision needs --comment TEXT (the auditors read it)");
+	if (sbx_cli_arg_text(c, "--comment", comment))
+		return SBX_EXIT_USAGE;
+	sbx_cli_msg_init(c, &m, revoke ? SBX_OP_REVIEW_REVOKE : SBX_OP_REVIEW_CERTIFY);
+	sbx_msg_put_str(&m, SBX_F_USER, user);
+	sbx_msg_put_str(&m, SBX_F_ROLE, role);
+	sbx_msg_put_str(&m, SBX_F_COMMENT, comment);
+	rc = sbx_cli_call(c, &m, &rep);
+	if (rc == SBX_EXIT_OK && c->json) {
+		j = json_pack("{s:s, s:s, s:s, s:s}", "decision", revoke ? "revoked" : "certified",
+			      "user", user, "role", role, "message", rep.message);
+		rc = j ? sbx_cli_print_json(c, j) : SBX_EXIT_REFUSED;
+		json_decref(j);
+	} else if (rc == SBX_EXIT_OK) {
+		printf("%s\n", sbx_sanitize(rep.message, san, sizeof(san)));
+	}
+	sbx_cli_reply_free(&rep);
+	sbx_msg_free(&m);
+	return rc;
+}
+
+static const char *jstr(const json_t *o, const char *k, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : dflt;
+}
+
+int sbx_review_status(const struct sbx_cli *c)
+{
+	char a[SBX_STR_MAX + 1], b[64], d[64], e[64];
+	json_t *roles = NULL, *r;
+	sbx_msg m = { 0 };
+	size_t i;
+	int rc;
+
+	sbx_cli_msg_init(c, &m, SBX_OP_REVIEW_STATUS);
+	rc = sbx_cli_call_json(c, &m, SBX_F_REVIEWINFO, true, SBX_OUT_REVIEWINFO, &roles);
+	sbx_msg_free(&m);
+	if (rc != SBX_EXIT_OK)
+		return rc;
+	if (c->json) {
+		rc = sbx_cli_print_json(c, roles);
+		json_decref(roles);
+		return rc;
+	}
+	if (!json_array_size(roles))
+		printf("no role has a review_every: nothing is reviewed\n");
+	else
+		printf("%-24s %-10s %-8s %-21s %-21s %s\n", "ROLE", "STATE", "EVERY", "LAST REVIEW",
+		       "NEXT DUE", "MISSED");
+	json_array_foreach(roles, i, r) {
+		sbx_sanitize(jstr(r, "role", "?"), a, sizeof(a));
+		snprintf(b, sizeof(b), "%s", jstr(r, "review_every_text", "-"));
+		snprintf(d, sizeof(d), "%s", jstr(r, "last_review", "never"));
+		snprintf(e, sizeof(e), "%s", jstr(r, "next_due", "-"));
+		printf("%-24s %-10s %-8s %-21s %-21s %s\n", a, jstr(r, "state", "?"), b, d, e,
+		       jstr(r, "on_missed_review", "-"));
+	}
+	json_decref(roles);
+	return SBX_EXIT_OK;
 }

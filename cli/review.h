@@ -7,6 +7,7 @@
 #define SBX_CLI_REVIEW_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "client.h"
@@ -35,6 +36,12 @@ struct sbx_review_args {
 
 /* sbxctl review report.  Returns the exit code. */
 int sbx_review_report(const struct sbx_cli *c, const struct sbx_review_args *a);
+
+/* sbxctl review certify|revoke USER ROLE --comment TEXT, and review
+ * status: ask the broker.  Return the exit code. */
+int sbx_review_decide(const struct sbx_cli *c, bool revoke, const char *user, const char *role,
+		      const char *comment);
+int sbx_review_status(const struct sbx_cli *c);
 
 /* Renderers (review_out.c), for the report and the tests.  0 or -1. */
 json_t *sbx_review_to_json(const struct sbx_review *rv);

@@ -713,6 +713,22 @@ static int cmd_review_report(const struct sbx_cli *c, const struct sbx_cli_args 
 	return sbx_review_report(c, &r);
 }
 
+static int cmd_review_certify(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	return sbx_review_decide(c, false, a->pos[0], a->pos[1], a->val[O_COMMENT]);
+}
+
+static int cmd_review_revoke(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	return sbx_review_decide(c, true, a->pos[0], a->pos[1], a->val[O_COMMENT]);
+}
+
+static int cmd_review_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	(void)a;
+	return sbx_review_status(c);
+}
+
 /* ------------------------------------------------------------------ */
 /* The fleet                                                           */
 
@@ -1134,6 +1150,74 @@ static const struct sbx_cli_cmd cmds[] = {
 		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
 			BIT(O_SINCE) | BIT(O_QUARTER) | BIT(O_FORMAT) | BIT(O_OUT),
 		.run = cmd_review_report,
+	},
+	{
+		.name = "review certify",
+		.synopsis = "review certify USER ROLE --comment TEXT",
+		.summary = "record that USER's access to ROLE was reviewed and stays",
+		.help =
+		"Record review.certified: USER's access to ROLE (standing, eligible or a\n"
+		"live grant) was reviewed and may stay.  Allowed to ROLE's approvers for\n"
+		"USER and to admins, never to USER.  Any decision about a member is the\n"
+		"role's review: its next review is due review_every later, and a role\n"
+		"suspended for a missed review (on_missed_review: suspend) takes requests\n"
+		"again (review.resumed).\n"
+		"\n"
+		"Options:\n"
+		"  --comment TEXT   why (required: the journal and the report keep it)\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl review certify erin sandbox-admin --comment \"still on the db team\"\n",
+		.min_args = 2,
+		.max_args = 2,
+		.opts = BIT(O_COMMENT),
+		.run = cmd_review_certify,
+	},
+	{
+		.name = "review revoke",
+		.synopsis = "review revoke USER ROLE --comment TEXT",
+		.summary = "take USER's access to ROLE away in a review",
+		.help =
+		"Record review.revoked, end USER's live grants of ROLE at once\n"
+		"(grant.revoked, reason \"revoked in an access review: TEXT\"), and for an\n"
+		"eligible member refuse their requests for ROLE until the policy file\n"
+		"changes (sbxctl policy explain USER shows it as \"revoked\").  Standing\n"
+		"access comes from the policy file: the decision is recorded, the access\n"
+		"stays, and the report flags it (revoked-still-standing) until the policy\n"
+		"drops the user.  Allowed to ROLE's approvers for USER and to admins,\n"
+		"never to USER.  It also counts as the role's review.\n"
+		"\n"
+		"Options:\n"
+		"  --comment TEXT   why (required)\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl review revoke dave sandbox-admin --comment \"moved to sales\"\n",
+		.min_args = 2,
+		.max_args = 2,
+		.opts = BIT(O_COMMENT),
+		.run = cmd_review_revoke,
+	},
+	{
+		.name = "review status",
+		.synopsis = "review status",
+		.summary = "each reviewed role's last review, next due date and state",
+		.help =
+		"List every role whose profile sets review_every: its last review (a\n"
+		"certify or revoke of any member), when the next one is due (review_every\n"
+		"after it, or after the broker first loaded a policy), what a missed one\n"
+		"does (on_missed_review) and the state: ok, due (review.due recorded and\n"
+		"the approvers told), or suspended (new grants refused until a review).\n"
+		"\n"
+		"--json prints an array of {\"role\", \"state\", \"review_every\",\n"
+		"\"review_every_text\", \"last_review\", \"next_due\", \"on_missed_review\",\n"
+		"\"note\"}.\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl review status\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = 0,
+		.run = cmd_review_status,
 	},
 	{
 		.name = "fleet init",

@@ -104,6 +104,13 @@ enum sbx_op {
 	SBX_OP_GROUP_MEMBERSHIPS = 0x0063, /* USER -> GID... (repeated): the groups USER is a
 	                                * live member of (initgroups); none is STATUS OK */
 
+	/* access reviews (docs/review.md): ops 0x0080-0x008f */
+	SBX_OP_REVIEW_CERTIFY = 0x0080, /* USER ROLE COMMENT -> MESSAGE (the role's approvers
+	                                 * and admins, never USER) */
+	SBX_OP_REVIEW_REVOKE = 0x0081,  /* USER ROLE COMMENT -> MESSAGE; ends USER's grants of
+	                                 * ROLE and their eligibility until the policy changes */
+	SBX_OP_REVIEW_STATUS = 0x0082,  /* -> REVIEWINFO... (repeated): each role's review */
+
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
 };
@@ -206,6 +213,13 @@ enum sbx_tag {
 	/* unix groups: tags 0x0600-0x06ff */
 	SBX_F_GROUP = 0x0601,       /* REC: UNIX_GROUP GID MEMBER... */
 	SBX_F_MEMBER = 0x0602,      /* STR, repeated: a user name */
+
+	/* access reviews: tags 0x0700-0x07ff */
+	SBX_F_REVIEWINFO = 0x0701,  /* REC: ROLE STATE [LAST_REVIEW] [NEXT_DUE] [DURATION:
+	                             * review_every] [ON_MISSED] [NOTE] */
+	SBX_F_LAST_REVIEW = 0x0702, /* I64 */
+	SBX_F_NEXT_DUE = 0x0703,    /* I64 */
+	SBX_F_ON_MISSED = 0x0704,   /* STR: notify|suspend */
 };
 
 /* FLAGS bits */
@@ -226,10 +240,10 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
 	case SBX_F_DEFAULT_DURATION: case SBX_F_SEQ: case SBX_F_OPENED_AT:
-	case SBX_F_FLEET_SEQ:
+	case SBX_F_FLEET_SEQ: case SBX_F_LAST_REVIEW: case SBX_F_NEXT_DUE:
 		return SBX_T_I64;
 	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
-	case SBX_F_SESSIONINFO: case SBX_F_GROUP:
+	case SBX_F_SESSIONINFO: case SBX_F_GROUP: case SBX_F_REVIEWINFO:
 		return SBX_T_REC;
 	case SBX_F_MESSAGE: case SBX_F_AS_USER: case SBX_F_USER: case SBX_F_SERVICE:
 	case SBX_F_RHOST: case SBX_F_TTY: case SBX_F_VIA: case SBX_F_HOST:
@@ -239,7 +253,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_ENDED_BY: case SBX_F_APPROVERS: case SBX_F_DESCRIPTION:
 	case SBX_F_HOSTS: case SBX_F_REQUIRE_TICKET: case SBX_F_HOW:
 	case SBX_F_VERSION: case SBX_F_POLICY_SHA: case SBX_F_DEGRADED:
-	case SBX_F_MEMBER: case SBX_F_FLEET: case SBX_F_NOTE:
+	case SBX_F_MEMBER: case SBX_F_FLEET: case SBX_F_NOTE: case SBX_F_ON_MISSED:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;
@@ -256,6 +270,7 @@ static inline int sbx_op_known(uint16_t op)
 	case SBX_OP_SESSION_OPEN: case SBX_OP_SESSION_CLOSE: case SBX_OP_SESSIONS:
 	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
 	case SBX_OP_GROUP_MEMBERSHIPS:
+	case SBX_OP_REVIEW_CERTIFY: case SBX_OP_REVIEW_REVOKE: case SBX_OP_REVIEW_STATUS:
 		return 1;
 	}
 	return 0;

@@ -46,6 +46,7 @@
 #define DEFAULT_APPROVALS 1u
 #define COUNT_MAX 1000u                  /* approvals, reason_min_length */
 #define GID_MAX_ALLOWED 2147483646LL     /* (gid_t)-1 and above mean "none" */
+#define DEFAULT_REVIEW_GRACE (7 * 86400) /* review_grace (docs/review.md) */
 #define REVIEW_NEVER (-1)                /* review_every: never */
 #define MAX_FIELDS 32
 
@@ -736,6 +737,20 @@ static void parse_on_expiry(struct loader *L, const struct field *f, yaml_node_t
 		type_error(L, n, f->key, "keep or terminate");
 }
 
+static void parse_on_missed(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "notify or suspend");
+
+	if (!s)
+		return;
+	if (strcmp(s, "notify") == 0)
+		*AT(obj, f, enum sbx_on_missed_review) = SBX_MISSED_NOTIFY;
+	else if (strcmp(s, "suspend") == 0)
+		*AT(obj, f, enum sbx_on_missed_review) = SBX_MISSED_SUSPEND;
+	else
+		type_error(L, n, f->key, "notify or suspend");
+}
+
 /* A list of strings, each checked by item_ok; duplicates are reported.
  * A missing value is an empty list. */
 static void parse_list(struct loader *L, const struct field *f, yaml_node_t *n,
@@ -894,6 +909,9 @@ static const struct field profile_fields[] = {
 	{ "default_duration", parse_duration, offsetof(struct sbx_profile, default_duration), NULL,
 	  NULL },
 	{ "review_every", parse_review, offsetof(struct sbx_profile, review_every), NULL, NULL },
+	{ "review_grace", parse_duration, offsetof(struct sbx_profile, review_grace), NULL, NULL },
+	{ "on_missed_review", parse_on_missed, offsetof(struct sbx_profile, on_missed_review), NULL,
+	  NULL },
 	{ "require_reason", parse_bool, offsetof(struct sbx_profile, require_reason), NULL, NULL },
 	{ "require_ticket", parse_regex, offsetof(struct sbx_profile, require_ticket), NULL, NULL },
 	{ "approvals", parse_count, offsetof(struct sbx_profile, approvals), NULL, NULL },
@@ -1304,6 +1322,8 @@ static void fold_role(struct loader *L, struct role_src *src, struct sbx_role *r
 						   SBX_DEFAULT_REASON_MIN);
 	r->review_every = r->review_every == REVIEW_NEVER ? 0 : first_set(r->review_every,
 									pf->review_every, 0);
+	r->review_grace = first_set(0, pf->review_grace, DEFAULT_REVIEW_GRACE);
+	r->on_missed_review = pf->on_missed_review;
 	if (pf->require_ticket)
 		(void)ticket_add(L, r, dup_or_oom(L, pf->require_ticket));
 	if (src->require_ticket) {
