@@ -9,6 +9,7 @@
 #include "dispatch.h"
 #include "duration.h"
 #include "log.h"
+#include "slack/slack.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -266,6 +267,42 @@ static json_t *time_json(int64_t secs)
 	return json_string(buf);
 }
 
+/* The report's summary for one role, as the broker knows it: members by
+ * kind, live grants, and what the next step is. */
+static void notify_due(struct sbx_broker *b, const struct sbx_role *role, int64_t due,
+		       const char *approvers, const char *every)
+{
+	size_t standing = 0, eligible = 0, live = 0, n = sbx_state_count(b->state);
+	const struct rv_role *r = role_find(b->reviews, role->name);
+	char text[2048], at[SBX_RFC3339_LEN], last[SBX_RFC3339_LEN] = "never";
+	int64_t now = sbx_now();
+
+	for (size_t i = 0; i < b->policy->n_users; i++) {
+		enum sbx_membership m = sbx_policy_membership(b->policy, role,
+							      b->policy->users[i].name, NULL);
+
+		standing += m == SBX_MEMBER_STANDING;
+		eligible += m == SBX_MEMBER_ELIGIBLE;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct sbx_req *q = sbx_state_at(b->state, i);
+
+		live += q && strcmp(q->role, role->name) == 0 && sbx_req_live(q, now);
+	}
+	sbx_format_rfc3339(due, at);
+	if (r && r->last_review_us)
+		sbx_format_rfc3339(r->last_review_us / US, last);
+	snprintf(text, sizeof(text), "Access review due: %s on %s (every %s, due %s, last review "
+		 "%s). %zu standing and %zu eligible members, %zu live grants. Approvers: %s. "
+		 "Review: sbxctl review report --role %s; decide: sbxctl review certify|revoke "
+		 "USER %s --comment TEXT.%s", role->name, b->policy->broker.host, every, at, last,
+		 standing, eligible, live, approvers, role->name, role->name,
+		 role->on_missed_review == SBX_MISSED_SUSPEND
+		 ? " Without a review, new grants stop after review_grace." : "");
+	if (sbx_slack_notify_review(b, role->name, "review.due", text) < 0)
+		sbx_warn("slack: could not queue the review notice of %s", role->name);
+}
+
 static void record_due(struct sbx_broker *b, const struct sbx_role *role, int64_t due)
 {
 	const struct rv_role *r = role_find(b->reviews, role->name);
@@ -288,6 +325,7 @@ static void record_due(struct sbx_broker *b, const struct sbx_role *role, int64_
 	sbx_rec_str(f, "approvers", approvers);
 	if (sbx_broker_record(b, "review.due", SBX_SYSTEM_ACTOR, f, &seq) < 0)
 		return;
+	notify_due(b, role, due, approvers, every);
 	sbx_warn("access review of %s is due (every %s): %s, review its members "
 		 "(sbxctl review report --role %s; sbxctl review certify|revoke USER %s)%s",
 		 role->name, every, approvers, role->name, role->name,

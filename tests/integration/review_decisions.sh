@@ -5,6 +5,7 @@
 # policy explain), both reflected in the next report; and a missed review with
 # on_missed_review: suspend refusing requests until a certify.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/slack_lib.sh"
 sbx_init
 
 broker_start
@@ -129,6 +130,9 @@ roles:
     approvers: { users: [frank] }
 YAML
 } >"$P2"
+# The approvers hear of it through Slack (a stand-in webhook).
+POLICY=$P2
+slack_setup
 broker_start "$P2"
 assert_rc "a broker with 5s reviews starts" 0 "$([ -n "$BROKER_PID" ] && echo 0 || echo 1)"
 wait_record 15 '.event == "review.due" and .role == "vault"'
@@ -136,6 +140,10 @@ assert_rc "review.due is recorded for vault" 0 "$?"
 assert_eq "it names the approvers and what happens next" '["frank","suspend","2s"]' \
 	"$(journal_select '.event == "review.due" and .role == "vault"' | head -n 1 | jq -c '[.approvers,.on_missed_review,.review_grace]')"
 assert_contains "the log says it" "$(cat "$LOG")" "access review of vault is due"
+wait_record 10 '.event == "notify.delivered" and .state == "review.due" and .role == "vault"'
+assert_rc "the notice went to Slack through the outbox" 0 "$?"
+posted=$(jq -r 'select(.status == 200 and (.path | startswith("/services/"))) | .json.text // empty' "$FAKE_LOG" | grep '^Access review due: vault' | head -n 1)
+assert_contains "Slack got the summary" "$posted" "0 standing and 1 eligible members, 0 live grants. Approvers: frank."
 wait_record 15 '.event == "review.suspended" and .role == "vault"'
 assert_rc "vault is suspended after the grace" 0 "$?"
 ctl --json review status
