@@ -793,6 +793,10 @@ static int approval_refused(struct sbx_broker *b, const struct sbx_req *r, const
 		snprintf(why, whylen, "%s", ground);
 		return -SBX_ST_REFUSED;
 	}
+	/* A role suspended for a missed review grants nothing new, and a
+	 * requester whose eligibility a review took away gets nothing. */
+	if (sbx_reviews_check_request(b, r->role, r->user, why, whylen) < 0)
+		return -SBX_ST_REFUSED;
 	if (already_approved(r, person)) {
 		snprintf(why, whylen,
 			 "%s already approved request %u; it needs %u approval%s from different "

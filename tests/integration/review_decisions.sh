@@ -135,6 +135,9 @@ POLICY=$P2
 slack_setup
 broker_start "$P2"
 assert_rc "a broker with 5s reviews starts" 0 "$([ -n "$BROKER_PID" ] && echo 0 || echo 1)"
+req --as erin --json vault --reason "filed before the deadline"
+VAULT_REQ=$(out_id)
+assert_ne "erin files a vault request before it is suspended" "" "$VAULT_REQ"
 wait_record 15 '.event == "review.due" and .role == "vault"'
 assert_rc "review.due is recorded for vault" 0 "$?"
 assert_eq "it names the approvers and what happens next" '["frank","suspend","2s"]' \
@@ -146,6 +149,11 @@ posted=$(jq -r 'select(.status == 200 and (.path | startswith("/services/"))) | 
 assert_contains "Slack got the summary" "$posted" "0 standing and 1 eligible members, 0 live grants. Approvers: frank."
 wait_record 15 '.event == "review.suspended" and .role == "vault"'
 assert_rc "vault is suspended after the grace" 0 "$?"
+ctl --as frank approve "$VAULT_REQ" --comment "ok"
+assert_rc "a request filed before the suspension is not granted now" 1
+assert_contains "the approval is refused saying why" "$ERR" "vault is suspended since"
+req --as erin cancel "$VAULT_REQ"
+assert_rc "erin cancels it" 0
 ctl --json review status
 assert_eq "review status: vault suspended" "suspended" "$(json_get '.[] | select(.role=="vault") | .state')"
 assert_eq "review status: wiki (notify) only due" "due" "$(json_get '.[] | select(.role=="wiki") | .state')"
