@@ -1354,10 +1354,11 @@ static const struct sbx_cli_tool tool = {
 	.prog = "sbxctl",
 	.purpose =
 	"Approve, deny and revoke access through the sbx broker (sbx-brokerd), see\n"
-	"who holds what, ask the broker the login question, and check policies and\n"
-	"the journal and the fleet's shared log.  `policy check`, `policy explain\n"
-	"--config`, `audit` and `fleet` work without the broker (`fleet` talks to\n"
-	"the fleet's database instead).\n",
+	"who holds what, ask the broker the login question, check policies and\n"
+	"the journal and the fleet's shared log, and review access (reports,\n"
+	"decisions, deadlines).  `policy check`, `policy explain --config`,\n"
+	"`audit`, `review report` and `fleet` work without the broker (`fleet`\n"
+	"talks to the fleet's database instead).\n",
 	.opts = opts,
 	.n_opts = N_OPTS,
 	.cmds = cmds,
@@ -1379,6 +1380,7 @@ static const struct sbx_cli_tool tool = {
 	"  sbxctl policy check /etc/sbx/policy.yaml\n"
 	"  sbxctl audit verify --state-dir /var/lib/sbx\n"
 	"  sbxctl audit query --event grant. --since 1d\n"
+	"  sbxctl review report --quarter 2026Q4 --format html --out q4.html\n"
 	"  sbxctl fleet status\n",
 };
 
