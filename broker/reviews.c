@@ -473,19 +473,28 @@ static const char *access_of(struct sbx_broker *b, const struct sbx_role *role, 
 	return NULL;
 }
 
-/* End user's live grants of role; how many in *ended. */
-static int end_grants(struct sbx_broker *b, struct sbx_call *c, const char *role,
-		      const char *user, int64_t now, json_t *ids, char *why, size_t whylen)
+/* user's live grants of role, their ids in live (SBX_OPEN_MAX of room). */
+static size_t live_grants(struct sbx_broker *b, const char *role, const char *user, int64_t now,
+			  uint32_t *live)
 {
 	struct sbx_req *open[SBX_OPEN_MAX];
-	uint32_t live[SBX_OPEN_MAX];
 	size_t n = sbx_state_user_open(b->state, user, open, SBX_OPEN_MAX), k = 0;
-	char reason[SBX_TEXT_MAX + 64];
 
-	/* Copied first: ending one changes the state's list. */
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(open[i]->role, role) == 0 && sbx_req_live(open[i], now))
 			live[k++] = open[i]->id;
+	return k;
+}
+
+/* End user's live grants of role, their ids appended to ids. */
+static int end_grants(struct sbx_broker *b, struct sbx_call *c, const char *role,
+		      const char *user, int64_t now, json_t *ids, char *why, size_t whylen)
+{
+	uint32_t live[SBX_OPEN_MAX];
+	/* Copied first: ending one changes the state's list. */
+	size_t k = live_grants(b, role, user, now, live);
+	char reason[SBX_TEXT_MAX + 64];
+
 	snprintf(reason, sizeof(reason), "revoked in an access review: %s", c->a.comment);
 	for (size_t i = 0; i < k; i++) {
 		int rc = sbx_broker_end(b, live[i], false, c->who.person, c->who.through, true, reason,
@@ -546,6 +555,19 @@ void sbx_op_review_decide(struct sbx_broker *b, struct sbx_call *c)
 	if (!sbx_broker_can_change(b, why, sizeof(why))) {
 		sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "%s", why);
 		return;
+	}
+	/* In a fleet a revocation goes through the fleet's log (a deferred
+	 * change, fleet.h), which a review op is not: end them there first. */
+	if (revoke && b->fleet) {
+		uint32_t live[SBX_OPEN_MAX];
+		size_t k = live_grants(b, role->name, user, now, live);
+
+		if (k) {
+			sbx_reply_fail(c, SBX_ST_REFUSED, "%s holds %zu live grant(s) of %s (first: "
+				       "%u): in a fleet, revoke them first (sbxctl revoke ID), then "
+				       "record the review", user, k, role->name, live[0]);
+			return;
+		}
 	}
 	f = json_object();
 	sbx_rec_str(f, "user", user);
