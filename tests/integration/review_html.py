@@ -7,6 +7,7 @@ review_report.sh asserts on it).
 
 Exit 0 with the JSON on stdout, 77 when Chromium, chromedriver or selenium
 is missing (the caller prints SKIP), 1 on any other failure."""
+import base64
 import json
 import os
 import sys
@@ -53,6 +54,13 @@ def main():
             "bold_elements": len(d.find_elements(By.TAG_NAME, "b")),
         }
         d.save_screenshot(shot)
+        # Printable: Chromium's own print to PDF, A4 landscape.
+        from selenium.webdriver.common.print_page_options import PrintOptions
+        po = PrintOptions()
+        po.orientation = "landscape"
+        pdf = base64.b64decode(d.print_page(po))
+        facts["pdf_magic"] = pdf[:5].decode("latin-1")
+        facts["pdf_pages"] = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
     finally:
         d.quit()
     json.dump(facts, sys.stdout)

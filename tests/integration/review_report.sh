@@ -124,6 +124,8 @@ else
 	assert_eq "a screenshot was taken (PNG)" "PNG" "$(head -c 4 "$T/shot.png" | tail -c 3)"
 	assert_true "the screenshot is not empty" [ "$(stat -c %s "$T/shot.png")" -gt 10000 ]
 	assert_eq "page title" "sbx access review" "$(hj .title)"
+	assert_eq "it prints (Chromium's print to PDF)" "%PDF-" "$(hj .pdf_magic)"
+	assert_true "to at least one page" [ "$(hj .pdf_pages)" -ge 1 ]
 	assert_eq "page summary" '{"s-rows":"10","s-flagged":"6","s-roles":"4","s-grants":"7","s-hours":"8.5","s-logins":"6","s-drift":"1","f-unused":"2","f-max-duration":"1","f-same-approver":"1","f-auto-approved-sensitive":"1","f-drift":"2","f-review-overdue":"1","f-revoked-still-standing":"0"}' \
 		"$(hj '.summary | tojson')"
 	assert_eq "6 flagged rows shown" 6 "$(hj '.flagged_rows | length')"
