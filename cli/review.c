@@ -14,6 +14,8 @@
 #include "audit.h"
 #include "journal.h"
 #include "output.h"
+#include "policy_directory.h"
+#include "sbx_ldap.h"
 #include "review.h"
 #include "text.h"
 #include "timeutil.h"
@@ -69,6 +71,38 @@ static int period(const struct sbx_cli *c, const struct sbx_review_args *a, int6
 			     sbx_sanitize(a->since, san, sizeof(san)));
 }
 
+/* --online: the directory's users and groups merged in, as the broker
+ * would (so that directory groups show as the source).  Exit code. */
+static int merge_directory(const struct sbx_cli *c, struct sbx_policy **p,
+			   const struct sbx_directory_conf *conf)
+{
+	struct sbx_directory_data *d = NULL;
+	struct sbx_ldap *s = NULL;
+	char why[1024], san[1024];
+	int rc = SBX_EXIT_REFUSED;
+
+	if (!conf->enabled)
+		return sbx_cli_usage(c, "review report", "--online: the policy has no directory: "
+				     "section to read");
+	if (!(s = sbx_ldap_new(conf))) {
+		sbx_cli_error(c, "out of memory");
+		goto out;
+	}
+	if (sbx_ldap_fetch(s, &d, why, sizeof(why)) != SBX_DIR_OK) {
+		sbx_cli_error(c, "--online: the directory: %s", sbx_sanitize(why, san, sizeof(san)));
+		goto out;
+	}
+	if (sbx_policy_merge_directory(p, d, NULL) < 0) {
+		sbx_cli_error(c, "out of memory");
+		goto out;
+	}
+	rc = SBX_EXIT_OK;
+out:
+	sbx_directory_data_free(d);
+	sbx_ldap_free(s);
+	return rc;
+}
+
 /* The report file: created 0600 (it names people and what they hold),
  * never through a symlink. */
 static FILE *open_out(const struct sbx_cli *c, const char *path)
@@ -115,6 +149,8 @@ int sbx_review_report(const struct sbx_cli *c, const struct sbx_review_args *a)
 		rc = SBX_EXIT_USAGE;
 		goto out;
 	}
+	if (a->online && (rc = merge_directory(c, &p, &settings.directory)) != SBX_EXIT_OK)
+		goto out;
 	o.role = a->role;
 	o.user = a->user;
 	o.now_us = now < o.until_us ? now : o.until_us;

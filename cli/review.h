@@ -31,6 +31,7 @@ struct sbx_review_args {
 	const char *role, *user;
 	const char *format;      /* NULL: md */
 	const char *out;         /* NULL: stdout */
+	bool online;             /* merge the directory's users and groups in */
 	int64_t now_us;          /* 0: the clock */
 };
 

@@ -708,6 +708,7 @@ static int cmd_review_report(const struct sbx_cli *c, const struct sbx_cli_args 
 		.user = a->val[O_USER],
 		.format = a->val[O_FORMAT],
 		.out = a->val[O_OUT],
+		.online = a->val[O_ONLINE] != NULL,
 	};
 
 	return sbx_review_report(c, &r);
@@ -1101,7 +1102,7 @@ static const struct sbx_cli_cmd cmds[] = {
 	{
 		.name = "review report",
 		.synopsis = "review report [--config FILE] [--state-dir DIR] [--since T | --quarter Q] "
-			    "[--role R] [--user U] [--format md|csv|json|html] [--out FILE]",
+			    "[--role R] [--user U] [--format md|csv|json|html] [--out FILE] [--online]",
 		.summary = "access review report: who may, who did, what is flagged (offline)",
 		.help =
 		"Read the policy and the whole journal once, without the broker, and\n"
@@ -1140,6 +1141,10 @@ static const struct sbx_cli_cmd cmds[] = {
 		"                   object: period, summary, roles, rows) or html (one\n"
 		"                   self-contained printable file with a chart)\n"
 		"  --out FILE       write there (created mode 0600) instead of stdout\n"
+		"  --online         with a directory: section, read the directory as the\n"
+		"                   broker does, so that its users and groups are rows and\n"
+		"                   sources (\"directory group G\"); without it only the\n"
+		"                   file's names are known\n"
 		"\n"
 		"Examples:\n"
 		"  sbxctl review report --quarter 2026Q4 --format html --out q4.html\n"
@@ -1148,7 +1153,7 @@ static const struct sbx_cli_cmd cmds[] = {
 		.min_args = 0,
 		.max_args = 0,
 		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
-			BIT(O_SINCE) | BIT(O_QUARTER) | BIT(O_FORMAT) | BIT(O_OUT),
+			BIT(O_SINCE) | BIT(O_QUARTER) | BIT(O_FORMAT) | BIT(O_OUT) | BIT(O_ONLINE),
 		.run = cmd_review_report,
 	},
 	{
