@@ -507,70 +507,76 @@ static int end_grants(struct sbx_broker *b, struct sbx_call *c, const char *role
 	return 0;
 }
 
-void sbx_op_review_decide(struct sbx_broker *b, struct sbx_call *c)
+/* Who may decide, about what: 0 with the role, how user holds it and on
+ * what ground the caller decides; or -1 with the reply filled. */
+static int decision_refused(struct sbx_broker *b, struct sbx_call *c, bool revoke, int64_t now,
+			    const struct sbx_role **out, const char **how, char *ground,
+			    size_t groundlen)
 {
-	bool revoke = c->a.op == SBX_OP_REVIEW_REVOKE;
+	const char *user = c->a.user;
 	const struct sbx_role *role;
-	const char *user = c->a.user, *how;
-	char why[512], ground[512];
-	json_t *f, *ids = NULL;
-	int64_t now = sbx_now();
-	uint64_t seq = 0;
-	int rc;
+	uint32_t live[SBX_OPEN_MAX];
+	char why[512];
+	size_t k;
 
 	if (!user[0] || !c->a.role[0]) {
 		sbx_reply_fail(c, SBX_ST_BADINPUT, "which user and role? (sbxctl review %s USER ROLE "
 			       "--comment TEXT)", revoke ? "revoke" : "certify");
-		return;
+		return -1;
 	}
 	if (!c->a.comment[0]) {
 		sbx_reply_fail(c, SBX_ST_BADINPUT, "a review decision needs a comment (--comment): "
 			       "the auditors read it");
-		return;
+		return -1;
 	}
 	role = sbx_policy_role(b->policy, c->a.role);
 	if (!role) {
 		sbx_reply_fail(c, SBX_ST_NOTFOUND, "unknown role '%s'", c->a.role);
-		return;
+		return -1;
 	}
 	if (strcmp(user, c->who.person) == 0) {
 		sbx_reply_fail(c, SBX_ST_REFUSED, "you cannot review your own access (%s of %s): "
 			       "another approver of the role or an admin must", user, role->name);
-		return;
-	}
-	if (!c->who.admin &&
-	    !sbx_policy_may_approve(b->policy, role, user, c->who.person, ground, sizeof(ground))) {
-		sbx_reply_fail(c, SBX_ST_REFUSED, "only the approvers of %s (for %s) and admins may "
-			       "review it: %s", role->name, user, ground);
-		return;
+		return -1;
 	}
 	if (c->who.admin)
-		snprintf(ground, sizeof(ground), "admin");
-	how = access_of(b, role, user, now);
-	if (!how) {
+		snprintf(ground, groundlen, "admin");
+	else if (!sbx_policy_may_approve(b->policy, role, user, c->who.person, ground, groundlen)) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "only the approvers of %s (for %s) and admins may "
+			       "review it: %s", role->name, user, ground);
+		return -1;
+	}
+	*how = access_of(b, role, user, now);
+	if (!*how) {
 		sbx_reply_fail(c, SBX_ST_NOTFOUND, "%s has no access to %s to review (not standing, "
 			       "not eligible, no live grant)", user, role->name);
-		return;
+		return -1;
 	}
 	if (!sbx_broker_can_change(b, why, sizeof(why))) {
 		sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "%s", why);
-		return;
+		return -1;
 	}
 	/* In a fleet a revocation goes through the fleet's log (a deferred
 	 * change, fleet.h), which a review op is not: end them there first. */
-	if (revoke && b->fleet) {
-		uint32_t live[SBX_OPEN_MAX];
-		size_t k = live_grants(b, role->name, user, now, live);
-
-		if (k) {
-			sbx_reply_fail(c, SBX_ST_REFUSED, "%s holds %zu live grant(s) of %s (first: "
-				       "%u): in a fleet, revoke them first (sbxctl revoke ID), then "
-				       "record the review", user, k, role->name, live[0]);
-			return;
-		}
+	if (revoke && b->fleet && (k = live_grants(b, role->name, user, now, live))) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s holds %zu live grant(s) of %s (first: %u): in a "
+			       "fleet, revoke them first (sbxctl revoke ID), then record the review",
+			       user, k, role->name, live[0]);
+		return -1;
 	}
-	f = json_object();
-	sbx_rec_str(f, "user", user);
+	*out = role;
+	return 0;
+}
+
+/* review.certified / review.revoked.  0, or -1 with the reply filled. */
+static int record_decision(struct sbx_broker *b, struct sbx_call *c, bool revoke,
+			   const struct sbx_role *role, const char *how, const char *ground)
+{
+	json_t *f = json_object();
+	char why[512];
+	uint64_t seq = 0;
+
+	sbx_rec_str(f, "user", c->a.user);
 	sbx_rec_str(f, "role", role->name);
 	if (c->who.through)
 		sbx_rec_str(f, "through", c->who.through);
@@ -580,22 +586,37 @@ void sbx_op_review_decide(struct sbx_broker *b, struct sbx_call *c)
 	sbx_rec_str(f, "policy_sha256", b->policy->sha256_hex);
 	if (revoke)
 		json_object_set_new(f, "eligibility_removed", json_boolean(strcmp(how, "standing")));
-	rc = sbx_broker_record(b, revoke ? "review.revoked" : "review.certified", c->who.person, f,
-			       &seq);
-	if (rc < 0) {
+	if (sbx_broker_record(b, revoke ? "review.revoked" : "review.certified", c->who.person, f,
+			      &seq) < 0) {
 		sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "%s",
 			       sbx_broker_unavailable(b, why, sizeof(why)));
-		return;
+		return -1;
 	}
 	c->wait_seq = seq;
+	return 0;
+}
+
+void sbx_op_review_decide(struct sbx_broker *b, struct sbx_call *c)
+{
+	bool revoke = c->a.op == SBX_OP_REVIEW_REVOKE;
+	const struct sbx_role *role = NULL;
+	const char *user = c->a.user, *how = NULL;
+	char why[512], ground[512];
+	int64_t now = sbx_now();
+	json_t *ids = NULL;
+	uint64_t seq = 0;
+	int rc;
+
+	if (decision_refused(b, c, revoke, now, &role, &how, ground, sizeof(ground)) < 0 ||
+	    record_decision(b, c, revoke, role, how, ground) < 0)
+		return;
 	ids = json_array();
 	if (revoke && (rc = end_grants(b, c, role->name, user, now, ids, why, sizeof(why))) < 0) {
-		json_decref(ids);
 		sbx_reply_fail(c, (uint32_t)-rc, "the review is recorded, but ending %s's grants of "
 			       "%s failed: %s", user, role->name, why);
-		return;
+		goto out;
 	}
-	/* A decision is the review the role waited for. */
+	/* A decision is the role's review. */
 	resume_due(b, now, revoke ? "reviewed (a member's access was revoked)"
 		   : "reviewed (certified)", &seq);
 	if (seq > c->wait_seq)
@@ -610,6 +631,7 @@ void sbx_op_review_decide(struct sbx_broker *b, struct sbx_call *c)
 		sbx_reply_okf(c, "revoked %s's access to %s: %zu grant(s) ended; %s may not request "
 			      "it again until the policy file changes", user, role->name,
 			      json_array_size(ids), user);
+out:
 	json_decref(ids);
 }
 
