@@ -653,7 +653,7 @@ static int on_drift(struct sbx_review *rv, const json_t *rec, bool open)
 {
 	const char *kind = str_of(rec, "kind"), *subject = str_of(rec, "subject");
 	const char *user = str_of(rec, "user"), *role = str_of(rec, "role");
-	char key[1024];
+	char key[4096];
 	struct drift *d;
 	size_t i;
 

@@ -316,9 +316,11 @@ static void md_cell(FILE *f, const char *s)
 	fputs(" |", f);
 }
 
+/* The cells of one row at a time: 20 KiB, kept off the stack. */
+static char cells[N_COLS][CELL];
+
 static void md_rows(FILE *f, const struct sbx_review *rv, bool flagged_only)
 {
-	static char cells[N_COLS][CELL];
 
 	fputs("|", f);
 	for (int c = 0; c < N_COLS; c++)
@@ -404,7 +406,6 @@ static void csv_cell(FILE *f, const char *s, bool last)
 
 static void write_csv(FILE *f, const struct sbx_review *rv)
 {
-	static char cells[N_COLS][CELL];
 
 	for (int c = 0; c < N_COLS; c++)
 		csv_cell(f, col_names[c], c == N_COLS - 1);
@@ -506,7 +507,6 @@ static void html_chart(FILE *f, const struct sbx_review *rv, const struct sbx_re
 
 static void html_rows(FILE *f, const struct sbx_review *rv, bool flagged_only, const char *id)
 {
-	static char cells[N_COLS][CELL];
 
 	fprintf(f, "<table id=\"%s\">\n<thead><tr>", id);
 	for (int c = 0; c < N_COLS; c++)
