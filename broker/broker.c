@@ -17,6 +17,7 @@
 #include "grouptable.h"
 #include "user_limits.h"
 #include "log.h"
+#include "reviews.h"
 #include "sealing.h"
 #include "sessions.h"
 #include "sbxio.h"
@@ -42,6 +43,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_slack_on_record(b, rec);
 	sbx_alerts_on_record(b, rec);
 	sbx_drift_on_record(b, rec);
+	sbx_reviews_on_record(b, rec);
 }
 
 /* During the start-up replay, features rebuild their own tables. */
@@ -52,6 +54,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 	sbx_sealing_replay(b->sealing, rec);
 	sbx_alerts_replay(b, rec);
 	sbx_drift_replay(b->drift, rec);
+	sbx_reviews_replay(b->reviews, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -72,6 +75,7 @@ void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 	sbx_slack_tick(b);
 	sbx_sealing_tick(b);
 	sbx_drift_tick(b, now);
+	sbx_reviews_tick(b, sbx_now_us());
 	/* Last: the table is current before the commit that releases the
 	 * replies acknowledging this pass's changes. */
 	sbx_grouptable_tick(b);
@@ -396,7 +400,10 @@ static int forget_snapshot(struct sbx_broker *b, char *err, size_t errlen)
 	b->drift = sbx_drift_new();
 	sbx_slack_free(b);
 	sbx_alerts_free(b);
-	if (!b->sessions || !b->drift || sbx_slack_new(b) < 0 || sbx_alerts_new(b) < 0) {
+	sbx_reviews_free(b->reviews);
+	b->reviews = sbx_reviews_new();
+	if (!b->sessions || !b->drift || !b->reviews || sbx_slack_new(b) < 0 ||
+	    sbx_alerts_new(b) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -431,7 +438,8 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 		return 0;
 	}
 	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0 &&
-	    strcmp(ext, "alerts") != 0 && strcmp(ext, "drift") != 0) {
+	    strcmp(ext, "alerts") != 0 && strcmp(ext, "drift") != 0 &&
+	    strcmp(ext, "reviews") != 0) {
 		/* Its records before the snapshot are never read: without
 		 * its part the feature would miss them. */
 		snprintf(err, errlen, "snapshot: unknown part \"%.40s\"", ext);
@@ -447,6 +455,10 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 	}
 	if (strcmp(ext, "alerts") == 0)
 		return sbx_alerts_load(b->alerts, data);
+	if (strcmp(ext, "reviews") == 0 && sbx_reviews_load(b->reviews, data) < 0) {
+		snprintf(err, errlen, "snapshot: reviews state does not load");
+		return -1;
+	}
 	if (strcmp(ext, "slack") == 0 && sbx_slack_load(b->slack, data) < 0) {
 		snprintf(err, errlen, "snapshot: slack state does not load");
 		return -1;
@@ -488,6 +500,7 @@ int sbx_broker_snapshot_state(struct sbx_snapshot_out *out, void *ctx)
 	    put_part(out, "slack", sbx_slack_save(b->slack)) < 0 ||
 	    put_part(out, "alerts", sbx_alerts_save(b->alerts)) < 0 ||
 	    put_part(out, "drift", sbx_drift_save(b->drift)) < 0 ||
+	    put_part(out, "reviews", sbx_reviews_save(b->reviews)) < 0 ||
 	    put_part(out, "fleet",
 		     json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
 			       b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,
@@ -690,6 +703,8 @@ static int request_role(struct sbx_broker *b, const struct sbx_request *q, const
 				     q->reason && q->reason[0] ? q->reason : NULL,
 				     q->ticket && q->ticket[0] ? q->ticket : NULL, why, whylen) < 0)
 		return -SBX_ST_REFUSED;
+	if (sbx_reviews_check_request(b, role->name, q->person, why, whylen) < 0)
+		return -SBX_ST_REFUSED;
 	*out = role;
 	return 0;
 }
@@ -801,6 +816,10 @@ static int approval_refused(struct sbx_broker *b, const struct sbx_req *r, const
 		snprintf(why, whylen, "%s", ground);
 		return -SBX_ST_REFUSED;
 	}
+	/* A role suspended for a missed review grants nothing new, and a
+	 * requester whose eligibility a review took away gets nothing. */
+	if (sbx_reviews_check_request(b, r->role, r->user, why, whylen) < 0)
+		return -SBX_ST_REFUSED;
 	if (already_approved(r, person)) {
 		snprintf(why, whylen,
 			 "%s already approved request %u; it needs %u approval%s from different "
@@ -1238,7 +1257,8 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 	b->sessions = sbx_sessions_new();
 	b->sealing = sbx_sealing_new();
 	b->drift = sbx_drift_new();
-	if (!b->sessions || !b->sealing || !b->drift || sbx_slack_new(b) < 0 ||
+	b->reviews = sbx_reviews_new();
+	if (!b->sessions || !b->sealing || !b->drift || !b->reviews || sbx_slack_new(b) < 0 ||
 	    sbx_alerts_new(b) < 0) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
@@ -1369,6 +1389,8 @@ void sbx_broker_free(struct sbx_broker *b)
 	sbx_sealing_free(b->sealing);
 	b->sealing = NULL;
 	sbx_alerts_free(b);
+	sbx_reviews_free(b->reviews);
+	b->reviews = NULL;
 	sbx_journal_close(b->journal);
 	b->journal = NULL;
 	sbx_state_free(b->state);

@@ -39,6 +39,7 @@ struct sbx_slack;
 struct sbx_fleet;
 struct sbx_sealing;
 struct sbx_drift;
+struct sbx_reviews;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -77,6 +78,8 @@ struct sbx_broker {
 	struct sbx_sealing *sealing;
 	/* The policy's alert rules and their windows (alerts.h). */
 	struct sbx_alerts *alerts;
+	/* Access reviews: decisions, deadlines, overrides (reviews.h). */
+	struct sbx_reviews *reviews;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where
 	 * this host's copy of the fleet's log stands: the seq and hash of the
 	 * last fleet record in the journal (kept by the replay too). */

@@ -17,6 +17,7 @@
 #include "sbxio.h"
 #include "sessions.h"
 #include "grouptable.h"
+#include "reviews.h"
 #include "text.h"
 
 #include <stdarg.h>
@@ -234,6 +235,13 @@ static const struct op_entry op_table[] = {
 	  sbx_op_drift, "list drift findings" },
 	{ SBX_OP_DRIFT_SCAN,       SBX_CALLER_ADMIN,  DRIFT_FIELDS,   NOTHING,
 	  sbx_op_drift_scan, "start a drift scan" },
+	/* access reviews (reviews.h): the handler checks the role's approvers */
+	{ SBX_OP_REVIEW_CERTIFY,   SBX_CALLER_PERSON, PERSON_FIELDS,  HOST,
+	  sbx_op_review_decide, "certify access" },
+	{ SBX_OP_REVIEW_REVOKE,    SBX_CALLER_PERSON, PERSON_FIELDS,  HOST,
+	  sbx_op_review_decide, "revoke access in a review" },
+	{ SBX_OP_REVIEW_STATUS,    SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	  sbx_op_review_status, "see access reviews" },
 };
 
 static const struct op_entry *op_entry(uint16_t op)

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "dispatch.h"
+#include "reviews.h"
 #include "fleet.h"
 
 #include "policy_directory.h"
@@ -95,8 +96,22 @@ static void put_memberships(struct sbx_broker *b, sbx_msg *m, const char *user)
 		enum sbx_membership how = sbx_policy_membership(b->policy, r, user, &via);
 		char vbuf[SBX_NAME_MAX + 16];
 
+		char revoked[300];
+
 		if (how == SBX_MEMBER_NONE)
 			continue;
+		/* An eligibility revoked in an access review (reviews.h). */
+		if (how == SBX_MEMBER_ELIGIBLE && sbx_reviews_revoked(b, user, r->name, revoked,
+								     sizeof(revoked))) {
+			sbx_msg_begin_rec(m, SBX_F_MEMBERSHIP);
+			sbx_msg_put_str(m, SBX_F_ROLE, r->name);
+			sbx_msg_put_str(m, SBX_F_HOW, "revoked");
+			sbx_msg_put_str(m, SBX_F_VIA, revoked);
+			sbx_msg_put_u32(m, SBX_F_LOGIN, 0);
+			sbx_msg_put_u32(m, SBX_F_HOST_MATCH, r->matches_host);
+			sbx_msg_end_rec(m);
+			continue;
+		}
 		sbx_msg_begin_rec(m, SBX_F_MEMBERSHIP);
 		sbx_msg_put_str(m, SBX_F_ROLE, r->name);
 		sbx_msg_put_str(m, SBX_F_HOW, how == SBX_MEMBER_STANDING ? "standing" : "eligible");

@@ -333,6 +333,8 @@ static bool op_changes(uint16_t op)
 	case SBX_OP_APPROVE:
 	case SBX_OP_DENY:
 	case SBX_OP_REVOKE:
+	case SBX_OP_REVIEW_CERTIFY:
+	case SBX_OP_REVIEW_REVOKE:
 		return true;
 	}
 	return false;

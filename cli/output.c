@@ -106,6 +106,16 @@ static const struct key explain_keys[] = {
 	{ SBX_F_MEMBERSHIP, "roles", K_RECLIST, SBX_OUT_MEMBERSHIP },
 };
 
+static const struct key reviewinfo_keys[] = {
+	KEY(ROLE, "role", K_STR),
+	KEY(STATE, "state", K_STR),
+	KEY(DURATION, "review_every", K_SECS),
+	KEY(LAST_REVIEW, "last_review", K_TIME),
+	KEY(NEXT_DUE, "next_due", K_TIME),
+	KEY(ON_MISSED, "on_missed_review", K_STR),
+	KEY(NOTE, "note", K_STR),
+};
+
 static const struct key ping_keys[] = {
 	KEY(VERSION, "version", K_STR),
 	KEY(HOST, "host", K_STR),
@@ -129,6 +139,7 @@ static const struct {
 	[SBX_OUT_CHECK] = SPEC(check_keys),
 	[SBX_OUT_EXPLAIN] = SPEC(explain_keys),
 	[SBX_OUT_PING] = SPEC(ping_keys),
+	[SBX_OUT_REVIEWINFO] = SPEC(reviewinfo_keys),
 };
 
 /* A STR field as a JSON string.  The frame validator does not promise

@@ -16,6 +16,7 @@
 #include "fleet_cmd.h"
 #include "output.h"
 #include "policy.h"
+#include "review.h"
 #include "sbx_ldap.h"
 #include "timeutil.h"
 #include "text.h"
@@ -49,6 +50,7 @@ enum {
 	O_OUT,
 	O_FORCE,
 	O_NO_HOST_KEY,
+	O_QUARTER,
 	N_OPTS,
 };
 
@@ -74,6 +76,7 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_OUT] = { "out", true },
 	[O_FORCE] = { "force", false },
 	[O_NO_HOST_KEY] = { "no-host-key", false },
+	[O_QUARTER] = { "quarter", true },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -718,6 +721,42 @@ static int cmd_alerts(const struct sbx_cli *c, const struct sbx_cli_args *a)
 }
 
 /* ------------------------------------------------------------------ */
+/* Access reviews (cli/review.c)                                       */
+
+static int cmd_review_report(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct sbx_review_args r = {
+		.config = a->val[O_CONFIG] ? a->val[O_CONFIG] : SBX_DEFAULT_CONFIG,
+		.state_dir = a->val[O_STATE_DIR],
+		.since = a->val[O_SINCE],
+		.quarter = a->val[O_QUARTER],
+		.role = a->val[O_ROLE],
+		.user = a->val[O_USER],
+		.format = a->val[O_FORMAT],
+		.out = a->val[O_OUT],
+		.online = a->val[O_ONLINE] != NULL,
+	};
+
+	return sbx_review_report(c, &r);
+}
+
+static int cmd_review_certify(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	return sbx_review_decide(c, false, a->pos[0], a->pos[1], a->val[O_COMMENT]);
+}
+
+static int cmd_review_revoke(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	return sbx_review_decide(c, true, a->pos[0], a->pos[1], a->val[O_COMMENT]);
+}
+
+static int cmd_review_status(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	(void)a;
+	return sbx_review_status(c);
+}
+
+/* ------------------------------------------------------------------ */
 /* The fleet                                                           */
 
 /* The policy a fleet command works from: --config, else the broker's. */
@@ -1177,6 +1216,131 @@ static const struct sbx_cli_cmd cmds[] = {
 		.run = cmd_audit_query,
 	},
 	{
+		.name = "review report",
+		.synopsis = "review report [--config FILE] [--state-dir DIR] [--since T | --quarter Q] "
+			    "[--role R] [--user U] [--format md|csv|json|html] [--out FILE] [--online]",
+		.summary = "access review report: who may, who did, what is flagged (offline)",
+		.help =
+		"Read the policy and the whole journal once, without the broker, and\n"
+		"report per role and user: standing and eligible access and where it\n"
+		"comes from (the policy file by name, a group in it, or a directory\n"
+		"group); the grants activated in the period (count, total hours, how many\n"
+		"at the role's max_duration or auto-approved, reasons, tickets, who\n"
+		"approved, how long requests waited); logins and sessions (count in the\n"
+		"period, last ever); open permission drift findings; the last review\n"
+		"decision; and flags.  Flagged rows come first.\n"
+		"\n"
+		"Flags:\n"
+		"  unused                   standing access with no login or session within\n"
+		"                           review.unused_after (default 30d) of the report's end\n"
+		"  max-duration             2 or more grants at the role's max_duration, and at\n"
+		"                           least half of them\n"
+		"  same-approver            2 or more approved grants, all by one approver\n"
+		"  auto-approved-sensitive  auto-approved grants of a role with a unix_group\n"
+		"                           or a review_every\n"
+		"  drift                    open drift.detected findings naming the user\n"
+		"  review-overdue           the role's review_every has passed since its last\n"
+		"                           review (sbxctl review certify/revoke)\n"
+		"  revoked-still-standing   revoked in a review, still standing in the file\n"
+		"\n"
+		"Options:\n"
+		"  --config FILE    the policy (default: " SBX_DEFAULT_CONFIG ")\n"
+		"  --state-dir DIR  the broker's state directory (default: the policy's\n"
+		"                   broker.state_dir)\n"
+		"  --since T        the period starts at T: a duration meaning that long ago\n"
+		"                   (90d, the default), an RFC 3339 time or a date; it ends now\n"
+		"  --quarter Q      the period is calendar quarter Q (UTC), e.g. 2026Q4; the\n"
+		"                   report is then as of the quarter's end\n"
+		"  --role R         only role R\n"
+		"  --user U         only user U\n"
+		"  --format F       md (default), csv (RFC 4180, one line per row), json (one\n"
+		"                   object: period, summary, roles, rows) or html (one\n"
+		"                   self-contained printable file with a chart)\n"
+		"  --out FILE       write there (created mode 0600) instead of stdout\n"
+		"  --online         with a directory: section, read the directory as the\n"
+		"                   broker does, so that its users and groups are rows and\n"
+		"                   sources (\"directory group G\"); without it only the\n"
+		"                   file's names are known\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl review report --quarter 2026Q4 --format html --out q4.html\n"
+		"  sbxctl review report --since 30d --role sandbox-admin\n"
+		"  sbxctl review report --user erin --format csv > erin.csv\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
+			BIT(O_SINCE) | BIT(O_QUARTER) | BIT(O_FORMAT) | BIT(O_OUT) | BIT(O_ONLINE),
+		.run = cmd_review_report,
+	},
+	{
+		.name = "review certify",
+		.synopsis = "review certify USER ROLE --comment TEXT",
+		.summary = "record that USER's access to ROLE was reviewed and stays",
+		.help =
+		"Record review.certified: USER's access to ROLE (standing, eligible or a\n"
+		"live grant) was reviewed and may stay.  Allowed to ROLE's approvers for\n"
+		"USER and to admins, never to USER.  Any decision about a member is the\n"
+		"role's review: its next review is due review_every later, and a role\n"
+		"suspended for a missed review (on_missed_review: suspend) takes requests\n"
+		"again (review.resumed).\n"
+		"\n"
+		"Options:\n"
+		"  --comment TEXT   why (required: the journal and the report keep it)\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl review certify erin sandbox-admin --comment \"still on the db team\"\n",
+		.min_args = 2,
+		.max_args = 2,
+		.opts = BIT(O_COMMENT),
+		.run = cmd_review_certify,
+	},
+	{
+		.name = "review revoke",
+		.synopsis = "review revoke USER ROLE --comment TEXT",
+		.summary = "take USER's access to ROLE away in a review",
+		.help =
+		"Record review.revoked, end USER's live grants of ROLE at once\n"
+		"(grant.revoked, reason \"revoked in an access review: TEXT\"), and for an\n"
+		"eligible member refuse their requests for ROLE until the policy file\n"
+		"changes (sbxctl policy explain USER shows it as \"revoked\").  Standing\n"
+		"access comes from the policy file: the decision is recorded, the access\n"
+		"stays, and the report flags it (revoked-still-standing) until the policy\n"
+		"drops the user.  Allowed to ROLE's approvers for USER and to admins,\n"
+		"never to USER.  It also counts as the role's review.\n"
+		"\n"
+		"Options:\n"
+		"  --comment TEXT   why (required)\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl review revoke dave sandbox-admin --comment \"moved to sales\"\n",
+		.min_args = 2,
+		.max_args = 2,
+		.opts = BIT(O_COMMENT),
+		.run = cmd_review_revoke,
+	},
+	{
+		.name = "review status",
+		.synopsis = "review status",
+		.summary = "each reviewed role's last review, next due date and state",
+		.help =
+		"List every role whose profile sets review_every: its last review (a\n"
+		"certify or revoke of any member), when the next one is due (review_every\n"
+		"after it, or after the broker first loaded a policy), what a missed one\n"
+		"does (on_missed_review) and the state: ok, due (review.due recorded and\n"
+		"the approvers told), or suspended (new grants refused until a review).\n"
+		"\n"
+		"--json prints an array of {\"role\", \"state\", \"review_every\",\n"
+		"\"review_every_text\", \"last_review\", \"next_due\", \"on_missed_review\",\n"
+		"\"note\"}.\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl review status\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = 0,
+		.run = cmd_review_status,
+	},
+	{
 		.name = "fleet init",
 		.synopsis = "fleet init [--config FILE]",
 		.summary = "create or migrate the fleet's schema in PostgreSQL",
@@ -1311,10 +1475,11 @@ static const struct sbx_cli_tool tool = {
 	.prog = "sbxctl",
 	.purpose =
 	"Approve, deny and revoke access through the sbx broker (sbx-brokerd), see\n"
-	"who holds what, ask the broker the login question, and check policies and\n"
-	"the journal and the fleet's shared log.  `policy check`, `policy explain\n"
-	"--config`, `audit` and `fleet` work without the broker (`fleet` talks to\n"
-	"the fleet's database instead).\n",
+	"who holds what, ask the broker the login question, check policies and\n"
+	"the journal and the fleet's shared log, and review access (reports,\n"
+	"decisions, deadlines).  `policy check`, `policy explain --config`,\n"
+	"`audit`, `review report` and `fleet` work without the broker (`fleet`\n"
+	"talks to the fleet's database instead).\n",
 	.opts = opts,
 	.n_opts = N_OPTS,
 	.cmds = cmds,
@@ -1337,6 +1502,7 @@ static const struct sbx_cli_tool tool = {
 	"  sbxctl policy check /etc/sbx/policy.yaml\n"
 	"  sbxctl audit verify --state-dir /var/lib/sbx\n"
 	"  sbxctl audit query --event grant. --since 1d\n"
+	"  sbxctl review report --quarter 2026Q4 --format html --out q4.html\n"
 	"  sbxctl fleet status\n",
 };
 

@@ -109,6 +109,12 @@ enum sbx_op {
 	                                * DRIFT... (repeated): the open findings */
 	SBX_OP_DRIFT_SCAN = 0x0071,    /* admins: -> SCANS (so far): a scan starts now, or
 	                                * right after the one under way */
+	/* access reviews (docs/review.md): ops 0x0080-0x008f */
+	SBX_OP_REVIEW_CERTIFY = 0x0080, /* USER ROLE COMMENT -> MESSAGE (the role's approvers
+	                                 * and admins, never USER) */
+	SBX_OP_REVIEW_REVOKE = 0x0081,  /* USER ROLE COMMENT -> MESSAGE; ends USER's grants of
+	                                 * ROLE and their eligibility until the policy changes */
+	SBX_OP_REVIEW_STATUS = 0x0082,  /* -> REVIEWINFO... (repeated): each role's review */
 
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
@@ -227,6 +233,12 @@ enum sbx_tag {
 	SBX_F_SCANS = 0x070a,       /* U32: scans finished since the broker started */
 	SBX_F_SCANNED_AT = 0x070b,  /* I64: when the last one finished */
 	SBX_F_SCANNING = 0x070c,    /* U32 0|1: a scan is under way */
+	/* access reviews: tags 0x0800-0x08ff */
+	SBX_F_REVIEWINFO = 0x0801,  /* REC: ROLE STATE [LAST_REVIEW] [NEXT_DUE] [DURATION:
+	                             * review_every] [ON_MISSED] [NOTE] */
+	SBX_F_LAST_REVIEW = 0x0802, /* I64 */
+	SBX_F_NEXT_DUE = 0x0803,    /* I64 */
+	SBX_F_ON_MISSED = 0x0804,   /* STR: notify|suspend */
 };
 
 /* FLAGS bits */
@@ -249,9 +261,10 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
 	case SBX_F_DEFAULT_DURATION: case SBX_F_SEQ: case SBX_F_OPENED_AT:
 	case SBX_F_FLEET_SEQ: case SBX_F_DETECTED_AT: case SBX_F_SCANNED_AT:
+	case SBX_F_LAST_REVIEW: case SBX_F_NEXT_DUE:
 		return SBX_T_I64;
 	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
-	case SBX_F_SESSIONINFO: case SBX_F_GROUP: case SBX_F_DRIFT:
+	case SBX_F_SESSIONINFO: case SBX_F_GROUP: case SBX_F_DRIFT: case SBX_F_REVIEWINFO:
 		return SBX_T_REC;
 	case SBX_F_MESSAGE: case SBX_F_AS_USER: case SBX_F_USER: case SBX_F_SERVICE:
 	case SBX_F_RHOST: case SBX_F_TTY: case SBX_F_VIA: case SBX_F_HOST:
@@ -263,7 +276,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_VERSION: case SBX_F_POLICY_SHA: case SBX_F_DEGRADED:
 	case SBX_F_MEMBER: case SBX_F_FLEET: case SBX_F_NOTE:
 	case SBX_F_FINDING: case SBX_F_KIND: case SBX_F_SUBJECT: case SBX_F_FILE:
-	case SBX_F_FOUND: case SBX_F_POLICY_SAYS:
+	case SBX_F_FOUND: case SBX_F_POLICY_SAYS: case SBX_F_ON_MISSED:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;
@@ -281,6 +294,7 @@ static inline int sbx_op_known(uint16_t op)
 	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
 	case SBX_OP_GROUP_MEMBERSHIPS:
 	case SBX_OP_DRIFT: case SBX_OP_DRIFT_SCAN:
+	case SBX_OP_REVIEW_CERTIFY: case SBX_OP_REVIEW_REVOKE: case SBX_OP_REVIEW_STATUS:
 		return 1;
 	}
 	return 0;

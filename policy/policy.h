@@ -65,11 +65,17 @@ struct sbx_group {
 	struct sbx_strlist members;
 };
 
+/* What a missed review (review_every passed, then review_grace) does
+ * (docs/review.md). */
+enum sbx_on_missed_review { SBX_MISSED_NOTIFY = 0, SBX_MISSED_SUSPEND };
+
 struct sbx_profile {
 	char *name;
 	int64_t max_duration;      /* 0 = not set */
 	int64_t default_duration;  /* 0 = not set */
 	int64_t review_every;      /* 0 = not set */
+	int64_t review_grace;      /* 0 = not set (the default: 7d) */
+	enum sbx_on_missed_review on_missed_review;
 	bool require_reason;
 	char *require_ticket;      /* NULL = not set */
 	regex_t ticket_re;
@@ -104,6 +110,10 @@ struct sbx_role {
 	char *ticket_pattern[2];
 	regex_t ticket_re[2];
 	int64_t review_every;      /* 0 = none */
+	/* From the profile: after review_every and then review_grace without
+	 * a review, notify again or suspend new grants (docs/review.md). */
+	int64_t review_grace;      /* seconds (default 7d) */
+	enum sbx_on_missed_review on_missed_review;
 	enum sbx_on_expiry on_expiry;
 	/* A directory refresh that ends someone's eligibility also ends
 	 * their grants of this role (revoke_on_ineligible). */

@@ -48,6 +48,7 @@
 #define DEFAULT_APPROVALS 1u
 #define COUNT_MAX 1000u                  /* approvals, reason_min_length */
 #define GID_MAX_ALLOWED 2147483646LL     /* (gid_t)-1 and above mean "none" */
+#define DEFAULT_REVIEW_GRACE (7 * 86400) /* review_grace (docs/review.md) */
 #define REVIEW_NEVER (-1)                /* review_every: never */
 #define MAX_FIELDS 32
 
@@ -741,6 +742,20 @@ static void parse_on_expiry(struct loader *L, const struct field *f, yaml_node_t
 		type_error(L, n, f->key, "keep or terminate");
 }
 
+static void parse_on_missed(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	const char *s = text_of(L, n, f->key, "notify or suspend");
+
+	if (!s)
+		return;
+	if (strcmp(s, "notify") == 0)
+		*AT(obj, f, enum sbx_on_missed_review) = SBX_MISSED_NOTIFY;
+	else if (strcmp(s, "suspend") == 0)
+		*AT(obj, f, enum sbx_on_missed_review) = SBX_MISSED_SUSPEND;
+	else
+		type_error(L, n, f->key, "notify or suspend");
+}
+
 /* A list of strings, each checked by item_ok; duplicates are reported.
  * A missing value is an empty list. */
 static void parse_list(struct loader *L, const struct field *f, yaml_node_t *n,
@@ -916,6 +931,9 @@ static const struct field profile_fields[] = {
 	{ "default_duration", parse_duration, offsetof(struct sbx_profile, default_duration), NULL,
 	  NULL },
 	{ "review_every", parse_review, offsetof(struct sbx_profile, review_every), NULL, NULL },
+	{ "review_grace", parse_duration, offsetof(struct sbx_profile, review_grace), NULL, NULL },
+	{ "on_missed_review", parse_on_missed, offsetof(struct sbx_profile, on_missed_review), NULL,
+	  NULL },
 	{ "require_reason", parse_bool, offsetof(struct sbx_profile, require_reason), NULL, NULL },
 	{ "require_ticket", parse_regex, offsetof(struct sbx_profile, require_ticket), NULL, NULL },
 	{ "approvals", parse_count, offsetof(struct sbx_profile, approvals), NULL, NULL },
@@ -1327,6 +1345,8 @@ static void fold_role(struct loader *L, struct role_src *src, struct sbx_role *r
 						   SBX_DEFAULT_REASON_MIN);
 	r->review_every = r->review_every == REVIEW_NEVER ? 0 : first_set(r->review_every,
 									pf->review_every, 0);
+	r->review_grace = first_set(0, pf->review_grace, DEFAULT_REVIEW_GRACE);
+	r->on_missed_review = pf->on_missed_review;
 	if (pf->require_ticket)
 		(void)ticket_add(L, r, dup_or_oom(L, pf->require_ticket));
 	if (src->require_ticket) {
@@ -2001,6 +2021,21 @@ static void alerts_error(void *ctx, yaml_mark_t at, const char *msg)
 static void load_alerts(struct loader *L, yaml_node_t *n)
 {
 	sbx_policy_alerts_load(&L->doc, n, L->p, &L->settings->alerts, alerts_error, L);
+/* review: (docs/review.md).  Present or not, the defaults hold. */
+
+#define REVIEW_CONF(m) offsetof(struct sbx_settings, review.m)
+#define REVIEW_DEFAULT_UNUSED_AFTER (30 * 86400)
+
+static const struct field review_fields[] = {
+	{ "unused_after", parse_duration, REVIEW_CONF(unused_after), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static void load_review(struct loader *L, yaml_node_t *n)
+{
+	L->settings->review.unused_after = REVIEW_DEFAULT_UNUSED_AFTER;
+	if (n)
+		walk_map(L, n, review_fields, L->settings, "review", n->start_mark);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2017,6 +2052,7 @@ static const struct section {
 	{ "fleet", load_fleet },
 	{ "audit", load_audit },
 	{ "drift", load_drift },
+	{ "review", load_review },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },
@@ -2039,7 +2075,7 @@ static void load_root(struct loader *L, yaml_node_t *root)
 		if (k == N_SECTIONS)
 			error_at(L, e[i].knode->start_mark,
 				 "unknown key '%s' (the policy has broker, directory, slack, fleet, audit, "
-				 "drift, profiles, users, groups, roles and alerts)", e[i].key);
+				 "drift, review, profiles, users, groups, roles and alerts)", e[i].key);
 		else
 			found[k] = e[i].vnode;
 	}

@@ -95,6 +95,9 @@ struct sbx_drift_conf {
 	char authorized_keys[SBX_DRIFT_MAX_PATHS][SBX_SETTINGS_PATH_MAX];
 	size_t n_authorized_keys;
 	enum sbx_drift_action remediate[SBX_DRIFT_N_KINDS];
+/* review: (docs/review.md) */
+struct sbx_review_conf {
+	int64_t unused_after;           /* seconds without use that flag standing access (30d) */
 };
 
 struct sbx_settings {
@@ -104,6 +107,7 @@ struct sbx_settings {
 	struct sbx_audit_conf audit;
 	struct sbx_alerts_conf alerts;  /* alerts: (alerts_conf.h) */
 	struct sbx_drift_conf drift;
+	struct sbx_review_conf review;
 };
 
 #endif

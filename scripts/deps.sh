@@ -31,6 +31,8 @@ if [ "${1:-build}" = test ]; then
   # packaging.sh, unit_file.sh, manpages.sh: systemd-analyze (systemd is
   # not started), strace, man with groff
   want+=(systemd strace man-db groff-base)
+  # review_report.sh: the HTML report in a real headless browser
+  want+=(chromium chromium-driver python3-selenium)
 fi
 missing=()
 for p in "${want[@]}"; do

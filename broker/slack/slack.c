@@ -144,6 +144,9 @@ static struct slack_note *note_from_json(const json_t *o, uint64_t seq, int64_t 
 	/* An alert's note (sbx_slack_queue_alert) belongs to no request. */
 	if (!n->nid || !n->user || !n->role || !n->state || !n->message ||
 	    (!n->req && strcmp(n->state, "alert") != 0)) {
+	/* A review notice (sbx_slack_notify_review) belongs to no request. */
+	if (!n->nid || (!n->req && (!n->state || strncmp(n->state, "review.", 7) != 0)) ||
+	    !n->user || !n->role || !n->state || !n->message) {
 		note_free(n);
 		return NULL;
 	}
@@ -392,6 +395,24 @@ void sbx_slack_on_record(struct sbx_broker *b, const json_t *rec)
 	if ((strncmp(event, "request.", 8) == 0 || strncmp(event, "grant.", 6) == 0) &&
 	    json_is_integer(id))
 		mark_dirty(s, (uint32_t)json_integer_value(id));
+}
+
+int sbx_slack_notify_review(struct sbx_broker *b, const char *role, const char *state,
+			    const char *text)
+{
+	struct sbx_slack *s = b->slack;
+	json_t *f;
+	uint64_t seq = 0;
+
+	if (!s || !s->running)
+		return 0;
+	f = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:{s:s}}", "channel", "slack", "nid",
+		      (json_int_t)s->next_nid, "id", (json_int_t)0, "user", "approvers", "role",
+		      role, "state", state, "message", "text", text);
+	if (!f)
+		return -1;
+	/* The record comes back through on_record, which adds the note. */
+	return sbx_broker_record(b, "notify.queued", SBX_SYSTEM_ACTOR, f, &seq);
 }
 
 static int queue_note(struct sbx_slack *s, const struct sbx_req *r, const char *key,

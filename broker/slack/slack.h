@@ -65,6 +65,11 @@ int sbx_slack_queue_alert(struct sbx_broker *b, const char *rule, const char *te
 /* Every loop pass: queue the messages this pass's changes need, release
  * callback replies whose records are durable, send what is due. */
 void sbx_slack_tick(struct sbx_broker *b);
+/* With Slack running: queue a message of text to the webhook, not tied to
+ * a request (state "review.due": docs/review.md), through the same durable
+ * outbox.  0 (also when Slack is off), or -1. */
+int sbx_slack_notify_review(struct sbx_broker *b, const char *role, const char *state,
+			    const char *text);
 /* SIGHUP: new secrets take effect (rotation); the address needs a
  * restart. */
 void sbx_slack_on_reload(struct sbx_broker *b);

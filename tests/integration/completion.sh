@@ -52,11 +52,14 @@ assert_contains "sbx-request --for: durations" "$(req_words sandbox-admin --for 
 assert_eq "sbx-request --reason: nothing to offer" "" "$(req_words sandbox-admin --reason "")"
 
 assert_eq "sbxctl: the commands" \
-	"alerts approve audit check deny drift fleet grants help pending policy revoke status" "$(echo $(ctl_words ""))"
+	"alerts approve audit check deny drift fleet grants help pending policy review revoke status" "$(echo $(ctl_words ""))"
 assert_eq "sbxctl policy: its subcommands" "check explain" "$(echo $(ctl_words policy ""))"
 assert_eq "sbxctl audit: its subcommands" "query verify" "$(echo $(ctl_words audit ""))"
 assert_eq "sbxctl fleet: its subcommands" "init status verify" "$(echo $(ctl_words fleet ""))"
 assert_eq "sbxctl drift: its subcommand" "scan" "$(echo $(ctl_words drift ""))"
+assert_eq "sbxctl review: its subcommands" "certify report revoke status" "$(echo $(ctl_words review ""))"
+assert_eq "sbxctl review report --format: its formats" "csv html json md" \
+	"$(echo $(ctl_words review report --format ""))"
 assert_eq "sbxctl approve: the pending requests' ids" "$ID" \
 	"$(echo $(ctl_words --socket "$SOCK" approve ""))"
 assert_eq "sbxctl revoke: the active grants' ids" "$GRANT" \

@@ -77,6 +77,16 @@ static char *reference_with(const char *from, const char *to)
 	return out;
 }
 
+/* The reference policy with one substring replaced, loaded. */
+static struct sbx_policy *reference_with_loaded(const char *from, const char *to)
+{
+	char *text = reference_with(from, to);
+	struct sbx_policy *p = load_ok_buf(text);
+
+	free(text);
+	return p;
+}
+
 /* Loading yaml fails, and one of the errors is at line:col and says sub. */
 static void expect_error_n(const char *yaml, int line, int col, const char *sub, size_t n_expected)
 {
@@ -1342,4 +1352,46 @@ Test(warnings, printed_as_file_warning)
 	cr_assert(strncmp(buf, "t.yaml: warning: the policy has no roles", 40) == 0, "%s", buf);
 	sbx_policy_errors_free(&w);
 	sbx_policy_free(p);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Access reviews (docs/review.md): review_grace, on_missed_review, review: */
+
+Test(review_keys, profile_keys_fold_into_roles)
+{
+	struct sbx_policy *p = reference_with_loaded(
+		"    review_every: 90d\n",
+		"    review_every: 90d\n    review_grace: 3d\n    on_missed_review: suspend\n");
+	const struct sbx_role *pd = sbx_policy_role(p, "prod-data");
+	const struct sbx_role *sa = sbx_policy_role(p, "sandbox-admin");
+
+	cr_assert_eq(pd->review_grace, 3 * 86400);
+	cr_assert_eq(pd->on_missed_review, SBX_MISSED_SUSPEND);
+	/* Unset: 7d and notify. */
+	cr_assert_eq(sa->review_grace, 7 * 86400);
+	cr_assert_eq(sa->on_missed_review, SBX_MISSED_NOTIFY);
+	sbx_policy_free(p);
+}
+
+Test(review_keys, bad_on_missed_review)
+{
+	expect_error("profiles:\n  p: { review_every: 30d, on_missed_review: panic }\n", 2, 45,
+		     "on_missed_review must be notify or suspend");
+}
+
+Test(review_keys, unused_after_setting)
+{
+	static const char yaml[] = "review:\n  unused_after: 14d\n";
+	struct sbx_policy_errors e = { 0 };
+	struct sbx_settings st;
+	struct sbx_policy *p = NULL;
+
+	cr_assert_eq(sbx_policy_load_buffer(yaml, strlen(yaml), "t.yaml", &p, &st, &e), 0);
+	cr_assert_eq(st.review.unused_after, 14 * 86400);
+	sbx_policy_free(p);
+	cr_assert_eq(sbx_policy_load_buffer("{}", 2, "t.yaml", &p, &st, &e), 0);
+	cr_assert_eq(st.review.unused_after, 30 * 86400, "the default");
+	sbx_policy_free(p);
+	expect_error("review:\n  unused_after: soon\n", 2, 17, "unused_after");
+	expect_error("review:\n  colour: red\n", 2, 3, "unknown key");
 }
