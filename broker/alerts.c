@@ -629,7 +629,12 @@ static void raise_all(struct sbx_broker *b, json_t *raised, bool can_record)
 						     &seq) == 0;
 			if (recorded) {
 				slack_escape(text, esc, sizeof(esc));
-				if (sbx_slack_queue_alert(b, str_of(f, "rule"), esc) < 0)
+				struct sbx_slack_notice nt = {
+					.user = SBX_SYSTEM_ACTOR, .role = "-", .state = "alert",
+					.text = esc, .key = "alert", .value = str_of(f, "rule"),
+				};
+
+				if (sbx_slack_queue_notice(b, &nt) < 0)
 					sbx_warn("alert %s: could not queue its Slack message",
 						 str_of(f, "rule"));
 			}

@@ -299,7 +299,11 @@ static void notify_due(struct sbx_broker *b, const struct sbx_role *role, int64_
 		 standing, eligible, live, approvers, role->name, role->name,
 		 role->on_missed_review == SBX_MISSED_SUSPEND
 		 ? " Without a review, new grants stop after review_grace." : "");
-	if (sbx_slack_notify_review(b, role->name, "review.due", text) < 0)
+	struct sbx_slack_notice nt = {
+		.user = "approvers", .role = role->name, .state = "review.due", .text = text,
+	};
+
+	if (sbx_slack_queue_notice(b, &nt) < 0)
 		sbx_warn("slack: could not queue the review notice of %s", role->name);
 }
 

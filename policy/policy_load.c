@@ -886,7 +886,8 @@ static void parse_unix_group(struct loader *L, const struct field *f, yaml_node_
 	walk_map(L, n, f->sub, obj, f->key, n->start_mark);
 }
 
-/* drift: and a role's sudo: live in policy_drift.c. */
+/* Errors of the sections parsed in files of their own (policy_drift.c,
+ * policy_alerts.c). */
 static void yaml_err(void *ctx, yaml_mark_t at, const char *msg)
 {
 	error_at(ctx, at, "%s", msg);
@@ -2013,14 +2014,11 @@ static void load_audit(struct loader *L, yaml_node_t *n)
 }
 
 /* alerts: (policy_alerts.c) */
-static void alerts_error(void *ctx, yaml_mark_t at, const char *msg)
-{
-	error_at(ctx, at, "%s", msg);
-}
-
 static void load_alerts(struct loader *L, yaml_node_t *n)
 {
-	sbx_policy_alerts_load(&L->doc, n, L->p, &L->settings->alerts, alerts_error, L);
+	sbx_policy_alerts_load(&L->doc, n, L->p, &L->settings->alerts, yaml_err, L);
+}
+
 /* review: (docs/review.md).  Present or not, the defaults hold. */
 
 #define REVIEW_CONF(m) offsetof(struct sbx_settings, review.m)

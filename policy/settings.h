@@ -95,6 +95,8 @@ struct sbx_drift_conf {
 	char authorized_keys[SBX_DRIFT_MAX_PATHS][SBX_SETTINGS_PATH_MAX];
 	size_t n_authorized_keys;
 	enum sbx_drift_action remediate[SBX_DRIFT_N_KINDS];
+};
+
 /* review: (docs/review.md) */
 struct sbx_review_conf {
 	int64_t unused_after;           /* seconds without use that flag standing access (30d) */

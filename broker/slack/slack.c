@@ -141,12 +141,10 @@ static struct slack_note *note_from_json(const json_t *o, uint64_t seq, int64_t 
 	n->response_url_at = int_of(o, "response_url_at");
 	n->queued_at = queued_at;
 	n->message = json_is_object(msg) ? json_incref(msg) : NULL;
-	/* An alert's note (sbx_slack_queue_alert) belongs to no request. */
+	/* A notice (sbx_slack_queue_notice: an alert, a review) belongs to
+	 * no request. */
 	if (!n->nid || !n->user || !n->role || !n->state || !n->message ||
-	    (!n->req && strcmp(n->state, "alert") != 0)) {
-	/* A review notice (sbx_slack_notify_review) belongs to no request. */
-	if (!n->nid || (!n->req && (!n->state || strncmp(n->state, "review.", 7) != 0)) ||
-	    !n->user || !n->role || !n->state || !n->message) {
+	    (!n->req && strcmp(n->state, "alert") != 0 && strncmp(n->state, "review.", 7) != 0)) {
 		note_free(n);
 		return NULL;
 	}
@@ -397,24 +395,6 @@ void sbx_slack_on_record(struct sbx_broker *b, const json_t *rec)
 		mark_dirty(s, (uint32_t)json_integer_value(id));
 }
 
-int sbx_slack_notify_review(struct sbx_broker *b, const char *role, const char *state,
-			    const char *text)
-{
-	struct sbx_slack *s = b->slack;
-	json_t *f;
-	uint64_t seq = 0;
-
-	if (!s || !s->running)
-		return 0;
-	f = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:{s:s}}", "channel", "slack", "nid",
-		      (json_int_t)s->next_nid, "id", (json_int_t)0, "user", "approvers", "role",
-		      role, "state", state, "message", "text", text);
-	if (!f)
-		return -1;
-	/* The record comes back through on_record, which adds the note. */
-	return sbx_broker_record(b, "notify.queued", SBX_SYSTEM_ACTOR, f, &seq);
-}
-
 static int queue_note(struct sbx_slack *s, const struct sbx_req *r, const char *key,
 		      const struct slack_track *t, bool through_url)
 {
@@ -439,7 +419,7 @@ static int queue_note(struct sbx_slack *s, const struct sbx_req *r, const char *
 	return sbx_broker_record(s->b, "notify.queued", SBX_SYSTEM_ACTOR, f, &seq);
 }
 
-int sbx_slack_queue_alert(struct sbx_broker *b, const char *rule, const char *text)
+int sbx_slack_queue_notice(struct sbx_broker *b, const struct sbx_slack_notice *nt)
 {
 	struct sbx_slack *s = b->slack;
 	json_t *f;
@@ -447,14 +427,16 @@ int sbx_slack_queue_alert(struct sbx_broker *b, const char *rule, const char *te
 
 	if (!s || !b->settings.slack.enabled)
 		return 0;
-	/* id 0 and state "alert": a note of no request, sent in order with
-	 * the other alerts, through the same outbox. */
+	/* id 0: a note of no request, sent in order with the others,
+	 * through the same outbox. */
 	f = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:{s:s}}", "channel", "slack", "nid",
-		      (json_int_t)s->next_nid, "id", (json_int_t)0, "user", SBX_SYSTEM_ACTOR,
-		      "role", "-", "state", "alert", "message", "text", text);
+		      (json_int_t)s->next_nid, "id", (json_int_t)0, "user", nt->user, "role",
+		      nt->role, "state", nt->state, "message", "text", nt->text);
 	if (!f)
 		return -1;
-	sbx_rec_str(f, "alert", rule);
+	if (nt->key)
+		sbx_rec_str(f, nt->key, nt->value);
+	/* The record comes back through on_record, which adds the note. */
 	return sbx_broker_record(b, "notify.queued", SBX_SYSTEM_ACTOR, f, &seq);
 }
 

@@ -57,19 +57,21 @@ void sbx_slack_on_ready(struct sbx_broker *b);
 
 /* Every record (live): a request's change may need a message. */
 void sbx_slack_on_record(struct sbx_broker *b, const json_t *rec);
-/* Queue text (already sanitized) as an alert's message, through the
- * outbox like every other (notify.queued with id 0 and state "alert").
- * 0 also without a slack: section (nothing queued); -1 when the journal
- * did not take it.  Queued before Slack starts, it is sent once it has. */
-int sbx_slack_queue_alert(struct sbx_broker *b, const char *rule, const char *text);
+/* A message tied to no request: an alert (state "alert", key "alert":
+ * the rule) or an access review notice (state "review.due", user
+ * "approvers"; docs/review.md).  text is already sanitized. */
+struct sbx_slack_notice {
+	const char *user, *role, *state, *text;
+	const char *key, *value;        /* one more field of notify.queued, or NULL */
+};
+/* Queue it through the outbox like every other message (notify.queued
+ * with id 0).  0 also without a slack: section (nothing queued); -1 when
+ * the journal did not take it.  Queued before Slack starts, it is sent
+ * once it has. */
+int sbx_slack_queue_notice(struct sbx_broker *b, const struct sbx_slack_notice *nt);
 /* Every loop pass: queue the messages this pass's changes need, release
  * callback replies whose records are durable, send what is due. */
 void sbx_slack_tick(struct sbx_broker *b);
-/* With Slack running: queue a message of text to the webhook, not tied to
- * a request (state "review.due": docs/review.md), through the same durable
- * outbox.  0 (also when Slack is off), or -1. */
-int sbx_slack_notify_review(struct sbx_broker *b, const char *role, const char *state,
-			    const char *text);
 /* SIGHUP: new secrets take effect (rotation); the address needs a
  * restart. */
 void sbx_slack_on_reload(struct sbx_broker *b);
