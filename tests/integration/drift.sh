@@ -328,7 +328,7 @@ assert_contains "a live login of erin after her grant ended is a session finding
 	"$(jq -r .found <<<"${F:-null}")" "erin is logged in on pts/9 (pid $LOGIN_PID"
 assert_contains "and says which grant ended" "$(jq -r .policy <<<"${F:-null}")" \
 	"grant ${G:-?} of sandbox-admin has ended"
-assert_true "the grant finding is resolved once the grant ended" journal_has \
+assert_true "the grant finding is resolved once the grant ended" wait_until 5 journal_has \
 	'.event == "drift.resolved" and .kind == "grant" and .subject == "erin"'
 kill "$LOGIN_PID"
 wait "$LOGIN_PID" 2>/dev/null
@@ -336,7 +336,7 @@ scan_now
 ctl --json drift
 assert_eq "it resolves when the login's process is gone" "0" \
 	"$(json_get '[.findings[] | select(.kind == "session")] | length')"
-assert_true "recorded as drift.resolved" journal_has \
+assert_true "recorded as drift.resolved" wait_until 5 journal_has \
 	'.event == "drift.resolved" and .kind == "session" and .subject == "erin"'
 
 broker_stop
