@@ -39,6 +39,8 @@ struct sbx_replay_info {
 	uint64_t records_cut;   /* complete records of an unfinished operation in it */
 	char snapshot_note[256];/* why a snapshot was ignored, if one was */
 	uint64_t snapshot_entries; /* entries handed to the snapshot callback */
+	uint64_t checked_from;  /* the chain was checked from this seq on: 1, or
+				 * the seal the snapshot names (docs/audit.md) */
 };
 
 /* Called for each record after the snapshot, in seq order.  rec is the
@@ -58,7 +60,8 @@ typedef int (*sbx_snapshot_fn)(const json_t *entry, void *ctx, char *err, size_t
 /* Open (creating <state_dir>/journal with mode 0700 if needed), take an
  * exclusive lock (a second broker on the same state dir fails), replay
  * (snapshot first when one matches the chain, else from seq 1; the chain
- * itself is checked from seq 1 either way), cut a torn tail, and start
+ * itself is checked from the last seal the snapshot names, or from seq 1
+ * without one), cut a torn tail, and start
  * the writer thread.  Returns 0, or -1 with err set: a broken chain says
  * "journal: record seq N: <what is wrong> (FILE:LINE)".  (Replaying only
  * up to a seq is sbx_journal_reload's job.) */
