@@ -85,6 +85,9 @@ struct sbx_journal {
 	 * a snapshot names it, and start-up checks the chain from it. */
 	struct sbx_jr_anchor seal;
 	uint64_t snap_seq;
+	/* The seal the snapshot on disk names (0: none): segments wholly
+	 * before it may be pruned (journal_prune.c). */
+	uint64_t snap_seal_seq;
 	/* The operation being appended (sbx_journal_op_begin): the writer
 	 * leaves pend alone while one is open, so no part of an operation
 	 * reaches the disk before all of it. */
@@ -123,6 +126,7 @@ struct sbx_journal {
 		uint64_t seq;
 		bool released;  /* told to rename, or to give up */
 		bool killed;    /* SIGKILL sent, not reaped yet */
+		uint64_t seal_seq; /* the seal its header names (0: none) */
 		int64_t started_us, fork_us;
 	} snap;
 	struct sbx_snapshot_stats snap_last;
@@ -603,6 +607,26 @@ bool sbx_journal_failed(const struct sbx_journal *j, char *why, size_t whylen)
 	return true;
 }
 
+int sbx_jr_jdirfd(const struct sbx_journal *j)
+{
+	return j->jdirfd;
+}
+
+uint64_t sbx_jr_snap_seal_seq(const struct sbx_journal *j)
+{
+	return j->snap_seal_seq;
+}
+
+uint64_t sbx_jr_current_segment(struct sbx_journal *j)
+{
+	uint64_t first;
+
+	pthread_mutex_lock(&j->mu);
+	first = j->have_seg ? j->seg_first : 0;
+	pthread_mutex_unlock(&j->mu);
+	return first;
+}
+
 uint64_t sbx_jr_sync_count(const struct sbx_journal *j)
 {
 	return __atomic_load_n(&j->syncs, __ATOMIC_RELAXED);
@@ -978,6 +1002,7 @@ int sbx_journal_snapshot_start(struct sbx_journal *j, sbx_snapshot_write_fn writ
 	j->snap.sock = sv[0];
 	j->snap.pidfd = snap_pidfd(pid);
 	j->snap.seq = job.seq;
+	j->snap.seal_seq = job.seal.seq;
 	j->snap.released = false;
 	j->snap.started_us = t0;
 	return 1;
@@ -1046,6 +1071,7 @@ static int snap_finish(struct sbx_journal *j, int status, char *why, size_t whyl
 		pthread_mutex_lock(&j->mu);
 		j->snap_seq = seq;
 		pthread_mutex_unlock(&j->mu);
+		j->snap_seal_seq = j->snap.seal_seq;
 		j->snap_last.seq = seq;
 		j->snap_last.entries = rep.entries;
 		j->snap_last.bytes = rep.bytes;
@@ -1384,6 +1410,8 @@ int sbx_journal_open(const struct sbx_journal_opts *o, sbx_snapshot_fn on_snapsh
 		goto fail;
 	if (info->used_snapshot)
 		j->snap_seq = info->snapshot_seq;
+	if (info->used_snapshot && info->checked_from > 1)
+		j->snap_seal_seq = info->checked_from;
 	j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (j->efd < 0) {
 		snprintf(err, errlen, "journal: eventfd: %s", strerror(errno));

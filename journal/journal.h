@@ -215,6 +215,38 @@ int sbx_journal_maybe_snapshot(struct sbx_journal *j, sbx_snapshot_write_fn writ
 /* Stop the writer (after flushing), cancel a snapshot child, and free. */
 void sbx_journal_close(struct sbx_journal *j);
 
+/* ---- retention (docs/audit.md, "Retention"; journal_prune.c) ----
+ *
+ * Whole old segments go, oldest first, once every record in them is older
+ * than a cut-off, and only those wholly before the seal the snapshot on
+ * disk names: start-up begins at that seal, so it never needs them, and
+ * everything in them is sealed.  The removal is recorded first: the
+ * caller appends a journal.pruned record with sbx_prune_fields (and seals
+ * it), then sbx_journal_prune_apply removes the files. */
+
+#define SBX_PRUNE_MAX_FILES 64
+#define SBX_PRUNE_NAME_MAX 32
+
+struct sbx_prune_plan {
+	uint64_t first_seq, last_seq;   /* the records the segments hold */
+	char last_hash[65];             /* record last_seq's hash */
+	int64_t last_time_us;           /* its time */
+	size_t nfiles;
+	char files[SBX_PRUNE_MAX_FILES][SBX_PRUNE_NAME_MAX];
+};
+
+/* Which segments may go: those whose last record is before before_us (Unix
+ * microseconds).  1 with plan filled, 0 nothing to prune, -1 with err. */
+int sbx_journal_prune_plan(struct sbx_journal *j, int64_t before_us, struct sbx_prune_plan *plan,
+			   char *err, size_t errlen);
+/* The journal.pruned record's fields: first_seq, last_seq, last_hash,
+ * files, before (the cut-off, RFC 3339).  NULL when out of memory. */
+json_t *sbx_prune_fields(const struct sbx_prune_plan *plan, int64_t before_us);
+/* Remove the plan's files (after its record is durable) and sync the
+ * directory.  0, or -1 with err (a file already gone is no error). */
+int sbx_journal_prune_apply(struct sbx_journal *j, const struct sbx_prune_plan *plan, char *err,
+			    size_t errlen);
+
 /* Offline check of a whole journal (no lock, read-only, ignores the
  * snapshot).  Returns 0 when intact: *count records, chain unbroken, seq
  * contiguous from 1, every line well-formed.  Otherwise -1 with *bad_seq =

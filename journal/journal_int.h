@@ -182,6 +182,13 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 		  struct sbx_jr_seg **segs, size_t *nsegs, struct sbx_jr_scan_result *res,
 		  char *err, size_t errlen);
 
+/* For journal_prune.c: the journal/ dir fd, the seal the snapshot on
+ * disk names (0: none), the first seq of the segment being appended to
+ * (0: none yet). */
+int sbx_jr_jdirfd(const struct sbx_journal *j);
+uint64_t sbx_jr_snap_seal_seq(const struct sbx_journal *j);
+uint64_t sbx_jr_current_segment(struct sbx_journal *j);
+
 /* Number of fdatasync batches the writer has done (group commit check). */
 uint64_t sbx_jr_sync_count(const struct sbx_journal *j);
 

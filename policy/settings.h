@@ -61,6 +61,7 @@ struct sbx_fleet_conf {
 /* audit: (docs/audit.md, "Sealing") */
 struct sbx_audit_conf {
 	int64_t seal_every;             /* seconds per sealing epoch (default 60) */
+	int64_t retention;              /* for roles whose profile sets none; 0: forever */
 };
 
 struct sbx_settings {

@@ -1,0 +1,33 @@
+/*
+ * Retention (docs/audit.md, "Retention"; docs/policy.md): whole old
+ * journal segments are removed once every record in them is older than
+ * the policy keeps records, once they are sealed and wholly before the
+ * seal the snapshot on disk names, and once no open request began in
+ * them.  The removal is a journal.pruned record, sealed, before the files
+ * go.  Driven by sealing.c after each timer seal.  Threads: the event
+ * loop's only.
+ */
+#ifndef SBX_BROKER_RETENTION_H
+#define SBX_BROKER_RETENTION_H
+
+#include <stdint.h>
+
+#include "journal.h"
+
+struct sbx_broker;
+struct sbx_policy;
+struct sbx_settings;
+
+/* How long the journal keeps records, in seconds: the longest retention
+ * of any role's profile; a role whose profile sets none counts as
+ * audit.retention, and without that as forever.  0: forever. */
+int64_t sbx_retention_of(const struct sbx_policy *p, const struct sbx_settings *s);
+
+/* Record what may go (journal.pruned), if anything.  1 recorded (the
+ * caller seals, then calls sbx_retention_finish), 0 nothing to do, -1
+ * failed (logged). */
+int sbx_retention_record(struct sbx_broker *b, struct sbx_prune_plan *plan);
+/* Remove the files a sealed journal.pruned record named. */
+void sbx_retention_finish(struct sbx_broker *b, const struct sbx_prune_plan *plan);
+
+#endif
