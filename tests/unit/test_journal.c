@@ -2253,3 +2253,57 @@ Test(journal, a_record_check_names_what_is_wrong)
 	cr_assert_eq(sbx_record_make(1, 1, "x.y", "a", NULL, "nothex", &line, &len, hash), -1);
 	json_decref(f);
 }
+
+/* The text check verify uses (journal_lite.c) vouches only for what
+ * jansson accepts too, with the same members: mutate real record lines
+ * byte by byte and compare. */
+Test(journal, the_text_check_never_accepts_what_jansson_refuses)
+{
+	static const char pool[] = "\"\\{}[],:0123456789.eE-+tfnu \t/xa\x7f\x80\x01";
+	const char *bases[] = {
+		"{\"seq\":7,\"time\":\"2026-11-28T00:45:41.786269Z\",\"event\":\"request.created\",\"actor\":\"erin\",\"id\":1,\"user\":\"erin\",\"role\":\"sandbox-admin\",\"duration\":3600,\"reason\":\"debugging \\\"the\\\" pipeline\\u00e9\",\"ticket\":null,\"nested\":{\"a\":[1,2,{\"b\":false}],\"c\":-12},\"prev\":\"49d0f6fba1001d408c622b36ec9960b1ca0865c65ea3841005b289886faffc49\",\"hash\":\"5ad48dda1ad39a651ef28782e567d053210b972ab60755482d5b1583afe1592c\"}",
+		"{\"seq\":7,\"time\":\"2026-11-28T00:45:41.786269Z\",\"event\":\"access.checked\",\"actor\":\"sbx\",\"user\":\"erin\",\"outcome\":\"allowed\",\"fleet_hash\":\"x\",\"fleet_seq\":3,\"prev\":\"49d0f6fba1001d408c622b36ec9960b1ca0865c65ea3841005b289886faffc49\",\"hash\":\"5ad48dda1ad39a651ef28782e567d053210b972ab60755482d5b1583afe1592c\"}",
+	};
+	unsigned accepted = 0, seed = 12345;
+
+	for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+		size_t len = strlen(bases[b]);
+		char *line = malloc(len + 1);
+
+		for (int round = 0; round < 40000; round++) {
+			struct sbx_jr_lite lite;
+			char what[320];
+			json_t *rec;
+			int flips = 1 + round % 3;
+
+			memcpy(line, bases[b], len + 1);
+			for (int k = 0; k < flips; k++) {
+				/* Leave {"seq":7, and the tail alone: the chain check owns them. */
+				size_t at = 9 + (size_t)(rand_r(&seed) % (unsigned)(len - 9 - SBX_JR_TAIL));
+
+				line[at] = pool[(size_t)rand_r(&seed) % (sizeof(pool) - 1)];
+			}
+			if (!sbx_jr_lite_check(line, len, 7, &lite))
+				continue;
+			accepted++;
+			rec = sbx_jr_check_parsed(line, len, 7, true, what, sizeof(what));
+			cr_assert_not_null(rec, "the text check accepted what jansson refuses (%s): %s",
+					   what, line);
+			cr_assert_eq(strlen(json_string_value(json_object_get(rec, "event"))), lite.event_len,
+				     "%s", line);
+			cr_assert_eq(memcmp(json_string_value(json_object_get(rec, "time")), lite.time,
+					    lite.time_len), 0, "%s", line);
+			cr_assert_eq(json_object_get(rec, "fleet_hash") != NULL, lite.has_fleet_hash,
+				     "%s", line);
+			json_decref(rec);
+		}
+		/* The unmutated line is plain enough for the fast path. */
+		{
+			struct sbx_jr_lite lite;
+
+			cr_assert(sbx_jr_lite_check(bases[b], len, 7, &lite), "%s", bases[b]);
+		}
+		free(line);
+	}
+	cr_assert_gt(accepted, 1000, "the mutations were too harsh to test anything");
+}
