@@ -14,33 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int64_t profile_retention(const struct sbx_policy *p, const char *name)
-{
-	for (size_t i = 0; name && i < p->n_profiles; i++)
-		if (strcmp(p->profiles[i].name, name) == 0)
-			return p->profiles[i].retention;
-	return 0;
-}
-
-int64_t sbx_retention_of(const struct sbx_policy *p, const struct sbx_settings *s)
-{
-	int64_t longest = s->audit.retention;
-
-	/* Records are not only about roles (logins, policy loads): with no
-	 * role, the default alone decides. */
-	for (size_t i = 0; i < p->n_roles; i++) {
-		int64_t r = profile_retention(p, p->roles[i].profile);
-
-		if (!r)
-			r = s->audit.retention;
-		if (!r)
-			return 0; /* this role keeps everything */
-		if (r > longest)
-			longest = r;
-	}
-	return longest;
-}
-
 /* The cut-off: older than the retention, and before every open request
  * began (its whole story stays in the journal while it lives). */
 static int64_t cutoff_us(const struct sbx_broker *b, int64_t retention)

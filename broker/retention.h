@@ -15,13 +15,6 @@
 #include "journal.h"
 
 struct sbx_broker;
-struct sbx_policy;
-struct sbx_settings;
-
-/* How long the journal keeps records, in seconds: the longest retention
- * of any role's profile; a role whose profile sets none counts as
- * audit.retention, and without that as forever.  0: forever. */
-int64_t sbx_retention_of(const struct sbx_policy *p, const struct sbx_settings *s);
 
 /* Record what may go (journal.pruned), if anything.  1 recorded (the
  * caller seals, then calls sbx_retention_finish), 0 nothing to do, -1

@@ -71,4 +71,11 @@ struct sbx_settings {
 	struct sbx_audit_conf audit;
 };
 
+struct sbx_policy;
+/* How long the journal keeps records, in seconds (policy_retention.c):
+ * the longest retention of any role's profile; a role whose profile sets
+ * none counts as audit.retention, and without that as forever.  0:
+ * forever (docs/policy.md). */
+int64_t sbx_retention_of(const struct sbx_policy *p, const struct sbx_settings *s);
+
 #endif

@@ -1343,3 +1343,40 @@ Test(warnings, printed_as_file_warning)
 	sbx_policy_errors_free(&w);
 	sbx_policy_free(p);
 }
+
+Test(audit, retention_is_the_longest_and_a_role_without_one_keeps_everything)
+{
+	struct sbx_settings st;
+	struct sbx_policy *p;
+	static const char roles[] =
+		"profiles:\n  a:\n    retention: 400d\n  b:\n    retention: 90d\n  c: {}\n"
+		"users:\n  erin: {}\n"
+		"roles:\n  r1:\n    profile: a\n    eligible: { users: [erin] }\n"
+		"  r2:\n    profile: b\n    eligible: { users: [erin] }\n";
+	char *y;
+
+	p = load_fleet(roles, &st);
+	cr_assert_eq(p->profiles[0].retention, 400 * 86400);
+	cr_assert_eq(st.audit.retention, 0, "no default unless set");
+	cr_assert_eq(sbx_retention_of(p, &st), 400 * 86400, "the longest wins");
+	sbx_policy_free(p);
+
+	/* A role whose profile keeps no retention (or that has no profile)
+	 * keeps everything, unless audit.retention is set. */
+	cr_assert_geq(asprintf(&y, "%s  r3:\n    profile: c\n    eligible: { users: [erin] }\n",
+			       roles), 0);
+	p = load_fleet(y, &st);
+	cr_assert_eq(sbx_retention_of(p, &st), 0);
+	sbx_policy_free(p);
+	free(y);
+	cr_assert_geq(asprintf(&y, "audit:\n  retention: 500d\n%s  r3:\n    eligible: { users: [erin] }\n",
+			       roles), 0);
+	p = load_fleet(y, &st);
+	cr_assert_eq(st.audit.retention, 500 * 86400);
+	cr_assert_eq(sbx_retention_of(p, &st), 500 * 86400, "the default counts for r3, and is longest");
+	sbx_policy_free(p);
+	free(y);
+
+	expect_error("profiles:\n  a:\n    retention: 12h\nroles: {}\n", 3, 16, "at least 1d");
+	expect_error("audit:\n  retention: forever\nroles: {}\n", 2, 14, "retention");
+}
