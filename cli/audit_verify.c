@@ -25,20 +25,17 @@ static int load_checkpoints(const struct sbx_cli *c, const char *const *args, si
 	char why[512], san[512];
 
 	for (size_t i = 0; i < nargs; i++) {
-		struct sbx_checkpoint cp, *nv;
+		struct sbx_checkpoint cp;
 
 		if (args[i][0] >= '0' && args[i][0] <= '9' && strchr(args[i], ':')) {
 			if (sbx_checkpoint_parse(args[i], &cp, why, sizeof(why)) < 0)
 				return sbx_cli_usage(c, "audit verify", "bad --checkpoint \"%s\": %s "
 						     "(give SEQ:HASH, or a file of them)",
 						     sbx_sanitize(args[i], san, sizeof(san)), why);
-			nv = realloc(*cps, (*n + 1) * sizeof(**cps));
-			if (!nv) {
+			if (sbx_checkpoint_add(cps, n, &cp) < 0) {
 				sbx_cli_error(c, "out of memory");
 				return SBX_EXIT_REFUSED;
 			}
-			*cps = nv;
-			(*cps)[(*n)++] = cp;
 		} else if (sbx_checkpoint_read_file(args[i], cps, n, why, sizeof(why)) < 0) {
 			return sbx_cli_usage(c, "audit verify", "bad --checkpoint: %s",
 					     sbx_sanitize(why, san, sizeof(san)));

@@ -54,6 +54,21 @@ int sbx_checkpoint_parse(const char *text, struct sbx_checkpoint *cp, char *why,
 	return 0;
 }
 
+int sbx_checkpoint_add(struct sbx_checkpoint **cps, size_t *n, const struct sbx_checkpoint *cp)
+{
+	/* Room for 16, then doubling at each power of two: a collector's
+	 * file may hold a seal a minute for years. */
+	if (*n == 0 || (*n >= 16 && (*n & (*n - 1)) == 0)) {
+		struct sbx_checkpoint *nv = realloc(*cps, (*n ? 2 * *n : 16) * sizeof(**cps));
+
+		if (!nv)
+			return -1;
+		*cps = nv;
+	}
+	(*cps)[(*n)++] = *cp;
+	return 0;
+}
+
 static int checkpoint_json(const char *line, struct sbx_checkpoint *cp, char *why, size_t whylen)
 {
 	char perr[200] = "";
@@ -91,7 +106,7 @@ int sbx_checkpoint_read_file(const char *path, struct sbx_checkpoint **cps, size
 		return -1;
 	}
 	while ((len = getline(&line, &cap, f)) >= 0) {
-		struct sbx_checkpoint cp, *nv;
+		struct sbx_checkpoint cp;
 		char *p = line;
 
 		lineno++;
@@ -107,13 +122,10 @@ int sbx_checkpoint_read_file(const char *path, struct sbx_checkpoint **cps, size
 			snprintf(why, whylen, "%s:%zu: %s", path, lineno, local);
 			goto out;
 		}
-		nv = realloc(*cps, (*n + 1) * sizeof(**cps));
-		if (!nv) {
+		if (sbx_checkpoint_add(cps, n, &cp) < 0) {
 			snprintf(why, whylen, "out of memory");
 			goto out;
 		}
-		*cps = nv;
-		(*cps)[(*n)++] = cp;
 	}
 	if (ferror(f)) {
 		snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
@@ -347,25 +359,37 @@ out:
 	return ret;
 }
 
-static int cp_cmp_ctx_seq(const struct sbx_checkpoint *cps, size_t a, size_t b)
+struct cp_key {
+	uint64_t seq;
+	size_t idx;
+};
+
+static int cp_key_cmp(const void *a, const void *b)
 {
-	if (cps[a].seq != cps[b].seq)
-		return cps[a].seq < cps[b].seq ? -1 : 1;
-	return a < b ? -1 : a > b;
+	const struct cp_key *x = a, *y = b;
+
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Insertion sort of indices: checkpoints are few. */
-static void sort_checkpoints(const struct sbx_checkpoint *cps, size_t *order, size_t n)
+/* Indices into cps in seq order (a collector's file may hold a seal a
+ * minute for years).  0 or -1 (out of memory). */
+static int sort_checkpoints(const struct sbx_checkpoint *cps, size_t *order, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		order[i] = i;
-	for (size_t i = 1; i < n; i++)
-		for (size_t k = i; k > 0 && cp_cmp_ctx_seq(cps, order[k - 1], order[k]) > 0; k--) {
-			size_t t = order[k];
+	struct cp_key *k = calloc(n + 1, sizeof(*k));
 
-			order[k] = order[k - 1];
-			order[k - 1] = t;
-		}
+	if (!k)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		k[i].seq = cps[i].seq;
+		k[i].idx = i;
+	}
+	qsort(k, n, sizeof(*k), cp_key_cmp);
+	for (size_t i = 0; i < n; i++)
+		order[i] = k[i].idx;
+	free(k);
+	return 0;
 }
 
 /* Checkpoints the records did not reach: before a pruned start, or past
@@ -428,11 +452,10 @@ int sbx_journal_audit(const struct sbx_verify_opts *o, struct sbx_verify_result 
 		goto out;
 	v.order = calloc(o->ncps + 1, sizeof(*v.order));
 	v.ends = calloc(nsegs + 1, sizeof(*v.ends));
-	if (!v.order || !v.ends) {
+	if (!v.order || !v.ends || sort_checkpoints(o->cps, v.order, o->ncps) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	sort_checkpoints(o->cps, v.order, o->ncps);
 	/* A pruned journal starts where its first segment does; a
 	 * journal.pruned record must account for what is gone. */
 	if (nsegs && segs[0].first != 1) {

@@ -31,6 +31,9 @@ struct sbx_checkpoint {
 
 /* "SEQ:HASH" (HASH: 64 lowercase hex digits).  0, or -1 with why. */
 int sbx_checkpoint_parse(const char *text, struct sbx_checkpoint *cp, char *why, size_t whylen);
+/* Append cp to *cps (*n entries, grown only by this function and
+ * sbx_checkpoint_read_file).  0, or -1 out of memory. */
+int sbx_checkpoint_add(struct sbx_checkpoint **cps, size_t *n, const struct sbx_checkpoint *cp);
 /* A file of checkpoints, one a line: SEQ:HASH, or a JSON object with
  * "seq" and "hash" (what a collector keeps; other members are ignored).
  * Blank lines and lines starting with # are skipped.  Appends to *cps

@@ -791,6 +791,23 @@ Test(seal, a_checkpoint_file_takes_seq_hash_lines_and_collector_json_lines)
 	cr_assert_eq(sbx_checkpoint_read_file(path, &cps, &n, why, sizeof(why)), -1);
 	cr_assert(strstr(why, "/cps:2: "), "%s", why);
 	free(cps);
+	/* Many, after some given one by one (a year of seals in one file). */
+	cps = NULL;
+	n = 0;
+	cp.seq = 1;
+	memset(cp.hash, 'a', 64);
+	cp.hash[64] = '\0';
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(sbx_checkpoint_add(&cps, &n, &cp), 0);
+	f = fopen(path, "w");
+	for (int i = 1; i <= 5000; i++)
+		fprintf(f, "%d:%064d\n", i, i);
+	fclose(f);
+	cr_assert_eq(sbx_checkpoint_read_file(path, &cps, &n, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(n, 5003);
+	cr_assert_eq(cps[5002].seq, 5000);
+	cr_assert_eq(cps[2].hash[0], 'a');
+	free(cps);
 	cr_assert_eq(sbx_checkpoint_parse("0:abc", &cp, why, sizeof(why)), -1);
 	cr_assert_eq(sbx_checkpoint_parse("7:ABCDEF", &cp, why, sizeof(why)), -1);
 }
