@@ -115,9 +115,12 @@ static int seal(struct sbx_journal *j, const char *dir, struct sbx_seal_state *s
 	char until[SBX_RFC3339_LEN], err[512];
 	uint64_t seq;
 
-	if (sbx_seal_append(j, st, "sbx", "timer", &seq, until, err, sizeof(err)) < 0 ||
-	    (sbx_seal_state_advance(st, until, seq + 1), 0) ||
-	    sbx_seal_state_write(dir, st, err, sizeof(err)) < 0) {
+	if (sbx_seal_append(j, st, "sbx", "timer", &seq, until, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bench_audit: seal: %s\n", err);
+		return -1;
+	}
+	sbx_seal_state_advance(st, until, seq + 1);
+	if (sbx_seal_state_write(dir, st, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_audit: seal: %s\n", err);
 		return -1;
 	}

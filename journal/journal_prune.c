@@ -26,7 +26,7 @@ static int last_record(int jdirfd, const char *name, uint64_t *seq, char hash[SB
 {
 	static const char tkey[] = "\"time\":\"";
 	size_t want = SBX_JOURNAL_LINE_MAX + 2;
-	char *buf = malloc(want), *end, *start, *t, ts[SBX_RFC3339_LEN];
+	char *buf = malloc(want), *end, *start, *t, *q, ts[SBX_RFC3339_LEN];
 	int fd = openat(jdirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
 	ssize_t r = -1;
@@ -57,8 +57,9 @@ static int last_record(int jdirfd, const char *name, uint64_t *seq, char hash[SB
 		goto out;
 	}
 	t += sizeof(tkey) - 1;
-	n = (size_t)((char *)memchr(t, '"', (size_t)(end - t)) - t);
-	if (n >= sizeof(ts) || !memchr(t, '"', (size_t)(end - t))) {
+	q = memchr(t, '"', (size_t)(end - t));
+	n = q ? (size_t)(q - t) : 0;
+	if (!q || n >= sizeof(ts)) {
 		snprintf(err, errlen, "journal: the last record of journal/%s has no time", name);
 		goto out;
 	}

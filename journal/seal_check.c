@@ -131,6 +131,13 @@ static int adopt_epoch(struct sbx_seal_check *c, const struct sbx_seal_fields *f
 {
 	uint64_t start = c->expect_first;
 
+	/* Every epoch ends in a seal record, so epoch e's seal is at least
+	 * record e + 1: a larger number is forged (and deriving its key
+	 * would take that many steps). */
+	if (f->epoch >= seq)
+		return fail(bad_seq, start, err, errlen, "the first seal after the pruned start "
+			    "(at seq %" PRIu64 ") says epoch %" PRIu64 ", more epochs than records "
+			    "before it: forged", seq, f->epoch);
 	if (f->first_seq > start || f->last_seq + 1 != seq)
 		return fail(bad_seq, start, err, errlen, "the first seal after the pruned start "
 			    "(epoch %" PRIu64 " at seq %" PRIu64 ") covers seqs %" PRIu64 "..%" PRIu64

@@ -231,10 +231,12 @@ static int on_pruned(struct vctx *v, const json_t *rec, uint64_t seq, char *err,
 		/* Recorded, then the broker stopped before the files went:
 		 * what it names must still be there as it says. */
 		e = seg_end_of(v, last);
+		if (!e)
+			snprintf(what, sizeof(what), "no segment ends at seq %" PRIu64, last);
+		else
+			snprintf(what, sizeof(what), "record %" PRIu64 " hashes to %.12s...", last,
+				 e->hash);
 		if (!e || strcmp(e->hash, h) != 0) {
-			snprintf(what, sizeof(what), e ? "record %" PRIu64 " hashes to %.12s..." :
-				 "no segment ends at seq %" PRIu64, e ? last : last,
-				 e ? e->hash : "");
 			return vfail(v, seq, err, errlen, "journal: record seq %" PRIu64 ": the "
 				     "journal.pruned record names seqs up to %" PRIu64 " with hash "
 				     "%.12s..., but %s", seq, last, h, what);
