@@ -94,6 +94,9 @@ assert_contains "... from the anchor" "$OUT" "journal.pruned record at seq $P"
 
 broker_start
 tap_result "the broker starts again on the pruned journal"
+STARTED=$(journal_select '.event == "broker.started"' | tail -n 1)
+assert_true "... checking the chain from the seal its snapshot names, not from seq 1" \
+	test "$(printf '%s' "$STARTED" | jq '.chain_from // 0')" -gt "$S"
 req --as dave --json sandbox-admin --reason "retention test: after pruning"
 assert_ne "... and records a new request" "" "$(out_id)"
 broker_stop
