@@ -20,7 +20,6 @@
 
 struct lite {
 	const char *p, *end;
-	const char *base;
 };
 
 static void ws(struct lite *l)
@@ -223,7 +222,7 @@ static const char *const keys[K_N] = { "seq", "time", "event", "actor", "prev", 
 
 bool sbx_jr_lite_check(const char *line, size_t len, uint64_t seq, struct sbx_jr_lite *out)
 {
-	struct lite l = { .p = line, .end = line + len, .base = line };
+	struct lite l = { .p = line, .end = line + len };
 	const char *vstart[K_N] = { NULL };
 	bool vesc[K_N] = { false };
 
