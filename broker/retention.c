@@ -14,14 +14,14 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The cut-off: older than the retention, and before every open request
- * began (its whole story stays in the journal while it lives). */
-static int64_t cutoff_us(const struct sbx_broker *b, int64_t retention)
+int64_t sbx_retention_cutoff(const struct sbx_state *st, int64_t now_us, int64_t retention)
 {
-	int64_t before = sbx_now_us() - retention * 1000000;
+	int64_t before = now_us - retention * 1000000;
 
-	for (size_t i = 0; i < sbx_state_open_count(b->state); i++) {
-		const struct sbx_req *r = sbx_state_open_at(b->state, i);
+	/* Before every open request began: its whole story stays in the
+	 * journal while it lives. */
+	for (size_t i = 0; i < sbx_state_open_count(st); i++) {
+		const struct sbx_req *r = sbx_state_open_at(st, i);
 		int64_t c = r->created_at * 1000000;
 
 		if (c < before)
@@ -40,7 +40,7 @@ int sbx_retention_record(struct sbx_broker *b, struct sbx_prune_plan *plan)
 
 	if (!retention || b->degraded[0] || b->fleet)
 		return 0;
-	before = cutoff_us(b, retention);
+	before = sbx_retention_cutoff(b->state, sbx_now_us(), retention);
 	rc = sbx_journal_prune_plan(b->journal, before, plan, err, sizeof(err));
 	if (rc < 0)
 		sbx_err("retention: %s", err);

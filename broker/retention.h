@@ -16,6 +16,13 @@
 
 struct sbx_broker;
 
+struct sbx_state;
+
+/* The cut-off, Unix microseconds: records older than this may go.  Now
+ * minus the retention (seconds), or the creation of the oldest open
+ * (pending or active) request when that is earlier. */
+int64_t sbx_retention_cutoff(const struct sbx_state *st, int64_t now_us, int64_t retention);
+
 /* Record what may go (journal.pruned), if anything.  1 recorded (the
  * caller seals, then calls sbx_retention_finish), 0 nothing to do, -1
  * failed (logged). */
