@@ -1214,6 +1214,9 @@ static void record_startup(struct sbx_broker *b, const struct sbx_replay_info *i
 	json_object_set_new(f, "replayed", json_integer((json_int_t)info->records));
 	if (info->used_snapshot)
 		json_object_set_new(f, "snapshot_seq", json_integer((json_int_t)info->snapshot_seq));
+	/* Where start-up's chain check began: 1, or the seal the snapshot names. */
+	if (info->checked_from)
+		json_object_set_new(f, "chain_from", json_integer((json_int_t)info->checked_from));
 	(void)sbx_broker_record(b, "broker.started", SBX_SYSTEM_ACTOR, f, &seq);
 	if (info->truncated) {
 		f = json_object();

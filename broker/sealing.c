@@ -4,6 +4,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "retention.h"
 #include "seal.h"
 #include "timeutil.h"
 
@@ -163,9 +164,16 @@ int sbx_sealing_start(struct sbx_broker *b, char *why, size_t whylen)
 void sbx_sealing_tick(struct sbx_broker *b)
 {
 	struct sbx_sealing *s = b->sealing;
+	struct sbx_prune_plan plan;
 
-	if (s && s->on && sbx_now_us() >= s->due_us)
-		(void)seal_now(b, "timer");
+	if (!s || !s->on || sbx_now_us() < s->due_us)
+		return;
+	if (seal_now(b, "timer") < 0)
+		return;
+	/* Retention: old segments go only once their removal is recorded
+	 * and sealed (retention.c). */
+	if (sbx_retention_record(b, &plan) == 1 && seal_now(b, "retention") == 0)
+		sbx_retention_finish(b, &plan);
 }
 
 void sbx_sealing_stop(struct sbx_broker *b)

@@ -229,39 +229,7 @@ int sbx_audit_check_dir(const struct sbx_cli *c, const char *state_dir)
 
 int sbx_audit_verify(const struct sbx_cli *c, const char *state_dir)
 {
-	uint64_t count = 0, bad = 0;
-	char err[1024] = "", san[1024];
-	json_t *j = NULL;
-	int rc, ok;
-
-	rc = sbx_audit_check_dir(c, state_dir);
-	if (rc)
-		return rc;
-	ok = sbx_journal_verify(state_dir, &count, &bad, err, sizeof(err)) == 0;
-	sbx_sanitize(err, san, sizeof(san));
-	if (c->json) {
-		if (ok)
-			j = json_pack("{s:b, s:s, s:I, s:I}", "intact", 1, "state_dir", state_dir,
-				      "records", (json_int_t)count, "last_seq", (json_int_t)count);
-		else
-			j = json_pack("{s:b, s:s, s:I, s:s}", "intact", 0, "state_dir", state_dir,
-				      "bad_seq", (json_int_t)bad, "error", san);
-		if (!j || sbx_out_print_json(stdout, j) < 0) {
-			sbx_cli_error(c, "out of memory");
-			json_decref(j);
-			return SBX_EXIT_REFUSED;
-		}
-		json_decref(j);
-	} else if (ok) {
-		/* verify demands seq contiguous from 1, so the count is the last seq. */
-		printf("journal intact: %llu records, last seq %llu (hash chain only: without "
-		       "--key the seals are not checked, so a journal rewritten and re-hashed, or "
-		       "cut at the end, would pass too)\n", (unsigned long long)count,
-		       (unsigned long long)count);
-	} else {
-		printf("journal BROKEN at seq %llu: %s\n", (unsigned long long)bad, san);
-	}
-	return ok ? SBX_EXIT_OK : SBX_EXIT_REFUSED;
+	return sbx_audit_verify_run(c, state_dir, NULL, false, NULL, 0);
 }
 
 int sbx_audit_query(const struct sbx_cli *c, const char *state_dir,
@@ -404,78 +372,8 @@ out:
 	return ret;
 }
 
-static int print_sealed(const struct sbx_cli *c, const char *state_dir,
-			const struct sbx_seal_vkey *vk, const struct sbx_seal_summary *s)
-{
-	json_t *j;
-	int rc;
-
-	if (!c->json) {
-		printf("journal intact and sealed: %llu records, last seq %llu; %llu seals with key "
-		       "%s", (unsigned long long)s->records, (unsigned long long)s->records,
-		       (unsigned long long)s->seals, vk->key_id);
-		if (s->seals)
-			printf(" (epochs 0..%llu), everything up to seq %llu proven",
-			       (unsigned long long)s->last_epoch,
-			       (unsigned long long)s->sealed_through);
-		printf("\n");
-		if (s->unsealed)
-			printf("%llu records after seq %llu are not sealed yet (the current epoch; "
-			       "after a crash the broker seals them when it starts): nothing proves "
-			       "them yet\n", (unsigned long long)s->unsealed,
-			       (unsigned long long)s->sealed_through);
-		if (s->other_seals)
-			printf("%llu seals made with other keys were not checked\n",
-			       (unsigned long long)s->other_seals);
-		if (!s->host_checked)
-			printf("the host's key file was not compared (--no-host-key): records cut "
-			       "from the end together with their seals would not show\n");
-		return SBX_EXIT_OK;
-	}
-	j = json_pack("{s:b, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "intact", 1,
-		      "sealed", 1, "state_dir", state_dir, "key_id", vk->key_id,
-		      "records", (json_int_t)s->records, "last_seq", (json_int_t)s->records,
-		      "seals", (json_int_t)s->seals, "sealed_through", (json_int_t)s->sealed_through,
-		      "unsealed", (json_int_t)s->unsealed, "other_seals", (json_int_t)s->other_seals,
-		      "host_key_checked", s->host_checked);
-	rc = j && sbx_out_print_json(stdout, j) == 0 ? SBX_EXIT_OK : SBX_EXIT_REFUSED;
-	json_decref(j);
-	return rc;
-}
-
 int sbx_audit_verify_sealed(const struct sbx_cli *c, const char *state_dir, const char *key_file,
 			    bool no_host_key)
 {
-	struct sbx_seal_summary sum;
-	struct sbx_seal_vkey vk;
-	char err[1024] = "", san[1024];
-	uint64_t bad = 0;
-	json_t *j;
-	int rc;
-
-	rc = sbx_audit_check_dir(c, state_dir);
-	if (rc)
-		return rc;
-	if (sbx_seal_vkey_read(key_file, &vk, err, sizeof(err)) < 0) {
-		sbx_cli_error(c, "%s", sbx_sanitize(err, san, sizeof(san)));
-		return SBX_EXIT_USAGE;
-	}
-	if (sbx_seal_verify_dir(state_dir, &vk, no_host_key, &sum, &bad, err, sizeof(err)) == 0) {
-		rc = print_sealed(c, state_dir, &vk, &sum);
-		goto out;
-	}
-	sbx_sanitize(err, san, sizeof(san));
-	rc = SBX_EXIT_REFUSED;
-	if (!c->json) {
-		printf("journal BROKEN at seq %llu: %s\n", (unsigned long long)bad, san);
-		goto out;
-	}
-	j = json_pack("{s:b, s:s, s:s, s:I, s:s}", "intact", 0, "state_dir", state_dir, "key_id",
-		      vk.key_id, "bad_seq", (json_int_t)bad, "error", san);
-	if (!j || sbx_out_print_json(stdout, j) < 0)
-		sbx_cli_error(c, "out of memory");
-	json_decref(j);
-out:
-	OPENSSL_cleanse(&vk, sizeof(vk));
-	return rc;
+	return sbx_audit_verify_run(c, state_dir, key_file, no_host_key, NULL, 0);
 }

@@ -623,7 +623,9 @@ static int parse_argv(const struct sbx_cli_tool *t, int argc, char **argv, struc
 		return SBX_EXIT_REFUSED;
 	}
 	p->pos = calloc((size_t)argc + 1, sizeof(*p->pos));
-	if (!p->pos) {
+	p->args.occ = calloc((size_t)argc + 1, sizeof(*p->args.occ));
+	p->args.occ_opt = calloc((size_t)argc + 1, sizeof(*p->args.occ_opt));
+	if (!p->pos || !p->args.occ || !p->args.occ_opt) {
 		sbx_cli_error(&p->cli, "out of memory");
 		ret = SBX_EXIT_REFUSED;
 		goto out;
@@ -672,6 +674,8 @@ static int parse_argv(const struct sbx_cli_tool *t, int argc, char **argv, struc
 
 				p->args.val[i] = optarg ? optarg : "";
 				p->args.seen |= SBX_CLI_OPT_BIT(i);
+				p->args.occ_opt[p->args.nocc] = i;
+				p->args.occ[p->args.nocc++] = p->args.val[i];
 			}
 			break;
 		}
@@ -884,6 +888,8 @@ int sbx_cli_main(const struct sbx_cli_tool *t, int argc, char **argv)
 	if (rc == 0)
 		rc = dispatch(t, &p);
 	free(p.pos);
+	free(p.args.occ);
+	free(p.args.occ_opt);
 	/* Output that never reached its reader is a failure too (a full
 	 * disk under `> file`); a closed pipe is the reader's choice. */
 	errno = 0;

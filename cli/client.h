@@ -56,6 +56,11 @@ struct sbx_cli_args {
 	uint32_t seen;                     /* bit i: option i was given */
 	char **pos;                        /* the command's positional arguments */
 	int npos;
+	/* Every value given to a tool option, in order (for an option that
+	 * may be repeated; val[] keeps the last): occ[k] for option occ_opt[k]. */
+	const char **occ;
+	int *occ_opt;
+	int nocc;
 };
 
 struct sbx_cli_cmd {

@@ -51,6 +51,7 @@ enum {
 	O_FORCE,
 	O_NO_HOST_KEY,
 	O_QUARTER,
+	O_CHECKPOINT,
 	N_OPTS,
 };
 
@@ -77,6 +78,7 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_FORCE] = { "force", false },
 	[O_NO_HOST_KEY] = { "no-host-key", false },
 	[O_QUARTER] = { "quarter", true },
+	[O_CHECKPOINT] = { "checkpoint", true },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -627,12 +629,26 @@ static int cmd_audit_verify(const struct sbx_cli *c, const struct sbx_cli_args *
 	char *dir = NULL;
 	int rc = state_dir_for(c, a, &dir);
 
-	if (rc == SBX_EXIT_OK && a->val[O_KEY])
-		rc = sbx_audit_verify_sealed(c, dir, a->val[O_KEY], a->val[O_NO_HOST_KEY] != NULL);
-	else if (rc == SBX_EXIT_OK && a->val[O_NO_HOST_KEY])
+	const char **cps = NULL;
+	size_t ncps = 0;
+
+	/* --checkpoint may be given again and again. */
+	if (rc == SBX_EXIT_OK && a->val[O_CHECKPOINT]) {
+		cps = calloc((size_t)a->nocc + 1, sizeof(*cps));
+		if (!cps) {
+			sbx_cli_error(c, "out of memory");
+			rc = SBX_EXIT_REFUSED;
+		}
+		for (int k = 0; cps && k < a->nocc; k++)
+			if (a->occ_opt[k] == O_CHECKPOINT)
+				cps[ncps++] = a->occ[k];
+	}
+	if (rc == SBX_EXIT_OK && a->val[O_NO_HOST_KEY] && !a->val[O_KEY])
 		rc = sbx_cli_usage(c, "audit verify", "--no-host-key goes with --key");
 	else if (rc == SBX_EXIT_OK)
-		rc = sbx_audit_verify(c, dir);
+		rc = sbx_audit_verify_run(c, dir, a->val[O_KEY], a->val[O_NO_HOST_KEY] != NULL,
+					  cps, ncps);
+	free(cps);
 	free(dir);
 	return rc;
 }
@@ -1133,15 +1149,21 @@ static const struct sbx_cli_cmd cmds[] = {
 	},
 	{
 		.name = "audit verify",
-		.synopsis = "audit verify [--state-dir DIR | --config FILE] [--key FILE [--no-host-key]]",
+		.synopsis = "audit verify [--state-dir DIR | --config FILE] [--key FILE [--no-host-key]] "
+			    "[--checkpoint SEQ:HASH | --checkpoint FILE]...",
 		.summary = "check the journal's hash chain, and with --key its seals (offline)",
 		.help =
-		"Read the whole journal under DIR/journal without the broker and check\n"
-		"every record: well-formed, seq contiguous from 1, hash chain unbroken.\n"
-		"Prints \"journal intact: N records, last seq N\" and exits 0, or\n"
+		"Read the whole journal under DIR/journal without the broker, each segment\n"
+		"once, and check every record: well-formed, seq contiguous, hash chain\n"
+		"unbroken.  Prints \"journal intact: N records, last seq N\" and exits 0, or\n"
 		"\"journal BROKEN at seq N: <what and where>\" and exits 1.  A torn last\n"
 		"line (a crash mid-write the broker has not yet repaired) counts as\n"
 		"broken.  Exits 2 when there is no readable journal in DIR.\n"
+		"\n"
+		"A journal whose old segments were removed for retention starts at a\n"
+		"later seq: it is checked from the anchor its journal.pruned record gives\n"
+		"(the range removed and the hash of its last record), and the output says\n"
+		"so.  Segments missing without such a record are reported as missing.\n"
 		"\n"
 		"With --key (the verification key `audit init` printed) it also checks\n"
 		"the seals: every epoch sealed in order, each with its own epoch's key,\n"
@@ -1151,6 +1173,14 @@ static const struct sbx_cli_cmd cmds[] = {
 		"the last seal are reported as not sealed yet.  Without --key only the\n"
 		"chain is checked, and the output says so.\n"
 		"\n"
+		"With --checkpoint (again and again) it also proves that nothing up to each\n"
+		"checkpoint was cut or rewritten: record SEQ must exist with that hash\n"
+		"(the seq and hash of a seal, as sent to syslog or a collector).  A FILE\n"
+		"holds one SEQ:HASH a line, or the JSON lines a collector keeps (objects\n"
+		"with \"seq\" and \"hash\"); blank lines and # comments are skipped.  The\n"
+		"first checkpoint that fails is named (\"checkpoint I (SEQ:HASH...): ...\").\n"
+		"Checkpoints inside a pruned range are counted as not checkable.\n"
+		"\n"
 		"Options:\n"
 		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
 		"  --config FILE    take the state directory from the policy's\n"
@@ -1158,14 +1188,18 @@ static const struct sbx_cli_cmd cmds[] = {
 		"  --key FILE       the verification key (a 0600 file)\n"
 		"  --no-host-key    check a copy without the host's key file (a cut end\n"
 		"                   with its seals then goes unnoticed)\n"
+		"  --checkpoint SEQ:HASH, --checkpoint FILE\n"
+		"                   a record kept off the host, or a file of them\n"
 		"\n"
 		"Examples:\n"
 		"  sbxctl audit verify\n"
 		"  sbxctl audit verify --key /root/sbx-verify.key\n"
+		"  sbxctl audit verify --key /root/sbx-verify.key --checkpoint /srv/collector/sbx-01.jsonl\n"
 		"  sbxctl audit verify --state-dir /srv/sbx-demo/state\n",
 		.min_args = 0,
 		.max_args = 0,
-		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_KEY) | BIT(O_NO_HOST_KEY),
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_KEY) | BIT(O_NO_HOST_KEY) |
+			BIT(O_CHECKPOINT),
 		.run = cmd_audit_verify,
 	},
 	{

@@ -81,7 +81,13 @@ struct sbx_journal {
 	uint64_t seg_bytes;     /* bytes assigned to that segment so far */
 	uint64_t last_rec_seg;  /* first seq of the segment holding last_seq */
 	uint64_t last_rec_off;  /* its line's offset there */
+	/* The last journal.sealed record appended or replayed (0: none):
+	 * a snapshot names it, and start-up checks the chain from it. */
+	struct sbx_jr_anchor seal;
 	uint64_t snap_seq;
+	/* The seal the snapshot on disk names (0: none): segments wholly
+	 * before it may be pruned (journal_prune.c). */
+	uint64_t snap_seal_seq;
 	/* The operation being appended (sbx_journal_op_begin): the writer
 	 * leaves pend alone while one is open, so no part of an operation
 	 * reaches the disk before all of it. */
@@ -120,6 +126,7 @@ struct sbx_journal {
 		uint64_t seq;
 		bool released;  /* told to rename, or to give up */
 		bool killed;    /* SIGKILL sent, not reaped yet */
+		uint64_t seal_seq; /* the seal its header names (0: none) */
 		int64_t started_us, fork_us;
 	} snap;
 	struct sbx_snapshot_stats snap_last;
@@ -445,6 +452,12 @@ int sbx_journal_append_at(struct sbx_journal *j, int64_t time_us, const char *ev
 	}
 	j->last_rec_seg = j->seg_first;
 	j->last_rec_off = j->seg_bytes;
+	if (strcmp(event, SBX_JR_SEAL_EVENT) == 0) {
+		j->seal.seq = s;
+		memcpy(j->seal.hash, hash, sizeof(hash));
+		sbx_jr_seg_name(j->seg_first, j->seal.segment);
+		j->seal.off = j->seg_bytes;
+	}
 	j->seg_bytes += linelen + 1;
 	j->pend_len += linelen + 1;
 	memcpy(j->last_hash, hash, sizeof(hash));
@@ -594,6 +607,26 @@ bool sbx_journal_failed(const struct sbx_journal *j, char *why, size_t whylen)
 	return true;
 }
 
+int sbx_jr_jdirfd(const struct sbx_journal *j)
+{
+	return j->jdirfd;
+}
+
+uint64_t sbx_jr_snap_seal_seq(const struct sbx_journal *j)
+{
+	return j->snap_seal_seq;
+}
+
+uint64_t sbx_jr_current_segment(struct sbx_journal *j)
+{
+	uint64_t first;
+
+	pthread_mutex_lock(&j->mu);
+	first = j->have_seg ? j->seg_first : 0;
+	pthread_mutex_unlock(&j->mu);
+	return first;
+}
+
 uint64_t sbx_jr_sync_count(const struct sbx_journal *j)
 {
 	return __atomic_load_n(&j->syncs, __ATOMIC_RELAXED);
@@ -673,6 +706,7 @@ struct snap_job {
 	uint64_t seq, off;
 	char hash[SBX_JR_HEX + 1];
 	char segment[SBX_JR_SEG_NAME_MAX];
+	struct sbx_jr_anchor seal;  /* seq 0: no seal yet */
 	int sock;
 	pid_t parent;
 };
@@ -837,7 +871,7 @@ static void snap_child(struct sbx_journal *j, const struct snap_job *job,
 {
 	struct sbx_snapshot_out out = { .fd = -1, .cap = SNAP_BUF };
 	struct snap_report rep = { .step = SNAP_NOMEM, .err = ENOMEM };
-	char line[256];
+	char line[512];
 	ssize_t r;
 	char go = 0;
 	int n;
@@ -853,9 +887,16 @@ static void snap_child(struct sbx_journal *j, const struct snap_job *job,
 		rep.err = errno;
 		child_report(job, &rep, j->sdirfd);
 	}
-	n = snprintf(line, sizeof(line),
-		     "{\"snapshot\":%d,\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"segment\":\"%s\",\"offset\":%" PRIu64 "}\n",
-		     SBX_JR_SNAP_FORMAT, job->seq, job->hash, job->segment, job->off);
+	if (job->seal.seq)
+		n = snprintf(line, sizeof(line),
+			     "{\"snapshot\":%d,\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"segment\":\"%s\",\"offset\":%" PRIu64
+			     ",\"seal_seq\":%" PRIu64 ",\"seal_hash\":\"%s\",\"seal_segment\":\"%s\",\"seal_offset\":%" PRIu64 "}\n",
+			     SBX_JR_SNAP_FORMAT, job->seq, job->hash, job->segment, job->off,
+			     job->seal.seq, job->seal.hash, job->seal.segment, job->seal.off);
+	else
+		n = snprintf(line, sizeof(line),
+			     "{\"snapshot\":%d,\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"segment\":\"%s\",\"offset\":%" PRIu64 "}\n",
+			     SBX_JR_SNAP_FORMAT, job->seq, job->hash, job->segment, job->off);
 	rep.step = SNAP_WRITE;
 	if (out_raw(&out, line, (size_t)n))
 		goto fail;
@@ -934,6 +975,7 @@ int sbx_journal_snapshot_start(struct sbx_journal *j, sbx_snapshot_write_fn writ
 	job.off = j->last_rec_off;
 	sbx_jr_seg_name(j->last_rec_seg, job.segment);
 	memcpy(job.hash, j->last_hash, sizeof(job.hash));
+	job.seal = j->seal;
 	bool fresh = job.seq == 0 || job.seq == j->snap_seq;
 	pthread_mutex_unlock(&j->mu);
 	if (fresh)
@@ -960,6 +1002,7 @@ int sbx_journal_snapshot_start(struct sbx_journal *j, sbx_snapshot_write_fn writ
 	j->snap.sock = sv[0];
 	j->snap.pidfd = snap_pidfd(pid);
 	j->snap.seq = job.seq;
+	j->snap.seal_seq = job.seal.seq;
 	j->snap.released = false;
 	j->snap.started_us = t0;
 	return 1;
@@ -1028,6 +1071,7 @@ static int snap_finish(struct sbx_journal *j, int status, char *why, size_t whyl
 		pthread_mutex_lock(&j->mu);
 		j->snap_seq = seq;
 		pthread_mutex_unlock(&j->mu);
+		j->snap_seal_seq = j->snap.seal_seq;
 		j->snap_last.seq = seq;
 		j->snap_last.entries = rep.entries;
 		j->snap_last.bytes = rep.bytes;
@@ -1298,6 +1342,9 @@ static int resume(struct sbx_journal *j, const struct sbx_jr_seg *segs, size_t n
 		j->last_rec_seg = segs[res->last_seg].first;
 		j->last_rec_off = res->last_off;
 	}
+	/* A seal in a tail that was cut is gone with it. */
+	if (res->seal.seq && res->seal.seq <= res->last_seq)
+		j->seal = res->seal;
 	if (!last)
 		return 0;
 	snprintf(j->segname, sizeof(j->segname), "%s", last->name);
@@ -1363,6 +1410,8 @@ int sbx_journal_open(const struct sbx_journal_opts *o, sbx_snapshot_fn on_snapsh
 		goto fail;
 	if (info->used_snapshot)
 		j->snap_seq = info->snapshot_seq;
+	if (info->used_snapshot && info->checked_from > 1)
+		j->snap_seal_seq = info->checked_from;
 	j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (j->efd < 0) {
 		snprintf(err, errlen, "journal: eventfd: %s", strerror(errno));

@@ -39,6 +39,8 @@ struct sbx_replay_info {
 	uint64_t records_cut;   /* complete records of an unfinished operation in it */
 	char snapshot_note[256];/* why a snapshot was ignored, if one was */
 	uint64_t snapshot_entries; /* entries handed to the snapshot callback */
+	uint64_t checked_from;  /* the chain was checked from this seq on: 1, or
+				 * the seal the snapshot names (docs/audit.md) */
 };
 
 /* Called for each record after the snapshot, in seq order.  rec is the
@@ -58,7 +60,8 @@ typedef int (*sbx_snapshot_fn)(const json_t *entry, void *ctx, char *err, size_t
 /* Open (creating <state_dir>/journal with mode 0700 if needed), take an
  * exclusive lock (a second broker on the same state dir fails), replay
  * (snapshot first when one matches the chain, else from seq 1; the chain
- * itself is checked from seq 1 either way), cut a torn tail, and start
+ * itself is checked from the last seal the snapshot names, or from seq 1
+ * without one), cut a torn tail, and start
  * the writer thread.  Returns 0, or -1 with err set: a broken chain says
  * "journal: record seq N: <what is wrong> (FILE:LINE)".  (Replaying only
  * up to a seq is sbx_journal_reload's job.) */
@@ -211,6 +214,38 @@ int sbx_journal_maybe_snapshot(struct sbx_journal *j, sbx_snapshot_write_fn writ
 
 /* Stop the writer (after flushing), cancel a snapshot child, and free. */
 void sbx_journal_close(struct sbx_journal *j);
+
+/* ---- retention (docs/audit.md, "Retention"; journal_prune.c) ----
+ *
+ * Whole old segments go, oldest first, once every record in them is older
+ * than a cut-off, and only those wholly before the seal the snapshot on
+ * disk names: start-up begins at that seal, so it never needs them, and
+ * everything in them is sealed.  The removal is recorded first: the
+ * caller appends a journal.pruned record with sbx_prune_fields (and seals
+ * it), then sbx_journal_prune_apply removes the files. */
+
+#define SBX_PRUNE_MAX_FILES 64
+#define SBX_PRUNE_NAME_MAX 32
+
+struct sbx_prune_plan {
+	uint64_t first_seq, last_seq;   /* the records the segments hold */
+	char last_hash[65];             /* record last_seq's hash */
+	int64_t last_time_us;           /* its time */
+	size_t nfiles;
+	char files[SBX_PRUNE_MAX_FILES][SBX_PRUNE_NAME_MAX];
+};
+
+/* Which segments may go: those whose last record is before before_us (Unix
+ * microseconds).  1 with plan filled, 0 nothing to prune, -1 with err. */
+int sbx_journal_prune_plan(struct sbx_journal *j, int64_t before_us, struct sbx_prune_plan *plan,
+			   char *err, size_t errlen);
+/* The journal.pruned record's fields: first_seq, last_seq, last_hash,
+ * files, before (the cut-off, RFC 3339).  NULL when out of memory. */
+json_t *sbx_prune_fields(const struct sbx_prune_plan *plan, int64_t before_us);
+/* Remove the plan's files (after its record is durable) and sync the
+ * directory.  0, or -1 with err (a file already gone is no error). */
+int sbx_journal_prune_apply(struct sbx_journal *j, const struct sbx_prune_plan *plan, char *err,
+			    size_t errlen);
 
 /* Offline check of a whole journal (no lock, read-only, ignores the
  * snapshot).  Returns 0 when intact: *count records, chain unbroken, seq

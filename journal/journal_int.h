@@ -74,6 +74,19 @@ int sbx_jr_build_line(struct sbx_jr_sha *s, uint64_t seq, const char *ts, const 
 		      size_t midlen, const char prev[SBX_JR_HEX + 1], char *out,
 		      char hash[SBX_JR_HEX + 1]);
 
+/* A record by seq, hash and place: the last seal, which a snapshot names
+ * and start-up checks the chain from (docs/audit.md, "Snapshots"). */
+#define SBX_JR_SEAL_EVENT "journal.sealed"
+struct sbx_jr_anchor {
+	uint64_t seq;           /* 0: none */
+	char hash[SBX_JR_HEX + 1];
+	char segment[SBX_JR_SEG_NAME_MAX];
+	uint64_t off;           /* where its line starts in segment */
+};
+/* Is the line's event (its third member, after seq and time) this one?
+ * A look at the text, no parse. */
+bool sbx_jr_line_event_is(const char *line, size_t len, const char *event);
+
 /* Segments: <first seq as at least 12 digits>.jsonl. */
 struct sbx_jr_seg {
 	uint64_t first;
@@ -101,6 +114,19 @@ struct sbx_jr_scan_opts {
 	char prev[SBX_JR_HEX + 1]; /* hash that record's prev must be */
 	uint64_t max_seq;       /* stop after this seq; UINT64_MAX = all */
 	uint64_t parse_after;   /* records up to this seq are checked, not parsed */
+	struct sbx_jr_anchor seal; /* the last seal before the scan's start, if known */
+	/* Verify's fast path: fn gets rec NULL for a record the text check
+	 * (sbx_jr_lite_check) vouches for, with what it found in
+	 * res->lite; a record it declines is parsed as always. */
+	bool lite;
+};
+
+/* What the text check of one record found (no JSON parse). */
+struct sbx_jr_lite {
+	uint64_t seq;
+	const char *time, *event;   /* into the line; not NUL-terminated */
+	size_t time_len, event_len;
+	bool has_fleet_hash;
 };
 
 struct sbx_jr_scan_result {
@@ -117,7 +143,17 @@ struct sbx_jr_scan_result {
 	/* While fn runs: where the record it is given starts. */
 	size_t cur_seg;
 	uint64_t cur_off;
+	const struct sbx_jr_lite *lite; /* with rec NULL (opts.lite) */
+	struct sbx_jr_anchor seal;      /* the last seal checked (or opts.seal) */
 };
+
+/* Does the line (whose shape, seq and hash the chain check passed) hold
+ * valid JSON that jansson would parse to an object whose seq, time,
+ * event, actor, prev and hash agree with the text?  true with what it
+ * found; false when it cannot vouch for it (anything outside the plain
+ * shapes the broker writes: escapes, non-ASCII, reals, duplicates of
+ * those keys, deep nesting, errors): the caller then parses in full. */
+bool sbx_jr_lite_check(const char *line, size_t len, uint64_t seq, struct sbx_jr_lite *out);
 
 /* Called on the scanning caller's thread, in order.  rec is borrowed.
  * Return 0, 1 to stop early (not an error), -1 to abort with err set. */
@@ -135,8 +171,8 @@ int sbx_jr_scan(const struct sbx_jr_scan_opts *o, sbx_jr_rec_fn fn, void *ctx,
  * it to cover the threaded path with small journals. */
 extern uint64_t sbx_jr_thread_min_bytes;
 
-/* The start-up replay without side effects: the whole chain from seq 1 is
- * checked; the snapshot's state is handed over if it matches (and its seq
+/* The start-up replay without side effects: the chain is checked from
+ * the seal the snapshot names (or from seq 1 without one); the snapshot's state is handed over if it matches (and its seq
  * <= max_seq) and only the records after it are parsed and handed over,
  * else all of them, up to max_seq.  No lock, nothing is truncated (res
  * says what open would cut).  sdirfd/jdirfd: the state dir and its
@@ -145,6 +181,13 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 		  sbx_replay_fn on_record, void *ctx, struct sbx_replay_info *info,
 		  struct sbx_jr_seg **segs, size_t *nsegs, struct sbx_jr_scan_result *res,
 		  char *err, size_t errlen);
+
+/* For journal_prune.c: the journal/ dir fd, the seal the snapshot on
+ * disk names (0: none), the first seq of the segment being appended to
+ * (0: none yet). */
+int sbx_jr_jdirfd(const struct sbx_journal *j);
+uint64_t sbx_jr_snap_seal_seq(const struct sbx_journal *j);
+uint64_t sbx_jr_current_segment(struct sbx_journal *j);
 
 /* Number of fdatasync batches the writer has done (group commit check). */
 uint64_t sbx_jr_sync_count(const struct sbx_journal *j);

@@ -515,6 +515,14 @@ static void sc_line(struct scanner *sc, struct batch *b, const char *line, size_
 			return;
 		}
 	}
+	if (sc->chain && sbx_jr_line_event_is(line, len, SBX_JR_SEAL_EVENT)) {
+		struct sbx_jr_anchor *a = &sc->res->seal;
+
+		a->seq = seq;
+		memcpy(a->hash, hash, sizeof(hash));
+		snprintf(a->segment, sizeof(a->segment), "%s", sc->o->segs[sc->seg].name);
+		a->off = off;
+	}
 	/* Records the snapshot already holds: checked, never parsed. */
 	if ((!sc->chain || seq > sc->o->parse_after) && add_ent(sc, b, line, len, off, seq))
 		return;
@@ -762,8 +770,26 @@ static int consume(struct consumer *c, const struct batch *b)
 		const struct ent *e = &b->ent[i];
 		const char *line = b->buf + e->off;
 		char what[320];
-		json_t *rec = sbx_jr_check_parsed(line, e->len, e->seq, c->sc->chain, what, sizeof(what));
+		struct sbx_jr_lite lite;
+		json_t *rec = NULL;
 		int rc;
+
+		if (o->lite && c->sc->chain && sbx_jr_lite_check(line, e->len, e->seq, &lite)) {
+			c->sc->res->cur_seg = b->seg;
+			c->sc->res->cur_off = e->foff;
+			c->sc->res->lite = &lite;
+			rc = c->fn ? c->fn(NULL, line, e->len, c->ctx, c->err, c->errlen) : 0;
+			c->sc->res->lite = NULL;
+			if (rc < 0) {
+				c->bad_seq = e->seq;
+				c->status = -1;
+				return 1;
+			}
+			if (rc > 0)
+				return 1;
+			continue;
+		}
+		rec = sbx_jr_check_parsed(line, e->len, e->seq, c->sc->chain, what, sizeof(what));
 
 		if (!rec) {
 			const char *name = o->segs[b->seg].name;
@@ -918,6 +944,7 @@ int sbx_jr_scan(const struct sbx_jr_scan_opts *o, sbx_jr_rec_fn fn, void *ctx,
 	res->end_off = o->start_off;
 	res->torn = false;
 	res->torn_bytes = 0;
+	res->seal = o->seal;
 	if (o->start_seg >= o->nsegs || o->max_seq < o->expect_seq)
 		return 0;
 	if (sbx_jr_sha_init(&sc.sha)) {
@@ -1008,8 +1035,8 @@ out:
 /* Does a good line of record seq with that hash start at seg:off?
  * note says why not. */
 static int check_snapshot_record(int jdirfd, const struct sbx_jr_seg *seg, uint64_t off,
-				 uint64_t seq, const char *hash, char *note,
-				 size_t notelen)
+				 uint64_t seq, const char *hash, const char *event,
+				 char prev[SBX_JR_HEX + 1], char *note, size_t notelen)
 {
 	struct sbx_jr_sha sha = { 0 };
 	char *buf = NULL, *line, *nl, h[SBX_JR_HEX + 1];
@@ -1059,6 +1086,15 @@ static int check_snapshot_record(int jdirfd, const struct sbx_jr_seg *seg, uint6
 			 seg->name, off, seq);
 		goto out;
 	}
+	if (event && !sbx_jr_line_event_is(line, len, event)) {
+		snprintf(note, notelen, "the record at journal/%s offset %" PRIu64 " is not a %s record",
+			 seg->name, off, event);
+		goto out;
+	}
+	if (prev) {
+		memcpy(prev, line + len - SBX_JR_TAIL + 9, SBX_JR_HEX);
+		prev[SBX_JR_HEX] = '\0';
+	}
 	ret = 0;
 out:
 	sbx_jr_sha_free(&sha);
@@ -1082,6 +1118,11 @@ struct snap {
 	char hash[SBX_JR_HEX + 1];
 	size_t seg;
 	uint64_t off;
+	/* The last seal the state includes (seq 0: none named): start-up
+	 * checks the chain from it on. */
+	struct sbx_jr_anchor seal;
+	size_t seal_seg;
+	char seal_prev[SBX_JR_HEX + 1];
 	uint64_t body;          /* where the entries start in the file */
 	uint64_t end;           /* where the end line starts */
 	uint64_t entries;       /* what the end line says */
@@ -1145,6 +1186,21 @@ static int snap_header(struct snap *s, const char **segname_out, json_t **hdr_ou
 		return -1;
 	}
 	memcpy(s->hash, hash, sizeof(s->hash));
+	if (json_object_get(h, "seal_seq")) {
+		hash = json_string_value(json_object_get(h, "seal_hash"));
+		segname = json_string_value(json_object_get(h, "seal_segment"));
+		if (!json_uint(h, "seal_seq", &s->seal.seq) || s->seal.seq < 1 ||
+		    s->seal.seq > s->seq || !hash || strlen(hash) != SBX_JR_HEX ||
+		    !sbx_jr_is_hex64(hash) || !segname || strlen(segname) >= SBX_JR_SEG_NAME_MAX ||
+		    !json_uint(h, "seal_offset", &s->seal.off)) {
+			snprintf(why, whylen, "missing or malformed seal_seq/seal_hash/seal_segment/seal_offset");
+			json_decref(h);
+			return -1;
+		}
+		memcpy(s->seal.hash, hash, sizeof(s->seal.hash));
+		snprintf(s->seal.segment, sizeof(s->seal.segment), "%s", segname);
+		segname = json_string_value(json_object_get(h, "segment"));
+	}
 	s->body = (uint64_t)(nl - buf) + 1;
 	*segname_out = segname;
 	*hdr_out = h;
@@ -1228,9 +1284,24 @@ static int open_snapshot(int sdirfd, int jdirfd, const struct sbx_jr_seg *segs, 
 			 segs[s->seg].name, s->seq);
 		goto ignore;
 	}
-	if (check_snapshot_record(jdirfd, &segs[s->seg], s->off, s->seq, s->hash, local,
-				  sizeof(local)))
+	if (check_snapshot_record(jdirfd, &segs[s->seg], s->off, s->seq, s->hash, NULL, NULL,
+				  local, sizeof(local)))
 		goto ignore;
+	if (s->seal.seq) {
+		for (s->seal_seg = 0; s->seal_seg < nsegs; s->seal_seg++)
+			if (strcmp(segs[s->seal_seg].name, s->seal.segment) == 0)
+				break;
+		if (s->seal_seg == nsegs || segs[s->seal_seg].first > s->seal.seq ||
+		    s->seal_seg > s->seg) {
+			snprintf(local, sizeof(local), "the seal it names is not in segment %.64s",
+				 s->seal.segment);
+			goto ignore;
+		}
+		if (check_snapshot_record(jdirfd, &segs[s->seal_seg], s->seal.off, s->seal.seq,
+					  s->seal.hash, SBX_JR_SEAL_EVENT, s->seal_prev, local,
+					  sizeof(local)))
+			goto ignore;
+	}
 	json_decref(hdr);
 	(void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return 0;
@@ -1503,6 +1574,17 @@ static void snap_give_up(struct snap_loader *l, sbx_snapshot_fn on_snapshot, voi
 	info->snapshot_entries = 0;
 }
 
+/* The journal was pruned (its first segment is not seq 1): only a
+ * snapshot can give the state of what is gone. */
+static void pruned_no_snapshot(const struct sbx_jr_seg *segs, const char *note, char *err,
+			       size_t errlen)
+{
+	snprintf(err, errlen, "journal: records before seq %" PRIu64 " were pruned (the first "
+		 "segment is journal/%s) and no usable snapshot covers them%s%.200s%s: the state "
+		 "cannot be rebuilt; restore snapshot.json (or the pruned segments) from a backup",
+		 segs[0].first, segs[0].name, note[0] ? " (" : "", note, note[0] ? ")" : "");
+}
+
 int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_snapshot,
 		  sbx_replay_fn on_record, void *ctx, struct sbx_replay_info *info,
 		  struct sbx_jr_seg **segsp, size_t *nsegsp, struct sbx_jr_scan_result *res,
@@ -1536,18 +1618,31 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 		info->used_snapshot = true;
 		info->snapshot_seq = snap.seq;
 		o.parse_after = snap.seq;
+		/* With a seal the snapshot names, the chain is checked from
+		 * that seal on: what lies before it is the seals' to prove
+		 * (audit verify --key), and start-up does not grow with the
+		 * journal's age. */
+		if (snap.seal.seq) {
+			o.start_seg = snap.seal_seg;
+			o.start_off = snap.seal.off;
+			o.expect_seq = snap.seal.seq;
+			memcpy(o.prev, snap.seal_prev, sizeof(o.prev));
+			o.seal = snap.seal;
+			info->checked_from = snap.seal.seq;
+		}
 		loader.s = &snap;
 		if (on_snapshot) {
 			snap_load_start(&loader);
 			rc.loader = &loader;
 		}
 	}
-	if (nsegs && segs[0].first != 1) {
-		snprintf(err, errlen, "journal: record seq 1: missing (the first segment is journal/%s)",
-			 segs[0].name);
+	if (nsegs && segs[0].first != 1 && o.expect_seq == 1) {
+		pruned_no_snapshot(segs, info->snapshot_note, err, errlen);
 		res->bad_seq = 1;
 		goto out;
 	}
+	if (!info->checked_from)
+		info->checked_from = nsegs ? 1 : 0;
 	err[0] = '\0';
 	scan = sbx_jr_scan(&o, replay_rec, &rc, res, err, errlen);
 	if (rc.loader) /* no record after the snapshot was parsed */
@@ -1557,6 +1652,17 @@ int sbx_jr_replay(int sdirfd, int jdirfd, uint64_t max_seq, sbx_snapshot_fn on_s
 		goto out;
 	if (rc.snap_failed) {
 		snap_give_up(&loader, on_snapshot, ctx, info);
+		if (segs[0].first != 1) {
+			pruned_no_snapshot(segs, info->snapshot_note, err, errlen);
+			res->bad_seq = 1;
+			goto out;
+		}
+		o.start_seg = 0;
+		o.start_off = 0;
+		o.expect_seq = 1;
+		memcpy(o.prev, zero_hash, sizeof(o.prev));
+		memset(&o.seal, 0, sizeof(o.seal));
+		info->checked_from = 1;
 		o.parse_after = 0;
 		rc.records = 0;
 		drop_held(&rc);

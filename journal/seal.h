@@ -129,6 +129,15 @@ void sbx_seal_check_free(struct sbx_seal_check *c);
  * *bad_seq and err ("seq N: what is wrong"); after -1 stop feeding. */
 int sbx_seal_check_record(struct sbx_seal_check *c, const json_t *rec, uint64_t *bad_seq,
 			  char *err, size_t errlen);
+/* A journal pruned before first_seq (docs/audit.md, "Retention"): the
+ * next record fed is first_seq, and the epoch it lies in is taken from
+ * the first seal of this key (whose MAC proves it). */
+void sbx_seal_check_start_at(struct sbx_seal_check *c, uint64_t first_seq);
+/* Feed the next record that is neither a seal nor a key replacement
+ * (the caller knows its event from the text): only its seq, its time
+ * (not NUL-terminated) and whether it carries fleet_hash matter. */
+int sbx_seal_check_plain(struct sbx_seal_check *c, uint64_t seq, const char *time,
+			 size_t time_len, bool fleet, uint64_t *bad_seq, char *err, size_t errlen);
 /* After the last record: is the end proven?  host is the host's seal.key
  * (NULL: not available, the end is not checked).  0, or -1 as above. */
 int sbx_seal_check_end(struct sbx_seal_check *c, const struct sbx_seal_state *host,

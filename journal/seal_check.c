@@ -11,6 +11,7 @@
 #include "seal.h"
 
 #include "journal.h"
+#include "verify.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,6 +30,13 @@ struct sbx_seal_check {
 	char from[SBX_RFC3339_LEN];    /* when that epoch began */
 	uint64_t last_seq;
 	struct sbx_seal_summary sum;
+	/* A pruned journal (docs/audit.md, "Retention"): it starts at
+	 * last_seq + 1 inside some epoch; the first seal of this key says
+	 * which, and its MAC proves it.  Until then the earliest time seen
+	 * waits for that epoch's start. */
+	bool adopt;
+	char min_time[SBX_RFC3339_LEN + 8];
+	uint64_t min_time_seq;
 };
 
 struct sbx_seal_check *sbx_seal_check_new(const struct sbx_seal_vkey *vk)
@@ -112,6 +120,42 @@ static bool made_with_later_key(const struct sbx_seal_check *c, struct sbx_seal_
 	return found;
 }
 
+static int check_time_text(struct sbx_seal_check *c, const char *t, size_t tlen, bool fleet,
+			   uint64_t seq, uint64_t *bad_seq, char *err, size_t errlen);
+
+/* The first seal of this key after a pruned start: take its epoch, first
+ * record and start as the checker's own (its MAC, checked next, proves
+ * them), once the records before it are within that epoch. */
+static int adopt_epoch(struct sbx_seal_check *c, const struct sbx_seal_fields *f, uint64_t seq,
+		       uint64_t *bad_seq, char *err, size_t errlen)
+{
+	uint64_t start = c->expect_first;
+
+	/* Every epoch ends in a seal record, so epoch e's seal is at least
+	 * record e + 1: a larger number is forged (and deriving its key
+	 * would take that many steps). */
+	if (f->epoch >= seq)
+		return fail(bad_seq, start, err, errlen, "the first seal after the pruned start "
+			    "(at seq %" PRIu64 ") says epoch %" PRIu64 ", more epochs than records "
+			    "before it: forged", seq, f->epoch);
+	if (f->first_seq > start || f->last_seq + 1 != seq)
+		return fail(bad_seq, start, err, errlen, "the first seal after the pruned start "
+			    "(epoch %" PRIu64 " at seq %" PRIu64 ") covers seqs %" PRIu64 "..%" PRIu64
+			    ", but the journal starts at seq %" PRIu64 ": records from seq %" PRIu64
+			    " on are not covered by their own epoch's seal", f->epoch, seq,
+			    f->first_seq, f->last_seq, start, start);
+	c->adopt = false;
+	c->next_epoch = f->epoch;
+	sbx_seal_derive(c->vk.k0, f->epoch, c->key);
+	c->expect_first = f->first_seq;
+	snprintf(c->from, sizeof(c->from), "%s", f->from);
+	if (c->min_time_seq && f->epoch > 0 && strcmp(c->min_time, c->from) < 0)
+		return fail(bad_seq, c->min_time_seq, err, errlen, "its time %s is before its epoch %"
+			    PRIu64 " began (%s): back-dated (written later with a stolen key) or the "
+			    "clock was stepped back", c->min_time, f->epoch, c->from);
+	return 0;
+}
+
 static int check_seal(struct sbx_seal_check *c, const json_t *rec, uint64_t seq,
 		      uint64_t *bad_seq, char *err, size_t errlen)
 {
@@ -127,6 +171,11 @@ static int check_seal(struct sbx_seal_check *c, const json_t *rec, uint64_t seq,
 	    !mac || !prev)
 		return fail(bad_seq, seq, err, errlen, "a seal lacks one of epoch, first_seq, "
 			    "last_seq, from, head, why, mac");
+	if (c->adopt) {
+		if (adopt_epoch(c, &f, seq, bad_seq, err, errlen) < 0)
+			return -1;
+		first = c->expect_first;
+	}
 	if (f.epoch > c->next_epoch)
 		return fail(bad_seq, first, err, errlen, "the seal of epoch %" PRIu64 " is missing "
 			    "(the next seal, at seq %" PRIu64 ", is for epoch %" PRIu64 "): records "
@@ -175,18 +224,62 @@ static int check_seal(struct sbx_seal_check *c, const json_t *rec, uint64_t seq,
  * time is before that epoch began was back-dated, e.g. forged later with
  * a stolen key and given an old time.  Records copied from a fleet's log
  * keep the log's time and are exempt (docs/audit.md). */
+static int check_time_text(struct sbx_seal_check *c, const char *t, size_t tlen, bool fleet,
+			   uint64_t seq, uint64_t *bad_seq, char *err, size_t errlen)
+{
+	char buf[SBX_RFC3339_LEN + 8];
+
+	if (fleet)
+		return 0;
+	if (t) {
+		if (tlen >= sizeof(buf))
+			tlen = sizeof(buf) - 1;
+		memcpy(buf, t, tlen);
+		buf[tlen] = '\0';
+	}
+	if (c->adopt) {
+		/* The epoch is not known yet: keep the earliest time. */
+		if (!c->min_time_seq || !t || strcmp(buf, c->min_time) < 0) {
+			snprintf(c->min_time, sizeof(c->min_time), "%s", t ? buf : "");
+			c->min_time_seq = seq;
+		}
+		return 0;
+	}
+	if (c->next_epoch == 0)
+		return 0;
+	if (!t || strcmp(buf, c->from) < 0)
+		return fail(bad_seq, seq, err, errlen, "its time %s is before its epoch %" PRIu64
+			    " began (%s): back-dated (written later with a stolen key) or the clock "
+			    "was stepped back", t ? buf : "(none)", c->next_epoch, c->from);
+	return 0;
+}
+
 static int check_time(struct sbx_seal_check *c, const json_t *rec, uint64_t seq,
 		      uint64_t *bad_seq, char *err, size_t errlen)
 {
 	const char *t = str(rec, "time");
 
-	if (c->next_epoch == 0 || json_object_get(rec, "fleet_hash"))
-		return 0;
-	if (!t || strcmp(t, c->from) < 0)
-		return fail(bad_seq, seq, err, errlen, "its time %s is before its epoch %" PRIu64
-			    " began (%s): back-dated (written later with a stolen key) or the clock "
-			    "was stepped back", t ? t : "(none)", c->next_epoch, c->from);
-	return 0;
+	return check_time_text(c, t, t ? strlen(t) : 0, json_object_get(rec, "fleet_hash") != NULL,
+			       seq, bad_seq, err, errlen);
+}
+
+void sbx_seal_check_start_at(struct sbx_seal_check *c, uint64_t first_seq)
+{
+	if (first_seq <= 1)
+		return;
+	c->last_seq = first_seq - 1;
+	c->expect_first = first_seq;
+	c->adopt = true;
+}
+
+int sbx_seal_check_plain(struct sbx_seal_check *c, uint64_t seq, const char *time,
+			 size_t time_len, bool fleet, uint64_t *bad_seq, char *err, size_t errlen)
+{
+	if (seq != c->last_seq + 1)
+		return fail(bad_seq, c->last_seq + 1, err, errlen, "not the next record");
+	c->last_seq = seq;
+	c->sum.records++;
+	return check_time_text(c, time, time_len, fleet, seq, bad_seq, err, errlen);
 }
 
 int sbx_seal_check_record(struct sbx_seal_check *c, const json_t *rec, uint64_t *bad_seq,
@@ -214,9 +307,14 @@ int sbx_seal_check_record(struct sbx_seal_check *c, const json_t *rec, uint64_t 
 static int check_host(struct sbx_seal_check *c, const struct sbx_seal_state *host,
 		      uint64_t *bad_seq, char *err, size_t errlen)
 {
-	uint64_t after = c->sum.sealed_through + 1;
+	uint64_t after = c->sum.sealed_through ? c->sum.sealed_through + 1 : c->expect_first;
 	uint8_t k[SBX_SEAL_KEY_LEN];
 	bool same;
+
+	if (c->adopt)
+		return fail(bad_seq, c->expect_first, err, errlen, "the journal starts at seq %" PRIu64
+			    " (pruned before it) but no seal of key %s follows: nothing of it is "
+			    "proven", c->expect_first, c->vk.key_id);
 
 	if (strcmp(host->key_id, c->vk.key_id) != 0) {
 		if (c->sum.replaced_at)
@@ -266,68 +364,15 @@ int sbx_seal_check_end(struct sbx_seal_check *c, const struct sbx_seal_state *ho
 	return rc;
 }
 
-struct verify_ctx {
-	struct sbx_seal_check *c;
-	uint64_t bad_seq;
-	char err[1024];
-};
-
-static int verify_rec(const json_t *rec, const char *line, size_t linelen, void *arg)
-{
-	struct verify_ctx *v = arg;
-
-	(void)line;
-	(void)linelen;
-	return sbx_seal_check_record(v->c, rec, &v->bad_seq, v->err, sizeof(v->err)) < 0 ? 1 : 0;
-}
-
 int sbx_seal_verify_dir(const char *state_dir, const struct sbx_seal_vkey *vk, bool no_host_key,
 			struct sbx_seal_summary *sum, uint64_t *bad_seq, char *err,
 			size_t errlen)
 {
-	struct verify_ctx v = { .c = NULL };
-	struct sbx_seal_state host;
-	bool have_host = false;
-	uint64_t count = 0;
-	char why[512];
-	int rc, ret = -1;
+	struct sbx_verify_opts o = { .state_dir = state_dir, .vk = vk, .no_host_key = no_host_key };
+	struct sbx_verify_result r;
+	int rc = sbx_journal_audit(&o, &r, err, errlen);
 
-	memset(&host, 0, sizeof(host));
-	memset(sum, 0, sizeof(*sum));
-	*bad_seq = 0;
-	/* The chain first: a changed byte is named by the record it is in. */
-	if (sbx_journal_verify(state_dir, &count, bad_seq, err, errlen) < 0)
-		return -1;
-	if (!no_host_key) {
-		rc = sbx_seal_state_read(state_dir, &host, why, sizeof(why));
-		if (rc < 0) {
-			*bad_seq = count + 1;
-			snprintf(err, errlen, "cannot check the end of the journal: %s%s", why,
-				 rc == -ENOENT ? " (without the host's key file nobody can tell "
-				 "whether seals were cut from the end; --no-host-key checks a copy "
-				 "without it)" : "");
-			goto out;
-		}
-		have_host = true;
-	}
-	v.c = sbx_seal_check_new(vk);
-	if (!v.c) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	rc = sbx_journal_foreach(state_dir, verify_rec, &v, err, errlen);
-	if (rc < 0)
-		goto out;
-	if (v.err[0]) {
-		*bad_seq = v.bad_seq;
-		snprintf(err, errlen, "%s", v.err);
-		goto out;
-	}
-	if (sbx_seal_check_end(v.c, have_host ? &host : NULL, sum, bad_seq, err, errlen) < 0)
-		goto out;
-	ret = 0;
-out:
-	sbx_seal_state_wipe(&host);
-	sbx_seal_check_free(v.c);
-	return ret;
+	*sum = r.seal;
+	*bad_seq = rc ? r.bad_seq : 0;
+	return rc;
 }

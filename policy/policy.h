@@ -82,6 +82,7 @@ struct sbx_profile {
 	unsigned approvals;        /* 0 = not set */
 	unsigned reason_min_length; /* 0 = not set */
 	bool auto_approve;
+	int64_t retention;         /* seconds the journal keeps records; 0 = not set */
 };
 
 /* A role with its profile already folded in: every field is the effective

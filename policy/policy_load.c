@@ -926,6 +926,21 @@ static const struct field broker_fields[] = {
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
+/* retention (docs/audit.md, "Retention"): at least a day, so that a
+ * typo ("400s") cannot prune the journal of the same morning. */
+static void parse_retention(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	int64_t d;
+
+	if (!duration_of(L, f, n, &d))
+		return;
+	if (d < 86400) {
+		error_at(L, n->start_mark, "%s must be at least 1d", f->key);
+		return;
+	}
+	*AT(obj, f, int64_t) = d;
+}
+
 static const struct field profile_fields[] = {
 	{ "description", parse_comment, 0, NULL, NULL },
 	{ "max_duration", parse_duration, offsetof(struct sbx_profile, max_duration), NULL, NULL },
@@ -940,6 +955,7 @@ static const struct field profile_fields[] = {
 	{ "approvals", parse_count, offsetof(struct sbx_profile, approvals), NULL, NULL },
 	{ "reason_min_length", parse_count, offsetof(struct sbx_profile, reason_min_length), NULL,
 	  NULL },
+	{ "retention", parse_retention, offsetof(struct sbx_profile, retention), NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
@@ -2003,6 +2019,7 @@ static void parse_seal_every(struct loader *L, const struct field *f, yaml_node_
 
 static const struct field audit_fields[] = {
 	{ "seal_every", parse_seal_every, AUDIT_CONF(seal_every), NULL, NULL },
+	{ "retention", parse_retention, AUDIT_CONF(retention), NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 

@@ -63,6 +63,7 @@ struct sbx_fleet_conf {
 /* audit: (docs/audit.md, "Sealing") */
 struct sbx_audit_conf {
 	int64_t seal_every;             /* seconds per sealing epoch (default 60) */
+	int64_t retention;              /* for roles whose profile sets none; 0: forever */
 };
 
 /* drift: (docs/policy.md, "drift"): where the scan for access that does
@@ -111,5 +112,12 @@ struct sbx_settings {
 	struct sbx_drift_conf drift;
 	struct sbx_review_conf review;
 };
+
+struct sbx_policy;
+/* How long the journal keeps records, in seconds (policy_retention.c):
+ * the longest retention of any role's profile; a role whose profile sets
+ * none counts as audit.retention, and without that as forever.  0:
+ * forever (docs/policy.md). */
+int64_t sbx_retention_of(const struct sbx_policy *p, const struct sbx_settings *s);
 
 #endif

@@ -33,6 +33,8 @@ if [ "${1:-build}" = test ]; then
   want+=(systemd strace man-db groff-base)
   # review_report.sh: the HTML report in a real headless browser
   want+=(chromium chromium-driver python3-selenium)
+  # audit_prune.sh: a broker whose clock is days ahead (retention)
+  want+=(faketime)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -749,6 +749,127 @@ Test(journal, chain_is_checked_after_the_snapshot)
 	cr_assert_not_null(strstr(err, "000000000001.jsonl:12)"), "%s", err);
 }
 
+/* A seal record as far as the journal is concerned: its event name. */
+static void append_seal(struct sbx_journal *j)
+{
+	json_t *f = json_pack("{s:s, s:i}", "key_id", "0011223344556677", "epoch", 0);
+
+	cr_assert_eq(sbx_journal_append(j, "journal.sealed", "sbx", f, NULL, NULL), 0);
+	json_decref(f);
+}
+
+static void flip_in_record(const char *dir, uint64_t segfirst, const char *recstart)
+{
+	char path[512], *data, *p;
+	size_t len;
+
+	seg_path(path, sizeof(path), dir, segfirst);
+	data = slurp(path, &len);
+	p = strstr(data, recstart);
+	cr_assert_not_null(p, "%s", recstart);
+	p = strstr(p, "rin\"") - 1;   /* "erin" or "Erin": toggled back and forth */
+	p[0] = p[0] == 'e' ? 'E' : 'e';
+	spit(path, data, len);
+	free(data);
+}
+
+Test(journal, start_up_checks_the_chain_from_the_seal_the_snapshot_names)
+{
+	struct sbx_journal_opts o = { .state_dir = sdir };
+	struct sbx_replay_info info;
+	struct sbx_journal *j;
+	char err[512] = "", path[512], *data;
+	uint64_t count = 0, bad = 0;
+	struct coll c;
+	size_t len;
+	int n = 10;
+
+	coll_init(&c);
+	j = jopen(sdir, 2048, 0, &c, NULL);
+	append_n(j, 1, 20);
+	append_seal(j);                      /* seq 21, in a later segment */
+	append_n(j, 22, 4);
+	cr_assert_eq(sbx_journal_maybe_snapshot(j, make_state, &n, true), 0);
+	append_n(j, 26, 5);
+	sbx_journal_close(j);
+	coll_free(&c);
+	snprintf(path, sizeof(path), "%s/snapshot.json", sdir);
+	data = slurp(path, &len);
+	cr_assert_not_null(strstr(data, "\"seal_seq\":21,\"seal_hash\":\""), "%.300s", data);
+	free(data);
+
+	/* A record before the seal is not re-read at start-up ... */
+	flip_in_record(sdir, 1, "{\"seq\":3,");
+	coll_init(&c);
+	j = jopen(sdir, 2048, 0, &c, &info);
+	cr_assert(info.used_snapshot, "%s", info.snapshot_note);
+	cr_assert_eq(info.checked_from, 21);
+	cr_assert_eq(info.records, 5);
+	cr_assert_eq(rec_seq(json_array_get(c.recs, 0)), 26);
+	sbx_journal_close(j);
+	coll_free(&c);
+	/* ... but the auditor's full check still finds it. */
+	cr_assert_eq(sbx_journal_verify(sdir, &count, &bad, err, sizeof(err)), -1);
+	cr_assert_eq(bad, 3, "%s", err);
+	flip_in_record(sdir, 1, "{\"seq\":3,");
+
+	/* A record after the seal stops the broker, before or after the
+	 * snapshot's own seq. */
+	for (int k = 0; k < 2; k++) {
+		const char *rec = k ? "{\"seq\":28," : "{\"seq\":23,";
+		uint64_t first = 0;
+		char name[SBX_JR_SEG_NAME_MAX];
+		DIR *d = NULL;
+		struct dirent *de;
+
+		/* Find the segment holding it. */
+		snprintf(path, sizeof(path), "%s/journal", sdir);
+		d = opendir(path);
+		while ((de = readdir(d))) {
+			uint64_t f = strtoull(de->d_name, NULL, 10);
+
+			if (strstr(de->d_name, ".jsonl") && f <= (k ? 28u : 23u) && f > first)
+				first = f;
+		}
+		closedir(d);
+		sbx_jr_seg_name(first, name);
+		flip_in_record(sdir, first, rec);
+		j = NULL;
+		cr_assert_eq(sbx_journal_open(&o, NULL, NULL, NULL, &info, &j, err, sizeof(err)), -1);
+		cr_assert_null(j);
+		cr_assert_not_null(strstr(err, k ? "record seq 28:" : "record seq 23:"), "%s", err);
+		flip_in_record(sdir, first, rec);
+	}
+
+	/* The seal's own line changed: the snapshot is not used, and the
+	 * chain is checked from seq 1 (which finds the change). */
+	{
+		uint64_t first = 0;
+		DIR *d;
+		struct dirent *de;
+		char *p;
+
+		snprintf(path, sizeof(path), "%s/journal", sdir);
+		d = opendir(path);
+		while ((de = readdir(d))) {
+			uint64_t f = strtoull(de->d_name, NULL, 10);
+
+			if (strstr(de->d_name, ".jsonl") && f <= 21 && f > first)
+				first = f;
+		}
+		closedir(d);
+		seg_path(path, sizeof(path), sdir, first);
+		data = slurp(path, &len);
+		p = strstr(strstr(data, "{\"seq\":21,"), "0011");
+		p[0] = '9';
+		spit(path, data, len);
+		free(data);
+		j = NULL;
+		cr_assert_eq(sbx_journal_open(&o, NULL, NULL, NULL, &info, &j, err, sizeof(err)), -1);
+		cr_assert_not_null(strstr(err, "record seq 21:"), "%s", err);
+	}
+}
+
 Test(journal, chain_is_checked_before_the_snapshot_too)
 {
 	struct coll c;
@@ -2131,4 +2252,58 @@ Test(journal, a_record_check_names_what_is_wrong)
 		     -1);
 	cr_assert_eq(sbx_record_make(1, 1, "x.y", "a", NULL, "nothex", &line, &len, hash), -1);
 	json_decref(f);
+}
+
+/* The text check verify uses (journal_lite.c) vouches only for what
+ * jansson accepts too, with the same members: mutate real record lines
+ * byte by byte and compare. */
+Test(journal, the_text_check_never_accepts_what_jansson_refuses)
+{
+	static const char pool[] = "\"\\{}[],:0123456789.eE-+tfnu \t/xa\x7f\x80\x01";
+	const char *bases[] = {
+		"{\"seq\":7,\"time\":\"2026-11-28T00:45:41.786269Z\",\"event\":\"request.created\",\"actor\":\"erin\",\"id\":1,\"user\":\"erin\",\"role\":\"sandbox-admin\",\"duration\":3600,\"reason\":\"debugging \\\"the\\\" pipeline\\u00e9\",\"ticket\":null,\"nested\":{\"a\":[1,2,{\"b\":false}],\"c\":-12},\"prev\":\"49d0f6fba1001d408c622b36ec9960b1ca0865c65ea3841005b289886faffc49\",\"hash\":\"5ad48dda1ad39a651ef28782e567d053210b972ab60755482d5b1583afe1592c\"}",
+		"{\"seq\":7,\"time\":\"2026-11-28T00:45:41.786269Z\",\"event\":\"access.checked\",\"actor\":\"sbx\",\"user\":\"erin\",\"outcome\":\"allowed\",\"fleet_hash\":\"x\",\"fleet_seq\":3,\"prev\":\"49d0f6fba1001d408c622b36ec9960b1ca0865c65ea3841005b289886faffc49\",\"hash\":\"5ad48dda1ad39a651ef28782e567d053210b972ab60755482d5b1583afe1592c\"}",
+	};
+	unsigned accepted = 0, seed = 12345;
+
+	for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+		size_t len = strlen(bases[b]);
+		char *line = malloc(len + 1);
+
+		for (int round = 0; round < 40000; round++) {
+			struct sbx_jr_lite lite;
+			char what[320];
+			json_t *rec;
+			int flips = 1 + round % 3;
+
+			memcpy(line, bases[b], len + 1);
+			for (int k = 0; k < flips; k++) {
+				/* Leave {"seq":7, and the tail alone: the chain check owns them. */
+				size_t at = 9 + (size_t)(rand_r(&seed) % (unsigned)(len - 9 - SBX_JR_TAIL));
+
+				line[at] = pool[(size_t)rand_r(&seed) % (sizeof(pool) - 1)];
+			}
+			if (!sbx_jr_lite_check(line, len, 7, &lite))
+				continue;
+			accepted++;
+			rec = sbx_jr_check_parsed(line, len, 7, true, what, sizeof(what));
+			cr_assert_not_null(rec, "the text check accepted what jansson refuses (%s): %s",
+					   what, line);
+			cr_assert_eq(strlen(json_string_value(json_object_get(rec, "event"))), lite.event_len,
+				     "%s", line);
+			cr_assert_eq(memcmp(json_string_value(json_object_get(rec, "time")), lite.time,
+					    lite.time_len), 0, "%s", line);
+			cr_assert_eq(json_object_get(rec, "fleet_hash") != NULL, lite.has_fleet_hash,
+				     "%s", line);
+			json_decref(rec);
+		}
+		/* The unmutated line is plain enough for the fast path. */
+		{
+			struct sbx_jr_lite lite;
+
+			cr_assert(sbx_jr_lite_check(bases[b], len, 7, &lite), "%s", bases[b]);
+		}
+		free(line);
+	}
+	cr_assert_gt(accepted, 1000, "the mutations were too harsh to test anything");
 }

@@ -1395,3 +1395,39 @@ Test(review_keys, unused_after_setting)
 	expect_error("review:\n  unused_after: soon\n", 2, 17, "unused_after");
 	expect_error("review:\n  colour: red\n", 2, 3, "unknown key");
 }
+
+#define R_REST "    hosts: [\"*\"]\n    eligible: { users: [erin] }\n    approvers: { users: [erin] }\n"
+
+Test(audit, retention_is_the_longest_and_a_role_without_one_keeps_everything)
+{
+	struct sbx_settings st;
+	struct sbx_policy *p;
+	static const char roles[] =
+		"profiles:\n  a:\n    retention: 400d\n  b:\n    retention: 90d\n  c: {}\n"
+		"users:\n  erin: {}\n"
+		"roles:\n  r1:\n    profile: a\n" R_REST
+		"  r2:\n    profile: b\n" R_REST;
+	char y[1024];
+
+	p = load_fleet(roles, &st);
+	cr_assert_eq(p->profiles[0].retention, 400 * 86400);
+	cr_assert_eq(st.audit.retention, 0, "no default unless set");
+	cr_assert_eq(sbx_retention_of(p, &st), 400 * 86400, "the longest wins");
+	sbx_policy_free(p);
+
+	/* A role whose profile keeps no retention (or that has no profile)
+	 * keeps everything, unless audit.retention is set. */
+	snprintf(y, sizeof(y), "%s  r3:\n    profile: c\n" R_REST, roles);
+	p = load_fleet(y, &st);
+	cr_assert_eq(sbx_retention_of(p, &st), 0);
+	sbx_policy_free(p);
+	snprintf(y, sizeof(y), "audit:\n  retention: 500d\n%s  r3:\n" R_REST,
+		 roles);
+	p = load_fleet(y, &st);
+	cr_assert_eq(st.audit.retention, 500 * 86400);
+	cr_assert_eq(sbx_retention_of(p, &st), 500 * 86400, "the default counts for r3, and is longest");
+	sbx_policy_free(p);
+
+	expect_error("profiles:\n  a:\n    retention: 12h\nroles: {}\n", 3, 16, "at least 1d");
+	expect_error("audit:\n  retention: forever\nroles: {}\n", 2, 14, "retention");
+}

@@ -9,8 +9,11 @@
 
 #include "journal.h"
 #include "seal.h"
+#include "timeutil.h"
+#include "verify.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -683,4 +686,380 @@ Test(seal, every_bit_flip_is_caught)
 		}
 	}
 	free(orig);
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+static struct sbx_verify_result audit(bool key, const struct sbx_checkpoint *cps, size_t n,
+				      int *rc, char *err, size_t errlen)
+{
+	struct sbx_verify_opts o = { .state_dir = sdir, .vk = key ? &VK : NULL, .cps = cps,
+				     .ncps = n };
+	struct sbx_verify_result r;
+
+	*rc = sbx_journal_audit(&o, &r, err, errlen);
+	return r;
+}
+
+/* The seq and hash of line i (0-based) of the loaded segment. */
+static struct sbx_checkpoint cp_of(int i)
+{
+	struct sbx_checkpoint cp = { .seq = (uint64_t)i + 1 };
+	const char *h = L[i] + strlen(L[i]) - 66;
+
+	memcpy(cp.hash, h, 64);
+	cp.hash[64] = '\0';
+	return cp;
+}
+
+Test(seal, checkpoints_prove_the_journal_up_to_them_and_name_the_first_that_fails)
+{
+	struct sbx_checkpoint cps[3];
+	struct sbx_verify_result r;
+	char err[1024];
+	int rc;
+
+	build(SHAPE, 5, 0, 0);
+	load();
+	cps[0] = cp_of(seal_line(1));  /* seq 8 */
+	cps[1] = cp_of(seal_line(3));  /* seq 13 */
+	for (int i = 0; i < NL; i++)
+		free(L[i]);
+	NL = 0;
+	r = audit(true, cps, 2, &rc, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(r.checkpoints_ok, 2);
+	r = audit(false, cps, 2, &rc, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(r.checkpoints_ok, 2);
+
+	/* A wrong hash is named, with its index and seq. */
+	cps[2] = cps[1];
+	cps[2].hash[0] = cps[2].hash[0] == 'a' ? 'b' : 'a';
+	r = audit(false, cps, 3, &rc, err, sizeof(err));
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(r.bad_seq, 13, "%s", err);
+	cr_assert_eq(r.bad_checkpoint, 3);
+	cr_assert(strstr(err, "checkpoint 3 (13:") && strstr(err, "rewritten"), "%s", err);
+
+	/* Rewritten up to a checkpoint and re-hashed: the chain passes, the
+	 * checkpoint does not (without the key too). */
+	load();
+	edit(5, "record 4", "record X"); /* seq 6 */
+	rehash(NULL, 0);
+	store();
+	r = audit(false, cps, 2, &rc, err, sizeof(err));
+	cr_assert_eq(rc, -1, "a rewrite before checkpoint 8 passed");
+	cr_assert_eq(r.bad_seq, 8, "%s", err);
+	cr_assert(strstr(err, "checkpoint 1 (8:"), "%s", err);
+
+	/* Cut before a checkpoint: named too. */
+	load();
+	for (int i = 12; i < NL; i++)
+		free(L[i]);
+	NL = 12;
+	store();
+	r = audit(false, &cps[1], 1, &rc, err, sizeof(err));
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(r.bad_seq, 13, "%s", err);
+	cr_assert(strstr(err, "checkpoint 1 (13:") && strstr(err, "cut"), "%s", err);
+}
+
+Test(seal, a_checkpoint_file_takes_seq_hash_lines_and_collector_json_lines)
+{
+	struct sbx_checkpoint *cps = NULL, cp;
+	char path[400], why[512];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cps", tmpdir);
+	f = fopen(path, "w");
+	fprintf(f, "# kept by the collector\n\n12:%064d\n"
+		"{\"seq\":40,\"hash\":\"%064d\",\"epoch\":3,\"host\":\"sbx-01\"}\n", 0, 1);
+	fclose(f);
+	cr_assert_eq(sbx_checkpoint_read_file(path, &cps, &n, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(cps[0].seq, 12);
+	cr_assert_eq(cps[1].seq, 40);
+	cr_assert_eq(cps[1].hash[63], '1');
+	free(cps);
+	cps = NULL;
+	n = 0;
+	f = fopen(path, "w");
+	fprintf(f, "12:%064d\n12:XYZ\n", 0);
+	fclose(f);
+	cr_assert_eq(sbx_checkpoint_read_file(path, &cps, &n, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "/cps:2: "), "%s", why);
+	free(cps);
+	/* Many, after some given one by one (a year of seals in one file). */
+	cps = NULL;
+	n = 0;
+	cp.seq = 1;
+	memset(cp.hash, 'a', 64);
+	cp.hash[64] = '\0';
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(sbx_checkpoint_add(&cps, &n, &cp), 0);
+	f = fopen(path, "w");
+	for (int i = 1; i <= 5000; i++)
+		fprintf(f, "%d:%064d\n", i, i);
+	fclose(f);
+	cr_assert_eq(sbx_checkpoint_read_file(path, &cps, &n, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(n, 5003);
+	cr_assert_eq(cps[5002].seq, 5000);
+	cr_assert_eq(cps[2].hash[0], 'a');
+	free(cps);
+	cr_assert_eq(sbx_checkpoint_parse("0:abc", &cp, why, sizeof(why)), -1);
+	cr_assert_eq(sbx_checkpoint_parse("7:ABCDEF", &cp, why, sizeof(why)), -1);
+}
+
+/* ------------------------------------------------------------ retention */
+
+static int snap_state(struct sbx_snapshot_out *out, void *ctx)
+{
+	json_t *e = json_pack("{s:i}", "state", 1);
+	int rc = sbx_snapshot_put(out, e);
+
+	(void)ctx;
+	json_decref(e);
+	return rc;
+}
+
+/* Six epochs of 3 records in small segments, a snapshot after the last
+ * seal, two more records; then the pruning the broker does: plan,
+ * journal.pruned, a seal, the files removed.  Returns the plan and the
+ * pruned record's seq. */
+static struct sbx_prune_plan build_pruned(uint64_t *pruned_seq)
+{
+	struct sbx_prune_plan plan;
+	char why[512];
+	json_t *f;
+
+	cr_assert_eq(sbx_seal_vkey_new(&VK, why, sizeof(why)), 0);
+	sbx_seal_state_init(&ST, &VK);
+	cr_assert_eq(sbx_seal_state_write(sdir, &ST, why, sizeof(why)), 0);
+	jopen(700);
+	for (int e = 0; e < 6; e++) {
+		for (int i = 0; i < 3; i++)
+			jrec("an old record");
+		jseal("timer");
+	}
+	cr_assert_eq(sbx_journal_maybe_snapshot(J, snap_state, NULL, true), 0);
+	jrec("after the snapshot");
+	jrec("after the snapshot");
+	cr_assert_eq(sbx_journal_prune_plan(J, sbx_now_us() + 1000000, &plan, why, sizeof(why)), 1,
+		     "%s", why);
+	cr_assert_gt(plan.nfiles, 1);
+	cr_assert_eq(plan.first_seq, 1);
+	f = sbx_prune_fields(&plan, sbx_now_us());
+	cr_assert_eq(sbx_journal_append(J, SBX_PRUNED_EVENT, "sbx", f, pruned_seq, NULL), 0);
+	json_decref(f);
+	jseal("retention");
+	cr_assert_eq(sbx_journal_prune_apply(J, &plan, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(sbx_journal_flush(J), 0);
+	sbx_journal_close(J);
+	J = NULL;
+	return plan;
+}
+
+static bool seg_exists(const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/journal/%s", sdir, name);
+	return access(path, F_OK) == 0;
+}
+
+Test(seal, a_pruned_journal_verifies_from_its_anchor_with_and_without_the_key)
+{
+	uint64_t pruned;
+	struct sbx_prune_plan plan = build_pruned(&pruned);
+	struct sbx_verify_result r;
+	struct sbx_checkpoint cp = { .seq = plan.last_seq };
+	char err[1024];
+	int rc;
+
+	for (size_t i = 0; i < plan.nfiles; i++)
+		cr_assert_not(seg_exists(plan.files[i]), "%s is still there", plan.files[i]);
+	r = audit(false, NULL, 0, &rc, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(r.anchor_seq, pruned);
+	cr_assert_eq(r.first_seq, plan.last_seq + 1);
+	r = audit(true, NULL, 0, &rc, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(r.anchor_seq, pruned);
+	cr_assert_geq(r.seal.seals, 2);
+	cr_assert_eq(r.seal.sealed_through, r.last_seq);
+	cr_assert(r.seal.host_checked);
+	/* The anchor is a checkpoint too; one before it cannot be checked. */
+	memcpy(cp.hash, plan.last_hash, sizeof(cp.hash));
+	r = audit(true, &cp, 1, &rc, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(r.checkpoints_ok, 1);
+	cp.seq = 1;
+	r = audit(true, &cp, 1, &rc, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(r.checkpoints_pruned, 1);
+}
+
+Test(seal, a_start_up_after_pruning_begins_at_the_snapshots_seal)
+{
+	struct sbx_journal_opts o = { .state_dir = sdir };
+	struct sbx_replay_info info;
+	struct sbx_journal *j = NULL;
+	uint64_t pruned;
+	char err[1024], path[400];
+
+	build_pruned(&pruned);
+	cr_assert_eq(sbx_journal_open(&o, NULL, NULL, NULL, &info, &j, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert(info.used_snapshot, "%s", info.snapshot_note);
+	cr_assert_gt(info.checked_from, 1);
+	cr_assert_eq(info.last_seq, pruned + 1);
+	sbx_journal_close(j);
+	/* Without a snapshot nothing can rebuild the pruned state: a clear
+	 * refusal, not a replay of half a history. */
+	snprintf(path, sizeof(path), "%s/snapshot.json", sdir);
+	cr_assert_eq(unlink(path), 0);
+	j = NULL;
+	cr_assert_eq(sbx_journal_open(&o, NULL, NULL, NULL, &info, &j, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "were pruned") && strstr(err, "no usable snapshot"), "%s", err);
+}
+
+/* Every segment's lines, in order, for rewriting across files. */
+static int seg_names(char names[][64], int max)
+{
+	char path[400];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/journal", sdir);
+	d = opendir(path);
+	while (d && (de = readdir(d)) && n < max)
+		if (strstr(de->d_name, ".jsonl"))
+			snprintf(names[n++], 64, "%.63s", de->d_name);
+	closedir(d);
+	qsort(names, (size_t)n, 64, (int (*)(const void *, const void *))strcmp);
+	return n;
+}
+
+/* Recompute prev and hash of every record from seq on, in every segment:
+ * what root without the key can do. */
+static void rehash_files(uint64_t from)
+{
+	char names[64][64], prev[65] = "", path[512], line[65536];
+	int n = seg_names(names, 64);
+
+	for (int k = 0; k < n; k++) {
+		char *out = NULL;
+		size_t outlen = 0;
+		FILE *o = open_memstream(&out, &outlen), *f;
+
+		snprintf(path, sizeof(path), "%s/journal/%.63s", sdir, names[k]);
+		f = fopen(path, "r");
+		while (fgets(line, sizeof(line), f)) {
+			size_t len = strcspn(line, "\n");
+			uint64_t seq = strtoull(line + 7, NULL, 10);
+			char body[65536], h[65];
+			uint8_t d[32];
+
+			line[len] = '\0';
+			if (seq >= from) {
+				snprintf(body, sizeof(body), "%.*s,\"prev\":\"%s\"}", (int)(len - 149),
+					 line, prev);
+				SHA256((const uint8_t *)body, strlen(body), d);
+				hex(d, 32, h);
+				body[strlen(body) - 1] = '\0';
+				fprintf(o, "%s,\"hash\":\"%s\"}\n", body, h);
+				memcpy(prev, h, 65);
+			} else {
+				fprintf(o, "%s\n", line);
+				memcpy(prev, line + len - 66, 64);
+				prev[64] = '\0';
+			}
+		}
+		fclose(f);
+		fclose(o);
+		f = fopen(path, "w");
+		fwrite(out, 1, outlen, f);
+		fclose(f);
+		free(out);
+	}
+}
+
+Test(seal, a_forged_pruning_anchor_passes_the_chain_and_fails_with_the_key)
+{
+	char names[64][64], path[512], line[65536], *data = NULL, lasthash[65], *p;
+	uint64_t pruned, lastseq = 0;
+	struct sbx_verify_result r;
+	size_t len = 0;
+	char err[1024];
+	FILE *f;
+	int rc;
+
+	build_pruned(&pruned);
+	/* One more segment goes without a record: a gap, even without the key. */
+	cr_assert_geq(seg_names(names, 64), 2);
+	snprintf(path, sizeof(path), "%s/journal/%.63s", sdir, names[0]);
+	f = fopen(path, "r");
+	while (fgets(line, sizeof(line), f)) {
+		lastseq = strtoull(line + 7, NULL, 10);
+		memcpy(lasthash, line + strcspn(line, "\n") - 66, 64);
+		lasthash[64] = '\0';
+	}
+	fclose(f);
+	cr_assert_eq(unlink(path), 0);
+	r = audit(false, NULL, 0, &rc, err, sizeof(err));
+	cr_assert_eq(rc, -1, "a segment removed without a record passed");
+	cr_assert_eq(r.bad_seq, 1, "%s", err);
+	cr_assert(strstr(err, "no journal.pruned record names"), "%s", err);
+
+	/* Now the pruned record is rewritten to cover it, and the chain
+	 * re-hashed from there: the chain passes, the seals do not. */
+	seg_names(names, 64);
+	for (int k = 0; k < 64 && names[k][0]; k++) {
+		snprintf(path, sizeof(path), "%s/journal/%.63s", sdir, names[k]);
+		free(data);
+		data = NULL;
+		f = fopen(path, "r");
+		len = 0;
+		{
+			char buf[65536];
+			size_t m;
+			FILE *o = open_memstream(&data, &len);
+
+			while ((m = fread(buf, 1, sizeof(buf), f)) > 0)
+				fwrite(buf, 1, m, o);
+			fclose(o);
+		}
+		fclose(f);
+		if ((p = strstr(data, "\"event\":\"journal.pruned\"")))
+			break;
+	}
+	cr_assert_not_null(p);
+	p = strstr(p, "\"last_seq\":") + 11;
+	{
+		char num[32], *q = p;
+		size_t oldlen;
+
+		while (*q >= '0' && *q <= '9')
+			q++;
+		oldlen = (size_t)(q - p);
+		snprintf(num, sizeof(num), "%" PRIu64, lastseq);
+		cr_assert_eq(strlen(num), oldlen, "keep the line's length for the test");
+		memcpy(p, num, oldlen);
+	}
+	p = strstr(p, "\"last_hash\":\"") + 13;
+	memcpy(p, lasthash, 64);
+	f = fopen(path, "w");
+	fwrite(data, 1, len, f);
+	fclose(f);
+	free(data);
+	rehash_files(pruned);
+	r = audit(false, NULL, 0, &rc, err, sizeof(err));
+	cr_assert_eq(rc, 0, "the re-hashed chain should pass without the key: %s", err);
+	cr_assert_eq(r.anchor_seq, pruned);
+	r = audit(true, NULL, 0, &rc, err, sizeof(err));
+	cr_assert_eq(rc, -1, "a forged anchor passed with the key");
+	cr_assert(strstr(err, "rewritten"), "%s", err);
 }
