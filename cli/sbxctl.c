@@ -48,6 +48,9 @@ enum {
 	O_OUT,
 	O_FORCE,
 	O_NO_HOST_KEY,
+	O_HOST,
+	O_OUTCOME,
+	O_ACTOR,
 	N_OPTS,
 };
 
@@ -73,6 +76,9 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_OUT] = { "out", true },
 	[O_FORCE] = { "force", false },
 	[O_NO_HOST_KEY] = { "no-host-key", false },
+	[O_HOST] = { "host", true },
+	[O_OUTCOME] = { "outcome", true },
+	[O_ACTOR] = { "actor", true },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -655,35 +661,52 @@ static int when_arg(const struct sbx_cli *c, const char *opt, const char *s, int
 			     "that long ago (2h, 1d)", sbx_sanitize(s, san, sizeof(san)), opt);
 }
 
+/* The filters audit query takes (tail sends the same to the broker). */
+static int audit_filter(const struct sbx_cli *c, const struct sbx_cli_args *a,
+			struct sbx_rec_filter *f)
+{
+	char san[64];
+
+	f->user = a->val[O_USER];
+	f->role = a->val[O_ROLE];
+	f->event = a->val[O_EVENT];
+	f->host = a->val[O_HOST];
+	f->actor = a->val[O_ACTOR];
+	f->outcome = a->val[O_OUTCOME];
+	if (f->outcome && !sbx_rec_outcome_known(f->outcome))
+		return sbx_cli_usage(c, "audit query", "bad --outcome \"%s\": use one of %s",
+				     sbx_sanitize(f->outcome, san, sizeof(san)),
+				     sbx_rec_outcome_list());
+	if (a->val[O_ID]) {
+		if (sbx_cli_arg_id(c, "--id", a->val[O_ID], &f->id))
+			return SBX_EXIT_USAGE;
+		f->has_id = true;
+	}
+	if (a->val[O_SINCE]) {
+		if (when_arg(c, "--since", a->val[O_SINCE], &f->since_us))
+			return SBX_EXIT_USAGE;
+		f->has_since = true;
+	}
+	if (a->val[O_UNTIL]) {
+		if (when_arg(c, "--until", a->val[O_UNTIL], &f->until_us))
+			return SBX_EXIT_USAGE;
+		f->has_until = true;
+	}
+	return SBX_EXIT_OK;
+}
+
 static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a)
 {
-	struct sbx_audit_query q = {
-		.user = a->val[O_USER],
-		.role = a->val[O_ROLE],
-		.event = a->val[O_EVENT],
-		.format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT,
-	};
+	struct sbx_audit_query q = { .format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT };
 	char *dir = NULL, san[64];
 	int rc;
 
 	if (a->val[O_FORMAT] && sbx_audit_parse_format(a->val[O_FORMAT], &q.format) < 0)
 		return sbx_cli_usage(c, "audit query", "bad --format \"%s\": use text, jsonl or csv",
 				     sbx_sanitize(a->val[O_FORMAT], san, sizeof(san)));
-	if (a->val[O_ID]) {
-		if (sbx_cli_arg_id(c, "--id", a->val[O_ID], &q.id))
-			return SBX_EXIT_USAGE;
-		q.has_id = true;
-	}
-	if (a->val[O_SINCE]) {
-		if (when_arg(c, "--since", a->val[O_SINCE], &q.since_us))
-			return SBX_EXIT_USAGE;
-		q.has_since = true;
-	}
-	if (a->val[O_UNTIL]) {
-		if (when_arg(c, "--until", a->val[O_UNTIL], &q.until_us))
-			return SBX_EXIT_USAGE;
-		q.has_until = true;
-	}
+	rc = audit_filter(c, a, &q.f);
+	if (rc)
+		return rc;
 	rc = state_dir_for(c, a, &dir);
 	if (rc == SBX_EXIT_OK)
 		rc = sbx_audit_query(c, dir, &q);
@@ -1015,24 +1038,36 @@ static const struct sbx_cli_cmd cmds[] = {
 	},
 	{
 		.name = "audit query",
-		.synopsis = "audit query [--state-dir DIR | --config FILE] [--user U] [--role R] "
-			    "[--id N] [--event E] [--since T] [--until T] [--format text|jsonl|csv]",
+		.synopsis = "audit query [--state-dir DIR | --config FILE] [--user U] [--actor A] "
+			    "[--role R] [--id N] [--event E] [--host H] [--outcome O] [--since T] "
+			    "[--until T] [--format text|jsonl|csv]",
 		.summary = "search the journal (offline)",
 		.help =
 		"Print the journal records that match every filter given, oldest first,\n"
 		"reading the journal without the broker (and without checking the\n"
-		"chain: use `audit verify` for that).\n"
+		"chain: use `audit verify` for that).  Records are read one at a time,\n"
+		"so memory stays small whatever the journal's size; with --user,\n"
+		"--actor or --role a line that cannot match is passed over unparsed.\n"
 		"\n"
 		"Options:\n"
 		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
 		"  --config FILE    take the state directory from the policy\n"
 		"  --user U         records whose \"user\" or \"actor\" is U\n"
+		"  --actor A        records whose \"actor\" (who acted) is A\n"
 		"  --role R         records whose \"role\" is R\n"
 		"  --id N           the records of request or grant N (its whole life,\n"
 		"                     also after the broker no longer keeps it in memory)\n"
 		"  --event E        records whose event is E, or starts with E when E ends\n"
 		"                   in '.' or \".*\" (--event grant. matches grant.activated,\n"
 		"                   grant.expired and grant.revoked)\n"
+		"  --host H         records made on host H: their \"host\" member (a\n"
+		"                   fleet's records), else the host the last\n"
+		"                   broker.started before them named\n"
+		"  --outcome O      records whose outcome is O: allowed or refused (a\n"
+		"                   login), requested, approved, granted, denied,\n"
+		"                   cancelled, lapsed, expired, revoked, loaded,\n"
+		"                   rejected (a policy), delivered, failed (a\n"
+		"                   notification); docs/audit.md, \"Outcomes\"\n"
 		"  --since T        records at or after T\n"
 		"  --until T        records before T\n"
 		"                   T is an RFC 3339 time (2026-11-28T09:00:00Z), a date\n"
@@ -1052,12 +1087,14 @@ static const struct sbx_cli_cmd cmds[] = {
 		"Examples:\n"
 		"  sbxctl audit query --user erin --since 1d\n"
 		"  sbxctl audit query --id 42\n"
+		"  sbxctl audit query --outcome refused --host sbx-01 --since 1d\n"
 		"  sbxctl audit query --event grant. --format csv > grants.csv\n"
 		"  sbxctl audit query --since 2026-11-01 --until 2026-12-01 --format jsonl\n",
 		.min_args = 0,
 		.max_args = 0,
 		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
-			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT) | BIT(O_ID),
+			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT) | BIT(O_ID) |
+			BIT(O_HOST) | BIT(O_OUTCOME) | BIT(O_ACTOR),
 		.run = cmd_audit_query,
 	},
 	{
