@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "audit_export.h"
 #include "client.h"
 #include "fleet_cmd.h"
 #include "output.h"
@@ -714,6 +715,44 @@ static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a
 	return rc;
 }
 
+static int cmd_audit_export(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	enum sbx_export_format fmt = SBX_EXPORT_JSONL;
+	int64_t since, until;
+	char *dir = NULL, san[64];
+	int rc;
+
+	if (!a->val[O_SINCE] || !a->val[O_UNTIL] || !a->val[O_OUT])
+		return sbx_cli_usage(c, "audit export", "--since, --until and --out are required");
+	if (a->val[O_FORMAT] && sbx_export_parse_format(a->val[O_FORMAT], &fmt) < 0)
+		return sbx_cli_usage(c, "audit export", "bad --format \"%s\": use csv, jsonl or json",
+				     sbx_sanitize(a->val[O_FORMAT], san, sizeof(san)));
+	if (when_arg(c, "--since", a->val[O_SINCE], &since) ||
+	    when_arg(c, "--until", a->val[O_UNTIL], &until))
+		return SBX_EXIT_USAGE;
+	rc = state_dir_for(c, a, &dir);
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_export(c, dir, since, until, fmt, a->val[O_OUT]);
+	free(dir);
+	return rc;
+}
+
+static int cmd_audit_verify_export(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	char *dir = NULL;
+	int rc = SBX_EXIT_OK;
+
+	if (a->val[O_KEY] && (a->val[O_STATE_DIR] || a->val[O_CONFIG]))
+		return sbx_cli_usage(c, "audit verify-export", "--key checks without the journal: "
+				     "it does not go with --state-dir or --config");
+	if (!a->val[O_KEY])
+		rc = state_dir_for(c, a, &dir);
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_verify_export(c, dir, a->pos[0], a->val[O_KEY]);
+	free(dir);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* The fleet                                                           */
 
@@ -1096,6 +1135,95 @@ static const struct sbx_cli_cmd cmds[] = {
 			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT) | BIT(O_ID) |
 			BIT(O_HOST) | BIT(O_OUTCOME) | BIT(O_ACTOR),
 		.run = cmd_audit_query,
+	},
+	{
+		.name = "audit export",
+		.synopsis = "audit export --since T --until T --out FILE [--format csv|jsonl|json] "
+			    "[--state-dir DIR | --config FILE]",
+		.summary = "export a time range of the journal for auditors (offline)",
+		.help =
+		"Write the journal's records from --since to --until into FILE, and a\n"
+		"manifest beside it, FILE.manifest.json, that names what the export holds\n"
+		"and what proves it: the range, the first and last seq and their hashes,\n"
+		"the seals (journal.sealed records) that cover the records, the records\n"
+		"between the last one and the seal after it, and the export's own SHA-256.\n"
+		"`sbxctl audit verify-export FILE` checks both, against the journal or the\n"
+		"verification key.  Reads the journal without the broker; neither file is\n"
+		"ever overwritten; both are created with mode 0600.\n"
+		"\n"
+		"The export is the unbroken run of records from the first one at or after\n"
+		"--since to the last one before --until, so that its hash chain can be\n"
+		"checked by itself.  An --until in the future is taken as now.  Records\n"
+		"after the journal's last seal are exported but not yet proven: a\n"
+		"warning says which (export again after the next seal).\n"
+		"\n"
+		"Options:\n"
+		"  --since T        the first record's time at or after T (required)\n"
+		"  --until T        the last record's time before T (required)\n"
+		"                   T is an RFC 3339 time, a date (midnight UTC) or a\n"
+		"                   duration meaning that long ago (2h, 1d)\n"
+		"  --out FILE       the export (required); the manifest is FILE.manifest.json\n"
+		"  --format F       jsonl (default): the journal's lines byte for byte\n"
+		"                   json: one JSON array whose elements are those lines\n"
+		"                   csv: RFC 4180 (CRLF line ends, quotes doubled), a header,\n"
+		"                     then one row per record: seq, time, event, actor,\n"
+		"                     through, user, role, id, host, outcome, details (the\n"
+		"                     other fields as JSON), hash, record (the journal line\n"
+		"                     itself).  A cell starting with = + - or @ gets a\n"
+		"                     leading ' so that a spreadsheet shows it as text\n"
+		"                     instead of running it as a formula; control\n"
+		"                     characters become '?' (the record column is exact)\n"
+		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl audit export --since 2026-11-01 --until 2026-12-01 --format csv \\\n"
+		"      --out /root/sbx-2026-11.csv\n"
+		"  sbxctl audit verify-export /root/sbx-2026-11.csv --key /root/sbx-verify.key\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_SINCE) | BIT(O_UNTIL) |
+			BIT(O_FORMAT) | BIT(O_OUT),
+		.run = cmd_audit_export,
+	},
+	{
+		.name = "audit verify-export",
+		.synopsis = "audit verify-export FILE [--state-dir DIR | --config FILE | --key KEYFILE]",
+		.summary = "check an export and its manifest (offline)",
+		.help =
+		"Check an export made by `sbxctl audit export` and its manifest,\n"
+		"FILE.manifest.json, and name the first thing that is wrong.\n"
+		"\n"
+		"Against the journal (the default): the export must hold exactly the\n"
+		"journal's records of the manifest's range, rendered exactly as export\n"
+		"renders them (a changed byte is named by its record), and every member of\n"
+		"the manifest must be what the journal and the export's bytes make it:\n"
+		"first and last seq and hashes, the seals, the records after the range up\n"
+		"to the next seal, the size and the SHA-256.\n"
+		"\n"
+		"With --key (the verification key `audit init` printed), off the host and\n"
+		"without the journal: the records of the export (in CSV, its record column,\n"
+		"and every other cell must be what that record makes) must form an\n"
+		"unbroken hash chain from the manifest's first_prev, continue through the\n"
+		"manifest's after records to a seal, and every seal among them must be\n"
+		"of this key, for the next epoch, and carry the right MAC of that epoch's\n"
+		"key.  Records no seal covers yet fail: the key proves nothing about them.\n"
+		"\n"
+		"Prints `export intact: ...` (exit 0) or `export BROKEN: <what>` (exit 1);\n"
+		"--json prints {intact, problems, ...}.\n"
+		"\n"
+		"Options:\n"
+		"  --key KEYFILE    check against the verification key instead of the journal\n"
+		"  --state-dir DIR  the journal to check against (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl audit verify-export /root/sbx-2026-11.csv\n"
+		"  sbxctl audit verify-export sbx-2026-11.jsonl --key sbx-verify.key\n",
+		.min_args = 1,
+		.max_args = 1,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_KEY),
+		.run = cmd_audit_verify_export,
 	},
 	{
 		.name = "fleet init",
