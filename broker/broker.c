@@ -19,6 +19,7 @@
 #include "sessions.h"
 #include "sbxio.h"
 #include "slack/slack.h"
+#include "tail.h"
 #include "text.h"
 #include "timeutil.h"
 
@@ -38,6 +39,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_grouptable_on_record(b, rec);
 	sbx_sessions_on_record(b, rec);
 	sbx_slack_on_record(b, rec);
+	sbx_tail_on_record(b, rec);
 }
 
 /* During the start-up replay, features rebuild their own tables. */
@@ -46,6 +48,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 	sbx_sessions_replay(b->sessions, rec);
 	sbx_slack_replay(b->slack, rec);
 	sbx_sealing_replay(b->sealing, rec);
+	sbx_tail_on_record(b, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -1341,6 +1344,8 @@ void sbx_broker_free(struct sbx_broker *b)
 	sbx_sessions_free(b->sessions);
 	b->sessions = NULL;
 	sbx_sealing_free(b->sealing);
+	sbx_tail_free(b->tail);
+	b->tail = NULL;
 	b->sealing = NULL;
 	sbx_journal_close(b->journal);
 	b->journal = NULL;

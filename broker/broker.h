@@ -72,6 +72,8 @@ struct sbx_broker {
 	struct sbx_slack *slack;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
+	/* The live record stream, TAIL (tail.h); made by the first record. */
+	struct sbx_tail *tail;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where
 	 * this host's copy of the fleet's log stands: the seq and hash of the
 	 * last fleet record in the journal (kept by the replay too). */

@@ -71,7 +71,7 @@ static const char *scalar(const json_t *rec, const char *key, char *buf, size_t 
 	return buf;
 }
 
-static void print_text(FILE *f, const json_t *rec)
+void sbx_audit_print_text(FILE *f, const json_t *rec)
 {
 	char b[7][SBX_STR_MAX + 1];
 	const char *key;
@@ -164,7 +164,7 @@ static int print_match(struct query_ctx *x, const json_t *rec, const char *line,
 			return -1;
 		break;
 	case SBX_AUDIT_TEXT:
-		print_text(stdout, rec);
+		sbx_audit_print_text(stdout, rec);
 		break;
 	}
 	x->matched++;

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "client.h"
 #include "record_filter.h"
@@ -24,6 +25,9 @@ struct sbx_audit_query {
 	struct sbx_rec_filter f;   /* journal/record_filter.h */
 	enum sbx_audit_format format;
 };
+
+/* One record as audit query's text line (sanitized), with '\n'. */
+void sbx_audit_print_text(FILE *f, const json_t *rec);
 
 /* "text", "jsonl", "csv" -> 0 and *f; -EINVAL otherwise. */
 int sbx_audit_parse_format(const char *s, enum sbx_audit_format *f);

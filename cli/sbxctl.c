@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "audit_export.h"
+#include "audit_tail.h"
 #include "client.h"
 #include "fleet_cmd.h"
 #include "output.h"
@@ -52,6 +53,8 @@ enum {
 	O_HOST,
 	O_OUTCOME,
 	O_ACTOR,
+	O_FOLLOW,
+	O_LINES,
 	N_OPTS,
 };
 
@@ -80,6 +83,8 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_HOST] = { "host", true },
 	[O_OUTCOME] = { "outcome", true },
 	[O_ACTOR] = { "actor", true },
+	[O_FOLLOW] = { "follow", false, 'f' },
+	[O_LINES] = { "lines", true, 'n' },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -753,6 +758,27 @@ static int cmd_audit_verify_export(const struct sbx_cli *c, const struct sbx_cli
 	return rc;
 }
 
+static int cmd_audit_tail(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct sbx_rec_filter f = { 0 };
+	long lines = 10;
+	int rc;
+
+	rc = audit_filter(c, a, &f);
+	if (rc)
+		return rc;
+	if (a->val[O_LINES] && sbx_cli_parse_long(a->val[O_LINES], 0, 1024, &lines) < 0)
+		return sbx_cli_usage(c, "audit tail", "bad -n/--lines: give 0 to 1024 (the broker "
+				     "keeps the last 1024 records; older ones: audit query)");
+	/* The broker takes names only (64 bytes of a name's letters). */
+	if ((f.user && sbx_cli_arg_name(c, "--user", f.user)) ||
+	    (f.actor && sbx_cli_arg_name(c, "--actor", f.actor)) ||
+	    (f.role && sbx_cli_arg_name(c, "--role", f.role)) ||
+	    (f.host && sbx_cli_arg_name(c, "--host", f.host)))
+		return SBX_EXIT_USAGE;
+	return sbx_audit_tail(c, &f, (uint32_t)lines, a->val[O_FOLLOW] != NULL);
+}
+
 /* ------------------------------------------------------------------ */
 /* The fleet                                                           */
 
@@ -1185,6 +1211,43 @@ static const struct sbx_cli_cmd cmds[] = {
 		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_SINCE) | BIT(O_UNTIL) |
 			BIT(O_FORMAT) | BIT(O_OUT),
 		.run = cmd_audit_export,
+	},
+	{
+		.name = "audit tail",
+		.synopsis = "audit tail [-f] [-n N] [--user U] [--actor A] [--role R] [--id N] "
+			    "[--event E] [--host H] [--outcome O] [--json]",
+		.summary = "show the newest records, and with -f each new one, live from the broker",
+		.help =
+		"Print the last N records of the journal that match every filter given,\n"
+		"oldest first, as the broker has them in memory (it keeps the last 1024;\n"
+		"older ones: audit query).  With -f, stay connected and print every new\n"
+		"record as soon as it is durable (written and synced): the broker pushes\n"
+		"it over its socket; nothing polls the journal's files.\n"
+		"\n"
+		"Root and members of broker.admin_group see every record; anyone else sees\n"
+		"the records about them or by them (their requests, grants and logins).\n"
+		"A user may follow on at most 4 connections at once (root 16; 64 in all).\n"
+		"A reader that falls more than 1 MiB behind (output paused, a slow pipe)\n"
+		"is dropped: sbxctl says from which seq on records were not sent, and\n"
+		"exits 1.  When the broker stops, -f ends with exit 3.\n"
+		"\n"
+		"Options:\n"
+		"  -f, --follow     keep printing new records until interrupted\n"
+		"  -n, --lines N    the last N records first (default 10, 0 to 1024)\n"
+		"  --user, --actor, --role, --id, --event, --host, --outcome\n"
+		"                   as for `sbxctl audit query` (see its help)\n"
+		"  --json           one JSON object per line (the record as journaled)\n"
+		"                   instead of query's text lines\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl audit tail -f\n"
+		"  sbxctl audit tail -f --outcome refused --json\n"
+		"  sbxctl audit tail -n 50 --user erin\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_USER) | BIT(O_ROLE) | BIT(O_EVENT) | BIT(O_ID) | BIT(O_HOST) |
+			BIT(O_OUTCOME) | BIT(O_ACTOR) | BIT(O_FOLLOW) | BIT(O_LINES),
+		.run = cmd_audit_tail,
 	},
 	{
 		.name = "audit verify-export",

@@ -104,6 +104,17 @@ enum sbx_op {
 	SBX_OP_GROUP_MEMBERSHIPS = 0x0063, /* USER -> GID... (repeated): the groups USER is a
 	                                * live member of (initgroups); none is STATUS OK */
 
+	/* audit: ops 0x0070-0x007f (docs/protocol.md, "Audit: the live record stream") */
+	SBX_OP_TAIL = 0x0070,     /* [FLAGS: SBX_TAIL_FOLLOW] [COUNT] filters: [USER] [ACTOR]
+	                           * [ROLE] [ID] [EVENT] [HOST] [OUTCOME]
+	                           * -> SEQ (the last durable record), RECORD... (the last COUNT
+	                           * the caller may see, oldest first).  With FOLLOW the
+	                           * connection then carries only TAIL replies, pushed: STATUS OK
+	                           * RECORD... per batch of durable records; a last one with
+	                           * STATUS REFUSED and SEQ (the next record not sent) when the
+	                           * reader is dropped.  Root and admins see every record, others
+	                           * those whose user or actor they are. */
+
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
 };
@@ -206,6 +217,14 @@ enum sbx_tag {
 	/* unix groups: tags 0x0600-0x06ff */
 	SBX_F_GROUP = 0x0601,       /* REC: UNIX_GROUP GID MEMBER... */
 	SBX_F_MEMBER = 0x0602,      /* STR, repeated: a user name */
+
+	/* audit: tags 0x0700-0x07ff */
+	SBX_F_RECORD = 0x0701,      /* STR, repeated: one journal record as compact JSON; one
+	                             * longer than SBX_STR_MAX comes as {seq,time,event,actor,
+	                             * "omitted":"..."} */
+	SBX_F_EVENT = 0x0702,       /* STR: an event, or a prefix ending in '.' or ".*" */
+	SBX_F_OUTCOME = 0x0703,     /* STR: allowed, refused, requested, ... (docs/audit.md) */
+	SBX_F_COUNT = 0x0704,       /* U32 */
 };
 
 /* FLAGS bits */
@@ -213,6 +232,7 @@ enum sbx_tag {
 #define SBX_LIST_ALL 0x1u     /* include ended requests / everybody's */
 #define SBX_REQUEST_EXISTED 0x1u /* in a REQUEST reply: the request was already open
                                  * (a retry); nothing was recorded */
+#define SBX_TAIL_FOLLOW 0x1u     /* TAIL: keep the connection and push new records */
 
 static inline enum sbx_type sbx_field_type(uint16_t tag)
 {
@@ -221,7 +241,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_EXTENDS: case SBX_F_APPROVALS_NEEDED: case SBX_F_GID:
 	case SBX_F_AUTO_APPROVE: case SBX_F_REQUIRE_REASON: case SBX_F_REASON_MIN:
 	case SBX_F_LOGIN: case SBX_F_HOST_MATCH: case SBX_F_SESSION: case SBX_F_PID:
-	case SBX_F_STALE: case SBX_F_WRITABLE:
+	case SBX_F_STALE: case SBX_F_WRITABLE: case SBX_F_COUNT:
 		return SBX_T_U32;
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
@@ -240,6 +260,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_HOSTS: case SBX_F_REQUIRE_TICKET: case SBX_F_HOW:
 	case SBX_F_VERSION: case SBX_F_POLICY_SHA: case SBX_F_DEGRADED:
 	case SBX_F_MEMBER: case SBX_F_FLEET: case SBX_F_NOTE:
+	case SBX_F_RECORD: case SBX_F_EVENT: case SBX_F_OUTCOME:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;
@@ -255,7 +276,7 @@ static inline int sbx_op_known(uint16_t op)
 	case SBX_OP_REVOKE: case SBX_OP_GRANTS:
 	case SBX_OP_SESSION_OPEN: case SBX_OP_SESSION_CLOSE: case SBX_OP_SESSIONS:
 	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
-	case SBX_OP_GROUP_MEMBERSHIPS:
+	case SBX_OP_GROUP_MEMBERSHIPS: case SBX_OP_TAIL:
 		return 1;
 	}
 	return 0;
