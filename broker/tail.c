@@ -171,12 +171,24 @@ static bool wants(const struct sbx_tail *t, const struct sbx_tail_sub *s, const 
 	return may_see(s, rec) && sbx_rec_filter_match(rec, &s->f, t->host[0] ? t->host : NULL);
 }
 
-/* The record's text for the wire; one too long for a STR field is cut
- * to what says where to find it. */
+/* The record's text for the wire: its members as the broker applied
+ * them, without prev, hash and continued.  Those belong to the journal's
+ * bytes, which it may still rewrite when an operation of several records
+ * ends (docs/audit.md, "Operations"): a record in memory does not carry
+ * them as they end up on disk.  One too long for a STR field is cut to
+ * what says where to find it. */
 static char *record_text(const json_t *rec)
 {
-	char *text = json_dumps(rec, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
-	json_t *stub;
+	json_t *copy = json_copy((json_t *)rec), *stub;
+	char *text;
+
+	if (!copy)
+		return NULL;
+	json_object_del(copy, "prev");
+	json_object_del(copy, "hash");
+	json_object_del(copy, "continued");
+	text = json_dumps(copy, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+	json_decref(copy);
 
 	if (!text || strlen(text) <= SBX_STR_MAX)
 		return text;
