@@ -143,6 +143,13 @@ void sbx_tail_on_record(struct sbx_broker *b, const json_t *rec)
 	}
 	if (seq <= 0)
 		return;
+	/* A replay that gave its snapshot up starts again from seq 1. */
+	if (b->tail->n && (uint64_t)seq <= ent_at(b->tail, b->tail->n - 1)->seq) {
+		for (size_t i = 0; i < b->tail->n; i++)
+			json_decref(ent_at(b->tail, i)->rec);
+		b->tail->n = 0;
+		b->tail->first = 0;
+	}
 	/* A replayed record is on disk already. */
 	if (b->replaying && (uint64_t)seq > b->tail->durable)
 		b->tail->durable = (uint64_t)seq;

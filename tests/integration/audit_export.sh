@@ -229,6 +229,40 @@ assert_rc "... and verifies" 0
 run "$SBXCTL" audit export --state-dir "$STATE" --since 1h --out "$T/nope.jsonl"
 assert_rc "export without --until is a usage error" 2
 
+# ---- records not sealed yet ----
+# A broker killed (no shutdown seal) leaves its last records unsealed until
+# it starts again: an export of them cannot be proven with the key yet, and
+# still verifies against the journal after the start-up seal covered them.
+broker_start
+tap_result "the broker starts again" || {
+	tap_done
+	exit
+}
+req --as erin --json sandbox-admin --reason "export test: the unsealed request"
+ID3=$(out_id)
+assert_ne "a request after the last seal" "" "$ID3"
+broker_kill9
+T2=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+run "$SBXCTL" audit export --state-dir "$STATE" --since "$T1" --until "$T2" --out "$T/unsealed.jsonl"
+assert_rc "an export of the unsealed tail" 0
+assert_contains "... warns that they are not sealed yet" "$ERR" "not sealed yet"
+assert_eq "... its manifest says so: the records after the start-up seal are unsealed" \
+	"true []" "$(jq -r '"\(.unsealed > 0 and .sealed_through < .last_seq) \(.after)"' \
+	"$T/unsealed.jsonl.manifest.json")"
+run "$SBXCTL" audit verify-export "$T/unsealed.jsonl" --key "$KEY"
+assert_rc "verify-export --key fails on records no seal covers" 1
+assert_contains "... saying so" "$OUT" "not covered by any seal"
+run "$SBXCTL" audit verify-export "$T/unsealed.jsonl" --state-dir "$STATE"
+assert_rc "... and passes against the journal" 0
+broker_start
+tap_result "the broker starts and seals what it left" || {
+	tap_done
+	exit
+}
+broker_stop
+run "$SBXCTL" audit verify-export "$T/unsealed.jsonl" --state-dir "$STATE"
+assert_rc "the export made before that seal still passes against the journal" 0
+
 # ---- the CSV's formula guard, on a hand-made journal ----
 H="$T/hand"
 mkdir -p "$H/journal"
