@@ -36,34 +36,29 @@ ctl audit tail --outcome maybe
 assert_rc "an unknown --outcome is a usage error" 2
 
 # ---- a follower sees each record as it becomes durable ----
-# follow NAME ARGS...: start `sbxctl audit tail -f -n 0 --json ARGS` in the
-# background, output in $T/NAME.out; waits until the broker has it.
+# follow NAME ARGS...: start `sbxctl audit tail -f -n 1024 --json ARGS` in
+# the background, output in $T/NAME.out.  The backlog (every record since
+# the broker started: fewer than 1024 here) and the stream after it must
+# make up every record, whenever the follower got in: no race to lose.
 follow() {
-	local name=$1 before
+	local name=$1
 
 	shift
-	before=$(grep -c 'tail: ' "$LOG")
-	"$SBXCTL" --socket "$SOCK" "$@" audit tail -f -n 0 --json >"$T/$name.out" 2>"$T/$name.err" &
+	"$SBXCTL" --socket "$SOCK" "$@" audit tail -f -n 1024 --json >"$T/$name.out" 2>"$T/$name.err" &
 	track_pid $!
 	eval "PID_$name=$!"
-	# The reply to TAIL has been sent once the follower's stderr and
-	# stdout exist and the process is alive; give the broker its pass.
-	wait_until 5 eval '[ -e "$T/$name.out" ]'
-	sleep 0.2
 }
 follow all
 follow dave_only --user dave --event request.
 follow grants_only --outcome granted
 if [ -n "$NOBODY" ]; then
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$SBXCTL" --socket "$SOCK" audit tail -f -n 0 \
-		--json >"$T/nobody.out" 2>"$T/nobody.err" &
+		-n 1024 --json >"$T/nobody.out" 2>"$T/nobody.err" &
 	track_pid $!
 	PID_nobody=$!
 fi
-"$SBXCTL" --socket "$SOCK" --as erin audit tail -f -n 0 --json >"$T/erin.out" 2>"$T/erin.err" &
-track_pid $!
-sleep 0.3
-SEQ0=$(journal | tail -n 1 | jq .seq)
+follow erin --as erin
+SEQ0=0
 
 t0=$(date +%s%N)
 req --as erin --json sandbox-admin --reason "tail test: erin's request"
@@ -86,7 +81,7 @@ tap_result "tail -f reaches the journal's last record"
 # The stream carries each record's members; prev, hash and continued are
 # the journal's bytes (docs/protocol.md).
 J='del(.prev, .hash, .continued)'
-assert_eq "tail -f printed every record after it started, in journal order, as journaled" \
+assert_eq "tail -f -n 1024 printed every record once, in journal order, as journaled" \
 	"$(journal | jq -c "select(.seq > $SEQ0) | $J")" "$(jq -c . "$T/all.out")"
 assert_eq "--user dave --event request.: dave's request records only" \
 	"$(journal | jq -c "select(.seq > $SEQ0 and .user == \"dave\" and (.event | startswith(\"request.\"))) | $J")" \
@@ -108,12 +103,14 @@ if [ -n "$NOBODY" ]; then
 		"$(printf '%s\n' "$OUT" | jq -r "select(.user != \"$NOBODY\" and .actor != \"$NOBODY\") | .seq")"
 
 	# ---- per-uid cap ----
+	# Three more: each is in once its backlog (the request above) is out.
 	for i in 1 2 3; do
 		setpriv --reuid=65534 --regid=65534 --clear-groups "$SBXCTL" --socket "$SOCK" audit tail \
-			-f -n 0 >/dev/null 2>&1 &
+			-f -n 5 >"$T/nobody$i.out" 2>&1 &
 		track_pid $!
 	done
-	sleep 0.5
+	wait_until 10 eval 'grep -q request.created "$T/nobody1.out" && grep -q request.created "$T/nobody2.out" && grep -q request.created "$T/nobody3.out"'
+	tap_result "uid 65534 follows on 4 connections"
 	nobody_run "$SBXCTL" --socket "$SOCK" audit tail -f -n 0
 	assert_rc "a fifth follower of one uid is refused" 1
 	assert_contains "... saying how many are allowed" "$ERR" "at most 4 per user"
