@@ -37,6 +37,7 @@
 struct ent {
 	uint64_t seq;
 	json_t *rec;
+	char *text;             /* its wire text, made once when first needed */
 };
 
 struct frame {
@@ -104,7 +105,9 @@ static void ring_trim(struct sbx_tail *t)
 		if (wanted)
 			return;
 		json_decref(t->ring[t->first].rec);
+		free(t->ring[t->first].text);
 		t->ring[t->first].rec = NULL;
+		t->ring[t->first].text = NULL;
 		t->first = (t->first + 1) % t->cap;
 		t->n--;
 	}
@@ -129,6 +132,7 @@ static int ring_push(struct sbx_tail *t, uint64_t seq, const json_t *rec)
 	}
 	ent_at(t, t->n)->seq = seq;
 	ent_at(t, t->n)->rec = json_incref((json_t *)rec);
+	ent_at(t, t->n)->text = NULL;
 	t->n++;
 	return 0;
 }
@@ -145,8 +149,10 @@ void sbx_tail_on_record(struct sbx_broker *b, const json_t *rec)
 		return;
 	/* A replay that gave its snapshot up starts again from seq 1. */
 	if (b->tail->n && (uint64_t)seq <= ent_at(b->tail, b->tail->n - 1)->seq) {
-		for (size_t i = 0; i < b->tail->n; i++)
+		for (size_t i = 0; i < b->tail->n; i++) {
 			json_decref(ent_at(b->tail, i)->rec);
+			free(ent_at(b->tail, i)->text);
+		}
 		b->tail->n = 0;
 		b->tail->first = 0;
 	}
@@ -209,10 +215,18 @@ static char *record_text(const json_t *rec)
 	return text;
 }
 
-/* Put one record into m if it fits; false when it does not (m unchanged). */
-static bool put_record(sbx_msg *m, const json_t *rec)
+/* The entry's wire text, made on first use and kept.  NULL: no memory. */
+static const char *ent_text(struct ent *e)
 {
-	char *text = record_text(rec);
+	if (!e->text)
+		e->text = record_text(e->rec);
+	return e->text;
+}
+
+/* Put one record into m if it fits; false when it does not (m unchanged). */
+static bool put_record(sbx_msg *m, struct ent *e)
+{
+	const char *text = ent_text(e);
 	sbx_msg_mark mark = sbx_msg_here(m);
 	bool ok;
 
@@ -222,7 +236,6 @@ static bool put_record(sbx_msg *m, const json_t *rec)
 	     sbx_msg_put_str(m, SBX_F_RECORD, text) == 0;
 	if (!ok)
 		sbx_msg_undo_if_failed(m, mark);
-	free(text);
 	return ok;
 }
 
@@ -319,31 +332,28 @@ void sbx_op_tail(struct sbx_broker *b, struct sbx_call *c)
 	 * and asked for, as many of them as fit, oldest first. */
 	from = t->n;
 	while (from > 0 && taken < count) {
-		const struct ent *e = ent_at(t, from - 1);
-		char *text;
+		struct ent *e = ent_at(t, from - 1);
+		const char *text;
 
 		if (e->seq > t->durable || !wants(t, s, e->rec)) {
 			from--;
 			continue;
 		}
-		text = record_text(e->rec);
-		if (!text || size + strlen(text) + SBX_FIELD_HDR_LEN > FRAME_ROOM) {
-			free(text);
+		text = ent_text(e);
+		if (!text || size + strlen(text) + SBX_FIELD_HDR_LEN > FRAME_ROOM)
 			break;
-		}
 		size += strlen(text) + SBX_FIELD_HDR_LEN;
-		free(text);
 		taken++;
 		from--;
 	}
 	sbx_reply_okf(c, "%s", follow ? "following" : "");
 	sbx_msg_put_i64(c->reply, SBX_F_SEQ, (int64_t)t->durable);
 	for (size_t i = from; i < t->n && shown < taken; i++) {
-		const struct ent *e = ent_at(t, i);
+		struct ent *e = ent_at(t, i);
 
 		if (e->seq > t->durable || !wants(t, s, e->rec))
 			continue;
-		if (!put_record(c->reply, e->rec))
+		if (!put_record(c->reply, e))
 			break;
 		shown++;
 	}
@@ -443,7 +453,7 @@ static void pump_one(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms)
 	while (i < t->n && ent_at(t, i)->seq < s->next_seq)
 		i++;
 	for (; i < t->n; i++) {
-		const struct ent *e = ent_at(t, i);
+		struct ent *e = ent_at(t, i);
 
 		if (e->seq > t->durable)
 			break;
@@ -452,11 +462,11 @@ static void pump_one(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms)
 				sbx_msg_init_reply(&m, SBX_OP_TAIL | SBX_OP_REPLY, SBX_ST_OK, NULL);
 				open = true;
 			}
-			if (!put_record(&m, e->rec)) {
+			if (!put_record(&m, e)) {
 				if (queue_msg(s, &m) < 0)
 					break;
 				sbx_msg_init_reply(&m, SBX_OP_TAIL | SBX_OP_REPLY, SBX_ST_OK, NULL);
-				if (!put_record(&m, e->rec)) {
+				if (!put_record(&m, e)) {
 					/* Cannot happen: record_text fits a field. */
 					s->next_seq = e->seq + 1;
 					continue;
@@ -544,8 +554,10 @@ void sbx_tail_free(struct sbx_tail *t)
 	}
 	if (t->pending)
 		sub_free(t->pending);
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; i < t->n; i++) {
 		json_decref(ent_at(t, i)->rec);
+		free(ent_at(t, i)->text);
+	}
 	free(t->ring);
 	free(t);
 }
