@@ -668,7 +668,7 @@ static int when_arg(const struct sbx_cli *c, const char *opt, const char *s, int
 }
 
 /* The filters audit query takes (tail sends the same to the broker). */
-static int audit_filter(const struct sbx_cli *c, const struct sbx_cli_args *a,
+static int audit_filter(const struct sbx_cli *c, const char *cmd, const struct sbx_cli_args *a,
 			struct sbx_rec_filter *f)
 {
 	char san[64];
@@ -680,7 +680,7 @@ static int audit_filter(const struct sbx_cli *c, const struct sbx_cli_args *a,
 	f->actor = a->val[O_ACTOR];
 	f->outcome = a->val[O_OUTCOME];
 	if (f->outcome && !sbx_rec_outcome_known(f->outcome))
-		return sbx_cli_usage(c, "audit query", "bad --outcome \"%s\": use one of %s",
+		return sbx_cli_usage(c, cmd, "bad --outcome \"%s\": use one of %s",
 				     sbx_sanitize(f->outcome, san, sizeof(san)),
 				     sbx_rec_outcome_list());
 	if (a->val[O_ID]) {
@@ -710,7 +710,7 @@ static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a
 	if (a->val[O_FORMAT] && sbx_audit_parse_format(a->val[O_FORMAT], &q.format) < 0)
 		return sbx_cli_usage(c, "audit query", "bad --format \"%s\": use text, jsonl or csv",
 				     sbx_sanitize(a->val[O_FORMAT], san, sizeof(san)));
-	rc = audit_filter(c, a, &q.f);
+	rc = audit_filter(c, "audit query", a, &q.f);
 	if (rc)
 		return rc;
 	rc = state_dir_for(c, a, &dir);
@@ -764,7 +764,7 @@ static int cmd_audit_tail(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	long lines = 10;
 	int rc;
 
-	rc = audit_filter(c, a, &f);
+	rc = audit_filter(c, "audit tail", a, &f);
 	if (rc)
 		return rc;
 	if (a->val[O_LINES] && sbx_cli_parse_long(a->val[O_LINES], 0, 1024, &lines) < 0)
@@ -1236,8 +1236,10 @@ static const struct sbx_cli_cmd cmds[] = {
 		"  -n, --lines N    the last N records first (default 10, 0 to 1024)\n"
 		"  --user, --actor, --role, --id, --event, --host, --outcome\n"
 		"                   as for `sbxctl audit query` (see its help)\n"
-		"  --json           one JSON object per line (the record as journaled)\n"
-		"                   instead of query's text lines\n"
+		"  --json           one JSON object per line instead of query's text\n"
+		"                   lines: the record's members, without prev, hash and\n"
+		"                   continued (the journal's bytes: audit query and\n"
+		"                   audit export have them); seals are not streamed\n"
 		"\n"
 		"Examples:\n"
 		"  sbxctl audit tail -f\n"
