@@ -1174,6 +1174,46 @@ out:
 	return ret;
 }
 
+/* Say what verify-export found: stdout, text or --json. */
+static void print_verdict(const struct sbx_cli *c, const char *file, const char *key_file,
+			  const struct claims *cl, const struct verdict *v,
+			  const struct gather *facts, const char *sha)
+{
+	if (c->json) {
+		json_t *j = json_pack("{s:b, s:s, s:s, s:[]}", "intact", v->n == 0, "file", file,
+				      "checked_against", key_file ? "key" : "journal", "problems");
+
+		for (int i = 0; j && i < v->n; i++)
+			json_array_append_new(json_object_get(j, "problems"), json_string(v->what[i]));
+		if (j && v->n == 0)
+			json_object_set_new(j, "records", json_integer((json_int_t)(cl->first ?
+					    cl->r.last - cl->first + 1 : 0)));
+		if (!j || sbx_out_print_json(stdout, j) < 0)
+			sbx_cli_error(c, "out of memory");
+		json_decref(j);
+	} else if (v->n) {
+		printf("export BROKEN: %s\n", v->what[0]);
+		for (int i = 1; i < v->n; i++)
+			printf("  also: %s\n", v->what[i]);
+	} else if (!cl->first) {
+		printf("export intact: no records in %s..%s, as the %s says\n",
+		       json_string_value(json_object_get(cl->m, "since")),
+		       json_string_value(json_object_get(cl->m, "until")),
+		       key_file ? "manifest" : "journal");
+	} else {
+		uint64_t through = sealed_through(facts);
+
+		printf("export intact: %" PRIu64 " records, seq %" PRIu64 "..%" PRIu64 ", %s; "
+		       "sha256 %s\n", cl->r.last - cl->first + 1, cl->first, cl->r.last,
+		       key_file ? "every one proven by the seals of the verification key" :
+		       "identical to the journal", sha);
+		if (!key_file && through < cl->r.last)
+			printf("records %" PRIu64 "..%" PRIu64 " are not covered by the seals this "
+			       "export names: --key cannot prove them (export them again once "
+			       "sealed)\n", through ? through + 1 : cl->first, cl->r.last);
+	}
+}
+
 int sbx_audit_verify_export(const struct sbx_cli *c, const char *state_dir, const char *file,
 			    const char *key_file)
 {
@@ -1183,7 +1223,7 @@ int sbx_audit_verify_export(const struct sbx_cli *c, const char *state_dir, cons
 	struct gather g = { 0 };
 	struct keycheck k = { .v = &v };
 	struct sbx_seal_vkey vk;
-	char why[1024] = "", san[1024], sha[HEX + 1], *mpath = NULL, *mtext = NULL;
+	char why[1024] = "", san[1024], sha[HEX + 1] = "", *mpath = NULL, *mtext = NULL;
 	char *want_text = NULL;
 	const struct gather *facts = NULL;
 	json_t *want = NULL;
@@ -1271,39 +1311,7 @@ int sbx_audit_verify_export(const struct sbx_cli *c, const char *state_dir, cons
 		compare_manifest(want, want_text, &cl, mtext, mlen, &v);
 	}
 report:
-	if (c->json) {
-		json_t *j = json_pack("{s:b, s:s, s:s, s:[]}", "intact", v.n == 0, "file", file,
-				      "checked_against", key_file ? "key" : "journal", "problems");
-
-		for (int i = 0; j && i < v.n; i++)
-			json_array_append_new(json_object_get(j, "problems"), json_string(v.what[i]));
-		if (j && v.n == 0)
-			json_object_set_new(j, "records", json_integer((json_int_t)(cl.first ?
-					    cl.r.last - cl.first + 1 : 0)));
-		if (!j || sbx_out_print_json(stdout, j) < 0)
-			sbx_cli_error(c, "out of memory");
-		json_decref(j);
-	} else if (v.n) {
-		printf("export BROKEN: %s\n", v.what[0]);
-		for (int i = 1; i < v.n; i++)
-			printf("  also: %s\n", v.what[i]);
-	} else if (!cl.first) {
-		printf("export intact: no records in %s..%s, as the %s says\n",
-		       json_string_value(json_object_get(cl.m, "since")),
-		       json_string_value(json_object_get(cl.m, "until")),
-		       key_file ? "manifest" : "journal");
-	} else {
-		uint64_t through = sealed_through(facts);
-
-		printf("export intact: %" PRIu64 " records, seq %" PRIu64 "..%" PRIu64 ", %s; "
-		       "sha256 %s\n", cl.r.last - cl.first + 1, cl.first, cl.r.last,
-		       key_file ? "every one proven by the seals of the verification key" :
-		       "identical to the journal", sha);
-		if (!key_file && through < cl.r.last)
-			printf("records %" PRIu64 "..%" PRIu64 " are not sealed yet: --key cannot "
-			       "prove them until the next seal\n", through ? through + 1 : cl.first,
-			       cl.r.last);
-	}
+	print_verdict(c, file, key_file, &cl, &v, facts, sha);
 	ret = v.n ? SBX_EXIT_REFUSED : SBX_EXIT_OK;
 out:
 	OPENSSL_cleanse(&vk, sizeof(vk));
