@@ -1042,9 +1042,10 @@ static void key_seal(struct keycheck *k, const char *line, size_t len, uint64_t 
 		goto out;
 	}
 	if (f.last_seq + 1 != seq || strcmp(f.head, prev) != 0) {
-		problem(k->v, "the seal at seq %" PRIu64 " vouches for seq %" PRIu64 " with head "
-			"%.12s..., but the record before it hashes to %.12s...: records were "
-			"rewritten", seq, f.last_seq, f.head, prev);
+		problem(k->v, "the seal at seq %" PRIu64 " (epoch %" PRIu64 ") vouches for seq %"
+			PRIu64 " with head %.12s..., but the record before it hashes to %.12s...: "
+			"records %" PRIu64 "..%" PRIu64 " were rewritten", seq, f.epoch, f.last_seq,
+			f.head, prev, f.first_seq, seq - 1);
 		k->broken = true;
 		goto out;
 	}
