@@ -22,6 +22,7 @@
 #include "sessions.h"
 #include "sbxio.h"
 #include "slack/slack.h"
+#include "tail.h"
 #include "text.h"
 #include "timeutil.h"
 
@@ -44,6 +45,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_alerts_on_record(b, rec);
 	sbx_drift_on_record(b, rec);
 	sbx_reviews_on_record(b, rec);
+	sbx_tail_on_record(b, rec);
 }
 
 /* During the start-up replay, features rebuild their own tables. */
@@ -55,6 +57,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 	sbx_alerts_replay(b, rec);
 	sbx_drift_replay(b->drift, rec);
 	sbx_reviews_replay(b->reviews, rec);
+	sbx_tail_on_record(b, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -1390,6 +1393,8 @@ void sbx_broker_free(struct sbx_broker *b)
 	sbx_sessions_free(b->sessions);
 	b->sessions = NULL;
 	sbx_sealing_free(b->sealing);
+	sbx_tail_free(b->tail);
+	b->tail = NULL;
 	b->sealing = NULL;
 	sbx_alerts_free(b);
 	sbx_reviews_free(b->reviews);

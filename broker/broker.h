@@ -80,6 +80,8 @@ struct sbx_broker {
 	struct sbx_alerts *alerts;
 	/* Access reviews: decisions, deadlines, overrides (reviews.h). */
 	struct sbx_reviews *reviews;
+	/* The live record stream, TAIL (tail.h); made by the first record. */
+	struct sbx_tail *tail;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where
 	 * this host's copy of the fleet's log stands: the seq and hash of the
 	 * last fleet record in the journal (kept by the replay too). */

@@ -18,6 +18,7 @@
 #include "sessions.h"
 #include "grouptable.h"
 #include "reviews.h"
+#include "tail.h"
 #include "text.h"
 
 #include <stdarg.h>
@@ -46,6 +47,11 @@ enum arg_bit {
 	A_GID = 1u << 14,
 	A_UNIX_GROUP = 1u << 15,
 	A_AS_USER = 1u << 16,
+	A_ACTOR = 1u << 17,
+	A_HOST = 1u << 18,
+	A_EVENT = 1u << 19,
+	A_OUTCOME = 1u << 20,
+	A_COUNT = 1u << 21,
 };
 
 /* What the three kinds of clients send.  AS_USER may come with any
@@ -56,6 +62,8 @@ enum arg_bit {
 			A_PID)
 #define GROUP_FIELDS (A_AS_USER | A_UNIX_GROUP | A_USER | A_GID | A_ID)
 #define DRIFT_FIELDS (A_AS_USER)
+#define TAIL_FIELDS (A_AS_USER | A_FLAGS | A_COUNT | A_USER | A_ACTOR | A_ROLE | A_ID | \
+		     A_EVENT | A_HOST | A_OUTCOME)
 
 struct field_spec {
 	uint16_t tag;
@@ -80,6 +88,11 @@ static const struct field_spec field_specs[] = {
 	STR_FIELD(SBX_F_REASON, A_REASON, "reason", reason),
 	STR_FIELD(SBX_F_COMMENT, A_COMMENT, "comment", comment),
 	STR_FIELD(SBX_F_UNIX_GROUP, A_UNIX_GROUP, "unix group", unix_group),
+	STR_FIELD(SBX_F_ACTOR, A_ACTOR, "actor", actor),
+	STR_FIELD(SBX_F_HOST, A_HOST, "host", host),
+	STR_FIELD(SBX_F_EVENT, A_EVENT, "event", event),
+	STR_FIELD(SBX_F_OUTCOME, A_OUTCOME, "outcome", outcome),
+	NUM_FIELD(SBX_F_COUNT, A_COUNT, "count"),
 	NUM_FIELD(SBX_F_FLAGS, A_FLAGS, "flags"),
 	NUM_FIELD(SBX_F_ID, A_ID, "id"),
 	NUM_FIELD(SBX_F_EXTENDS, A_EXTENDS, "extends"),
@@ -107,6 +120,7 @@ static void store_number(struct sbx_args *a, const sbx_field *f)
 	case SBX_F_SESSION: a->session = sbx_field_u32(f); break;
 	case SBX_F_PID: a->pid = sbx_field_u32(f); break;
 	case SBX_F_GID: a->gid = sbx_field_u32(f); a->has_gid = true; break;
+	case SBX_F_COUNT: a->count = sbx_field_u32(f); a->has_count = true; break;
 	}
 }
 
@@ -242,6 +256,9 @@ static const struct op_entry op_table[] = {
 	  sbx_op_review_decide, "revoke access in a review" },
 	{ SBX_OP_REVIEW_STATUS,    SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
 	  sbx_op_review_status, "see access reviews" },
+	/* audit: the live record stream (tail.c decides what each caller sees) */
+	{ SBX_OP_TAIL,             SBX_CALLER_PERSON, TAIL_FIELDS,    NOTHING,
+	  sbx_op_tail, "follow the journal" },
 };
 
 static const struct op_entry *op_entry(uint16_t op)

@@ -34,6 +34,13 @@ struct sbx_args {
 	char ticket[128];
 	char reason[SBX_TEXT_MAX + 1];
 	char comment[SBX_TEXT_MAX + 1];
+	/* TAIL's filters (tail.h) */
+	uint32_t count;
+	bool has_count;
+	char actor[SBX_NAME_MAX + 1];
+	char host[SBX_NAME_MAX + 1];
+	char event[SBX_NAME_MAX + 1];
+	char outcome[32];
 };
 
 /* The person a request acts for: the caller, or with --as (AS_USER)

@@ -6,6 +6,7 @@
 
 #include "directory.h"
 #include "dispatch.h"
+#include "tail.h"
 #include "user_limits.h"
 #include "slack/slack.h"
 #include "log.h"
@@ -39,6 +40,8 @@ struct conn {
 	bool close_after;
 	uint64_t wait_seq;    /* out may go only once this seq is durable */
 	struct sbx_change *change; /* a fleet change whose outcome is the reply */
+	struct sbx_tail_sub *tail; /* it follows the journal (TAIL): frames are pushed */
+	bool tail_out;        /* watching EPOLLOUT for the follower's frames */
 	int64_t deadline_ms;
 	bool dead;            /* closed; freed at the end of the loop iteration */
 	struct conn *prev, *next;
@@ -188,6 +191,8 @@ static void conn_close(struct server *s, struct conn *c)
 	/* The change still happens (or fails); nobody is told. */
 	sbx_change_abandon(c->change);
 	c->change = NULL;
+	sbx_tail_sub_close(s->b->tail, c->tail);
+	c->tail = NULL;
 	c->prev = NULL;
 	c->next = s->graveyard;
 	s->graveyard = c;
@@ -248,6 +253,7 @@ static int conn_flush(struct server *s, struct conn *c)
 	}
 	conn_reset_input(s, c);
 	conn_watch(s, c, EPOLLIN);
+	c->tail_out = false;
 	return 0;
 }
 
@@ -285,6 +291,8 @@ static int conn_dispatch(struct server *s, struct conn *c)
 	if (sbx_frame_validate(c->in, c->in_len, 0, why, sizeof(why)) < 0)
 		return conn_malformed(s, c, why);
 	c->change = sbx_broker_handle(s->b, &c->caller, c->in, c->in_len, &c->out, &c->wait_seq);
+	if (!c->tail)
+		c->tail = sbx_tail_claim(s->b->tail);
 	free(c->in);
 	c->in = NULL;
 	if (c->change) {
@@ -322,6 +330,16 @@ static void conn_readable(struct server *s, struct conn *c)
 
 		if (c->replying)
 			return;
+		/* A follower sends nothing more: data or a hang-up ends it. */
+		if (c->tail) {
+			char byte;
+
+			r = recv(c->fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+			if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+				return;
+			conn_close(s, c);
+			return;
+		}
 		if (c->hdr_len < SBX_HDR_LEN) {
 			dst = c->hdr + c->hdr_len;
 			want = SBX_HDR_LEN - c->hdr_len;
@@ -542,6 +560,9 @@ static void sweep_deadlines(struct server *s)
 		 * broker's delay, not the client's: it is never timed out here. */
 		if (c->replying && (c->wait_seq || c->change))
 			continue;
+		/* A follower is bounded by its queue instead (tail.h). */
+		if (c->tail && !c->replying)
+			continue;
 		if (now >= c->deadline_ms)
 			conn_close(s, c);
 	}
@@ -562,6 +583,31 @@ static void commit_journal(struct server *s)
 	s->committed = last;
 	s->uncommitted_since_ms = 0;
 	s->urgent = false;
+}
+
+/* Durable records go out to the connections that follow the journal. */
+static void tail_progress(struct server *s)
+{
+	struct conn *c, *next;
+	int64_t now = sbx_mono_ms();
+
+	if (!s->b->tail)
+		return;
+	sbx_tail_pump(s->b->tail, sbx_journal_durable_seq(s->b->journal), now);
+	for (c = s->conns; c; c = next) {
+		int rc;
+
+		next = c->next;
+		if (!c->tail || c->replying)
+			continue;
+		rc = sbx_tail_sub_send(c->tail, c->fd, now);
+		if (rc < 0) {
+			conn_close(s, c);
+		} else if ((rc > 0) != c->tail_out) {
+			c->tail_out = rc > 0;
+			conn_watch(s, c, c->tail_out ? EPOLLIN | EPOLLOUT : EPOLLIN);
+		}
+	}
 }
 
 static int add_fd(int ep, int fd, void *tag)
@@ -731,6 +777,7 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 			last_sweep = sbx_mono_ms();
 		}
 		commit_journal(&s);
+		tail_progress(&s);
 		maybe_snapshot(&s);
 		bury_dead(&s);
 	}

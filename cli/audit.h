@@ -1,6 +1,7 @@
 /*
  * sbxctl audit: reading the journal offline, without the broker.
- * verify checks the hash chain; query filters and prints records.
+ * verify checks the hash chain; query filters and prints records
+ * (export: audit_export.h; tail, from the broker: audit_tail.h).
  */
 #ifndef SBX_CLI_AUDIT_H
 #define SBX_CLI_AUDIT_H
@@ -8,8 +9,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "client.h"
+#include "record_filter.h"
 
 enum sbx_audit_format {
 	SBX_AUDIT_TEXT,   /* one aligned line per record */
@@ -19,23 +22,15 @@ enum sbx_audit_format {
 };
 
 struct sbx_audit_query {
-	const char *user;      /* record's "user" or "actor" equals it */
-	const char *role;      /* record's "role" equals it */
-	const char *event;     /* exact, or a prefix ending in '.' or ".*" */
-	bool has_id;
-	uint32_t id;           /* record's "id" (the request or grant) equals it */
-	bool has_since;
-	int64_t since_us;      /* time >= since */
-	bool has_until;
-	int64_t until_us;      /* time < until */
+	struct sbx_rec_filter f;   /* journal/record_filter.h */
 	enum sbx_audit_format format;
 };
 
+/* One record as audit query's text line (sanitized), with '\n'. */
+void sbx_audit_print_text(FILE *f, const json_t *rec);
+
 /* "text", "jsonl", "csv" -> 0 and *f; -EINVAL otherwise. */
 int sbx_audit_parse_format(const char *s, enum sbx_audit_format *f);
-
-/* Does the record pass every filter of q? */
-bool sbx_audit_match(const json_t *rec, const struct sbx_audit_query *q);
 
 /* Is there a journal under state_dir that we can read?  0, or
  * SBX_EXIT_USAGE after saying what is wrong (no such directory, or it is
@@ -46,8 +41,6 @@ int sbx_audit_check_dir(const struct sbx_cli *c, const char *state_dir);
  * 0 intact, 1 broken, 2 no readable journal there. */
 int sbx_audit_verify(const struct sbx_cli *c, const char *state_dir);
 
-/* Print the records that match q.  Returns the exit code (0 even when
- * nothing matched). */
 /* audit init: a new sealing key in state_dir (refused when there is one,
  * unless force), the verification key printed and written to out (may be
  * NULL). */
@@ -57,6 +50,8 @@ int sbx_audit_init(const struct sbx_cli *c, const char *state_dir, const char *o
 int sbx_audit_verify_sealed(const struct sbx_cli *c, const char *state_dir, const char *key_file,
 			    bool no_host_key);
 
+/* Print the records that match q, streaming: one record in memory at a
+ * time.  Returns the exit code (0 even when nothing matched). */
 int sbx_audit_query(const struct sbx_cli *c, const char *state_dir,
 		    const struct sbx_audit_query *q);
 

@@ -616,6 +616,7 @@ static const char *opt_text(int argc, char **argv, int ind)
 static int parse_argv(const struct sbx_cli_tool *t, int argc, char **argv, struct parsed *p)
 {
 	struct option *lo = build_longopts(t);
+	char shorts[3 + 2 * SBX_CLI_MAX_OPTS + 1];
 	int ret = SBX_EXIT_USAGE, opt;
 
 	if (!lo) {
@@ -634,7 +635,23 @@ static int parse_argv(const struct sbx_cli_tool *t, int argc, char **argv, struc
 	optind = 1;
 	/* "-": words come back in order as GOPT_POSITIONAL, whatever
 	 * POSIXLY_CORRECT says; ":": we word the errors ourselves. */
-	while ((opt = getopt_long(argc, argv, "-:h", lo, NULL)) != -1) {
+	{
+		size_t k = 3;
+
+		memcpy(shorts, "-:h", 3);
+		for (size_t i = 0; i < t->n_opts && k + 3 < sizeof(shorts); i++) {
+			if (!t->opts[i].short_name)
+				continue;
+			shorts[k++] = t->opts[i].short_name;
+			if (t->opts[i].has_arg)
+				shorts[k++] = ':';
+		}
+		shorts[k] = '\0';
+	}
+	while ((opt = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		for (size_t i = 0; opt > 0 && opt < 0x100 && opt != 'h' && i < t->n_opts; i++)
+			if (t->opts[i].short_name == opt)
+				opt = GOPT_TOOL + (int)i;
 		switch (opt) {
 		case GOPT_POSITIONAL:
 			p->pos[p->npos++] = optarg;

@@ -48,6 +48,7 @@ struct sbx_cli {
 struct sbx_cli_opt {
 	const char *name;       /* long name without "--" */
 	bool has_arg;
+	char short_name;        /* also -X (0: none; never 'h') */
 };
 
 /* What the parser hands a command. */

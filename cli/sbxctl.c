@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "audit.h"
+#include "audit_export.h"
+#include "audit_tail.h"
 #include "client.h"
 #include "drift_cmd.h"
 #include "fleet_cmd.h"
@@ -52,6 +54,11 @@ enum {
 	O_NO_HOST_KEY,
 	O_QUARTER,
 	O_CHECKPOINT,
+	O_HOST,
+	O_OUTCOME,
+	O_ACTOR,
+	O_FOLLOW,
+	O_LINES,
 	N_OPTS,
 };
 
@@ -79,6 +86,11 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_NO_HOST_KEY] = { "no-host-key", false },
 	[O_QUARTER] = { "quarter", true },
 	[O_CHECKPOINT] = { "checkpoint", true },
+	[O_HOST] = { "host", true },
+	[O_OUTCOME] = { "outcome", true },
+	[O_ACTOR] = { "actor", true },
+	[O_FOLLOW] = { "follow", false, 'f' },
+	[O_LINES] = { "lines", true, 'n' },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -675,35 +687,52 @@ static int when_arg(const struct sbx_cli *c, const char *opt, const char *s, int
 			     "that long ago (2h, 1d)", sbx_sanitize(s, san, sizeof(san)), opt);
 }
 
+/* The filters audit query takes (tail sends the same to the broker). */
+static int audit_filter(const struct sbx_cli *c, const char *cmd, const struct sbx_cli_args *a,
+			struct sbx_rec_filter *f)
+{
+	char san[64];
+
+	f->user = a->val[O_USER];
+	f->role = a->val[O_ROLE];
+	f->event = a->val[O_EVENT];
+	f->host = a->val[O_HOST];
+	f->actor = a->val[O_ACTOR];
+	f->outcome = a->val[O_OUTCOME];
+	if (f->outcome && !sbx_rec_outcome_known(f->outcome))
+		return sbx_cli_usage(c, cmd, "bad --outcome \"%s\": use one of %s",
+				     sbx_sanitize(f->outcome, san, sizeof(san)),
+				     sbx_rec_outcome_list());
+	if (a->val[O_ID]) {
+		if (sbx_cli_arg_id(c, "--id", a->val[O_ID], &f->id))
+			return SBX_EXIT_USAGE;
+		f->has_id = true;
+	}
+	if (a->val[O_SINCE]) {
+		if (when_arg(c, "--since", a->val[O_SINCE], &f->since_us))
+			return SBX_EXIT_USAGE;
+		f->has_since = true;
+	}
+	if (a->val[O_UNTIL]) {
+		if (when_arg(c, "--until", a->val[O_UNTIL], &f->until_us))
+			return SBX_EXIT_USAGE;
+		f->has_until = true;
+	}
+	return SBX_EXIT_OK;
+}
+
 static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a)
 {
-	struct sbx_audit_query q = {
-		.user = a->val[O_USER],
-		.role = a->val[O_ROLE],
-		.event = a->val[O_EVENT],
-		.format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT,
-	};
+	struct sbx_audit_query q = { .format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT };
 	char *dir = NULL, san[64];
 	int rc;
 
 	if (a->val[O_FORMAT] && sbx_audit_parse_format(a->val[O_FORMAT], &q.format) < 0)
 		return sbx_cli_usage(c, "audit query", "bad --format \"%s\": use text, jsonl or csv",
 				     sbx_sanitize(a->val[O_FORMAT], san, sizeof(san)));
-	if (a->val[O_ID]) {
-		if (sbx_cli_arg_id(c, "--id", a->val[O_ID], &q.id))
-			return SBX_EXIT_USAGE;
-		q.has_id = true;
-	}
-	if (a->val[O_SINCE]) {
-		if (when_arg(c, "--since", a->val[O_SINCE], &q.since_us))
-			return SBX_EXIT_USAGE;
-		q.has_since = true;
-	}
-	if (a->val[O_UNTIL]) {
-		if (when_arg(c, "--until", a->val[O_UNTIL], &q.until_us))
-			return SBX_EXIT_USAGE;
-		q.has_until = true;
-	}
+	rc = audit_filter(c, "audit query", a, &q.f);
+	if (rc)
+		return rc;
 	rc = state_dir_for(c, a, &dir);
 	if (rc == SBX_EXIT_OK)
 		rc = sbx_audit_query(c, dir, &q);
@@ -717,21 +746,42 @@ static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a
 static int cmd_alerts(const struct sbx_cli *c, const struct sbx_cli_args *a)
 {
 	struct sbx_audit_query q = {
-		.event = "alert.raised",
-		.has_since = true,
+		.f = { .event = "alert.raised", .has_since = true },
 		.format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT,
 	};
 	const char *since = a->val[O_SINCE] ? a->val[O_SINCE] : "7d";
 	char *dir = NULL, san[64];
 	int rc;
 
-	if (sbx_cli_parse_when(since, sbx_now_us(), &q.since_us) < 0)
+	if (sbx_cli_parse_when(since, sbx_now_us(), &q.f.since_us) < 0)
 		return sbx_cli_usage(c, "alerts", "bad time \"%s\" for --since: write an RFC 3339 "
 				     "time (2026-11-28T09:00:00Z), a date (2026-11-28) or a duration "
 				     "meaning that long ago (2h, 1d)", sbx_sanitize(since, san, sizeof(san)));
 	rc = state_dir_for(c, a, &dir);
 	if (rc == SBX_EXIT_OK)
 		rc = sbx_audit_query(c, dir, &q);
+	free(dir);
+	return rc;
+}
+
+static int cmd_audit_export(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	enum sbx_export_format fmt = SBX_EXPORT_JSONL;
+	int64_t since, until;
+	char *dir = NULL, san[64];
+	int rc;
+
+	if (!a->val[O_SINCE] || !a->val[O_UNTIL] || !a->val[O_OUT])
+		return sbx_cli_usage(c, "audit export", "--since, --until and --out are required");
+	if (a->val[O_FORMAT] && sbx_export_parse_format(a->val[O_FORMAT], &fmt) < 0)
+		return sbx_cli_usage(c, "audit export", "bad --format \"%s\": use csv, jsonl or json",
+				     sbx_sanitize(a->val[O_FORMAT], san, sizeof(san)));
+	if (when_arg(c, "--since", a->val[O_SINCE], &since) ||
+	    when_arg(c, "--until", a->val[O_UNTIL], &until))
+		return SBX_EXIT_USAGE;
+	rc = state_dir_for(c, a, &dir);
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_export(c, dir, since, until, fmt, a->val[O_OUT]);
 	free(dir);
 	return rc;
 }
@@ -770,6 +820,43 @@ static int cmd_review_status(const struct sbx_cli *c, const struct sbx_cli_args 
 {
 	(void)a;
 	return sbx_review_status(c);
+}
+
+static int cmd_audit_verify_export(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	char *dir = NULL;
+	int rc = SBX_EXIT_OK;
+
+	if (a->val[O_KEY] && (a->val[O_STATE_DIR] || a->val[O_CONFIG]))
+		return sbx_cli_usage(c, "audit verify-export", "--key checks without the journal: "
+				     "it does not go with --state-dir or --config");
+	if (!a->val[O_KEY])
+		rc = state_dir_for(c, a, &dir);
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_verify_export(c, dir, a->pos[0], a->val[O_KEY]);
+	free(dir);
+	return rc;
+}
+
+static int cmd_audit_tail(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct sbx_rec_filter f = { 0 };
+	long lines = 10;
+	int rc;
+
+	rc = audit_filter(c, "audit tail", a, &f);
+	if (rc)
+		return rc;
+	if (a->val[O_LINES] && sbx_cli_parse_long(a->val[O_LINES], 0, 1024, &lines) < 0)
+		return sbx_cli_usage(c, "audit tail", "bad -n/--lines: give 0 to 1024 (the broker "
+				     "keeps the last 1024 records; older ones: audit query)");
+	/* The broker takes names only (64 bytes of a name's letters). */
+	if ((f.user && sbx_cli_arg_name(c, "--user", f.user)) ||
+	    (f.actor && sbx_cli_arg_name(c, "--actor", f.actor)) ||
+	    (f.role && sbx_cli_arg_name(c, "--role", f.role)) ||
+	    (f.host && sbx_cli_arg_name(c, "--host", f.host)))
+		return SBX_EXIT_USAGE;
+	return sbx_audit_tail(c, &f, (uint32_t)lines, a->val[O_FOLLOW] != NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1204,24 +1291,36 @@ static const struct sbx_cli_cmd cmds[] = {
 	},
 	{
 		.name = "audit query",
-		.synopsis = "audit query [--state-dir DIR | --config FILE] [--user U] [--role R] "
-			    "[--id N] [--event E] [--since T] [--until T] [--format text|jsonl|csv]",
+		.synopsis = "audit query [--state-dir DIR | --config FILE] [--user U] [--actor A] "
+			    "[--role R] [--id N] [--event E] [--host H] [--outcome O] [--since T] "
+			    "[--until T] [--format text|jsonl|csv]",
 		.summary = "search the journal (offline)",
 		.help =
 		"Print the journal records that match every filter given, oldest first,\n"
 		"reading the journal without the broker (and without checking the\n"
-		"chain: use `audit verify` for that).\n"
+		"chain: use `audit verify` for that).  Records are read one at a time,\n"
+		"so memory stays small whatever the journal's size; with --user,\n"
+		"--actor or --role a line that cannot match is passed over unparsed.\n"
 		"\n"
 		"Options:\n"
 		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
 		"  --config FILE    take the state directory from the policy\n"
 		"  --user U         records whose \"user\" or \"actor\" is U\n"
+		"  --actor A        records whose \"actor\" (who acted) is A\n"
 		"  --role R         records whose \"role\" is R\n"
 		"  --id N           the records of request or grant N (its whole life,\n"
 		"                     also after the broker no longer keeps it in memory)\n"
 		"  --event E        records whose event is E, or starts with E when E ends\n"
 		"                   in '.' or \".*\" (--event grant. matches grant.activated,\n"
 		"                   grant.expired and grant.revoked)\n"
+		"  --host H         records made on host H: their \"host\" member (a\n"
+		"                   fleet's records), else the host the last\n"
+		"                   broker.started before them named\n"
+		"  --outcome O      records whose outcome is O: allowed or refused (a\n"
+		"                   login), requested, approved, granted, denied,\n"
+		"                   cancelled, lapsed, expired, revoked, loaded,\n"
+		"                   rejected (a policy), delivered, failed (a\n"
+		"                   notification); docs/audit.md, \"Outcomes\"\n"
 		"  --since T        records at or after T\n"
 		"  --until T        records before T\n"
 		"                   T is an RFC 3339 time (2026-11-28T09:00:00Z), a date\n"
@@ -1241,13 +1340,143 @@ static const struct sbx_cli_cmd cmds[] = {
 		"Examples:\n"
 		"  sbxctl audit query --user erin --since 1d\n"
 		"  sbxctl audit query --id 42\n"
+		"  sbxctl audit query --outcome refused --host sbx-01 --since 1d\n"
 		"  sbxctl audit query --event grant. --format csv > grants.csv\n"
 		"  sbxctl audit query --since 2026-11-01 --until 2026-12-01 --format jsonl\n",
 		.min_args = 0,
 		.max_args = 0,
 		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
-			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT) | BIT(O_ID),
+			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT) | BIT(O_ID) |
+			BIT(O_HOST) | BIT(O_OUTCOME) | BIT(O_ACTOR),
 		.run = cmd_audit_query,
+	},
+	{
+		.name = "audit export",
+		.synopsis = "audit export --since T --until T --out FILE [--format csv|jsonl|json] "
+			    "[--state-dir DIR | --config FILE]",
+		.summary = "export a time range of the journal for auditors (offline)",
+		.help =
+		"Write the journal's records from --since to --until into FILE, and a\n"
+		"manifest beside it, FILE.manifest.json, that names what the export holds\n"
+		"and what proves it: the range, the first and last seq and their hashes,\n"
+		"the seals (journal.sealed records) that cover the records, the records\n"
+		"between the last one and the seal after it, and the export's own SHA-256.\n"
+		"`sbxctl audit verify-export FILE` checks both, against the journal or the\n"
+		"verification key.  Reads the journal without the broker; neither file is\n"
+		"ever overwritten; both are created with mode 0600.\n"
+		"\n"
+		"The export is the unbroken run of records from the first one at or after\n"
+		"--since to the last one before --until, so that its hash chain can be\n"
+		"checked by itself.  An --until in the future is taken as now.  Records\n"
+		"after the journal's last seal are exported but not yet proven: a\n"
+		"warning says which (export again after the next seal).\n"
+		"\n"
+		"Options:\n"
+		"  --since T        the first record's time at or after T (required)\n"
+		"  --until T        the last record's time before T (required)\n"
+		"                   T is an RFC 3339 time, a date (midnight UTC) or a\n"
+		"                   duration meaning that long ago (2h, 1d)\n"
+		"  --out FILE       the export (required); the manifest is FILE.manifest.json\n"
+		"  --format F       jsonl (default): the journal's lines byte for byte\n"
+		"                   json: one JSON array whose elements are those lines\n"
+		"                   csv: RFC 4180 (CRLF line ends, quotes doubled), a header,\n"
+		"                     then one row per record: seq, time, event, actor,\n"
+		"                     through, user, role, id, host, outcome, details (the\n"
+		"                     other fields as JSON), hash, record (the journal line\n"
+		"                     itself).  A cell starting with = + - or @ gets a\n"
+		"                     leading ' so that a spreadsheet shows it as text\n"
+		"                     instead of running it as a formula; control\n"
+		"                     characters become '?' (the record column is exact)\n"
+		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl audit export --since 2026-11-01 --until 2026-12-01 --format csv \\\n"
+		"      --out /root/sbx-2026-11.csv\n"
+		"  sbxctl audit verify-export /root/sbx-2026-11.csv --key /root/sbx-verify.key\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_SINCE) | BIT(O_UNTIL) |
+			BIT(O_FORMAT) | BIT(O_OUT),
+		.run = cmd_audit_export,
+	},
+	{
+		.name = "audit tail",
+		.synopsis = "audit tail [-f] [-n N] [--user U] [--actor A] [--role R] [--id N] "
+			    "[--event E] [--host H] [--outcome O] [--json]",
+		.summary = "show the newest records, and with -f each new one, live from the broker",
+		.help =
+		"Print the last N records of the journal that match every filter given,\n"
+		"oldest first, as the broker has them in memory (it keeps the last 1024;\n"
+		"older ones: audit query).  With -f, stay connected and print every new\n"
+		"record as soon as it is durable (written and synced): the broker pushes\n"
+		"it over its socket; nothing polls the journal's files.\n"
+		"\n"
+		"Root and members of broker.admin_group see every record; anyone else sees\n"
+		"the records about them or by them (their requests, grants and logins).\n"
+		"A user may follow on at most 4 connections at once (root 16; 64 in all).\n"
+		"A reader that falls more than 1 MiB behind (output paused, a slow pipe)\n"
+		"is dropped: sbxctl says from which seq on records were not sent, and\n"
+		"exits 1.  When the broker stops, -f ends with exit 3.\n"
+		"\n"
+		"Options:\n"
+		"  -f, --follow     keep printing new records until interrupted\n"
+		"  -n, --lines N    the last N records first (default 10, 0 to 1024)\n"
+		"  --user, --actor, --role, --id, --event, --host, --outcome\n"
+		"                   as for `sbxctl audit query` (see its help)\n"
+		"  --json           one JSON object per line instead of query's text\n"
+		"                   lines: the record's members, without prev, hash and\n"
+		"                   continued (the journal's bytes: audit query and\n"
+		"                   audit export have them); seals are not streamed\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl audit tail -f\n"
+		"  sbxctl audit tail -f --outcome refused --json\n"
+		"  sbxctl audit tail -n 50 --user erin\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_USER) | BIT(O_ROLE) | BIT(O_EVENT) | BIT(O_ID) | BIT(O_HOST) |
+			BIT(O_OUTCOME) | BIT(O_ACTOR) | BIT(O_FOLLOW) | BIT(O_LINES),
+		.run = cmd_audit_tail,
+	},
+	{
+		.name = "audit verify-export",
+		.synopsis = "audit verify-export FILE [--state-dir DIR | --config FILE | --key KEYFILE]",
+		.summary = "check an export and its manifest (offline)",
+		.help =
+		"Check an export made by `sbxctl audit export` and its manifest,\n"
+		"FILE.manifest.json, and name the first thing that is wrong.\n"
+		"\n"
+		"Against the journal (the default): the export must hold exactly the\n"
+		"journal's records of the manifest's range, rendered exactly as export\n"
+		"renders them (a changed byte is named by its record), and every member of\n"
+		"the manifest must be what the journal and the export's bytes make it:\n"
+		"first and last seq and hashes, the seals, the records after the range up\n"
+		"to the next seal, the size and the SHA-256.\n"
+		"\n"
+		"With --key (the verification key `audit init` printed), off the host and\n"
+		"without the journal: the records of the export (in CSV, its record column,\n"
+		"and every other cell must be what that record makes) must form an\n"
+		"unbroken hash chain from the manifest's first_prev, continue through the\n"
+		"manifest's after records to a seal, and every seal among them must be\n"
+		"of this key, for the next epoch, and carry the right MAC of that epoch's\n"
+		"key.  Records no seal covers yet fail: the key proves nothing about them.\n"
+		"\n"
+		"Prints `export intact: ...` (exit 0) or `export BROKEN: <what>` (exit 1);\n"
+		"--json prints {intact, problems, ...}.\n"
+		"\n"
+		"Options:\n"
+		"  --key KEYFILE    check against the verification key instead of the journal\n"
+		"  --state-dir DIR  the journal to check against (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl audit verify-export /root/sbx-2026-11.csv\n"
+		"  sbxctl audit verify-export sbx-2026-11.jsonl --key sbx-verify.key\n",
+		.min_args = 1,
+		.max_args = 1,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_KEY),
+		.run = cmd_audit_verify_export,
 	},
 	{
 		.name = "review report",

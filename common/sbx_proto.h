@@ -115,6 +115,16 @@ enum sbx_op {
 	SBX_OP_REVIEW_REVOKE = 0x0081,  /* USER ROLE COMMENT -> MESSAGE; ends USER's grants of
 	                                 * ROLE and their eligibility until the policy changes */
 	SBX_OP_REVIEW_STATUS = 0x0082,  /* -> REVIEWINFO... (repeated): each role's review */
+	/* audit: ops 0x0090-0x009f (docs/protocol.md, "Audit: the live record stream") */
+	SBX_OP_TAIL = 0x0090,     /* [FLAGS: SBX_TAIL_FOLLOW] [COUNT] filters: [USER] [ACTOR]
+	                           * [ROLE] [ID] [EVENT] [HOST] [OUTCOME]
+	                           * -> SEQ (the last durable record), RECORD... (the last COUNT
+	                           * the caller may see, oldest first).  With FOLLOW the
+	                           * connection then carries only TAIL replies, pushed: STATUS OK
+	                           * RECORD... per batch of durable records; a last one with
+	                           * STATUS REFUSED and SEQ (the next record not sent) when the
+	                           * reader is dropped.  Root and admins see every record, others
+	                           * those whose user or actor they are. */
 
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
@@ -239,6 +249,13 @@ enum sbx_tag {
 	SBX_F_LAST_REVIEW = 0x0802, /* I64 */
 	SBX_F_NEXT_DUE = 0x0803,    /* I64 */
 	SBX_F_ON_MISSED = 0x0804,   /* STR: notify|suspend */
+	/* audit: tags 0x0900-0x09ff */
+	SBX_F_RECORD = 0x0901,      /* STR, repeated: one journal record as compact JSON; one
+	                             * longer than SBX_STR_MAX comes as {seq,time,event,actor,
+	                             * "omitted":"..."} */
+	SBX_F_EVENT = 0x0902,       /* STR: an event, or a prefix ending in '.' or ".*" */
+	SBX_F_OUTCOME = 0x0903,     /* STR: allowed, refused, requested, ... (docs/audit.md) */
+	SBX_F_COUNT = 0x0904,       /* U32 */
 };
 
 /* FLAGS bits */
@@ -246,6 +263,7 @@ enum sbx_tag {
 #define SBX_LIST_ALL 0x1u     /* include ended requests / everybody's */
 #define SBX_REQUEST_EXISTED 0x1u /* in a REQUEST reply: the request was already open
                                  * (a retry); nothing was recorded */
+#define SBX_TAIL_FOLLOW 0x1u     /* TAIL: keep the connection and push new records */
 
 static inline enum sbx_type sbx_field_type(uint16_t tag)
 {
@@ -255,7 +273,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_AUTO_APPROVE: case SBX_F_REQUIRE_REASON: case SBX_F_REASON_MIN:
 	case SBX_F_LOGIN: case SBX_F_HOST_MATCH: case SBX_F_SESSION: case SBX_F_PID:
 	case SBX_F_STALE: case SBX_F_WRITABLE: case SBX_F_LINE: case SBX_F_SCANS:
-	case SBX_F_SCANNING:
+	case SBX_F_SCANNING: case SBX_F_COUNT:
 		return SBX_T_U32;
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
@@ -277,6 +295,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_MEMBER: case SBX_F_FLEET: case SBX_F_NOTE:
 	case SBX_F_FINDING: case SBX_F_KIND: case SBX_F_SUBJECT: case SBX_F_FILE:
 	case SBX_F_FOUND: case SBX_F_POLICY_SAYS: case SBX_F_ON_MISSED:
+	case SBX_F_RECORD: case SBX_F_EVENT: case SBX_F_OUTCOME:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;
@@ -295,6 +314,7 @@ static inline int sbx_op_known(uint16_t op)
 	case SBX_OP_GROUP_MEMBERSHIPS:
 	case SBX_OP_DRIFT: case SBX_OP_DRIFT_SCAN:
 	case SBX_OP_REVIEW_CERTIFY: case SBX_OP_REVIEW_REVOKE: case SBX_OP_REVIEW_STATUS:
+	case SBX_OP_TAIL:
 		return 1;
 	}
 	return 0;

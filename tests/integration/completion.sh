@@ -54,7 +54,8 @@ assert_eq "sbx-request --reason: nothing to offer" "" "$(req_words sandbox-admin
 assert_eq "sbxctl: the commands" \
 	"alerts approve audit check deny drift fleet grants help pending policy review revoke status" "$(echo $(ctl_words ""))"
 assert_eq "sbxctl policy: its subcommands" "check explain" "$(echo $(ctl_words policy ""))"
-assert_eq "sbxctl audit: its subcommands" "query verify" "$(echo $(ctl_words audit ""))"
+assert_eq "sbxctl audit: its subcommands" "export query tail verify verify-export" \
+	"$(echo $(ctl_words audit ""))"
 assert_eq "sbxctl fleet: its subcommands" "init status verify" "$(echo $(ctl_words fleet ""))"
 assert_eq "sbxctl drift: its subcommand" "scan" "$(echo $(ctl_words drift ""))"
 assert_eq "sbxctl review: its subcommands" "certify report revoke status" "$(echo $(ctl_words review ""))"
@@ -68,6 +69,10 @@ assert_eq "sbxctl approve ID: no second id" "" "$(ctl_words --socket "$SOCK" app
 assert_eq "sbxctl audit query --format: the formats" "csv jsonl text" \
 	"$(echo $(ctl_words audit query --format ""))"
 assert_contains "sbxctl audit query --: its filters" "$(ctl_words audit query --)" "--since"
+assert_contains "... and --outcome" "$(ctl_words audit query --)" "--outcome"
+assert_eq "sbxctl audit export --format: its formats" "csv json jsonl" \
+	"$(echo $(ctl_words audit export --format ""))"
+assert_contains "sbxctl audit tail --: --follow" "$(ctl_words audit tail --)" "--follow"
 assert_eq "sbxctl grants --: --user and --all, then the global options" \
 	"--all --as --help --json --socket --timeout-ms --user --version" "$(echo $(ctl_words grants --))"
 assert_contains "sbxctl check: user names" "$(ctl_words check ro)" "root"

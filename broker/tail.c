@@ -1,0 +1,563 @@
+/*
+ * The live record stream (tail.h; docs/protocol.md, "Audit: the live
+ * record stream").
+ *
+ * The ring holds the last records appended, parsed (a reference to the
+ * very record the journal made); their text is made when a caller needs
+ * it.  A record leaves the ring only once it is durable and every
+ * follower has been given it, so a burst of records in one loop pass
+ * (thousands of grants expiring at once) is never lost to a follower:
+ * the ring then holds more than SBX_TAIL_RING for a moment.
+ *
+ * A follower's frames wait in its own queue until the socket takes them;
+ * a queue past SBX_TAIL_BUF_MAX means a reader that does not keep up: it
+ * is dropped, its queue cut back to the frame being sent, and one last
+ * frame tells it why and from which seq to read again.
+ */
+#include "config.h"
+
+#include "tail.h"
+
+#include "broker.h"
+#include "dispatch.h"
+#include "log.h"
+#include "record_filter.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* A dropped follower gets this long to read its last frame. */
+#define DROP_GRACE_MS 5000
+/* Room left in a frame for its header, STATUS, MESSAGE and SEQ. */
+#define FRAME_ROOM (SBX_FRAME_MAX - 1024)
+
+struct ent {
+	uint64_t seq;
+	json_t *rec;
+	char *text;             /* its wire text, made once when first needed */
+};
+
+struct frame {
+	struct frame *next;
+	uint8_t *buf;
+	size_t len;
+};
+
+struct sbx_tail_sub {
+	struct sbx_tail_sub *prev, *next;
+	uid_t uid;
+	bool admin;
+	char person[SBX_NAME_MAX + 1];
+	char user[SBX_NAME_MAX + 1], actor[SBX_NAME_MAX + 1], role[SBX_NAME_MAX + 1];
+	char event[SBX_NAME_MAX + 1], host[SBX_NAME_MAX + 1], outcome[32];
+	struct sbx_rec_filter f;
+	uint64_t next_seq;      /* the first record not yet queued */
+	struct frame *head, *tail;
+	size_t queued;          /* bytes in the queue, sent ones excluded */
+	size_t sent;            /* of head */
+	bool dropped;
+	int64_t drop_deadline_ms;
+	bool claimed;           /* a connection holds it */
+};
+
+struct sbx_tail {
+	struct ent *ring;       /* circular, oldest at first */
+	size_t cap, first, n;
+	uint64_t durable;       /* the last durable seq the pump saw */
+	char host[SBX_NAME_MAX + 1];
+	struct sbx_tail_sub *subs;
+	size_t nsubs;
+	struct sbx_tail_sub *pending;  /* made by the op, not yet claimed */
+};
+
+static struct sbx_tail *tail_new(void)
+{
+	struct sbx_tail *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->cap = SBX_TAIL_RING;
+	t->ring = calloc(t->cap, sizeof(*t->ring));
+	if (!t->ring) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static struct ent *ent_at(const struct sbx_tail *t, size_t i)
+{
+	return &t->ring[(t->first + i) % t->cap];
+}
+
+/* The oldest record every follower was given and that is durable may go. */
+static void ring_trim(struct sbx_tail *t)
+{
+	while (t->n > SBX_TAIL_RING && t->ring[t->first].seq <= t->durable) {
+		bool wanted = false;
+
+		for (struct sbx_tail_sub *s = t->subs; s; s = s->next)
+			if (!s->dropped && s->next_seq <= t->ring[t->first].seq)
+				wanted = true;
+		if (wanted)
+			return;
+		json_decref(t->ring[t->first].rec);
+		free(t->ring[t->first].text);
+		t->ring[t->first].rec = NULL;
+		t->ring[t->first].text = NULL;
+		t->first = (t->first + 1) % t->cap;
+		t->n--;
+	}
+}
+
+static int ring_push(struct sbx_tail *t, uint64_t seq, const json_t *rec)
+{
+	ring_trim(t);
+	if (t->n == t->cap) {
+		/* Records not yet durable or given out: grow for the moment. */
+		size_t cap = t->cap * 2;
+		struct ent *r = calloc(cap, sizeof(*r));
+
+		if (!r)
+			return -1;
+		for (size_t i = 0; i < t->n; i++)
+			r[i] = *ent_at(t, i);
+		free(t->ring);
+		t->ring = r;
+		t->cap = cap;
+		t->first = 0;
+	}
+	ent_at(t, t->n)->seq = seq;
+	ent_at(t, t->n)->rec = json_incref((json_t *)rec);
+	ent_at(t, t->n)->text = NULL;
+	t->n++;
+	return 0;
+}
+
+void sbx_tail_on_record(struct sbx_broker *b, const json_t *rec)
+{
+	json_int_t seq = json_integer_value(json_object_get(rec, "seq"));
+
+	if (!b->tail && !(b->tail = tail_new())) {
+		sbx_warn("tail: out of memory: the live record stream is off");
+		return;
+	}
+	if (seq <= 0)
+		return;
+	/* A replay that gave its snapshot up starts again from seq 1. */
+	if (b->tail->n && (uint64_t)seq <= ent_at(b->tail, b->tail->n - 1)->seq) {
+		for (size_t i = 0; i < b->tail->n; i++) {
+			json_decref(ent_at(b->tail, i)->rec);
+			free(ent_at(b->tail, i)->text);
+		}
+		b->tail->n = 0;
+		b->tail->first = 0;
+	}
+	/* A replayed record is on disk already. */
+	if (b->replaying && (uint64_t)seq > b->tail->durable)
+		b->tail->durable = (uint64_t)seq;
+	if (ring_push(b->tail, (uint64_t)seq, rec) < 0)
+		sbx_warn("tail: out of memory: record %lld is not streamed", (long long)seq);
+}
+
+/* ---- who sees what ------------------------------------------------------------ */
+
+static bool str_is(const json_t *rec, const char *key, const char *want)
+{
+	const char *v = json_string_value(json_object_get(rec, key));
+
+	return v && strcmp(v, want) == 0;
+}
+
+/* Root and admins see every record; anyone else the records about them
+ * (user) or by them (actor): their own requests, grants, logins. */
+static bool may_see(const struct sbx_tail_sub *s, const json_t *rec)
+{
+	return s->admin || str_is(rec, "user", s->person) || str_is(rec, "actor", s->person);
+}
+
+static bool wants(const struct sbx_tail *t, const struct sbx_tail_sub *s, const json_t *rec)
+{
+	return may_see(s, rec) && sbx_rec_filter_match(rec, &s->f, t->host[0] ? t->host : NULL);
+}
+
+/* The record's text for the wire: its members as the broker applied
+ * them, without prev, hash and continued.  Those belong to the journal's
+ * bytes, which it may still rewrite when an operation of several records
+ * ends (docs/audit.md, "Operations"): a record in memory does not carry
+ * them as they end up on disk.  One too long for a STR field is cut to
+ * what says where to find it. */
+static char *record_text(const json_t *rec)
+{
+	json_t *copy = json_copy((json_t *)rec), *stub;
+	char *text;
+
+	if (!copy)
+		return NULL;
+	json_object_del(copy, "prev");
+	json_object_del(copy, "hash");
+	json_object_del(copy, "continued");
+	text = json_dumps(copy, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+	json_decref(copy);
+
+	if (!text || strlen(text) <= SBX_STR_MAX)
+		return text;
+	free(text);
+	stub = json_pack("{s:O?, s:O?, s:O?, s:O?, s:s}", "seq", json_object_get(rec, "seq"),
+			 "time", json_object_get(rec, "time"), "event", json_object_get(rec, "event"),
+			 "actor", json_object_get(rec, "actor"), "omitted",
+			 "the record is longer than a frame field: read it with sbxctl audit query");
+	text = stub ? json_dumps(stub, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(stub);
+	return text;
+}
+
+/* The entry's wire text, made on first use and kept.  NULL: no memory. */
+static const char *ent_text(struct ent *e)
+{
+	if (!e->text)
+		e->text = record_text(e->rec);
+	return e->text;
+}
+
+/* Put one record into m if it fits; false when it does not (m unchanged). */
+static bool put_record(sbx_msg *m, struct ent *e)
+{
+	const char *text = ent_text(e);
+	sbx_msg_mark mark = sbx_msg_here(m);
+	bool ok;
+
+	if (!text)
+		return false;
+	ok = m->len + strlen(text) + SBX_FIELD_HDR_LEN <= FRAME_ROOM &&
+	     sbx_msg_put_str(m, SBX_F_RECORD, text) == 0;
+	if (!ok)
+		sbx_msg_undo_if_failed(m, mark);
+	return ok;
+}
+
+/* ---- the op -------------------------------------------------------------------- */
+
+static size_t subs_of(const struct sbx_tail *t, uid_t uid)
+{
+	size_t n = 0;
+
+	for (const struct sbx_tail_sub *s = t->subs; s; s = s->next)
+		n += s->uid == uid;
+	return n;
+}
+
+static void sub_free(struct sbx_tail_sub *s)
+{
+	while (s->head) {
+		struct frame *f = s->head;
+
+		s->head = f->next;
+		free(f->buf);
+		free(f);
+	}
+	free(s);
+}
+
+static struct sbx_tail_sub *sub_new(const struct sbx_call *c, bool admin)
+{
+	struct sbx_tail_sub *s = calloc(1, sizeof(*s));
+	const struct sbx_args *a = &c->a;
+
+	if (!s)
+		return NULL;
+	s->uid = c->caller->uid;
+	s->admin = admin;
+	snprintf(s->person, sizeof(s->person), "%s", c->who.person);
+#define COPY(field) do { \
+		snprintf(s->field, sizeof(s->field), "%s", a->field); \
+		s->f.field = s->field[0] ? s->field : NULL; \
+	} while (0)
+	COPY(user);
+	COPY(actor);
+	COPY(role);
+	COPY(event);
+	COPY(host);
+	COPY(outcome);
+#undef COPY
+	s->f.has_id = a->has_id;
+	s->f.id = a->id;
+	return s;
+}
+
+void sbx_op_tail(struct sbx_broker *b, struct sbx_call *c)
+{
+	struct sbx_tail *t = b->tail;
+	bool follow = c->a.flags & SBX_TAIL_FOLLOW, admin = c->who.admin;
+	uint32_t count = c->a.has_count ? c->a.count : SBX_TAIL_COUNT_DEFAULT;
+	uint32_t cap = c->caller->uid == 0 ? SBX_TAIL_SUBS_ROOT : SBX_TAIL_SUBS_PER_UID;
+	struct sbx_tail_sub *s = NULL;
+	size_t from, shown = 0, taken = 0, size = 0;
+
+	if (!t && !(b->tail = t = tail_new())) {
+		sbx_reply_fail(c, SBX_ST_INTERNAL, "out of memory");
+		return;
+	}
+	snprintf(t->host, sizeof(t->host), "%s", b->policy->broker.host ? b->policy->broker.host
+									  : "");
+	if (c->a.outcome[0] && !sbx_rec_outcome_known(c->a.outcome)) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "unknown outcome \"%s\": one of %s", c->a.outcome,
+			       sbx_rec_outcome_list());
+		return;
+	}
+	if (count > SBX_TAIL_RING) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "count %u: the broker keeps the last %u records "
+			       "(older ones: sbxctl audit query)", count, SBX_TAIL_RING);
+		return;
+	}
+	if (follow && t->nsubs >= SBX_TAIL_SUBS_MAX) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "too many followers: the broker streams to at "
+			       "most %u connections at once; try again later", SBX_TAIL_SUBS_MAX);
+		return;
+	}
+	if (follow && subs_of(t, c->caller->uid) >= cap) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s follows the journal on %u connections "
+			       "already (at most %u per user)", c->caller->name, cap, cap);
+		return;
+	}
+	s = sub_new(c, admin);
+	if (!s) {
+		sbx_reply_fail(c, SBX_ST_INTERNAL, "out of memory");
+		return;
+	}
+	/* The backlog: the last `count` durable records the caller may see
+	 * and asked for, as many of them as fit, oldest first. */
+	from = t->n;
+	while (from > 0 && taken < count) {
+		struct ent *e = ent_at(t, from - 1);
+		const char *text;
+
+		if (e->seq > t->durable || !wants(t, s, e->rec)) {
+			from--;
+			continue;
+		}
+		text = ent_text(e);
+		if (!text || size + strlen(text) + SBX_FIELD_HDR_LEN > FRAME_ROOM)
+			break;
+		size += strlen(text) + SBX_FIELD_HDR_LEN;
+		taken++;
+		from--;
+	}
+	sbx_reply_okf(c, "%s", follow ? "following" : "");
+	sbx_msg_put_i64(c->reply, SBX_F_SEQ, (int64_t)t->durable);
+	for (size_t i = from; i < t->n && shown < taken; i++) {
+		struct ent *e = ent_at(t, i);
+
+		if (e->seq > t->durable || !wants(t, s, e->rec))
+			continue;
+		if (!put_record(c->reply, e))
+			break;
+		shown++;
+	}
+	if (!follow) {
+		sub_free(s);
+		return;
+	}
+	s->next_seq = t->durable + 1;
+	/* Claimed by the server right after this handler (sbx_tail_claim);
+	 * an unclaimed one (a caller in process, tests) is dropped then. */
+	if (t->pending)
+		sub_free(t->pending);
+	t->pending = s;
+}
+
+struct sbx_tail_sub *sbx_tail_claim(struct sbx_tail *t)
+{
+	struct sbx_tail_sub *s;
+
+	if (!t || !t->pending)
+		return NULL;
+	s = t->pending;
+	t->pending = NULL;
+	s->claimed = true;
+	s->next = t->subs;
+	if (t->subs)
+		t->subs->prev = s;
+	t->subs = s;
+	t->nsubs++;
+	return s;
+}
+
+/* ---- streaming -------------------------------------------------------------- */
+
+static int queue_msg(struct sbx_tail_sub *s, sbx_msg *m)
+{
+	struct frame *f;
+
+	if (sbx_msg_finish(m) < 0)
+		return -1;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	f->buf = m->buf;
+	f->len = m->len;
+	memset(m, 0, sizeof(*m));
+	if (s->tail)
+		s->tail->next = f;
+	else
+		s->head = f;
+	s->tail = f;
+	s->queued += f->len;
+	return 0;
+}
+
+/* Too far behind: keep only the frame on the wire, say why, close soon. */
+static void drop(struct sbx_tail_sub *s, uint64_t missed_from, int64_t now_ms)
+{
+	struct frame *keep = s->sent ? s->head : NULL, *f = keep ? keep->next : s->head;
+	char msg[512];
+	sbx_msg m = { 0 };
+
+	while (f) {
+		struct frame *next = f->next;
+
+		free(f->buf);
+		free(f);
+		f = next;
+	}
+	if (keep)
+		keep->next = NULL;
+	s->head = s->tail = keep;
+	s->queued = keep ? keep->len - s->sent : 0;
+	snprintf(msg, sizeof(msg), "dropped: this reader fell more than %u KiB behind the "
+		 "journal; records from seq %llu on were not sent (read them with sbxctl audit "
+		 "query, then follow again)", SBX_TAIL_BUF_MAX / 1024,
+		 (unsigned long long)missed_from);
+	sbx_msg_init_reply(&m, SBX_OP_TAIL | SBX_OP_REPLY, SBX_ST_REFUSED, msg);
+	sbx_msg_put_i64(&m, SBX_F_SEQ, (int64_t)missed_from);
+	if (queue_msg(s, &m) < 0)
+		sbx_msg_free(&m);
+	s->dropped = true;
+	s->drop_deadline_ms = now_ms + DROP_GRACE_MS;
+	sbx_info("tail: dropped a follower of uid %u (%s): more than %u KiB behind",
+		 (unsigned)s->uid, s->person, SBX_TAIL_BUF_MAX / 1024);
+}
+
+static void pump_one(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms)
+{
+	sbx_msg m = { 0 };
+	bool open = false;
+	size_t i = 0;
+
+	if (s->dropped || s->next_seq > t->durable)
+		return;
+	/* The ring is in seq order: skip what this follower has had. */
+	while (i < t->n && ent_at(t, i)->seq < s->next_seq)
+		i++;
+	for (; i < t->n; i++) {
+		struct ent *e = ent_at(t, i);
+
+		if (e->seq > t->durable)
+			break;
+		if (wants(t, s, e->rec)) {
+			if (!open) {
+				sbx_msg_init_reply(&m, SBX_OP_TAIL | SBX_OP_REPLY, SBX_ST_OK, NULL);
+				open = true;
+			}
+			if (!put_record(&m, e)) {
+				if (queue_msg(s, &m) < 0)
+					break;
+				sbx_msg_init_reply(&m, SBX_OP_TAIL | SBX_OP_REPLY, SBX_ST_OK, NULL);
+				if (!put_record(&m, e)) {
+					/* Cannot happen: record_text fits a field. */
+					s->next_seq = e->seq + 1;
+					continue;
+				}
+			}
+			if (s->queued + m.len > SBX_TAIL_BUF_MAX) {
+				sbx_msg_free(&m);
+				open = false;
+				drop(s, e->seq, now_ms);
+				return;
+			}
+		}
+		s->next_seq = e->seq + 1;
+	}
+	if (open && queue_msg(s, &m) < 0)
+		sbx_msg_free(&m);
+	if (s->next_seq <= t->durable)
+		s->next_seq = t->durable + 1;
+}
+
+void sbx_tail_pump(struct sbx_tail *t, uint64_t durable_seq, int64_t now_ms)
+{
+	if (!t)
+		return;
+	if (durable_seq > t->durable)
+		t->durable = durable_seq;
+	for (struct sbx_tail_sub *s = t->subs; s; s = s->next)
+		pump_one(t, s, now_ms);
+	ring_trim(t);
+}
+
+int sbx_tail_sub_send(struct sbx_tail_sub *s, int fd, int64_t now_ms)
+{
+	while (s->head) {
+		struct frame *f = s->head;
+		ssize_t w = send(fd, f->buf + s->sent, f->len - s->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return s->dropped && now_ms >= s->drop_deadline_ms ? -1 : 1;
+		if (w <= 0)
+			return -1;
+		s->sent += (size_t)w;
+		s->queued -= (size_t)w;
+		if (s->sent < f->len)
+			continue;
+		s->head = f->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->sent = 0;
+		free(f->buf);
+		free(f);
+	}
+	return s->dropped ? -1 : 0;
+}
+
+void sbx_tail_sub_close(struct sbx_tail *t, struct sbx_tail_sub *s)
+{
+	if (!s)
+		return;
+	if (t && s->claimed) {
+		if (s->prev)
+			s->prev->next = s->next;
+		else
+			t->subs = s->next;
+		if (s->next)
+			s->next->prev = s->prev;
+		t->nsubs--;
+	}
+	sub_free(s);
+	if (t)
+		ring_trim(t);
+}
+
+void sbx_tail_free(struct sbx_tail *t)
+{
+	if (!t)
+		return;
+	while (t->subs) {
+		struct sbx_tail_sub *s = t->subs;
+
+		t->subs = s->next;
+		sub_free(s);
+	}
+	if (t->pending)
+		sub_free(t->pending);
+	for (size_t i = 0; i < t->n; i++) {
+		json_decref(ent_at(t, i)->rec);
+		free(ent_at(t, i)->text);
+	}
+	free(t->ring);
+	free(t);
+}

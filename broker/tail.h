@@ -1,0 +1,59 @@
+/*
+ * The live record stream: the TAIL op (docs/protocol.md, "Audit: the live
+ * record stream").  Every record the broker appends reaches sbx_tail_on_record
+ * (broker.c: features_on_record); it is kept in a ring of the last records
+ * and, once durable, pushed to every connection that follows (TAIL with
+ * FLAGS SBX_TAIL_FOLLOW) and may see it.  Owned by the event-loop thread.
+ *
+ * Bounds: at most SBX_TAIL_SUBS_PER_UID followers per uid and
+ * SBX_TAIL_SUBS_MAX in all; a follower more than SBX_TAIL_BUF_MAX bytes
+ * behind (a reader that does not read) is dropped with a last frame that
+ * says so.  The loop never blocks on a follower: everything is sent with
+ * MSG_DONTWAIT.
+ */
+#ifndef SBX_TAIL_H
+#define SBX_TAIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sbx_broker;
+struct sbx_call;
+
+#define SBX_TAIL_RING 1024          /* records kept for TAIL's backlog (COUNT) */
+#define SBX_TAIL_SUBS_PER_UID 4     /* followers per uid (root: 16) */
+#define SBX_TAIL_SUBS_ROOT 16
+#define SBX_TAIL_SUBS_MAX 64        /* followers in all */
+#define SBX_TAIL_BUF_MAX (1u << 20) /* bytes queued for one follower */
+#define SBX_TAIL_COUNT_DEFAULT 10
+
+struct sbx_tail;
+struct sbx_tail_sub;
+
+/* A record was appended (journal first, then memory): keep it.  Creates
+ * b->tail on first use. */
+void sbx_tail_on_record(struct sbx_broker *b, const json_t *rec);
+
+/* The op handler (dispatch.c's table). */
+void sbx_op_tail(struct sbx_broker *b, struct sbx_call *c);
+
+/* After a request was handled on a connection: the follower the TAIL op
+ * just made for it, or NULL.  The server keeps it with the connection
+ * and gives it back with sbx_tail_sub_close. */
+struct sbx_tail_sub *sbx_tail_claim(struct sbx_tail *t);
+
+/* Queue every record durable now for every follower that may see it
+ * (dropping followers too far behind).  Once per loop pass. */
+void sbx_tail_pump(struct sbx_tail *t, uint64_t durable_seq, int64_t now_ms);
+
+/* Send what a follower has queued, without blocking.  0 all sent, 1 more
+ * to send (watch for EPOLLOUT), -1 close the connection (dropped and its
+ * last frame sent or timed out, or the peer is gone). */
+int sbx_tail_sub_send(struct sbx_tail_sub *s, int fd, int64_t now_ms);
+
+void sbx_tail_sub_close(struct sbx_tail *t, struct sbx_tail_sub *s);
+
+void sbx_tail_free(struct sbx_tail *t);
+
+#endif

@@ -1,0 +1,266 @@
+/*
+ * broker/tail.c, the TAIL op, in process (tests/unit/broker_rig.h): the
+ * backlog and what each caller sees, a follower's frames through a real
+ * socket, the per-uid cap, and a follower that does not read being
+ * dropped with a last frame that names the seq to read from again.
+ */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker_rig.h"
+#include "tail.h"
+
+static struct rig R;
+
+static void setup(void)
+{
+	rig_setup(&R);
+}
+
+static void teardown(void)
+{
+	rig_teardown(&R);
+}
+
+TestSuite(tail, .init = setup, .fini = teardown);
+
+static struct sbx_caller nobody = { .uid = 65534, .gid = 65534 };
+
+/* Everything appended so far is durable, and the stream knows it. */
+static void settle(void)
+{
+	cr_assert_eq(sbx_journal_flush(R.b.journal), 0);
+	sbx_tail_pump(R.b.tail, sbx_journal_durable_seq(R.b.journal), sbx_mono_ms());
+}
+
+static void request_as(const char *who, const char *reason)
+{
+	sbx_msg m = { 0 };
+
+	sbx_msg_init(&m, SBX_OP_REQUEST);
+	sbx_msg_put_str(&m, SBX_F_AS_USER, who);
+	sbx_msg_put_str(&m, SBX_F_ROLE, "sandbox-admin");
+	sbx_msg_put_str(&m, SBX_F_REASON, reason);
+	cr_assert_eq(rig_call(&R, &R.root, &m, NULL, 0, NULL), SBX_ST_OK, "%s's request", who);
+}
+
+static void recorded_check(const char *tty)
+{
+	sbx_msg m = { 0 };
+
+	sbx_msg_init(&m, SBX_OP_CHECK);
+	sbx_msg_put_str(&m, SBX_F_USER, "alice");
+	sbx_msg_put_str(&m, SBX_F_TTY, tty);
+	sbx_msg_put_u32(&m, SBX_F_FLAGS, SBX_CHECK_RECORD);
+	cr_assert_eq(rig_call(&R, &R.root, &m, NULL, 0, NULL), SBX_ST_OK);
+}
+
+/* TAIL as c; the reply's RECORDs joined by '\n' into out. */
+static uint32_t tail(struct sbx_caller *c, const char *as, uint32_t count, uint32_t flags,
+		     const char *user, char *out, size_t outlen, char *msg, size_t msglen)
+{
+	sbx_msg m = { 0 }, reply = { 0 };
+	sbx_reader rd;
+	sbx_field f;
+	uint32_t st;
+	size_t used = 0;
+
+	sbx_msg_init(&m, SBX_OP_TAIL);
+	if (as)
+		sbx_msg_put_str(&m, SBX_F_AS_USER, as);
+	sbx_msg_put_u32(&m, SBX_F_COUNT, count);
+	if (flags)
+		sbx_msg_put_u32(&m, SBX_F_FLAGS, flags);
+	if (user)
+		sbx_msg_put_str(&m, SBX_F_USER, user);
+	st = rig_call(&R, c, &m, msg, msglen, &reply);
+	out[0] = '\0';
+	sbx_reader_init_frame(&rd, reply.buf, reply.len);
+	while (sbx_reader_next(&rd, &f) == 1) {
+		if (f.tag != SBX_F_RECORD)
+			continue;
+		cr_assert_lt(used + f.len + 2, outlen);
+		memcpy(out + used, f.val, f.len);
+		used += f.len;
+		out[used++] = '\n';
+		out[used] = '\0';
+	}
+	sbx_msg_free(&reply);
+	return st;
+}
+
+static size_t count_of(const char *s, const char *what)
+{
+	size_t n = 0;
+
+	for (const char *p = s; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+Test(tail, backlog_is_the_newest_oldest_first)
+{
+	char out[16384], msg[512];
+
+	request_as("erin", "tail unit: erin");
+	request_as("dave", "tail unit: dave");
+	settle();
+	cr_assert_eq(tail(&R.root, NULL, 2, 0, NULL, out, sizeof(out), msg, sizeof(msg)), SBX_ST_OK,
+		     "%s", msg);
+	cr_assert_eq(count_of(out, "\"seq\":"), 2, "%s", out);
+	cr_assert(strstr(out, "tail unit: erin") < strstr(out, "tail unit: dave"), "%s", out);
+	cr_assert_null(strstr(out, "\"hash\":"), "no hash on the wire: %s", out);
+	cr_assert_null(strstr(out, "\"prev\":"), "%s", out);
+	cr_assert_eq(tail(&R.root, NULL, 100, 0, "dave", out, sizeof(out), msg, sizeof(msg)),
+		     SBX_ST_OK);
+	cr_assert_eq(count_of(out, "\"seq\":"), 1, "only dave's: %s", out);
+	cr_assert_eq(tail(&R.root, NULL, 5000, 0, NULL, out, sizeof(out), msg, sizeof(msg)),
+		     SBX_ST_BADINPUT);
+}
+
+Test(tail, a_person_sees_their_own_records_only)
+{
+	char out[16384], msg[512];
+
+	request_as("erin", "tail unit: erin");
+	request_as("dave", "tail unit: dave");
+	settle();
+	cr_assert_eq(tail(&R.root, "erin", 100, 0, NULL, out, sizeof(out), msg, sizeof(msg)),
+		     SBX_ST_OK, "%s", msg);
+	cr_assert_eq(count_of(out, "\"seq\":"), 1, "%s", out);
+	cr_assert_not_null(strstr(out, "tail unit: erin"));
+	cr_assert_eq(tail(&R.root, "erin", 100, 0, "dave", out, sizeof(out), msg, sizeof(msg)),
+		     SBX_ST_OK);
+	cr_assert_str_eq(out, "", "a filter never widens what one may see");
+	cr_assert_eq(tail(&nobody, NULL, 100, 0, NULL, out, sizeof(out), msg, sizeof(msg)),
+		     SBX_ST_OK, "%s", msg);
+	cr_assert_str_eq(out, "", "uid 65534 has no records: %s", out);
+}
+
+/* Read one frame from fd (blocking), into buf. */
+static size_t read_frame(int fd, uint8_t *buf, size_t cap)
+{
+	size_t got = 0, want = SBX_HDR_LEN;
+	struct sbx_hdr h;
+
+	while (got < want) {
+		ssize_t n = read(fd, buf + got, want - got);
+
+		cr_assert_gt(n, 0, "the stream ended early");
+		got += (size_t)n;
+		if (got == SBX_HDR_LEN) {
+			cr_assert_eq(sbx_hdr_decode(buf, got, &h), 0);
+			cr_assert_leq(h.length, cap);
+			want = h.length;
+		}
+	}
+	cr_assert_eq(sbx_frame_validate(buf, got, 1, NULL, 0), 0);
+	return got;
+}
+
+Test(tail, a_follower_gets_each_durable_record_through_its_socket)
+{
+	static uint8_t frame[SBX_FRAME_MAX];
+	struct sbx_tail_sub *s;
+	char out[64], msg[512];
+	int sv[2];
+	size_t n;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(tail(&R.root, NULL, 0, SBX_TAIL_FOLLOW, "dave", out, sizeof(out), msg,
+			  sizeof(msg)), SBX_ST_OK, "%s", msg);
+	s = sbx_tail_claim(R.b.tail);
+	cr_assert_not_null(s);
+	cr_assert_null(sbx_tail_claim(R.b.tail), "claimed once");
+	request_as("erin", "tail unit: erin");
+	request_as("dave", "tail unit: dave");
+	cr_assert_eq(sbx_tail_sub_send(s, sv[0], sbx_mono_ms()), 0, "nothing before it is durable");
+	settle();
+	cr_assert_eq(sbx_tail_sub_send(s, sv[0], sbx_mono_ms()), 0);
+	n = read_frame(sv[1], frame, sizeof(frame));
+	cr_assert_eq(frame[6] << 8 | frame[7], SBX_OP_TAIL | SBX_OP_REPLY);
+	cr_assert_not_null(memmem(frame, n, "tail unit: dave", 15));
+	cr_assert_null(memmem(frame, n, "tail unit: erin", 15), "the filter holds");
+	sbx_tail_sub_close(R.b.tail, s);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+Test(tail, four_followers_per_uid)
+{
+	struct sbx_tail_sub *s[4];
+	char out[64], msg[512];
+
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(tail(&nobody, NULL, 0, SBX_TAIL_FOLLOW, NULL, out, sizeof(out), msg,
+				  sizeof(msg)), SBX_ST_OK, "%s", msg);
+		s[i] = sbx_tail_claim(R.b.tail);
+		cr_assert_not_null(s[i]);
+	}
+	cr_assert_eq(tail(&nobody, NULL, 0, SBX_TAIL_FOLLOW, NULL, out, sizeof(out), msg,
+			  sizeof(msg)), SBX_ST_REFUSED);
+	cr_assert_not_null(strstr(msg, "at most 4 per user"), "%s", msg);
+	cr_assert_eq(tail(&R.root, NULL, 0, SBX_TAIL_FOLLOW, NULL, out, sizeof(out), msg,
+			  sizeof(msg)), SBX_ST_OK, "another uid may");
+	sbx_tail_sub_close(R.b.tail, sbx_tail_claim(R.b.tail));
+	sbx_tail_sub_close(R.b.tail, s[0]);
+	cr_assert_eq(tail(&nobody, NULL, 0, SBX_TAIL_FOLLOW, NULL, out, sizeof(out), msg,
+			  sizeof(msg)), SBX_ST_OK, "one closed, one more may come");
+	s[0] = sbx_tail_claim(R.b.tail);
+	for (int i = 0; i < 4; i++)
+		sbx_tail_sub_close(R.b.tail, s[i]);
+}
+
+Test(tail, a_follower_that_does_not_read_is_dropped)
+{
+	static uint8_t frame[SBX_FRAME_MAX];
+	struct sbx_tail_sub *s;
+	char out[64], msg[512], tty[32], *p;
+	uint64_t first = 0;
+	int sv[2], rc;
+	size_t n;
+	bool dropped = false;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(tail(&R.root, NULL, 0, SBX_TAIL_FOLLOW, NULL, out, sizeof(out), msg,
+			  sizeof(msg)), SBX_ST_OK, "%s", msg);
+	s = sbx_tail_claim(R.b.tail);
+	first = sbx_journal_last_seq(R.b.journal) + 1;
+	/* About 180 bytes each: twice 1 MiB, sent to nobody. */
+	for (int i = 0; i < 12000; i++) {
+		snprintf(tty, sizeof(tty), "pts/%d", i);
+		recorded_check(tty);
+		if (i % 500 == 499)
+			settle();
+	}
+	settle();
+	/* What it is sent now is the last frame only: refused, with the seq
+	 * to read from again; then the follower is done (-1: close). */
+	rc = sbx_tail_sub_send(s, sv[0], sbx_mono_ms());
+	cr_assert_eq(rc, -1, "a dropped follower is closed once its last frame is out (rc %d, seq %llu)", rc, (unsigned long long)sbx_journal_last_seq(R.b.journal));
+	sbx_tail_sub_close(R.b.tail, s);
+	close(sv[0]);
+	for (;;) {
+		uint32_t status = 0;
+		char text[512] = "";
+
+		n = read_frame(sv[1], frame, sizeof(frame));
+		cr_assert_eq(sbx_reply_status(frame, n, &status, text, sizeof(text)), 0);
+		if (status == SBX_ST_OK)
+			continue;
+		cr_assert_eq(status, SBX_ST_REFUSED);
+		cr_assert_not_null(strstr(text, "dropped"), "%s", text);
+		p = strstr(text, "from seq ");
+		cr_assert_not_null(p, "%s", text);
+		cr_assert_gt(strtoull(p + 9, NULL, 10), first, "some records were sent first");
+		dropped = true;
+		break;
+	}
+	cr_assert(dropped);
+	close(sv[1]);
+}
