@@ -54,7 +54,7 @@ assert_eq "sbx-request --reason: nothing to offer" "" "$(req_words sandbox-admin
 assert_eq "sbxctl: the commands" \
 	"alerts approve audit check deny drift fleet grants help pending policy review revoke status" "$(echo $(ctl_words ""))"
 assert_eq "sbxctl policy: its subcommands" "check explain" "$(echo $(ctl_words policy ""))"
-assert_eq "sbxctl audit: its subcommands" "export query tail verify verify-export" \
+assert_eq "sbxctl audit: its subcommands" "export init query tail verify verify-export" \
 	"$(echo $(ctl_words audit ""))"
 assert_eq "sbxctl fleet: its subcommands" "init status verify" "$(echo $(ctl_words fleet ""))"
 assert_eq "sbxctl drift: its subcommand" "scan" "$(echo $(ctl_words drift ""))"
