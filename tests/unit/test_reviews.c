@@ -129,7 +129,10 @@ Test(reviews, snapshot_round_trip)
 	B.reviews = again;
 	cr_assert_eq(sbx_reviews_check_request(&B, "sandbox-admin", "erin", why, sizeof(why)), -1);
 	cr_assert_eq(sbx_reviews_check_request(&B, "prod-data", "dave", why, sizeof(why)), -1);
-	cr_assert_eq(sbx_reviews_load(again, json_string("nonsense")), -1);
+	json_t *nonsense = json_string("nonsense");
+
+	cr_assert_eq(sbx_reviews_load(again, nonsense), -1);
+	json_decref(nonsense);
 	json_decref(saved);
 	json_decref(saved_again);
 }
