@@ -38,6 +38,8 @@ struct sbx_directory;
 struct sbx_slack;
 struct sbx_fleet;
 struct sbx_sealing;
+struct sbx_tokens;
+struct sbx_api;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -70,6 +72,12 @@ struct sbx_broker {
 	struct sbx_grouptable *grouptable;
 	struct sbx_directory *directory;
 	struct sbx_slack *slack;
+	/* Personal API tokens and the HTTP API (api/api.h). */
+	struct sbx_tokens *tokens;
+	struct sbx_api *api;
+	/* While a channel other than the socket acts (the API), fields every
+	 * record gets ({"via":"api","token":...}); NULL otherwise. */
+	json_t *record_extra;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where

@@ -44,6 +44,7 @@ enum arg_bit {
 	A_GID = 1u << 14,
 	A_UNIX_GROUP = 1u << 15,
 	A_AS_USER = 1u << 16,
+	A_TOKEN = 1u << 17,     /* TOKEN_NAME TOKEN_ID SCOPES */
 };
 
 /* What the three kinds of clients send.  AS_USER may come with any
@@ -52,6 +53,7 @@ enum arg_bit {
 		       A_TICKET | A_REASON | A_COMMENT | A_ID | A_EXTENDS | A_DURATION)
 #define SESSION_FIELDS (A_AS_USER | A_USER | A_SERVICE | A_RHOST | A_TTY | A_SESSION | A_ID | \
 			A_PID)
+#define TOKEN_FIELDS (A_AS_USER | A_FLAGS | A_USER | A_DURATION | A_REASON | A_TOKEN)
 #define GROUP_FIELDS (A_AS_USER | A_UNIX_GROUP | A_USER | A_GID | A_ID)
 
 struct field_spec {
@@ -77,6 +79,9 @@ static const struct field_spec field_specs[] = {
 	STR_FIELD(SBX_F_REASON, A_REASON, "reason", reason),
 	STR_FIELD(SBX_F_COMMENT, A_COMMENT, "comment", comment),
 	STR_FIELD(SBX_F_UNIX_GROUP, A_UNIX_GROUP, "unix group", unix_group),
+	STR_FIELD(SBX_F_TOKEN_NAME, A_TOKEN, "token name", token_name),
+	STR_FIELD(SBX_F_TOKEN_ID, A_TOKEN, "token id", token_id),
+	STR_FIELD(SBX_F_SCOPES, A_TOKEN, "scopes", scopes),
 	NUM_FIELD(SBX_F_FLAGS, A_FLAGS, "flags"),
 	NUM_FIELD(SBX_F_ID, A_ID, "id"),
 	NUM_FIELD(SBX_F_EXTENDS, A_EXTENDS, "extends"),
@@ -210,6 +215,13 @@ static const struct op_entry op_table[] = {
 	  sbx_op_deny_revoke, "revoke" },
 	{ SBX_OP_GRANTS,           SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
 	  sbx_op_grants, "list grants" },
+	/* personal API tokens (api/ops_token.c) */
+	{ SBX_OP_TOKEN_CREATE,     SBX_CALLER_PERSON, TOKEN_FIELDS,   HOST,
+	  sbx_op_token_create, "create API tokens" },
+	{ SBX_OP_TOKEN_LIST,       SBX_CALLER_PERSON, TOKEN_FIELDS,   NOTHING,
+	  sbx_op_token_list, "list API tokens" },
+	{ SBX_OP_TOKEN_REVOKE,     SBX_CALLER_PERSON, TOKEN_FIELDS,   HOST,
+	  sbx_op_token_revoke, "revoke API tokens" },
 	/* sessions (pam_sbx, from sshd's PAM stack) */
 	{ SBX_OP_SESSION_OPEN,     SBX_CALLER_ROOT,   SESSION_FIELDS, HOST,
 	  sbx_op_session_open, "register or close sessions (pam_sbx does, in sshd's PAM stack)" },

@@ -891,6 +891,7 @@ static const struct field broker_fields[] = {
 static const struct field profile_fields[] = {
 	{ "description", parse_comment, 0, NULL, NULL },
 	{ "max_duration", parse_duration, offsetof(struct sbx_profile, max_duration), NULL, NULL },
+	{ "api_token_max", parse_duration, offsetof(struct sbx_profile, api_token_max), NULL, NULL },
 	{ "default_duration", parse_duration, offsetof(struct sbx_profile, default_duration), NULL,
 	  NULL },
 	{ "review_every", parse_review, offsetof(struct sbx_profile, review_every), NULL, NULL },
@@ -1969,6 +1970,55 @@ static void load_audit(struct loader *L, yaml_node_t *n)
 		walk_map(L, n, audit_fields, L->settings, "audit", n->start_mark);
 }
 
+/* api: (docs/api.md).  Plain HTTP carries tokens in the clear, so it is
+ * allowed on a loopback address only; anywhere else TLS is required. */
+
+#define API_CONF(m) offsetof(struct sbx_settings, api.m)
+
+static void parse_api_listen(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	struct sbx_api_conf *c = &((struct sbx_settings *)obj)->api;
+	const char *s = text_of(L, n, f->key, "ADDRESS:PORT");
+
+	if (s && slack_split_listen(s, c->listen_host, sizeof(c->listen_host),
+				    &c->listen_port) < 0)
+		error_at(L, n->start_mark,
+			 "listen must be ADDRESS:PORT with a numeric address, e.g. 127.0.0.1:8443 "
+			 "or [::1]:8443, not '%s'", s);
+}
+
+static const struct field api_fields[] = {
+	{ "listen", parse_api_listen, 0, NULL, NULL },
+	{ "tls_cert_file", parse_secret_file, API_CONF(tls_cert_file), NULL, NULL },
+	{ "tls_key_file", parse_secret_file, API_CONF(tls_key_file), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static bool api_loopback(const char *host)
+{
+	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+}
+
+static void load_api(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_api_conf *c = &L->settings->api;
+
+	if (!n)
+		return;
+	c->enabled = true;
+	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+	c->listen_port = 8443;
+	walk_map(L, n, api_fields, L->settings, "api", n->start_mark);
+	if (!c->tls_cert_file[0] != !c->tls_key_file[0]) {
+		error_at(L, n->start_mark, "api: tls_cert_file and tls_key_file go together");
+		return;
+	}
+	if (!c->tls_cert_file[0] && !api_loopback(c->listen_host))
+		error_at(L, n->start_mark, "api: listen %s is not a loopback address: set "
+			 "tls_cert_file and tls_key_file (plain HTTP would carry tokens in the clear)",
+			 c->listen_host);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The document */
 
@@ -1982,6 +2032,7 @@ static const struct section {
 	{ "slack", load_slack },
 	{ "fleet", load_fleet },
 	{ "audit", load_audit },
+	{ "api", load_api },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },

@@ -63,11 +63,21 @@ struct sbx_audit_conf {
 	int64_t seal_every;             /* seconds per sealing epoch (default 60) */
 };
 
+/* api: (docs/api.md) */
+struct sbx_api_conf {
+	bool enabled;                   /* the file has the section */
+	char listen_host[64];           /* numeric IPv4 or IPv6 address */
+	uint16_t listen_port;           /* 0: any free port (tests) */
+	char tls_cert_file[SBX_SETTINGS_PATH_MAX]; /* PEM; empty: plain HTTP (loopback only) */
+	char tls_key_file[SBX_SETTINGS_PATH_MAX];  /* PEM, a 0600 file */
+};
+
 struct sbx_settings {
 	struct sbx_directory_conf directory;
 	struct sbx_slack_conf slack;
 	struct sbx_fleet_conf fleet;
 	struct sbx_audit_conf audit;
+	struct sbx_api_conf api;
 };
 
 #endif
