@@ -25,6 +25,7 @@ struct conn_ctx {
 	int fd;                   /* MHD's: shut down at the deadline, never closed here */
 	int64_t deadline_ms;      /* monotonic; INT64_MAX while held */
 	bool cut;                 /* shut down; MHD closes it on its next run */
+	bool idle;                /* between requests: a cut is not trouble */
 	char addr[INET6_ADDRSTRLEN];
 	struct sbx_httpguard *g;
 	struct conn_ctx *next;
@@ -275,7 +276,7 @@ out:
 	free(c);
 }
 
-void sbx_httpguard_rearm(struct MHD_Connection *conn, bool held)
+void sbx_httpguard_rearm(struct MHD_Connection *conn, enum sbx_guard_state st)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -283,7 +284,8 @@ void sbx_httpguard_rearm(struct MHD_Connection *conn, bool held)
 
 	if (!c)
 		return;
-	c->deadline_ms = held ? INT64_MAX : sbx_mono_ms() + c->g->timeout_s * 1000;
+	c->idle = st == SBX_GUARD_IDLE;
+	c->deadline_ms = st == SBX_GUARD_HELD ? INT64_MAX : sbx_mono_ms() + c->g->timeout_s * 1000;
 }
 
 unsigned sbx_httpguard_cut_overdue(struct sbx_httpguard *g)
@@ -296,7 +298,10 @@ unsigned sbx_httpguard_cut_overdue(struct sbx_httpguard *g)
 			continue;
 		(void)shutdown(c->fd, SHUT_RDWR);
 		c->cut = true;
-		note_trouble(g, c->addr, CUT);
+		/* A kept-alive connection nobody uses any more is closed as
+		 * HTTP allows; only one that was sending slowly is trouble. */
+		if (!c->idle)
+			note_trouble(g, c->addr, CUT);
 		n++;
 	}
 	return n;

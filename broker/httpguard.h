@@ -39,11 +39,15 @@ void sbx_httpguard_on_connection(void *cls, struct MHD_Connection *conn, void **
 void sbx_httpguard_mhd_log(void *cls, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
-/* For keep-alive endpoints: the connection's deadline starts again (a new
- * request began, or a response was sent).  held: the broker, not the
- * peer, is making it wait (a reply held for the journal, a long poll):
- * no deadline until it is rearmed. */
-void sbx_httpguard_rearm(struct MHD_Connection *conn, bool held);
+/* For keep-alive endpoints, what a connection is doing now; its deadline
+ * starts again with each change. */
+enum sbx_guard_state {
+	SBX_GUARD_BUSY,  /* a request is coming in: cut at the deadline, and said */
+	SBX_GUARD_IDLE,  /* answered, waiting for the next one: cut quietly */
+	SBX_GUARD_HELD,  /* the broker, not the peer, makes it wait (a reply held
+			  * for the journal, a long poll): no deadline */
+};
+void sbx_httpguard_rearm(struct MHD_Connection *conn, enum sbx_guard_state st);
 
 /* Shut down the connections past their deadline (MHD sees the end on its
  * next run).  Returns how many. */

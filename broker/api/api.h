@@ -45,6 +45,11 @@ void sbx_api_tick(struct sbx_broker *b);
 /* Records: token.* change the table (live and replay). */
 void sbx_api_on_record(struct sbx_broker *b, const json_t *rec);
 
+/* May owner hold and use tokens?  Only a person the policy (with the
+ * directory's people merged in) or the host's accounts know: a token of
+ * someone who left the directory stops working at its next refresh. */
+bool sbx_api_owner_known(const struct sbx_broker *b, const char *owner);
+
 /* ops_token.c */
 /* The longest a token of person may live: the smallest api_token_max of
  * the compliance profiles of the roles person belongs to, else

@@ -146,7 +146,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, jso
 	MHD_destroy_response(r);
 	/* The peer's time starts again: to read this, then to send the next
 	 * request on the same connection. */
-	sbx_httpguard_rearm(conn, false);
+	sbx_httpguard_rearm(conn, SBX_GUARD_IDLE);
 	return ret;
 }
 
@@ -191,7 +191,7 @@ static const char *status_code(uint32_t st, unsigned *http)
 /* May owner still act?  A person the policy (with the directory's
  * people merged in) or the host's accounts no longer know cannot: so a
  * token of someone who left the directory stops at its next refresh. */
-static bool owner_known(const struct sbx_broker *b, const char *owner)
+bool sbx_api_owner_known(const struct sbx_broker *b, const char *owner)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096];
@@ -287,15 +287,15 @@ static struct sbx_token *authenticate(struct sbx_api *a, struct call *c, enum MH
 		*ret = fail(c->conn, 401, "unauthorized", "this is not a valid API token");
 		return NULL;
 	}
-	if (!t->live) {
-		*ret = fail(c->conn, 401, "token_revoked", "token %s has been revoked", t->name);
-		return NULL;
-	}
 	if (now >= t->expires_at) {
 		*ret = fail(c->conn, 401, "token_expired", "token %s has expired", t->name);
 		return NULL;
 	}
-	if (!owner_known(a->b, t->owner)) {
+	if (!t->live) {
+		*ret = fail(c->conn, 401, "token_revoked", "token %s has been revoked", t->name);
+		return NULL;
+	}
+	if (!sbx_api_owner_known(a->b, t->owner)) {
 		*ret = fail(c->conn, 401, "owner_unknown", "token %s belongs to %s, whom the policy "
 			    "and the directory no longer know", t->name, t->owner);
 		return NULL;
@@ -380,6 +380,8 @@ enum route_kind {
 	R_PENDING, R_GRANTS, R_REVOKE, R_CHECK, R_ROLES, R_EXPLAIN, R_TOKEN, R_EVENTS,
 };
 
+#define NEEDS_ANY (-1)
+
 struct route {
 	const char *method;
 	const char *path;       /* "{id}" stands for a request id */
@@ -387,36 +389,57 @@ struct route {
 	unsigned scope;         /* 0: any token */
 	bool writes;
 	uint16_t op;
-	/* a refusal of a request in another state is a conflict (409) */
-	enum sbx_req_state needs;
+	/* a refusal of a request in another state is a conflict (409):
+	 * the state the op needs (NEEDS_ANY: none) */
+	int needs;
 	bool single;            /* answers one request: "request", not "requests" */
+	const char *list;       /* the array it answers with, [] when empty */
 };
 
+#define R(m, p, k, scope, w, op, needs, single, list) \
+	{ m, p, k, scope, w, op, needs, single, list }
+#define READ SBX_SCOPE_READ
+#define REQ SBX_SCOPE_REQUEST
+#define APPR SBX_SCOPE_APPROVE
+
 static const struct route routes[] = {
-	{ "GET", "/v1/requests", R_LIST, SBX_SCOPE_READ, false, SBX_OP_LIST, 0, false },
-	{ "POST", "/v1/requests", R_CREATE, SBX_SCOPE_REQUEST, true, SBX_OP_REQUEST, 0, true },
-	{ "GET", "/v1/requests/{id}", R_GET, SBX_SCOPE_READ, false, SBX_OP_STATUS, 0, true },
-	{ "POST", "/v1/requests/{id}/cancel", R_CANCEL, SBX_SCOPE_REQUEST, true, SBX_OP_CANCEL,
-	  SBX_REQ_PENDING, true },
-	{ "POST", "/v1/requests/{id}/drop", R_DROP, SBX_SCOPE_REQUEST, true, SBX_OP_DROP,
-	  SBX_REQ_ACTIVE, true },
-	{ "POST", "/v1/requests/{id}/extend", R_EXTEND, SBX_SCOPE_REQUEST, true, SBX_OP_REQUEST,
-	  SBX_REQ_ACTIVE, true },
-	{ "POST", "/v1/requests/{id}/approve", R_APPROVE, SBX_SCOPE_APPROVE, true, SBX_OP_APPROVE,
-	  SBX_REQ_PENDING, true },
-	{ "POST", "/v1/requests/{id}/deny", R_DENY, SBX_SCOPE_APPROVE, true, SBX_OP_DENY,
-	  SBX_REQ_PENDING, true },
-	{ "GET", "/v1/pending", R_PENDING, SBX_SCOPE_APPROVE, false, SBX_OP_PENDING, 0, false },
-	{ "GET", "/v1/grants", R_GRANTS, SBX_SCOPE_READ, false, SBX_OP_GRANTS, 0, false },
-	{ "POST", "/v1/grants/{id}/revoke", R_REVOKE, SBX_SCOPE_APPROVE, true, SBX_OP_REVOKE,
-	  SBX_REQ_ACTIVE, true },
-	{ "GET", "/v1/check", R_CHECK, SBX_SCOPE_READ, false, SBX_OP_CHECK, 0, false },
-	{ "GET", "/v1/roles", R_ROLES, SBX_SCOPE_READ, false, SBX_OP_ROLES, 0, false },
-	{ "GET", "/v1/policy/explain", R_EXPLAIN, SBX_SCOPE_READ, false, SBX_OP_EXPLAIN, 0,
-	  false },
-	{ "GET", "/v1/token", R_TOKEN, 0, false, 0, 0, false },
-	{ "GET", "/v1/events", R_EVENTS, SBX_SCOPE_READ, false, 0, 0, false },
+	/* method path                        kind       scope writes op
+	 *   needs            single list */
+	R("GET", "/v1/requests",              R_LIST,    READ, false, SBX_OP_LIST,
+	  NEEDS_ANY,          false, "requests"),
+	R("POST", "/v1/requests",             R_CREATE,  REQ,  true,  SBX_OP_REQUEST,
+	  NEEDS_ANY,          true,  NULL),
+	R("GET", "/v1/requests/{id}",         R_GET,     READ, false, SBX_OP_STATUS,
+	  NEEDS_ANY,          true,  NULL),
+	R("POST", "/v1/requests/{id}/cancel", R_CANCEL,  REQ,  true,  SBX_OP_CANCEL,
+	  SBX_REQ_PENDING,    true,  NULL),
+	R("POST", "/v1/requests/{id}/drop",   R_DROP,    REQ,  true,  SBX_OP_DROP,
+	  SBX_REQ_ACTIVE,     true,  NULL),
+	R("POST", "/v1/requests/{id}/extend", R_EXTEND,  REQ,  true,  SBX_OP_REQUEST,
+	  SBX_REQ_ACTIVE,     true,  NULL),
+	R("POST", "/v1/requests/{id}/approve", R_APPROVE, APPR, true, SBX_OP_APPROVE,
+	  SBX_REQ_PENDING,    true,  NULL),
+	R("POST", "/v1/requests/{id}/deny",   R_DENY,    APPR, true,  SBX_OP_DENY,
+	  SBX_REQ_PENDING,    true,  NULL),
+	R("GET", "/v1/pending",               R_PENDING, APPR, false, SBX_OP_PENDING,
+	  NEEDS_ANY,          false, "requests"),
+	R("GET", "/v1/grants",                R_GRANTS,  READ, false, SBX_OP_GRANTS,
+	  NEEDS_ANY,          false, "requests"),
+	R("POST", "/v1/grants/{id}/revoke",   R_REVOKE,  APPR, true,  SBX_OP_REVOKE,
+	  SBX_REQ_ACTIVE,     true,  NULL),
+	R("GET", "/v1/check",                 R_CHECK,   READ, false, SBX_OP_CHECK,
+	  NEEDS_ANY,          false, NULL),
+	R("GET", "/v1/roles",                 R_ROLES,   READ, false, SBX_OP_ROLES,
+	  NEEDS_ANY,          false, "roles"),
+	R("GET", "/v1/policy/explain",        R_EXPLAIN, READ, false, SBX_OP_EXPLAIN,
+	  NEEDS_ANY,          false, "memberships"),
+	R("GET", "/v1/token",                 R_TOKEN,   0,    false, 0,
+	  NEEDS_ANY,          false, NULL),
+	/* The live record stream: see dispatch_call. */
+	R("GET", "/v1/events",                R_EVENTS,  READ, false, 0,
+	  NEEDS_ANY,          false, NULL),
 };
+#undef R
 
 /* Does url match pattern?  *id gets the {id} part. */
 static bool path_match(const char *pattern, const char *url, uint32_t *id, bool *bad_id)
@@ -582,10 +605,10 @@ static void classify(struct sbx_api *a, struct call *c, const struct route *r, u
 {
 	const struct sbx_req *q;
 
-	if (c->http != 403 || !r->needs || !id)
+	if (c->http != 403 || r->needs == NEEDS_ANY || !id)
 		return;
 	q = sbx_state_get(a->b->state, id);
-	if (!q || !sbx_broker_may_see(a->b, q, t->owner, false) || q->state == r->needs)
+	if (!q || !sbx_broker_may_see(a->b, q, t->owner, false) || (int)q->state == r->needs)
 		return;
 	c->http = 409;
 	json_object_set_new(c->answer, "code", json_string("conflict"));
@@ -607,7 +630,7 @@ static void hold(struct sbx_api *a, struct call *c)
 	c->held = true;
 	c->next_held = a->held;
 	a->held = c;
-	sbx_httpguard_rearm(c->conn, true);
+	sbx_httpguard_rearm(c->conn, SBX_GUARD_HELD);
 	MHD_suspend_connection(c->conn);
 }
 
@@ -717,6 +740,8 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 	classify(a, c, r, id, t);
 	if (r->single)
 		singular(c);
+	if (r->list && c->http == 200 && !json_object_get(c->answer, r->list))
+		json_object_set_new(c->answer, r->list, json_array());
 	if (r->kind == R_GET && wants_wait(c, id, why, sizeof(why), &bad)) {
 		hold(a, c);
 		ret = MHD_YES;
@@ -792,7 +817,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (!c) {
 		/* Headers are in: the body has the connection's time from
 		 * here. */
-		sbx_httpguard_rearm(conn, false);
+		sbx_httpguard_rearm(conn, SBX_GUARD_BUSY);
 		if (content_length_too_big(conn))
 			return fail(conn, 413, "too_large", "request bodies are at most %d bytes",
 				    API_BODY_MAX);

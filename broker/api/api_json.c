@@ -28,7 +28,8 @@ struct tag_name {
 
 static const struct tag_name names[] = {
 	{ SBX_F_MESSAGE, "message", S_TEXT },
-	{ SBX_F_FLAGS, "flags", S_COUNT },
+	/* FLAGS in a reply is REQUEST's SBX_REQUEST_EXISTED: a retry. */
+	{ SBX_F_FLAGS, "existed", S_BOOL },
 	{ SBX_F_USER, "user", S_TEXT },
 	{ SBX_F_SERVICE, "service", S_TEXT },
 	{ SBX_F_RHOST, "rhost", S_TEXT },
@@ -66,7 +67,7 @@ static const struct tag_name names[] = {
 	{ SBX_F_DEFAULT_DURATION, "default_duration", S_SECONDS },
 	{ SBX_F_AUTO_APPROVE, "auto_approve", S_BOOL },
 	{ SBX_F_REQUIRE_REASON, "require_reason", S_BOOL },
-	{ SBX_F_REQUIRE_TICKET, "require_ticket", S_TEXT },
+	{ SBX_F_REQUIRE_TICKET, "require_ticket", S_TEXTS },
 	{ SBX_F_REASON_MIN, "reason_min_length", S_COUNT },
 	{ SBX_F_MEMBERSHIP, "memberships", S_RECS },
 	{ SBX_F_HOW, "how", S_TEXT },

@@ -95,6 +95,11 @@ void sbx_op_token_create(struct sbx_broker *b, struct sbx_call *c)
 
 	if (sbx_reply_if_degraded(b, c))
 		return;
+	if (!sbx_api_owner_known(b, person)) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s is neither a person of the policy nor an "
+			       "account of this host: no token for them", person);
+		return;
+	}
 	if (!sbx_name_valid(c->a.token_name)) {
 		sbx_reply_fail(c, SBX_ST_BADINPUT, "a token needs a name (--name): letters, digits, "
 			       "'.', '_' and '-'");
