@@ -36,9 +36,46 @@ done < <(API=$API SBXREQ=$SBXREQ SBXCTL=$SBXCTL SOCK=$SOCK STATE=$STATE POLICY=$
 	BROKER_PID=$BROKER_PID SPEC="$SBX_SRCDIR/docs/openapi.yaml" \
 	timeout 300 python3 "$SBX_SRCDIR/tests/integration/api_driver.py" 2>&1)
 
+# Tokens outlive a restart (from the snapshot, then from the journal), and
+# the API speaks TLS (libmicrohttpd with GnuTLS) when given a certificate.
+req --as erin token create --name after-restart --expires 1d --scope read
+TOK=$OUT
+assert_match "a token to use after the restart" '^sbxt_' "$TOK"
+kill -USR1 "$BROKER_PID"
+wait_until 10 grep -q "snapshot at seq" "$LOG"
+tap_result "a snapshot is written"
+broker_stop
+if ! command -v openssl >/dev/null; then
+	tap_skip "the API over TLS" "openssl is needed to make a test certificate"
+else
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+		-addext "subjectAltName=IP:127.0.0.1" -keyout "$T/api.key" -out "$T/api.crt" \
+		2>/dev/null
+	chmod 600 "$T/api.key"
+	printf '  tls_cert_file: %s\n  tls_key_file: %s\n' "$T/api.crt" "$T/api.key" >>"$POLICY"
+	broker_start
+	tap_result "the broker starts with tls_cert_file and tls_key_file" || {
+		tap_done
+		exit
+	}
+	URL=$(grep -o 'api: listening on https://127\.0\.0\.1:[0-9]*' "$LOG" | tail -n 1 |
+		sed 's/.*on //')
+	assert_match "it says it listens for HTTPS" '^https://127\.0\.0\.1:[0-9]+$' "$URL"
+	run curl -sS --max-time 10 --cacert "$T/api.crt" -H "Authorization: Bearer $TOK" \
+		"$URL/v1/token"
+	assert_eq "over TLS, the token made before the restart works" "after-restart" \
+		"$(printf '%s' "$OUT" | jq -r .name 2>/dev/null)"
+	run curl -sS --max-time 10 "http${URL#https}/v1/token"
+	assert_ne "plain HTTP is not answered on the TLS port" 0 "$RC"
+	chmod 644 "$T/api.key"
+	run "$BROKERD" --config "$POLICY" --foreground --socket "$T/sock2" --state-dir "$T/state2"
+	assert_ne "a key file others may read stops the broker" 0 "$RC"
+	assert_contains "it says why" "$ERR" "chmod 600"
+fi
+
 # Plain HTTP is for loopback only.
 BAD="$T/bad.yaml"
-sed 's/^  listen: 127\.0\.0\.1:0$/  listen: 0.0.0.0:8443/' "$POLICY" >"$BAD"
+sed -e 's/^  listen: 127\.0\.0\.1:0$/  listen: 0.0.0.0:8443/' -e '/^  tls_/d' "$POLICY" >"$BAD"
 run "$BROKERD" --config "$BAD" --check
 assert_rc "plain HTTP on a non-loopback address is refused" 2 "$RC"
 assert_contains "it says TLS is needed" "$ERR" "tls_cert_file"
