@@ -23,6 +23,8 @@
 #include "sbxio.h"
 #include "slack/slack.h"
 #include "tail.h"
+#include "api/api.h"
+#include "api/token.h"
 #include "text.h"
 #include "timeutil.h"
 
@@ -46,6 +48,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_drift_on_record(b, rec);
 	sbx_reviews_on_record(b, rec);
 	sbx_tail_on_record(b, rec);
+	sbx_api_on_record(b, rec);
 }
 
 /* During the start-up replay, features rebuild their own tables. */
@@ -58,6 +61,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 	sbx_drift_replay(b->drift, rec);
 	sbx_reviews_replay(b->reviews, rec);
 	sbx_tail_on_record(b, rec);
+	sbx_api_on_record(b, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -79,6 +83,7 @@ void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 	sbx_sealing_tick(b);
 	sbx_drift_tick(b, now);
 	sbx_reviews_tick(b, sbx_now_us());
+	sbx_api_tick(b);
 	/* Last: the table is current before the commit that releases the
 	 * replies acknowledging this pass's changes. */
 	sbx_grouptable_tick(b);
@@ -141,6 +146,14 @@ int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor
 
 	if (b->degraded[0])
 		goto out;
+	if (b->record_extra) {
+		/* The channel's own words (via, token) never replace the
+		 * record's. */
+		if (!fields)
+			fields = json_object();
+		if (fields)
+			(void)json_object_update_missing(fields, b->record_extra);
+	}
 	if (b->fleet && sbx_fleet_event(event)) {
 		ret = propose(b, event, actor, fields, seq);
 		goto out;
@@ -405,6 +418,8 @@ static int forget_snapshot(struct sbx_broker *b, char *err, size_t errlen)
 	sbx_alerts_free(b);
 	sbx_reviews_free(b->reviews);
 	b->reviews = sbx_reviews_new();
+	if (b->tokens)
+		sbx_tokens_clear(b->tokens);
 	if (!b->sessions || !b->drift || !b->reviews || sbx_slack_new(b) < 0 ||
 	    sbx_alerts_new(b) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -442,7 +457,7 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 	}
 	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0 &&
 	    strcmp(ext, "alerts") != 0 && strcmp(ext, "drift") != 0 &&
-	    strcmp(ext, "reviews") != 0) {
+	    strcmp(ext, "reviews") != 0 && strcmp(ext, "tokens") != 0) {
 		/* Its records before the snapshot are never read: without
 		 * its part the feature would miss them. */
 		snprintf(err, errlen, "snapshot: unknown part \"%.40s\"", ext);
@@ -468,6 +483,10 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 	}
 	if (strcmp(ext, "drift") == 0 && sbx_drift_load(b->drift, data) < 0) {
 		snprintf(err, errlen, "snapshot: drift state does not load");
+		return -1;
+	}
+	if (strcmp(ext, "tokens") == 0 && sbx_tokens_load(b->tokens, data) < 0) {
+		snprintf(err, errlen, "snapshot: tokens do not load");
 		return -1;
 	}
 	return 0;
@@ -504,6 +523,7 @@ int sbx_broker_snapshot_state(struct sbx_snapshot_out *out, void *ctx)
 	    put_part(out, "alerts", sbx_alerts_save(b->alerts)) < 0 ||
 	    put_part(out, "drift", sbx_drift_save(b->drift)) < 0 ||
 	    put_part(out, "reviews", sbx_reviews_save(b->reviews)) < 0 ||
+	    put_part(out, "tokens", b->tokens ? sbx_tokens_save(b->tokens) : NULL) < 0 ||
 	    put_part(out, "fleet",
 		     json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
 			       b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,
@@ -1265,7 +1285,7 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 	b->drift = sbx_drift_new();
 	b->reviews = sbx_reviews_new();
 	if (!b->sessions || !b->sealing || !b->drift || !b->reviews || sbx_slack_new(b) < 0 ||
-	    sbx_alerts_new(b) < 0) {
+	    sbx_alerts_new(b) < 0 || sbx_api_new(b) < 0) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1309,7 +1329,8 @@ int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen)
 	/* The directory first: the others see the people it brings.  Each
 	 * says itself why it cannot start. */
 	if (sbx_directory_start(b) < 0 || sbx_grouptable_start(b) < 0 ||
-	    sbx_sessions_start(b) < 0 || sbx_slack_start(b) < 0 || sbx_drift_start(b) < 0) {
+	    sbx_sessions_start(b) < 0 || sbx_slack_start(b) < 0 || sbx_drift_start(b) < 0 ||
+	    sbx_api_start(b) < 0) {
 		snprintf(why, whylen, "a feature could not start (see above)");
 		return -EINVAL;
 	}
@@ -1384,6 +1405,7 @@ void sbx_broker_shutdown(struct sbx_broker *b)
 
 void sbx_broker_free(struct sbx_broker *b)
 {
+	sbx_api_free(b);
 	sbx_fleet_free(b);
 	sbx_drift_free(b->drift);
 	b->drift = NULL;

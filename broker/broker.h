@@ -40,6 +40,8 @@ struct sbx_fleet;
 struct sbx_sealing;
 struct sbx_drift;
 struct sbx_reviews;
+struct sbx_tokens;
+struct sbx_api;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -74,6 +76,12 @@ struct sbx_broker {
 	struct sbx_slack *slack;
 	/* Permission drift on this host (drift.h). */
 	struct sbx_drift *drift;
+	/* Personal API tokens and the HTTP API (api/api.h). */
+	struct sbx_tokens *tokens;
+	struct sbx_api *api;
+	/* While a channel other than the socket acts (the API), fields every
+	 * record gets ({"via":"api","token":...}); NULL otherwise. */
+	json_t *record_extra;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
 	/* The policy's alert rules and their windows (alerts.h). */

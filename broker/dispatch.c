@@ -52,6 +52,7 @@ enum arg_bit {
 	A_EVENT = 1u << 19,
 	A_OUTCOME = 1u << 20,
 	A_COUNT = 1u << 21,
+	A_TOKEN = 1u << 22,     /* TOKEN_NAME TOKEN_ID SCOPES */
 };
 
 /* What the three kinds of clients send.  AS_USER may come with any
@@ -60,6 +61,7 @@ enum arg_bit {
 		       A_TICKET | A_REASON | A_COMMENT | A_ID | A_EXTENDS | A_DURATION)
 #define SESSION_FIELDS (A_AS_USER | A_USER | A_SERVICE | A_RHOST | A_TTY | A_SESSION | A_ID | \
 			A_PID)
+#define TOKEN_FIELDS (A_AS_USER | A_FLAGS | A_USER | A_DURATION | A_REASON | A_TOKEN)
 #define GROUP_FIELDS (A_AS_USER | A_UNIX_GROUP | A_USER | A_GID | A_ID)
 #define DRIFT_FIELDS (A_AS_USER)
 #define TAIL_FIELDS (A_AS_USER | A_FLAGS | A_COUNT | A_USER | A_ACTOR | A_ROLE | A_ID | \
@@ -93,6 +95,9 @@ static const struct field_spec field_specs[] = {
 	STR_FIELD(SBX_F_EVENT, A_EVENT, "event", event),
 	STR_FIELD(SBX_F_OUTCOME, A_OUTCOME, "outcome", outcome),
 	NUM_FIELD(SBX_F_COUNT, A_COUNT, "count"),
+	STR_FIELD(SBX_F_TOKEN_NAME, A_TOKEN, "token name", token_name),
+	STR_FIELD(SBX_F_TOKEN_ID, A_TOKEN, "token id", token_id),
+	STR_FIELD(SBX_F_SCOPES, A_TOKEN, "scopes", scopes),
 	NUM_FIELD(SBX_F_FLAGS, A_FLAGS, "flags"),
 	NUM_FIELD(SBX_F_ID, A_ID, "id"),
 	NUM_FIELD(SBX_F_EXTENDS, A_EXTENDS, "extends"),
@@ -227,6 +232,13 @@ static const struct op_entry op_table[] = {
 	  sbx_op_deny_revoke, "revoke" },
 	{ SBX_OP_GRANTS,           SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
 	  sbx_op_grants, "list grants" },
+	/* personal API tokens (api/ops_token.c) */
+	{ SBX_OP_TOKEN_CREATE,     SBX_CALLER_PERSON, TOKEN_FIELDS,   HOST,
+	  sbx_op_token_create, "create API tokens" },
+	{ SBX_OP_TOKEN_LIST,       SBX_CALLER_PERSON, TOKEN_FIELDS,   NOTHING,
+	  sbx_op_token_list, "list API tokens" },
+	{ SBX_OP_TOKEN_REVOKE,     SBX_CALLER_PERSON, TOKEN_FIELDS,   HOST,
+	  sbx_op_token_revoke, "revoke API tokens" },
 	/* sessions (pam_sbx, from sshd's PAM stack) */
 	{ SBX_OP_SESSION_OPEN,     SBX_CALLER_ROOT,   SESSION_FIELDS, HOST,
 	  sbx_op_session_open, "register or close sessions (pam_sbx does, in sshd's PAM stack)" },

@@ -41,6 +41,9 @@ struct sbx_args {
 	char host[SBX_NAME_MAX + 1];
 	char event[SBX_NAME_MAX + 1];
 	char outcome[32];
+	char token_name[SBX_NAME_MAX + 1];
+	char token_id[32];
+	char scopes[64];
 };
 
 /* The person a request acts for: the caller, or with --as (AS_USER)
@@ -122,6 +125,10 @@ void sbx_op_grants(struct sbx_broker *b, struct sbx_call *c);
 void sbx_op_session_open(struct sbx_broker *b, struct sbx_call *c);
 void sbx_op_session_close(struct sbx_broker *b, struct sbx_call *c);
 void sbx_op_sessions(struct sbx_broker *b, struct sbx_call *c);
+/* api/ops_token.c */
+void sbx_op_token_create(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_token_list(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_token_revoke(struct sbx_broker *b, struct sbx_call *c);
 /* grouptable.c */
 void sbx_op_group(struct sbx_broker *b, struct sbx_call *c);
 

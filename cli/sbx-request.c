@@ -14,6 +14,7 @@
 #include "duration.h"
 #include "output.h"
 #include "sbxio.h"
+#include "token_cmd.h"
 
 #define WAIT_DEFAULT_SECS (15 * 60)
 #define WAIT_POLL_MS 1000
@@ -25,6 +26,9 @@ enum {
 	O_WAIT,
 	O_TIMEOUT,
 	O_ALL,
+	O_NAME,
+	O_EXPIRES,
+	O_SCOPE,
 	N_OPTS,
 };
 
@@ -35,6 +39,9 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_WAIT] = { "wait", false },
 	[O_TIMEOUT] = { "timeout", true },
 	[O_ALL] = { "all", false },
+	[O_NAME] = { "name", true },
+	[O_EXPIRES] = { "expires", true },
+	[O_SCOPE] = { "scope", true },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -380,6 +387,33 @@ out:
 	return rc;
 }
 
+static int cmd_token_create(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	int64_t secs;
+	int rc;
+
+	if (!a->val[O_NAME] || !a->val[O_EXPIRES])
+		return sbx_cli_usage(c, "token create", "token create needs --name NAME and "
+				     "--expires DUR");
+	rc = sbx_cli_arg_name(c, "--name", a->val[O_NAME]);
+	if (!rc)
+		rc = sbx_cli_arg_duration(c, "--expires", a->val[O_EXPIRES], &secs);
+	if (rc)
+		return rc;
+	return sbx_token_cmd_create(c, a->val[O_NAME], secs, a->val[O_SCOPE]);
+}
+
+static int cmd_token_list(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	(void)a;
+	return sbx_token_cmd_list(c, false);
+}
+
+static int cmd_token_revoke(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	return sbx_token_cmd_revoke(c, a->pos[0], NULL, a->val[O_REASON]);
+}
+
 /* ------------------------------------------------------------------ */
 /* The manual                                                          */
 
@@ -547,6 +581,74 @@ static const struct sbx_cli_cmd cmds[] = {
 		.max_args = 0,
 		.opts = 0,
 		.run = cmd_roles,
+	},
+	{
+		.name = "token create",
+		.synopsis = "token create --name NAME --expires DUR [--scope SCOPES]",
+		.summary = "make a personal API token for a pipeline",
+		.help =
+		"Make a token with which a program (a CI job) acts as you through the\n"
+		"broker's HTTP API (docs/api.md): never more than you may, and only\n"
+		"within its scopes.  The token is printed once, alone on stdout (the\n"
+		"rest goes to stderr); the broker keeps only a salted hash of it.  Keep\n"
+		"it in your CI's secret store.  Everything done with it is recorded as\n"
+		"you, \"via\": \"api\", with the token's name.\n"
+		"\n"
+		"Options:\n"
+		"  --name NAME      what the token is for, e.g. ci-deploy (unique among\n"
+		"                   your live tokens)\n"
+		"  --expires DUR    its lifetime, e.g. 30d; at most the api_token_max of\n"
+		"                   the compliance profiles of your roles (default 90d)\n"
+		"  --scope SCOPES   comma-separated, default read,request:\n"
+		"                     read     your requests and grants, check, roles,\n"
+		"                              policy explain\n"
+		"                     request  file, cancel, drop and extend your requests\n"
+		"                     approve  approve and deny as you, where you are an\n"
+		"                              approver; revoke grants\n"
+		"                     audit    the journal (admins and the policy's\n"
+		"                              auditors group only)\n"
+		"\n"
+		"Examples:\n"
+		"  sbx-request token create --name ci-deploy --expires 30d\n"
+		"  TOKEN=$(sbx-request token create --name nightly --expires 7d --scope read)\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_NAME) | BIT(O_EXPIRES) | BIT(O_SCOPE),
+		.run = cmd_token_create,
+	},
+	{
+		.name = "token list",
+		.synopsis = "token list",
+		.summary = "your live API tokens",
+		.help =
+		"List your live API tokens: id, name, owner, scopes and when each\n"
+		"expires.  The tokens themselves are never shown again.\n"
+		"\n"
+		"Example:\n"
+		"  sbx-request token list --json\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = 0,
+		.run = cmd_token_list,
+	},
+	{
+		.name = "token revoke",
+		.synopsis = "token revoke NAME|ID [--reason TEXT]",
+		.summary = "end one of your API tokens now",
+		.help =
+		"Revoke one of your live tokens, by its name or its 16-digit id: it\n"
+		"stops working at once.  (Admins revoke anyone's with sbxctl token\n"
+		"revoke.)\n"
+		"\n"
+		"Options:\n"
+		"  --reason TEXT    why, for the journal\n"
+		"\n"
+		"Example:\n"
+		"  sbx-request token revoke ci-deploy --reason \"rotated\"\n",
+		.min_args = 1,
+		.max_args = 1,
+		.opts = BIT(O_REASON),
+		.run = cmd_token_revoke,
 	},
 };
 

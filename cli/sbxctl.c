@@ -15,6 +15,7 @@
 #include "audit_tail.h"
 #include "client.h"
 #include "drift_cmd.h"
+#include "token_cmd.h"
 #include "fleet_cmd.h"
 #include "output.h"
 #include "policy.h"
@@ -919,6 +920,21 @@ static int cmd_fleet_verify(const struct sbx_cli *c, const struct sbx_cli_args *
 }
 
 /* ------------------------------------------------------------------ */
+/* API tokens (cli/token_cmd.c)                                        */
+
+static int cmd_token_list(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	return sbx_token_cmd_list(c, a->val[O_ALL] != NULL);
+}
+
+static int cmd_token_revoke(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	if (a->val[O_USER] && sbx_cli_arg_name(c, "--user", a->val[O_USER]))
+		return SBX_EXIT_USAGE;
+	return sbx_token_cmd_revoke(c, a->pos[0], a->val[O_USER], a->val[O_REASON]);
+}
+
+/* ------------------------------------------------------------------ */
 /* The manual                                                          */
 
 static const struct sbx_cli_cmd cmds[] = {
@@ -1017,6 +1033,47 @@ static const struct sbx_cli_cmd cmds[] = {
 		.max_args = 0,
 		.opts = BIT(O_USER) | BIT(O_ALL),
 		.run = cmd_grants,
+	},
+	{
+		.name = "token list",
+		.synopsis = "token list [--all]",
+		.summary = "live API tokens (admins: --all, everyone's)",
+		.help =
+		"List live personal API tokens (docs/api.md): id, name, owner, scopes\n"
+		"and expiry; your own, or with --all (admins) everyone's.  The tokens\n"
+		"themselves are never shown.\n"
+		"\n"
+		"Options:\n"
+		"  --all            everyone's tokens (admins only)\n"
+		"\n"
+		"Example:\n"
+		"  sbxctl token list --all\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_ALL),
+		.run = cmd_token_list,
+	},
+	{
+		.name = "token revoke",
+		.synopsis = "token revoke NAME|ID [--user U] [--reason TEXT]",
+		.summary = "end an API token now",
+		.help =
+		"Revoke a personal API token by its name or its 16-digit id (from\n"
+		"`sbxctl token list --all`): it stops working at once, and\n"
+		"token.revoked is recorded.  Anyone may revoke their own tokens;\n"
+		"admins anyone's (by id, or by name with --user).\n"
+		"\n"
+		"Options:\n"
+		"  --user U         whose token NAME is (admins; default: yours)\n"
+		"  --reason TEXT    why, for the journal\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl token revoke 3f2a9c01d4e5b6a7 --reason \"leaked in a build log\"\n"
+		"  sbxctl token revoke ci-deploy --user erin\n",
+		.min_args = 1,
+		.max_args = 1,
+		.opts = BIT(O_USER) | BIT(O_REASON),
+		.run = cmd_token_revoke,
 	},
 	{
 		.name = "check",

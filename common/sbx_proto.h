@@ -81,6 +81,13 @@ enum sbx_op {
 	SBX_OP_REVOKE = 0x0023,   /* ID [REASON] -> REQUEST */
 	SBX_OP_GRANTS = 0x0024,   /* [USER] [FLAGS: SBX_LIST_ALL] -> REQUEST... active grants */
 
+	/* personal API tokens (docs/api.md) */
+	SBX_OP_TOKEN_CREATE = 0x0030, /* TOKEN_NAME DURATION [SCOPES] -> TOKEN (the secret, shown
+	                               * this once), TOKENINFO */
+	SBX_OP_TOKEN_LIST = 0x0031,   /* [FLAGS: SBX_LIST_ALL: everyone's, admins only]
+	                               * -> TOKENINFO... (repeated), live tokens */
+	SBX_OP_TOKEN_REVOKE = 0x0032, /* TOKEN_NAME | TOKEN_ID [USER: whose, admins] -> TOKENINFO */
+
 	/* sessions (pam_sbx): ops 0x0050-0x005f */
 	SBX_OP_SESSION_OPEN = 0x0050,  /* root only: USER [SERVICE RHOST TTY] [ID: grant the
 	                                * account check rested on] [PID: leader, default the
@@ -256,6 +263,13 @@ enum sbx_tag {
 	SBX_F_EVENT = 0x0902,       /* STR: an event, or a prefix ending in '.' or ".*" */
 	SBX_F_OUTCOME = 0x0903,     /* STR: allowed, refused, requested, ... (docs/audit.md) */
 	SBX_F_COUNT = 0x0904,       /* U32 */
+	/* API tokens: tags 0x0a00-0x0aff */
+	SBX_F_TOKEN = 0x0a01,       /* STR: a token's text, only in TOKEN_CREATE's reply */
+	SBX_F_TOKEN_NAME = 0x0a02,  /* STR */
+	SBX_F_TOKEN_ID = 0x0a03,    /* STR: 16 hex digits, public */
+	SBX_F_SCOPES = 0x0a04,      /* STR: "read,request,approve,audit" (a subset) */
+	SBX_F_TOKENINFO = 0x0a05,   /* REC: TOKEN_ID TOKEN_NAME USER SCOPES CREATED_AT EXPIRES_AT
+	                             * STATE (live|ended) */
 };
 
 /* FLAGS bits */
@@ -283,6 +297,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 		return SBX_T_I64;
 	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
 	case SBX_F_SESSIONINFO: case SBX_F_GROUP: case SBX_F_DRIFT: case SBX_F_REVIEWINFO:
+	case SBX_F_TOKENINFO:
 		return SBX_T_REC;
 	case SBX_F_MESSAGE: case SBX_F_AS_USER: case SBX_F_USER: case SBX_F_SERVICE:
 	case SBX_F_RHOST: case SBX_F_TTY: case SBX_F_VIA: case SBX_F_HOST:
@@ -296,6 +311,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_FINDING: case SBX_F_KIND: case SBX_F_SUBJECT: case SBX_F_FILE:
 	case SBX_F_FOUND: case SBX_F_POLICY_SAYS: case SBX_F_ON_MISSED:
 	case SBX_F_RECORD: case SBX_F_EVENT: case SBX_F_OUTCOME:
+	case SBX_F_TOKEN: case SBX_F_TOKEN_NAME: case SBX_F_TOKEN_ID: case SBX_F_SCOPES:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;
@@ -309,6 +325,7 @@ static inline int sbx_op_known(uint16_t op)
 	case SBX_OP_CANCEL: case SBX_OP_DROP: case SBX_OP_ROLES:
 	case SBX_OP_PENDING: case SBX_OP_APPROVE: case SBX_OP_DENY:
 	case SBX_OP_REVOKE: case SBX_OP_GRANTS:
+	case SBX_OP_TOKEN_CREATE: case SBX_OP_TOKEN_LIST: case SBX_OP_TOKEN_REVOKE:
 	case SBX_OP_SESSION_OPEN: case SBX_OP_SESSION_CLOSE: case SBX_OP_SESSIONS:
 	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
 	case SBX_OP_GROUP_MEMBERSHIPS:

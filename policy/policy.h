@@ -83,6 +83,7 @@ struct sbx_profile {
 	unsigned reason_min_length; /* 0 = not set */
 	bool auto_approve;
 	int64_t retention;         /* seconds the journal keeps records; 0 = not set */
+	int64_t api_token_max;     /* 0 = not set: the longest an API token may live */
 };
 
 /* A role with its profile already folded in: every field is the effective

@@ -944,6 +944,7 @@ static void parse_retention(struct loader *L, const struct field *f, yaml_node_t
 static const struct field profile_fields[] = {
 	{ "description", parse_comment, 0, NULL, NULL },
 	{ "max_duration", parse_duration, offsetof(struct sbx_profile, max_duration), NULL, NULL },
+	{ "api_token_max", parse_duration, offsetof(struct sbx_profile, api_token_max), NULL, NULL },
 	{ "default_duration", parse_duration, offsetof(struct sbx_profile, default_duration), NULL,
 	  NULL },
 	{ "review_every", parse_review, offsetof(struct sbx_profile, review_every), NULL, NULL },
@@ -2053,6 +2054,55 @@ static void load_review(struct loader *L, yaml_node_t *n)
 		walk_map(L, n, review_fields, L->settings, "review", n->start_mark);
 }
 
+/* api: (docs/api.md).  Plain HTTP carries tokens in the clear, so it is
+ * allowed on a loopback address only; anywhere else TLS is required. */
+
+#define API_CONF(m) offsetof(struct sbx_settings, api.m)
+
+static void parse_api_listen(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	struct sbx_api_conf *c = &((struct sbx_settings *)obj)->api;
+	const char *s = text_of(L, n, f->key, "ADDRESS:PORT");
+
+	if (s && slack_split_listen(s, c->listen_host, sizeof(c->listen_host),
+				    &c->listen_port) < 0)
+		error_at(L, n->start_mark,
+			 "listen must be ADDRESS:PORT with a numeric address, e.g. 127.0.0.1:8443 "
+			 "or [::1]:8443, not '%s'", s);
+}
+
+static const struct field api_fields[] = {
+	{ "listen", parse_api_listen, 0, NULL, NULL },
+	{ "tls_cert_file", parse_secret_file, API_CONF(tls_cert_file), NULL, NULL },
+	{ "tls_key_file", parse_secret_file, API_CONF(tls_key_file), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static bool api_loopback(const char *host)
+{
+	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+}
+
+static void load_api(struct loader *L, yaml_node_t *n)
+{
+	struct sbx_api_conf *c = &L->settings->api;
+
+	if (!n)
+		return;
+	c->enabled = true;
+	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+	c->listen_port = 8443;
+	walk_map(L, n, api_fields, L->settings, "api", n->start_mark);
+	if (!c->tls_cert_file[0] != !c->tls_key_file[0]) {
+		error_at(L, n->start_mark, "api: tls_cert_file and tls_key_file go together");
+		return;
+	}
+	if (!c->tls_cert_file[0] && !api_loopback(c->listen_host))
+		error_at(L, n->start_mark, "api: listen %s is not a loopback address: set "
+			 "tls_cert_file and tls_key_file (plain HTTP would carry tokens in the clear)",
+			 c->listen_host);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The document */
 
@@ -2068,6 +2118,7 @@ static const struct section {
 	{ "audit", load_audit },
 	{ "drift", load_drift },
 	{ "review", load_review },
+	{ "api", load_api },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },
@@ -2090,7 +2141,7 @@ static void load_root(struct loader *L, yaml_node_t *root)
 		if (k == N_SECTIONS)
 			error_at(L, e[i].knode->start_mark,
 				 "unknown key '%s' (the policy has broker, directory, slack, fleet, audit, "
-				 "drift, review, profiles, users, groups, roles and alerts)", e[i].key);
+				 "drift, review, api, profiles, users, groups, roles and alerts)", e[i].key);
 		else
 			found[k] = e[i].vnode;
 	}

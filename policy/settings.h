@@ -103,6 +103,15 @@ struct sbx_review_conf {
 	int64_t unused_after;           /* seconds without use that flag standing access (30d) */
 };
 
+/* api: (docs/api.md) */
+struct sbx_api_conf {
+	bool enabled;                   /* the file has the section */
+	char listen_host[64];           /* numeric IPv4 or IPv6 address */
+	uint16_t listen_port;           /* 0: any free port (tests) */
+	char tls_cert_file[SBX_SETTINGS_PATH_MAX]; /* PEM; empty: plain HTTP (loopback only) */
+	char tls_key_file[SBX_SETTINGS_PATH_MAX];  /* PEM, a 0600 file */
+};
+
 struct sbx_settings {
 	struct sbx_directory_conf directory;
 	struct sbx_slack_conf slack;
@@ -111,6 +120,7 @@ struct sbx_settings {
 	struct sbx_alerts_conf alerts;  /* alerts: (alerts_conf.h) */
 	struct sbx_drift_conf drift;
 	struct sbx_review_conf review;
+	struct sbx_api_conf api;
 };
 
 struct sbx_policy;

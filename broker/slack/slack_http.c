@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include "slack_int.h"
+#include "httpguard.h"
 #include "fleet.h"
 
 #include "log.h"
@@ -43,9 +44,6 @@
 #define MAX_CONNECTIONS 64
 #define PER_ADDRESS_MAX 8            /* of them from one address at once */
 #define HEADER_MEMORY (32 * 1024)
-#define NOTE_EVERY_MS (60 * 1000)    /* one log line per address (message) per minute */
-#define NOTE_ADDRS 16                /* addresses counted apart; the rest share a slot */
-#define NOTE_MHD 8                   /* MHD messages counted apart */
 
 /* One HTTP request, from its headers to its completion. */
 struct req_ctx {
@@ -64,268 +62,12 @@ struct req_ctx {
 	struct req_ctx *next_held;
 };
 
-/* One TCP connection, from accept to close (MHD's socket context). */
-struct conn_ctx {
-	int fd;                   /* MHD's: shut down at the deadline, never closed here */
-	int64_t deadline_ms;      /* monotonic */
-	bool cut;                 /* shut down; MHD closes it on its next run */
-	char addr[INET6_ADDRSTRLEN];
-	struct conn_ctx *next;
-};
-
-/* Trouble with one address: the first of an interval is logged, the
- * rest counted and logged together when the interval ends. */
-struct addr_note {
-	char addr[INET6_ADDRSTRLEN]; /* "" when the slot is free */
-	int64_t since_ms;
-	unsigned refused, cut;
-};
-
-/* The same for MHD's messages, told apart by their format string (each
- * is a literal at one place in MHD). */
-struct mhd_note {
-	const char *fmt;             /* NULL when the slot is free */
-	int64_t since_ms;
-	unsigned more;
-	char text[160];
-};
-
 struct slack_http {
 	struct sbx_slack *s;
 	struct MHD_Daemon *d;
 	struct req_ctx *held;
-	struct conn_ctx *conns;
-	struct addr_note addrs[NOTE_ADDRS + 1]; /* the last: every other address */
-	struct mhd_note mhd[NOTE_MHD];
+	struct sbx_httpguard *guard;  /* deadlines, the cap per address, the log */
 };
-
-enum trouble { REFUSED, CUT };
-
-static void say_mhd_more(const struct mhd_note *n, int64_t now)
-{
-	sbx_warn("slack: http: %u more like \"%s\" in the last %llds", n->more, n->text,
-		 (long long)((now - n->since_ms + 999) / 1000));
-}
-
-/* MHD's messages, at most one line per message per NOTE_EVERY_MS: a peer
- * can cause some of them once per connection ("closed by remote side
- * with incomplete request"). */
-__attribute__((format(printf, 2, 0)))
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	struct slack_http *h = cls;
-	struct mhd_note *n = NULL;
-	int64_t now = sbx_mono_ms();
-	char msg[512], clean[512];
-
-	for (size_t i = 0; i < NOTE_MHD && !n; i++)
-		if (h->mhd[i].fmt == fmt)
-			n = &h->mhd[i];
-	if (n && now - n->since_ms < NOTE_EVERY_MS) {
-		n->more++;
-		return;
-	}
-	/* A new message takes a free slot or the one said longest ago. */
-	for (size_t i = 0; i < NOTE_MHD && !n; i++)
-		if (!h->mhd[i].fmt)
-			n = &h->mhd[i];
-	if (!n) {
-		n = &h->mhd[0];
-		for (size_t i = 1; i < NOTE_MHD; i++)
-			if (h->mhd[i].since_ms < n->since_ms)
-				n = &h->mhd[i];
-	}
-	if (n->more)
-		say_mhd_more(n, now);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	msg[strcspn(msg, "\n")] = '\0';
-	sbx_sanitize(msg, clean, sizeof(clean));
-	sbx_warn("slack: http: %s", clean);
-	n->fmt = fmt;
-	n->since_ms = now;
-	n->more = 0;
-	sbx_sanitize(msg, n->text, sizeof(n->text));
-}
-
-static const char *addr_text(const struct sockaddr *sa, char *buf, size_t len)
-{
-	snprintf(buf, len, "?");
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
-			  (socklen_t)len);
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-			  buf, (socklen_t)len);
-	return buf;
-}
-
-/* A refusal or a connection cut at its deadline: said at once the first
- * time in an interval (per address), counted after that. */
-static void note_trouble(struct slack_http *h, const char *addr, enum trouble what)
-{
-	struct addr_note *n = NULL;
-	int64_t now = sbx_mono_ms();
-
-	for (size_t i = 0; i < NOTE_ADDRS && !n; i++)
-		if (strcmp(h->addrs[i].addr, addr) == 0)
-			n = &h->addrs[i];
-	for (size_t i = 0; i < NOTE_ADDRS && !n; i++)
-		if (!h->addrs[i].addr[0])
-			n = &h->addrs[i];
-	/* Many addresses at once (a local user can use all of 127/8): they
-	 * share one slot, so the log stays bounded whatever they do. */
-	if (!n) {
-		n = &h->addrs[NOTE_ADDRS];
-		addr = "other addresses";
-	}
-	if (n->addr[0]) {
-		if (what == REFUSED)
-			n->refused++;
-		else
-			n->cut++;
-		return;
-	}
-	snprintf(n->addr, sizeof(n->addr), "%s", addr);
-	n->since_ms = now;
-	n->refused = n->cut = 0;
-	if (what == REFUSED)
-		sbx_warn("slack: refusing connections from %s: %d are open from there already (at "
-			 "most %d per address); further refusals are counted and logged once a "
-			 "minute", addr, PER_ADDRESS_MAX, PER_ADDRESS_MAX);
-	else
-		sbx_warn("slack: closed a connection from %s that was not done %llds after it was "
-			 "accepted; further ones are counted and logged once a minute", addr,
-			 (long long)h->s->timeout);
-}
-
-/* Say what was counted over intervals that ended (all: every interval,
- * at shutdown).  A quiet address frees its slot. */
-static void notes_flush(struct slack_http *h, bool all)
-{
-	int64_t now = sbx_mono_ms();
-
-	for (size_t i = 0; i <= NOTE_ADDRS; i++) {
-		struct addr_note *n = &h->addrs[i];
-		char refused[96] = "", cut[96] = "";
-
-		if (!n->addr[0] || (!all && now - n->since_ms < NOTE_EVERY_MS))
-			continue;
-		if (!n->refused && !n->cut) {
-			n->addr[0] = '\0';
-			continue;
-		}
-		if (n->refused)
-			snprintf(refused, sizeof(refused), "refused %u more connection%s (at most %d "
-				 "open per address)", n->refused, n->refused == 1 ? "" : "s",
-				 PER_ADDRESS_MAX);
-		if (n->cut)
-			snprintf(cut, sizeof(cut), "closed %u more not done %llds after they were "
-				 "accepted", n->cut, (long long)h->s->timeout);
-		sbx_warn("slack: from %s in the last %llds: %s%s%s", n->addr,
-			 (long long)((now - n->since_ms + 999) / 1000), refused,
-			 refused[0] && cut[0] ? "; " : "", cut);
-		n->since_ms = now;
-		n->refused = n->cut = 0;
-		if (all)
-			n->addr[0] = '\0';
-	}
-	for (size_t i = 0; i < NOTE_MHD; i++) {
-		struct mhd_note *n = &h->mhd[i];
-
-		if (!n->fmt || (!all && now - n->since_ms < NOTE_EVERY_MS))
-			continue;
-		if (n->more)
-			say_mhd_more(n, now);
-		n->fmt = NULL;
-	}
-}
-
-/* Before MHD takes a connection: at most PER_ADDRESS_MAX from one address
- * (MHD's own per-address limit would log each refusal, without the
- * address, before this is asked). */
-static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t salen)
-{
-	struct slack_http *h = cls;
-	char addr[INET6_ADDRSTRLEN];
-	int open = 0;
-
-	(void)salen;
-	addr_text(sa, addr, sizeof(addr));
-	for (const struct conn_ctx *c = h->conns; c; c = c->next)
-		open += strcmp(c->addr, addr) == 0;
-	if (open < PER_ADDRESS_MAX)
-		return MHD_YES;
-	note_trouble(h, addr, REFUSED);
-	return MHD_NO;
-}
-
-static void conn_forget(struct slack_http *h, struct conn_ctx *c)
-{
-	for (struct conn_ctx **p = &h->conns; *p; p = &(*p)->next) {
-		if (*p == c) {
-			*p = c->next;
-			break;
-		}
-	}
-	free(c);
-}
-
-/* Each connection MHD accepted, and its end: its deadline starts here. */
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-			  enum MHD_ConnectionNotificationCode toe)
-{
-	struct slack_http *h = cls;
-	const union MHD_ConnectionInfo *fd_info, *addr_info;
-	struct conn_ctx *c = NULL;
-
-	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-		if (*socket_context)
-			conn_forget(h, *socket_context);
-		*socket_context = NULL;
-		goto out;
-	}
-	fd_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	addr_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	c = calloc(1, sizeof(*c));
-	if (!c || !fd_info) {
-		/* A connection without a deadline is one a peer could keep:
-		 * have MHD close it at once instead. */
-		sbx_warn("slack: closing a connection it cannot watch (%s)",
-			 c ? "no socket" : "out of memory");
-		if (fd_info)
-			(void)shutdown(fd_info->connect_fd, SHUT_RDWR);
-		goto out;
-	}
-	c->fd = fd_info->connect_fd;
-	c->deadline_ms = sbx_mono_ms() + h->s->timeout * 1000;
-	addr_text(addr_info ? addr_info->client_addr : NULL, c->addr, sizeof(c->addr));
-	c->next = h->conns;
-	h->conns = c;
-	*socket_context = c;
-	c = NULL;
-out:
-	free(c);
-}
-
-/* Shut down the connections past their deadline.  shutdown(), not
- * close(): the socket is MHD's; it sees the end on its next run and
- * closes and forgets the connection itself (suspended ones once they are
- * resumed).  Returns how many it cut. */
-static unsigned cut_overdue(struct slack_http *h)
-{
-	int64_t now = sbx_mono_ms();
-	unsigned n = 0;
-
-	for (struct conn_ctx *c = h->conns; c; c = c->next) {
-		if (c->cut || now < c->deadline_ms)
-			continue;
-		(void)shutdown(c->fd, SHUT_RDWR);
-		c->cut = true;
-		note_trouble(h, c->addr, CUT);
-		n++;
-	}
-	return n;
-}
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *text)
 {
@@ -348,14 +90,6 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
 static const char *header(struct MHD_Connection *conn, const char *name)
 {
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
-}
-
-static const char *peer(struct MHD_Connection *conn, char *buf, size_t len)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-
-	return addr_text(ci ? ci->client_addr : NULL, buf, len);
 }
 
 static bool content_length_too_big(struct MHD_Connection *conn)
@@ -515,7 +249,7 @@ static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 	switch (payload ? slack_parse_click(payload, &c, why, sizeof(why)) : SLACK_CLICK_MALFORMED) {
 	case SLACK_CLICK_MALFORMED:
 		sbx_warn("slack: a signed callback from %s without a usable payload",
-			 peer(rc->conn, ip, sizeof(ip)));
+			 sbx_http_peer(rc->conn, ip, sizeof(ip)));
 		ret = respond(rc->conn, 400, "no usable payload\n");
 		goto out;
 	case SLACK_CLICK_UNKNOWN:
@@ -590,7 +324,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return respond(conn, 413, "at most 64 KiB\n");
 	status = check_signature(h, rc, msg, sizeof(msg));
 	if (status) {
-		sbx_warn("slack: refused a callback from %s: %s", peer(conn, ip, sizeof(ip)), msg);
+		sbx_warn("slack: refused a callback from %s: %s", sbx_http_peer(conn, ip, sizeof(ip)), msg);
 		return respond(conn, status, status == 401 ? "invalid request signature\n"
 							    : "busy\n");
 	}
@@ -656,6 +390,11 @@ struct slack_http *slack_http_start(struct sbx_slack *s, char *err, size_t errle
 		return NULL;
 	}
 	h->s = s;
+	h->guard = sbx_httpguard_new("slack", s->timeout, PER_ADDRESS_MAX);
+	if (!h->guard) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (listen_addr(c, &ss, &v6) < 0) {
 		snprintf(err, errlen, "listen: %s is not a numeric address", c->listen_host);
 		goto fail;
@@ -665,15 +404,16 @@ struct slack_http *slack_http_start(struct sbx_slack *s, char *err, size_t errle
 	/* The logger first, so MHD never writes to stderr on its own.  The
 	 * idle timeout stays as a second line: the deadline (on_connection,
 	 * cut_overdue) is what bounds a connection. */
-	h->d = MHD_start_daemon(flags, c->listen_port, on_accept, h, on_request, h,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+	h->d = MHD_start_daemon(flags, c->listen_port, sbx_httpguard_on_accept, h->guard,
+				on_request, h,
+				MHD_OPTION_EXTERNAL_LOGGER, sbx_httpguard_mhd_log, h->guard,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->timeout,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)MAX_CONNECTIONS,
 				MHD_OPTION_STRICT_FOR_CLIENT, 1,
-				MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+				MHD_OPTION_NOTIFY_CONNECTION, sbx_httpguard_on_connection, h->guard,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 				MHD_OPTION_END);
 	if (!h->d) {
@@ -701,7 +441,7 @@ int slack_http_fd(const struct slack_http *h)
 
 void slack_http_run(struct slack_http *h)
 {
-	(void)cut_overdue(h);
+	(void)sbx_httpguard_cut_overdue(h->guard);
 	(void)MHD_run(h->d);
 }
 
@@ -712,9 +452,12 @@ int64_t slack_http_deadline(const struct slack_http *h)
 
 	if (MHD_get_timeout(h->d, &ms) == MHD_YES)
 		at = sbx_mono_ms() + (ms > 3600000 ? 3600000 : (int64_t)ms);
-	for (const struct conn_ctx *c = h->conns; c; c = c->next)
-		if (!c->cut && c->deadline_ms < at)
-			at = c->deadline_ms;
+	{
+		int64_t g = sbx_httpguard_deadline(h->guard);
+
+		if (g < at)
+			at = g;
+	}
 	return at;
 }
 
@@ -742,9 +485,9 @@ void slack_http_tick(struct slack_http *h)
 {
 	struct sbx_broker *b = h->s->b;
 	uint64_t durable = sbx_journal_durable_seq(b->journal);
-	bool run = cut_overdue(h) > 0;
+	bool run = sbx_httpguard_cut_overdue(h->guard) > 0;
 
-	notes_flush(h, false);
+	sbx_httpguard_flush(h->guard, false);
 	for (struct req_ctx *rc = h->held; rc; rc = rc->next_held) {
 		if (rc->ready)
 			continue;
@@ -782,6 +525,6 @@ void slack_http_free(struct slack_http *h)
 	if (h->d)
 		MHD_stop_daemon(h->d);
 	/* What was counted since the last line is said, not lost. */
-	notes_flush(h, true);
+	sbx_httpguard_free(h->guard);
 	free(h);
 }

@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""Drive the broker's HTTP API against a live broker (tests/integration/api.sh).
+
+Every endpoint, authorised and not: wrong scope, another user's request,
+expired, revoked and unknown-owner tokens, self-approval, conflicts, the
+body cap and the rate limit.  Every response is checked against
+docs/openapi.yaml: its status must be documented for the operation and its
+body must validate against the documented schema.
+
+Prints one line per check, "PASS what" or "FAIL what: why"; api.sh turns
+them into TAP.  Environment: API (base URL), SBXREQ, SBXCTL, SOCK, STATE,
+SPEC, POLICY, BROKER_PID.
+"""
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+import jsonschema
+import yaml
+
+API = os.environ["API"]
+SBXREQ = os.environ["SBXREQ"]
+SBXCTL = os.environ["SBXCTL"]
+SOCK = os.environ["SOCK"]
+STATE = os.environ["STATE"]
+POLICY = os.environ["POLICY"]
+BROKER_PID = int(os.environ["BROKER_PID"])
+SPEC = yaml.safe_load(open(os.environ["SPEC"]))
+HOST = urllib.parse.urlparse(API)
+
+failed = 0
+
+
+def check(what, ok, why=""):
+    global failed
+    if ok:
+        print("PASS " + what, flush=True)
+    else:
+        failed += 1
+        print("FAIL %s: %s" % (what, why), flush=True)
+    return ok
+
+
+# ---- the spec ---------------------------------------------------------------
+
+def template_of(path):
+    """The spec's path template for a concrete path."""
+    for tpl in SPEC["paths"]:
+        rx = "^" + re.sub(r"\{[a-z]+\}", "[^/]+", tpl) + "$"
+        if re.match(rx, path):
+            return tpl
+    return None
+
+
+def resolve(obj):
+    while isinstance(obj, dict) and "$ref" in obj:
+        node = SPEC
+        for part in obj["$ref"][2:].split("/"):
+            node = node[part]
+        obj = node
+    return obj
+
+
+def validate(method, path, status, body):
+    """None when the response is as documented, else why not."""
+    tpl = template_of(path.split("?")[0])
+    if tpl is None:
+        return None if status == 404 else "no such path in the spec: " + path
+    op = SPEC["paths"][tpl].get(method.lower())
+    if op is None:
+        return None if status == 405 else "%s %s is not in the spec" % (method, tpl)
+    resp = op["responses"].get(str(status))
+    if resp is None:
+        return "status %d is not documented for %s %s" % (status, method, tpl)
+    resp = resolve(resp)
+    schema = resp["content"]["application/json"]["schema"]
+    root = {"components": SPEC["components"]}
+    root.update(schema)
+    try:
+        jsonschema.validate(body, root, cls=jsonschema.Draft202012Validator,
+                            format_checker=jsonschema.FormatChecker())
+    except jsonschema.ValidationError as e:
+        return "%s %s %d: %s" % (method, tpl, status, e.message)
+    return None
+
+
+# ---- HTTP ---------------------------------------------------------------------
+
+class Client:
+    def __init__(self, token):
+        self.token = token
+        self.conn = http.client.HTTPConnection(HOST.hostname, HOST.port, timeout=60)
+
+    def call(self, method, path, body=None, raw=None, headers=None):
+        h = {}
+        if self.token is not None:
+            h["Authorization"] = "Bearer " + self.token
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+        if data is not None:
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        for attempt in range(2):
+            try:
+                self.conn.request(method, path, body=data, headers=h)
+                r = self.conn.getresponse()
+                text = r.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # a kept-alive connection the server closed: once more
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(HOST.hostname, HOST.port, timeout=60)
+                if attempt:
+                    raise
+        ctype = r.getheader("Content-Type", "")
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            obj = None
+        why = None
+        if not ctype.startswith("application/json") or obj is None:
+            why = "not JSON (%s): %r" % (ctype, text[:200])
+        else:
+            why = validate(method, path, r.status, obj)
+        if why:
+            check("%s %s answers as docs/openapi.yaml says" % (method, path), False, why)
+        return r.status, obj, r
+
+
+def expect(what, got, status, code=None):
+    st, obj, _ = got
+    ok = st == status and (code is None or (obj or {}).get("code") == code)
+    check(what, ok, "got %s %s" % (st, json.dumps(obj)[:300]))
+    return obj
+
+
+# ---- the CLIs and the journal -------------------------------------------------
+
+def sbx(tool, *args):
+    p = subprocess.run([tool, "--socket", SOCK] + list(args), capture_output=True, text=True,
+                       timeout=30)
+    return p.returncode, p.stdout.strip(), p.stderr.strip()
+
+
+def make_token(who, name, expires="30d", scope=None):
+    args = (["--as", who] if who else []) + ["token", "create", "--name", name,
+                                             "--expires", expires]
+    if scope:
+        args += ["--scope", scope]
+    rc, out, err = sbx(SBXREQ, *args)
+    if not check("token %s for %s is made" % (name, who or "root"), rc == 0 and
+                 out.startswith("sbxt_"), "rc %d: %s %s" % (rc, out, err)):
+        sys.exit(1)
+    return out
+
+
+def journal():
+    recs = []
+    d = os.path.join(STATE, "journal")
+    for f in sorted(os.listdir(d)):
+        if f.endswith(".jsonl"):
+            for line in open(os.path.join(d, f)):
+                try:
+                    recs.append(json.loads(line))
+                except ValueError:
+                    pass
+    return recs
+
+
+def journal_text():
+    d = os.path.join(STATE, "journal")
+    return "".join(open(os.path.join(d, f)).read() for f in os.listdir(d))
+
+
+def wait_for(secs, fn):
+    end = time.time() + secs
+    while time.time() < end:
+        if fn():
+            return True
+        time.sleep(0.05)
+    return fn()
+
+
+# ---- the scenario -----------------------------------------------------------------
+
+def main():
+    erin_rw = make_token("erin", "ci-deploy", scope="read,request")
+    erin_ro = make_token("erin", "nightly", scope="read")
+    erin_ap = make_token("erin", "erin-approves", scope="read,approve")
+    frank_ap = make_token("frank", "frank-bot", scope="read,approve")
+    alice = make_token("alice", "alice-ci", scope="read,request")
+    root = make_token(None, "root-read", scope="read")
+
+    # the token text is shown once and never journaled
+    text = journal_text()
+    check("no token's secret is in the journal",
+          all(t.split("_")[2] not in text for t in (erin_rw, erin_ro, frank_ap)))
+    created = [r for r in journal() if r["event"] == "token.created"]
+    check("token.created keeps a salted hash, owner, scopes and expiry",
+          len(created) == 6 and all(re.match("^[0-9a-f]{64}$", r["secret_hash"]) and
+                                    re.match("^[0-9a-f]{32}$", r["secret_salt"]) and
+                                    r["expires_at"] for r in created),
+          json.dumps(created[:1]))
+
+    # refusals at creation
+    rc, out, err = sbx(SBXREQ, "--as", "erin", "token", "create", "--name", "long",
+                       "--expires", "60d")
+    check("a token longer than the profile's api_token_max (45d) is refused",
+          rc == 1 and "45d" in err, "rc %d %s" % (rc, err))
+    rc, out, err = sbx(SBXREQ, "--as", "erin", "token", "create", "--name", "aud",
+                       "--expires", "1d", "--scope", "audit")
+    check("the audit scope is refused to someone neither admin nor auditor",
+          rc == 1 and "audit" in err, "rc %d %s" % (rc, err))
+    rc, out, err = sbx(SBXREQ, "--as", "erin", "token", "create", "--name", "ci-deploy",
+                       "--expires", "1d")
+    check("a second live token of the same name is refused", rc == 1, err)
+    rc, out, err = sbx(SBXREQ, "--as", "erin", "token", "list", "--json")
+    names = sorted(t["name"] for t in json.loads(out)) if rc == 0 else []
+    check("token list shows the owner's live tokens, not the secrets",
+          names == ["ci-deploy", "erin-approves", "nightly"] and "sbxt_" not in out, out)
+
+    anon, rw, ro, eap, fap, al, rt = (Client(None), Client(erin_rw), Client(erin_ro),
+                                      Client(erin_ap), Client(frank_ap), Client(alice),
+                                      Client(root))
+
+    # who
+    expect("no token: 401", anon.call("GET", "/v1/requests"), 401, "unauthorized")
+    bad = Client("sbxt_0123456789abcdef_" + "0" * 64)
+    expect("an unknown token: 401", bad.call("GET", "/v1/requests"), 401, "unauthorized")
+    forged = Client(erin_rw[:-4] + ("0000" if not erin_rw.endswith("0000") else "1111"))
+    expect("a known id with a wrong secret: 401", forged.call("GET", "/v1/token"), 401,
+           "unauthorized")
+    o = expect("GET /v1/token names the token", rw.call("GET", "/v1/token"), 200)
+    check("the token acts as its owner", o and o["owner"] == "erin" and
+          o["scopes"] == "read,request", json.dumps(o))
+
+    # roles, check, explain
+    o = expect("GET /v1/roles", rw.call("GET", "/v1/roles"), 200)
+    check("erin may ask for sandbox-admin", any(r["role"] == "sandbox-admin"
+                                                for r in (o or {}).get("roles", [])))
+    o = expect("GET /v1/check (the owner)", rw.call("GET", "/v1/check"), 200)
+    check("check answers about the owner", o and o["user"] == "erin")
+    expect("check about someone else: 403 for a non-admin",
+           rw.call("GET", "/v1/check?user=alice"), 403, "refused")
+    o = expect("check about someone else as an admin's token",
+               rt.call("GET", "/v1/check?user=alice"), 200)
+    check("alice may log in (standing)", o and o["allowed"] is True, json.dumps(o))
+    check("check is a dry run: no access.checked recorded",
+          not any(r["event"] == "access.checked" for r in journal()))
+    o = expect("GET /v1/policy/explain", rw.call("GET", "/v1/policy/explain"), 200)
+    check("explain lists erin's memberships", o and any(m["role"] == "sandbox-admin"
+                                                        for m in o["memberships"]))
+
+    # file a request
+    expect("a read-only token cannot file: 403 scope",
+           ro.call("POST", "/v1/requests", {"role": "sandbox-admin", "duration": "30m",
+                                             "reason": "deploy the release"}), 403, "scope")
+    o = expect("POST /v1/requests files a request",
+               rw.call("POST", "/v1/requests", {"role": "sandbox-admin", "duration": "30m",
+                                                "reason": "deploy the release 1.2"}), 200)
+    rid = o["request"]["id"]
+    check("it is pending, erin's", o["request"]["state"] == "pending" and
+          o["request"]["user"] == "erin")
+    rec = [r for r in journal() if r["event"] == "request.created" and r["id"] == rid]
+    check("request.created says via api and the token's name (after the reply: durable)",
+          rec and rec[0].get("via") == "api" and rec[0].get("token") == "ci-deploy" and
+          rec[0]["actor"] == "erin", json.dumps(rec))
+    expect("missing role: 400", rw.call("POST", "/v1/requests", {"duration": "1h"}), 400,
+           "bad_request")
+    expect("not JSON: 400", rw.call("POST", "/v1/requests", raw=b"{nope"), 400, "bad_request")
+    expect("a bad duration: 400", rw.call("POST", "/v1/requests", {"role": "sandbox-admin",
+                                                                    "duration": "soon"}), 400)
+    expect("a role erin may not have: 403",
+           rw.call("POST", "/v1/requests", {"role": "prod-data", "reason": "x" * 20}), 403,
+           "refused")
+    expect("a body over 16 KiB: 413",
+           rw.call("POST", "/v1/requests", raw=b"{" + b" " * 20000 + b"}"), 413, "too_large")
+
+    # other people's requests do not exist for them
+    expect("another user's request: 404", al.call("GET", "/v1/requests/%d" % rid), 404,
+           "not_found")
+    expect("cancelling another user's request: 404",
+           al.call("POST", "/v1/requests/%d/cancel" % rid, {}), 404, "not_found")
+    expect("an unknown endpoint: 404", rw.call("GET", "/v1/nothing"), 404, "not_found")
+
+    # decisions
+    expect("a request-scoped token cannot approve: 403 scope",
+           rw.call("POST", "/v1/requests/%d/approve" % rid, {}), 403, "scope")
+    o = expect("approving one's own request: 403",
+               eap.call("POST", "/v1/requests/%d/approve" % rid, {}), 403, "refused")
+    check("the refusal says why (own request)", o and "own" in o["message"], json.dumps(o))
+    o = expect("the approver sees it in /v1/pending", fap.call("GET", "/v1/pending"), 200)
+    check("frank's pending list holds it", o and any(r["id"] == rid for r in o["requests"]))
+
+    # long poll: wait for the approval without blocking anything else
+    got = {}
+
+    def poll():
+        c = Client(erin_rw)
+        t0 = time.time()
+        got["r"] = c.call("GET", "/v1/requests/%d?wait=60s" % rid)
+        got["took"] = time.time() - t0
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.5)
+    o = expect("others are served while a long poll waits", rw.call("GET", "/v1/token"), 200)
+    o = expect("frank approves through the API",
+               fap.call("POST", "/v1/requests/%d/approve" % rid, {"comment": "ok"}), 200)
+    check("the grant is active", o and o["request"]["state"] == "active")
+    th.join(70)
+    st, lp, _ = got.get("r", (0, None, None))
+    check("the long poll answers with the decision, long before its 60 s",
+          st == 200 and lp["request"]["state"] == "active" and got["took"] < 50,
+          "%s %s after %.1fs" % (st, json.dumps(lp)[:200], got.get("took", -1)))
+    rec = [r for r in journal() if r["event"] == "request.approval" and r.get("id") == rid]
+    check("the approval is recorded as frank, via api, token frank-bot",
+          rec and rec[0]["actor"] == "frank" and rec[0].get("via") == "api" and
+          rec[0].get("token") == "frank-bot", json.dumps(rec))
+    expect("approving it again: 409", fap.call("POST", "/v1/requests/%d/approve" % rid, {}),
+           409, "conflict")
+    expect("cancelling an active grant: 409",
+           rw.call("POST", "/v1/requests/%d/cancel" % rid, {}), 409, "conflict")
+    o = expect("GET /v1/grants", rw.call("GET", "/v1/grants"), 200)
+    check("erin's grant is listed", o and [r["id"] for r in o["requests"]] == [rid],
+          json.dumps(o)[:300])
+    o = expect("GET /v1/requests", rw.call("GET", "/v1/requests"), 200)
+    check("it is among erin's requests", o and any(r["id"] == rid for r in o["requests"]))
+    expect("GET /v1/requests?all=true", rw.call("GET", "/v1/requests?all=true"), 200)
+    o = expect("a wait on a decided request answers at once",
+               rw.call("GET", "/v1/requests/%d?wait=30s" % rid), 200)
+
+    # extend, cancel the extension
+    o = expect("POST extend files an extension",
+               rw.call("POST", "/v1/requests/%d/extend" % rid,
+                       {"duration": "15m", "reason": "the release is still rolling out"}), 200)
+    ext = o["request"]["id"] if o else 0
+    check("the extension is pending and names the grant", o and
+          o["request"]["extends"] == rid and o["request"]["state"] == "pending")
+    o = expect("cancel the extension", rw.call("POST", "/v1/requests/%d/cancel" % ext,
+                                                {"reason": "not needed"}), 200)
+    check("it is cancelled", o and o["request"]["state"] == "cancelled")
+    expect("cancel it again: 409", rw.call("POST", "/v1/requests/%d/cancel" % ext, {}), 409,
+           "conflict")
+
+    # drop
+    o = expect("drop the grant", rw.call("POST", "/v1/requests/%d/drop" % rid,
+                                          {"reason": "done"}), 200)
+    check("it is revoked by erin", o and o["request"]["state"] == "revoked" and
+          o["request"]["ended_by"] == "erin", json.dumps(o)[:300])
+    expect("drop it again: 409", rw.call("POST", "/v1/requests/%d/drop" % rid, {}), 409,
+           "conflict")
+
+    # deny; revoke through /v1/grants
+    o = expect("another request", rw.call("POST", "/v1/requests", {
+        "role": "sandbox-admin", "duration": "20m", "reason": "second deploy attempt"}), 200)
+    r2 = o["request"]["id"]
+    o = expect("frank denies it", fap.call("POST", "/v1/requests/%d/deny" % r2,
+                                           {"reason": "not today"}), 200)
+    check("it is denied", o and o["request"]["state"] == "denied")
+    o = expect("a third request", rw.call("POST", "/v1/requests", {
+        "role": "sandbox-admin", "duration": "20m", "reason": "third deploy attempt"}), 200)
+    r3 = o["request"]["id"]
+    expect("frank approves it", fap.call("POST", "/v1/requests/%d/approve" % r3, {}), 200)
+    expect("erin cannot revoke with a request token: 403 scope",
+           rw.call("POST", "/v1/grants/%d/revoke" % r3, {}), 403, "scope")
+    o = expect("frank revokes the grant", fap.call("POST", "/v1/grants/%d/revoke" % r3,
+                                                   {"reason": "incident over"}), 200)
+    check("it is revoked", o and o["request"]["state"] == "revoked")
+    expect("revoking it again: 409", fap.call("POST", "/v1/grants/%d/revoke" % r3, {}), 409,
+           "conflict")
+    check("every request, approval, denial and revocation the API made says via api",
+          all(r.get("via") == "api" and r.get("token") for r in journal()
+              if r.get("id") in (rid, ext, r2, r3) and r["event"].startswith(("request.", "grant."))
+              and r["actor"] in ("erin", "frank")))
+
+    # token.used: once an hour, not once a call
+    used = [r for r in journal() if r["event"] == "token.used" and r["token"] == "ci-deploy"]
+    check("token.used is recorded once for many calls", len(used) == 1, json.dumps(used))
+
+    # rate limit per token
+    rl = Client(make_token("erin", "busy", scope="read"))
+    statuses = [rl.call("GET", "/v1/token")[0] for _ in range(400)]
+    check("a token calling too fast gets 429", 429 in statuses and statuses[0] == 200,
+          str(sorted(set(statuses))))
+    st, o, resp = rl.call("GET", "/v1/token")
+    if st == 429:
+        check("429 says when to come back", resp.getheader("Retry-After") is not None)
+    expect("another token is not slowed by it", rw.call("GET", "/v1/token"), 200)
+
+    # revoked token
+    tid = json.loads(sbx(SBXREQ, "--as", "erin", "token", "list", "--json")[1])
+    tid = [t["token_id"] for t in tid if t["name"] == "nightly"][0]
+    rc, out, err = sbx(SBXCTL, "token", "revoke", tid, "--reason", "leaked")
+    check("an admin revokes erin's token by id", rc == 0, err)
+    expect("a revoked token: 401", ro.call("GET", "/v1/token"), 401, "token_revoked")
+    check("token.revoked is recorded", any(r["event"] == "token.revoked" and
+                                           r["token_id"] == tid for r in journal()))
+    rc, out, err = sbx(SBXREQ, "--as", "alice", "token", "revoke", "ci-deploy")
+    check("someone else cannot revoke erin's token", rc != 0, out)
+    expect("and it still works", rw.call("GET", "/v1/token"), 200)
+
+    # expired token
+    short = Client(make_token("erin", "short", expires="2s", scope="read"))
+    expect("a fresh token works", short.call("GET", "/v1/token"), 200)
+    time.sleep(2.2)
+    expect("an expired token: 401", short.call("GET", "/v1/token"), 401, "token_expired")
+    check("token.expired is recorded", wait_for(5, lambda: any(
+        r["event"] == "token.expired" and r["token"] == "short" for r in journal())))
+
+    # the owner leaves: the policy (the directory's stand-in here) forgets dave
+    dave = Client(make_token("dave", "dave-ci", scope="read"))
+    expect("dave's token works", dave.call("GET", "/v1/token"), 200)
+    pol = open(POLICY).read()
+    pol = pol.replace("developers: [alice, carol, dave]", "developers: [alice, carol]")
+    pol = pol.replace("  dave:  { manager: bob }\n", "")
+    pol = pol.replace("eligible: { groups: [sre], users: [dave] }", "eligible: { groups: [sre] }")
+    open(POLICY, "w").write(pol)
+    n = len([r for r in journal() if r["event"] == "policy.loaded"])
+    os.kill(BROKER_PID, signal.SIGHUP)
+    check("the reload is recorded", wait_for(10, lambda: len(
+        [r for r in journal() if r["event"] == "policy.loaded"]) > n))
+    expect("once the owner is gone, the token stops: 401", dave.call("GET", "/v1/token"), 401,
+           "owner_unknown")
+
+    # the event stream's place
+    expect("GET /v1/events is not served yet: 501", rw.call("GET", "/v1/events"), 501,
+           "not_implemented")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
