@@ -22,8 +22,10 @@
 #include "dispatch.h"
 #include "log.h"
 #include "record_filter.h"
+#include "sbxio.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,12 @@ struct sbx_tail_sub {
 	bool dropped;
 	int64_t drop_deadline_ms;
 	bool claimed;           /* a connection holds it */
+	/* A text follower (sbx_tail_follow_text): its queue holds Server-Sent
+	 * Events text rather than frames, and wake(wake_arg) says when bytes
+	 * were queued. */
+	bool text;
+	void (*wake)(void *arg);
+	void *wake_arg;
 };
 
 struct sbx_tail {
@@ -71,6 +79,8 @@ struct sbx_tail {
 	struct sbx_tail_sub *subs;
 	size_t nsubs;
 	struct sbx_tail_sub *pending;  /* made by the op, not yet claimed */
+	void (*after_pump)(void *arg);
+	void *after_pump_arg;
 };
 
 static struct sbx_tail *tail_new(void)
@@ -246,7 +256,7 @@ static size_t subs_of(const struct sbx_tail *t, uid_t uid)
 	size_t n = 0;
 
 	for (const struct sbx_tail_sub *s = t->subs; s; s = s->next)
-		n += s->uid == uid;
+		n += !s->text && s->uid == uid;
 	return n;
 }
 
@@ -262,18 +272,18 @@ static void sub_free(struct sbx_tail_sub *s)
 	free(s);
 }
 
-static struct sbx_tail_sub *sub_new(const struct sbx_call *c, bool admin)
+/* A follower of spec (the strings copied). */
+static struct sbx_tail_sub *sub_new(const struct sbx_tail_spec *spec)
 {
 	struct sbx_tail_sub *s = calloc(1, sizeof(*s));
-	const struct sbx_args *a = &c->a;
 
 	if (!s)
 		return NULL;
-	s->uid = c->caller->uid;
-	s->admin = admin;
-	snprintf(s->person, sizeof(s->person), "%s", c->who.person);
+	s->uid = spec->uid;
+	s->admin = spec->admin;
+	snprintf(s->person, sizeof(s->person), "%s", spec->person ? spec->person : "");
 #define COPY(field) do { \
-		snprintf(s->field, sizeof(s->field), "%s", a->field); \
+		snprintf(s->field, sizeof(s->field), "%s", spec->field ? spec->field : ""); \
 		s->f.field = s->field[0] ? s->field : NULL; \
 	} while (0)
 	COPY(user);
@@ -283,9 +293,21 @@ static struct sbx_tail_sub *sub_new(const struct sbx_call *c, bool admin)
 	COPY(host);
 	COPY(outcome);
 #undef COPY
-	s->f.has_id = a->has_id;
-	s->f.id = a->id;
+	s->f.has_id = spec->has_id;
+	s->f.id = spec->id;
 	return s;
+}
+
+static struct sbx_tail_sub *sub_of_call(const struct sbx_call *c, bool admin)
+{
+	const struct sbx_args *a = &c->a;
+	struct sbx_tail_spec spec = {
+		.person = c->who.person, .admin = admin, .uid = c->caller->uid,
+		.user = a->user, .actor = a->actor, .role = a->role, .event = a->event,
+		.host = a->host, .outcome = a->outcome, .has_id = a->has_id, .id = a->id,
+	};
+
+	return sub_new(&spec);
 }
 
 void sbx_op_tail(struct sbx_broker *b, struct sbx_call *c)
@@ -323,7 +345,7 @@ void sbx_op_tail(struct sbx_broker *b, struct sbx_call *c)
 			       "already (at most %u per user)", c->caller->name, cap, cap);
 		return;
 	}
-	s = sub_new(c, admin);
+	s = sub_of_call(c, admin);
 	if (!s) {
 		sbx_reply_fail(c, SBX_ST_INTERNAL, "out of memory");
 		return;
@@ -409,6 +431,34 @@ static int queue_msg(struct sbx_tail_sub *s, sbx_msg *m)
 	return 0;
 }
 
+/* Queue text for a text follower.  0, or -1 when out of memory. */
+static int queue_text(struct sbx_tail_sub *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int queue_text(struct sbx_tail_sub *s, const char *fmt, ...)
+{
+	struct frame *f = calloc(1, sizeof(*f));
+	va_list ap;
+	int n;
+
+	if (!f)
+		return -1;
+	va_start(ap, fmt);
+	n = vasprintf((char **)&f->buf, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		free(f);
+		return -1;
+	}
+	f->len = (size_t)n;
+	if (s->tail)
+		s->tail->next = f;
+	else
+		s->head = f;
+	s->tail = f;
+	s->queued += f->len;
+	return 0;
+}
+
 /* Too far behind: keep only the frame on the wire, say why, close soon. */
 static void drop(struct sbx_tail_sub *s, uint64_t missed_from, int64_t now_ms)
 {
@@ -431,14 +481,59 @@ static void drop(struct sbx_tail_sub *s, uint64_t missed_from, int64_t now_ms)
 		 "journal; records from seq %llu on were not sent (read them with sbxctl audit "
 		 "query, then follow again)", SBX_TAIL_BUF_MAX / 1024,
 		 (unsigned long long)missed_from);
-	sbx_msg_init_reply(&m, SBX_OP_TAIL | SBX_OP_REPLY, SBX_ST_REFUSED, msg);
-	sbx_msg_put_i64(&m, SBX_F_SEQ, (int64_t)missed_from);
-	if (queue_msg(s, &m) < 0)
-		sbx_msg_free(&m);
+	if (s->text) {
+		json_t *o = json_pack("{s:s, s:I}", "message", msg, "seq", (json_int_t)missed_from);
+		char *j = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+		if (j)
+			(void)queue_text(s, "event: dropped\ndata: %s\n\n", j);
+		free(j);
+		json_decref(o);
+	} else {
+		sbx_msg_init_reply(&m, SBX_OP_TAIL | SBX_OP_REPLY, SBX_ST_REFUSED, msg);
+		sbx_msg_put_i64(&m, SBX_F_SEQ, (int64_t)missed_from);
+		if (queue_msg(s, &m) < 0)
+			sbx_msg_free(&m);
+	}
 	s->dropped = true;
 	s->drop_deadline_ms = now_ms + DROP_GRACE_MS;
 	sbx_info("tail: dropped a follower of uid %u (%s): more than %u KiB behind",
 		 (unsigned)s->uid, s->person, SBX_TAIL_BUF_MAX / 1024);
+}
+
+/* A text follower: one event per record, "id" its seq (what a reader
+ * gives back as Last-Event-ID), "data" the record. */
+static void pump_text(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms)
+{
+	size_t i = 0, before = s->queued;
+	bool was_dropped = s->dropped;
+
+	while (i < t->n && ent_at(t, i)->seq < s->next_seq)
+		i++;
+	for (; i < t->n && !s->dropped; i++) {
+		struct ent *e = ent_at(t, i);
+		const char *text;
+
+		if (e->seq > t->durable)
+			break;
+		if (wants(t, s, e->rec)) {
+			text = ent_text(e);
+			if (!text)
+				break;
+			if (s->queued + strlen(text) + 64 > SBX_TAIL_BUF_MAX) {
+				drop(s, e->seq, now_ms);
+				break;
+			}
+			if (queue_text(s, "id: %llu\ndata: %s\n\n", (unsigned long long)e->seq,
+				       text) < 0)
+				break;
+		}
+		s->next_seq = e->seq + 1;
+	}
+	if (!s->dropped && s->next_seq <= t->durable)
+		s->next_seq = t->durable + 1;
+	if ((s->queued != before || s->dropped != was_dropped) && s->wake)
+		s->wake(s->wake_arg);
 }
 
 static void pump_one(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms)
@@ -449,6 +544,10 @@ static void pump_one(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms)
 
 	if (s->dropped || s->next_seq > t->durable)
 		return;
+	if (s->text) {
+		pump_text(t, s, now_ms);
+		return;
+	}
 	/* The ring is in seq order: skip what this follower has had. */
 	while (i < t->n && ent_at(t, i)->seq < s->next_seq)
 		i++;
@@ -496,6 +595,8 @@ void sbx_tail_pump(struct sbx_tail *t, uint64_t durable_seq, int64_t now_ms)
 	for (struct sbx_tail_sub *s = t->subs; s; s = s->next)
 		pump_one(t, s, now_ms);
 	ring_trim(t);
+	if (t->after_pump)
+		t->after_pump(t->after_pump_arg);
 }
 
 int sbx_tail_sub_send(struct sbx_tail_sub *s, int fd, int64_t now_ms)
@@ -535,7 +636,8 @@ void sbx_tail_sub_close(struct sbx_tail *t, struct sbx_tail_sub *s)
 			t->subs = s->next;
 		if (s->next)
 			s->next->prev = s->prev;
-		t->nsubs--;
+		if (!s->text)
+			t->nsubs--;
 	}
 	sub_free(s);
 	if (t)
@@ -560,4 +662,110 @@ void sbx_tail_free(struct sbx_tail *t)
 	}
 	free(t->ring);
 	free(t);
+}
+
+/* ---- text followers (the HTTP API's event stream) ------------------------------ */
+
+struct sbx_tail_sub *sbx_tail_follow_text(struct sbx_broker *b, const struct sbx_tail_spec *spec,
+					  uint64_t after_seq, uint32_t count,
+					  void (*wake)(void *arg), void *arg)
+{
+	struct sbx_tail *t = b->tail;
+	struct sbx_tail_sub *s;
+
+	if (!t && !(b->tail = t = tail_new()))
+		return NULL;
+	snprintf(t->host, sizeof(t->host), "%s", b->policy->broker.host ? b->policy->broker.host
+									  : "");
+	s = sub_new(spec);
+	if (!s)
+		return NULL;
+	s->text = true;
+	s->claimed = true;
+	s->next_seq = t->durable + 1;
+	if (after_seq && after_seq < t->durable) {
+		/* Resuming (Last-Event-ID): from the ring, saying so when
+		 * records it needs have left it. */
+		s->next_seq = after_seq + 1;
+		if (t->n && ent_at(t, 0)->seq > after_seq + 1)
+			(void)queue_text(s, "event: gap\ndata: {\"from\":%llu,\"to\":%llu,"
+					 "\"message\":\"records before seq %llu have left the "
+					 "broker's memory: read them with sbxctl audit query\"}\n\n",
+					 (unsigned long long)(after_seq + 1),
+					 (unsigned long long)(ent_at(t, 0)->seq - 1),
+					 (unsigned long long)ent_at(t, 0)->seq);
+	} else if (!after_seq && count) {
+		/* A backlog: the last count durable records it may see. */
+		uint32_t taken = 0;
+
+		for (size_t i = t->n; i > 0 && taken < count; i--) {
+			struct ent *e = ent_at(t, i - 1);
+
+			if (e->seq > t->durable || !wants(t, s, e->rec))
+				continue;
+			s->next_seq = e->seq;
+			taken++;
+		}
+	}
+	s->next = t->subs;
+	if (t->subs)
+		t->subs->prev = s;
+	t->subs = s;
+	pump_text(t, s, sbx_mono_ms());
+	/* Set after the first pump: the caller is not ready to be woken
+	 * before it has the follower. */
+	s->wake = wake;
+	s->wake_arg = arg;
+	return s;
+}
+
+size_t sbx_tail_sub_read(struct sbx_tail_sub *s, char *buf, size_t max)
+{
+	size_t got = 0;
+
+	while (s->head && got < max) {
+		struct frame *f = s->head;
+		size_t n = f->len - s->sent;
+
+		if (n > max - got)
+			n = max - got;
+		memcpy(buf + got, f->buf + s->sent, n);
+		got += n;
+		s->sent += n;
+		s->queued -= n;
+		if (s->sent < f->len)
+			break;
+		s->head = f->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->sent = 0;
+		free(f->buf);
+		free(f);
+	}
+	return got;
+}
+
+bool sbx_tail_sub_done(const struct sbx_tail_sub *s)
+{
+	return s->dropped && !s->head;
+}
+
+bool sbx_tail_sub_dropped(const struct sbx_tail_sub *s)
+{
+	return s->dropped;
+}
+
+int sbx_tail_sub_note(struct sbx_tail_sub *s, const char *comment)
+{
+	if (s->dropped || s->queued > SBX_TAIL_BUF_MAX / 2)
+		return 0;
+	return queue_text(s, ": %s\n\n", comment);
+}
+
+void sbx_tail_set_after_pump(struct sbx_broker *b, void (*fn)(void *arg), void *arg)
+{
+	if (!b->tail && !(b->tail = tail_new()))
+		return;
+	b->tail->after_pump = fn;
+	b->tail->after_pump_arg = arg;
 }

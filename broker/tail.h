@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct sbx_broker;
 struct sbx_call;
@@ -55,5 +56,40 @@ int sbx_tail_sub_send(struct sbx_tail_sub *s, int fd, int64_t now_ms);
 void sbx_tail_sub_close(struct sbx_tail *t, struct sbx_tail_sub *s);
 
 void sbx_tail_free(struct sbx_tail *t);
+
+/* ---- text followers: the same stream for another transport ---------------
+ * The HTTP API's GET /v1/events (broker/api/events.c) follows the journal
+ * with the same visibility rule, filters, ring, queue bound and drop as a
+ * TAIL connection, but its queue holds Server-Sent Events text: one event
+ * per record ("id: SEQ", "data: RECORD"), "event: gap" when a resume asks
+ * for records that left the ring, "event: dropped" as the last one of a
+ * reader that fell SBX_TAIL_BUF_MAX behind.  Text followers do not count
+ * against the TAIL op's caps: their owner bounds them. */
+struct sbx_tail_spec {
+	const char *person;     /* who follows: sees records with them as user/actor */
+	bool admin;             /* sees every record */
+	uid_t uid;
+	const char *user, *actor, *role, *event, *host, *outcome; /* NULL or "": any */
+	bool has_id;
+	uint32_t id;
+};
+
+/* A follower from after_seq on (resuming: from the ring), or, with
+ * after_seq 0, the last count records it may see and then the new ones.
+ * wake(arg) is called (from sbx_tail_pump) whenever text was queued.
+ * NULL when out of memory.  Give it back with sbx_tail_sub_close. */
+struct sbx_tail_sub *sbx_tail_follow_text(struct sbx_broker *b, const struct sbx_tail_spec *spec,
+					  uint64_t after_seq, uint32_t count,
+					  void (*wake)(void *arg), void *arg);
+/* Take up to max queued bytes into buf; how many (0: nothing queued). */
+size_t sbx_tail_sub_read(struct sbx_tail_sub *s, char *buf, size_t max);
+/* Dropped, and its last event taken: the stream is over. */
+bool sbx_tail_sub_done(const struct sbx_tail_sub *s);
+bool sbx_tail_sub_dropped(const struct sbx_tail_sub *s);
+/* Queue an SSE comment line (a keep-alive); 0, or -1 out of memory. */
+int sbx_tail_sub_note(struct sbx_tail_sub *s, const char *comment);
+/* fn(arg) after every sbx_tail_pump: the place to hand queued text to the
+ * transport (not from inside wake, while the pump walks its followers). */
+void sbx_tail_set_after_pump(struct sbx_broker *b, void (*fn)(void *arg), void *arg);
 
 #endif

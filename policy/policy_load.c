@@ -2071,10 +2071,51 @@ static void parse_api_listen(struct loader *L, const struct field *f, yaml_node_
 			 "or [::1]:8443, not '%s'", s);
 }
 
+/* public_url: http(s)://, printable, no quotes or spaces (it goes into
+ * PAM's refusal text and the dashboard's Origin check). */
+static void parse_api_url(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	struct sbx_api_conf *c = &((struct sbx_settings *)obj)->api;
+	const char *s = text_of(L, n, f->key, "a URL");
+	bool ok;
+
+	if (!s)
+		return;
+	ok = (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0) &&
+	     strlen(s) < sizeof(c->public_url);
+	for (const char *p = s; ok && *p; p++)
+		ok = *p > ' ' && *p < 0x7f && *p != '"' && *p != '\'' && *p != '<' && *p != '>';
+	if (!ok) {
+		error_at(L, n->start_mark, "public_url must be an http:// or https:// URL of at most "
+			 "%zu characters without spaces or quotes, not '%s'",
+			 sizeof(c->public_url) - 1, s);
+		return;
+	}
+	snprintf(c->public_url, sizeof(c->public_url), "%s", s);
+}
+
+static void parse_api_dir(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	struct sbx_api_conf *c = &((struct sbx_settings *)obj)->api;
+	const char *s = text_of(L, n, f->key, "an absolute path");
+
+	if (!s)
+		return;
+	if (s[0] != '/' || strlen(s) >= sizeof(c->web_dir)) {
+		error_at(L, n->start_mark, "%s must be an absolute path, not '%s'", f->key, s);
+		return;
+	}
+	snprintf(c->web_dir, sizeof(c->web_dir), "%s", s);
+}
+
 static const struct field api_fields[] = {
 	{ "listen", parse_api_listen, 0, NULL, NULL },
 	{ "tls_cert_file", parse_secret_file, API_CONF(tls_cert_file), NULL, NULL },
 	{ "tls_key_file", parse_secret_file, API_CONF(tls_key_file), NULL, NULL },
+	{ "public_url", parse_api_url, 0, NULL, NULL },
+	{ "web_dir", parse_api_dir, 0, NULL, NULL },
+	{ "events_max", parse_limit, API_CONF(events_max), NULL, NULL },
+	{ "events_per_person", parse_limit, API_CONF(events_per_person), NULL, NULL },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 

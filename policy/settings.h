@@ -110,6 +110,10 @@ struct sbx_api_conf {
 	uint16_t listen_port;           /* 0: any free port (tests) */
 	char tls_cert_file[SBX_SETTINGS_PATH_MAX]; /* PEM; empty: plain HTTP (loopback only) */
 	char tls_key_file[SBX_SETTINGS_PATH_MAX];  /* PEM, a 0600 file */
+	char public_url[256];           /* the dashboard as people reach it; "": none */
+	char web_dir[SBX_SETTINGS_PATH_MAX]; /* the dashboard's files; "": compiled in */
+	unsigned events_max;            /* GET /v1/events streams in all; 0: default */
+	unsigned events_per_person;     /* ... per person; 0: default */
 };
 
 struct sbx_settings {

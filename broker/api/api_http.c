@@ -13,6 +13,7 @@
 #include "api.h"
 #include "api_int.h"
 #include "token.h"
+#include "web.h"
 
 #include "dispatch.h"
 #include "fleet.h"
@@ -66,6 +67,7 @@ struct call {
 	unsigned http;
 	json_t *answer;
 	struct call *next_held;
+	struct sbx_web_call *web;    /* the dashboard's or an event stream's (web.h) */
 };
 
 struct sbx_api {
@@ -75,6 +77,7 @@ struct sbx_api {
 	struct call *held;
 	char *tls_cert, *tls_key;
 	size_t tls_key_len;
+	struct sbx_web *web;
 };
 
 static int64_t last_expire_check;
@@ -108,6 +111,11 @@ static void api_run(struct sbx_api *a)
 {
 	(void)sbx_httpguard_cut_overdue(a->guard);
 	(void)MHD_run(a->d);
+}
+
+static void web_run(void *arg)
+{
+	api_run(arg);
 }
 
 void sbx_api_on_ready(struct sbx_broker *b)
@@ -674,9 +682,16 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 	sbx_msg m = { 0 };
 	int bad;
 
-	t = authenticate(a, c, &ret);
-	if (!t)
+	/* A dashboard session stands in for a token (web.h). */
+	switch (sbx_web_session_auth(a->web, c->conn, method, &t, &ret)) {
+	case -1:
 		return ret;
+	case 0:
+		t = authenticate(a, c, &ret);
+		if (!t)
+			return ret;
+		break;
+	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && !r; i++) {
 		if (!path_match(routes[i].path, url, &id, &bad_id))
 			continue;
@@ -700,10 +715,13 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 		json_decref(o);
 		return ret;
 	}
-	if (r->kind == R_EVENTS)
-		/* The live record stream: served once the broker has one
-		 * (docs/api.md, "Events"). */
-		return fail(c->conn, 501, "not_implemented", "the event stream is not available yet");
+	if (r->kind == R_EVENTS) {
+		struct sbx_caller who;
+
+		owner_caller(a->b, t->owner, &who);
+		return sbx_events_serve(a->web, c->conn, t,
+					who.admin || (t->scopes & SBX_SCOPE_AUDIT), &c->web);
+	}
 	if (r->writes && a->b->fleet)
 		return fail(c->conn, 503, "unavailable", "changes through the API are not available "
 			    "in a fleet yet: use sbx-request or sbxctl");
@@ -844,6 +862,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (c->too_big)
 		return fail(conn, 413, "too_large", "request bodies are at most %d bytes",
 			    API_BODY_MAX);
+	if (sbx_web_wants(url))
+		return sbx_web_serve(a->web, conn, method, url, c->body, c->len, &c->web);
 	return dispatch_call(a, c, method, url);
 }
 
@@ -868,6 +888,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (!c)
 		return;
 	unhold(a, c);
+	sbx_web_call_done(a->web, c->web);
 	json_decref(c->answer);
 	free(c->body);
 	free(c);
@@ -949,6 +970,7 @@ void sbx_api_tick(struct sbx_broker *b)
 		MHD_resume_connection(c->conn);
 		run = true;
 	}
+	run |= sbx_web_tick(a->web);
 	if (run)
 		api_run(a);
 }
@@ -1015,8 +1037,10 @@ static void api_free(struct sbx_api *a)
 			MHD_resume_connection(c->conn);
 		}
 	}
+	sbx_web_stop(a->web);
 	if (a->d)
 		MHD_stop_daemon(a->d);
+	sbx_web_free(a->web);
 	sbx_httpguard_free(a->guard);
 	free(a->tls_cert);
 	if (a->tls_key) {
@@ -1079,7 +1103,8 @@ int sbx_api_start(struct sbx_broker *b)
 				on_request, a,
 				MHD_OPTION_EXTERNAL_LOGGER, sbx_httpguard_mhd_log, a->guard,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNECTIONS,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNECTIONS +
+				(c->events_max ? c->events_max : SBX_EVENTS_MAX_DEFAULT),
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_HEADER_MEMORY,
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)API_MAX_CONNECTIONS,
@@ -1098,6 +1123,11 @@ int sbx_api_start(struct sbx_broker *b)
 	info = MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_BIND_PORT);
 	sbx_info("api: listening on %s://%s%s%s:%u/v1/", a->tls_cert ? "https" : "http",
 		 v6 ? "[" : "", c->listen_host, v6 ? "]" : "", info ? info->port : c->listen_port);
+	a->web = sbx_web_new(b, a->tls_cert != NULL, web_run, a);
+	if (!a->web) {
+		sbx_err("api: out of memory");
+		goto fail;
+	}
 	b->api = a;
 	return 0;
 fail:

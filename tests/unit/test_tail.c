@@ -264,3 +264,103 @@ Test(tail, a_follower_that_does_not_read_is_dropped)
 	cr_assert(dropped);
 	close(sv[1]);
 }
+
+/* ---- text followers (GET /v1/events) ------------------------------------------ */
+
+static int woken;
+
+static void count_wake(void *arg)
+{
+	(void)arg;
+	woken++;
+}
+
+/* Everything a text follower has queued, as a string. */
+static char *read_text(struct sbx_tail_sub *s)
+{
+	static char buf[4 * 1024 * 1024];
+	size_t got = 0, n;
+
+	while ((n = sbx_tail_sub_read(s, buf + got, 4096)) > 0) {
+		got += n;
+		cr_assert_lt(got, sizeof(buf) - 4096);
+	}
+	buf[got] = '\0';
+	return buf;
+}
+
+Test(tail, a_text_follower_gets_server_sent_events_it_may_see)
+{
+	struct sbx_tail_spec erin = { .person = "erin", .uid = (uid_t)-1 };
+	struct sbx_tail_spec admin = { .person = "root", .admin = true, .uid = 0 };
+	struct sbx_tail_sub *e, *a;
+	char *text;
+
+	woken = 0;
+	e = sbx_tail_follow_text(&R.b, &erin, 0, 0, count_wake, NULL);
+	a = sbx_tail_follow_text(&R.b, &admin, 0, 0, count_wake, NULL);
+	cr_assert_not_null(e);
+	cr_assert_not_null(a);
+	request_as("erin", "text unit: erin");
+	request_as("dave", "text unit: dave");
+	cr_assert_str_eq(read_text(e), "", "nothing before it is durable");
+	settle();
+	cr_assert_eq(woken, 2, "each follower was woken once");
+	text = read_text(e);
+	cr_assert(strncmp(text, "id: ", 4) == 0, "%s", text);
+	cr_assert_not_null(strstr(text, "\ndata: {"), "%s", text);
+	cr_assert_not_null(strstr(text, "text unit: erin"), "%s", text);
+	cr_assert_null(strstr(text, "text unit: dave"), "erin sees her own only: %s", text);
+	cr_assert_eq(count_of(text, "\n\n"), count_of(text, "id: "), "one event per record");
+	text = read_text(a);
+	cr_assert_not_null(strstr(text, "text unit: dave"), "an admin sees all: %s", text);
+	cr_assert_eq(sbx_tail_sub_note(a, "keep-alive"), 0);
+	cr_assert_str_eq(read_text(a), ": keep-alive\n\n");
+	sbx_tail_sub_close(R.b.tail, e);
+	sbx_tail_sub_close(R.b.tail, a);
+}
+
+Test(tail, a_text_follower_resumes_after_the_last_event_id)
+{
+	struct sbx_tail_spec admin = { .person = "root", .admin = true, .uid = 0 };
+	struct sbx_tail_sub *s;
+	uint64_t mid;
+	char *text;
+
+	request_as("erin", "resume unit: one");
+	settle();
+	mid = sbx_journal_durable_seq(R.b.journal);
+	request_as("dave", "resume unit: two");
+	settle();
+	s = sbx_tail_follow_text(&R.b, &admin, mid, 0, count_wake, NULL);
+	text = read_text(s);
+	cr_assert_null(strstr(text, "resume unit: one"), "%s", text);
+	cr_assert_not_null(strstr(text, "resume unit: two"), "%s", text);
+	sbx_tail_sub_close(R.b.tail, s);
+	s = sbx_tail_follow_text(&R.b, &admin, 0, 1, count_wake, NULL);
+	text = read_text(s);
+	cr_assert_eq(count_of(text, "id: "), 1, "count=1: the last one: %s", text);
+	sbx_tail_sub_close(R.b.tail, s);
+}
+
+Test(tail, a_text_follower_that_does_not_read_is_dropped)
+{
+	struct sbx_tail_spec admin = { .person = "root", .admin = true, .uid = 0 };
+	struct sbx_tail_sub *s = sbx_tail_follow_text(&R.b, &admin, 0, 0, count_wake, NULL);
+	char tty[32], *text;
+
+	for (int i = 0; i < 12000 && !sbx_tail_sub_dropped(s); i++) {
+		snprintf(tty, sizeof(tty), "pts/%d", i);
+		recorded_check(tty);
+		if (i % 500 == 499)
+			settle();
+	}
+	settle();
+	cr_assert(sbx_tail_sub_dropped(s), "more than 1 MiB behind: dropped");
+	cr_assert_not(sbx_tail_sub_done(s), "its last event is still to be read");
+	text = read_text(s);
+	cr_assert_lt(strlen(text), SBX_TAIL_BUF_MAX + 4096, "the queue stayed bounded");
+	cr_assert_not_null(strstr(text, "event: dropped\ndata: {"), "%.200s", text);
+	cr_assert(sbx_tail_sub_done(s));
+	sbx_tail_sub_close(R.b.tail, s);
+}
