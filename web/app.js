@@ -1,0 +1,312 @@
+// The sbx dashboard (docs/dashboard.md).  Plain JS, no build step, no
+// network but the broker: the page calls the broker's /v1/ API with the
+// session cookie and the session's CSRF token, and follows /v1/events
+// (Server-Sent Events) to update itself without reloading.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let session = null;
+let events = null;
+let refreshTimer = null;
+const records = [];          // the last records seen, newest last
+const RECORDS_MAX = 1000;
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k ?? "")));
+  return e;
+}
+
+async function call(method, path, body) {
+  const opts = { method, credentials: "same-origin", headers: {} };
+  if (method !== "GET") {
+    opts.headers["X-CSRF-Token"] = session ? session.csrf : "";
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body || {});
+  }
+  const r = await fetch(path, opts);
+  let j = {};
+  try { j = await r.json(); } catch (e) { /* an empty answer */ }
+  if (r.status === 401 && session && path !== "/web/signin") signedOut();
+  return { status: r.status, body: j };
+}
+
+function say(text) { $("status").textContent = text; }
+
+// ---- time ----------------------------------------------------------------------
+
+function left(iso) {
+  let s = Math.max(0, Math.round((Date.parse(iso) - Date.now()) / 1000));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  s %= 60;
+  return (h ? h + "h " : "") + (h || m ? m + "m " : "") + s + "s";
+}
+
+function human(secs) {
+  if (secs % 3600 === 0) return secs / 3600 + "h";
+  if (secs % 60 === 0) return secs / 60 + "m";
+  return secs + "s";
+}
+
+function tickCountdowns() {
+  for (const c of document.querySelectorAll(".countdown")) {
+    const exp = c.dataset.expires;
+    if (Date.parse(exp) <= Date.now()) {
+      // The broker ends it and says so (grant.expired); until then, 0.
+      c.textContent = "ending";
+      scheduleRefresh();
+    } else {
+      c.textContent = left(exp);
+    }
+  }
+}
+
+// ---- the lists --------------------------------------------------------------------
+
+function fill(body, empty, rows) {
+  $(body).replaceChildren(...rows);
+  $(empty).hidden = rows.length > 0;
+}
+
+async function refresh() {
+  refreshTimer = null;
+  if (!session) return;
+  const all = session.admin ? "?all=true" : "";
+  const [grants, pending, mine] = await Promise.all([
+    call("GET", "/v1/grants" + all), call("GET", "/v1/pending"), call("GET", "/v1/requests")]);
+  if (grants.status === 200) {
+    fill("grants-body", "grants-empty", grants.body.requests.filter((g) => g.state === "active").map((g) =>
+      el("tr", { id: "grant-" + g.id },
+        el("td", {}, g.id), el("td", {}, g.user), el("td", {}, g.role),
+        el("td", {}, el("span", { class: "countdown", id: "countdown-" + g.id, "data-expires": g.expires_at },
+          left(g.expires_at))))));
+  }
+  if (pending.status === 200) {
+    fill("pending-body", "pending-empty", pending.body.requests.map((q) =>
+      el("tr", { id: "pending-" + q.id },
+        el("td", {}, q.id), el("td", {}, q.user), el("td", {}, q.role), el("td", {}, human(q.duration)),
+        el("td", {}, q.reason || ""),
+        el("td", {},
+          el("button", { type: "button", class: "approve", id: "approve-" + q.id,
+            "aria-label": `Approve request ${q.id} of ${q.user}`, onclick: () => decide(q.id, "approve") }, "Approve"),
+          " ",
+          el("button", { type: "button", class: "deny", id: "deny-" + q.id,
+            "aria-label": `Deny request ${q.id} of ${q.user}`, onclick: () => decide(q.id, "deny") }, "Deny")))));
+  } else {
+    fill("pending-body", "pending-empty", []);
+  }
+  if (mine.status === 200) {
+    fill("mine-body", "mine-empty", mine.body.requests.map((q) =>
+      el("tr", { id: "mine-" + q.id },
+        el("td", {}, q.id), el("td", {}, q.role), el("td", {}, q.state), el("td", {}, q.reason || ""),
+        el("td", {}, q.state === "pending"
+          ? el("button", { type: "button", id: "cancel-" + q.id, onclick: () => act(q.id, "cancel") }, "Cancel")
+          : q.state === "active"
+            ? el("button", { type: "button", id: "drop-" + q.id, onclick: () => act(q.id, "drop") }, "Drop")
+            : ""))));
+  }
+}
+
+function scheduleRefresh() {
+  if (!refreshTimer) refreshTimer = setTimeout(refresh, 150);
+}
+
+async function decide(id, what) {
+  const r = await call("POST", `/v1/requests/${id}/${what}`, {});
+  say(r.status === 200 ? (r.body.message || `${what}d request ${id}`) : (r.body.message || `HTTP ${r.status}`));
+  scheduleRefresh();
+}
+
+async function act(id, what) {
+  const r = await call("POST", `/v1/requests/${id}/${what}`, { reason: "from the dashboard" });
+  say(r.body.message || `HTTP ${r.status}`);
+  scheduleRefresh();
+}
+
+async function loadRoles() {
+  const r = await call("GET", "/v1/roles");
+  const sel = $("ask-role");
+  if (r.status !== 200) return;
+  sel.replaceChildren(...r.body.roles.filter((x) => x.how === "eligible").map((x) =>
+    el("option", { value: x.role }, `${x.role} (up to ${human(x.max_duration)})`)));
+  $("ask").hidden = sel.options.length === 0;
+}
+
+async function ask(ev) {
+  ev.preventDefault();
+  const body = { role: $("ask-role").value };
+  if ($("ask-duration").value) body.duration = $("ask-duration").value;
+  if ($("ask-reason").value) body.reason = $("ask-reason").value;
+  if ($("ask-ticket").value) body.ticket = $("ask-ticket").value;
+  const r = await call("POST", "/v1/requests", body);
+  $("ask-result").textContent = r.body.message || `HTTP ${r.status}`;
+  $("ask-result").className = r.status === 200 ? "" : "error";
+  scheduleRefresh();
+}
+
+// ---- the live feed ---------------------------------------------------------------
+
+function feedQuery() {
+  const q = new URLSearchParams({ count: "200" });
+  for (const k of ["event", "user", "role", "outcome"]) {
+    const v = $("feed-" + k).value.trim();
+    if (v) q.set(k, v);
+  }
+  return q.toString();
+}
+
+function follow() {
+  if (events) events.close();
+  $("feed-list").replaceChildren();
+  records.length = 0;
+  // The chart and the alerts use every record; the feed shows the filtered ones.
+  events = new EventSource("/v1/events?" + feedQuery());
+  events.onmessage = (m) => {
+    let rec;
+    try { rec = JSON.parse(m.data); } catch (e) { return; }
+    onRecord(rec);
+  };
+  events.addEventListener("dropped", () => say("The event stream fell behind and starts again."));
+  events.addEventListener("gap", () => say("Some older events are not shown (audit query has them)."));
+  events.onerror = () => { if (session) say("The event stream was interrupted; reconnecting…"); };
+  events.onopen = () => say("");
+}
+
+function outcome(rec) {
+  if (rec.event === "access.checked") return rec.outcome === "denied" ? "refused" : "allowed";
+  if (rec.event === "request.denied") return "denied";
+  return "";
+}
+
+function onRecord(rec) {
+  records.push(rec);
+  if (records.length > RECORDS_MAX) records.shift();
+  const text = `${rec.time.slice(11, 19)} ${rec.event} ${rec.user || rec.actor || ""}` +
+    (rec.role ? ` ${rec.role}` : "") + (rec.id ? ` #${rec.id}` : "") + (rec.reason ? ` — ${rec.reason}` : "");
+  const list = $("feed-list");
+  list.prepend(el("li", { class: outcome(rec), "data-seq": rec.seq }, text));
+  while (list.children.length > 200) list.lastChild.remove();
+  if (/^(request|grant)\./.test(rec.event)) scheduleRefresh();
+  if (session.admin) drawAlerts();
+  drawChart();
+}
+
+function drawAlerts() {
+  const found = records.filter((r) => r.event === "alert.raised" || r.event.startsWith("drift."));
+  $("alerts").replaceChildren(...found.slice(-50).reverse().map((r) =>
+    el("li", {}, `${r.time.slice(0, 19).replace("T", " ")} ${r.event}: ${r.message || r.rule || r.kind || ""} ${r.user || ""}`)));
+  $("alerts-empty").hidden = found.length > 0;
+}
+
+// Grants per day per role (bars) and refused logins per day (a line),
+// from the records the stream gave (the broker keeps the last 1,024).
+function drawChart() {
+  const NS = "http://www.w3.org/2000/svg";
+  const days = [];
+  for (let i = 6; i >= 0; i--) days.push(new Date(Date.now() - i * 86400000).toISOString().slice(0, 10));
+  const roles = [...new Set(records.filter((r) => r.event === "grant.activated").map((r) => r.role))].sort();
+  const count = (pred, day) => records.filter((r) => pred(r) && r.time.startsWith(day)).length;
+  const grants = days.map((d) => roles.map((role) => count((r) => r.event === "grant.activated" && r.role === role, d)));
+  const refused = days.map((d) => count((r) => r.event === "access.checked" && r.outcome === "denied", d));
+  const max = Math.max(1, ...grants.map((g) => g.reduce((a, b) => a + b, 0)), ...refused);
+  const W = 560, H = 200, L = 30, B = 20, colW = (W - L) / days.length;
+  const colors = ["#0550ae", "#116329", "#8250df", "#bc4c00", "#1b7c83", "#a40e26"];
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H + 30}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "Grants per day per role, and refused logins per day, over the last 7 days");
+  const add = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    svg.append(e);
+    return e;
+  };
+  const y = (v) => H - B - (v / max) * (H - B - 10);
+  add("line", { x1: L, y1: H - B, x2: W, y2: H - B, stroke: "#888" });
+  add("text", { x: 2, y: y(max) + 4 }, max);
+  days.forEach((d, i) => {
+    let base = 0;
+    roles.forEach((role, k) => {
+      const v = grants[i][k];
+      if (!v) return;
+      add("rect", { x: L + i * colW + 6, y: y(base + v), width: colW - 12, height: y(base) - y(base + v),
+        fill: colors[k % colors.length] }).append(Object.assign(document.createElementNS(NS, "title"),
+        { textContent: `${d} ${role}: ${v}` }));
+      base += v;
+    });
+    add("text", { x: L + i * colW + 6, y: H - 4 }, d.slice(5));
+  });
+  add("polyline", { fill: "none", stroke: "#a40e26", "stroke-width": 2, "stroke-dasharray": "4 3",
+    points: refused.map((v, i) => `${L + i * colW + colW / 2},${y(v)}`).join(" ") });
+  let lx = L;
+  roles.concat(["refused logins"]).forEach((name, k) => {
+    add("rect", { x: lx, y: H + 12, width: 10, height: 10, fill: k < roles.length ? colors[k % colors.length] : "#a40e26" });
+    add("text", { x: lx + 14, y: H + 21 }, name);
+    lx += 24 + name.length * 6.5;
+  });
+  $("chart").replaceChildren(svg);
+}
+
+// ---- signing in and out ------------------------------------------------------------
+
+function signedOut() {
+  session = null;
+  if (events) events.close();
+  events = null;
+  $("app").hidden = true;
+  $("who").hidden = true;
+  $("signin").hidden = false;
+  $("signin-user").focus();
+}
+
+function signedIn(s) {
+  session = s;
+  $("person").textContent = s.person + (s.admin ? " (admin)" : "");
+  $("host").textContent = s.host ? "· " + s.host : "";
+  $("signin").hidden = true;
+  $("who").hidden = false;
+  $("app").hidden = false;
+  $("admin").hidden = !s.admin;
+  refresh();
+  loadRoles();
+  follow();
+}
+
+async function signin(ev) {
+  ev.preventDefault();
+  const token = $("signin-token").value.trim();
+  const body = token ? { token } : { user: $("signin-user").value.trim(), password: $("signin-password").value };
+  $("signin-submit").disabled = true;
+  const r = await call("POST", "/web/signin", body);
+  $("signin-submit").disabled = false;
+  $("signin-password").value = "";
+  $("signin-token").value = "";
+  if (r.status === 200) {
+    $("signin-error").textContent = "";
+    signedIn(r.body);
+  } else {
+    $("signin-error").textContent = r.body.message || `HTTP ${r.status}`;
+  }
+}
+
+async function signout() {
+  await call("POST", "/web/signout", {});
+  signedOut();
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  $("signin-form").addEventListener("submit", signin);
+  $("signout").addEventListener("click", signout);
+  $("ask-form").addEventListener("submit", ask);
+  $("feed-form").addEventListener("submit", (ev) => { ev.preventDefault(); follow(); });
+  setInterval(tickCountdowns, 1000);
+  const r = await call("GET", "/web/session");
+  if (r.status === 200) signedIn(r.body);
+  else signedOut();
+});
