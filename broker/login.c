@@ -94,7 +94,13 @@ static void refusal(struct sbx_broker *b, const char *user, struct sbx_decision 
 		return;
 	}
 	eligible_hint(b, user, hint, sizeof(hint));
-	if (hint[0])
+	if (hint[0] && b->settings.api.enabled && b->settings.api.public_url[0])
+		/* Someone refused here may have no shell to run sbx-request
+		 * in: the dashboard's form needs none. */
+		snprintf(d->message, sizeof(d->message),
+			 "%s has no active grant on %s. Request access at %s. Eligible: %s",
+			 user, p->broker.host, b->settings.api.public_url, hint);
+	else if (hint[0])
 		snprintf(d->message, sizeof(d->message),
 			 "%s has no active grant on %s. Eligible: %s", user, p->broker.host, hint);
 	else

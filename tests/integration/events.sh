@@ -12,6 +12,7 @@ if ! command -v curl >/dev/null; then
 	exit
 fi
 printf '\napi:\n  listen: 127.0.0.1:0\n  events_per_person: 3\n' >>"$POLICY"
+printf '  public_url: https://sbx.example.org/\n' >>"$POLICY"
 broker_start
 tap_result "the broker starts with an api: section" || {
 	tap_done
@@ -83,6 +84,12 @@ ID=$(sed -n 's/^data: .*"event":"request.created".*"id":\([0-9]*\).*/\1/p' "$T/e
 req --as erin cancel "$ID"
 wait_until 5 bash -c "curl -sS --max-time 1 -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $ERIN' '$API/v1/events' | grep -qv 429"
 tap_result "a closed stream's place is free again (noticed at the next write)"
+
+# Someone refused at login is told where the dashboard is (api.public_url).
+ctl check erin
+assert_contains "the login refusal names the dashboard's URL" "$OUT" \
+	"Request access at https://sbx.example.org/."
+assert_contains "and still says what to run" "$OUT" "Run: sbx-request"
 
 broker_stop
 tap_done
