@@ -81,6 +81,7 @@ struct sbx_tail {
 	struct sbx_tail_sub *pending;  /* made by the op, not yet claimed */
 	void (*after_pump)(void *arg);
 	void *after_pump_arg;
+	const struct sbx_broker *b;    /* for who may see a request */
 };
 
 static struct sbx_tail *tail_new(void)
@@ -155,6 +156,7 @@ void sbx_tail_on_record(struct sbx_broker *b, const json_t *rec)
 		sbx_warn("tail: out of memory: the live record stream is off");
 		return;
 	}
+	b->tail->b = b;
 	if (seq <= 0)
 		return;
 	/* A replay that gave its snapshot up starts again from seq 1. */
@@ -183,15 +185,29 @@ static bool str_is(const json_t *rec, const char *key, const char *want)
 }
 
 /* Root and admins see every record; anyone else the records about them
- * (user) or by them (actor): their own requests, grants, logins. */
-static bool may_see(const struct sbx_tail_sub *s, const json_t *rec)
+ * (user) or by them (actor): their own requests, grants, logins; and the
+ * records of requests they may decide (sbx_broker_may_see), so that an
+ * approver hears of a request that waits for them. */
+static bool may_see(const struct sbx_tail *t, const struct sbx_tail_sub *s, const json_t *rec)
 {
-	return s->admin || str_is(rec, "user", s->person) || str_is(rec, "actor", s->person);
+	json_int_t id;
+	const char *ev;
+	const struct sbx_req *r;
+
+	if (s->admin || str_is(rec, "user", s->person) || str_is(rec, "actor", s->person))
+		return true;
+	ev = json_string_value(json_object_get(rec, "event"));
+	id = json_integer_value(json_object_get(rec, "id"));
+	if (!t->b || !ev || id <= 0 || id > UINT32_MAX ||
+	    (strncmp(ev, "request.", 8) != 0 && strncmp(ev, "grant.", 6) != 0))
+		return false;
+	r = sbx_state_get(t->b->state, (uint32_t)id);
+	return r && sbx_broker_may_see(t->b, r, s->person, false);
 }
 
 static bool wants(const struct sbx_tail *t, const struct sbx_tail_sub *s, const json_t *rec)
 {
-	return may_see(s, rec) && sbx_rec_filter_match(rec, &s->f, t->host[0] ? t->host : NULL);
+	return may_see(t, s, rec) && sbx_rec_filter_match(rec, &s->f, t->host[0] ? t->host : NULL);
 }
 
 /* The record's text for the wire: its members as the broker applied
@@ -325,6 +341,7 @@ void sbx_op_tail(struct sbx_broker *b, struct sbx_call *c)
 	}
 	snprintf(t->host, sizeof(t->host), "%s", b->policy->broker.host ? b->policy->broker.host
 									  : "");
+	t->b = b;
 	if (c->a.outcome[0] && !sbx_rec_outcome_known(c->a.outcome)) {
 		sbx_reply_fail(c, SBX_ST_BADINPUT, "unknown outcome \"%s\": one of %s", c->a.outcome,
 			       sbx_rec_outcome_list());
@@ -677,6 +694,7 @@ struct sbx_tail_sub *sbx_tail_follow_text(struct sbx_broker *b, const struct sbx
 		return NULL;
 	snprintf(t->host, sizeof(t->host), "%s", b->policy->broker.host ? b->policy->broker.host
 									  : "");
+	t->b = b;
 	s = sub_new(spec);
 	if (!s)
 		return NULL;

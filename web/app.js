@@ -80,6 +80,14 @@ async function refresh() {
   const [grants, pending, mine] = await Promise.all([
     call("GET", "/v1/grants" + all), call("GET", "/v1/pending"), call("GET", "/v1/requests")]);
   if (grants.status === 200) {
+    // Besides one's own (an admin: everyone's), the grants of requests one
+    // may decide that the event stream saw start: asked for one by one,
+    // so the broker's rules say who sees what.
+    const have = new Set(grants.body.requests.map((g) => g.id));
+    const seen = [...new Set(records.filter((r) => r.event === "grant.activated" && !have.has(r.id))
+      .map((r) => r.id))].slice(-50);
+    const more = await Promise.all(seen.map((id) => call("GET", "/v1/requests/" + id)));
+    for (const m of more) if (m.status === 200 && m.body.request) grants.body.requests.push(m.body.request);
     fill("grants-body", "grants-empty", grants.body.requests.filter((g) => g.state === "active").map((g) =>
       el("tr", { id: "grant-" + g.id },
         el("td", {}, g.id), el("td", {}, g.user), el("td", {}, g.role),

@@ -109,8 +109,26 @@ int sbx_api_fd(const struct sbx_broker *b)
 
 static void api_run(struct sbx_api *a)
 {
+	MHD_UNSIGNED_LONG_LONG to;
+
 	(void)sbx_httpguard_cut_overdue(a->guard);
-	(void)MHD_run(a->d);
+	/* MHD can go on with some connections without a new epoll event (a
+	 * reply longer than one write, a resumed connection): it says so with
+	 * a timeout of 0.  Run it again for those, a bounded number of times
+	 * so that no peer holds the loop; sbx_api_tick comes back for more. */
+	for (int i = 0; i < 8; i++) {
+		(void)MHD_run(a->d);
+		if (MHD_get_timeout(a->d, &to) != MHD_YES || to > 0)
+			break;
+	}
+}
+
+/* Does MHD have work it will not be woken for? */
+static bool api_more(struct sbx_api *a)
+{
+	MHD_UNSIGNED_LONG_LONG to;
+
+	return MHD_get_timeout(a->d, &to) == MHD_YES && to == 0;
 }
 
 static void web_run(void *arg)
@@ -970,7 +988,7 @@ void sbx_api_tick(struct sbx_broker *b)
 		MHD_resume_connection(c->conn);
 		run = true;
 	}
-	run |= sbx_web_tick(a->web);
+	run |= sbx_web_tick(a->web) || api_more(a);
 	if (run)
 		api_run(a);
 }

@@ -75,10 +75,10 @@ static void resume_woken(struct sbx_web *w)
 		}
 	}
 	w->need_run = false;
-	/* MHD takes a run to ask the reader for the text and another to
-	 * send it (and see there is no more): the sockets are writable
-	 * already, so no epoll event would come to prompt those runs. */
-	for (int i = 0; any && i < 3; i++)
+	/* MHD takes a run to ask the reader for the text and more to send
+	 * it; run() goes on while MHD has such work (the sockets are
+	 * writable already: no epoll event would prompt those runs). */
+	if (any)
 		w->run(w->run_arg);
 }
 
@@ -324,10 +324,7 @@ bool sbx_events_tick(struct sbx_web *w, int64_t now_ms)
 			run = true;
 		}
 	}
-	/* As in resume_woken. */
-	for (int i = 0; run && i < 3; i++)
-		w->run(w->run_arg);
-	return false;
+	return run;
 }
 
 void sbx_events_stop(struct sbx_web *w)
