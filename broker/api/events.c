@@ -13,6 +13,7 @@
 
 #include "web_int.h"
 
+#include "api.h"
 #include "broker.h"
 #include "httpguard.h"
 #include "log.h"
@@ -224,6 +225,8 @@ enum MHD_Result sbx_events_serve(struct sbx_web *w, struct MHD_Connection *conn,
 	s->w = w;
 	s->conn = conn;
 	snprintf(s->person, sizeof(s->person), "%s", t->owner);
+	snprintf(s->tok_id, sizeof(s->tok_id), "%s", t->id);
+	s->session = sbx_tokens_by_id(w->b->tokens, t->id) != t;
 	s->sub = sbx_tail_follow_text(w->b, &spec, (uint64_t)after, (uint32_t)count, on_wake, s);
 	if (!s->sub)
 		goto oom;
@@ -291,9 +294,31 @@ out:
 	free(of);
 }
 
+/* Is what opened s still good: the token live, the session on, the
+ * person known?  A stream ends with what it was opened with. */
+static bool still_allowed(struct sbx_web *w, const struct stream *s)
+{
+	struct sbx_token *t;
+
+	if (s->session)
+		return sbx_web_session_live(w, s->tok_id);
+	t = sbx_tokens_by_id(w->b->tokens, s->tok_id);
+	return t && t->live && sbx_now() < t->expires_at && sbx_api_owner_known(w->b, t->owner);
+}
+
 bool sbx_events_tick(struct sbx_web *w, int64_t now_ms)
 {
 	bool run = false;
+
+	if (now_ms - w->last_auth_check_ms >= 1000) {
+		w->last_auth_check_ms = now_ms;
+		for (struct stream *s = w->streams; s; s = s->next) {
+			if (s->gone || still_allowed(w, s))
+				continue;
+			s->gone = true;
+			s->woken = true;
+		}
+	}
 
 	if (now_ms - w->last_gone_check_ms >= 500) {
 		w->last_gone_check_ms = now_ms;

@@ -403,6 +403,26 @@ int sbx_web_session_auth(struct sbx_web *w, struct MHD_Connection *conn, const c
 	return 1;
 }
 
+bool sbx_web_session_live(struct sbx_web *w, const char *id)
+{
+	int64_t now = sbx_now();
+
+	for (struct session *s = w->sessions; s; s = s->next) {
+		if (strcmp(s->tok.id, id) != 0)
+			continue;
+		if (session_over(s, now))
+			return false;
+		if (s->via_token[0]) {
+			struct sbx_token *t = sbx_tokens_by_id(w->b->tokens, s->via_token);
+
+			if (!t || !t->live || now >= t->expires_at)
+				return false;
+		}
+		return sbx_api_owner_known(w->b, s->tok.owner);
+	}
+	return false;
+}
+
 static json_t *session_json(const struct sbx_web *w, const struct session *s)
 {
 	char scopes[64], until[SBX_RFC3339_LEN];
@@ -436,9 +456,10 @@ static struct failure *failure_of(struct sbx_web *w, const char *kind, const cha
 	return f;
 }
 
+/* user NULL: an address's count only (a token's sign-in names nobody). */
 static bool too_many(struct sbx_web *w, const char *user, const char *addr)
 {
-	const struct failure *u = failure_of(w, "u", user, false);
+	const struct failure *u = user ? failure_of(w, "u", user, false) : NULL;
 	const struct failure *a = failure_of(w, "a", addr, false);
 	int64_t now = sbx_now();
 
@@ -487,7 +508,10 @@ static enum MHD_Result signin_failed(struct sbx_web *w, struct MHD_Connection *c
 				     const char *user, const char *addr, const char *via,
 				     const char *why)
 {
-	count_failure(w, "u", user);
+	/* A bad token names nobody: counting it against a name would let
+	 * anyone lock everyone's token sign-in. */
+	if (strcmp(via, "token") != 0)
+		count_failure(w, "u", sbx_name_valid(user) ? user : "?");
 	count_failure(w, "a", addr);
 	record_signin(w, false, user, addr, via, why);
 	sbx_info("web: sign-in of %s from %s failed: %s", sbx_name_valid(user) ? user : "?", addr,
@@ -621,7 +645,7 @@ static enum MHD_Result signin(struct sbx_web *w, struct MHD_Connection *conn, co
 				   "\"password\"} or {\"token\"}");
 		goto out;
 	}
-	if (too_many(w, user && sbx_name_valid(user) ? user : "?", addr)) {
+	if (too_many(w, token ? NULL : user && sbx_name_valid(user) ? user : "?", addr)) {
 		ret = sbx_web_fail(conn, 429, "rate_limited", "too many failed sign-ins: wait %d "
 				   "minutes", SBX_WEB_FAIL_WINDOW_S / 60);
 		goto out;

@@ -42,6 +42,8 @@ struct stream {
 	struct sbx_tail_sub *sub;
 	char person[SBX_NAME_MAX + 1];
 	bool suspended, woken, cut_armed, gone;
+	bool session;                   /* opened by a dashboard session, not a token */
+	char tok_id[SBX_TOKEN_ID_HEX + 1]; /* the token's (or the session's stand-in) id */
 	struct stream *prev, *next;
 };
 
@@ -82,7 +84,7 @@ struct sbx_web {
 	struct stream *streams;
 	size_t nstreams;
 	bool need_run;
-	int64_t last_keepalive_ms, last_gone_check_ms;
+	int64_t last_keepalive_ms, last_gone_check_ms, last_auth_check_ms;
 	/* web.c */
 	struct session *sessions;
 	size_t nsessions;
@@ -90,6 +92,9 @@ struct sbx_web {
 	size_t pam_running;
 	struct signin *signins;
 };
+
+/* Is the session whose stand-in token has this id still on? */
+bool sbx_web_session_live(struct sbx_web *w, const char *id);
 
 /* events.c */
 void sbx_events_init(struct sbx_web *w);

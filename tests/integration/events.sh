@@ -85,6 +85,14 @@ req --as erin cancel "$ID"
 wait_until 5 bash -c "curl -sS --max-time 1 -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $ERIN' '$API/v1/events' | grep -qv 429"
 tap_result "a closed stream's place is free again (noticed at the next write)"
 
+# A stream ends with the token it was opened with.
+stream last "$ERIN" ""
+sleep 0.3
+ctl token revoke "$(printf '%s' "$ERIN" | cut -c6-21)" --reason "events test"
+assert_rc "erin's token is revoked" 0 "$RC"
+wait_until 5 bash -c "! kill -0 $PID_last 2>/dev/null"
+tap_result "her open stream ends when her token is revoked"
+
 # Someone refused at login is told where the dashboard is (api.public_url).
 ctl check erin
 assert_contains "the login refusal names the dashboard's URL" "$OUT" \
