@@ -45,6 +45,13 @@ cat >"$T/ns.sh" <<'NS'
 mount --bind "$1/pam.d" /etc/pam.d && shift && exec "$@"
 NS
 BROKER_PREFIX=(unshare -m --propagation private bash "$T/ns.sh" "$T")
+# A sanitizer build: ASan's crypt_r interceptor finds no crypt_r when
+# libcrypt arrives later with pam_unix (a NULL call); have it from the start.
+ASAN_LIB=$(ldd "$BROKERD" | awk '/libasan/ { print $3; exit }')
+CRYPT_LIB=$(ldconfig -p | awk '/libcrypt\.so\.1 / { print $NF; exit }')
+if [ -n "$ASAN_LIB" ] && [ -n "$CRYPT_LIB" ]; then
+	BROKER_PREFIX+=(env LD_PRELOAD="$ASAN_LIB $CRYPT_LIB")
+fi
 broker_start
 tap_result "the broker starts with an api: section" || {
 	tap_done
