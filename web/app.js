@@ -100,6 +100,9 @@ async function refresh() {
         el("td", {}, q.id), el("td", {}, q.user), el("td", {}, q.role), el("td", {}, human(q.duration)),
         el("td", {}, q.reason || ""),
         el("td", {},
+          el("input", { id: "shorten-" + q.id, size: "4", placeholder: human(q.duration),
+            "aria-label": `Approve request ${q.id} for a shorter time (e.g. 30m)` }),
+          " ",
           el("button", { type: "button", class: "approve", id: "approve-" + q.id,
             "aria-label": `Approve request ${q.id} of ${q.user}`, onclick: () => decide(q.id, "approve") }, "Approve"),
           " ",
@@ -125,7 +128,9 @@ function scheduleRefresh() {
 }
 
 async function decide(id, what) {
-  const r = await call("POST", `/v1/requests/${id}/${what}`, {});
+  const shorter = $("shorten-" + id) ? $("shorten-" + id).value.trim() : "";
+  const body = what === "approve" && shorter ? { duration: shorter } : {};
+  const r = await call("POST", `/v1/requests/${id}/${what}`, body);
   say(r.status === 200 ? (r.body.message || `${what}d request ${id}`) : (r.body.message || `HTTP ${r.status}`));
   scheduleRefresh();
 }

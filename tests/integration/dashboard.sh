@@ -34,6 +34,7 @@ useradd -M -N -s /usr/sbin/nologin "$WEBUSER" || {
 trap 'userdel "$WEBUSER" 2>/dev/null; _cleanup' EXIT
 printf '%s:%s\n' "$WEBUSER" "$PASSWORD" | chpasswd
 sed -i -e "s/^  security-leads: \[frank, grace\]/  security-leads: [frank, grace, $WEBUSER]/" \
+	-e "s/^  developers: \[alice, carol, dave\]/  developers: [alice, carol, dave, $WEBUSER]/" \
 	-e "s/^  grace: { slack_id: U0GRACE }/&\n  $WEBUSER: {}/" "$POLICY"
 printf '\napi:\n  listen: 127.0.0.1:0\n  web_dir: %s/web\n' "$SBX_SRCDIR" >>"$POLICY"
 
@@ -102,6 +103,32 @@ run curl -sS -H "Origin: $API" -d "{\"user\":\"$WEBUSER\",\"password\":\"$PASSWO
 assert_eq "after 5 failures even the right password waits" "rate_limited" "$(json_get .code)"
 run "$SBXCTL" audit query --state-dir "$STATE" --event web.signin_failed
 assert_contains "failures are journaled as web.signin_failed" "$OUT" "$WEBUSER"
+# ... and per address: 20 in all (a bad token names nobody).
+for i in $(seq 15); do
+	run curl -sS -H "Origin: $API" -d '{"token":"sbxt_nope"}' "$API/web/signin"
+done
+assert_eq "the 20th failure from an address is still answered" "signin_failed" "$(json_get .code)"
+run curl -sS -H "Origin: $API" -d '{"token":"sbxt_nope"}' "$API/web/signin"
+assert_eq "after 20 from one address, sign-in waits" "rate_limited" "$(json_get .code)"
+
+# A token signs in too; its session files a request with the CSRF token.
+broker_stop
+broker_start
+API=$(grep -o 'api: listening on http://127\.0\.0\.1:[0-9]*' "$LOG" | tail -n 1 | sed 's/.*on //')
+req --as erin token create --name web --expires 1d --scope read,request
+run curl -sS -c "$T/jar2" -H "Origin: $API" -d "{\"token\":\"$OUT\"}" "$API/web/signin"
+assert_eq "an API token signs in as its owner" "erin" "$(json_get .person)"
+CSRF=$(json_get .csrf)
+run curl -sS -b "$T/jar2" -H "Origin: $API" -H "X-CSRF-Token: $CSRF" \
+	-d '{"role":"sandbox-admin","duration":"30m","reason":"asked from the dashboard"}' "$API/v1/requests"
+assert_eq "the session files a request (the Request access form's call)" "pending" \
+	"$(json_get .request.state)"
+ASKED=$(json_get .request.id)
+run curl -sS -b "$T/jar2" -H "Origin: $API" -H "X-CSRF-Token: $CSRF" -d '{}' \
+	"$API/v1/requests/$ASKED/approve"
+assert_eq "and cannot approve it: the token has no approve scope" "scope" "$(json_get .code)"
+req --as erin cancel "$ASKED"
+assert_rc "(erin's request cancelled again)" 0 "$RC"
 
 # The failure window is per user: the browser signs in as another
 # account would have to; start a broker afresh to clear the counts.
