@@ -186,7 +186,13 @@ function follow() {
   };
   events.addEventListener("dropped", () => say("The event stream fell behind and starts again."));
   events.addEventListener("gap", () => say("Some older events are not shown (audit query has them)."));
-  events.onerror = () => { if (session) say("The event stream was interrupted; reconnecting…"); };
+  events.onerror = async () => {
+    if (!session) return;
+    say("The event stream was interrupted; reconnecting…");
+    // The session may have ended (idle, signed out elsewhere): then sign in again.
+    const r = await call("GET", "/web/session");
+    if (r.status === 401) signedOut();
+  };
   events.onopen = () => say("");
 }
 
