@@ -10,6 +10,7 @@
 #include "broker.h"
 
 #include "directory.h"
+#include "evidence.h"
 #include "fleet.h"
 #include "duration.h"
 #include "grouptable.h"
@@ -38,6 +39,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_grouptable_on_record(b, rec);
 	sbx_sessions_on_record(b, rec);
 	sbx_slack_on_record(b, rec);
+	sbx_evidence_on_record(b, rec);
 }
 
 /* During the start-up replay, features rebuild their own tables. */
@@ -46,6 +48,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 	sbx_sessions_replay(b->sessions, rec);
 	sbx_slack_replay(b->slack, rec);
 	sbx_sealing_replay(b->sealing, rec);
+	sbx_evidence_replay(b->evidence, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -53,6 +56,7 @@ static void features_on_reload(struct sbx_broker *b)
 	sbx_directory_on_reload(b);
 	sbx_grouptable_on_reload(b);
 	sbx_slack_on_reload(b);
+	sbx_evidence_on_reload(b);
 }
 
 void sbx_broker_timers(struct sbx_broker *b, int64_t now)
@@ -63,6 +67,7 @@ void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 	sbx_sessions_tick(b, sbx_now_us());
 	sbx_slack_tick(b);
 	sbx_sealing_tick(b);
+	sbx_evidence_tick(b);
 	/* Last: the table is current before the commit that releases the
 	 * replies acknowledging this pass's changes. */
 	sbx_grouptable_tick(b);
@@ -108,12 +113,14 @@ void sbx_broker_op_begin(struct sbx_broker *b)
 {
 	if (b->journal)
 		sbx_journal_op_begin(b->journal);
+	sbx_evidence_op_begin(b);
 }
 
 void sbx_broker_op_end(struct sbx_broker *b)
 {
 	if (b->journal)
 		sbx_journal_op_end(b->journal);
+	sbx_evidence_op_end(b);
 }
 
 int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor,
@@ -383,6 +390,7 @@ static int forget_snapshot(struct sbx_broker *b, char *err, size_t errlen)
 	sbx_sessions_free(b->sessions);
 	b->sessions = sbx_sessions_new();
 	sbx_slack_free(b);
+	sbx_evidence_forget(b->evidence);
 	if (!b->sessions || sbx_slack_new(b) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -417,7 +425,8 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 		load_fleet_part(b, data);
 		return 0;
 	}
-	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0) {
+	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0 &&
+	    strcmp(ext, "checkpoint") != 0) {
 		/* Its records before the snapshot are never read: without
 		 * its part the feature would miss them. */
 		snprintf(err, errlen, "snapshot: unknown part \"%.40s\"", ext);
@@ -433,6 +442,10 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 	}
 	if (strcmp(ext, "slack") == 0 && sbx_slack_load(b->slack, data) < 0) {
 		snprintf(err, errlen, "snapshot: slack state does not load");
+		return -1;
+	}
+	if (strcmp(ext, "checkpoint") == 0 && sbx_evidence_load(b->evidence, data) < 0) {
+		snprintf(err, errlen, "snapshot: checkpoint outbox does not load");
 		return -1;
 	}
 	return 0;
@@ -466,6 +479,7 @@ int sbx_broker_snapshot_state(struct sbx_snapshot_out *out, void *ctx)
 	if (sbx_state_snapshot(b->state, put_entry, out) < 0 ||
 	    put_part(out, "sessions", sbx_sessions_save(b->sessions)) < 0 ||
 	    put_part(out, "slack", sbx_slack_save(b->slack)) < 0 ||
+	    put_part(out, "checkpoint", sbx_evidence_save(b->evidence)) < 0 ||
 	    put_part(out, "fleet",
 		     json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
 			       b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,
@@ -1215,7 +1229,7 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 	}
 	b->sessions = sbx_sessions_new();
 	b->sealing = sbx_sealing_new();
-	if (!b->sessions || !b->sealing || sbx_slack_new(b) < 0) {
+	if (!b->sessions || !b->sealing || sbx_slack_new(b) < 0 || sbx_evidence_new(b) < 0) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1259,7 +1273,7 @@ int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen)
 	/* The directory first: the others see the people it brings.  Each
 	 * says itself why it cannot start. */
 	if (sbx_directory_start(b) < 0 || sbx_grouptable_start(b) < 0 ||
-	    sbx_sessions_start(b) < 0 || sbx_slack_start(b) < 0) {
+	    sbx_sessions_start(b) < 0 || sbx_slack_start(b) < 0 || sbx_evidence_start(b) < 0) {
 		snprintf(why, whylen, "a feature could not start (see above)");
 		return -EINVAL;
 	}
@@ -1336,6 +1350,7 @@ void sbx_broker_free(struct sbx_broker *b)
 {
 	sbx_fleet_free(b);
 	sbx_slack_free(b);
+	sbx_evidence_free(b);
 	sbx_directory_free(b);
 	sbx_grouptable_free(b);
 	sbx_sessions_free(b->sessions);

@@ -38,6 +38,7 @@ struct sbx_directory;
 struct sbx_slack;
 struct sbx_fleet;
 struct sbx_sealing;
+struct sbx_evidence;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -72,6 +73,9 @@ struct sbx_broker {
 	struct sbx_slack *slack;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
+	/* Records and seals off the host: syslog, the checkpoint collector
+	 * (evidence.h). */
+	struct sbx_evidence *evidence;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where
 	 * this host's copy of the fleet's log stands: the seq and hash of the
 	 * last fleet record in the journal (kept by the replay too). */
