@@ -408,7 +408,7 @@ static void record_delivered(struct sbx_evidence *e, struct cp *c, long status)
 {
 	uint64_t seq = c->seq, rseq;
 	json_t *f = json_pack("{s:I, s:I, s:s, s:I, s:I}", "seal_seq", (json_int_t)c->seq, "epoch",
-			      (json_int_t)c->epoch, "hash", c->hash, "attempts",
+			      (json_int_t)c->epoch, "seal_hash", c->hash, "attempts",
 			      (json_int_t)c->attempts, "status", (json_int_t)status);
 
 	/* The record takes the entry out (on_record); if the journal refuses
