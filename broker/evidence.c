@@ -65,6 +65,10 @@ struct sbx_evidence {
 		json_t **held;
 		size_t n_held, cap_held;
 		bool warned_hash;
+		/* SHA-256, fetched once: an implicit fetch per digest costs
+		 * more than the digest of a record. */
+		EVP_MD *sha256;
+		EVP_MD_CTX *ctx;
 	} log;
 	struct cp *head, *tail;       /* in seq order */
 	size_t n;
@@ -226,19 +230,26 @@ int sbx_evidence_load(struct sbx_evidence *e, const json_t *saved)
 
 /* ---- syslog ---------------------------------------------------------------------------- */
 
-static void to_syslog(struct sbx_evidence *e, int pri, const json_t *rec)
+static void to_syslog(struct sbx_evidence *e, int pri, const json_t *rec, const char *hash)
 {
-	uint64_t dropped;
+	sbx_syslog_sink_queue(e->log.sink, pri, rec, hash);
+}
 
-	if (sbx_syslog_sink_send(e->log.sink, pri, rec) == 0)
-		return;
+static void flush_syslog(struct sbx_evidence *e)
+{
+	uint64_t dropped, before = sbx_syslog_sink_dropped(e->log.sink);
+
+	sbx_syslog_sink_flush(e->log.sink);
 	dropped = sbx_syslog_sink_dropped(e->log.sink);
-	/* Say it the first time and then less and less often. */
-	if ((dropped & (dropped - 1)) == 0 && dropped != e->log.warned_at) {
+	if (dropped == before)
+		return;
+	/* Say it the first time and then less and less often: at each power
+	 * of two passed. */
+	if (e->log.warned_at == 0 || dropped >= 2 * e->log.warned_at) {
 		e->log.warned_at = dropped;
-		sbx_warn("audit: %" PRIu64 " record(s) not sent to syslog (no receiver at "
-			 SBX_SYSLOG_PATH ", or its queue was full); the journal has them all",
-			 dropped);
+		sbx_warn("audit: %" PRIu64 " line(s) not sent to syslog since the start (no "
+			 "receiver at " SBX_SYSLOG_PATH ", or its queue was full); the journal "
+			 "has every record", dropped);
 	}
 }
 
@@ -256,7 +267,8 @@ static const char *const not_fields[] = { "seq", "time", "event", "actor", "prev
  * rebuilt from its parts (sbx_record_make), with "continued" inserted
  * before prev when more records followed it, hashed by the canonical
  * form of docs/audit.md.  0, or -1 when rec cannot be rebuilt. */
-static int final_hash(const json_t *rec, const char *prev, bool continued, char hash[65])
+static int final_hash(struct sbx_evidence *e, const json_t *rec, const char *prev,
+		      bool continued, char hash[65])
 {
 	const char *time = json_string_value(json_object_get(rec, "time"));
 	json_t *fields = json_object(), *v;
@@ -295,7 +307,13 @@ static int final_hash(const json_t *rec, const char *prev, bool continued, char 
 	memcpy(canon + at + sizeof(CONTINUED) - 1, line + at, PREV_LEN);
 	len = at + sizeof(CONTINUED) - 1 + PREV_LEN;
 	canon[len++] = '}';
-	if (EVP_Digest(canon, len, md, NULL, EVP_sha256(), NULL) != 1)
+	if (!e->log.sha256 && !(e->log.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)))
+		goto out;
+	if (!e->log.ctx && !(e->log.ctx = EVP_MD_CTX_new()))
+		goto out;
+	if (EVP_DigestInit_ex(e->log.ctx, e->log.sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(e->log.ctx, canon, len) != 1 ||
+	    EVP_DigestFinal_ex(e->log.ctx, md, NULL) != 1)
 		goto out;
 	for (size_t i = 0; i < sizeof(md); i++)
 		snprintf(hash + 2 * i, 3, "%02x", md[i]);
@@ -307,27 +325,26 @@ out:
 	return ret;
 }
 
-/* The operation ended: its records' lines, with their final hashes.  A
- * record that cannot be rebuilt, or a chain that does not end where the
- * journal's does, is sent without a hash (and said once): a wrong hash in
- * the site's SIEM would be worse than none. */
+/* The operation ended: its records' lines, with their final hashes.  The
+ * last record's is the journal's head now; each one before it is rebuilt
+ * from its predecessor's (audit_syslog.sh checks every line against the
+ * journal).  A record that cannot be rebuilt is sent without a hash (and
+ * said once): a wrong hash in the site's SIEM would be worse than none. */
 static void send_held(struct sbx_evidence *e)
 {
 	size_t n = e->log.n_held;
-	char (*hashes)[65] = n > 1 ? calloc(n, 65) : NULL;
-	char prev[65], last[65];
-	bool ok = n <= 1;
+	char (*hashes)[65] = calloc(n, 65);
+	char prev[65];
+	bool ok = hashes != NULL;
 
-	if (hashes) {
+	if (ok) {
 		snprintf(prev, sizeof(prev), "%s",
 			 json_string_value(json_object_get(e->log.held[0], "prev")) ?: "");
-		ok = true;
-		for (size_t i = 0; i < n && ok; i++) {
-			ok = final_hash(e->log.held[i], prev, i + 1 < n, hashes[i]) == 0;
+		for (size_t i = 0; i + 1 < n && ok; i++) {
+			ok = final_hash(e, e->log.held[i], prev, true, hashes[i]) == 0;
 			memcpy(prev, hashes[i], 65);
 		}
-		sbx_journal_last_hash(e->b->journal, last);
-		ok = ok && strcmp(prev, last) == 0;
+		sbx_journal_last_hash(e->b->journal, hashes[n - 1]);
 	}
 	if (!ok && !e->log.warned_hash) {
 		e->log.warned_hash = true;
@@ -336,17 +353,7 @@ static void send_held(struct sbx_evidence *e)
 			u64_of(e->log.held[0], "seq"));
 	}
 	for (size_t i = 0; i < n; i++) {
-		json_t *line = json_copy(e->log.held[i]);
-
-		if (line && n > 1) {
-			if (ok)
-				json_object_set_new(line, "hash", json_string(hashes[i]));
-			else
-				json_object_del(line, "hash");
-		}
-		if (line)
-			to_syslog(e, SBX_SYSLOG_PRI_RECORD, line);
-		json_decref(line);
+		to_syslog(e, SBX_SYSLOG_PRI_RECORD, e->log.held[i], ok ? hashes[i] : "");
 		json_decref(e->log.held[i]);
 	}
 	e->log.n_held = 0;
@@ -360,7 +367,7 @@ static void hold(struct sbx_evidence *e, const json_t *rec)
 		json_t **v = realloc(e->log.held, cap * sizeof(*v));
 
 		if (!v) {
-			to_syslog(e, SBX_SYSLOG_PRI_RECORD, rec);
+			to_syslog(e, SBX_SYSLOG_PRI_RECORD, rec, "");
 			return;
 		}
 		e->log.held = v;
@@ -381,8 +388,14 @@ void sbx_evidence_op_end(struct sbx_broker *b)
 
 	if (!e || !e->log.op_depth)
 		return;
-	if (--e->log.op_depth == 0 && e->log.n_held)
+	if (--e->log.op_depth == 0 && e->log.n_held == 1) {
+		/* Alone in its operation: the journal keeps its hash. */
+		to_syslog(e, SBX_SYSLOG_PRI_RECORD, e->log.held[0], NULL);
+		json_decref(e->log.held[0]);
+		e->log.n_held = 0;
+	} else if (e->log.op_depth == 0 && e->log.n_held) {
 		send_held(e);
+	}
 }
 
 void sbx_evidence_on_record(struct sbx_broker *b, const json_t *rec)
@@ -395,7 +408,7 @@ void sbx_evidence_on_record(struct sbx_broker *b, const json_t *rec)
 	if (e->log.records && e->log.op_depth)
 		hold(e, rec);
 	else if (e->log.records)
-		to_syslog(e, SBX_SYSLOG_PRI_RECORD, rec);
+		to_syslog(e, SBX_SYSLOG_PRI_RECORD, rec, NULL);
 	if (event && strcmp(event, SBX_CHECKPOINT_DELIVERED_EVENT) == 0)
 		cp_remove(e, u64_of(rec, "seal_seq"));
 }
@@ -519,8 +532,9 @@ void sbx_evidence_on_seal(struct sbx_broker *b, const struct sbx_evidence_seal *
 			 (json_int_t)(seal->seq - 1), "why", seal->why, "syslog_dropped",
 			 (json_int_t)sbx_syslog_sink_dropped(e->log.sink));
 	if (line)
-		to_syslog(e, SBX_SYSLOG_PRI_SEAL, line);
+		to_syslog(e, SBX_SYSLOG_PRI_SEAL, line, NULL);
 	json_decref(line);
+	flush_syslog(e);
 	cp_add(e, seal->seq, seal->epoch, hash, seal->key_id, seal->time);
 	kick(e);
 }
@@ -547,7 +561,10 @@ void sbx_evidence_on_ready(struct sbx_broker *b)
 
 void sbx_evidence_tick(struct sbx_broker *b)
 {
-	if (b->evidence && b->evidence->running)
+	if (!b->evidence)
+		return;
+	flush_syslog(b->evidence);
+	if (b->evidence->running)
 		drive(b->evidence);
 }
 
@@ -555,13 +572,18 @@ void sbx_evidence_tick(struct sbx_broker *b)
 
 int sbx_evidence_new(struct sbx_broker *b)
 {
+	return sbx_evidence_new_at(b, SBX_SYSLOG_PATH);
+}
+
+int sbx_evidence_new_at(struct sbx_broker *b, const char *syslog_path)
+{
 	struct sbx_evidence *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return -ENOMEM;
 	e->b = b;
 	e->ep = -1;
-	e->log.sink = sbx_syslog_sink_new(SBX_SYSLOG_PATH);
+	e->log.sink = sbx_syslog_sink_new(syslog_path);
 	e->log.records = b->settings.audit.syslog;
 	if (!e->log.sink)
 		sbx_warn("audit: cannot make a socket for syslog (%s): records and seals are not "
@@ -651,7 +673,10 @@ void sbx_evidence_free(struct sbx_broker *b)
 	cp_clear(e);
 	if (e->log.n_held)
 		send_held(e);
+	flush_syslog(e);
 	free(e->log.held);
+	EVP_MD_CTX_free(e->log.ctx);
+	EVP_MD_free(e->log.sha256);
 	sbx_syslog_sink_free(e->log.sink);
 	free(e);
 	b->evidence = NULL;

@@ -32,6 +32,10 @@ struct sbx_evidence;
  * come here): b->evidence, with the syslog sink when audit.syslog is on.
  * 0 or -ENOMEM. */
 int sbx_evidence_new(struct sbx_broker *b);
+/* The same with another syslog socket: for bench/bench_audit_sinks.c,
+ * which runs without a syslog daemon (no setting or option reaches it;
+ * tests put their socket at /dev/log in a mount namespace). */
+int sbx_evidence_new_at(struct sbx_broker *b, const char *syslog_path);
 /* During the start-up replay: journal.sealed queues a checkpoint,
  * checkpoint.delivered takes it out. */
 void sbx_evidence_replay(struct sbx_evidence *e, const json_t *rec);

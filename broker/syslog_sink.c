@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -36,28 +37,44 @@ static bool bare_char(unsigned char c)
 	       c == '.' || c == '_' || c == ':' || c == '@' || c == '/' || c == '+' || c == '-';
 }
 
-/* " key=value" into buf (the escaping in syslog_sink.h); its length, or
- * 0 when it does not fit buflen. */
-static size_t put_field(char *buf, size_t buflen, const char *key, const char *val, size_t len)
+/* " key=value" at buf (the escaping in syslog_sink.h), no NUL; its
+ * length, or 0 when it does not fit room. */
+static size_t put_field(char *buf, size_t room, const char *key, const char *val, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	bool cut = len > SBX_SYSLOG_VALUE_MAX, quote = cut || len == 0;
-	size_t n, o;
+	size_t klen = strlen(key), need, o;
 
 	if (cut)
 		len = SBX_SYSLOG_VALUE_MAX;
 	for (size_t i = 0; i < len && !quote; i++)
 		quote = !bare_char((unsigned char)val[i]);
-	n = (size_t)snprintf(buf, buflen, " %s=%s", key, quote ? "\"" : "");
-	if (n >= buflen)
+	/* The exact length first, so the loop below needs no checks. */
+	need = klen + 2 + len;
+	if (quote) {
+		need += 2 + (cut ? sizeof(CUT_MARK) - 1 : 0);
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = (unsigned char)val[i];
+
+			need += c == '"' || c == '\\' ? 1 : c < 0x20 || c >= 0x7f ? 3 : 0;
+		}
+	}
+	if (need > room)
 		return 0;
-	o = n;
+	o = 0;
+	buf[o++] = ' ';
+	memcpy(buf + o, key, klen);
+	o += klen;
+	buf[o++] = '=';
+	if (!quote) {
+		memcpy(buf + o, val, len);
+		return o + len;
+	}
+	buf[o++] = '"';
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)val[i];
 
-		if (o + 4 >= buflen)
-			return 0;
-		if (!quote || (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')) {
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
 			buf[o++] = (char)c;
 		} else if (c == '"' || c == '\\') {
 			buf[o++] = '\\';
@@ -69,59 +86,74 @@ static size_t put_field(char *buf, size_t buflen, const char *key, const char *v
 			buf[o++] = hex[c & 15];
 		}
 	}
-	if (o + sizeof(CUT_MARK) + 1 >= buflen)
-		return 0;
 	if (cut) {
 		memcpy(buf + o, CUT_MARK, sizeof(CUT_MARK) - 1);
 		o += sizeof(CUT_MARK) - 1;
 	}
-	if (quote)
-		buf[o++] = '"';
-	buf[o] = '\0';
+	buf[o++] = '"';
 	return o;
 }
 
-size_t sbx_syslog_format(const json_t *rec, char *out, size_t outlen)
+/* An integer's digits at the end of buf[24]; returns where they start. */
+static const char *digits(json_int_t v, char buf[24], size_t *len)
 {
-	char field[SBX_SYSLOG_VALUE_MAX * 4 + 64];
+	char *p = buf + 24;
+	bool neg = v < 0;
+	uint64_t u = neg ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (neg)
+		*--p = '-';
+	*len = (size_t)(buf + 24 - p);
+	return p;
+}
+
+size_t sbx_syslog_format(const json_t *rec, const char *hash, char *out, size_t outlen)
+{
 	size_t used = 0;
 
 	if (outlen == 0)
 		return 0;
-	out[0] = '\0';
 	for (size_t i = 0; i < sizeof(line_keys) / sizeof(line_keys[0]); i++) {
-		const json_t *v = json_object_get(rec, line_keys[i]);
-		char num[32];
+		const json_t *v = i == 1 && hash ? NULL : json_object_get(rec, line_keys[i]);
+		char num[24];
 		const char *val;
 		size_t len, n;
 
-		if (json_is_string(v)) {
+		if (i == 1 && hash && hash[0]) {
+			val = hash;
+			len = strlen(hash);
+		} else if (json_is_string(v)) {
 			val = json_string_value(v);
 			len = json_string_length(v);
 		} else if (json_is_integer(v)) {
-			len = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-					       json_integer_value(v));
-			val = num;
+			val = digits(json_integer_value(v), num, &len);
 		} else {
 			continue;
 		}
-		n = put_field(field, sizeof(field), line_keys[i], val, len);
-		/* Room for the marker is kept until the last field. */
-		if (n == 0 || used + n + sizeof(TRUNCATED) > outlen) {
+		/* Room for the marker (and the NUL) is kept until the end. */
+		n = outlen - used > sizeof(TRUNCATED)
+			    ? put_field(out + used, outlen - used - sizeof(TRUNCATED), line_keys[i],
+					val, len)
+			    : 0;
+		if (n == 0) {
 			if (used + sizeof(TRUNCATED) <= outlen) {
-				memcpy(out + used, TRUNCATED, sizeof(TRUNCATED));
+				memcpy(out + used, TRUNCATED, sizeof(TRUNCATED) - 1);
 				used += sizeof(TRUNCATED) - 1;
 			}
 			break;
 		}
-		memcpy(out + used, field, n + 1);
 		used += n;
 	}
 	/* Fields were written with a leading blank each. */
 	if (used && out[0] == ' ') {
-		memmove(out, out + 1, used);
+		memmove(out, out + 1, used - 1);
 		used--;
 	}
+	out[used] = '\0';
 	return used;
 }
 
@@ -143,6 +175,14 @@ size_t sbx_syslog_datagram(int pri, time_t when, long pid, const char *msg, char
 
 /* ---- sending ----------------------------------------------------------------------- */
 
+/* Lines wait here until sbx_syslog_sink_flush and go out up to BATCH in
+ * one sendmmsg: one system call and one wake-up of the syslog daemon for
+ * a loop pass, not one per record.  What the receiver has no room for
+ * yet waits for the next flush, up to QUEUE_MAX lines; past that new
+ * lines are dropped and counted. */
+#define BATCH 64
+#define QUEUE_MAX 256
+
 struct sbx_syslog_sink {
 	int fd;
 	bool connected;
@@ -150,6 +190,15 @@ struct sbx_syslog_sink {
 	int64_t last_try_ms;   /* the last connect attempt (monotonic) */
 	long pid;
 	uint64_t sent, dropped;
+	/* The header of the second in stamp_at, per priority: rebuilt once a
+	 * second rather than for every line. */
+	time_t stamp_at;
+	char head[2][64];
+	size_t head_len[2];
+	/* A ring of lines: n of them from first on. */
+	char lines[QUEUE_MAX][SBX_SYSLOG_LINE_MAX];
+	size_t len[QUEUE_MAX];
+	unsigned first, n;
 };
 
 #define RECONNECT_MS 1000
@@ -179,6 +228,7 @@ struct sbx_syslog_sink *sbx_syslog_sink_new(const char *path)
 	s->addr.sun_family = AF_UNIX;
 	memcpy(s->addr.sun_path, path, strlen(path) + 1);
 	s->pid = (long)getpid();
+	s->stamp_at = (time_t)-1;
 	s->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0) {
 		free(s);
@@ -188,46 +238,114 @@ struct sbx_syslog_sink *sbx_syslog_sink_new(const char *path)
 	return s;
 }
 
-static void note_drop(struct sbx_syslog_sink *s)
+/* Send up to BATCH lines from the front of the ring; how many went, or
+ * -1 with errno when none did. */
+static int send_some(struct sbx_syslog_sink *s)
 {
-	s->dropped++;
+	struct mmsghdr msgs[BATCH];
+	struct iovec iov[BATCH];
+	unsigned k = s->n < BATCH ? s->n : BATCH;
+	int n;
+
+	for (unsigned i = 0; i < k; i++) {
+		unsigned at = (s->first + i) % QUEUE_MAX;
+
+		iov[i] = (struct iovec){ .iov_base = s->lines[at], .iov_len = s->len[at] };
+		msgs[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+	}
+	n = sendmmsg(s->fd, msgs, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n > 0) {
+		s->first = (s->first + (unsigned)n) % QUEUE_MAX;
+		s->n -= (unsigned)n;
+		s->sent += (uint64_t)n;
+	}
+	return n;
+}
+
+static void drop_all(struct sbx_syslog_sink *s)
+{
+	s->dropped += s->n;
+	s->n = 0;
+}
+
+void sbx_syslog_sink_flush(struct sbx_syslog_sink *s)
+{
+	bool retried = false;
+
+	if (!s || s->n == 0)
+		return;
+	try_connect(s);
+	if (!s->connected) {
+		/* No receiver: keeping lines for one that may never come
+		 * would only grow; the journal has them. */
+		drop_all(s);
+		return;
+	}
+	while (s->n) {
+		if (send_some(s) > 0)
+			continue;
+		if (errno == EINTR)
+			continue;
+		if (!retried && (errno == ECONNREFUSED || errno == ENOTCONN ||
+				 errno == EDESTADDRREQ)) {
+			/* The receiver went away (a syslog daemon restarting):
+			 * connect again at once, once. */
+			retried = true;
+			s->connected = false;
+			s->last_try_ms = 0;
+			try_connect(s);
+			if (s->connected)
+				continue;
+			drop_all(s);
+		}
+		/* EAGAIN: the receiver's queue is full.  Waiting would stall
+		 * the broker behind syslog: the rest waits for the next flush. */
+		break;
+	}
+}
+
+void sbx_syslog_sink_queue(struct sbx_syslog_sink *s, int pri, const json_t *rec,
+			   const char *hash)
+{
+	time_t now = time(NULL);
+	unsigned k = pri == SBX_SYSLOG_PRI_SEAL ? 1 : 0, at;
+	char *line;
+
+	if (!s)
+		return;
+	if (s->n >= BATCH)
+		sbx_syslog_sink_flush(s);
+	if (s->n == QUEUE_MAX) {
+		s->dropped++;
+		return;
+	}
+	if (now != s->stamp_at) {
+		char msg[1] = "";
+
+		s->stamp_at = now;
+		s->head_len[0] = sbx_syslog_datagram(SBX_SYSLOG_PRI_RECORD, now, s->pid, msg,
+						     s->head[0], sizeof(s->head[0]));
+		s->head_len[1] = sbx_syslog_datagram(SBX_SYSLOG_PRI_SEAL, now, s->pid, msg,
+						     s->head[1], sizeof(s->head[1]));
+	}
+	at = (s->first + s->n) % QUEUE_MAX;
+	line = s->lines[at];
+	memcpy(line, s->head[k], s->head_len[k]);
+	s->len[at] = s->head_len[k] +
+		     sbx_syslog_format(rec, hash, line + s->head_len[k],
+				       SBX_SYSLOG_LINE_MAX - s->head_len[k]);
+	s->n++;
 }
 
 int sbx_syslog_sink_send(struct sbx_syslog_sink *s, int pri, const json_t *rec)
 {
-	char msg[SBX_SYSLOG_LINE_MAX], line[SBX_SYSLOG_LINE_MAX];
-	size_t len;
+	uint64_t dropped = s ? s->dropped : 0;
 
 	if (!s)
 		return 1;
-	try_connect(s);
-	if (!s->connected) {
-		note_drop(s);
-		return 1;
-	}
-	/* The header takes under 64 bytes of the datagram. */
-	(void)sbx_syslog_format(rec, msg, sizeof(msg) - 64);
-	len = sbx_syslog_datagram(pri, time(NULL), s->pid, msg, line, sizeof(line));
-	if (send(s->fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len) {
-		s->sent++;
-		return 0;
-	}
-	if (errno == ECONNREFUSED || errno == ENOTCONN || errno == EDESTADDRREQ) {
-		/* The receiver went away: connect again (rate-limited) and try
-		 * this one once more. */
-		s->connected = false;
-		s->last_try_ms = 0;
-		try_connect(s);
-		if (s->connected &&
-		    send(s->fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len) {
-			s->sent++;
-			return 0;
-		}
-	}
-	/* EAGAIN: the receiver's queue is full.  Waiting would stall the
-	 * broker behind syslog; the seq gap and the count show the loss. */
-	note_drop(s);
-	return 1;
+	sbx_syslog_sink_queue(s, pri, rec, NULL);
+	sbx_syslog_sink_flush(s);
+	return s->dropped > dropped ? 1 : 0;
 }
 
 uint64_t sbx_syslog_sink_sent(const struct sbx_syslog_sink *s)
@@ -244,6 +362,7 @@ void sbx_syslog_sink_free(struct sbx_syslog_sink *s)
 {
 	if (!s)
 		return;
+	sbx_syslog_sink_flush(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s);

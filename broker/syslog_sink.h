@@ -7,9 +7,10 @@
  *
  *   <86>Dec  7 01:23:45 sbx-brokerd[4711]: seq=12 hash=9f... event=request.created actor=alice ...
  *
- * The broker never waits for syslog: the socket is its own, non-blocking;
- * a datagram the receiver has no room for is dropped and counted (the
- * count is in every seal's line), never retried on the event loop.
+ * The broker never waits for syslog: the socket is its own, non-blocking,
+ * and the lines of a loop pass leave together (sendmmsg); lines the
+ * receiver has no room for wait for the next pass, up to 256, and past
+ * that are dropped and counted (the count is in every seal's line).
  * Threads: the event loop's only.
  */
 #ifndef SBX_SYSLOG_SINK_H
@@ -40,8 +41,9 @@
  * value can neither start a new line nor fake a key.  A value longer
  * than SBX_SYSLOG_VALUE_MAX is cut and ends in "..." (quoted).  When the
  * fields do not fit outlen, the line ends with "truncated=1" after the
- * last whole field (seq and hash always fit).  Returns the length. */
-size_t sbx_syslog_format(const json_t *rec, char *out, size_t outlen);
+ * last whole field (seq and hash always fit).  hash, when not NULL,
+ * stands for the record's own ("" leaves it out).  Returns the length. */
+size_t sbx_syslog_format(const json_t *rec, const char *hash, char *out, size_t outlen);
 
 /* The datagram: "<pri>Mmm dd hh:mm:ss sbx-brokerd[pid]: " and msg, cut to
  * outlen - 1.  Returns the length. */
@@ -55,7 +57,18 @@ struct sbx_syslog_sink;
  * is not there yet is connected later (at most once a second).  NULL
  * only when out of memory or fds. */
 struct sbx_syslog_sink *sbx_syslog_sink_new(const char *path);
-/* Send one record.  0 sent; 1 dropped (no receiver, or no room: counted). */
+/* Queue one record's line (hash as for sbx_syslog_format); lines go out
+ * together at the next flush (the broker flushes every loop pass and
+ * after a seal), or when 64 are waiting.  When 256 are waiting (the
+ * receiver reads nothing), the line is dropped and counted. */
+void sbx_syslog_sink_queue(struct sbx_syslog_sink *s, int pri, const json_t *rec,
+			   const char *hash);
+/* Send what is queued, 64 lines a system call, never waiting: what the
+ * receiver has no room for stays queued for the next flush; with no
+ * receiver at all (no socket, or it refuses) the queue is dropped and
+ * counted. */
+void sbx_syslog_sink_flush(struct sbx_syslog_sink *s);
+/* Queue and flush one record.  0 sent or still queued; 1 dropped. */
 int sbx_syslog_sink_send(struct sbx_syslog_sink *s, int pri, const json_t *rec);
 uint64_t sbx_syslog_sink_sent(const struct sbx_syslog_sink *s);
 uint64_t sbx_syslog_sink_dropped(const struct sbx_syslog_sink *s);

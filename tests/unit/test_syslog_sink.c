@@ -25,7 +25,7 @@ static const char *fmt(const char *json, size_t outlen)
 	cr_assert_not_null(rec, "bad test JSON: %s", err.text);
 	cr_assert_leq(outlen, sizeof(out));
 	memset(out, 'X', sizeof(out));
-	n = sbx_syslog_format(rec, out, outlen);
+	n = sbx_syslog_format(rec, NULL, out, outlen);
 	json_decref(rec);
 	cr_assert_eq(n, strlen(out), "the length returned is the line's");
 	cr_assert_lt(n, outlen, "longer than the buffer allows");
@@ -70,6 +70,21 @@ Test(syslog_sink, values_that_are_not_plain_words_are_quoted_and_escaped)
 	cr_assert_str_eq(fmt("{\"seq\":1,\"actor\":\"svc-deploy@corp.example:x/y+z_1.2\"}", 256),
 			 "seq=1 actor=svc-deploy@corp.example:x/y+z_1.2");
 	cr_assert_str_eq(fmt("{\"seq\":1,\"id\":-5}", 256), "seq=1 id=-5");
+}
+
+Test(syslog_sink, a_hash_given_stands_for_the_records_own)
+{
+	char out[512];
+	json_t *rec = json_pack("{s:i, s:s, s:s}", "seq", 3, "hash", "00", "event", "x.y");
+
+	cr_assert_not_null(rec);
+	sbx_syslog_format(rec, HASH, out, sizeof(out));
+	cr_assert_str_eq(out, "seq=3 hash=" HASH " event=x.y");
+	sbx_syslog_format(rec, "", out, sizeof(out));
+	cr_assert_str_eq(out, "seq=3 event=x.y", "\"\" leaves the hash out");
+	sbx_syslog_format(rec, NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "seq=3 hash=00 event=x.y");
+	json_decref(rec);
 }
 
 Test(syslog_sink, long_values_are_cut_and_say_so)
@@ -181,17 +196,27 @@ Test(syslog_sink, a_full_receiver_drops_and_counts_never_waits, .init = mkdir_tm
 	json_t *rec = record(1);
 	int i, dropped_at = -1;
 
+	char buf[2048];
+	uint64_t sent;
+
 	cr_assert_not_null(s);
-	/* Nobody reads: the queue fills within a few hundred datagrams at
-	 * most (net.unix.max_dgram_qlen), and then every send returns at
-	 * once. */
+	/* Nobody reads: the socket's queue fills (net.unix.max_dgram_qlen
+	 * datagrams, 10 by default), then the sink's own (256 lines), and
+	 * then every send returns at once, dropped. */
 	for (i = 0; i < 100000 && dropped_at < 0; i++)
 		if (sbx_syslog_sink_send(s, SBX_SYSLOG_PRI_RECORD, rec) == 1)
 			dropped_at = i;
-	cr_assert_geq(dropped_at, 0, "a datagram was dropped rather than waited for");
+	cr_assert_geq(dropped_at, 0, "a line was dropped rather than waited for");
+	sent = sbx_syslog_sink_sent(s);
+	cr_assert_gt(sent, 0);
+	cr_assert_eq(sent + 256 + 1, (uint64_t)dropped_at + 1, "256 lines wait in the sink");
 	cr_assert_eq(sbx_syslog_sink_send(s, SBX_SYSLOG_PRI_RECORD, rec), 1);
 	cr_assert_eq(sbx_syslog_sink_dropped(s), 2);
-	cr_assert_eq(sbx_syslog_sink_sent(s), (uint64_t)dropped_at);
+	/* The receiver reads again: what waited goes at the next flush. */
+	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+	sbx_syslog_sink_flush(s);
+	cr_assert_gt(sbx_syslog_sink_sent(s), sent, "the waiting lines go once there is room");
 	json_decref(rec);
 	sbx_syslog_sink_free(s);
 	close(fd);
@@ -205,7 +230,8 @@ Test(syslog_sink, no_receiver_yet_then_one, .init = mkdir_tmp, .fini = rm_tmp)
 	int fd;
 
 	cr_assert_not_null(s, "a sink is made whether or not syslog is there");
-	cr_assert_eq(sbx_syslog_sink_send(s, SBX_SYSLOG_PRI_RECORD, rec), 1);
+	cr_assert_eq(sbx_syslog_sink_send(s, SBX_SYSLOG_PRI_RECORD, rec), 1,
+		     "no receiver: dropped, not kept");
 	cr_assert_eq(sbx_syslog_sink_dropped(s), 1);
 	fd = bind_receiver(0);
 	/* Connecting again is tried at most once a second. */
@@ -220,6 +246,39 @@ Test(syslog_sink, no_receiver_yet_then_one, .init = mkdir_tmp, .fini = rm_tmp)
 		     "a refused send connects again at once and retries");
 	cr_assert_gt(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0);
 	json_decref(rec);
+	sbx_syslog_sink_free(s);
+	close(fd);
+}
+
+Test(syslog_sink, queued_lines_leave_together_in_order, .init = mkdir_tmp, .fini = rm_tmp)
+{
+	int fd = bind_receiver(0);
+	struct sbx_syslog_sink *s = sbx_syslog_sink_new(path);
+	char buf[2048], want[64];
+	ssize_t n;
+
+	cr_assert_not_null(s);
+	/* Fewer than the kernel's default queue of 10 datagrams. */
+	for (int i = 1; i <= 8; i++) {
+		json_t *rec = record(i);
+
+		sbx_syslog_sink_queue(s, i == 8 ? SBX_SYSLOG_PRI_SEAL : SBX_SYSLOG_PRI_RECORD, rec,
+				      NULL);
+		json_decref(rec);
+	}
+	cr_assert_eq(sbx_syslog_sink_sent(s), 0, "queued lines wait for the flush");
+	cr_assert_lt(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0);
+	sbx_syslog_sink_flush(s);
+	cr_assert_eq(sbx_syslog_sink_sent(s), 8);
+	for (int i = 1; i <= 8; i++) {
+		n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+		cr_assert_gt(n, 0, "datagram %d", i);
+		buf[n] = '\0';
+		snprintf(want, sizeof(want), "]: seq=%d hash=", i);
+		cr_assert_not_null(strstr(buf, want), "in order: %s", buf);
+		cr_assert(strncmp(buf, i == 8 ? "<85>" : "<86>", 4) == 0);
+	}
+	cr_assert_lt(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0);
 	sbx_syslog_sink_free(s);
 	close(fd);
 }
