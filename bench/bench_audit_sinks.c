@@ -301,6 +301,9 @@ static int run_one(const struct cfg *c, const char *top, enum mode mode, unsigne
 		goto out;
 	}
 	t1 = bench_now_ns();
+	/* The sink's thread finishes what the appends queued: its CPU time
+	 * is the appends' cost, not the receiver's. */
+	sbx_evidence_free(&r.b);
 	cpu1 = bench_cpu_seconds(0);
 	res->records = sbx_journal_last_seq(r.j);
 	res->seals = r.seals;

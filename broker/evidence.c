@@ -33,7 +33,6 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 
 /* Posts to the collector at once. */
 #define MAX_IN_FLIGHT 4
@@ -64,11 +63,6 @@ struct sbx_evidence {
 		unsigned op_depth;
 		json_t **held;
 		size_t n_held, cap_held;
-		bool warned_hash;
-		/* SHA-256, fetched once: an implicit fetch per digest costs
-		 * more than the digest of a record. */
-		EVP_MD *sha256;
-		EVP_MD_CTX *ctx;
 	} log;
 	struct cp *head, *tail;       /* in seq order */
 	size_t n;
@@ -230,18 +224,18 @@ int sbx_evidence_load(struct sbx_evidence *e, const json_t *saved)
 
 /* ---- syslog ---------------------------------------------------------------------------- */
 
-static void to_syslog(struct sbx_evidence *e, int pri, const json_t *rec, const char *hash)
+static void to_syslog(struct sbx_evidence *e, int pri, const json_t *rec)
 {
-	sbx_syslog_sink_queue(e->log.sink, pri, rec, hash);
+	sbx_syslog_sink_queue(e->log.sink, pri, rec);
 }
 
 static void flush_syslog(struct sbx_evidence *e)
 {
-	uint64_t dropped, before = sbx_syslog_sink_dropped(e->log.sink);
+	uint64_t dropped;
 
 	sbx_syslog_sink_flush(e->log.sink);
 	dropped = sbx_syslog_sink_dropped(e->log.sink);
-	if (dropped == before)
+	if (dropped == 0)
 		return;
 	/* Say it the first time and then less and less often: at each power
 	 * of two passed. */
@@ -253,111 +247,17 @@ static void flush_syslog(struct sbx_evidence *e)
 	}
 }
 
-/* The journal's own text for what op_end adds to every record of an
- * operation but its last (docs/audit.md, "Records"). */
-#define CONTINUED ",\"continued\":true"
-/* The end of every line: ,"prev":"<64 hex>" then ,"hash":"<64 hex>"} */
-#define PREV_LEN 74
-#define HASH_TAIL_LEN 75
-
-static const char *const not_fields[] = { "seq", "time", "event", "actor", "prev", "hash",
-					  "continued" };
-
-/* The hash the journal gives rec once its operation ended: the line
- * rebuilt from its parts (sbx_record_make), with "continued" inserted
- * before prev when more records followed it, hashed by the canonical
- * form of docs/audit.md.  0, or -1 when rec cannot be rebuilt. */
-static int final_hash(struct sbx_evidence *e, const json_t *rec, const char *prev,
-		      bool continued, char hash[65])
-{
-	const char *time = json_string_value(json_object_get(rec, "time"));
-	json_t *fields = json_object(), *v;
-	unsigned char md[32];
-	char *line = NULL, *canon = NULL;
-	int64_t time_us;
-	const char *k;
-	size_t len, at;
-	int ret = -1;
-
-	if (!fields || !time || sbx_parse_rfc3339_us(time, &time_us) < 0)
-		goto out;
-	json_object_foreach((json_t *)rec, k, v) {
-		bool skip = false;
-
-		for (size_t i = 0; i < sizeof(not_fields) / sizeof(not_fields[0]); i++)
-			skip = skip || strcmp(k, not_fields[i]) == 0;
-		if (!skip && json_object_set(fields, k, v) < 0)
-			goto out;
-	}
-	if (sbx_record_make(u64_of(rec, "seq"), time_us,
-			    json_string_value(json_object_get(rec, "event")),
-			    json_string_value(json_object_get(rec, "actor")), fields, prev, &line, &len,
-			    hash) < 0 || len < PREV_LEN + HASH_TAIL_LEN + 2)
-		goto out;
-	if (!continued) {
-		ret = 0;
-		goto out;
-	}
-	canon = malloc(len + sizeof(CONTINUED));
-	if (!canon)
-		goto out;
-	at = len - HASH_TAIL_LEN - PREV_LEN;
-	memcpy(canon, line, at);
-	memcpy(canon + at, CONTINUED, sizeof(CONTINUED) - 1);
-	memcpy(canon + at + sizeof(CONTINUED) - 1, line + at, PREV_LEN);
-	len = at + sizeof(CONTINUED) - 1 + PREV_LEN;
-	canon[len++] = '}';
-	if (!e->log.sha256 && !(e->log.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)))
-		goto out;
-	if (!e->log.ctx && !(e->log.ctx = EVP_MD_CTX_new()))
-		goto out;
-	if (EVP_DigestInit_ex(e->log.ctx, e->log.sha256, NULL) != 1 ||
-	    EVP_DigestUpdate(e->log.ctx, canon, len) != 1 ||
-	    EVP_DigestFinal_ex(e->log.ctx, md, NULL) != 1)
-		goto out;
-	for (size_t i = 0; i < sizeof(md); i++)
-		snprintf(hash + 2 * i, 3, "%02x", md[i]);
-	ret = 0;
-out:
-	free(line);
-	free(canon);
-	json_decref(fields);
-	return ret;
-}
-
-/* The operation ended: its records' lines, with their final hashes.  The
- * last record's is the journal's head now; each one before it is rebuilt
- * from its predecessor's (audit_syslog.sh checks every line against the
- * journal).  A record that cannot be rebuilt is sent without a hash (and
- * said once): a wrong hash in the site's SIEM would be worse than none. */
+/* The operation ended: its records' lines, with the hash the journal gave
+ * the last one (the sink rebuilds the others'). */
 static void send_held(struct sbx_evidence *e)
 {
-	size_t n = e->log.n_held;
-	char (*hashes)[65] = calloc(n, 65);
-	char prev[65];
-	bool ok = hashes != NULL;
+	char last[65];
 
-	if (ok) {
-		snprintf(prev, sizeof(prev), "%s",
-			 json_string_value(json_object_get(e->log.held[0], "prev")) ?: "");
-		for (size_t i = 0; i + 1 < n && ok; i++) {
-			ok = final_hash(e, e->log.held[i], prev, true, hashes[i]) == 0;
-			memcpy(prev, hashes[i], 65);
-		}
-		sbx_journal_last_hash(e->b->journal, hashes[n - 1]);
-	}
-	if (!ok && !e->log.warned_hash) {
-		e->log.warned_hash = true;
-		sbx_err("audit: cannot tell the hashes the journal gave an operation's records "
-			"(seq %" PRIu64 "...): their syslog lines go without hash=",
-			u64_of(e->log.held[0], "seq"));
-	}
-	for (size_t i = 0; i < n; i++) {
-		to_syslog(e, SBX_SYSLOG_PRI_RECORD, e->log.held[i], ok ? hashes[i] : "");
+	sbx_journal_last_hash(e->b->journal, last);
+	sbx_syslog_sink_op(e->log.sink, SBX_SYSLOG_PRI_RECORD, e->log.held, e->log.n_held, last);
+	for (size_t i = 0; i < e->log.n_held; i++)
 		json_decref(e->log.held[i]);
-	}
 	e->log.n_held = 0;
-	free(hashes);
 }
 
 static void hold(struct sbx_evidence *e, const json_t *rec)
@@ -367,7 +267,7 @@ static void hold(struct sbx_evidence *e, const json_t *rec)
 		json_t **v = realloc(e->log.held, cap * sizeof(*v));
 
 		if (!v) {
-			to_syslog(e, SBX_SYSLOG_PRI_RECORD, rec, "");
+			to_syslog(e, SBX_SYSLOG_PRI_RECORD, rec);
 			return;
 		}
 		e->log.held = v;
@@ -388,14 +288,8 @@ void sbx_evidence_op_end(struct sbx_broker *b)
 
 	if (!e || !e->log.op_depth)
 		return;
-	if (--e->log.op_depth == 0 && e->log.n_held == 1) {
-		/* Alone in its operation: the journal keeps its hash. */
-		to_syslog(e, SBX_SYSLOG_PRI_RECORD, e->log.held[0], NULL);
-		json_decref(e->log.held[0]);
-		e->log.n_held = 0;
-	} else if (e->log.op_depth == 0 && e->log.n_held) {
+	if (--e->log.op_depth == 0 && e->log.n_held)
 		send_held(e);
-	}
 }
 
 void sbx_evidence_on_record(struct sbx_broker *b, const json_t *rec)
@@ -408,7 +302,7 @@ void sbx_evidence_on_record(struct sbx_broker *b, const json_t *rec)
 	if (e->log.records && e->log.op_depth)
 		hold(e, rec);
 	else if (e->log.records)
-		to_syslog(e, SBX_SYSLOG_PRI_RECORD, rec, NULL);
+		to_syslog(e, SBX_SYSLOG_PRI_RECORD, rec);
 	if (event && strcmp(event, SBX_CHECKPOINT_DELIVERED_EVENT) == 0)
 		cp_remove(e, u64_of(rec, "seal_seq"));
 }
@@ -532,7 +426,7 @@ void sbx_evidence_on_seal(struct sbx_broker *b, const struct sbx_evidence_seal *
 			 (json_int_t)(seal->seq - 1), "why", seal->why, "syslog_dropped",
 			 (json_int_t)sbx_syslog_sink_dropped(e->log.sink));
 	if (line)
-		to_syslog(e, SBX_SYSLOG_PRI_SEAL, line, NULL);
+		to_syslog(e, SBX_SYSLOG_PRI_SEAL, line);
 	json_decref(line);
 	flush_syslog(e);
 	cp_add(e, seal->seq, seal->epoch, hash, seal->key_id, seal->time);
@@ -675,8 +569,6 @@ void sbx_evidence_free(struct sbx_broker *b)
 		send_held(e);
 	flush_syslog(e);
 	free(e->log.held);
-	EVP_MD_CTX_free(e->log.ctx);
-	EVP_MD_free(e->log.sha256);
 	sbx_syslog_sink_free(e->log.sink);
 	free(e);
 	b->evidence = NULL;

@@ -7,11 +7,13 @@
  *
  *   <86>Dec  7 01:23:45 sbx-brokerd[4711]: seq=12 hash=9f... event=request.created actor=alice ...
  *
- * The broker never waits for syslog: the socket is its own, non-blocking,
- * and the lines of a loop pass leave together (sendmmsg); lines the
- * receiver has no room for wait for the next pass, up to 256, and past
- * that are dropped and counted (the count is in every seal's line).
- * Threads: the event loop's only.
+ * The broker never waits for syslog: the event loop only queues
+ * references to the records; the sink's own thread formats the lines and
+ * sends them, a loop pass's together (sendmmsg), on a socket of its own.
+ * When 4096 records wait (a syslog daemon that reads nothing), further
+ * lines are dropped and counted (the count is in every seal's line).
+ * Threads: the sink's functions are for the event loop; the sender thread
+ * is internal.
  */
 #ifndef SBX_SYSLOG_SINK_H
 #define SBX_SYSLOG_SINK_H
@@ -53,25 +55,34 @@ size_t sbx_syslog_datagram(int pri, time_t when, long pid, const char *msg, char
 struct sbx_syslog_sink;
 
 /* A sink sending to the datagram socket at path (SBX_SYSLOG_PATH; tests
- * use a private mount namespace to put their own there).  A socket that
- * is not there yet is connected later (at most once a second).  NULL
- * only when out of memory or fds. */
+ * use a private mount namespace to put their own there), with its sender
+ * thread.  A socket that is not there yet is connected later (at most
+ * once a second).  NULL only when out of memory, fds or threads. */
 struct sbx_syslog_sink *sbx_syslog_sink_new(const char *path);
-/* Queue one record's line (hash as for sbx_syslog_format); lines go out
- * together at the next flush (the broker flushes every loop pass and
- * after a seal), or when 64 are waiting.  When 256 are waiting (the
- * receiver reads nothing), the line is dropped and counted. */
-void sbx_syslog_sink_queue(struct sbx_syslog_sink *s, int pri, const json_t *rec,
-			   const char *hash);
-/* Send what is queued, 64 lines a system call, never waiting: what the
- * receiver has no room for stays queued for the next flush; with no
- * receiver at all (no socket, or it refuses) the queue is dropped and
- * counted. */
+/* Queue the lines of one operation's records, in order (references are
+ * taken; the records must not change after).  With n > 1 the journal has
+ * re-hashed them at the operation's end (journal.h: all but the last got
+ * "continued"): last_hash is the hash it gave the last one, and the
+ * thread rebuilds the others'.  Never waits: with 4096 records queued,
+ * the lines are dropped and counted. */
+void sbx_syslog_sink_op(struct sbx_syslog_sink *s, int pri, json_t *const *recs, size_t n,
+			const char *last_hash);
+/* One record with its own hash. */
+void sbx_syslog_sink_queue(struct sbx_syslog_sink *s, int pri, const json_t *rec);
+/* Wake the thread for what is queued (the broker does every loop pass
+ * and after a seal): the lines go out together, 64 a sendmmsg.  The
+ * thread waits while the receiver has no room (the loop never does);
+ * with no receiver at all the lines are dropped and counted. */
 void sbx_syslog_sink_flush(struct sbx_syslog_sink *s);
-/* Queue and flush one record.  0 sent or still queued; 1 dropped. */
+/* Flush and wait until the thread has handled everything queued (tests,
+ * the bench). */
+void sbx_syslog_sink_wait(struct sbx_syslog_sink *s);
+/* Queue one record and wait for it.  0 sent; 1 dropped. */
 int sbx_syslog_sink_send(struct sbx_syslog_sink *s, int pri, const json_t *rec);
-uint64_t sbx_syslog_sink_sent(const struct sbx_syslog_sink *s);
-uint64_t sbx_syslog_sink_dropped(const struct sbx_syslog_sink *s);
+uint64_t sbx_syslog_sink_sent(struct sbx_syslog_sink *s);
+uint64_t sbx_syslog_sink_dropped(struct sbx_syslog_sink *s);
+/* Stops the thread after what is queued (waiting at most a second for a
+ * receiver with no room). */
 void sbx_syslog_sink_free(struct sbx_syslog_sink *s);
 
 #endif

@@ -7,8 +7,11 @@
 #   authpriv.notice line with its epoch: the lines and the journal agree
 #   record for record;
 # - audit.syslog: false sends no record lines, seals still go;
-# - a receiver that stops reading does not stall the broker: what does
-#   not fit is dropped and counted, and the next seal's line says how many.
+# - a receiver that stops reading does not stall the broker: the lines
+#   wait in the broker's bounded queue (past it they would be dropped and
+#   counted: tests/unit/test_syslog_sink.c) and go once it reads again;
+#   the stop's seal line counts what was dropped, and lines received plus
+#   dropped are the records.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/syslog_lib.sh"
 sbx_init
@@ -87,8 +90,9 @@ assert_eq "... but every seal does, as the journal has them" \
 	"$(syslog_table | awk '{ print $1, $2 }')"
 
 # ---- a receiver that does not read ----
-# Unix datagrams queue up to the receiver's limit; then the broker must
-# drop, not wait.  250 auto-approved requests make 500 records or more.
+# Unix datagrams queue up to the receiver's limit (10 by default); then
+# the broker's own queue takes them, never its event loop.  250
+# auto-approved requests make 500 records or more.
 : >"$SYSLOG_OUT"
 rm -rf "$STATE"
 mkdir -m 700 "$STATE"
@@ -104,8 +108,6 @@ for i in $(seq -f '%03g' 1 250); do
 	[ "$RC" -eq 0 ] && FILED=$((FILED + 1))
 done
 assert_eq "all 250 requests are answered while syslog reads nothing" 250 "$FILED"
-assert_ne "the broker says records were not sent to syslog" 0 \
-	"$(grep -c "not sent to syslog" "$LOG")"
 kill -CONT "$SYSLOG_RECEIVER_PID"
 broker_stop
 assert_eq "the broker stops cleanly" 0 "$BROKER_RC"
@@ -113,7 +115,7 @@ wait_until 10 eval 'syslog_lines " event=journal.sealed .*why=shutdown" | grep -
 tap_result "the stop's seal reaches syslog once it reads again"
 LINE=$(syslog_lines " event=journal.sealed .*why=shutdown" | tail -n 1)
 DROPPED=$(printf '%s' "$LINE" | sed -nE 's/.* syslog_dropped=([0-9]+)$/\1/p')
-assert_int_between "the stop's seal line counts the dropped lines" 1 100000 "${DROPPED:-0}"
+assert_int_between "the stop's seal line counts the dropped lines" 0 100000 "${DROPPED:-x}"
 RECORDS=$(journal | jq -s 'map(select(.event != "journal.sealed")) | length')
 GOT=$(syslog_lines '^<86>' | wc -l)
 assert_eq "lines received + dropped = the records (none lost unseen)" "$RECORDS" \
