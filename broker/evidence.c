@@ -36,9 +36,9 @@
 
 /* Posts to the collector at once. */
 #define MAX_IN_FLIGHT 4
-/* Seals kept while the collector is away (or none is configured): two
- * weeks at the default 1m.  Past that the oldest are given up (each later
- * seal vouches for the chain before it) and the log says so. */
+/* Seals kept while the collector is away: two weeks at the default 1m.
+ * Past that the oldest are given up (each later seal vouches for the
+ * chain before it) and the log says so. */
 #define BACKLOG_MAX 20000
 
 struct cp {
@@ -120,6 +120,11 @@ static void cp_add(struct sbx_evidence *e, uint64_t seq, uint64_t epoch, const c
 {
 	struct cp *c;
 
+	/* Without a collector no seal waits for one (the settings are read
+	 * before the replay): one configured later gets the seals from then
+	 * on, each of which vouches for the chain before it. */
+	if (!e->running && !e->b->settings.audit.checkpoint_url[0])
+		return;
 	if (!hash || strlen(hash) != 64 || (e->tail && seq <= e->tail->seq))
 		return;
 	c = calloc(1, sizeof(*c));
@@ -267,7 +272,8 @@ static void hold(struct sbx_evidence *e, const json_t *rec)
 		json_t **v = realloc(e->log.held, cap * sizeof(*v));
 
 		if (!v) {
-			to_syslog(e, SBX_SYSLOG_PRI_RECORD, rec);
+			/* Out of memory: its line cannot get its final hash;
+			 * the journal has it. */
 			return;
 		}
 		e->log.held = v;
