@@ -5,7 +5,8 @@
 # - with the collector down the start-up seal waits, retried, and goes
 #   out once the collector is back, with the broker still running;
 # - a seal made at a stop goes out after the next start (from the
-#   snapshot written at the stop, and from the journal when there is none);
+#   snapshot written at the stop, and from the journal when there is none),
+#   and so do the seals waiting when the broker was killed;
 # - every seal reaches the collector exactly once, with the journal's
 #   seq, hash and epoch, and has exactly one checkpoint.delivered record;
 # - a plain http:// collector off the host is a policy error; a CA file
@@ -106,6 +107,27 @@ tap_result "the broker starts without a snapshot"
 S5=$(seals | tail -n 1)
 wait_until 30 eval 'is_delivered "$S4" && is_delivered "$S5"'
 tap_result "... and still delivers the stop's seal from the journal"
+broker_stop
+
+# ---- a crash with seals waiting ----
+collector_down
+broker_start
+tap_result "the broker starts, the collector away again"
+S6=$(seals | tail -n 1)
+wait_until 20 grep -q "seal at seq $S6 to the checkpoint collector failed" "$LOG"
+tap_result "... its start-up seal waits"
+broker_kill9
+collector_up "$PORT"
+broker_start
+tap_result "after a crash (SIGKILL) the broker starts with the collector back"
+all_delivered() {
+	local s
+	for s in $(seals); do
+		is_delivered "$s" || return 1
+	done
+}
+wait_until 30 all_delivered
+tap_result "... and every seal so far is delivered, those from before the crash included"
 broker_stop
 collector_down
 LAST=$(seals | tail -n 1)
