@@ -63,6 +63,7 @@ struct sbx_evidence {
 		unsigned op_depth;
 		json_t **held;
 		size_t n_held, cap_held;
+		bool held_lost;               /* one did not fit: no line is right */
 	} log;
 	struct cp *head, *tail;       /* in seq order */
 	size_t n;
@@ -259,7 +260,10 @@ static void send_held(struct sbx_evidence *e)
 	char last[65];
 
 	sbx_journal_last_hash(e->b->journal, last);
-	sbx_syslog_sink_op(e->log.sink, SBX_SYSLOG_PRI_RECORD, e->log.held, e->log.n_held, last);
+	if (!e->log.held_lost)
+		sbx_syslog_sink_op(e->log.sink, SBX_SYSLOG_PRI_RECORD, e->log.held, e->log.n_held,
+				   last);
+	e->log.held_lost = false;
 	for (size_t i = 0; i < e->log.n_held; i++)
 		json_decref(e->log.held[i]);
 	e->log.n_held = 0;
@@ -272,8 +276,10 @@ static void hold(struct sbx_evidence *e, const json_t *rec)
 		json_t **v = realloc(e->log.held, cap * sizeof(*v));
 
 		if (!v) {
-			/* Out of memory: its line cannot get its final hash;
-			 * the journal has it. */
+			/* Out of memory: without this record the hashes of
+			 * the operation cannot be rebuilt; its lines are not
+			 * sent (the journal has them). */
+			e->log.held_lost = true;
 			return;
 		}
 		e->log.held = v;
