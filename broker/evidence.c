@@ -300,8 +300,11 @@ void sbx_evidence_op_end(struct sbx_broker *b)
 
 	if (!e || !e->log.op_depth)
 		return;
-	if (--e->log.op_depth == 0 && e->log.n_held)
+	if (--e->log.op_depth != 0)
+		return;
+	if (e->log.n_held)
 		send_held(e);
+	e->log.held_lost = false;
 }
 
 void sbx_evidence_on_record(struct sbx_broker *b, const json_t *rec)
