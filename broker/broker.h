@@ -42,6 +42,7 @@ struct sbx_drift;
 struct sbx_reviews;
 struct sbx_tokens;
 struct sbx_api;
+struct sbx_evidence;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -90,6 +91,9 @@ struct sbx_broker {
 	struct sbx_reviews *reviews;
 	/* The live record stream, TAIL (tail.h); made by the first record. */
 	struct sbx_tail *tail;
+	/* Records and seals off the host: syslog, the checkpoint collector
+	 * (evidence.h). */
+	struct sbx_evidence *evidence;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where
 	 * this host's copy of the fleet's log stands: the seq and hash of the
 	 * last fleet record in the journal (kept by the replay too). */

@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -2002,6 +2003,7 @@ static void load_fleet(struct loader *L, yaml_node_t *n)
 
 #define AUDIT_CONF(m) offsetof(struct sbx_settings, audit.m)
 #define AUDIT_DEFAULT_SEAL_EVERY 60
+#define AUDIT_DEFAULT_CHECKPOINT_TIMEOUT 10
 /* A day: longer epochs leave too much unsealed for too long. */
 #define AUDIT_SEAL_EVERY_MAX 86400
 
@@ -2018,15 +2020,64 @@ static void parse_seal_every(struct loader *L, const struct field *f, yaml_node_
 	*AT(obj, f, int64_t) = d;
 }
 
+/* The collector of seals (docs/audit.md, "Evidence off the host"):
+ * https://, or http:// to a loopback address only; the broker checks the
+ * rest of the URL when it starts. */
+static void parse_checkpoint_url(struct loader *L, const struct field *f, yaml_node_t *n,
+				 void *obj)
+{
+	static const char *const loopback[] = { "http://127.0.0.1", "http://[::1]",
+						"http://localhost" };
+	const char *s = text_of(L, n, f->key, "an https:// URL");
+	bool ok;
+
+	if (!s)
+		return;
+	ok = strncasecmp(s, "https://", 8) == 0 && s[8];
+	for (size_t i = 0; !ok && i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		size_t len = strlen(loopback[i]);
+
+		ok = strncasecmp(s, loopback[i], len) == 0 &&
+		     (s[len] == ':' || s[len] == '/' || s[len] == '\0');
+	}
+	if (!ok) {
+		error_at(L, n->start_mark, "%s must start with https:// (http:// only to a loopback "
+			 "address)", f->key);
+		return;
+	}
+	slack_store(L, f, n, obj, s, sizeof(((struct sbx_audit_conf *)0)->checkpoint_url));
+}
+
+static void parse_checkpoint_timeout(struct loader *L, const struct field *f, yaml_node_t *n,
+				     void *obj)
+{
+	int64_t d;
+
+	if (!duration_of(L, f, n, &d))
+		return;
+	if (d < 1 || d > SLACK_TIMEOUT_MAX) {
+		error_at(L, n->start_mark, "%s must be between 1s and 5m", f->key);
+		return;
+	}
+	*AT(obj, f, int64_t) = d;
+}
+
 static const struct field audit_fields[] = {
 	{ "seal_every", parse_seal_every, AUDIT_CONF(seal_every), NULL, NULL },
 	{ "retention", parse_retention, AUDIT_CONF(retention), NULL, NULL },
+	{ "syslog", parse_bool, AUDIT_CONF(syslog), NULL, NULL },
+	{ "checkpoint_url", parse_checkpoint_url, AUDIT_CONF(checkpoint_url), NULL, NULL },
+	{ "checkpoint_ca_file", parse_secret_file, AUDIT_CONF(checkpoint_ca_file), NULL, NULL },
+	{ "checkpoint_timeout", parse_checkpoint_timeout, AUDIT_CONF(checkpoint_timeout), NULL,
+	  NULL },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
 static void load_audit(struct loader *L, yaml_node_t *n)
 {
 	L->settings->audit.seal_every = AUDIT_DEFAULT_SEAL_EVERY;
+	L->settings->audit.syslog = true;
+	L->settings->audit.checkpoint_timeout = AUDIT_DEFAULT_CHECKPOINT_TIMEOUT;
 	if (n)
 		walk_map(L, n, audit_fields, L->settings, "audit", n->start_mark);
 }

@@ -60,10 +60,14 @@ struct sbx_fleet_conf {
 	                                 * 0: never */
 };
 
-/* audit: (docs/audit.md, "Sealing") */
+/* audit: (docs/audit.md, "Sealing" and "Evidence off the host") */
 struct sbx_audit_conf {
 	int64_t seal_every;             /* seconds per sealing epoch (default 60) */
 	int64_t retention;              /* for roles whose profile sets none; 0: forever */
+	bool syslog;                    /* every record to syslog (default true) */
+	char checkpoint_url[2048];      /* https:// collector of seals, or empty */
+	char checkpoint_ca_file[SBX_SETTINGS_PATH_MAX]; /* PEM CAs for it, or empty: the system's */
+	int64_t checkpoint_timeout;     /* seconds, one post (default 10) */
 };
 
 /* drift: (docs/policy.md, "drift"): where the scan for access that does

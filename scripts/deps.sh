@@ -29,6 +29,8 @@ if [ "${1:-build}" = test ]; then
          clang libclang-rt-14-dev)  # libFuzzer: tests/fuzz/run, tests/fuzz/brief.sh
   # fleet: throwaway PostgreSQL 15 servers (tests/integration/pg_lib.sh)
   want+=(postgresql)
+  # audit_checkpoint.sh: a throwaway certificate for the test collector
+  want+=(openssl)
   # packaging.sh, unit_file.sh, manpages.sh: systemd-analyze (systemd is
   # not started), strace, man with groff
   want+=(systemd strace man-db groff-base)
