@@ -94,8 +94,7 @@ struct server {
 
 /* epoll tags for the fds that are not connections */
 static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack, tag_fleet,
-	tag_snapshot, tag_api;
-	tag_snapshot, tag_evidence;
+	tag_snapshot, tag_api, tag_evidence;
 
 int sbx_server_socket_dir(const char *path, char *err, size_t errlen)
 {
