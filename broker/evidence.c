@@ -253,16 +253,24 @@ static void flush_syslog(struct sbx_evidence *e)
 	}
 }
 
-/* The operation ended: its records' lines, with the hash the journal gave
- * the last one (the sink rebuilds the others'). */
+/* The operation ended: its records' lines, with the hashes the journal
+ * wrote for them now that it has. */
 static void send_held(struct sbx_evidence *e)
 {
-	char last[65];
+	char (*hashes)[65] = calloc(e->log.n_held, sizeof(*hashes));
 
-	sbx_journal_last_hash(e->b->journal, last);
+	if (!hashes)
+		e->log.held_lost = true;
+	for (size_t i = 0; hashes && i < e->log.n_held; i++) {
+		json_int_t seq = json_integer_value(json_object_get(e->log.held[i], "seq"));
+
+		if (sbx_journal_recent_hash(e->b->journal, (uint64_t)seq, hashes[i]) < 0)
+			hashes[i][0] = '\0';
+	}
 	if (!e->log.held_lost)
 		sbx_syslog_sink_op(e->log.sink, SBX_SYSLOG_PRI_RECORD, e->log.held, e->log.n_held,
-				   last);
+				   (const char (*)[65])hashes);
+	free(hashes);
 	e->log.held_lost = false;
 	for (size_t i = 0; i < e->log.n_held; i++)
 		json_decref(e->log.held[i]);
@@ -276,9 +284,9 @@ static void hold(struct sbx_evidence *e, const json_t *rec)
 		json_t **v = realloc(e->log.held, cap * sizeof(*v));
 
 		if (!v) {
-			/* Out of memory: without this record the hashes of
-			 * the operation cannot be rebuilt; its lines are not
-			 * sent (the journal has them). */
+			/* Out of memory: the operation's lines are not sent
+			 * (the journal has them; the count of dropped lines
+			 * does not see them either). */
 			e->log.held_lost = true;
 			return;
 		}

@@ -29,7 +29,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 /* What a line shows, in this order. */
 static const char *const line_keys[] = {
@@ -182,95 +181,18 @@ size_t sbx_syslog_datagram(int pri, time_t when, long pid, const char *msg, char
 	return (size_t)n < outlen ? (size_t)n : outlen - 1;
 }
 
-/* ---- the hashes an operation's records end with ------------------------------------ */
-
-/* The journal's own text for what op_end adds to every record of an
- * operation but its last (docs/audit.md, "Records"). */
-#define CONTINUED ",\"continued\":true"
-/* The end of every line: ,"prev":"<64 hex>" then ,"hash":"<64 hex>"} */
-#define PREV_LEN 74
-#define HASH_TAIL_LEN 75
-
-static const char *const not_fields[] = { "seq", "time", "event", "actor", "prev", "hash",
-					  "continued" };
-
-struct hasher {
-	EVP_MD *sha256;   /* fetched once: an implicit fetch per digest costs
-			   * more than the digest of a record */
-	EVP_MD_CTX *ctx;
-};
-
-static json_int_t int_of(const json_t *o, const char *key)
-{
-	return json_integer_value(json_object_get(o, key));
-}
-
-/* The hash the journal gives rec when more records of its operation
- * follow it: the line rebuilt from its parts (sbx_record_make) on prev,
- * "continued" inserted before prev, hashed by the canonical form of
- * docs/audit.md.  0, or -1 when rec cannot be rebuilt. */
-static int continued_hash(struct hasher *h, const json_t *rec, const char *prev, char hash[65])
-{
-	const char *time = json_string_value(json_object_get(rec, "time"));
-	json_t *fields = json_object(), *v;
-	unsigned char md[32];
-	char *line = NULL, *canon = NULL;
-	int64_t time_us;
-	const char *k;
-	size_t len, at;
-	int ret = -1;
-
-	if (!fields || !time || sbx_parse_rfc3339_us(time, &time_us) < 0 || int_of(rec, "seq") <= 0)
-		goto out;
-	json_object_foreach((json_t *)rec, k, v) {
-		bool skip = false;
-
-		for (size_t i = 0; i < sizeof(not_fields) / sizeof(not_fields[0]); i++)
-			skip = skip || strcmp(k, not_fields[i]) == 0;
-		if (!skip && json_object_set(fields, k, v) < 0)
-			goto out;
-	}
-	if (sbx_record_make((uint64_t)int_of(rec, "seq"), time_us,
-			    json_string_value(json_object_get(rec, "event")),
-			    json_string_value(json_object_get(rec, "actor")), fields, prev, &line, &len,
-			    hash) < 0 || len < PREV_LEN + HASH_TAIL_LEN + 2)
-		goto out;
-	canon = malloc(len + sizeof(CONTINUED));
-	if (!canon)
-		goto out;
-	at = len - HASH_TAIL_LEN - PREV_LEN;
-	memcpy(canon, line, at);
-	memcpy(canon + at, CONTINUED, sizeof(CONTINUED) - 1);
-	memcpy(canon + at + sizeof(CONTINUED) - 1, line + at, PREV_LEN);
-	len = at + sizeof(CONTINUED) - 1 + PREV_LEN;
-	canon[len++] = '}';
-	if (!h->sha256 && !(h->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)))
-		goto out;
-	if (!h->ctx && !(h->ctx = EVP_MD_CTX_new()))
-		goto out;
-	if (EVP_DigestInit_ex(h->ctx, h->sha256, NULL) != 1 ||
-	    EVP_DigestUpdate(h->ctx, canon, len) != 1 || EVP_DigestFinal_ex(h->ctx, md, NULL) != 1)
-		goto out;
-	for (size_t i = 0; i < sizeof(md); i++)
-		snprintf(hash + 2 * i, 3, "%02x", md[i]);
-	ret = 0;
-out:
-	free(line);
-	free(canon);
-	json_decref(fields);
-	return ret;
-}
-
 /* ---- sending ------------------------------------------------------------------------ */
 
-/* What the loop hands over: one operation's records (references), with
- * the hash the journal gave the last one. */
+/* What the loop hands over: one operation's records (references), each
+ * with the hash the journal wrote for it. */
 struct op {
 	int pri;
 	size_t n;
-	char last_hash[65];   /* "" : each record's own */
 	struct op *next;
-	json_t *recs[];
+	struct {
+		json_t *rec;
+		char hash[65];        /* "": not known, the line goes without one */
+	} recs[];
 };
 
 /* Lines go out up to BATCH a sendmmsg. */
@@ -296,7 +218,6 @@ struct sbx_syslog_sink {
 	size_t queued;         /* records in the list */
 	bool stop, busy;
 	uint64_t sent, dropped;
-	bool warned_hash;
 	/* The thread's own: */
 	int64_t stop_by;       /* after a stop, how long a full receiver is waited for */
 	bool connected;
@@ -304,7 +225,6 @@ struct sbx_syslog_sink {
 	time_t stamp_at;
 	char head_text[2][64];
 	size_t head_len[2];
-	struct hasher h;
 	char lines[BATCH][SBX_SYSLOG_LINE_MAX];
 	struct iovec iov[BATCH];
 	struct mmsghdr msgs[BATCH];
@@ -404,41 +324,17 @@ static void add_line(struct sbx_syslog_sink *s, int pri, const json_t *rec, cons
 	s->n++;
 }
 
-/* An operation's lines: a lone record keeps its hash; in a longer one the
- * last is the journal's head and each before it is rebuilt from its
- * predecessor's (audit_syslog.sh checks every line against the journal).
- * A record that cannot be rebuilt goes without a hash (said once): a
- * wrong hash in the site's SIEM would be worse than none. */
+/* An operation's lines, each with the hash the journal wrote for it. */
 static void op_lines(struct sbx_syslog_sink *s, struct op *o, int64_t stop_by)
 {
-	char prev[65], hash[65];
-	bool ok = true;
-
-	snprintf(prev, sizeof(prev), "%s", json_string_value(json_object_get(o->recs[0], "prev")) ?: "");
-	for (size_t i = 0; i < o->n; i++) {
-		const char *h = NULL;
-
-		if (o->n > 1 && i + 1 < o->n) {
-			ok = ok && continued_hash(&s->h, o->recs[i], prev, hash) == 0;
-			memcpy(prev, hash, sizeof(prev));
-			h = ok ? hash : "";
-		} else if (o->n > 1) {
-			h = ok ? o->last_hash : "";
-		}
-		add_line(s, o->pri, o->recs[i], h, stop_by);
-	}
-	if (!ok && !s->warned_hash) {
-		s->warned_hash = true;
-		fprintf(stderr, "sbx-brokerd: audit: cannot tell the hashes the journal gave an "
-			"operation's records (seq %lld...): their syslog lines go without hash=\n",
-			(long long)int_of(o->recs[0], "seq"));
-	}
+	for (size_t i = 0; i < o->n; i++)
+		add_line(s, o->pri, o->recs[i].rec, o->recs[i].hash, stop_by);
 }
 
 static void op_free(struct op *o)
 {
 	for (size_t i = 0; i < o->n; i++)
-		json_decref(o->recs[i]);
+		json_decref(o->recs[i].rec);
 	free(o);
 }
 
@@ -515,7 +411,7 @@ fail:
 }
 
 void sbx_syslog_sink_op(struct sbx_syslog_sink *s, int pri, json_t *const *recs, size_t n,
-			const char *last_hash)
+			const char (*hashes)[65])
 {
 	struct op *o;
 
@@ -536,9 +432,15 @@ void sbx_syslog_sink_op(struct sbx_syslog_sink *s, int pri, json_t *const *recs,
 	o->pri = pri;
 	o->n = n;
 	o->next = NULL;
-	snprintf(o->last_hash, sizeof(o->last_hash), "%s", last_hash ? last_hash : "");
-	for (size_t i = 0; i < n; i++)
-		o->recs[i] = json_incref(recs[i]);
+	for (size_t i = 0; i < n; i++) {
+		/* Without hashes: a record outside an operation, whose own
+		 * is the journal's. */
+		const char *h = hashes ? hashes[i]
+				       : json_string_value(json_object_get(recs[i], "hash"));
+
+		o->recs[i].rec = json_incref(recs[i]);
+		snprintf(o->recs[i].hash, sizeof(o->recs[i].hash), "%s", h ? h : "");
+	}
 	pthread_mutex_lock(&s->mu);
 	if (s->tail)
 		s->tail->next = o;
@@ -630,8 +532,6 @@ void sbx_syslog_sink_free(struct sbx_syslog_sink *s)
 		op_free(s->head);
 		s->head = next;
 	}
-	EVP_MD_CTX_free(s->h.ctx);
-	EVP_MD_free(s->h.sha256);
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->idle);
 	pthread_mutex_destroy(&s->mu);

@@ -60,13 +60,16 @@ struct sbx_syslog_sink;
  * once a second).  NULL only when out of memory, fds or threads. */
 struct sbx_syslog_sink *sbx_syslog_sink_new(const char *path);
 /* Queue the lines of one operation's records, in order (references are
- * taken; the records must not change after).  With n > 1 the journal has
- * re-hashed them at the operation's end (journal.h: all but the last got
- * "continued"): last_hash is the hash it gave the last one, and the
- * thread rebuilds the others'.  Never waits: with 4096 records queued,
- * the lines are dropped and counted. */
+ * taken; the records must not change after), each with the hash the
+ * journal wrote for it (hashes[i]; "" when not known: that line goes
+ * without one, never with a wrong one).  The journal re-hashes an
+ * operation's records when it ends (journal.h: all but the last get
+ * "continued"), so their own "hash" members are not the ones on disk:
+ * sbx_journal_recent_hash has them.  hashes NULL: each record's own.
+ * Never waits: with 4096 records queued, the lines are dropped and
+ * counted. */
 void sbx_syslog_sink_op(struct sbx_syslog_sink *s, int pri, json_t *const *recs, size_t n,
-			const char *last_hash);
+			const char (*hashes)[65]);
 /* One record with its own hash. */
 void sbx_syslog_sink_queue(struct sbx_syslog_sink *s, int pri, const json_t *rec);
 /* Wake the thread for what is queued (the broker does every loop pass
