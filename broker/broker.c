@@ -20,6 +20,7 @@
 #include "sbxio.h"
 #include "slack/slack.h"
 #include "text.h"
+#include "commands.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -1340,6 +1341,8 @@ void sbx_broker_free(struct sbx_broker *b)
 	sbx_grouptable_free(b);
 	sbx_sessions_free(b->sessions);
 	b->sessions = NULL;
+	sbx_commands_free(b->commands);
+	b->commands = NULL;
 	sbx_sealing_free(b->sealing);
 	b->sealing = NULL;
 	sbx_journal_close(b->journal);

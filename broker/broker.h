@@ -38,6 +38,7 @@ struct sbx_directory;
 struct sbx_slack;
 struct sbx_fleet;
 struct sbx_sealing;
+struct sbx_commands;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -70,6 +71,8 @@ struct sbx_broker {
 	struct sbx_grouptable *grouptable;
 	struct sbx_directory *directory;
 	struct sbx_slack *slack;
+	/* sudo commands (commands.h), made on first use. */
+	struct sbx_commands *commands;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where

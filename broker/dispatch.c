@@ -44,6 +44,8 @@ enum arg_bit {
 	A_GID = 1u << 14,
 	A_UNIX_GROUP = 1u << 15,
 	A_AS_USER = 1u << 16,
+	A_COMMAND = 1u << 17,  /* COMMAND CWD RUNAS PLUGIN VERDICT */
+	A_EXIT = 1u << 18,     /* SEQ EXIT_STATUS SIGNAL ELAPSED_MS */
 };
 
 /* What the three kinds of clients send.  AS_USER may come with any
@@ -53,6 +55,8 @@ enum arg_bit {
 #define SESSION_FIELDS (A_AS_USER | A_USER | A_SERVICE | A_RHOST | A_TTY | A_SESSION | A_ID | \
 			A_PID)
 #define GROUP_FIELDS (A_AS_USER | A_UNIX_GROUP | A_USER | A_GID | A_ID)
+/* sbx_sudo: the person is never a field (commands.c reads the caller). */
+#define SUDO_FIELDS (A_FLAGS | A_TTY | A_REASON | A_COMMAND | A_EXIT)
 
 struct field_spec {
 	uint16_t tag;
@@ -84,6 +88,15 @@ static const struct field_spec field_specs[] = {
 	NUM_FIELD(SBX_F_SESSION, A_SESSION, "session"),
 	NUM_FIELD(SBX_F_PID, A_PID, "pid"),
 	NUM_FIELD(SBX_F_GID, A_GID, "gid"),
+	STR_FIELD(SBX_F_COMMAND, A_COMMAND, "command", command),
+	STR_FIELD(SBX_F_CWD, A_COMMAND, "cwd", cwd),
+	STR_FIELD(SBX_F_RUNAS, A_COMMAND, "runas", runas),
+	STR_FIELD(SBX_F_PLUGIN, A_COMMAND, "plugin", plugin),
+	STR_FIELD(SBX_F_VERDICT, A_COMMAND, "verdict", verdict),
+	NUM_FIELD(SBX_F_SEQ, A_EXIT, "seq"),
+	NUM_FIELD(SBX_F_EXIT_STATUS, A_EXIT, "exit status"),
+	NUM_FIELD(SBX_F_SIGNAL, A_EXIT, "signal"),
+	NUM_FIELD(SBX_F_ELAPSED_MS, A_EXIT, "elapsed ms"),
 };
 
 static const struct field_spec *field_spec(uint16_t tag)
@@ -104,6 +117,13 @@ static void store_number(struct sbx_args *a, const sbx_field *f)
 	case SBX_F_SESSION: a->session = sbx_field_u32(f); break;
 	case SBX_F_PID: a->pid = sbx_field_u32(f); break;
 	case SBX_F_GID: a->gid = sbx_field_u32(f); a->has_gid = true; break;
+	case SBX_F_SEQ: a->seq = sbx_field_i64(f); a->has_seq = true; break;
+	case SBX_F_EXIT_STATUS:
+		a->exit_status = sbx_field_u32(f);
+		a->has_exit_status = true;
+		break;
+	case SBX_F_SIGNAL: a->signal = sbx_field_u32(f); a->has_signal = true; break;
+	case SBX_F_ELAPSED_MS: a->elapsed_ms = sbx_field_i64(f); break;
 	}
 }
 
@@ -227,6 +247,16 @@ static const struct op_entry op_table[] = {
 	  sbx_op_group, "look up groups" },
 	{ SBX_OP_GROUP_MEMBERSHIPS, SBX_CALLER_ANY,   GROUP_FIELDS,   NOTHING,
 	  sbx_op_group, "look up groups" },
+	/* sudo commands (sbx_sudo.so in sudo, which runs as root; the
+	 * person's own budget is spent in commands.c) */
+	{ SBX_OP_SUDO_CHECK,       SBX_CALLER_ROOT,   SUDO_FIELDS,    HOST,
+	  sbx_op_sudo_check, "record sudo commands (sbx_sudo.so does, inside sudo)" },
+	{ SBX_OP_SUDO_RUN,         SBX_CALLER_ROOT,   SUDO_FIELDS,    HOST,
+	  sbx_op_sudo_run, "record sudo commands (sbx_sudo.so does, inside sudo)" },
+	{ SBX_OP_SUDO_REFUSED,     SBX_CALLER_ROOT,   SUDO_FIELDS,    HOST,
+	  sbx_op_sudo_refused, "record sudo commands (sbx_sudo.so does, inside sudo)" },
+	{ SBX_OP_SUDO_EXITED,      SBX_CALLER_ROOT,   SUDO_FIELDS,    HOST,
+	  sbx_op_sudo_exited, "record sudo commands (sbx_sudo.so does, inside sudo)" },
 };
 
 static const struct op_entry *op_entry(uint16_t op)

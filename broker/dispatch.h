@@ -34,6 +34,15 @@ struct sbx_args {
 	char ticket[128];
 	char reason[SBX_TEXT_MAX + 1];
 	char comment[SBX_TEXT_MAX + 1];
+	/* sudo commands (commands.c) */
+	int64_t seq, elapsed_ms;
+	uint32_t exit_status, signal;
+	bool has_seq, has_exit_status, has_signal;
+	char runas[SBX_NAME_MAX + 1];
+	char plugin[SBX_NAME_MAX + 1];
+	char verdict[16];
+	char cwd[1025];
+	char command[SBX_COMMAND_MAX + 1];
 };
 
 /* The person a request acts for: the caller, or with --as (AS_USER)
@@ -117,5 +126,10 @@ void sbx_op_session_close(struct sbx_broker *b, struct sbx_call *c);
 void sbx_op_sessions(struct sbx_broker *b, struct sbx_call *c);
 /* grouptable.c */
 void sbx_op_group(struct sbx_broker *b, struct sbx_call *c);
+/* commands.c */
+void sbx_op_sudo_check(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_sudo_run(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_sudo_refused(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_sudo_exited(struct sbx_broker *b, struct sbx_call *c);
 
 #endif

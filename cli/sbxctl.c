@@ -48,6 +48,7 @@ enum {
 	O_OUT,
 	O_FORCE,
 	O_NO_HOST_KEY,
+	O_GRANT,
 	N_OPTS,
 };
 
@@ -73,6 +74,7 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_OUT] = { "out", true },
 	[O_FORCE] = { "force", false },
 	[O_NO_HOST_KEY] = { "no-host-key", false },
+	[O_GRANT] = { "grant", true },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -691,6 +693,35 @@ static int cmd_audit_query(const struct sbx_cli *c, const struct sbx_cli_args *a
 	return rc;
 }
 
+/* activity: the sudo commands in the journal (docs/sudo.md), through the
+ * same reader as audit query. */
+static int cmd_activity(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct sbx_audit_query q = {
+		.user = a->val[O_USER],
+		.event = "command.",
+		.format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT,
+	};
+	char *dir = NULL;
+	int rc;
+
+	if (a->val[O_GRANT]) {
+		if (sbx_cli_arg_id(c, "--grant", a->val[O_GRANT], &q.id))
+			return SBX_EXIT_USAGE;
+		q.has_id = true;
+	}
+	if (a->val[O_SINCE]) {
+		if (when_arg(c, "--since", a->val[O_SINCE], &q.since_us))
+			return SBX_EXIT_USAGE;
+		q.has_since = true;
+	}
+	rc = state_dir_for(c, a, &dir);
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_query(c, dir, &q);
+	free(dir);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* The fleet                                                           */
 
@@ -1059,6 +1090,35 @@ static const struct sbx_cli_cmd cmds[] = {
 		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_ROLE) |
 			BIT(O_EVENT) | BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_FORMAT) | BIT(O_ID),
 		.run = cmd_audit_query,
+	},
+	{
+		.name = "activity",
+		.synopsis = "activity [--grant ID | --user U | --since T] [--state-dir DIR | --config FILE]",
+		.summary = "what was run with sudo, and under which grant (offline)",
+		.help =
+		"Print the sudo commands sbx_sudo.so recorded (docs/sudo.md), oldest\n"
+		"first, reading the journal without the broker: command.run (before the\n"
+		"command ran: user, runas, command, cwd, tty, and the grant it ran under:\n"
+		"id, role, reason, ticket, approvers; or via standing / none),\n"
+		"command.refused (by sudoers, sbx or another plugin, with why) and\n"
+		"command.exited (exit status or signal, elapsed_ms).\n"
+		"\n"
+		"Options:\n"
+		"  --grant ID       the commands run under grant ID (and their ends)\n"
+		"  --user U         the commands of U\n"
+		"  --since T        records at or after T (RFC 3339 time, date, or a\n"
+		"                   duration meaning that long ago: 2h, 1d)\n"
+		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"  --json           one JSON array of the records\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl activity --grant 42\n"
+		"  sbxctl activity --user erin --since 1d --json\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_SINCE) | BIT(O_GRANT),
+		.run = cmd_activity,
 	},
 	{
 		.name = "fleet init",

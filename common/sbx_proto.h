@@ -104,6 +104,21 @@ enum sbx_op {
 	SBX_OP_GROUP_MEMBERSHIPS = 0x0063, /* USER -> GID... (repeated): the groups USER is a
 	                                * live member of (initgroups); none is STATUS OK */
 
+	/* sudo commands (sbx_sudo.so, docs/sudo.md): ops 0x0070-0x007f.  Root
+	 * only (sudo's front end runs as root); the person is the real uid of
+	 * the SO_PEERCRED pid, and the groups its credentials hold are read
+	 * from the same process, never from the request. */
+	SBX_OP_SUDO_CHECK = 0x0070,    /* RUNAS COMMAND [CWD TTY] -> ALLOWED, MESSAGE, [ID ROLE]
+	                                * VIA, [SEQ: the command.run record]; records
+	                                * command.run or command.refused */
+	SBX_OP_SUDO_RUN = 0x0071,      /* RUNAS COMMAND [CWD TTY PLUGIN] -> [ID ROLE] VIA SEQ:
+	                                * records command.run (no decision: the audit
+	                                * plugin alone, without the approval plugin) */
+	SBX_OP_SUDO_REFUSED = 0x0072,  /* [RUNAS] COMMAND [CWD TTY] PLUGIN VERDICT [REASON]
+	                                * -> records command.refused */
+	SBX_OP_SUDO_EXITED = 0x0073,   /* SEQ [EXIT_STATUS | SIGNAL] ELAPSED_MS
+	                                * -> records command.exited */
+
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
 };
@@ -206,13 +221,28 @@ enum sbx_tag {
 	/* unix groups: tags 0x0600-0x06ff */
 	SBX_F_GROUP = 0x0601,       /* REC: UNIX_GROUP GID MEMBER... */
 	SBX_F_MEMBER = 0x0602,      /* STR, repeated: a user name */
+
+	/* sudo commands: tags 0x0700-0x07ff */
+	SBX_F_COMMAND = 0x0701,     /* STR: the argv, escaped (docs/sudo.md), at most
+	                             * SBX_COMMAND_MAX bytes */
+	SBX_F_CWD = 0x0702,         /* STR */
+	SBX_F_RUNAS = 0x0703,       /* STR: the user the command runs as */
+	SBX_F_PLUGIN = 0x0704,      /* STR: the sudo plugin that decided */
+	SBX_F_VERDICT = 0x0705,     /* STR: rejected|error */
+	SBX_F_EXIT_STATUS = 0x0706, /* U32 */
+	SBX_F_SIGNAL = 0x0707,      /* U32 */
+	SBX_F_ELAPSED_MS = 0x0708,  /* I64 */
 };
+
+/* A command line as sbx_sudo sends it: escaped, cut with a marker. */
+#define SBX_COMMAND_MAX 2048u
 
 /* FLAGS bits */
 #define SBX_CHECK_RECORD 0x1u /* record the decision as access.checked (PAM) */
 #define SBX_LIST_ALL 0x1u     /* include ended requests / everybody's */
 #define SBX_REQUEST_EXISTED 0x1u /* in a REQUEST reply: the request was already open
                                  * (a retry); nothing was recorded */
+#define SBX_SUDO_RUNAS_ROOT 0x1u /* SUDO_CHECK: the command runs as uid 0 */
 
 static inline enum sbx_type sbx_field_type(uint16_t tag)
 {
@@ -221,12 +251,12 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_EXTENDS: case SBX_F_APPROVALS_NEEDED: case SBX_F_GID:
 	case SBX_F_AUTO_APPROVE: case SBX_F_REQUIRE_REASON: case SBX_F_REASON_MIN:
 	case SBX_F_LOGIN: case SBX_F_HOST_MATCH: case SBX_F_SESSION: case SBX_F_PID:
-	case SBX_F_STALE: case SBX_F_WRITABLE:
+	case SBX_F_STALE: case SBX_F_WRITABLE: case SBX_F_EXIT_STATUS: case SBX_F_SIGNAL:
 		return SBX_T_U32;
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
 	case SBX_F_DEFAULT_DURATION: case SBX_F_SEQ: case SBX_F_OPENED_AT:
-	case SBX_F_FLEET_SEQ:
+	case SBX_F_FLEET_SEQ: case SBX_F_ELAPSED_MS:
 		return SBX_T_I64;
 	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
 	case SBX_F_SESSIONINFO: case SBX_F_GROUP:
@@ -240,6 +270,8 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_HOSTS: case SBX_F_REQUIRE_TICKET: case SBX_F_HOW:
 	case SBX_F_VERSION: case SBX_F_POLICY_SHA: case SBX_F_DEGRADED:
 	case SBX_F_MEMBER: case SBX_F_FLEET: case SBX_F_NOTE:
+	case SBX_F_COMMAND: case SBX_F_CWD: case SBX_F_RUNAS: case SBX_F_PLUGIN:
+	case SBX_F_VERDICT:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;
@@ -256,6 +288,8 @@ static inline int sbx_op_known(uint16_t op)
 	case SBX_OP_SESSION_OPEN: case SBX_OP_SESSION_CLOSE: case SBX_OP_SESSIONS:
 	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
 	case SBX_OP_GROUP_MEMBERSHIPS:
+	case SBX_OP_SUDO_CHECK: case SBX_OP_SUDO_RUN: case SBX_OP_SUDO_REFUSED:
+	case SBX_OP_SUDO_EXITED:
 		return 1;
 	}
 	return 0;

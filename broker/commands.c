@@ -1,0 +1,463 @@
+#include "config.h"
+
+#include "commands.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "cmdline.h"
+#include "dispatch.h"
+#include "identity.h"
+#include "sbxio.h"
+#include "text.h"
+#include "timeutil.h"
+#include "user_limits.h"
+
+/* Most supplementary groups a process can hold (NGROUPS_MAX is 65536;
+ * more than this many are not looked at, and the check then refuses). */
+#define GROUPS_MAX 1024
+
+/* A command that ran and has not been seen to end. */
+struct running {
+	uint64_t seq;        /* its command.run record; 0: free slot */
+	uid_t uid;
+	uint32_t grant;
+	char role[SBX_NAME_MAX + 1];
+	char via[16];
+};
+
+struct sbx_commands {
+	struct sbx_limits *limits;
+	struct running run[SBX_COMMANDS_RUNNING_MAX];
+	size_t next;         /* ring: the oldest is forgotten first */
+};
+
+void sbx_commands_free(struct sbx_commands *t)
+{
+	if (!t)
+		return;
+	sbx_limits_free(t->limits);
+	free(t);
+}
+
+/* The broker's table, made on first use; its budget follows the policy. */
+static struct sbx_commands *table(struct sbx_broker *b)
+{
+	const struct sbx_policy *p = b->policy;
+	struct sbx_limits_conf lc = {
+		.max_conns = 1,
+		.max_conns_per_uid = 1,
+		.root_reserve = 0,
+		.changes_per_minute = (int)(p->broker.max_changes_per_minute *
+					    SBX_COMMANDS_BUDGET_FACTOR),
+	};
+
+	if (!b->commands) {
+		b->commands = calloc(1, sizeof(*b->commands));
+		if (!b->commands)
+			return NULL;
+		b->commands->limits = sbx_limits_new(&lc);
+		if (!b->commands->limits) {
+			free(b->commands);
+			b->commands = NULL;
+			return NULL;
+		}
+	}
+	sbx_limits_set(b->commands->limits, &lc);
+	return b->commands;
+}
+
+/* ---- who ran it ---------------------------------------------------------------- */
+
+struct person {
+	uid_t uid;
+	char name[SBX_NAME_MAX + 1];
+	gid_t groups[GROUPS_MAX + 1];  /* the primary gid, then the supplementary */
+	size_t n_groups;
+	bool too_many;
+};
+
+/* The real uid and groups of pid, from /proc/PID/status.  0 or -1. */
+static int read_person(pid_t pid, struct person *who)
+{
+	char path[64], buf[16384], *line, *save = NULL;
+	bool have_uid = false;
+	ssize_t n;
+	int fd, ret = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		goto out;
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *p, *end;
+
+		if (strncmp(line, "Uid:", 4) == 0) {
+			unsigned long v = strtoul(line + 4, &end, 10);
+
+			if (end == line + 4)
+				goto out;
+			who->uid = (uid_t)v;
+			have_uid = true;
+		} else if (strncmp(line, "Gid:", 4) == 0) {
+			who->groups[who->n_groups++] = (gid_t)strtoul(line + 4, NULL, 10);
+		} else if (strncmp(line, "Groups:", 7) == 0) {
+			for (p = line + 7;; p = end) {
+				unsigned long v = strtoul(p, &end, 10);
+
+				if (end == p)
+					break;
+				if (who->n_groups > GROUPS_MAX) {
+					who->too_many = true;
+					break;
+				}
+				who->groups[who->n_groups++] = (gid_t)v;
+			}
+		}
+	}
+	ret = have_uid && who->n_groups ? 0 : -1;
+out:
+	close(fd);
+	return ret;
+}
+
+/* The person at the other end: sudo's real uid.  0, or -1 with the reply
+ * filled. */
+static int find_person(struct sbx_broker *b, struct sbx_call *c, struct person *who)
+{
+	struct sbx_caller real = { 0 };
+
+	memset(who, 0, sizeof(*who));
+	if (c->caller->pid <= 0 || read_person(c->caller->pid, who) < 0) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "cannot read the credentials of process %d",
+			       (int)c->caller->pid);
+		return -1;
+	}
+	real.uid = who->uid;
+	real.gid = who->groups[0];
+	sbx_caller_resolve(&real, b->policy->broker.admin_group);
+	snprintf(who->name, sizeof(who->name), "%s", real.name);
+	return 0;
+}
+
+static bool holds_gid(const struct person *who, uint32_t gid)
+{
+	for (size_t i = 0; i < who->n_groups; i++)
+		if (who->groups[i] == (gid_t)gid)
+			return true;
+	return false;
+}
+
+/* ---- what it rests on ----------------------------------------------------------- */
+
+struct basis {
+	bool managed;               /* the credentials hold a group of an sbx role */
+	char held[256];             /* those groups, for messages */
+	const struct sbx_role *role;
+	const struct sbx_req *grant; /* NULL: standing, or nothing */
+	const char *via;            /* "grant", "standing", "none" */
+};
+
+/* What a command of who rests on now: a live grant of a role whose group
+ * the process holds, else a standing membership of one, else nothing
+ * (managed says whether sbx had a say at all). */
+static void find_basis(struct sbx_broker *b, const struct person *who, int64_t now,
+		       struct basis *bs)
+{
+	const struct sbx_policy *p = b->policy;
+	struct sbx_req *open[SBX_OPEN_MAX];
+	size_t n_open = sbx_state_user_open(b->state, who->name, open, SBX_OPEN_MAX);
+	size_t off = 0;
+
+	memset(bs, 0, sizeof(*bs));
+	bs->via = "none";
+	for (size_t i = 0; i < p->n_roles; i++) {
+		const struct sbx_role *r = &p->roles[i];
+
+		if (!r->unix_group || !holds_gid(who, r->gid))
+			continue;
+		bs->managed = true;
+		if (off < sizeof(bs->held)) {
+			int w = snprintf(bs->held + off, sizeof(bs->held) - off, "%s%s",
+					 off ? ", " : "", r->unix_group);
+
+			off += w > 0 ? (size_t)w : 0;
+		}
+		for (size_t j = 0; j < n_open; j++) {
+			if (!sbx_req_live(open[j], now) || strcmp(open[j]->role, r->name) != 0)
+				continue;
+			if (!bs->grant || open[j]->expires_at > bs->grant->expires_at) {
+				bs->grant = open[j];
+				bs->role = r;
+				bs->via = "grant";
+			}
+		}
+		if (!bs->grant && !bs->role && r->matches_host &&
+		    sbx_policy_membership(p, r, who->name, NULL) == SBX_MEMBER_STANDING) {
+			bs->role = r;
+			bs->via = "standing";
+		}
+	}
+}
+
+/* ---- records ------------------------------------------------------------------------ */
+
+/* Text the plugin sends must already be in the escaped form: refused,
+ * never changed on the way in. */
+static int check_text(struct sbx_call *c, const char *what, const char *s, bool required)
+{
+	if (required && !s[0]) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "a sudo command needs its %s", what);
+		return -1;
+	}
+	if (!sbx_cmdline_valid(s)) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "the %s holds control characters "
+			       "(sbx_sudo escapes them)", what);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_command(struct sbx_call *c)
+{
+	if (check_text(c, "command", c->a.command, true) < 0 ||
+	    check_text(c, "cwd", c->a.cwd, false) < 0 ||
+	    check_text(c, "tty", c->a.tty, false) < 0 ||
+	    check_text(c, "runas user", c->a.runas, false) < 0 ||
+	    check_text(c, "plugin", c->a.plugin, false) < 0)
+		return -1;
+	return 0;
+}
+
+static void set_opt(json_t *f, const char *key, const char *s)
+{
+	if (s && s[0])
+		sbx_rec_str(f, key, s);
+}
+
+static json_t *command_fields(const struct sbx_call *c, const struct person *who,
+			      const struct basis *bs)
+{
+	json_t *f = json_object();
+
+	sbx_rec_str(f, "user", who->name);
+	json_object_set_new(f, "uid", json_integer(who->uid));
+	set_opt(f, "runas", c->a.runas);
+	sbx_rec_str(f, "command", c->a.command);
+	set_opt(f, "cwd", c->a.cwd);
+	set_opt(f, "tty", c->a.tty);
+	sbx_rec_str(f, "via", bs->via);
+	if (bs->held[0])
+		sbx_rec_str(f, "groups", bs->held);
+	if (bs->role)
+		sbx_rec_str(f, "role", bs->role->name);
+	if (bs->grant) {
+		const struct sbx_req *g = bs->grant;
+		json_t *approvers = json_array();
+
+		json_object_set_new(f, "id", json_integer(g->id));
+		set_opt(f, "reason", g->reason);
+		set_opt(f, "ticket", g->ticket);
+		for (size_t i = 0; i < g->n_approvals; i++)
+			json_array_append_new(approvers, json_string(g->approvals[i].who));
+		json_object_set_new(f, "approvers", approvers);
+	}
+	return f;
+}
+
+/* One command recorded for who, spending their budget.  0, or -1 with
+ * the reply filled. */
+static int record(struct sbx_broker *b, struct sbx_call *c, const struct person *who,
+		  const char *event, json_t *f, uint64_t *seq)
+{
+	struct sbx_commands *t = table(b);
+	int64_t retry_ms = 0;
+
+	if (!t) {
+		json_decref(f);
+		sbx_reply_fail(c, SBX_ST_INTERNAL, "out of memory");
+		return -1;
+	}
+	if (who->uid != 0 &&
+	    sbx_limits_change(t->limits, who->uid, sbx_mono_ms(), &retry_ms) < 0) {
+		json_decref(f);
+		sbx_reply_fail(c, SBX_ST_REFUSED, "slow down: %s may run at most %u sudo commands "
+			       "a minute (%u x broker.max_changes_per_minute); try again in %lld s",
+			       who->name,
+			       b->policy->broker.max_changes_per_minute * SBX_COMMANDS_BUDGET_FACTOR,
+			       SBX_COMMANDS_BUDGET_FACTOR, (long long)((retry_ms + 999) / 1000));
+		return -1;
+	}
+	if (sbx_broker_record(b, event, who->name, f, seq) < 0) {
+		if (!sbx_reply_if_degraded(b, c))
+			sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "the command could not be recorded");
+		return -1;
+	}
+	c->wait_seq = *seq;
+	return 0;
+}
+
+static void remember(struct sbx_broker *b, uint64_t seq, const struct person *who,
+		     const struct basis *bs)
+{
+	struct sbx_commands *t = b->commands;
+	struct running *r;
+
+	if (!t)
+		return;
+	r = &t->run[t->next];
+	t->next = (t->next + 1) % SBX_COMMANDS_RUNNING_MAX;
+	memset(r, 0, sizeof(*r));
+	r->seq = seq;
+	r->uid = who->uid;
+	r->grant = bs->grant ? bs->grant->id : 0;
+	snprintf(r->role, sizeof(r->role), "%s", bs->role ? bs->role->name : "");
+	snprintf(r->via, sizeof(r->via), "%s", bs->via);
+}
+
+static void reply_basis(struct sbx_call *c, const struct basis *bs, uint64_t seq)
+{
+	sbx_msg_put_u32(c->reply, SBX_F_ALLOWED, 1);
+	if (bs->grant)
+		sbx_msg_put_u32(c->reply, SBX_F_ID, bs->grant->id);
+	if (bs->role)
+		sbx_msg_put_str(c->reply, SBX_F_ROLE, bs->role->name);
+	sbx_msg_put_str(c->reply, SBX_F_VIA, bs->via);
+	sbx_msg_put_i64(c->reply, SBX_F_SEQ, (int64_t)seq);
+}
+
+/* The run of a command, recorded before it starts. */
+static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
+{
+	struct person who;
+	struct basis bs;
+	uint64_t seq = 0;
+	int64_t now = sbx_now();
+	json_t *f;
+
+	if (check_command(c) < 0 || sbx_reply_if_degraded(b, c) || find_person(b, c, &who) < 0)
+		return;
+	find_basis(b, &who, now, &bs);
+	f = command_fields(c, &who, &bs);
+	if (decide && (c->a.flags & SBX_SUDO_RUNAS_ROOT) && bs.managed && !bs.role) {
+		char msg[700];
+
+		/* A group kept in the credentials after its grant ended (or a
+		 * standing membership since taken away) is not enough. */
+		snprintf(msg, sizeof(msg), "%s's sudo rests on group %s, but %s holds no live "
+			 "grant or standing role of it on %s now; ask again with sbx-request",
+			 who.name, bs.held, who.name, b->policy->broker.host);
+		sbx_rec_str(f, "verdict", "refused");
+		sbx_rec_str(f, "plugin", "sbx_approval");
+		sbx_rec_str(f, "message", msg);
+		if (record(b, c, &who, "command.refused", f, &seq) < 0)
+			return;
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s", msg);
+		return;
+	}
+	if (who.too_many && decide && (c->a.flags & SBX_SUDO_RUNAS_ROOT)) {
+		json_decref(f);
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s holds more than %d groups", who.name,
+			       GROUPS_MAX);
+		return;
+	}
+	sbx_rec_str(f, "verdict", "accepted");
+	if (record(b, c, &who, "command.run", f, &seq) < 0)
+		return;
+	remember(b, seq, &who, &bs);
+	sbx_reply_okf(c, "command recorded (%s)", bs.via);
+	reply_basis(c, &bs, seq);
+}
+
+void sbx_op_sudo_check(struct sbx_broker *b, struct sbx_call *c)
+{
+	run(b, c, true);
+}
+
+void sbx_op_sudo_run(struct sbx_broker *b, struct sbx_call *c)
+{
+	run(b, c, false);
+}
+
+void sbx_op_sudo_refused(struct sbx_broker *b, struct sbx_call *c)
+{
+	struct person who;
+	struct basis bs;
+	uint64_t seq = 0;
+	char reason[SBX_TEXT_MAX + 1];
+	json_t *f;
+
+	if (check_command(c) < 0 || sbx_reply_if_degraded(b, c) || find_person(b, c, &who) < 0)
+		return;
+	if (strcmp(c->a.verdict, "rejected") != 0 && strcmp(c->a.verdict, "error") != 0) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "verdict must be rejected or error");
+		return;
+	}
+	find_basis(b, &who, sbx_now(), &bs);
+	f = command_fields(c, &who, &bs);
+	sbx_rec_str(f, "verdict", c->a.verdict);
+	sbx_rec_str(f, "plugin", c->a.plugin[0] ? c->a.plugin : "sudo");
+	if (c->a.reason[0])
+		sbx_rec_str(f, "message", sbx_sanitize(c->a.reason, reason, sizeof(reason)));
+	if (record(b, c, &who, "command.refused", f, &seq) < 0)
+		return;
+	sbx_reply_ok(c, "refusal recorded");
+}
+
+void sbx_op_sudo_exited(struct sbx_broker *b, struct sbx_call *c)
+{
+	struct sbx_commands *t = b->commands;
+	const struct running *r = NULL;
+	struct person who;
+	uint64_t seq = 0;
+	char reason[SBX_TEXT_MAX + 1];
+	json_t *f;
+
+	if (!c->a.has_seq || c->a.seq <= 0) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "command.exited needs the run's seq");
+		return;
+	}
+	if (sbx_reply_if_degraded(b, c) || find_person(b, c, &who) < 0)
+		return;
+	for (size_t i = 0; t && i < SBX_COMMANDS_RUNNING_MAX; i++)
+		if (t->run[i].seq == (uint64_t)c->a.seq)
+			r = &t->run[i];
+	/* Only the person who ran it says how it ended. */
+	if (r && r->uid != who.uid) {
+		sbx_reply_fail(c, SBX_ST_NOTFOUND, "no such command of %s", who.name);
+		return;
+	}
+	f = json_object();
+	sbx_rec_str(f, "user", who.name);
+	json_object_set_new(f, "uid", json_integer(who.uid));
+	json_object_set_new(f, "run", json_integer(c->a.seq));
+	if (r) {
+		if (r->grant)
+			json_object_set_new(f, "id", json_integer(r->grant));
+		set_opt(f, "role", r->role);
+		sbx_rec_str(f, "via", r->via);
+	}
+	if (c->a.has_signal)
+		json_object_set_new(f, "signal", json_integer(c->a.signal));
+	else if (c->a.has_exit_status)
+		json_object_set_new(f, "exit_status", json_integer(c->a.exit_status));
+	if (c->a.elapsed_ms >= 0)
+		json_object_set_new(f, "elapsed_ms", json_integer(c->a.elapsed_ms));
+	if (c->a.reason[0])
+		sbx_rec_str(f, "message", sbx_sanitize(c->a.reason, reason, sizeof(reason)));
+	if (record(b, c, &who, "command.exited", f, &seq) < 0)
+		return;
+	if (r)
+		memset((struct running *)r, 0, sizeof(*r));
+	sbx_reply_ok(c, "end recorded");
+}

@@ -1,0 +1,29 @@
+/*
+ * sudo commands (sbx_sudo.so, docs/sudo.md): what a person ran with sudo,
+ * under which grant, and the approval plugin's question.  The ops are
+ * root's (sudo's front end runs as root); the person is the real uid of
+ * the process at the other end of the socket (SO_PEERCRED's pid), and the
+ * groups its credentials hold are read from the same process, never from
+ * the request.
+ *
+ * Records: command.run (before the command runs), command.refused,
+ * command.exited.  Each names the grant the command ran under (id, role,
+ * reason, ticket, approvers), or via "standing" or "none".
+ *
+ * Threads: the event-loop thread only.
+ */
+#ifndef SBX_COMMANDS_H
+#define SBX_COMMANDS_H
+
+struct sbx_commands;
+
+/* Free the table of running commands (NULL is fine). */
+void sbx_commands_free(struct sbx_commands *t);
+
+/* Commands one person may have recorded a minute: this many times
+ * broker.max_changes_per_minute (a script's sudo loop is normal use). */
+#define SBX_COMMANDS_BUDGET_FACTOR 10u
+/* Running commands remembered for their command.exited. */
+#define SBX_COMMANDS_RUNNING_MAX 4096u
+
+#endif

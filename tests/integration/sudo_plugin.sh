@@ -1,0 +1,154 @@
+#!/bin/bash
+# sbx_sudo.so in real sudo (TESTING.md recipe 10): what it exports and
+# links; then, in a private mount namespace with the test's sudoers
+# (`%sbx-admin ALL=(ALL) NOPASSWD: ALL`) and sudo.conf, with users whose
+# /etc/group entry holds sbx-admin (as a process keeps a group in its
+# credentials after its grant ended):
+#   - without a live grant the approval plugin refuses, and says why;
+#   - with one, `sudo -n id` runs and the journal has command.run with the
+#     grant (id, role, reason, approvers) and command.exited with the exit
+#     status; sudoers' own refusals are command.refused;
+#   - newlines, invalid UTF-8 and a 100 KiB command line are recorded
+#     escaped and bounded; after revocation sudo is refused again;
+#   - sbxctl activity --grant ID lists exactly the commands run under it;
+#   - no broker, and a broker that never answers: refused within the
+#     timeout (failmode=secure), or run and spooled (failmode=open).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nss_lib.sh"
+. "$(dirname "$0")/sudo_lib.sh"
+sbx_init
+
+# --- the surface (no root needed) ---------------------------------------------------------------
+if [ ! -r "$SUDO_SO" ]; then
+	tap_skip "sbx_sudo.so" "not built: sudo_plugin.h is missing (Debian: the sudo package)"
+	tap_done
+	exit
+fi
+exported=$(nm -D --defined-only "$SUDO_SO" | awk '{print $3}' | sort | tr '\n' ' ')
+assert_eq "sbx_sudo.so exports only its two plugins" "sbx_approval sbx_audit " "$exported"
+needed=$(readelf -d "$SUDO_SO" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
+	grep -vE '^lib(asan|ubsan|stdc\+\+|m|gcc_s|dl|pthread|rt)\.so' | sort | tr '\n' ' ')
+assert_eq "sbx_sudo.so needs only libc" "libc.so.6 " "$needed"
+calls_exit=$(nm -D --undefined-only "$SUDO_SO" | awk '{print $2}' | sed 's/@.*//' |
+	grep -xE 'exit|_exit|_Exit|quick_exit|abort|daemon|fork|vfork|system|popen|sleep' || true)
+assert_eq "the plugin never calls exit, abort, fork or sleep" "" "$calls_exit"
+dir=$(sed -n 's/^sudoplugindir = //p' "$SBX_BUILDDIR/Makefile")
+if [ -f /usr/libexec/sudo/sudoers.so ] && [ "${dir#*\$}" = "$dir" ]; then
+	assert_eq "sudoplugindir is where the system's sudoers.so is" "/usr/libexec/sudo" "$dir"
+fi
+
+why=$(sudo_skip_reason)
+if [ -n "$why" ]; then
+	tap_skip "sbx_sudo.so in real sudo" "$why"
+	tap_done
+	exit
+fi
+SUDOERS_EXTRA='carol ALL=(ALL) NOPASSWD: /usr/bin/id'
+if ! sudo_init "socket=$SOCK timeout=2000" erin:sbx-admin carol: dave: >"$T/init.out"; then
+	tap_skip "sbx_sudo.so in real sudo" "$(cat "$T/init.out")"
+	tap_done
+	exit
+fi
+broker_start
+tap_result "the broker starts" || { tap_done; exit; }
+
+# --- a kept group without a grant -------------------------------------------------------------------
+sudo_as erin id -u
+assert_rc "erin (sbx-admin in her credentials, no grant): sudo is refused" 1
+assert_contains "the refusal says why" "$ERR" "holds no live grant or standing role"
+assert_eq "journal: command.refused by sbx_approval, via none" "erin/refused/sbx_approval/none" \
+	"$(journal_select '.event == "command.refused"' |
+		jq -r '"\(.user)/\(.verdict)/\(.plugin)/\(.via)"' | tail -1)"
+
+# --- with a grant ------------------------------------------------------------------------------------
+GE=$(nss_grant erin sandbox-admin frank --for 1h)
+assert_ne "erin gets sandbox-admin" "" "$GE"
+sudo_as erin id -u
+assert_rc "with the grant, sudo -n id runs" 0
+assert_eq "as root" "0" "$OUT"
+run_rec=$(journal_select '.event == "command.run"' | tail -1)
+assert_eq "command.run: user, runas, command, grant, role, reason, approvers, via, verdict" \
+	"erin/root//usr/bin/id -u/$GE/sandbox-admin/testing the nss module/frank/grant/accepted" \
+	"$(printf '%s' "$run_rec" | jq -r '"\(.user)/\(.runas)/\(.command)/\(.id)/\(.role)/\(.reason)/\(.approvers | join(","))/\(.via)/\(.verdict)"')"
+assert_match "command.run has the cwd" '^/' "$(printf '%s' "$run_rec" | jq -r .cwd)"
+run_seq=$(printf '%s' "$run_rec" | jq -r .seq)
+assert_eq "command.exited follows, exit status 0, under the grant" "$run_seq/0/$GE" \
+	"$(journal_select '.event == "command.exited"' | jq -r '"\(.run)/\(.exit_status)/\(.id)"' | tail -1)"
+sudo_as erin sh -c 'exit 3'
+assert_rc "a failing command's status comes through" 3
+assert_eq "command.exited records exit status 3" "3" \
+	"$(journal_select '.event == "command.exited"' | jq -r .exit_status | tail -1)"
+sudo_as erin sh -c 'kill -TERM $$'
+assert_eq "command.exited records the signal" "15" \
+	"$(journal_select '.event == "command.exited"' | jq -r .signal | tail -1)"
+
+# --- bad input ---------------------------------------------------------------------------------------
+sudo_as erin printf '%s' "$(printf 'a\nb\033[31m')" "$(printf 'x\377y')"
+assert_rc "newlines, escapes and invalid UTF-8 in args: the command runs" 0
+assert_eq "they are recorded escaped" '/usr/bin/printf %s "a\nb\x1b[31m" "x\xffy"' \
+	"$(journal_select '.event == "command.run"' | jq -r .command | tail -1)"
+assert_eq "no journal line holds a raw control character or invalid UTF-8" "0" \
+	"$(LC_ALL=C grep -c -P '[\x00-\x08\x0b-\x1f\x7f]' "$STATE"/journal/* 2>/dev/null | awk -F: '{s+=$NF} END {print s+0}')"
+big=$(head -c 102400 /dev/zero | tr '\0' 'x')
+sudo_as erin true "$big"
+assert_rc "a 100 KiB command line runs" 0
+cmd=$(journal_select '.event == "command.run"' | jq -r .command | tail -1)
+assert_int_between "it is recorded cut to at most 2 KiB" 100 2100 "${#cmd}"
+assert_match "with a marker saying how much is left out" 'more bytes\]$' "$cmd"
+sudo_as erin -u nosuchuser-sbx id
+assert_rc "an unknown runas user: sudo refuses" 1
+assert_contains "it says the user is unknown" "$ERR" "unknown user"
+assert_eq "nothing ran: no command.run for it" "" \
+	"$(journal_select '.event == "command.run" and (.command | contains("nosuchuser"))')"
+
+# --- outside sbx -----------------------------------------------------------------------------------------
+sudo_as carol id -u
+assert_rc "carol (a sudoers rule of her own, no sbx group) runs id as root" 0
+assert_eq "recorded via none" "carol/none" \
+	"$(journal_select '.event == "command.run"' | jq -r '"\(.user)/\(.via)"' | tail -1)"
+sudo_as dave id
+assert_rc "dave (no sudoers rule) is refused by sudo" 1
+assert_eq "journal: command.refused by sudoers, with sudo's words" \
+	"dave/error/sudoers_policy/authentication failure/id" \
+	"$(journal_select '.event == "command.refused"' | jq -r '"\(.user)/\(.verdict)/\(.plugin)/\(.message)/\(.command)"' | tail -1)"
+
+# --- activity ------------------------------------------------------------------------------------------------
+ctl --json activity --grant "$GE" --state-dir "$STATE"
+assert_rc "sbxctl activity --grant runs" 0
+assert_eq "it lists exactly the commands run under the grant" \
+	"command.run command.exited command.run command.exited command.run command.exited command.run command.exited command.run command.exited " \
+	"$(json_get '.[].event' | tr '\n' ' ')"
+
+# --- after revocation ------------------------------------------------------------------------------------
+ctl --as frank revoke "$GE" --reason "done"
+sudo_as erin id -u
+assert_rc "after revocation, the kept group no longer gets erin root" 1
+
+# --- no broker, and a broker that never answers -------------------------------------------------------------
+GE2=$(nss_grant erin sandbox-admin frank --for 1h)
+broker_stop
+t0=$(date +%s%N)
+sudo_as erin id -u
+t1=$(date +%s%N)
+assert_rc "no broker (failmode=secure): refused" 1
+assert_contains "with a clear message" "$ERR" "unreachable"
+assert_int_between "at once" 0 1000 $(((t1 - t0) / 1000000))
+python3 "$(dirname "$0")/silent_broker.py" hang "$SOCK" "$T/silent.log" >"$T/silent.out" 2>&1 &
+SILENT=$!
+track_pid "$SILENT"
+wait_until 5 grep -qs ready "$T/silent.out"
+t0=$(date +%s%N)
+sudo_as erin id -u
+t1=$(date +%s%N)
+assert_rc "a broker that never answers: refused" 1
+assert_int_between "after the 2 s timeout, not later" 1900 3000 $(((t1 - t0) / 1000000))
+kill "$SILENT" 2>/dev/null
+wait "$SILENT" 2>/dev/null
+rm -f "$SOCK"
+sudo_conf "socket=$SOCK timeout=2000 failmode=open spool=$T/spool"
+sudo_as erin id -u
+assert_rc "failmode=open: no broker, the command runs" 0
+assert_eq "and is spooled before it runs, with its end" "2" "$(ls "$T/spool" 2>/dev/null | wc -l)"
+assert_contains "the spool has the command" "$(cat "$T"/spool/*.run 2>/dev/null)" 'command=/usr/bin/id -u'
+: "$GE2"
+tap_done
