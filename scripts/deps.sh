@@ -22,7 +22,7 @@ if [ "${1:-build}" = test ]; then
   want+=(libpam-wrapper libnss-wrapper pamtester libpamtest0-dev
          slapd ldap-utils openssh-server openssh-client jq curl valgrind
          util-linux procps iproute2 python3
-         sudo   # sudo: libnss_sbx's end-to-end tests (sudo -l, sudo -n)
+         sudo   # sudo: sudo_plugin.h for sbx_sudo.so; the end-to-end tests (sudo -l, sudo -n)
          clang libclang-rt-14-dev)  # libFuzzer: tests/fuzz/run, tests/fuzz/brief.sh
   # fleet: throwaway PostgreSQL 15 servers (tests/integration/pg_lib.sh)
   want+=(postgresql)
