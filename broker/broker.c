@@ -38,6 +38,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 {
 	sbx_grouptable_on_record(b, rec);
 	sbx_sessions_on_record(b, rec);
+	sbx_commands_note(b, rec);
 	sbx_slack_on_record(b, rec);
 }
 
@@ -45,6 +46,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 static void features_replay(struct sbx_broker *b, const json_t *rec)
 {
 	sbx_sessions_replay(b->sessions, rec);
+	sbx_commands_note(b, rec);
 	sbx_slack_replay(b->slack, rec);
 	sbx_sealing_replay(b->sealing, rec);
 }

@@ -32,10 +32,23 @@ struct running {
 	char via[16];
 };
 
+/* A command recently run under a grant, for STATUS. */
+struct recent {
+	uint64_t seq;        /* its command.run; 0: free slot */
+	uint32_t grant;
+	int64_t at;
+	char *command;
+	char runas[SBX_NAME_MAX + 1];
+	bool ended, signalled;
+	int64_t status;      /* exit status or signal */
+};
+
 struct sbx_commands {
 	struct sbx_limits *limits;
 	struct running run[SBX_COMMANDS_RUNNING_MAX];
 	size_t next;         /* ring: the oldest is forgotten first */
+	struct recent recent[SBX_COMMANDS_RECENT_MAX];
+	size_t next_recent;
 };
 
 void sbx_commands_free(struct sbx_commands *t)
@@ -43,7 +56,92 @@ void sbx_commands_free(struct sbx_commands *t)
 	if (!t)
 		return;
 	sbx_limits_free(t->limits);
+	for (size_t i = 0; i < SBX_COMMANDS_RECENT_MAX; i++)
+		free(t->recent[i].command);
 	free(t);
+}
+
+static struct sbx_commands *table(struct sbx_broker *b);
+
+static int64_t jint(const json_t *rec, const char *key)
+{
+	const json_t *v = json_object_get(rec, key);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+void sbx_commands_note(struct sbx_broker *b, const json_t *rec)
+{
+	const char *event = json_string_value(json_object_get(rec, "event"));
+	struct sbx_commands *t;
+	struct recent *r;
+	int64_t grant = jint(rec, "id");
+
+	if (!event || strncmp(event, "command.", 8) != 0 || grant <= 0 || !(t = table(b)))
+		return;
+	if (strcmp(event, "command.run") == 0) {
+		const char *cmd = json_string_value(json_object_get(rec, "command"));
+		const char *runas = json_string_value(json_object_get(rec, "runas"));
+		const char *time = json_string_value(json_object_get(rec, "time"));
+		int64_t us = 0;
+
+		r = &t->recent[t->next_recent];
+		t->next_recent = (t->next_recent + 1) % SBX_COMMANDS_RECENT_MAX;
+		free(r->command);
+		memset(r, 0, sizeof(*r));
+		r->seq = (uint64_t)jint(rec, "seq");
+		r->grant = (uint32_t)grant;
+		if (time && sbx_parse_rfc3339_us(time, &us) == 0)
+			r->at = us / 1000000;
+		r->command = strdup(cmd ? cmd : "");
+		snprintf(r->runas, sizeof(r->runas), "%s", runas ? runas : "");
+		return;
+	}
+	if (strcmp(event, "command.exited") != 0)
+		return;
+	for (size_t i = 0; i < SBX_COMMANDS_RECENT_MAX; i++) {
+		r = &t->recent[i];
+		if (!r->seq || r->seq != (uint64_t)jint(rec, "run"))
+			continue;
+		r->ended = true;
+		r->signalled = json_object_get(rec, "signal") != NULL;
+		r->status = jint(rec, r->signalled ? "signal" : "exit_status");
+		if (!r->signalled && !json_object_get(rec, "exit_status"))
+			r->ended = false;
+		return;
+	}
+}
+
+void sbx_commands_put(struct sbx_broker *b, sbx_msg *m, uint32_t id)
+{
+	struct sbx_commands *t = b->commands;
+	size_t start, n = 0;
+
+	if (!t)
+		return;
+	for (size_t i = 0; i < SBX_COMMANDS_RECENT_MAX; i++)
+		if (t->recent[i].seq && t->recent[i].grant == id)
+			n++;
+	/* oldest first, the latest SBX_COMMANDS_PER_STATUS of them */
+	start = t->next_recent;
+	for (size_t k = 0; k < SBX_COMMANDS_RECENT_MAX; k++) {
+		const struct recent *r = &t->recent[(start + k) % SBX_COMMANDS_RECENT_MAX];
+		sbx_msg_mark mark;
+
+		if (!r->seq || r->grant != id || n-- > SBX_COMMANDS_PER_STATUS)
+			continue;
+		mark = sbx_msg_here(m);
+		sbx_msg_begin_rec(m, SBX_F_COMMANDINFO);
+		sbx_msg_put_str(m, SBX_F_COMMAND, r->command ? r->command : "");
+		sbx_msg_put_str_opt(m, SBX_F_RUNAS, r->runas);
+		sbx_msg_put_i64(m, SBX_F_CREATED_AT, r->at);
+		if (r->ended)
+			sbx_msg_put_u32(m, r->signalled ? SBX_F_SIGNAL : SBX_F_EXIT_STATUS,
+					(uint32_t)r->status);
+		sbx_msg_end_rec(m);
+		if (sbx_msg_undo_if_failed(m, mark))
+			break;
+	}
 }
 
 /* The broker's table, made on first use; its budget follows the policy. */

@@ -16,6 +16,7 @@
 #include "sbxio.h"
 #include "sessions.h"
 #include "grouptable.h"
+#include "commands.h"
 #include "text.h"
 
 #include <stdarg.h>
@@ -515,7 +516,19 @@ void sbx_reply_okf(struct sbx_call *c, const char *fmt, ...)
 	reply_start(c, SBX_ST_OK, msg);
 }
 
+static void put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r, bool commands);
+
 void sbx_reply_put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r)
+{
+	put_req(b, m, r, false);
+}
+
+void sbx_reply_put_req_commands(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r)
+{
+	put_req(b, m, r, true);
+}
+
+static void put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r, bool commands)
 {
 	const struct sbx_role *role = sbx_policy_role(b->policy, r->role);
 	char approvers[512] = "";
@@ -567,6 +580,8 @@ void sbx_reply_put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r
 		sbx_policy_approvers_text(b->policy, role, r->user, approvers, sizeof(approvers));
 		sbx_msg_put_str_opt(m, SBX_F_APPROVERS, approvers);
 	}
+	if (commands)
+		sbx_commands_put(b, m, r->id);
 	sbx_msg_end_rec(m);
 }
 

@@ -97,6 +97,8 @@ void sbx_reply_decision(struct sbx_broker *b, struct sbx_call *c, int rc, const 
 /* The request r as a REQUEST record (with who may approve it while it is
  * pending). */
 void sbx_reply_put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r);
+/* The same with the latest sudo commands run under it (STATUS). */
+void sbx_reply_put_req_commands(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r);
 /* A success reply carrying r, with msg (may be NULL). */
 void sbx_reply_req(struct sbx_broker *b, struct sbx_call *c, const struct sbx_req *r,
 		   const char *msg);

@@ -69,7 +69,7 @@ enum sbx_op {
 	SBX_OP_REQUEST = 0x0010,  /* ROLE [DURATION] [REASON] [TICKET] [EXTENDS] -> REQUEST
 	                           * [FLAGS: SBX_REQUEST_EXISTED] */
 	SBX_OP_LIST = 0x0011,     /* [FLAGS: SBX_LIST_ALL] -> REQUEST... (repeated) */
-	SBX_OP_STATUS = 0x0012,   /* ID -> REQUEST */
+	SBX_OP_STATUS = 0x0012,   /* ID -> REQUEST (with COMMANDINFO... for a grant) */
 	SBX_OP_CANCEL = 0x0013,   /* ID [REASON] -> REQUEST (pending -> cancelled) */
 	SBX_OP_DROP = 0x0014,     /* ID [REASON] -> REQUEST (active -> revoked by holder) */
 	SBX_OP_ROLES = 0x0015,    /* -> ROLEINFO... (repeated): what the caller may ask for */
@@ -232,6 +232,9 @@ enum sbx_tag {
 	SBX_F_EXIT_STATUS = 0x0706, /* U32 */
 	SBX_F_SIGNAL = 0x0707,      /* U32 */
 	SBX_F_ELAPSED_MS = 0x0708,  /* I64 */
+	SBX_F_COMMANDINFO = 0x0709, /* REC, repeated, in STATUS's REQUEST: a command run
+	                             * under the grant: COMMAND [RUNAS] CREATED_AT
+	                             * [EXIT_STATUS | SIGNAL] [VERDICT] */
 };
 
 /* A command line as sbx_sudo sends it: escaped, cut with a marker. */
@@ -259,7 +262,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_FLEET_SEQ: case SBX_F_ELAPSED_MS:
 		return SBX_T_I64;
 	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
-	case SBX_F_SESSIONINFO: case SBX_F_GROUP:
+	case SBX_F_SESSIONINFO: case SBX_F_GROUP: case SBX_F_COMMANDINFO:
 		return SBX_T_REC;
 	case SBX_F_MESSAGE: case SBX_F_AS_USER: case SBX_F_USER: case SBX_F_SERVICE:
 	case SBX_F_RHOST: case SBX_F_TTY: case SBX_F_VIA: case SBX_F_HOST:

@@ -119,6 +119,15 @@ assert_eq "it lists exactly the commands run under the grant" \
 	"command.run command.exited command.run command.exited command.run command.exited command.run command.exited command.run command.exited " \
 	"$(json_get '.[].event' | tr '\n' ' ')"
 
+req --as erin --json status "$GE"
+assert_eq "sbx-request status lists the grant's commands, with how they ended" \
+	'/usr/bin/id -u:0 sh -c "exit 3":3' \
+	"$(json_get '.commands[0:2][] | "\(.command | sub("^/[a-z/]*/"; "")):\(.exit_status)"' |
+		tr '\n' ' ' | sed 's/ $//; s/^id /\/usr\/bin\/id /')"
+assert_eq "all five of them" "5" "$(json_get '.commands | length')"
+req --as erin status "$GE"
+assert_contains "and in words" "$OUT" "as root, exit 0: /usr/bin/id -u"
+
 # --- after revocation ------------------------------------------------------------------------------------
 ctl --as frank revoke "$GE" --reason "done"
 sudo_as erin id -u
