@@ -559,3 +559,65 @@ void sbx_op_sudo_exited(struct sbx_broker *b, struct sbx_call *c)
 		memset((struct running *)r, 0, sizeof(*r));
 	sbx_reply_ok(c, "end recorded");
 }
+
+/* A record failmode=open wrote down while the broker was away, brought by
+ * a later sudo run.  The spool is root's (sudo wrote it, as root, before
+ * the command ran), so its uid is taken as written; what the command ran
+ * under then cannot be known now: via "unknown". */
+void sbx_op_sudo_spooled(struct sbx_broker *b, struct sbx_call *c)
+{
+	static const char *const kinds[] = { "run", "refused", "exited" };
+	struct sbx_caller who = { 0 };
+	char event[32], reason[SBX_TEXT_MAX + 1], when[SBX_RFC3339_LEN];
+	uint64_t seq = 0;
+	bool known = false;
+	json_t *f;
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		known |= strcmp(c->a.state, kinds[i]) == 0;
+	if (!known || !c->a.has_uid || c->a.created_at <= 0) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "a spooled command needs its kind "
+			       "(run, refused, exited), uid and time");
+		return;
+	}
+	if (check_command(c) < 0 || sbx_reply_if_degraded(b, c))
+		return;
+	who.uid = c->a.uid;
+	who.gid = (gid_t)-1;
+	sbx_caller_resolve(&who, b->policy->broker.admin_group);
+	f = json_object();
+	sbx_rec_str(f, "user", who.name);
+	json_object_set_new(f, "uid", json_integer(who.uid));
+	set_opt(f, "runas", c->a.runas);
+	sbx_rec_str(f, "command", c->a.command);
+	set_opt(f, "cwd", c->a.cwd);
+	set_opt(f, "tty", c->a.tty);
+	sbx_rec_str(f, "via", "unknown");
+	json_object_set_new(f, "spooled", json_true());
+	sbx_format_rfc3339(c->a.created_at, when);
+	sbx_rec_str(f, "ran_at", when);
+	if (strcmp(c->a.state, "run") == 0) {
+		sbx_rec_str(f, "verdict", "accepted");
+		sbx_rec_str(f, "message", "run while the broker was unreachable (failmode=open)");
+	} else if (strcmp(c->a.state, "refused") == 0) {
+		sbx_rec_str(f, "verdict", c->a.verdict[0] ? c->a.verdict : "rejected");
+		sbx_rec_str(f, "plugin", c->a.plugin[0] ? c->a.plugin : "sudo");
+	} else {
+		if (c->a.has_signal)
+			json_object_set_new(f, "signal", json_integer(c->a.signal));
+		else if (c->a.has_exit_status)
+			json_object_set_new(f, "exit_status", json_integer(c->a.exit_status));
+		if (c->a.elapsed_ms >= 0)
+			json_object_set_new(f, "elapsed_ms", json_integer(c->a.elapsed_ms));
+	}
+	if (c->a.reason[0])
+		sbx_rec_str(f, "message", sbx_sanitize(c->a.reason, reason, sizeof(reason)));
+	snprintf(event, sizeof(event), "command.%s", c->a.state);
+	if (sbx_broker_record(b, event, who.name, f, &seq) < 0) {
+		if (!sbx_reply_if_degraded(b, c))
+			sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "the command could not be recorded");
+		return;
+	}
+	c->wait_seq = seq;
+	sbx_reply_ok(c, "spooled command recorded");
+}

@@ -47,6 +47,7 @@ enum arg_bit {
 	A_AS_USER = 1u << 16,
 	A_COMMAND = 1u << 17,  /* COMMAND CWD RUNAS PLUGIN VERDICT */
 	A_EXIT = 1u << 18,     /* SEQ EXIT_STATUS SIGNAL ELAPSED_MS */
+	A_SPOOL = 1u << 19,    /* STATE UID CREATED_AT */
 };
 
 /* What the three kinds of clients send.  AS_USER may come with any
@@ -58,6 +59,7 @@ enum arg_bit {
 #define GROUP_FIELDS (A_AS_USER | A_UNIX_GROUP | A_USER | A_GID | A_ID)
 /* sbx_sudo: the person is never a field (commands.c reads the caller). */
 #define SUDO_FIELDS (A_FLAGS | A_TTY | A_REASON | A_COMMAND | A_EXIT)
+#define SPOOL_FIELDS (SUDO_FIELDS | A_SPOOL)
 
 struct field_spec {
 	uint16_t tag;
@@ -98,6 +100,9 @@ static const struct field_spec field_specs[] = {
 	NUM_FIELD(SBX_F_EXIT_STATUS, A_EXIT, "exit status"),
 	NUM_FIELD(SBX_F_SIGNAL, A_EXIT, "signal"),
 	NUM_FIELD(SBX_F_ELAPSED_MS, A_EXIT, "elapsed ms"),
+	STR_FIELD(SBX_F_STATE, A_SPOOL, "state", state),
+	NUM_FIELD(SBX_F_UID, A_SPOOL, "uid"),
+	NUM_FIELD(SBX_F_CREATED_AT, A_SPOOL, "created at"),
 };
 
 static const struct field_spec *field_spec(uint16_t tag)
@@ -125,6 +130,8 @@ static void store_number(struct sbx_args *a, const sbx_field *f)
 		break;
 	case SBX_F_SIGNAL: a->signal = sbx_field_u32(f); a->has_signal = true; break;
 	case SBX_F_ELAPSED_MS: a->elapsed_ms = sbx_field_i64(f); break;
+	case SBX_F_UID: a->uid = sbx_field_u32(f); a->has_uid = true; break;
+	case SBX_F_CREATED_AT: a->created_at = sbx_field_i64(f); break;
 	}
 }
 
@@ -258,6 +265,8 @@ static const struct op_entry op_table[] = {
 	  sbx_op_sudo_refused, "record sudo commands (sbx_sudo.so does, inside sudo)" },
 	{ SBX_OP_SUDO_EXITED,      SBX_CALLER_ROOT,   SUDO_FIELDS,    HOST,
 	  sbx_op_sudo_exited, "record sudo commands (sbx_sudo.so does, inside sudo)" },
+	{ SBX_OP_SUDO_SPOOLED,     SBX_CALLER_ROOT,   SPOOL_FIELDS,   HOST,
+	  sbx_op_sudo_spooled, "record sudo commands (sbx_sudo.so does, inside sudo)" },
 };
 
 static const struct op_entry *op_entry(uint16_t op)

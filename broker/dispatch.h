@@ -43,6 +43,11 @@ struct sbx_args {
 	char verdict[16];
 	char cwd[1025];
 	char command[SBX_COMMAND_MAX + 1];
+	/* SUDO_SPOOLED */
+	uint32_t uid;
+	int64_t created_at;
+	bool has_uid;
+	char state[16];
 };
 
 /* The person a request acts for: the caller, or with --as (AS_USER)
@@ -133,5 +138,6 @@ void sbx_op_sudo_check(struct sbx_broker *b, struct sbx_call *c);
 void sbx_op_sudo_run(struct sbx_broker *b, struct sbx_call *c);
 void sbx_op_sudo_refused(struct sbx_broker *b, struct sbx_call *c);
 void sbx_op_sudo_exited(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_sudo_spooled(struct sbx_broker *b, struct sbx_call *c);
 
 #endif

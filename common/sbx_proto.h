@@ -118,6 +118,11 @@ enum sbx_op {
 	                                * -> records command.refused */
 	SBX_OP_SUDO_EXITED = 0x0073,   /* SEQ [EXIT_STATUS | SIGNAL] ELAPSED_MS
 	                                * -> records command.exited */
+	SBX_OP_SUDO_SPOOLED = 0x0074,  /* STATE (run|refused|exited) UID CREATED_AT COMMAND
+	                                * [RUNAS CWD TTY VERDICT PLUGIN REASON EXIT_STATUS
+	                                * SIGNAL ELAPSED_MS]: a record written down by
+	                                * failmode=open while the broker was away
+	                                * -> records command.<STATE> with spooled */
 
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
@@ -235,6 +240,7 @@ enum sbx_tag {
 	SBX_F_COMMANDINFO = 0x0709, /* REC, repeated, in STATUS's REQUEST: a command run
 	                             * under the grant: COMMAND [RUNAS] CREATED_AT
 	                             * [EXIT_STATUS | SIGNAL] [VERDICT] */
+	SBX_F_UID = 0x070a,         /* U32 */
 };
 
 /* A command line as sbx_sudo sends it: escaped, cut with a marker. */
@@ -255,6 +261,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_AUTO_APPROVE: case SBX_F_REQUIRE_REASON: case SBX_F_REASON_MIN:
 	case SBX_F_LOGIN: case SBX_F_HOST_MATCH: case SBX_F_SESSION: case SBX_F_PID:
 	case SBX_F_STALE: case SBX_F_WRITABLE: case SBX_F_EXIT_STATUS: case SBX_F_SIGNAL:
+	case SBX_F_UID:
 		return SBX_T_U32;
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
@@ -292,7 +299,7 @@ static inline int sbx_op_known(uint16_t op)
 	case SBX_OP_GROUP_BYNAME: case SBX_OP_GROUP_BYGID: case SBX_OP_GROUP_LIST:
 	case SBX_OP_GROUP_MEMBERSHIPS:
 	case SBX_OP_SUDO_CHECK: case SBX_OP_SUDO_RUN: case SBX_OP_SUDO_REFUSED:
-	case SBX_OP_SUDO_EXITED:
+	case SBX_OP_SUDO_EXITED: case SBX_OP_SUDO_SPOOLED:
 		return 1;
 	}
 	return 0;

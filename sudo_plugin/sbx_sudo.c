@@ -37,6 +37,7 @@
 
 #include "cmdline.h"
 #include "ssudo_client.h"
+#include "ssudo_spool.h"
 #include "text.h"
 
 #define PLUGIN_APPROVAL "sbx_approval"
@@ -170,35 +171,13 @@ static void describe(char *const command_info[], char *const run_argv[],
 	c->tty = R.tty[0] ? R.tty : NULL;
 }
 
-/* failmode=open: the run is written down here, before the command runs,
- * for the broker to take in when it is back (docs/sudo.md). */
-static int spool(const char *event, const struct ssudo_cmd *c, const char *extra)
+/* failmode=open: the run is written down, before the command runs, for
+ * a later sudo run to hand to the broker (ssudo_spool.h). */
+static int spool(const char *kind, const struct ssudo_cmd *c)
 {
-	char path[512], body[SBX_COMMAND_MAX + 2048];
-	struct timespec now;
-	int fd = -1, ret = -1, n;
+	struct ssudo_spooled sp = { .kind = kind, .uid = getuid(), .cmd = c };
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	if (mkdir(R.opts.spool, 0700) < 0 && errno != EEXIST)
-		goto out;
-	snprintf(path, sizeof(path), "%s/%lld.%09ld.%d.%s", R.opts.spool, (long long)now.tv_sec,
-		 now.tv_nsec, (int)getpid(), event);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		goto out;
-	n = snprintf(body, sizeof(body),
-		     "event=%s\ntime=%lld\nuid=%u\nuser=%s\nrunas=%s\ncommand=%s\ncwd=%s\ntty=%s\n%s",
-		     event, (long long)now.tv_sec, (unsigned)getuid(), R.user,
-		     c && c->runas ? c->runas : "", c ? c->command : "", c && c->cwd ? c->cwd : "",
-		     c && c->tty ? c->tty : "", extra ? extra : "");
-	if (n < 0 || (size_t)n >= sizeof(body) || write(fd, body, (size_t)n) != n ||
-	    fsync(fd) < 0)
-		goto out;
-	ret = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	return ret;
+	return ssudo_spool_write(R.opts.spool, &sp);
 }
 
 /* The one place an answer becomes the approval plugin's result. */
@@ -221,7 +200,7 @@ static int decide(const struct ssudo_answer *a, const struct ssudo_cmd *c, const
 	case SSUDO_UNREACHABLE:
 		R.unreachable = true;
 		if (R.opts.fail_open) {
-			if (spool("run", c, NULL) == 0) {
+			if (spool("run", c) == 0) {
 				R.spooled = true;
 				tell(SUDO_CONV_INFO_MSG, "the access broker is unreachable (%s); "
 				     "letting the command run (failmode=open), recorded later", clean);
@@ -324,7 +303,7 @@ static int audit_accept(const char *plugin_name, unsigned int plugin_type,
 	} else {
 		ssudo_run(&R.opts, &c, &a);
 	}
-	if (a.outcome == SSUDO_UNREACHABLE && R.opts.fail_open && spool("run", &c, NULL) == 0) {
+	if (a.outcome == SSUDO_UNREACHABLE && R.opts.fail_open && spool("run", &c) == 0) {
 		R.spooled = true;
 		return 1;
 	}
@@ -364,11 +343,12 @@ static void record_refusal(const char *plugin_name, const char *verdict, const c
 	}
 	if (a.outcome != SSUDO_YES) {
 		if (R.opts.fail_open && a.outcome == SSUDO_UNREACHABLE) {
-			char extra[1200];
+			struct ssudo_spooled sp = {
+				.kind = "refused", .uid = getuid(), .cmd = &c, .verdict = verdict,
+				.plugin = plugin_name ? plugin_name : "sudo", .reason = audit_msg,
+			};
 
-			snprintf(extra, sizeof(extra), "verdict=%s\nplugin=%s\nreason=%s\n", verdict,
-				 plugin_name ? plugin_name : "sudo", audit_msg ? audit_msg : "");
-			(void)spool("refused", &c, extra);
+			(void)ssudo_spool_write(R.opts.spool, &sp);
 		}
 		log_line(LOG_ERR, "%s: %s %s: not recorded: %s", R.user, verdict, R.command,
 			 a.message);
@@ -409,18 +389,24 @@ static void audit_close(int status_type, int status)
 		snprintf(why, sizeof(why), "exec failed: %s", strerror(status));
 	}
 	if (R.spooled) {
-		char extra[400];
+		struct ssudo_cmd c = { .command = R.command, .runas = R.runas, .cwd = R.cwd,
+				       .tty = R.tty };
+		struct ssudo_spooled sp = {
+			.kind = "exited", .uid = getuid(), .cmd = &c, .reason = why,
+			.has_status = has, .status = code, .signal = sig, .elapsed_ms = elapsed,
+		};
 
-		snprintf(extra, sizeof(extra), "exit_status=%d\nsignal=%d\nelapsed_ms=%lld\n%s%s%s",
-			 has ? code : -1, sig, (long long)elapsed, why[0] ? "reason=" : "", why,
-			 why[0] ? "\n" : "");
-		(void)spool("exited", NULL, extra);
+		(void)ssudo_spool_write(R.opts.spool, &sp);
 	} else if (R.run_seq) {
 		ssudo_exited(&R.opts, R.run_seq, has, code, sig, elapsed, why[0] ? why : NULL, &a);
 		if (a.outcome != SSUDO_YES)
 			log_line(LOG_ERR, "%s: the end of %s was not recorded: %s", R.user, R.command,
 				 a.message);
 	}
+	/* The broker answered in this run: hand it what failmode=open wrote
+	 * down while it was away (after the command, so it never waits). */
+	if (R.opts_ok && !R.unreachable && !R.spooled && (R.run_seq || R.refusal_recorded))
+		(void)ssudo_spool_flush(&R.opts);
 	memset(&R, 0, sizeof(R));
 }
 

@@ -239,3 +239,27 @@ void ssudo_exited(const struct ssudo_opts *o, int64_t seq, bool has_status, int 
 	put_text(&req, SBX_F_REASON, why, SBX_TEXT_MAX);
 	round_trip(o, &req, a);
 }
+
+void ssudo_spooled_send(const struct ssudo_opts *o, const char *kind, uint32_t uid,
+			int64_t time, const struct ssudo_cmd *c, const char *verdict,
+			const char *plugin, const char *reason, bool has_status, int status,
+			int signal, int64_t elapsed_ms, struct ssudo_answer *a)
+{
+	sbx_msg req = { 0 };
+
+	answer_reset(a);
+	sbx_msg_init(&req, SBX_OP_SUDO_SPOOLED);
+	put_text(&req, SBX_F_STATE, kind, 15);
+	sbx_msg_put_u32(&req, SBX_F_UID, uid);
+	sbx_msg_put_i64(&req, SBX_F_CREATED_AT, time);
+	put_cmd(&req, c);
+	put_text(&req, SBX_F_VERDICT, verdict, 15);
+	put_text(&req, SBX_F_PLUGIN, plugin, SBX_NAME_MAX);
+	put_text(&req, SBX_F_REASON, reason, SBX_TEXT_MAX);
+	if (has_status && signal)
+		sbx_msg_put_u32(&req, SBX_F_SIGNAL, (uint32_t)signal);
+	else if (has_status)
+		sbx_msg_put_u32(&req, SBX_F_EXIT_STATUS, (uint32_t)status);
+	sbx_msg_put_i64(&req, SBX_F_ELAPSED_MS, elapsed_ms);
+	round_trip(o, &req, a);
+}

@@ -71,6 +71,12 @@ void ssudo_refused(const struct ssudo_opts *o, const struct ssudo_cmd *c, const 
 void ssudo_exited(const struct ssudo_opts *o, int64_t seq, bool has_status, int status,
 		  int signal, int64_t elapsed_ms, const char *why, struct ssudo_answer *a);
 
+/* A record failmode=open spooled (ssudo_spool.h), handed over. */
+void ssudo_spooled_send(const struct ssudo_opts *o, const char *kind, uint32_t uid,
+			int64_t time, const struct ssudo_cmd *c, const char *verdict,
+			const char *plugin, const char *reason, bool has_status, int status,
+			int signal, int64_t elapsed_ms, struct ssudo_answer *a);
+
 /* Which errno from the transport means "unreachable" (failmode decides). */
 enum ssudo_outcome ssudo_outcome_of_errno(int err);
 

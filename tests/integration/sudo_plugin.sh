@@ -159,5 +159,17 @@ sudo_as erin id -u
 assert_rc "failmode=open: no broker, the command runs" 0
 assert_eq "and is spooled before it runs, with its end" "2" "$(ls "$T/spool" 2>/dev/null | wc -l)"
 assert_contains "the spool has the command" "$(cat "$T"/spool/*.run 2>/dev/null)" 'command=/usr/bin/id -u'
+broker_start
+tap_result "the broker is back"
+sudo_as erin true
+assert_rc "the next sudo runs" 0
+assert_eq "and hands the spool to the broker: the spooled run and its end are recorded" \
+	"command.run/erin//usr/bin/id -u/unknown/-/true command.exited/erin//usr/bin/id -u/unknown/0/true" \
+	"$(journal_select '.spooled == true' |
+		jq -r '"\(.event)/\(.user)/\(.command)/\(.via)/\(.exit_status // "-")/\(.spooled)"' |
+		tr '\n' ' ' | sed 's/ $//')"
+assert_eq "the spool is empty afterwards" "0" "$(ls "$T/spool" | wc -l)"
+assert_eq "the spooled run says when it ran" "1" \
+	"$(journal_select '.spooled == true and .event == "command.run" and (.ran_at | test("^20"))' | wc -l)"
 : "$GE2"
 tap_done
