@@ -261,6 +261,7 @@ static bool holds_gid(const struct person *who, uint32_t gid)
 struct basis {
 	bool managed;               /* the credentials hold a group of an sbx role */
 	char held[256];             /* those groups, for messages */
+	const char *held_role;      /* the first role of them, for messages */
 	const struct sbx_role *role;
 	const struct sbx_req *grant; /* NULL: standing, or nothing */
 	const char *via;            /* "grant", "standing", "none" */
@@ -285,6 +286,8 @@ static void find_basis(struct sbx_broker *b, const struct person *who, int64_t n
 		if (!r->unix_group || !holds_gid(who, r->gid))
 			continue;
 		bs->managed = true;
+		if (!bs->held_role)
+			bs->held_role = r->name;
 		if (off < sizeof(bs->held)) {
 			int w = snprintf(bs->held + off, sizeof(bs->held) - off, "%s%s",
 					 off ? ", " : "", r->unix_group);
@@ -453,8 +456,9 @@ static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
 		/* A group kept in the credentials after its grant ended (or a
 		 * standing membership since taken away) is not enough. */
 		snprintf(msg, sizeof(msg), "%s's sudo rests on group %s, but %s holds no live "
-			 "grant or standing role of it on %s now; ask again with sbx-request",
-			 who.name, bs.held, who.name, b->policy->broker.host);
+			 "grant or standing role of it on %s now; ask again: sbx-request %s "
+			 "--reason \"...\"", who.name, bs.held, who.name, b->policy->broker.host,
+			 bs.held_role);
 		sbx_rec_str(f, "verdict", "refused");
 		sbx_rec_str(f, "plugin", "sbx_approval");
 		sbx_rec_str(f, "message", msg);

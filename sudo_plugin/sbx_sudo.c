@@ -132,6 +132,8 @@ static int open_common(sudo_printf_t say, char *const user_info[], char *const o
 		snprintf(msg, sizeof(msg), "sbx: bad option \"%s\" for sbx_sudo.so in sudo.conf "
 			 "(socket=PATH timeout=MS failmode=secure|open spool=DIR)", R.opts.bad);
 		*errstr = msg;
+		if (say)
+			say(SUDO_CONV_ERROR_MSG, "%s\n", msg);
 		log_line(LOG_ERR, "%s", msg);
 		return -1;
 	}

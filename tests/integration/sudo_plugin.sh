@@ -55,7 +55,7 @@ tap_result "the broker starts" || { tap_done; exit; }
 # --- a kept group without a grant -------------------------------------------------------------------
 sudo_as erin id -u
 assert_rc "erin (sbx-admin in her credentials, no grant): sudo is refused" 1
-assert_contains "the refusal says why" "$ERR" "holds no live grant or standing role"
+assert_contains "the refusal says why, and what to ask for" "$ERR" "holds no live grant or standing role of it on sbx-01 now; ask again: sbx-request sandbox-admin"
 assert_eq "journal: command.refused by sbx_approval, via none" "erin/refused/sbx_approval/none" \
 	"$(journal_select '.event == "command.refused"' |
 		jq -r '"\(.user)/\(.verdict)/\(.plugin)/\(.via)"' | tail -1)"
@@ -171,5 +171,9 @@ assert_eq "and hands the spool to the broker: the spooled run and its end are re
 assert_eq "the spool is empty afterwards" "0" "$(ls "$T/spool" | wc -l)"
 assert_eq "the spooled run says when it ran" "1" \
 	"$(journal_select '.spooled == true and .event == "command.run" and (.ran_at | test("^20"))' | wc -l)"
+sudo_conf "socket=$SOCK timout=2000"
+sudo_as erin true
+assert_rc "a mistyped option in sudo.conf: sudo refuses to run" 1
+assert_contains "and says which option" "$ERR" 'bad option "timout=2000"'
 : "$GE2"
 tap_done
