@@ -437,6 +437,29 @@ static void reply_basis(struct sbx_call *c, const struct basis *bs, uint64_t seq
 	sbx_msg_put_i64(c->reply, SBX_F_SEQ, (int64_t)seq);
 }
 
+/* What the role the command rests on says about it (its sudo: rules): 0
+ * when it may run, or -1 with the refusal's words in msg. */
+static int role_rule(const struct basis *bs, const char *command, char *msg, size_t len,
+		     const char **pattern)
+{
+	switch (sbx_policy_sudo_rule(bs->role, command, pattern)) {
+	case SBX_SUDO_FREE:
+	case SBX_SUDO_ALLOWED:
+		return 0;
+	case SBX_SUDO_NOT_ALLOWED:
+		snprintf(msg, len, "%s is not among the commands %s covers (its sudo.allow)",
+			 command, bs->role->name);
+		return -1;
+	case SBX_SUDO_APPROVE_EACH:
+		/* Fail closed until one-command requests exist (docs/sudo.md). */
+		snprintf(msg, len, "%s needs a one-off approval each time it runs (%s: "
+			 "approve_each \"%s\"); this broker cannot take such requests yet, so "
+			 "it is refused", command, bs->role->name, *pattern);
+		return -1;
+	}
+	return -1;
+}
+
 /* The run of a command, recorded before it starts. */
 static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
 {
@@ -466,6 +489,24 @@ static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
 			return;
 		sbx_reply_fail(c, SBX_ST_REFUSED, "%s", msg);
 		return;
+	}
+	if (decide && (c->a.flags & SBX_SUDO_RUNAS_ROOT) && bs.role) {
+		const char *pattern = NULL;
+		char msg[SBX_COMMAND_MAX + 400];
+
+		if (role_rule(&bs, c->a.command, msg, sizeof(msg), &pattern) < 0) {
+			sbx_rec_str(f, "verdict", "refused");
+			sbx_rec_str(f, "plugin", "sbx_approval");
+			sbx_rec_str(f, "message", msg);
+			if (pattern)
+				sbx_rec_str(f, "rule", pattern);
+			if (record(b, c, &who, "command.refused", f, &seq) < 0)
+				return;
+			sbx_reply_fail(c, SBX_ST_REFUSED, "%s", msg);
+			return;
+		}
+		if (pattern)
+			sbx_rec_str(f, "rule", pattern);
 	}
 	if (who.too_many && decide && (c->a.flags & SBX_SUDO_RUNAS_ROOT)) {
 		json_decref(f);

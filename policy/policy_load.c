@@ -232,6 +232,8 @@ static void role_free(struct sbx_role *r)
 	strlist_free(&r->eligible_users);
 	strlist_free(&r->approver_groups);
 	strlist_free(&r->approver_users);
+	strlist_free(&r->sudo_allow);
+	strlist_free(&r->sudo_approve_each);
 	for (size_t i = 0; i < r->n_ticket_re; i++)
 		regfree(&r->ticket_re[i]);
 	free(r->ticket_pattern[0]);
@@ -814,6 +816,23 @@ static bool host_glob_ok(struct loader *L, const yaml_node_t *n, const char *s)
 	return true;
 }
 
+static bool sudo_pattern_ok(struct loader *L, const yaml_node_t *n, const char *s)
+{
+	if (sbx_policy_sudo_pattern_ok(s))
+		return true;
+	error_at(L, n->start_mark, "'%s' is not a command pattern (1 to 1024 characters, "
+		 "no control characters)", s);
+	return false;
+}
+
+static void parse_sudo_patterns(struct loader *L, const struct field *f, yaml_node_t *n,
+				void *obj)
+{
+	parse_list(L, f, n, AT(obj, f, struct sbx_strlist),
+		   "a list of command patterns (e.g. [\"/usr/bin/systemctl restart *\"])",
+		   sudo_pattern_ok);
+}
+
 static void parse_users(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
 {
 	parse_list(L, f, n, AT(obj, f, struct sbx_strlist), "a list of user names", known_user);
@@ -934,6 +953,12 @@ static const struct field approver_fields[] = {
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
+static const struct field sudo_fields[] = {
+	{ "allow", parse_sudo_patterns, ROLE(sudo_allow), NULL, NULL },
+	{ "approve_each", parse_sudo_patterns, ROLE(sudo_approve_each), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
 static const struct field role_fields[] = {
 	{ "description", parse_text, ROLE(description), NULL, NULL },
 	{ "profile", parse_profile, ROLE(profile), NULL, NULL },
@@ -953,6 +978,7 @@ static const struct field role_fields[] = {
 	{ "reason_min_length", parse_count, ROLE(reason_min_length), NULL, NULL },
 	{ "review_every", parse_review, ROLE(review_every), NULL, NULL },
 	{ "on_expiry", parse_on_expiry, ROLE(on_expiry), NULL, NULL },
+	{ "sudo", parse_map, 0, NULL, sudo_fields },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 

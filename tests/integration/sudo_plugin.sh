@@ -128,6 +128,28 @@ assert_eq "all five of them" "5" "$(json_get '.commands | length')"
 req --as erin status "$GE"
 assert_contains "and in words" "$OUT" "as root, exit 0: /usr/bin/id -u"
 
+# --- the role's sudo: rules ------------------------------------------------------------------------
+# sandbox-admin's grants now cover id and true only; rm needs a one-off
+# approval each time, which this broker cannot take yet: refused.
+awk '{ print } /^  sandbox-admin:$/ { print "    sudo:"; print "      allow: [\"/usr/bin/id*\", \"/usr/bin/true*\"]"; print "      approve_each: [\"/usr/bin/rm *\"]" }' \
+	"$POLICY" >"$T/policy.new" && cat "$T/policy.new" >"$POLICY"
+loaded=$(journal_select '.event == "policy.loaded"' | wc -l)
+kill -HUP "$BROKER_PID"
+wait_until 10 eval '[ "$(journal_select '"'"'.event == "policy.loaded"'"'"' | wc -l)" -gt "$loaded" ]'
+tap_result "the broker takes the policy with sudo: rules"
+sudo_as erin id -u
+assert_rc "a command the role's sudo.allow covers runs" 0
+assert_eq "recorded with the rule it ran under" "/usr/bin/id*" \
+	"$(journal_select '.event == "command.run"' | jq -r .rule | tail -1)"
+sudo_as erin cat /etc/hostname
+assert_rc "a command outside sudo.allow is refused" 1
+assert_contains "saying so" "$ERR" "is not among the commands sandbox-admin covers"
+sudo_as erin rm -f /nonexistent-sbx
+assert_rc "an approve_each command is refused (no one-command requests yet)" 1
+assert_contains "saying it needs a one-off approval" "$ERR" "needs a one-off approval each time"
+assert_eq "both refusals recorded under the grant, with the rule" "$GE/$GE/\"/usr/bin/rm *\"" \
+	"$(journal_select '.event == "command.refused"' | jq -r '.id' | tail -2 | tr '\n' '/')$(journal_select '.event == "command.refused"' | jq -r '.rule | @json' | tail -1)"
+
 # --- after revocation ------------------------------------------------------------------------------------
 ctl --as frank revoke "$GE" --reason "done"
 sudo_as erin id -u
