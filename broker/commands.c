@@ -174,14 +174,16 @@ static struct sbx_commands *table(struct sbx_broker *b)
 /* ---- who ran it ---------------------------------------------------------------- */
 
 struct person {
-	uid_t uid;
+	uid_t uid, euid;
 	char name[SBX_NAME_MAX + 1];
 	gid_t groups[GROUPS_MAX + 1];  /* the primary gid, then the supplementary */
 	size_t n_groups;
 	bool too_many;
 };
 
-/* The real uid and groups of pid, from /proc/PID/status.  0 or -1. */
+/* The real and effective uid and the groups of pid, from
+ * /proc/PID/status.  0 or -1.  A status too long for the buffer counts as
+ * too many groups (the Groups line may be cut): never as fewer. */
 static int read_person(pid_t pid, struct person *who)
 {
 	char path[64], buf[16384], *line, *save = NULL;
@@ -197,6 +199,8 @@ static int read_person(pid_t pid, struct person *who)
 	if (n <= 0)
 		goto out;
 	buf[n] = '\0';
+	if ((size_t)n == sizeof(buf) - 1)
+		who->too_many = true;
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *p, *end;
 
@@ -206,6 +210,7 @@ static int read_person(pid_t pid, struct person *who)
 			if (end == line + 4)
 				goto out;
 			who->uid = (uid_t)v;
+			who->euid = (uid_t)strtoul(end, NULL, 10);
 			have_uid = true;
 		} else if (strncmp(line, "Gid:", 4) == 0) {
 			who->groups[who->n_groups++] = (gid_t)strtoul(line + 4, NULL, 10);
@@ -238,6 +243,13 @@ static int find_person(struct sbx_broker *b, struct sbx_call *c, struct person *
 	memset(who, 0, sizeof(*who));
 	if (c->caller->pid <= 0 || read_person(c->caller->pid, who) < 0) {
 		sbx_reply_fail(c, SBX_ST_BADINPUT, "cannot read the credentials of process %d",
+			       (int)c->caller->pid);
+		return -1;
+	}
+	/* The process must still be the one that connected (euid 0, as the
+	 * socket saw it), not another that got its pid after it ended. */
+	if (who->euid != c->caller->uid) {
+		sbx_reply_fail(c, SBX_ST_BADINPUT, "process %d is no longer the caller",
 			       (int)c->caller->pid);
 		return -1;
 	}
@@ -376,10 +388,11 @@ static json_t *command_fields(const struct sbx_call *c, const struct person *who
 	return f;
 }
 
-/* One command recorded for who, spending their budget.  0, or -1 with
- * the reply filled. */
+/* One command recorded for who, spending their budget (charge: the end
+ * of a run already counted is not charged again, so it is never lost to
+ * the budget).  0, or -1 with the reply filled. */
 static int record(struct sbx_broker *b, struct sbx_call *c, const struct person *who,
-		  const char *event, json_t *f, uint64_t *seq)
+		  const char *event, json_t *f, uint64_t *seq, bool charge)
 {
 	struct sbx_commands *t = table(b);
 	int64_t retry_ms = 0;
@@ -389,7 +402,7 @@ static int record(struct sbx_broker *b, struct sbx_call *c, const struct person 
 		sbx_reply_fail(c, SBX_ST_INTERNAL, "out of memory");
 		return -1;
 	}
-	if (who->uid != 0 &&
+	if (charge && who->uid != 0 &&
 	    sbx_limits_change(t->limits, who->uid, sbx_mono_ms(), &retry_ms) < 0) {
 		json_decref(f);
 		sbx_reply_fail(c, SBX_ST_REFUSED, "slow down: %s may run at most %u sudo commands "
@@ -485,7 +498,7 @@ static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
 		sbx_rec_str(f, "verdict", "refused");
 		sbx_rec_str(f, "plugin", "sbx_approval");
 		sbx_rec_str(f, "message", msg);
-		if (record(b, c, &who, "command.refused", f, &seq) < 0)
+		if (record(b, c, &who, "command.refused", f, &seq, true) < 0)
 			return;
 		sbx_reply_fail(c, SBX_ST_REFUSED, "%s", msg);
 		return;
@@ -500,7 +513,7 @@ static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
 			sbx_rec_str(f, "message", msg);
 			if (pattern)
 				sbx_rec_str(f, "rule", pattern);
-			if (record(b, c, &who, "command.refused", f, &seq) < 0)
+			if (record(b, c, &who, "command.refused", f, &seq, true) < 0)
 				return;
 			sbx_reply_fail(c, SBX_ST_REFUSED, "%s", msg);
 			return;
@@ -515,7 +528,7 @@ static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
 		return;
 	}
 	sbx_rec_str(f, "verdict", "accepted");
-	if (record(b, c, &who, "command.run", f, &seq) < 0)
+	if (record(b, c, &who, "command.run", f, &seq, true) < 0)
 		return;
 	remember(b, seq, &who, &bs);
 	sbx_reply_okf(c, "command recorded (%s)", bs.via);
@@ -552,7 +565,7 @@ void sbx_op_sudo_refused(struct sbx_broker *b, struct sbx_call *c)
 	sbx_rec_str(f, "plugin", c->a.plugin[0] ? c->a.plugin : "sudo");
 	if (c->a.reason[0])
 		sbx_rec_str(f, "message", sbx_sanitize(c->a.reason, reason, sizeof(reason)));
-	if (record(b, c, &who, "command.refused", f, &seq) < 0)
+	if (record(b, c, &who, "command.refused", f, &seq, true) < 0)
 		return;
 	sbx_reply_ok(c, "refusal recorded");
 }
@@ -598,7 +611,7 @@ void sbx_op_sudo_exited(struct sbx_broker *b, struct sbx_call *c)
 		json_object_set_new(f, "elapsed_ms", json_integer(c->a.elapsed_ms));
 	if (c->a.reason[0])
 		sbx_rec_str(f, "message", sbx_sanitize(c->a.reason, reason, sizeof(reason)));
-	if (record(b, c, &who, "command.exited", f, &seq) < 0)
+	if (record(b, c, &who, "command.exited", f, &seq, !r) < 0)
 		return;
 	if (r)
 		memset((struct running *)r, 0, sizeof(*r));
