@@ -43,8 +43,20 @@ struct recent {
 	int64_t status;      /* exit status or signal */
 };
 
+/* A one-command request: what it was asked for (request.created with
+ * command), and whether its approval was used. */
+struct asked {
+	uint32_t id;         /* 0: free slot */
+	char user[SBX_NAME_MAX + 1];
+	char runas[SBX_NAME_MAX + 1];
+	char *command, *cwd;
+	bool used;
+};
+
 struct sbx_commands {
 	struct sbx_limits *limits;
+	struct asked asked[SBX_COMMANDS_ASKED_MAX];
+	size_t next_asked;
 	struct running run[SBX_COMMANDS_RUNNING_MAX];
 	size_t next;         /* ring: the oldest is forgotten first */
 	struct recent recent[SBX_COMMANDS_RECENT_MAX];
@@ -58,6 +70,10 @@ void sbx_commands_free(struct sbx_commands *t)
 	sbx_limits_free(t->limits);
 	for (size_t i = 0; i < SBX_COMMANDS_RECENT_MAX; i++)
 		free(t->recent[i].command);
+	for (size_t i = 0; i < SBX_COMMANDS_ASKED_MAX; i++) {
+		free(t->asked[i].command);
+		free(t->asked[i].cwd);
+	}
 	free(t);
 }
 
@@ -70,12 +86,58 @@ static int64_t jint(const json_t *rec, const char *key)
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
+static struct asked *find_asked(struct sbx_commands *t, uint32_t id)
+{
+	for (size_t i = 0; t && id && i < SBX_COMMANDS_ASKED_MAX; i++)
+		if (t->asked[i].id == id)
+			return &t->asked[i];
+	return NULL;
+}
+
+static const char *jstr_or(const json_t *rec, const char *key)
+{
+	const char *s = json_string_value(json_object_get(rec, key));
+
+	return s ? s : "";
+}
+
+/* request.created with command: a one-command request, remembered;
+ * command.run with approved_request: its approval is used. */
+static void note_asked(struct sbx_broker *b, const json_t *rec, const char *event)
+{
+	struct sbx_commands *t;
+	struct asked *a;
+
+	if (strcmp(event, "request.created") == 0 && json_object_get(rec, "command") &&
+	    (t = table(b))) {
+		a = &t->asked[t->next_asked];
+		t->next_asked = (t->next_asked + 1) % SBX_COMMANDS_ASKED_MAX;
+		free(a->command);
+		free(a->cwd);
+		memset(a, 0, sizeof(*a));
+		a->id = (uint32_t)jint(rec, "id");
+		snprintf(a->user, sizeof(a->user), "%s", jstr_or(rec, "user"));
+		snprintf(a->runas, sizeof(a->runas), "%s", jstr_or(rec, "runas"));
+		a->command = strdup(jstr_or(rec, "command"));
+		a->cwd = strdup(jstr_or(rec, "cwd"));
+		if (!a->command || !a->cwd)
+			a->id = 0; /* unusable: its approval is refused, never guessed */
+	} else if (strcmp(event, "command.run") == 0 && json_object_get(rec, "approved_request")) {
+		a = find_asked(b->commands, (uint32_t)jint(rec, "approved_request"));
+		if (a)
+			a->used = true;
+	}
+}
+
 void sbx_commands_note(struct sbx_broker *b, const json_t *rec)
 {
 	const char *event = json_string_value(json_object_get(rec, "event"));
 	struct sbx_commands *t;
 	struct recent *r;
 	int64_t grant = jint(rec, "id");
+
+	if (event)
+		note_asked(b, rec, event);
 
 	if (!event || strncmp(event, "command.", 8) != 0 || grant <= 0 || !(t = table(b)))
 		return;
@@ -268,6 +330,8 @@ static bool holds_gid(const struct person *who, uint32_t gid)
 	return false;
 }
 
+static struct asked *find_asked(struct sbx_commands *t, uint32_t id);
+
 /* ---- what it rests on ----------------------------------------------------------- */
 
 struct basis {
@@ -308,6 +372,10 @@ static void find_basis(struct sbx_broker *b, const struct person *who, int64_t n
 		}
 		for (size_t j = 0; j < n_open; j++) {
 			if (!sbx_req_live(open[j], now) || strcmp(open[j]->role, r->name) != 0)
+				continue;
+			/* A one-command approval covers its one command, never
+			 * others. */
+			if (find_asked(b->commands, open[j]->id))
 				continue;
 			if (!bs->grant || open[j]->expires_at > bs->grant->expires_at) {
 				bs->grant = open[j];
@@ -464,13 +532,106 @@ static int role_rule(const struct basis *bs, const char *command, char *msg, siz
 			 command, bs->role->name);
 		return -1;
 	case SBX_SUDO_APPROVE_EACH:
-		/* Fail closed until one-command requests exist (docs/sudo.md). */
-		snprintf(msg, len, "%s needs a one-off approval each time it runs (%s: "
-			 "approve_each \"%s\"); this broker cannot take such requests yet, so "
-			 "it is refused", command, bs->role->name, *pattern);
-		return -1;
+		return 1;
 	}
 	return -1;
+}
+
+/* approve_each, the first time: file a one-command request (a request of
+ * the role, request.created with command, cwd and runas) and answer
+ * ALLOWED=0 with its id, who was asked and how long sbx_sudo may wait.
+ * The reply is filled either way. */
+static void ask_once(struct sbx_broker *b, struct sbx_call *c, const struct person *who,
+		     const struct basis *bs, const char *pattern, int64_t now)
+{
+	struct sbx_req *open[SBX_OPEN_MAX];
+	const struct sbx_role *role = bs->role;
+	int64_t wait = b->settings.sudo.wait > 0 ? b->settings.sudo.wait : 120;
+	char reason[SBX_COMMAND_MAX + SBX_NAME_MAX + 32], lapses[SBX_RFC3339_LEN], approvers[512];
+	size_t cut;
+	uint64_t seq = 0;
+	uint32_t id;
+	json_t *f;
+
+	if (b->fleet) {
+		/* Its id would have to come from the fleet's log. */
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s needs a one-off approval (%s: approve_each "
+			       "\"%s\"), which a fleet host cannot ask for yet", c->a.command,
+			       role->name, pattern);
+		return;
+	}
+	if (sbx_state_user_open(b->state, who->name, open, SBX_OPEN_MAX) >= SBX_OPEN_MAX / 2) {
+		sbx_reply_fail(c, SBX_ST_REFUSED, "%s has too many open requests and grants "
+			       "(at most %d)", who->name, SBX_OPEN_MAX / 2);
+		return;
+	}
+	id = sbx_state_next_id(b->state);
+	snprintf(reason, sizeof(reason), "run once as %s: %s", c->a.runas[0] ? c->a.runas : "root",
+		 c->a.command);
+	/* A reason is free text of at most SBX_TEXT_MAX bytes: cut on a
+	 * character boundary (the request's own command field is whole). */
+	if (strlen(reason) > SBX_TEXT_MAX) {
+		cut = SBX_TEXT_MAX - 3;
+		while (cut > 0 && ((unsigned char)reason[cut] & 0xc0) == 0x80)
+			cut--;
+		memcpy(reason + cut, "...", 4);
+	}
+	sbx_format_rfc3339(now + wait, lapses);
+	f = json_object();
+	json_object_set_new(f, "id", json_integer(id));
+	sbx_rec_str(f, "user", who->name);
+	sbx_rec_str(f, "role", role->name);
+	json_object_set_new(f, "duration", json_integer(SBX_COMMANDS_APPROVAL_TTL));
+	sbx_rec_str(f, "reason", reason);
+	/* Someone approves each run, even of a role that approves itself. */
+	json_object_set_new(f, "approvals_needed",
+			    json_integer(role->auto_approve || !role->approvals ? 1 : role->approvals));
+	sbx_rec_str(f, "lapses_at", lapses);
+	sbx_rec_str(f, "command", c->a.command);
+	sbx_rec_str(f, "cwd", c->a.cwd);
+	sbx_rec_str(f, "runas", c->a.runas);
+	sbx_rec_str(f, "rule", pattern);
+	if (bs->grant)
+		json_object_set_new(f, "under", json_integer(bs->grant->id));
+	if (record(b, c, who, "request.created", f, &seq, true) < 0)
+		return;
+	sbx_policy_approvers_text(b->policy, role, who->name, approvers, sizeof(approvers));
+	sbx_reply_okf(c, "%s needs a one-off approval (%s: approve_each \"%s\"): request %u",
+		      c->a.command, role->name, pattern, id);
+	sbx_msg_put_u32(c->reply, SBX_F_ALLOWED, 0);
+	sbx_msg_put_u32(c->reply, SBX_F_ID, id);
+	sbx_msg_put_str_opt(c->reply, SBX_F_APPROVERS, approvers);
+	sbx_msg_put_i64(c->reply, SBX_F_DURATION, wait);
+}
+
+/* approve_each, coming back with request c->a.id: may this run use it?
+ * It must be who's one-command request for exactly this command, cwd and
+ * runas, approved, live and not used.  0, or -1 with why. */
+static int use_once(struct sbx_broker *b, struct sbx_call *c, const struct person *who,
+		    const struct basis *bs, int64_t now, json_t *f, char *why, size_t len)
+{
+	const struct sbx_req *r = sbx_state_get(b->state, c->a.id);
+	const struct asked *a = find_asked(b->commands, c->a.id);
+	json_t *by;
+
+	if (!r || !a || strcmp(r->user, who->name) != 0 || strcmp(a->user, who->name) != 0 ||
+	    strcmp(r->role, bs->role->name) != 0 || strcmp(a->command, c->a.command) != 0 ||
+	    strcmp(a->cwd, c->a.cwd) != 0 || strcmp(a->runas, c->a.runas) != 0) {
+		snprintf(why, len, "request %u is not a one-command request of %s for this "
+			 "command, directory and user", c->a.id, who->name);
+		return -1;
+	}
+	if (a->used || r->state != SBX_REQ_ACTIVE || !sbx_req_live(r, now)) {
+		snprintf(why, len, "request %u %s", c->a.id, a->used ? "was used already"
+			 : r->state == SBX_REQ_PENDING ? "is not approved yet" : "is over");
+		return -1;
+	}
+	by = json_array();
+	for (size_t i = 0; i < r->n_approvals; i++)
+		json_array_append_new(by, json_string(r->approvals[i].who));
+	json_object_set_new(f, "approved_request", json_integer(r->id));
+	json_object_set_new(f, "approved_by", by);
+	return 0;
 }
 
 /* The run of a command, recorded before it starts. */
@@ -480,6 +641,7 @@ static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
 	struct basis bs;
 	uint64_t seq = 0;
 	int64_t now = sbx_now();
+	json_int_t once;
 	json_t *f;
 
 	if (check_command(c) < 0 || sbx_reply_if_degraded(b, c) || find_person(b, c, &who) < 0)
@@ -507,7 +669,16 @@ static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
 		const char *pattern = NULL;
 		char msg[SBX_COMMAND_MAX + 400];
 
-		if (role_rule(&bs, c->a.command, msg, sizeof(msg), &pattern) < 0) {
+		int rule = role_rule(&bs, c->a.command, msg, sizeof(msg), &pattern);
+
+		if (rule > 0 && !c->a.has_id) {
+			json_decref(f);
+			ask_once(b, c, &who, &bs, pattern, now);
+			return;
+		}
+		if (rule > 0 && use_once(b, c, &who, &bs, now, f, msg, sizeof(msg)) < 0)
+			rule = -1;
+		if (rule < 0) {
 			sbx_rec_str(f, "verdict", "refused");
 			sbx_rec_str(f, "plugin", "sbx_approval");
 			sbx_rec_str(f, "message", msg);
@@ -528,9 +699,20 @@ static void run(struct sbx_broker *b, struct sbx_call *c, bool decide)
 		return;
 	}
 	sbx_rec_str(f, "verdict", "accepted");
+	once = json_integer_value(json_object_get(f, "approved_request"));
 	if (record(b, c, &who, "command.run", f, &seq, true) < 0)
 		return;
 	remember(b, seq, &who, &bs);
+	if (once) {
+		/* Used: the approval ends with its one run. */
+		uint64_t end_seq = 0;
+		char why[300];
+
+		if (sbx_broker_end(b, (uint32_t)once, false, SBX_SYSTEM_ACTOR, NULL, true,
+				   "used for its one command", NULL, &end_seq, why, sizeof(why)) == 0 &&
+		    end_seq > c->wait_seq)
+			c->wait_seq = end_seq;
+	}
 	sbx_reply_okf(c, "command recorded (%s)", bs.via);
 	reply_basis(c, &bs, seq);
 }

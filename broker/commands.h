@@ -44,5 +44,10 @@ void sbx_commands_note(struct sbx_broker *b, const json_t *rec);
  * one grant's a STATUS reply shows. */
 #define SBX_COMMANDS_RECENT_MAX 4096u
 #define SBX_COMMANDS_PER_STATUS 20u
+/* One-command requests (approve_each) remembered with their command. */
+#define SBX_COMMANDS_ASKED_MAX 256u
+/* How long an approved one-command request stays usable: the plugin
+ * comes back for it at once. */
+#define SBX_COMMANDS_APPROVAL_TTL 60
 
 #endif

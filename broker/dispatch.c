@@ -58,7 +58,7 @@ enum arg_bit {
 			A_PID)
 #define GROUP_FIELDS (A_AS_USER | A_UNIX_GROUP | A_USER | A_GID | A_ID)
 /* sbx_sudo: the person is never a field (commands.c reads the caller). */
-#define SUDO_FIELDS (A_FLAGS | A_TTY | A_REASON | A_COMMAND | A_EXIT)
+#define SUDO_FIELDS (A_FLAGS | A_TTY | A_REASON | A_COMMAND | A_EXIT | A_ID)
 #define SPOOL_FIELDS (SUDO_FIELDS | A_SPOOL)
 
 struct field_spec {

@@ -1995,6 +1995,34 @@ static void load_audit(struct loader *L, yaml_node_t *n)
 		walk_map(L, n, audit_fields, L->settings, "audit", n->start_mark);
 }
 
+#define SUDO_DEFAULT_WAIT 120
+#define SUDO_WAIT_MAX 600
+
+static void parse_sudo_wait(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	int64_t d;
+
+	if (!duration_of(L, f, n, &d))
+		return;
+	if (d < 1 || d > SUDO_WAIT_MAX) {
+		error_at(L, n->start_mark, "sudo.wait must be from 1s to 10m");
+		return;
+	}
+	*AT(obj, f, int64_t) = d;
+}
+
+static const struct field sudo_section_fields[] = {
+	{ "wait", parse_sudo_wait, offsetof(struct sbx_settings, sudo.wait), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static void load_sudo(struct loader *L, yaml_node_t *n)
+{
+	L->settings->sudo.wait = SUDO_DEFAULT_WAIT;
+	if (n)
+		walk_map(L, n, sudo_section_fields, L->settings, "sudo", n->start_mark);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The document */
 
@@ -2008,6 +2036,7 @@ static const struct section {
 	{ "slack", load_slack },
 	{ "fleet", load_fleet },
 	{ "audit", load_audit },
+	{ "sudo", load_sudo },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },

@@ -63,11 +63,17 @@ struct sbx_audit_conf {
 	int64_t seal_every;             /* seconds per sealing epoch (default 60) */
 };
 
+/* sudo: (docs/sudo.md) */
+struct sbx_sudo_conf {
+	int64_t wait;                   /* seconds a one-command request waits (default 120) */
+};
+
 struct sbx_settings {
 	struct sbx_directory_conf directory;
 	struct sbx_slack_conf slack;
 	struct sbx_fleet_conf fleet;
 	struct sbx_audit_conf audit;
+	struct sbx_sudo_conf sudo;
 };
 
 #endif

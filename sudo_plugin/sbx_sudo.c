@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -182,6 +183,81 @@ static int spool(const char *kind, const struct ssudo_cmd *c)
 	return ssudo_spool_write(R.opts.spool, &sp);
 }
 
+/* Ctrl-C while a one-command request waits: cancel it. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* approve_each: the request is filed; wait (at most its wait, polling its
+ * state once a second) until it is approved, then come back with it for
+ * this one run; Ctrl-C or the end of the wait cancels it.  1: run it;
+ * 0: refused (msg). */
+static int wait_approval(const struct ssudo_answer *first, const struct ssudo_cmd *c,
+			 char *msg, size_t len)
+{
+	struct sigaction sa, old_int;
+	struct ssudo_answer a;
+	uint32_t id = first->grant;
+	int64_t wait = first->wait_s < 1 ? 120 : first->wait_s > 600 ? 600 : first->wait_s;
+	int64_t deadline = mono_ms() + wait * 1000, left;
+	sigset_t unblock, old_mask;
+	int ret = 0;
+
+	tell(SUDO_CONV_ERROR_MSG, "%s", first->message);
+	tell(SUDO_CONV_ERROR_MSG, "asked: %s; waiting up to %llds for an approval (Ctrl-C "
+	     "cancels)", first->approvers[0] ? first->approvers : "the role's approvers",
+	     (long long)wait);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	interrupted = 0;
+	sigaction(SIGINT, &sa, &old_int);
+	sigemptyset(&unblock);
+	sigaddset(&unblock, SIGINT);
+	sigprocmask(SIG_UNBLOCK, &unblock, &old_mask);
+	while (!interrupted && (left = deadline - mono_ms()) > 0) {
+		(void)poll(NULL, 0, left < 1000 ? (int)left : 1000);
+		if (interrupted)
+			break;
+		ssudo_status(&R.opts, id, &a);
+		if (a.outcome != SSUDO_YES || strcmp(a.state, "pending") == 0)
+			continue;
+		if (strcmp(a.state, "active") == 0) {
+			ssudo_check_approved(&R.opts, c, id, &a);
+			if (a.outcome == SSUDO_YES) {
+				R.run_seq = a.seq;
+				tell(SUDO_CONV_ERROR_MSG, "request %u approved: running the command once",
+				     id);
+				ret = 1;
+			} else {
+				R.refusal_recorded = a.outcome == SSUDO_NO;
+				snprintf(msg, len, "sbx: %s", a.message);
+			}
+			goto out;
+		}
+		if (strcmp(a.state, "lapsed") == 0)
+			snprintf(msg, len, "sbx: request %u got no approval in time; the command was "
+				 "not run", id);
+		else
+			snprintf(msg, len, "sbx: request %u was %s%s%s%s%s; the command was not run",
+				 id, a.state, a.ended_by[0] ? " by " : "", a.ended_by,
+				 a.end_reason[0] ? ": " : "", a.end_reason);
+		goto out;
+	}
+	snprintf(msg, len, "sbx: request %u %s; the command was not run", id,
+		 interrupted ? "cancelled at the terminal (Ctrl-C)" : "got no approval in time");
+	ssudo_cancel(&R.opts, R.user, id, interrupted ? "cancelled at the terminal (Ctrl-C)"
+						     : "no approval within sudo.wait", &a);
+out:
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	sigaction(SIGINT, &old_int, NULL);
+	return ret;
+}
+
 /* The one place an answer becomes the approval plugin's result. */
 static int decide(const struct ssudo_answer *a, const struct ssudo_cmd *c, const char **errstr)
 {
@@ -204,7 +280,7 @@ static int decide(const struct ssudo_answer *a, const struct ssudo_cmd *c, const
 		if (R.opts.fail_open) {
 			if (spool("run", c) == 0) {
 				R.spooled = true;
-				tell(SUDO_CONV_INFO_MSG, "the access broker is unreachable (%s); "
+				tell(SUDO_CONV_ERROR_MSG, "the access broker is unreachable (%s); "
 				     "letting the command run (failmode=open), recorded later", clean);
 				log_line(LOG_WARNING, "%s ran %s as %s ALLOWED because failmode=open "
 					 "(broker unreachable: %s)", R.user, c->command,
@@ -223,8 +299,13 @@ static int decide(const struct ssudo_answer *a, const struct ssudo_cmd *c, const
 		snprintf(msg, sizeof(msg), "sbx: no usable answer from the access broker (%s); "
 			 "refusing the command", clean[0] ? clean : strerror(-a->err));
 		break;
+	case SSUDO_PENDING:
+		if (wait_approval(a, c, msg, sizeof(msg)) == 1)
+			return 1;
+		break;
 	}
-	R.say(SUDO_CONV_ERROR_MSG, "%s\n", msg);
+	sbx_sanitize(msg, clean, sizeof(clean));
+	R.say(SUDO_CONV_ERROR_MSG, "%s\n", clean);
 	log_line(LOG_ERR, "%s ran %s: REFUSED: %s", R.user, c->command, msg);
 	*errstr = msg;
 	return 0;

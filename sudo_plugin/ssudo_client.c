@@ -170,6 +170,29 @@ static void round_trip(const struct ssudo_opts *o, sbx_msg *req, struct ssudo_an
 			if (a->outcome == SSUDO_YES && sbx_field_u32(&f) != 1)
 				a->outcome = SSUDO_NO;
 			break;
+		case SBX_F_APPROVERS:
+			if (sbx_field_str(&f, a->approvers, sizeof(a->approvers)) < 0)
+				a->approvers[0] = '\0';
+			break;
+		case SBX_F_DURATION: a->wait_s = sbx_field_i64(&f); break;
+		case SBX_F_REQUEST: {
+			/* STATUS: the request's own fields */
+			sbx_reader rr;
+			sbx_field g;
+
+			sbx_reader_init_rec(&rr, &f);
+			while (sbx_reader_next(&rr, &g) == 1) {
+				if (g.tag == SBX_F_STATE && sbx_field_str(&g, a->state, sizeof(a->state)) < 0)
+					a->state[0] = '\0';
+				if (g.tag == SBX_F_ENDED_BY &&
+				    sbx_field_str(&g, a->ended_by, sizeof(a->ended_by)) < 0)
+					a->ended_by[0] = '\0';
+				if (g.tag == SBX_F_END_REASON &&
+				    sbx_field_str(&g, a->end_reason, sizeof(a->end_reason)) < 0)
+					a->end_reason[0] = '\0';
+			}
+			break;
+		}
 		case SBX_F_ID: a->grant = sbx_field_u32(&f); break;
 		case SBX_F_SEQ: a->seq = sbx_field_i64(&f); break;
 		case SBX_F_ROLE:
@@ -182,6 +205,9 @@ static void round_trip(const struct ssudo_opts *o, sbx_msg *req, struct ssudo_an
 			break;
 		}
 	}
+	/* OK, not allowed, with a request id: it waits for an approval. */
+	if (a->outcome == SSUDO_NO && a->status == SBX_ST_OK && a->grant)
+		a->outcome = SSUDO_PENDING;
 out:
 	free(frame);
 	sbx_msg_free(req);
@@ -196,6 +222,43 @@ void ssudo_check(const struct ssudo_opts *o, const struct ssudo_cmd *c, struct s
 	if (c->runas_root)
 		sbx_msg_put_u32(&req, SBX_F_FLAGS, SBX_SUDO_RUNAS_ROOT);
 	put_cmd(&req, c);
+	round_trip(o, &req, a);
+}
+
+void ssudo_check_approved(const struct ssudo_opts *o, const struct ssudo_cmd *c, uint32_t id,
+			  struct ssudo_answer *a)
+{
+	sbx_msg req = { 0 };
+
+	answer_reset(a);
+	sbx_msg_init(&req, SBX_OP_SUDO_CHECK);
+	if (c->runas_root)
+		sbx_msg_put_u32(&req, SBX_F_FLAGS, SBX_SUDO_RUNAS_ROOT);
+	sbx_msg_put_u32(&req, SBX_F_ID, id);
+	put_cmd(&req, c);
+	round_trip(o, &req, a);
+}
+
+void ssudo_status(const struct ssudo_opts *o, uint32_t id, struct ssudo_answer *a)
+{
+	sbx_msg req = { 0 };
+
+	answer_reset(a);
+	sbx_msg_init(&req, SBX_OP_STATUS);
+	sbx_msg_put_u32(&req, SBX_F_ID, id);
+	round_trip(o, &req, a);
+}
+
+void ssudo_cancel(const struct ssudo_opts *o, const char *user, uint32_t id, const char *why,
+		  struct ssudo_answer *a)
+{
+	sbx_msg req = { 0 };
+
+	answer_reset(a);
+	sbx_msg_init(&req, SBX_OP_CANCEL);
+	put_text(&req, SBX_F_AS_USER, user, SBX_NAME_MAX);
+	sbx_msg_put_u32(&req, SBX_F_ID, id);
+	put_text(&req, SBX_F_REASON, why, SBX_TEXT_MAX);
 	round_trip(o, &req, a);
 }
 

@@ -33,6 +33,7 @@ enum ssudo_outcome {
 	SSUDO_NO,           /* the broker said no (message says why) */
 	SSUDO_UNREACHABLE,  /* no broker or no answer in time: failmode decides */
 	SSUDO_BAD,          /* anything else: always a refusal */
+	SSUDO_PENDING,      /* approve_each: a one-command request was filed (grant) */
 };
 
 struct ssudo_answer {
@@ -44,6 +45,11 @@ struct ssudo_answer {
 	int64_t seq;         /* the command.run record */
 	char role[SBX_NAME_MAX + 1];
 	char via[32];
+	char approvers[256]; /* PENDING: who was asked */
+	int64_t wait_s;      /* PENDING: how long to wait for them */
+	char state[16];      /* ssudo_status: the request's state */
+	char ended_by[SBX_NAME_MAX + 1];
+	char end_reason[256];
 };
 
 /* One command as sudo sees it.  Strings may be NULL. */
@@ -58,6 +64,14 @@ struct ssudo_cmd {
 /* The approval question: may this command run now?  Records command.run
  * (YES, seq set) or command.refused (NO). */
 void ssudo_check(const struct ssudo_opts *o, const struct ssudo_cmd *c, struct ssudo_answer *a);
+/* The same, coming back with the approved one-command request id. */
+void ssudo_check_approved(const struct ssudo_opts *o, const struct ssudo_cmd *c, uint32_t id,
+			  struct ssudo_answer *a);
+/* A request's state (STATUS): a->state, ended_by, end_reason. */
+void ssudo_status(const struct ssudo_opts *o, uint32_t id, struct ssudo_answer *a);
+/* Cancel user's pending request id (CANCEL for them: sudo is root). */
+void ssudo_cancel(const struct ssudo_opts *o, const char *user, uint32_t id, const char *why,
+		  struct ssudo_answer *a);
 
 /* command.run without a decision (no approval plugin loaded). */
 void ssudo_run(const struct ssudo_opts *o, const struct ssudo_cmd *c, struct ssudo_answer *a);

@@ -129,10 +129,11 @@ req --as erin status "$GE"
 assert_contains "and in words" "$OUT" "as root, exit 0: /usr/bin/id -u"
 
 # --- the role's sudo: rules ------------------------------------------------------------------------
-# sandbox-admin's grants now cover id and true only; rm needs a one-off
-# approval each time, which this broker cannot take yet: refused.
+# sandbox-admin's grants now cover id, true and rm only, and rm needs a
+# one-off approval each time (sudo.wait 10s, to keep the test short).
 awk '{ print } /^  sandbox-admin:$/ { print "    sudo:"; print "      allow: [\"/usr/bin/id*\", \"/usr/bin/true*\"]"; print "      approve_each: [\"/usr/bin/rm *\"]" }' \
-	"$POLICY" >"$T/policy.new" && cat "$T/policy.new" >"$POLICY"
+	"$POLICY" >"$T/policy.new" && printf 'sudo:\n  wait: 10s\n' >>"$T/policy.new" &&
+	cat "$T/policy.new" >"$POLICY"
 loaded=$(journal_select '.event == "policy.loaded"' | wc -l)
 kill -HUP "$BROKER_PID"
 wait_until 10 eval '[ "$(journal_select '"'"'.event == "policy.loaded"'"'"' | wc -l)" -gt "$loaded" ]'
@@ -144,11 +145,70 @@ assert_eq "recorded with the rule it ran under" "/usr/bin/id*" \
 sudo_as erin cat /etc/hostname
 assert_rc "a command outside sudo.allow is refused" 1
 assert_contains "saying so" "$ERR" "is not among the commands sandbox-admin covers"
-sudo_as erin rm -f /nonexistent-sbx
-assert_rc "an approve_each command is refused (no one-command requests yet)" 1
-assert_contains "saying it needs a one-off approval" "$ERR" "needs a one-off approval each time"
-assert_eq "both refusals recorded under the grant, with the rule" "$GE/$GE/\"/usr/bin/rm *\"" \
-	"$(journal_select '.event == "command.refused"' | jq -r '.id' | tail -2 | tr '\n' '/')$(journal_select '.event == "command.refused"' | jq -r '.rule | @json' | tail -1)"
+assert_eq "the refusal is recorded under the grant" "$GE/refused" \
+	"$(journal_select '.event == "command.refused"' | jq -r '"\(.id)/\(.verdict)"' | tail -1)"
+
+# approve_each: sudo_bg USER CMD... runs sudo in the background (pid in
+# BG, output in $T/bg.out, $T/bg.err, status in $T/bg.rc).
+sudo_bg() {
+	local user=$1
+	shift
+	rm -f "$T/bg.rc"
+	( nsenter -t "$NS_PID" -m -- setpriv --reuid="$user" --regid="$user" --init-groups \
+		--reset-env -- sudo -n "$@" >"$T/bg.out" 2>"$T/bg.err"; echo $? >"$T/bg.rc" ) &
+	BG=$!
+	track_pid "$BG"
+}
+# one_command_request N: the id of the Nth one-command request.
+one_command_request() {
+	journal_select '.event == "request.created" and .command != null' | jq -r .id | sed -n "${1}p"
+}
+sudo_bg erin rm -f /tmp/sbx-approve-each
+wait_until 10 eval 'test -n "$(one_command_request 1)"'
+R1=$(one_command_request 1)
+assert_ne "an approve_each command files a one-command request" "" "$R1"
+assert_eq "request.created carries the exact command, cwd, runas and the rule" \
+	"erin/sandbox-admin/rm -f /tmp/sbx-approve-each/root//usr/bin/rm *" \
+	"$(journal_select ".event == \"request.created\" and .id == ${R1:-0}" |
+		jq -r '"\(.user)/\(.role)/\(.command | sub("^/[a-z/]*/"; ""))/\(.runas)/\(.rule)"')"
+wait_until 5 grep -qs "waiting up to" "$T/bg.out" "$T/bg.err"
+assert_contains "the terminal says who was asked and how long it waits" "$(cat "$T/bg.out" "$T/bg.err")" \
+	"asked: erin's manager (frank)"
+assert_eq "the command waits" "" "$(cat "$T/bg.rc" 2>/dev/null)"
+ctl --as frank approve "${R1:-0}"
+assert_rc "frank approves it with sbxctl approve" 0
+wait_until 10 test -s "$T/bg.rc"
+assert_eq "then it runs" "0" "$(cat "$T/bg.rc" 2>/dev/null)"
+assert_eq "command.run names the approval and who gave it" "$R1/frank" \
+	"$(journal_select '.event == "command.run" and .approved_request != null' | jq -r '"\(.approved_request)/\(.approved_by | join(","))"' | tail -1)"
+assert_eq "the approval ends with its one run" "revoked" \
+	"$(journal_select ".event == \"grant.revoked\" and .id == ${R1:-0}" | jq -r '"revoked"' | tail -1)"
+sudo_bg erin rm -f /tmp/sbx-approve-each
+wait_until 10 eval 'test -n "$(one_command_request 2)"'
+R2=$(one_command_request 2)
+assert_ne "the same command again waits again: a new request" "$R1" "${R2:-$R1}"
+ctl --as frank deny "${R2:-0}" --reason "not now"
+wait_until 10 test -s "$T/bg.rc"
+assert_eq "a denied one is refused" "1" "$(cat "$T/bg.rc" 2>/dev/null)"
+assert_contains "saying who denied it and why" "$(cat "$T/bg.err")" "was denied by frank: not now"
+sudo_bg erin rm -f /tmp/sbx-approve-each
+wait_until 10 eval 'test -n "$(one_command_request 3)"'
+R3=$(one_command_request 3)
+wait_until 5 grep -qs "waiting up to" "$T/bg.out" "$T/bg.err"
+# Ctrl-C: SIGINT to sudo itself (the subshell's one child: nsenter, then
+# setpriv, then sudo, by exec).
+pid=$(pgrep -P "$BG")
+[ -n "$pid" ] && kill -INT "$pid"
+wait_until 10 test -s "$T/bg.rc"
+assert_eq "Ctrl-C refuses it" "1" "$(cat "$T/bg.rc" 2>/dev/null)"
+assert_eq "and cancels the request" "request.cancelled" \
+	"$(journal_select ".id == ${R3:-0} and .event == \"request.cancelled\"" | jq -r .event)"
+t0=$(date +%s)
+sudo_as erin rm -f /tmp/sbx-approve-each
+t1=$(date +%s)
+assert_rc "nobody answers within sudo.wait: refused" 1
+assert_contains "saying so" "$ERR" "got no approval in time"
+assert_int_between "after the wait (10 s), not much later" 9 13 $((t1 - t0))
 
 # --- after revocation ------------------------------------------------------------------------------------
 ctl --as frank revoke "$GE" --reason "done"
