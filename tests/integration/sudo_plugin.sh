@@ -7,15 +7,24 @@
 #   - without a live grant the approval plugin refuses, and says why;
 #   - with one, `sudo -n id` runs and the journal has command.run with the
 #     grant (id, role, reason, approvers) and command.exited with the exit
-#     status; sudoers' own refusals are command.refused;
+#     status or signal; sudoers' own refusals are command.refused;
 #   - newlines, invalid UTF-8 and a 100 KiB command line are recorded
-#     escaped and bounded; after revocation sudo is refused again;
-#   - sbxctl activity --grant ID lists exactly the commands run under it;
+#     escaped and bounded; an unknown runas user is sudo's refusal;
+#   - sbxctl activity --grant ID lists exactly the commands run under it,
+#     and sbx-request status ID the latest of them;
+#   - the role's sudo: rules: allow covers, approve_each files a
+#     one-command request that waits (approved from sbxctl approve and
+#     from a signed Slack callback, runs once; the same command waits
+#     again; denied, Ctrl-C and no answer within sudo.wait are refused);
+#   - after revocation the kept group gets nothing;
 #   - no broker, and a broker that never answers: refused within the
-#     timeout (failmode=secure), or run and spooled (failmode=open).
+#     timeout (failmode=secure), or run and spooled (failmode=open), and
+#     the spool handed over once the broker is back; a mistyped option
+#     stops sudo.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nss_lib.sh"
 . "$(dirname "$0")/sudo_lib.sh"
+. "$(dirname "$0")/slack_lib.sh"
 sbx_init
 
 # --- the surface (no root needed) ---------------------------------------------------------------
@@ -49,6 +58,9 @@ if ! sudo_init "socket=$SOCK timeout=2000" erin:sbx-admin carol: dave: >"$T/init
 	tap_done
 	exit
 fi
+# A stand-in Slack (tests/integration/fake_slack.py): one-command
+# requests are approved from its signed callback too.
+slack_setup
 broker_start
 tap_result "the broker starts" || { tap_done; exit; }
 
@@ -203,6 +215,18 @@ wait_until 10 test -s "$T/bg.rc"
 assert_eq "Ctrl-C refuses it" "1" "$(cat "$T/bg.rc" 2>/dev/null)"
 assert_eq "and cancels the request" "request.cancelled" \
 	"$(journal_select ".id == ${R3:-0} and .event == \"request.cancelled\"" | jq -r .event)"
+sudo_bg erin rm -f /tmp/sbx-approve-each
+wait_until 10 eval 'test -n "$(one_command_request 4)"'
+R4=$(one_command_request 4)
+slack_wait_delivered "${R4:-0}" pending/0
+assert_contains "the Slack message shows the exact command" \
+	"$(slack_messages "${R4:-0}" | jq -r '.json | tostring')" "rm -f /tmp/sbx-approve-each"
+slack_click U0FRANK approve "$(slack_button "${R4:-0}" approve)"
+assert_eq "frank approves it from Slack (signed callback)" "200" "$HTTP"
+wait_until 10 test -s "$T/bg.rc"
+assert_eq "and it runs once" "0" "$(cat "$T/bg.rc" 2>/dev/null)"
+assert_eq "command.run names that approval" "$R4" \
+	"$(journal_select '.event == "command.run" and .approved_request != null' | jq -r .approved_request | tail -1)"
 t0=$(date +%s)
 sudo_as erin rm -f /tmp/sbx-approve-each
 t1=$(date +%s)
