@@ -52,10 +52,12 @@ assert_contains "sbx-request --for: durations" "$(req_words sandbox-admin --for 
 assert_eq "sbx-request --reason: nothing to offer" "" "$(req_words sandbox-admin --reason "")"
 
 assert_eq "sbxctl: the commands" \
-	"approve audit check deny fleet grants help pending policy revoke status" "$(echo $(ctl_words ""))"
+	"activity approve audit check deny fleet grants help pending policy revoke status" "$(echo $(ctl_words ""))"
 assert_eq "sbxctl policy: its subcommands" "check explain" "$(echo $(ctl_words policy ""))"
 assert_eq "sbxctl audit: its subcommands" "query verify" "$(echo $(ctl_words audit ""))"
 assert_eq "sbxctl fleet: its subcommands" "init status verify" "$(echo $(ctl_words fleet ""))"
+assert_eq "sbxctl activity --: its options" "--config --grant --since --state-dir --user" \
+	"$(echo $(ctl_words activity --) | tr ' ' '\n' | grep -vE '^--(socket|json|as|help|version|timeout-ms)$' | sort | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "sbxctl approve: the pending requests' ids" "$ID" \
 	"$(echo $(ctl_words --socket "$SOCK" approve ""))"
 assert_eq "sbxctl revoke: the active grants' ids" "$GRANT" \
