@@ -101,6 +101,26 @@ static const char *jstr_or(const json_t *rec, const char *key)
 	return s ? s : "";
 }
 
+/* A slot for a new one-command request: a free one, or one whose
+ * request is over (its grant, if any, is no longer live), never one still
+ * open, which must stay known so that it is never taken for a grant
+ * covering other commands.  NULL when all are in use. */
+static struct asked *free_asked(struct sbx_broker *b, struct sbx_commands *t)
+{
+	for (size_t k = 0; k < SBX_COMMANDS_ASKED_MAX; k++) {
+		size_t i = (t->next_asked + k) % SBX_COMMANDS_ASKED_MAX;
+		const struct sbx_req *r = t->asked[i].id ? sbx_state_get(b->state, t->asked[i].id)
+							 : NULL;
+
+		if (!t->asked[i].id || !r ||
+		    (r->state != SBX_REQ_PENDING && r->state != SBX_REQ_ACTIVE)) {
+			t->next_asked = (i + 1) % SBX_COMMANDS_ASKED_MAX;
+			return &t->asked[i];
+		}
+	}
+	return NULL;
+}
+
 /* request.created with command: a one-command request, remembered;
  * command.run with approved_request: its approval is used. */
 static void note_asked(struct sbx_broker *b, const json_t *rec, const char *event)
@@ -110,8 +130,13 @@ static void note_asked(struct sbx_broker *b, const json_t *rec, const char *even
 
 	if (strcmp(event, "request.created") == 0 && json_object_get(rec, "command") &&
 	    (t = table(b))) {
-		a = &t->asked[t->next_asked];
-		t->next_asked = (t->next_asked + 1) % SBX_COMMANDS_ASKED_MAX;
+		/* ask_once made sure of a slot; a replay of more open ones
+		 * than fit (a smaller build) overwrites the oldest. */
+		a = free_asked(b, t);
+		if (!a) {
+			a = &t->asked[t->next_asked];
+			t->next_asked = (t->next_asked + 1) % SBX_COMMANDS_ASKED_MAX;
+		}
 		free(a->command);
 		free(a->cwd);
 		memset(a, 0, sizeof(*a));
@@ -558,6 +583,12 @@ static void ask_once(struct sbx_broker *b, struct sbx_call *c, const struct pers
 		sbx_reply_fail(c, SBX_ST_REFUSED, "%s needs a one-off approval (%s: approve_each "
 			       "\"%s\"), which a fleet host cannot ask for yet", c->a.command,
 			       role->name, pattern);
+		return;
+	}
+	if (!table(b) || !free_asked(b, b->commands)) {
+		sbx_reply_fail(c, SBX_ST_UNAVAILABLE, "too many one-command requests are open on "
+			       "%s (at most %u); try again later", b->policy->broker.host,
+			       SBX_COMMANDS_ASKED_MAX);
 		return;
 	}
 	if (sbx_state_user_open(b->state, who->name, open, SBX_OPEN_MAX) >= SBX_OPEN_MAX / 2) {
