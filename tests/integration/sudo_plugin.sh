@@ -16,7 +16,7 @@
 #     one-command request that waits (approved from sbxctl approve and
 #     from a signed Slack callback, runs once; the same command waits
 #     again; denied, Ctrl-C and no answer within sudo.wait are refused);
-#   - after revocation the kept group gets nothing;
+#   - after revocation and after expiry the kept group gets nothing;
 #   - no broker, and a broker that never answers: refused within the
 #     timeout (failmode=secure), or run and spooled (failmode=open), and
 #     the spool handed over once the broker is back; a mistyped option
@@ -238,6 +238,16 @@ assert_int_between "after the wait (10 s), not much later" 9 13 $((t1 - t0))
 ctl --as frank revoke "$GE" --reason "done"
 sudo_as erin id -u
 assert_rc "after revocation, the kept group no longer gets erin root" 1
+GX=$(nss_grant erin sandbox-admin frank --for 5s)
+sudo_as erin id -u
+assert_rc "a short grant: sudo works during it" 0
+req --json status "${GX:-0}"
+exp=$(to_s "$(json_get .expires_at)") || exp=$(($(date +%s) + 6))
+while [ "$(date +%s)" -le "$exp" ]; do sleep 0.2; done
+wait_record 5 "(.event == \"grant.expired\" and .id == ${GX:-0})"
+sudo_as erin id -u
+assert_rc "after expiry, the process that kept the group is refused" 1
+assert_contains "by sbx_approval, saying why" "$ERR" "holds no live grant"
 
 # --- no broker, and a broker that never answers -------------------------------------------------------------
 GE2=$(nss_grant erin sandbox-admin frank --for 1h)
