@@ -27,6 +27,7 @@
 #include "api/api.h"
 #include "api/token.h"
 #include "text.h"
+#include "commands.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -44,6 +45,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 {
 	sbx_grouptable_on_record(b, rec);
 	sbx_sessions_on_record(b, rec);
+	sbx_commands_note(b, rec);
 	sbx_slack_on_record(b, rec);
 	sbx_alerts_on_record(b, rec);
 	sbx_drift_on_record(b, rec);
@@ -57,6 +59,7 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 static void features_replay(struct sbx_broker *b, const json_t *rec)
 {
 	sbx_sessions_replay(b->sessions, rec);
+	sbx_commands_note(b, rec);
 	sbx_slack_replay(b->slack, rec);
 	sbx_sealing_replay(b->sealing, rec);
 	sbx_alerts_replay(b, rec);
@@ -1429,6 +1432,8 @@ void sbx_broker_free(struct sbx_broker *b)
 	sbx_grouptable_free(b);
 	sbx_sessions_free(b->sessions);
 	b->sessions = NULL;
+	sbx_commands_free(b->commands);
+	b->commands = NULL;
 	sbx_sealing_free(b->sealing);
 	sbx_tail_free(b->tail);
 	b->tail = NULL;

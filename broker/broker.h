@@ -43,6 +43,7 @@ struct sbx_reviews;
 struct sbx_tokens;
 struct sbx_api;
 struct sbx_evidence;
+struct sbx_commands;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -83,6 +84,8 @@ struct sbx_broker {
 	/* While a channel other than the socket acts (the API), fields every
 	 * record gets ({"via":"api","token":...}); NULL otherwise. */
 	json_t *record_extra;
+	/* sudo commands (commands.h), made on first use. */
+	struct sbx_commands *commands;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
 	/* The policy's alert rules and their windows (alerts.h). */

@@ -1327,7 +1327,7 @@ static const struct alias *alias_get(const struct sreader *R, int kind, const ch
 	return NULL;
 }
 
-static void add_principal(struct sbx_sudo_rule *r, const char *w, bool negated, bool *oom)
+static void add_principal(struct sbx_sudoers_rule *r, const char *w, bool negated, bool *oom)
 {
 	struct sbx_sudo_principal *v = realloc(r->users, (r->n_users + 1) * sizeof(*v)), *p;
 
@@ -1366,7 +1366,7 @@ static void add_principal(struct sbx_sudo_rule *r, const char *w, bool negated, 
 	r->n_users++;
 }
 
-static void expand_users(const struct sreader *R, struct sbx_sudo_rule *r, const char *item,
+static void expand_users(const struct sreader *R, struct sbx_sudoers_rule *r, const char *item,
 			 bool negated, int depth, bool *oom)
 {
 	const struct alias *a;
@@ -1384,7 +1384,7 @@ static void expand_users(const struct sreader *R, struct sbx_sudo_rule *r, const
 	add_principal(r, item, negated, oom);
 }
 
-static void expand_cmds(const struct sreader *R, struct sbx_sudo_rule *r, const char *item,
+static void expand_cmds(const struct sreader *R, struct sbx_sudoers_rule *r, const char *item,
 			bool negated, int depth, bool *oom)
 {
 	const struct alias *a;
@@ -1416,7 +1416,7 @@ void sbx_sudoers_read(struct sbx_sudoers *s, const char *path, const char *host,
 	read_sudoers_path(&R, path, 0);
 	for (size_t i = 0; i < R.n_raw; i++) {
 		struct raw_rule *rr = &R.raw[i];
-		struct sbx_sudo_rule *v = realloc(s->rules, (s->n_rules + 1) * sizeof(*v)), *r;
+		struct sbx_sudoers_rule *v = realloc(s->rules, (s->n_rules + 1) * sizeof(*v)), *r;
 
 		if (!v) {
 			oom = true;
@@ -1456,7 +1456,7 @@ void sbx_sudoers_read(struct sbx_sudoers *s, const char *path, const char *host,
 void sbx_sudoers_free(struct sbx_sudoers *s)
 {
 	for (size_t i = 0; i < s->n_rules; i++) {
-		struct sbx_sudo_rule *r = &s->rules[i];
+		struct sbx_sudoers_rule *r = &s->rules[i];
 
 		free(r->file);
 		free(r->text);
@@ -1529,7 +1529,7 @@ static char *clip(const char *s)
 
 /* The commands of rule r that role ro's sudo.allow does not cover, as
  * one text; NULL when it covers them all. */
-static char *wider(const struct sbx_drift_role *ro, const struct sbx_sudo_rule *r)
+static char *wider(const struct sbx_drift_role *ro, const struct sbx_sudoers_rule *r)
 {
 	char buf[1024];
 	size_t n = 0;
@@ -1561,13 +1561,13 @@ static char *allow_text(const struct sbx_drift_role *ro)
 	return strdup(n ? buf : "nothing");
 }
 
-static void rule_finding(struct scan *S, const struct sbx_sudo_rule *r, const char *subject,
+static void rule_finding(struct scan *S, const struct sbx_sudoers_rule *r, const char *subject,
 			 char *policy)
 {
 	add(S->r, SBX_DRIFT_SUDOERS, subject, r->file, r->line, clip(r->text), policy);
 }
 
-static void check_principal(struct scan *S, const struct sbx_sudo_rule *r,
+static void check_principal(struct scan *S, const struct sbx_sudoers_rule *r,
 			    const struct sbx_sudo_principal *p)
 {
 	const struct sbx_drift_input *in = S->in;

@@ -60,6 +60,7 @@ enum {
 	O_ACTOR,
 	O_FOLLOW,
 	O_LINES,
+	O_GRANT,
 	N_OPTS,
 };
 
@@ -92,6 +93,7 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_ACTOR] = { "actor", true },
 	[O_FOLLOW] = { "follow", false, 'f' },
 	[O_LINES] = { "lines", true, 'n' },
+	[O_GRANT] = { "grant", true },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -758,6 +760,34 @@ static int cmd_alerts(const struct sbx_cli *c, const struct sbx_cli_args *a)
 		return sbx_cli_usage(c, "alerts", "bad time \"%s\" for --since: write an RFC 3339 "
 				     "time (2026-11-28T09:00:00Z), a date (2026-11-28) or a duration "
 				     "meaning that long ago (2h, 1d)", sbx_sanitize(since, san, sizeof(san)));
+	rc = state_dir_for(c, a, &dir);
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_query(c, dir, &q);
+	free(dir);
+	return rc;
+}
+
+/* activity: the sudo commands in the journal (docs/sudo.md), through the
+ * same reader as audit query. */
+static int cmd_activity(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct sbx_audit_query q = {
+		.f = { .user = a->val[O_USER], .event = "command." },
+		.format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT,
+	};
+	char *dir = NULL;
+	int rc;
+
+	if (a->val[O_GRANT]) {
+		if (sbx_cli_arg_id(c, "--grant", a->val[O_GRANT], &q.f.id))
+			return SBX_EXIT_USAGE;
+		q.f.has_id = true;
+	}
+	if (a->val[O_SINCE]) {
+		if (when_arg(c, "--since", a->val[O_SINCE], &q.f.since_us))
+			return SBX_EXIT_USAGE;
+		q.f.has_since = true;
+	}
 	rc = state_dir_for(c, a, &dir);
 	if (rc == SBX_EXIT_OK)
 		rc = sbx_audit_query(c, dir, &q);
@@ -1659,6 +1689,35 @@ static const struct sbx_cli_cmd cmds[] = {
 		.max_args = 0,
 		.opts = 0,
 		.run = cmd_review_status,
+	},
+	{
+		.name = "activity",
+		.synopsis = "activity [--grant ID | --user U | --since T] [--state-dir DIR | --config FILE]",
+		.summary = "what was run with sudo, and under which grant (offline)",
+		.help =
+		"Print the sudo commands sbx_sudo.so recorded (docs/sudo.md), oldest\n"
+		"first, reading the journal without the broker: command.run (before the\n"
+		"command ran: user, runas, command, cwd, tty, and the grant it ran under:\n"
+		"id, role, reason, ticket, approvers; or via standing / none),\n"
+		"command.refused (by sudoers, sbx or another plugin, with why) and\n"
+		"command.exited (exit status or signal, elapsed_ms).\n"
+		"\n"
+		"Options:\n"
+		"  --grant ID       the commands run under grant ID (and their ends)\n"
+		"  --user U         the commands of U\n"
+		"  --since T        records at or after T (RFC 3339 time, date, or a\n"
+		"                   duration meaning that long ago: 2h, 1d)\n"
+		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"  --json           one JSON array of the records\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl activity --grant 42\n"
+		"  sbxctl activity --user erin --since 1d --json\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_SINCE) | BIT(O_GRANT),
+		.run = cmd_activity,
 	},
 	{
 		.name = "fleet init",

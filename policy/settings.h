@@ -116,6 +116,11 @@ struct sbx_api_conf {
 	char tls_key_file[SBX_SETTINGS_PATH_MAX];  /* PEM, a 0600 file */
 };
 
+/* sudo: (docs/sudo.md) */
+struct sbx_sudo_conf {
+	int64_t wait;                   /* seconds a one-command request waits (default 120) */
+};
+
 struct sbx_settings {
 	struct sbx_directory_conf directory;
 	struct sbx_slack_conf slack;
@@ -125,6 +130,7 @@ struct sbx_settings {
 	struct sbx_drift_conf drift;
 	struct sbx_review_conf review;
 	struct sbx_api_conf api;
+	struct sbx_sudo_conf sudo;
 };
 
 struct sbx_policy;

@@ -65,7 +65,7 @@ static void sub(const char *name)
 	cr_assert_eq(mkdir(p, 0755), 0);
 }
 
-static const struct sbx_sudo_rule *rule_at(const struct sbx_sudoers *s, unsigned line,
+static const struct sbx_sudoers_rule *rule_at(const struct sbx_sudoers *s, unsigned line,
 					   const char *file_end)
 {
 	for (size_t i = 0; i < s->n_rules; i++) {
@@ -77,7 +77,7 @@ static const struct sbx_sudo_rule *rule_at(const struct sbx_sudoers *s, unsigned
 	return NULL;
 }
 
-static bool has_user(const struct sbx_sudo_rule *r, enum sbx_sudo_who who, const char *name,
+static bool has_user(const struct sbx_sudoers_rule *r, enum sbx_sudo_who who, const char *name,
 		     bool negated)
 {
 	for (size_t i = 0; i < r->n_users; i++)
@@ -87,7 +87,7 @@ static bool has_user(const struct sbx_sudo_rule *r, enum sbx_sudo_who who, const
 	return false;
 }
 
-static bool has_cmd(const struct sbx_sudo_rule *r, const char *cmd)
+static bool has_cmd(const struct sbx_sudoers_rule *r, const char *cmd)
 {
 	for (size_t i = 0; i < r->n_cmds; i++)
 		if (strcmp(r->cmds[i], cmd) == 0)
@@ -109,7 +109,7 @@ Test(sudoers, users_groups_tags_runas_and_digests)
 			    "#1000 host1 = CWD=/tmp sha256:abcdef /usr/bin/id\n"
 			    "%%#60001 ALL=ALL : web1 = (www) /usr/sbin/apachectl graceful\n"
 			    "+ops, %%:ad-admins ALL = ALL   # trailing comment\n");
-	const struct sbx_sudo_rule *r;
+	const struct sbx_sudoers_rule *r;
 
 	sbx_sudoers_read(&s, p, "sbx-01", (uid_t)-1);
 	cr_assert_eq(s.n_problems, 0, "problem: %s", s.n_problems ? s.problems[0].why : "");
@@ -147,7 +147,7 @@ Test(sudoers, aliases_and_negation)
 			    "Runas_Alias OP = root, operator\n"
 			    "ALLOFTHEM, !erin WEB = (OP) RESTART, !SHELLS, \\\n"
 			    "    LOGS\n");
-	const struct sbx_sudo_rule *r;
+	const struct sbx_sudoers_rule *r;
 
 	sbx_sudoers_read(&s, p, "sbx-01", (uid_t)-1);
 	cr_assert_eq(s.n_problems, 0, "problem: %s", s.n_problems ? s.problems[0].why : "");
