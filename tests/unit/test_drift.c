@@ -571,7 +571,7 @@ Test(policy, drift_defaults_and_keys)
 	cr_assert_str_eq(st.drift.authorized_keys[1], "sshd");
 	cr_assert_str_eq(st.drift.utmp_file, "/var/run/utmp");
 	cr_assert_eq(st.drift.remediate[SBX_DRIFT_GROUP], SBX_DRIFT_REPORT);
-	cr_assert_not(p->roles[0].sudo_set);
+	cr_assert_eq(p->roles[0].sudo_allow.n, 0, "no sudo: any command");
 	sbx_policy_free(p);
 	cr_assert_eq(load("    sudo: { allow: [\"/usr/bin/id\", ALL], approve_each: [/bin/sh] }\n"
 			  "drift:\n  interval: 1h\n  watch_groups: [wheel]\n"
@@ -585,9 +585,8 @@ Test(policy, drift_defaults_and_keys)
 	cr_assert_eq(st.drift.n_sudoers, 1);
 	cr_assert_eq(st.drift.n_authorized_keys, 2);
 	cr_assert_eq(st.drift.remediate[SBX_DRIFT_GROUP], SBX_DRIFT_REMOVE);
-	cr_assert(p->roles[0].sudo_set);
-	cr_assert_eq(p->roles[0].n_sudo_allow, 2);
-	cr_assert_str_eq(p->roles[0].sudo_allow[0], "/usr/bin/id");
+	cr_assert_eq(p->roles[0].sudo_allow.n, 2);
+	cr_assert_str_eq(p->roles[0].sudo_allow.v[0], "/usr/bin/id");
 	sbx_policy_free(p);
 }
 
@@ -604,9 +603,5 @@ Test(policy, drift_errors_have_their_place)
 		cr_assert(e.v[i].line >= 10 && e.v[i].line <= 13, "line %d: %s", e.v[i].line,
 			  e.v[i].msg);
 	cr_assert(strstr(e.v[1].msg, "can only be reported"), "%s", e.v[1].msg);
-	sbx_policy_errors_free(&e);
-	cr_assert_eq(load("    sudo: { allow: [\"rm -rf /\"] }\n", &p, &st, &e), -1);
-	cr_assert_eq(e.n, 1);
-	cr_assert(strstr(e.v[0].msg, "not a command"), "%s", e.v[0].msg);
 	sbx_policy_errors_free(&e);
 }
