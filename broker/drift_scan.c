@@ -1775,8 +1775,8 @@ static bool key_line(const char *s)
 static void keys_file(struct scan *S, const struct account *a, const char *path)
 {
 	char why[300], *buf = NULL, *line;
-	size_t len, pos = 0, keys = 0;
-	unsigned ln = 0, first = 0;
+	size_t len, pos = 0, keys = 0, bad = 0;
+	unsigned ln = 0, first = 0, first_bad = 0;
 	int rc = read_untrusted(path, SBX_DRIFT_KEYS_MAX, S->in->also_trusted, a->uid, &buf, &len,
 				why, sizeof(why));
 	bool login = sbx_namemap_has(&S->in->logins, NULL, a->name);
@@ -1796,15 +1796,22 @@ static void keys_file(struct scan *S, const struct account *a, const char *path)
 		if (!*line || *line == '#' || *line == '\r')
 			continue;
 		if (!key_line(line)) {
-			add(S->r, SBX_DRIFT_FILE, path, path, ln,
-			    fmt("%s:%u: not a public key line", path, ln),
-			    fmt("the scan reads %s's authorized_keys", a->name));
+			if (!bad++)
+				first_bad = ln;
 			continue;
 		}
 		if (!keys++)
 			first = ln;
 	}
 	free(buf);
+	/* One finding per file, however many lines: the file is its
+	 * account's to write, and a finding per line let any user put
+	 * half a million records into the journal per scan. */
+	if (bad)
+		add(S->r, SBX_DRIFT_FILE, path, path, first_bad,
+		    fmt("%s:%u: not a public key line", path, first_bad),
+		    fmt("the scan reads %s's authorized_keys (%zu line%s in it %s)", a->name,
+			bad, bad == 1 ? "" : "s", bad == 1 ? "is not a key" : "are not keys"));
 	if (keys && !login)
 		add(S->r, SBX_DRIFT_KEYS, a->name, path, first,
 		    fmt("%zu key%s for %s in %s", keys, keys == 1 ? "" : "s", a->name, path),

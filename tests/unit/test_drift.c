@@ -435,6 +435,36 @@ Test(scan, ids_stay_while_lines_move_and_a_role_without_sudo_allows_all)
 	sbx_drift_input_free(&F.in);
 }
 
+/* An account's own authorized_keys full of lines that are not keys is one
+ * finding, not one per line (each finding is a journal record). */
+Test(scan, a_keys_file_of_junk_lines_is_one_finding)
+{
+	struct fixture F;
+	char keys[600], *junk = malloc(20000 * 2 + 1);
+	const struct sbx_drift_finding *f;
+	size_t n = 0;
+
+	cr_assert_not_null(junk);
+	for (int i = 0; i < 20000; i++) {
+		junk[n++] = 'x';
+		junk[n++] = '\n';
+	}
+	junk[n] = '\0';
+	input(&F, "%sbx-admin ALL=(ALL) ALL", true);
+	put("mallory/keys", 0600, "ssh-ed25519 AAAA m@x\n%s", junk);
+	free(junk);
+	sbx_drift_scan(&F.in, &F.r);
+	cr_assert_not(F.r.oom);
+	snprintf(keys, sizeof(keys), "%s/mallory/keys", dir);
+	f = find(&F.r, SBX_DRIFT_FILE, keys, "/mallory/keys");
+	cr_assert_not_null(f);
+	cr_assert_eq(f->line, 2, "the first line that is not a key");
+	cr_assert(strstr(f->policy, "20000 lines"), "%s", f->policy);
+	cr_assert_eq(F.r.n, 9, "one finding for the file, not 20000 (%zu)", F.r.n);
+	sbx_drift_result_free(&F.r);
+	sbx_drift_input_free(&F.in);
+}
+
 Test(scan, an_unreadable_group_file_is_a_finding_and_the_scan_goes_on)
 {
 	struct fixture F;
