@@ -173,10 +173,13 @@ static bool str_is(const json_t *rec, const char *key, const char *want)
 }
 
 /* Root and admins see every record; anyone else the records about them
- * (user) or by them (actor): their own requests, grants, logins. */
+ * (user) or by them (actor): their own requests, grants, logins.  The
+ * broker's own actor is nobody's: an account named "sbx" would otherwise
+ * see every grant the broker activated or ended, anyone's. */
 static bool may_see(const struct sbx_tail_sub *s, const json_t *rec)
 {
-	return s->admin || str_is(rec, "user", s->person) || str_is(rec, "actor", s->person);
+	return s->admin || str_is(rec, "user", s->person) ||
+	       (strcmp(s->person, SBX_SYSTEM_ACTOR) != 0 && str_is(rec, "actor", s->person));
 }
 
 static bool wants(const struct sbx_tail *t, const struct sbx_tail_sub *s, const json_t *rec)

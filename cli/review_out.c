@@ -385,13 +385,21 @@ static void write_md(FILE *f, const struct sbx_review *rv)
 
 /* ---- CSV (RFC 4180, CRLF) ---- */
 
+/* A cell a spreadsheet would take for a formula (= + - @ first: a
+ * requester's reason, say) gets a leading ' inside quotes, as in
+ * audit export (OWASP's CSV injection advice). */
 static void csv_cell(FILE *f, const char *s, bool last)
 {
 	char san[CELL * 2];
+	bool guard;
 
 	sbx_sanitize(s, san, sizeof(san));
-	if (strpbrk(san, ",\"\r\n")) {
+	guard = (san[0] == '=' || san[0] == '+' || san[0] == '-' || san[0] == '@') &&
+		strcmp(san, "-") != 0; /* the placeholder of an empty cell is no formula */
+	if (guard || strpbrk(san, ",\"\r\n")) {
 		fputc('"', f);
+		if (guard)
+			fputc('\'', f);
 		for (const char *p = san; *p; p++) {
 			if (*p == '"')
 				fputc('"', f);

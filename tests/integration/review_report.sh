@@ -108,6 +108,30 @@ assert_contains "it names the formats" "$ERR" "md, csv, json or html"
 run "$SBXCTL" review report --config "$POLICY" --state-dir "$Q" --quarter 2026Q5
 assert_rc "a bad quarter is a usage error" 2
 
+# ---- the --out file: never one someone else planted ----
+printf 'old\n' >"$T/mine.html"
+chmod 644 "$T/mine.html"
+report --format html --out "$T/mine.html"
+assert_rc "--out over a file of one's own" 0
+assert_eq "... it is rewritten and 0600" "600 0" \
+	"$(stat -c %a "$T/mine.html") $(grep -c '^old$' "$T/mine.html")"
+ln "$T/mine.html" "$T/link.html"
+report --format html --out "$T/link.html"
+assert_rc "--out to a file with a second name (a hard link) is refused" 2
+rm -f "$T/link.html"
+mkfifo "$T/fifo.html"
+report --format html --out "$T/fifo.html"
+assert_rc "--out to a FIFO is refused, without waiting for a reader" 2
+if is_root; then
+	install -m 666 -o 65534 /dev/null "$T/planted.html"
+	report --format html --out "$T/planted.html"
+	assert_rc "--out to a file another user owns is refused" 2
+	assert_contains "... saying why" "$ERR" "another user's"
+	assert_eq "... and it stays empty" 0 "$(stat -c %s "$T/planted.html")"
+else
+	tap_skip "--out to a file another user owns" "needs root to make one"
+fi
+
 # ---- html in Chromium ----
 report --format html --out "$T/report.html"
 assert_rc "html report to --out" 0
