@@ -826,9 +826,15 @@ void sbx_op_sudo_exited(struct sbx_broker *b, struct sbx_call *c)
 		sbx_rec_str(f, "message", sbx_sanitize(c->a.reason, reason, sizeof(reason)));
 	if (record(b, c, &who, "command.exited", f, &seq, !r) < 0)
 		return;
+	/* The command has ended and nothing waits on this record: sudo
+	 * returns at once instead of after an fdatasync.  It is no change
+	 * of access (those are answered only once durable); a crash in the
+	 * next milliseconds leaves command.run without its end, which the
+	 * journal shows as such. */
+	c->wait_seq = 0;
 	if (r)
 		memset((struct running *)r, 0, sizeof(*r));
-	sbx_reply_ok(c, "end recorded");
+	sbx_reply_ok(c, "end queued");
 }
 
 /* A record failmode=open wrote down while the broker was away, brought by

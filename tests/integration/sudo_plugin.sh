@@ -24,6 +24,14 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nss_lib.sh"
 . "$(dirname "$0")/sudo_lib.sh"
+# command.exited is answered once queued, not once durable (docs/protocol.md):
+# wait until every run on disk has its end there too (at most 5 s).
+settle_exits() {
+	local runs
+
+	runs=$(journal_select '.event == "command.run"' | wc -l)
+	wait_until 5 eval "[ \$(journal_select '.event == \"command.exited\"' | wc -l) -ge $runs ]" || true
+}
 . "$(dirname "$0")/slack_lib.sh"
 sbx_init
 
@@ -84,13 +92,16 @@ assert_eq "command.run: user, runas, command, grant, role, reason, approvers, vi
 	"$(printf '%s' "$run_rec" | jq -r '"\(.user)/\(.runas)/\(.command)/\(.id)/\(.role)/\(.reason)/\(.approvers | join(","))/\(.via)/\(.verdict)"')"
 assert_match "command.run has the cwd" '^/' "$(printf '%s' "$run_rec" | jq -r .cwd)"
 run_seq=$(printf '%s' "$run_rec" | jq -r .seq)
+settle_exits
 assert_eq "command.exited follows, exit status 0, under the grant" "$run_seq/0/$GE" \
 	"$(journal_select '.event == "command.exited"' | jq -r '"\(.run)/\(.exit_status)/\(.id)"' | tail -1)"
 sudo_as erin sh -c 'exit 3'
 assert_rc "a failing command's status comes through" 3
+settle_exits
 assert_eq "command.exited records exit status 3" "3" \
 	"$(journal_select '.event == "command.exited"' | jq -r .exit_status | tail -1)"
 sudo_as erin sh -c 'kill -TERM $$'
+settle_exits
 assert_eq "command.exited records the signal" "15" \
 	"$(journal_select '.event == "command.exited"' | jq -r .signal | tail -1)"
 
@@ -125,6 +136,7 @@ assert_eq "journal: command.refused by sudoers, with sudo's words" \
 	"$(journal_select '.event == "command.refused"' | jq -r '"\(.user)/\(.verdict)/\(.plugin)/\(.message)/\(.command)"' | tail -1)"
 
 # --- activity ------------------------------------------------------------------------------------------------
+settle_exits
 ctl --json activity --grant "$GE" --state-dir "$STATE"
 assert_rc "sbxctl activity --grant runs" 0
 assert_eq "it lists exactly the commands run under the grant" \
