@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +72,9 @@ struct call {
 struct sbx_api {
 	struct sbx_broker *b;
 	struct MHD_Daemon *d;
+	/* What the loop watches: MHD's own epoll set, and the audit streams
+	 * waiting for their threads (api_audit.c). */
+	int ep;
 	struct sbx_httpguard *guard;
 	struct call *held;
 	char *tls_cert, *tls_key;
@@ -94,14 +98,11 @@ void sbx_api_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_tokens_apply(b->tokens, rec);
 }
 
+static int tag_mhd;
+
 int sbx_api_fd(const struct sbx_broker *b)
 {
-	const union MHD_DaemonInfo *info;
-
-	if (!b->api || !b->api->d)
-		return -1;
-	info = MHD_get_daemon_info(b->api->d, MHD_DAEMON_INFO_EPOLL_FD);
-	return info ? info->epoll_fd : -1;
+	return b->api ? b->api->ep : -1;
 }
 
 static void api_run(struct sbx_api *a)
@@ -112,7 +113,30 @@ static void api_run(struct sbx_api *a)
 
 void sbx_api_on_ready(struct sbx_broker *b)
 {
-	if (b->api)
+	struct epoll_event evs[16];
+	bool woke = false;
+	int n;
+
+	if (!b->api)
+		return;
+	/* Streams whose threads wrote more (or ended) wake up first; MHD's
+	 * run then takes them with whatever its sockets have.  Nothing runs
+	 * between epoll_wait and the wake-ups, so no stream is freed in
+	 * between. */
+	do {
+		n = epoll_wait(b->api->ep, evs, 16, 0);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.ptr != &tag_mhd) {
+				sbx_api_audit_ready(evs[i].data.ptr);
+				woke = true;
+			}
+		}
+	} while (n == 16);
+	api_run(b->api);
+	/* A resumed connection goes back into MHD's own epoll set only on
+	 * the run after the one that resumed it: without a second run it
+	 * would wait for an event that set can no longer see. */
+	if (woke)
 		api_run(b->api);
 }
 
@@ -377,7 +401,7 @@ out:
 
 enum route_kind {
 	R_LIST, R_CREATE, R_GET, R_CANCEL, R_DROP, R_EXTEND, R_APPROVE, R_DENY,
-	R_PENDING, R_GRANTS, R_REVOKE, R_CHECK, R_ROLES, R_EXPLAIN, R_TOKEN, R_EVENTS,
+	R_PENDING, R_GRANTS, R_REVOKE, R_CHECK, R_ROLES, R_EXPLAIN, R_TOKEN, R_EVENTS, R_AUDIT,
 };
 
 #define NEEDS_ANY (-1)
@@ -434,6 +458,8 @@ static const struct route routes[] = {
 	R("GET", "/v1/policy/explain",        R_EXPLAIN, READ, false, SBX_OP_EXPLAIN,
 	  NEEDS_ANY,          false, "memberships"),
 	R("GET", "/v1/token",                 R_TOKEN,   0,    false, 0,
+	  NEEDS_ANY,          false, NULL),
+	R("GET", "/v1/audit",                 R_AUDIT,   SBX_SCOPE_AUDIT, false, 0,
 	  NEEDS_ANY,          false, NULL),
 	/* The live record stream: see dispatch_call. */
 	R("GET", "/v1/events",                R_EVENTS,  READ, false, 0,
@@ -579,6 +605,7 @@ static int build(struct call *c, const struct route *r, const struct sbx_token *
 	case R_ROLES:
 	case R_TOKEN:
 	case R_EVENTS:
+	case R_AUDIT:
 		return 0;
 	}
 	return 0;
@@ -660,6 +687,80 @@ static bool wants_wait(struct call *c, uint32_t id, char *why, size_t whylen, in
 	return true;
 }
 
+/* A time for since/until: RFC 3339, or a duration meaning that long ago. */
+static int when_of(const char *s, int64_t *us)
+{
+	char why[128];
+	int64_t d;
+
+	if (sbx_parse_rfc3339_us(s, us) == 0)
+		return 0;
+	if (sbx_duration_parse(s, &d, why, sizeof(why)) < 0)
+		return -1;
+	*us = sbx_now_us() - d * 1000000;
+	return 0;
+}
+
+static int text_arg(struct MHD_Connection *conn, const char *key, char *dst, size_t len)
+{
+	const char *v = arg(conn, key);
+
+	if (!v)
+		return 0;
+	if (strlen(v) >= len)
+		return -1;
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+/* GET /v1/audit?user=&role=&event=&id=&since=&until= */
+static enum MHD_Result audit_call(struct sbx_api *a, struct call *c, const struct sbx_token *t)
+{
+	struct sbx_api_audit_query q = { 0 };
+	struct MHD_Response *resp;
+	struct sbx_caller who;
+	const char *v;
+	enum MHD_Result ret;
+	char why[256];
+
+	owner_caller(a->b, t->owner, &who);
+	/* The scope was given to an admin or auditor; they must still be one. */
+	if (!sbx_api_may_audit(a->b, t->owner, who.admin))
+		return fail(c->conn, 403, "refused", "%s is no longer an admin or a member of %s",
+			    t->owner, SBX_API_AUDITORS);
+	if (text_arg(c->conn, "user", q.user, sizeof(q.user)) < 0 ||
+	    text_arg(c->conn, "role", q.role, sizeof(q.role)) < 0 ||
+	    text_arg(c->conn, "event", q.event, sizeof(q.event)) < 0)
+		return fail(c->conn, 400, "bad_request", "user, role or event is too long");
+	v = arg(c->conn, "id");
+	if (v) {
+		char *end;
+		unsigned long id = strtoul(v, &end, 10);
+
+		if (!*v || *end || !id || id > UINT32_MAX)
+			return fail(c->conn, 400, "bad_request", "id must be a request id");
+		q.has_id = true;
+		q.id = (uint32_t)id;
+	}
+	if (((v = arg(c->conn, "since")) && when_of(v, &q.since_us) < 0) ||
+	    ((v = arg(c->conn, "until")) && when_of(v, &q.until_us) < 0))
+		return fail(c->conn, 400, "bad_request", "since and until are RFC 3339 times or "
+			    "durations (that long ago)");
+	/* Only what is on disk: nothing that could still be lost. */
+	q.max_seq = sbx_journal_durable_seq(a->b->journal);
+	resp = sbx_api_audit_stream(a->b->policy->broker.state_dir, &q, a->ep, c->conn, why,
+				    sizeof(why));
+	if (!resp)
+		return fail(c->conn, 503, "unavailable", "%s", why);
+	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(c->conn, 200, resp);
+	MHD_destroy_response(resp);
+	/* MHD's idle timeout bounds a client that stops reading. */
+	sbx_httpguard_rearm(c->conn, SBX_GUARD_HELD);
+	return ret;
+}
+
 static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const char *method,
 				     const char *url)
 {
@@ -700,6 +801,8 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 		json_decref(o);
 		return ret;
 	}
+	if (r->kind == R_AUDIT)
+		return audit_call(a, c, t);
 	if (r->kind == R_EVENTS)
 		/* The live record stream: served once the broker has one
 		 * (docs/api.md, "Events"). */
@@ -949,8 +1052,11 @@ void sbx_api_tick(struct sbx_broker *b)
 		MHD_resume_connection(c->conn);
 		run = true;
 	}
-	if (run)
+	if (run) {
 		api_run(a);
+		/* as in sbx_api_on_ready: the resumed ones rejoin MHD's set */
+		api_run(a);
+	}
 }
 
 /* ---- start and stop ----------------------------------------------------------------- */
@@ -1015,8 +1121,11 @@ static void api_free(struct sbx_api *a)
 			MHD_resume_connection(c->conn);
 		}
 	}
+	sbx_api_audit_resume_all();
 	if (a->d)
 		MHD_stop_daemon(a->d);
+	if (a->ep > 0)
+		close(a->ep);
 	sbx_httpguard_free(a->guard);
 	free(a->tls_cert);
 	if (a->tls_key) {
@@ -1047,6 +1156,11 @@ int sbx_api_start(struct sbx_broker *b)
 		goto fail;
 	}
 	a->b = b;
+	a->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (a->ep < 0) {
+		sbx_err("api: epoll: %s", strerror(errno));
+		goto fail;
+	}
 	memset(&ss, 0, sizeof(ss));
 	if (v6) {
 		in6->sin6_family = AF_INET6;
@@ -1094,6 +1208,15 @@ int sbx_api_start(struct sbx_broker *b)
 			v6 ? "[" : "", c->listen_host, v6 ? "]" : "", c->listen_port,
 			a->tls_cert ? ", or the certificate and key do not go together" : "");
 		goto fail;
+	}
+	info = MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_EPOLL_FD);
+	{
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_mhd };
+
+		if (!info || epoll_ctl(a->ep, EPOLL_CTL_ADD, info->epoll_fd, &ev) < 0) {
+			sbx_err("api: cannot watch libmicrohttpd's epoll set");
+			goto fail;
+		}
 	}
 	info = MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_BIND_PORT);
 	sbx_info("api: listening on %s://%s%s%s:%u/v1/", a->tls_cert ? "https" : "http",
