@@ -78,6 +78,10 @@ struct sbx_broker {
 	/* While a channel other than the socket acts (the API), fields every
 	 * record gets ({"via":"api","token":...}); NULL otherwise. */
 	json_t *record_extra;
+	/* A channel other than the socket (the API) holds a reply for the
+	 * journal: commit at the end of this pass, not after the group
+	 * commit's delay (server.c). */
+	bool commit_now;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where

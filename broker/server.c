@@ -557,12 +557,13 @@ static void commit_journal(struct server *s)
 		return;
 	if (!s->uncommitted_since_ms)
 		s->uncommitted_since_ms = now;
-	if (!s->urgent && now - s->uncommitted_since_ms < COMMIT_DELAY_MS)
+	if (!s->urgent && !s->b->commit_now && now - s->uncommitted_since_ms < COMMIT_DELAY_MS)
 		return;
 	sbx_journal_commit(s->b->journal);
 	s->committed = last;
 	s->uncommitted_since_ms = 0;
 	s->urgent = false;
+	s->b->commit_now = false;
 }
 
 static int add_fd(int ep, int fd, void *tag)

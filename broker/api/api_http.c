@@ -142,8 +142,8 @@ void sbx_api_on_ready(struct sbx_broker *b)
 
 /* ---- answers ------------------------------------------------------------------- */
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, json_t *body,
-			       int64_t retry_after)
+static enum MHD_Result respond_how(struct MHD_Connection *conn, unsigned status, json_t *body,
+				   int64_t retry_after, bool close_after)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 	struct MHD_Response *r;
@@ -166,12 +166,20 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, jso
 		snprintf(ra, sizeof(ra), "%lld", (long long)retry_after);
 		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 	}
+	if (close_after)
+		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	/* The peer's time starts again: to read this, then to send the next
 	 * request on the same connection. */
 	sbx_httpguard_rearm(conn, SBX_GUARD_IDLE);
 	return ret;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, json_t *body,
+			       int64_t retry_after)
+{
+	return respond_how(conn, status, body, retry_after, false);
 }
 
 /* An error: {"code": stable word, "message": what happened}. */
@@ -855,7 +863,9 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 		goto out;
 	}
 	if (c->wait_seq && c->wait_seq > sbx_journal_durable_seq(a->b->journal)) {
-		/* Acknowledged only once it is on disk, as on the socket. */
+		/* Acknowledged only once it is on disk, as on the socket; and
+		 * as there, somebody waits: no group-commit delay. */
+		a->b->commit_now = true;
 		hold(a, c);
 		ret = MHD_YES;
 		goto out;
@@ -933,11 +943,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (c->held) {
-		/* Resumed: the journal (or the request waited for) has spoken. */
+		/* Resumed: the journal (or the request waited for) has spoken.
+		 * The connection ends with this answer: libmicrohttpd (0.9.75)
+		 * drops the next request on a connection it resumed. */
 		if (!c->ready)
 			return MHD_YES;
 		c->held = false;
-		return respond(conn, c->http, c->answer, 0);
+		return respond_how(conn, c->http, c->answer, 0, true);
 	}
 	if (*upload_size) {
 		body_append(c, upload_data, *upload_size);

@@ -98,6 +98,7 @@ class Client:
     def __init__(self, token):
         self.token = token
         self.conn = http.client.HTTPConnection(HOST.hostname, HOST.port, timeout=60)
+        self.last = time.time()
 
     def call(self, method, path, body=None, raw=None, headers=None):
         h = {}
@@ -109,18 +110,15 @@ class Client:
         if data is not None:
             h["Content-Type"] = "application/json"
         h.update(headers or {})
-        for attempt in range(2):
-            try:
-                self.conn.request(method, path, body=data, headers=h)
-                r = self.conn.getresponse()
-                text = r.read()
-                break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                # a kept-alive connection the server closed: once more
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(HOST.hostname, HOST.port, timeout=60)
-                if attempt:
-                    raise
+        # The broker closes kept-alive connections idle for 10 s: start
+        # afresh before that, so that any other closed connection is a
+        # failure here, never retried away.
+        if time.time() - self.last > 8:
+            self.conn.close()
+        self.conn.request(method, path, body=data, headers=h)
+        r = self.conn.getresponse()
+        text = r.read()
+        self.last = time.time()
         ctype = r.getheader("Content-Type", "")
         why = None
         if ctype == "application/x-ndjson":
