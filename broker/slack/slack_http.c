@@ -59,6 +59,9 @@ struct req_ctx {
 	uint32_t req;
 	char response_url[SLACK_URL_MAX];
 	unsigned status;
+	/* a slash command: its answer is this response's body */
+	bool command;
+	char answer[1024];
 	struct req_ctx *next_held;
 };
 
@@ -83,6 +86,29 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
 	 * each request, and never cuts a kept-alive one halfway. */
 	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* A slash command's answer: shown to the person who typed it only. */
+static enum MHD_Result respond_command(struct MHD_Connection *conn, const char *text)
+{
+	json_t *o = json_pack("{s:s, s:s}", "response_type", "ephemeral", "text", text);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	json_decref(o);
+	if (!body)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(conn, 200, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -228,6 +254,38 @@ static enum MHD_Result defer_click(struct slack_http *h, struct req_ctx *rc,
 	return MHD_YES;
 }
 
+/* "/sbx ..." (slack_command.c): answered now, or once its record is on
+ * disk. */
+static enum MHD_Result handle_command(struct slack_http *h, struct req_ctx *rc)
+{
+	const char *body = rc->body ? rc->body : "";
+	char *user = slack_form_value(body, rc->len, "user_id");
+	char *text = slack_form_value(body, rc->len, "text");
+	char ip[64], clean[64];
+	enum MHD_Result ret;
+	uint64_t wait_seq = 0;
+
+	if (!user || !user[0]) {
+		sbx_warn("slack: a signed command from %s without a user",
+			 sbx_http_peer(rc->conn, ip, sizeof(ip)));
+		ret = respond(rc->conn, 400, "no user_id\n");
+		goto out;
+	}
+	if (!slack_command(h->s, sbx_sanitize(user, clean, sizeof(clean)), text, &wait_seq,
+			   rc->answer, sizeof(rc->answer))) {
+		ret = respond_command(rc->conn, rc->answer);
+		goto out;
+	}
+	rc->command = true;
+	rc->wait_seq = wait_seq;
+	hold(h, rc, 0, "");
+	ret = MHD_YES;
+out:
+	free(user);
+	free(text);
+	return ret;
+}
+
 /* A well-signed request: parse it, act, answer. */
 static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 {
@@ -243,6 +301,14 @@ static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 
 	if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33) != 0) {
 		ret = respond(rc->conn, 415, "expected application/x-www-form-urlencoded\n");
+		goto out;
+	}
+	payload = slack_form_value(rc->body ? rc->body : "", rc->len, "command");
+	if (payload) {
+		/* A slash command, not a button. */
+		free(payload);
+		payload = NULL;
+		ret = handle_command(h, rc);
 		goto out;
 	}
 	payload = slack_form_value(rc->body ? rc->body : "", rc->len, "payload");
@@ -311,6 +377,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!rc->ready)
 			return MHD_YES;
 		rc->held = false;
+		if (rc->command)
+			return respond_command(conn, rc->answer);
 		return respond(conn, rc->status, "");
 	}
 	if (*upload_size) {
@@ -501,7 +569,10 @@ void slack_http_tick(struct slack_http *h)
 			char msg[700];
 
 			sbx_broker_not_recorded(b, msg, sizeof(msg));
-			slack_answer(h->s, rc->req, rc->response_url, msg);
+			if (rc->command)
+				snprintf(rc->answer, sizeof(rc->answer), "%s", msg);
+			else
+				slack_answer(h->s, rc->req, rc->response_url, msg);
 		}
 		MHD_resume_connection(rc->conn);
 		run = true;
