@@ -27,7 +27,7 @@ export FN
 
 # Without a broker: no ids, and no noise.
 got=$(req_words --socket "$SOCK" "")
-assert_eq "sbx-request, no broker: the commands" "cancel drop extend help list roles status" "$(echo $got)"
+assert_eq "sbx-request, no broker: the commands" "cancel drop extend help list roles status token" "$(echo $got)"
 assert_eq "sbx-request status, no broker: no ids and nothing printed" "" "$(req_words --socket "$SOCK" status "")"
 
 broker_start
@@ -52,7 +52,7 @@ assert_contains "sbx-request --for: durations" "$(req_words sandbox-admin --for 
 assert_eq "sbx-request --reason: nothing to offer" "" "$(req_words sandbox-admin --reason "")"
 
 assert_eq "sbxctl: the commands" \
-	"approve audit check deny fleet grants help pending policy revoke status" "$(echo $(ctl_words ""))"
+	"approve audit check deny fleet grants help pending policy revoke status token" "$(echo $(ctl_words ""))"
 assert_eq "sbxctl policy: its subcommands" "check explain" "$(echo $(ctl_words policy ""))"
 assert_eq "sbxctl audit: its subcommands" "query verify" "$(echo $(ctl_words audit ""))"
 assert_eq "sbxctl fleet: its subcommands" "init status verify" "$(echo $(ctl_words fleet ""))"
