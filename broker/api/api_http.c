@@ -54,9 +54,7 @@
 struct call {
 	struct sbx_api *api;
 	struct MHD_Connection *conn;
-	char *body;
-	size_t len, cap;
-	bool too_big;
+	struct sbx_http_body body;
 	/* held: until the journal has the change (wait_seq), or until the
 	 * request wait_id is decided or wait_until_ms passes */
 	bool held, ready;
@@ -829,8 +827,8 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 			return fail(c->conn, 403, "refused", "only admins may ask about another "
 				    "person; this token is %s's", t->owner);
 	}
-	if (c->len) {
-		body = json_loadb(c->body, c->len, JSON_REJECT_DUPLICATES, &jerr);
+	if (c->body.len) {
+		body = json_loadb(c->body.buf, c->body.len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!json_is_object(body)) {
 			json_decref(body);
 			return fail(c->conn, 400, "bad_request", "the body must be a JSON object%s%s",
@@ -877,48 +875,6 @@ out:
 	return ret;
 }
 
-static bool content_length_too_big(struct MHD_Connection *conn)
-{
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_LENGTH);
-	unsigned long long v = 0;
-
-	if (!cl)
-		return false;
-	for (const char *c = cl; *c; c++) {
-		if (*c < '0' || *c > '9' || v > API_BODY_MAX)
-			return true;
-		v = v * 10 + (unsigned long long)(*c - '0');
-	}
-	return v > API_BODY_MAX;
-}
-
-static void body_append(struct call *c, const char *data, size_t n)
-{
-	char *nb;
-
-	if (c->too_big || c->len + n > API_BODY_MAX) {
-		c->too_big = true;
-		return;
-	}
-	if (c->len + n + 1 > c->cap) {
-		size_t cap = c->cap ? c->cap : 1024;
-
-		while (cap < c->len + n + 1)
-			cap *= 2;
-		nb = realloc(c->body, cap);
-		if (!nb) {
-			c->too_big = true;
-			return;
-		}
-		c->body = nb;
-		c->cap = cap;
-	}
-	memcpy(c->body + c->len, data, n);
-	c->len += n;
-	c->body[c->len] = '\0';
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_size, void **req_cls)
@@ -931,7 +887,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Headers are in: the body has the connection's time from
 		 * here. */
 		sbx_httpguard_rearm(conn, SBX_GUARD_BUSY);
-		if (content_length_too_big(conn))
+		if (sbx_http_length_over(conn, API_BODY_MAX))
 			return fail(conn, 413, "too_large", "request bodies are at most %d bytes",
 				    API_BODY_MAX);
 		c = calloc(1, sizeof(*c));
@@ -952,11 +908,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return respond_how(conn, c->http, c->answer, 0, true);
 	}
 	if (*upload_size) {
-		body_append(c, upload_data, *upload_size);
+		sbx_http_body_add(&c->body, upload_data, *upload_size, API_BODY_MAX);
 		*upload_size = 0;
-		return c->too_big ? MHD_NO : MHD_YES;
+		return c->body.too_big ? MHD_NO : MHD_YES;
 	}
-	if (c->too_big)
+	if (c->body.too_big)
 		return fail(conn, 413, "too_large", "request bodies are at most %d bytes",
 			    API_BODY_MAX);
 	return dispatch_call(a, c, method, url);
@@ -984,7 +940,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 		return;
 	unhold(a, c);
 	json_decref(c->answer);
-	free(c->body);
+	sbx_http_body_free(&c->body);
 	free(c);
 	*req_cls = NULL;
 }

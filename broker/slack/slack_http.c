@@ -48,9 +48,7 @@
 /* One HTTP request, from its headers to its completion. */
 struct req_ctx {
 	struct MHD_Connection *conn;
-	char *body;
-	size_t len, cap;
-	bool too_big;
+	struct sbx_http_body body;
 	/* held until the journal has the change (in a fleet: first until
 	 * the fleet's log decided it) */
 	bool held, ready;
@@ -118,47 +116,6 @@ static const char *header(struct MHD_Connection *conn, const char *name)
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-static bool content_length_too_big(struct MHD_Connection *conn)
-{
-	const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	unsigned long long v = 0;
-
-	if (!cl)
-		return false;
-	for (const char *c = cl; *c; c++) {
-		if (*c < '0' || *c > '9' || v > SLACK_BODY_MAX)
-			return true;
-		v = v * 10 + (unsigned long long)(*c - '0');
-	}
-	return v > SLACK_BODY_MAX;
-}
-
-static void body_append(struct req_ctx *rc, const char *data, size_t n)
-{
-	char *nb;
-
-	if (rc->too_big || rc->len + n > SLACK_BODY_MAX) {
-		rc->too_big = true;
-		return;
-	}
-	if (rc->len + n + 1 > rc->cap) {
-		size_t cap = rc->cap ? rc->cap : 4096;
-
-		while (cap < rc->len + n + 1)
-			cap *= 2;
-		nb = realloc(rc->body, cap);
-		if (!nb) {
-			rc->too_big = true;
-			return;
-		}
-		rc->body = nb;
-		rc->cap = cap;
-	}
-	memcpy(rc->body + rc->len, data, n);
-	rc->len += n;
-	rc->body[rc->len] = '\0';
-}
-
 /* Signature, timestamp and replay.  Returns 0, or the HTTP status to
  * refuse with (after logging why). */
 static unsigned check_signature(struct slack_http *h, struct req_ctx *rc, char *msg,
@@ -171,7 +128,7 @@ static unsigned check_signature(struct slack_http *h, struct req_ctx *rc, char *
 	enum slack_verdict v;
 	int seen;
 
-	v = slack_verify(s->secret, s->secret_len, ts, sig, rc->body ? rc->body : "", rc->len, now,
+	v = slack_verify(s->secret, s->secret_len, ts, sig, rc->body.buf ? rc->body.buf : "", rc->body.len, now,
 			 &t);
 	if (v != SLACK_SIG_OK) {
 		snprintf(msg, msglen, "%s", slack_verdict_text(v));
@@ -258,9 +215,9 @@ static enum MHD_Result defer_click(struct slack_http *h, struct req_ctx *rc,
  * disk. */
 static enum MHD_Result handle_command(struct slack_http *h, struct req_ctx *rc)
 {
-	const char *body = rc->body ? rc->body : "";
-	char *user = slack_form_value(body, rc->len, "user_id");
-	char *text = slack_form_value(body, rc->len, "text");
+	const char *body = rc->body.buf ? rc->body.buf : "";
+	char *user = slack_form_value(body, rc->body.len, "user_id");
+	char *text = slack_form_value(body, rc->body.len, "text");
 	char ip[64], clean[64];
 	enum MHD_Result ret;
 	uint64_t wait_seq = 0;
@@ -303,7 +260,7 @@ static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 		ret = respond(rc->conn, 415, "expected application/x-www-form-urlencoded\n");
 		goto out;
 	}
-	payload = slack_form_value(rc->body ? rc->body : "", rc->len, "command");
+	payload = slack_form_value(rc->body.buf ? rc->body.buf : "", rc->body.len, "command");
 	if (payload) {
 		/* A slash command, not a button. */
 		free(payload);
@@ -311,7 +268,7 @@ static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 		ret = handle_command(h, rc);
 		goto out;
 	}
-	payload = slack_form_value(rc->body ? rc->body : "", rc->len, "payload");
+	payload = slack_form_value(rc->body.buf ? rc->body.buf : "", rc->body.len, "payload");
 	switch (payload ? slack_parse_click(payload, &c, why, sizeof(why)) : SLACK_CLICK_MALFORMED) {
 	case SLACK_CLICK_MALFORMED:
 		sbx_warn("slack: a signed callback from %s without a usable payload",
@@ -363,7 +320,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return respond(conn, 405, "only POST\n");
 		if (strcmp(url, h->s->request_path) != 0)
 			return respond(conn, 404, "not here\n");
-		if (content_length_too_big(conn))
+		if (sbx_http_length_over(conn, SLACK_BODY_MAX))
 			return respond(conn, 413, "at most 64 KiB\n");
 		rc = calloc(1, sizeof(*rc));
 		if (!rc)
@@ -382,13 +339,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return respond(conn, rc->status, "");
 	}
 	if (*upload_size) {
-		body_append(rc, upload_data, *upload_size);
+		sbx_http_body_add(&rc->body, upload_data, *upload_size, SLACK_BODY_MAX);
 		*upload_size = 0;
 		/* Only a chunked body gets here too big (a Content-Length
 		 * over the limit was answered 413 above): stop reading it. */
-		return rc->too_big ? MHD_NO : MHD_YES;
+		return rc->body.too_big ? MHD_NO : MHD_YES;
 	}
-	if (rc->too_big)
+	if (rc->body.too_big)
 		return respond(conn, 413, "at most 64 KiB\n");
 	status = check_signature(h, rc, msg, sizeof(msg));
 	if (status) {
@@ -422,7 +379,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	unhold(h, rc);
 	if (rc->change)
 		sbx_change_abandon(&rc->change->ch);
-	free(rc->body);
+	sbx_http_body_free(&rc->body);
 	free(rc);
 	*req_cls = NULL;
 }
