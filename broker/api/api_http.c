@@ -103,16 +103,26 @@ int sbx_api_fd(const struct sbx_broker *b)
 	return b->api ? b->api->ep : -1;
 }
 
+/* MHD's turn.  In external epoll mode MHD keeps connections with work
+ * left (a body already read behind the headers, a resumed connection) in
+ * a list of its own and says so only through MHD_get_timeout: 0 means
+ * "run me again now".  Without that, such a request would wait for an
+ * event that never comes. */
 static void api_run(struct sbx_api *a)
 {
+	MHD_UNSIGNED_LONG_LONG ms = 1;
+
 	(void)sbx_httpguard_cut_overdue(a->guard);
-	(void)MHD_run(a->d);
+	for (int i = 0; i < 16; i++) {
+		(void)MHD_run(a->d);
+		if (MHD_get_timeout(a->d, &ms) != MHD_YES || ms > 0)
+			break;
+	}
 }
 
 void sbx_api_on_ready(struct sbx_broker *b)
 {
 	struct epoll_event evs[16];
-	bool woke = false;
 	int n;
 
 	if (!b->api)
@@ -124,24 +134,17 @@ void sbx_api_on_ready(struct sbx_broker *b)
 	do {
 		n = epoll_wait(b->api->ep, evs, 16, 0);
 		for (int i = 0; i < n; i++) {
-			if (evs[i].data.ptr != &tag_mhd) {
+			if (evs[i].data.ptr != &tag_mhd)
 				sbx_api_audit_ready(evs[i].data.ptr);
-				woke = true;
-			}
 		}
 	} while (n == 16);
 	api_run(b->api);
-	/* A resumed connection goes back into MHD's own epoll set only on
-	 * the run after the one that resumed it: without a second run it
-	 * would wait for an event that set can no longer see. */
-	if (woke)
-		api_run(b->api);
 }
 
 /* ---- answers ------------------------------------------------------------------- */
 
-static enum MHD_Result respond_how(struct MHD_Connection *conn, unsigned status, json_t *body,
-				   int64_t retry_after, bool close_after)
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, json_t *body,
+			       int64_t retry_after)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 	struct MHD_Response *r;
@@ -164,8 +167,6 @@ static enum MHD_Result respond_how(struct MHD_Connection *conn, unsigned status,
 		snprintf(ra, sizeof(ra), "%lld", (long long)retry_after);
 		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 	}
-	if (close_after)
-		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	/* The peer's time starts again: to read this, then to send the next
@@ -174,11 +175,6 @@ static enum MHD_Result respond_how(struct MHD_Connection *conn, unsigned status,
 	return ret;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, json_t *body,
-			       int64_t retry_after)
-{
-	return respond_how(conn, status, body, retry_after, false);
-}
 
 /* An error: {"code": stable word, "message": what happened}. */
 static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
@@ -899,13 +895,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (c->held) {
-		/* Resumed: the journal (or the request waited for) has spoken.
-		 * The connection ends with this answer: libmicrohttpd (0.9.75)
-		 * drops the next request on a connection it resumed. */
+		/* Resumed: the journal (or the request waited for) has spoken. */
 		if (!c->ready)
 			return MHD_YES;
 		c->held = false;
-		return respond_how(conn, c->http, c->answer, 0, true);
+		return respond(conn, c->http, c->answer, 0);
 	}
 	if (*upload_size) {
 		sbx_http_body_add(&c->body, upload_data, *upload_size, API_BODY_MAX);
@@ -1020,11 +1014,15 @@ void sbx_api_tick(struct sbx_broker *b)
 		MHD_resume_connection(c->conn);
 		run = true;
 	}
-	if (run) {
-		api_run(a);
-		/* as in sbx_api_on_ready: the resumed ones rejoin MHD's set */
-		api_run(a);
+	{
+		MHD_UNSIGNED_LONG_LONG ms = 1;
+
+		/* MHD's own timers (idle connections) and work it left */
+		if (MHD_get_timeout(a->d, &ms) == MHD_YES && ms == 0)
+			run = true;
 	}
+	if (run)
+		api_run(a);
 }
 
 /* ---- start and stop ----------------------------------------------------------------- */

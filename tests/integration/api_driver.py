@@ -68,9 +68,25 @@ def resolve(obj):
     return obj
 
 
+SEEN = set()
+
+
+def all_refs(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref":
+                yield v
+            else:
+                yield from all_refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from all_refs(v)
+
+
 def validate(method, path, status, body):
     """None when the response is as documented, else why not."""
     tpl = template_of(path.split("?")[0])
+    SEEN.add((method.lower(), tpl))
     if tpl is None:
         return None if status == 404 else "no such path in the spec: " + path
     op = SPEC["paths"][tpl].get(method.lower())
@@ -200,6 +216,17 @@ def wait_for(secs, fn):
 # ---- the scenario -----------------------------------------------------------------
 
 def main():
+    bad = []
+    for ref in all_refs(SPEC):
+        try:
+            resolve({"$ref": ref})
+        except (KeyError, TypeError):
+            bad.append(ref)
+    check("docs/openapi.yaml: OpenAPI 3.1, every $ref resolves, every operation has responses",
+          SPEC.get("openapi", "").startswith("3.1") and not bad and
+          all("responses" in op for item in SPEC["paths"].values() for op in item.values()
+              if isinstance(op, dict) and "responses" in op or isinstance(op, dict)),
+          "unresolved: %s" % bad)
     erin_rw = make_token("erin", "ci-deploy", scope="read,request")
     erin_ro = make_token("erin", "nightly", scope="read")
     erin_ap = make_token("erin", "erin-approves", scope="read,approve")
@@ -468,6 +495,10 @@ def main():
     # the event stream's place
     expect("GET /v1/events is not served yet: 501", rw.call("GET", "/v1/events"), 501,
            "not_implemented")
+    ops = {(m, p) for p, item in SPEC["paths"].items() for m in item
+           if m in ("get", "post", "put", "delete", "patch")}
+    check("every operation of docs/openapi.yaml was called", ops <= SEEN,
+          "not called: %s" % sorted(ops - SEEN))
     return 1 if failed else 0
 
 
