@@ -86,6 +86,10 @@ struct sbx_broker {
 	json_t *record_extra;
 	/* sudo commands (commands.h), made on first use. */
 	struct sbx_commands *commands;
+	/* A channel other than the socket (the API) holds a reply for the
+	 * journal: commit at the end of this pass, not after the group
+	 * commit's delay (server.c). */
+	bool commit_now;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
 	/* The policy's alert rules and their windows (alerts.h). */

@@ -579,12 +579,13 @@ static void commit_journal(struct server *s)
 		return;
 	if (!s->uncommitted_since_ms)
 		s->uncommitted_since_ms = now;
-	if (!s->urgent && now - s->uncommitted_since_ms < COMMIT_DELAY_MS)
+	if (!s->urgent && !s->b->commit_now && now - s->uncommitted_since_ms < COMMIT_DELAY_MS)
 		return;
 	sbx_journal_commit(s->b->journal);
 	s->committed = last;
 	s->uncommitted_since_ms = 0;
 	s->urgent = false;
+	s->b->commit_now = false;
 }
 
 /* Durable records go out to the connections that follow the journal. */

@@ -190,6 +190,16 @@ void slack_answer(struct sbx_slack *s, uint32_t req, const char *response_url, c
  * for the person who clicked). */
 int slack_act(struct sbx_slack *s, const struct slack_click *c, uint64_t *wait_seq, char *msg,
 	      size_t msglen);
+/* How many users of p have id as their slack_id; *person is the last of
+ * them, names lists the first two. */
+int slack_person_of(const struct sbx_policy *p, const char *id, const char **person,
+		    char *names, size_t len);
+/* A slash command (slack_command.c): "/sbx request ROLE [for] DUR REASON",
+ * "/sbx status", "/sbx help" from Slack user user_id.  Returns 1 when it
+ * changed something (answer msg once wait_seq is durable), 0 when msg is
+ * the answer now. */
+int slack_command(struct sbx_slack *s, const char *user_id, const char *text,
+		  uint64_t *wait_seq, char *msg, size_t msglen);
 /* Send what is due, set the timer. */
 void slack_kick(struct sbx_slack *s);
 

@@ -27,7 +27,7 @@ export FN
 
 # Without a broker: no ids, and no noise.
 got=$(req_words --socket "$SOCK" "")
-assert_eq "sbx-request, no broker: the commands" "cancel drop extend help list roles status" "$(echo $got)"
+assert_eq "sbx-request, no broker: the commands" "cancel drop extend help list roles status token" "$(echo $got)"
 assert_eq "sbx-request status, no broker: no ids and nothing printed" "" "$(req_words --socket "$SOCK" status "")"
 
 broker_start
