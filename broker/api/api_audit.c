@@ -14,6 +14,7 @@
 #include "api_int.h"
 
 #include "journal.h"
+#include "record_filter.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -52,49 +53,22 @@ struct stream {
  * stops. */
 static struct stream *streams;
 
-static bool event_match(const char *want, const char *event)
-{
-	size_t n = strlen(want);
-
-	if (!event)
-		return false;
-	/* "request.*" and "request." match every request.* event */
-	if (n >= 2 && strcmp(want + n - 2, ".*") == 0)
-		n--;
-	if (want[n - 1] == '.')
-		return strncmp(event, want, n) == 0;
-	return strcmp(event, want) == 0;
-}
-
-static bool is(const json_t *rec, const char *key, const char *want)
-{
-	const char *v = json_string_value(json_object_get(rec, key));
-
-	return v && strcmp(v, want) == 0;
-}
-
+/* The same filters as sbxctl audit query and TAIL (journal/record_filter.h). */
 bool sbx_api_audit_match(const json_t *rec, const struct sbx_api_audit_query *q)
 {
-	int64_t t;
+	struct sbx_rec_filter f = {
+		.user = q->user[0] ? q->user : NULL,
+		.role = q->role[0] ? q->role : NULL,
+		.event = q->event[0] ? q->event : NULL,
+		.has_id = q->has_id,
+		.id = q->id,
+		.has_since = q->since_us != 0,
+		.since_us = q->since_us,
+		.has_until = q->until_us != 0,
+		.until_us = q->until_us,
+	};
 
-	if (q->user[0] && !is(rec, "user", q->user) && !is(rec, "actor", q->user))
-		return false;
-	if (q->role[0] && !is(rec, "role", q->role))
-		return false;
-	if (q->has_id && json_integer_value(json_object_get(rec, "id")) != (json_int_t)q->id)
-		return false;
-	if (q->event[0] && !event_match(q->event, json_string_value(json_object_get(rec, "event"))))
-		return false;
-	if (q->since_us || q->until_us) {
-		if (sbx_parse_rfc3339_us(json_string_value(json_object_get(rec, "time")) ?: "",
-					 &t) < 0)
-			return false;
-		if (q->since_us && t < q->since_us)
-			return false;
-		if (q->until_us && t >= q->until_us)
-			return false;
-	}
-	return true;
+	return sbx_rec_filter_match(rec, &f, NULL);
 }
 
 static int write_all(int fd, const char *p, size_t n)
