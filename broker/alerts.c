@@ -184,17 +184,41 @@ static void rule_clear(struct arule *ar)
 	ar->n_keys = 0;
 }
 
-/* The key's entry (made, evicting the least recently used if full), or NULL. */
-static struct akey *key_get(struct sbx_alerts *a, struct arule *ar, const char *name)
+/* Matches of k still inside the window at `at` (its entries are oldest
+ * first). */
+static unsigned key_live(const struct arule *ar, const struct akey *k, int64_t at)
+{
+	const int64_t w = ar->r.within * 1000000;
+	unsigned drop = 0;
+
+	while (drop < k->n && k->at[drop] <= at - w)
+		drop++;
+	return k->n - drop;
+}
+
+/* The key's entry, or NULL.  A new key in a full table takes the place of
+ * the one with the fewest matches in the window, the least recently used
+ * of those: never simply the least recent, or anyone who can cause
+ * matches under SBX_ALERT_KEYS_MAX other names (ssh logins as made-up
+ * users) would wipe out the count of the user they are attacking. */
+static struct akey *key_get(struct sbx_alerts *a, struct arule *ar, const char *name,
+			    int64_t at)
 {
 	struct akey *k = NULL;
 	size_t lru = 0;
+	unsigned lru_live = 0;
 
-	for (size_t i = 0; i < ar->n_keys; i++) {
+	for (size_t i = 0; i < ar->n_keys; i++)
 		if (strcmp(ar->keys[i].name, name) == 0)
 			return &ar->keys[i];
-		if (ar->keys[i].used < ar->keys[lru].used)
+	for (size_t i = 0; ar->n_keys == SBX_ALERT_KEYS_MAX && i < ar->n_keys; i++) {
+		unsigned live = key_live(ar, &ar->keys[i], at);
+
+		if (i == 0 || live < lru_live ||
+		    (live == lru_live && ar->keys[i].used < ar->keys[lru].used)) {
 			lru = i;
+			lru_live = live;
+		}
 	}
 	if (!ar->keys) {
 		ar->keys = calloc(SBX_ALERT_KEYS_MAX, sizeof(*ar->keys));
@@ -204,8 +228,8 @@ static struct akey *key_get(struct sbx_alerts *a, struct arule *ar, const char *
 	if (ar->n_keys == SBX_ALERT_KEYS_MAX) {
 		k = &ar->keys[lru];
 		if (!ar->evict_warned && a->b && !a->b->replaying)
-			sbx_warn("alert %s: more than %d %ss at once; forgetting the least recent "
-				 "one's count", ar->r.name, SBX_ALERT_KEYS_MAX,
+			sbx_warn("alert %s: more than %d %ss at once; forgetting the count of "
+				 "the one with the fewest matches", ar->r.name, SBX_ALERT_KEYS_MAX,
 				 ar->r.per == SBX_ALERT_PER_ROLE ? "role" : "user");
 		ar->evict_warned = true;
 		key_clear(k);
@@ -242,7 +266,7 @@ static bool window_add(struct sbx_alerts *a, struct arule *ar, const char *name,
 		       int64_t at, json_t *seqs)
 {
 	const int64_t w = ar->r.within * 1000000;
-	struct akey *k = key_get(a, ar, name);
+	struct akey *k = key_get(a, ar, name, at);
 	unsigned drop = 0;
 
 	if (!k)
@@ -477,7 +501,7 @@ static void load_key(struct sbx_alerts *a, struct arule *ar, const json_t *o)
 	if (!name || !json_is_array(seq) || !json_is_array(at) ||
 	    json_array_size(seq) != json_array_size(at) || json_array_size(seq) >= ar->r.count)
 		return;
-	k = key_get(a, ar, name);
+	k = key_get(a, ar, name, 0); /* a saved table fits: nothing is evicted */
 	if (!k)
 		return;
 	k->used = ++a->tick;

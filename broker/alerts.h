@@ -12,8 +12,9 @@
  *
  * Memory is bounded: each rule with a window keeps at most
  * SBX_ALERT_KEYS_MAX keys (users or roles), each at most count entries;
- * a new key beyond that evicts the least recently matched one (its
- * partial count is forgotten, with a warning once per rule and run).
+ * a new key beyond that evicts the one with the fewest matches in its
+ * window, the least recently matched of those (its partial count is
+ * forgotten, with a warning once per rule and run).
  *
  * Across a restart the windows survive: the snapshot holds them
  * ("ext"."alerts") and the start-up replays the records after it through

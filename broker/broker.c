@@ -12,6 +12,7 @@
 #include "alerts.h"
 #include "directory.h"
 #include "drift.h"
+#include "evidence.h"
 #include "fleet.h"
 #include "duration.h"
 #include "grouptable.h"
@@ -26,6 +27,7 @@
 #include "api/api.h"
 #include "api/token.h"
 #include "text.h"
+#include "commands.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -43,18 +45,21 @@ static void features_on_record(struct sbx_broker *b, const json_t *rec)
 {
 	sbx_grouptable_on_record(b, rec);
 	sbx_sessions_on_record(b, rec);
+	sbx_commands_note(b, rec);
 	sbx_slack_on_record(b, rec);
 	sbx_alerts_on_record(b, rec);
 	sbx_drift_on_record(b, rec);
 	sbx_reviews_on_record(b, rec);
 	sbx_tail_on_record(b, rec);
 	sbx_api_on_record(b, rec);
+	sbx_evidence_on_record(b, rec);
 }
 
 /* During the start-up replay, features rebuild their own tables. */
 static void features_replay(struct sbx_broker *b, const json_t *rec)
 {
 	sbx_sessions_replay(b->sessions, rec);
+	sbx_commands_note(b, rec);
 	sbx_slack_replay(b->slack, rec);
 	sbx_sealing_replay(b->sealing, rec);
 	sbx_alerts_replay(b, rec);
@@ -62,6 +67,7 @@ static void features_replay(struct sbx_broker *b, const json_t *rec)
 	sbx_reviews_replay(b->reviews, rec);
 	sbx_tail_on_record(b, rec);
 	sbx_api_on_record(b, rec);
+	sbx_evidence_replay(b->evidence, rec);
 }
 
 static void features_on_reload(struct sbx_broker *b)
@@ -71,6 +77,7 @@ static void features_on_reload(struct sbx_broker *b)
 	sbx_slack_on_reload(b);
 	sbx_alerts_on_reload(b);
 	sbx_drift_on_reload(b);
+	sbx_evidence_on_reload(b);
 }
 
 void sbx_broker_timers(struct sbx_broker *b, int64_t now)
@@ -84,6 +91,7 @@ void sbx_broker_timers(struct sbx_broker *b, int64_t now)
 	sbx_drift_tick(b, now);
 	sbx_reviews_tick(b, sbx_now_us());
 	sbx_api_tick(b);
+	sbx_evidence_tick(b);
 	/* Last: the table is current before the commit that releases the
 	 * replies acknowledging this pass's changes. */
 	sbx_grouptable_tick(b);
@@ -129,12 +137,14 @@ void sbx_broker_op_begin(struct sbx_broker *b)
 {
 	if (b->journal)
 		sbx_journal_op_begin(b->journal);
+	sbx_evidence_op_begin(b);
 }
 
 void sbx_broker_op_end(struct sbx_broker *b)
 {
 	if (b->journal)
 		sbx_journal_op_end(b->journal);
+	sbx_evidence_op_end(b);
 }
 
 int sbx_broker_record(struct sbx_broker *b, const char *event, const char *actor,
@@ -420,6 +430,7 @@ static int forget_snapshot(struct sbx_broker *b, char *err, size_t errlen)
 	b->reviews = sbx_reviews_new();
 	if (b->tokens)
 		sbx_tokens_clear(b->tokens);
+	sbx_evidence_forget(b->evidence);
 	if (!b->sessions || !b->drift || !b->reviews || sbx_slack_new(b) < 0 ||
 	    sbx_alerts_new(b) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -457,7 +468,8 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 	}
 	if (strcmp(ext, "sessions") != 0 && strcmp(ext, "slack") != 0 &&
 	    strcmp(ext, "alerts") != 0 && strcmp(ext, "drift") != 0 &&
-	    strcmp(ext, "reviews") != 0 && strcmp(ext, "tokens") != 0) {
+	    strcmp(ext, "reviews") != 0 && strcmp(ext, "tokens") != 0 &&
+	    strcmp(ext, "checkpoint") != 0) {
 		/* Its records before the snapshot are never read: without
 		 * its part the feature would miss them. */
 		snprintf(err, errlen, "snapshot: unknown part \"%.40s\"", ext);
@@ -487,6 +499,10 @@ int sbx_broker_replay_snapshot(const json_t *entry, void *ctx, char *err, size_t
 	}
 	if (strcmp(ext, "tokens") == 0 && sbx_tokens_load(b->tokens, data) < 0) {
 		snprintf(err, errlen, "snapshot: tokens do not load");
+		return -1;
+	}
+	if (strcmp(ext, "checkpoint") == 0 && sbx_evidence_load(b->evidence, data) < 0) {
+		snprintf(err, errlen, "snapshot: checkpoint outbox does not load");
 		return -1;
 	}
 	return 0;
@@ -524,6 +540,7 @@ int sbx_broker_snapshot_state(struct sbx_snapshot_out *out, void *ctx)
 	    put_part(out, "drift", sbx_drift_save(b->drift)) < 0 ||
 	    put_part(out, "reviews", sbx_reviews_save(b->reviews)) < 0 ||
 	    put_part(out, "tokens", b->tokens ? sbx_tokens_save(b->tokens) : NULL) < 0 ||
+	    put_part(out, "checkpoint", sbx_evidence_save(b->evidence)) < 0 ||
 	    put_part(out, "fleet",
 		     json_pack("{s:I, s:s, s:I}", "seq", (json_int_t)b->fleet_seq, "hash",
 			       b->fleet_hash[0] ? b->fleet_hash : SBX_RECORD_GENESIS,
@@ -1285,7 +1302,7 @@ static int open_journal(struct sbx_broker *b, char *why, size_t whylen)
 	b->drift = sbx_drift_new();
 	b->reviews = sbx_reviews_new();
 	if (!b->sessions || !b->sealing || !b->drift || !b->reviews || sbx_slack_new(b) < 0 ||
-	    sbx_alerts_new(b) < 0 || sbx_api_new(b) < 0) {
+	    sbx_alerts_new(b) < 0 || sbx_api_new(b) < 0 || sbx_evidence_new(b) < 0) {
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1330,7 +1347,7 @@ int sbx_broker_start(struct sbx_broker *b, char *why, size_t whylen)
 	 * says itself why it cannot start. */
 	if (sbx_directory_start(b) < 0 || sbx_grouptable_start(b) < 0 ||
 	    sbx_sessions_start(b) < 0 || sbx_slack_start(b) < 0 || sbx_drift_start(b) < 0 ||
-	    sbx_api_start(b) < 0) {
+	    sbx_api_start(b) < 0 || sbx_evidence_start(b) < 0) {
 		snprintf(why, whylen, "a feature could not start (see above)");
 		return -EINVAL;
 	}
@@ -1410,10 +1427,13 @@ void sbx_broker_free(struct sbx_broker *b)
 	sbx_drift_free(b->drift);
 	b->drift = NULL;
 	sbx_slack_free(b);
+	sbx_evidence_free(b);
 	sbx_directory_free(b);
 	sbx_grouptable_free(b);
 	sbx_sessions_free(b->sessions);
 	b->sessions = NULL;
+	sbx_commands_free(b->commands);
+	b->commands = NULL;
 	sbx_sealing_free(b->sealing);
 	sbx_tail_free(b->tail);
 	b->tail = NULL;

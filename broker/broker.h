@@ -42,6 +42,8 @@ struct sbx_drift;
 struct sbx_reviews;
 struct sbx_tokens;
 struct sbx_api;
+struct sbx_evidence;
+struct sbx_commands;
 
 #define SBX_SYSTEM_ACTOR "sbx"
 
@@ -82,6 +84,12 @@ struct sbx_broker {
 	/* While a channel other than the socket acts (the API), fields every
 	 * record gets ({"via":"api","token":...}); NULL otherwise. */
 	json_t *record_extra;
+	/* sudo commands (commands.h), made on first use. */
+	struct sbx_commands *commands;
+	/* A channel other than the socket (the API) holds a reply for the
+	 * journal: commit at the end of this pass, not after the group
+	 * commit's delay (server.c). */
+	bool commit_now;
 	/* Forward-secure sealing of the journal (sealing.h). */
 	struct sbx_sealing *sealing;
 	/* The policy's alert rules and their windows (alerts.h). */
@@ -90,6 +98,9 @@ struct sbx_broker {
 	struct sbx_reviews *reviews;
 	/* The live record stream, TAIL (tail.h); made by the first record. */
 	struct sbx_tail *tail;
+	/* Records and seals off the host: syslog, the checkpoint collector
+	 * (evidence.h). */
+	struct sbx_evidence *evidence;
 	/* The fleet (fleet.h), NULL without a fleet: section; and where
 	 * this host's copy of the fleet's log stands: the seq and hash of the
 	 * last fleet record in the journal (kept by the replay too). */

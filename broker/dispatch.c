@@ -19,6 +19,7 @@
 #include "grouptable.h"
 #include "reviews.h"
 #include "tail.h"
+#include "commands.h"
 #include "text.h"
 
 #include <stdarg.h>
@@ -53,6 +54,9 @@ enum arg_bit {
 	A_OUTCOME = 1u << 20,
 	A_COUNT = 1u << 21,
 	A_TOKEN = 1u << 22,     /* TOKEN_NAME TOKEN_ID SCOPES */
+	A_COMMAND = 1u << 23,  /* COMMAND CWD RUNAS PLUGIN VERDICT */
+	A_EXIT = 1u << 24,     /* SEQ EXIT_STATUS SIGNAL ELAPSED_MS */
+	A_SPOOL = 1u << 25,    /* STATE UID CREATED_AT */
 };
 
 /* What the three kinds of clients send.  AS_USER may come with any
@@ -66,6 +70,9 @@ enum arg_bit {
 #define DRIFT_FIELDS (A_AS_USER)
 #define TAIL_FIELDS (A_AS_USER | A_FLAGS | A_COUNT | A_USER | A_ACTOR | A_ROLE | A_ID | \
 		     A_EVENT | A_HOST | A_OUTCOME)
+/* sbx_sudo: the person is never a field (commands.c reads the caller). */
+#define SUDO_FIELDS (A_FLAGS | A_TTY | A_REASON | A_COMMAND | A_EXIT | A_ID)
+#define SPOOL_FIELDS (SUDO_FIELDS | A_SPOOL)
 
 struct field_spec {
 	uint16_t tag;
@@ -105,6 +112,18 @@ static const struct field_spec field_specs[] = {
 	NUM_FIELD(SBX_F_SESSION, A_SESSION, "session"),
 	NUM_FIELD(SBX_F_PID, A_PID, "pid"),
 	NUM_FIELD(SBX_F_GID, A_GID, "gid"),
+	STR_FIELD(SBX_F_COMMAND, A_COMMAND, "command", command),
+	STR_FIELD(SBX_F_CWD, A_COMMAND, "cwd", cwd),
+	STR_FIELD(SBX_F_RUNAS, A_COMMAND, "runas", runas),
+	STR_FIELD(SBX_F_PLUGIN, A_COMMAND, "plugin", plugin),
+	STR_FIELD(SBX_F_VERDICT, A_COMMAND, "verdict", verdict),
+	NUM_FIELD(SBX_F_SEQ, A_EXIT, "seq"),
+	NUM_FIELD(SBX_F_EXIT_STATUS, A_EXIT, "exit status"),
+	NUM_FIELD(SBX_F_SIGNAL, A_EXIT, "signal"),
+	NUM_FIELD(SBX_F_ELAPSED_MS, A_EXIT, "elapsed ms"),
+	STR_FIELD(SBX_F_STATE, A_SPOOL, "state", state),
+	NUM_FIELD(SBX_F_UID, A_SPOOL, "uid"),
+	NUM_FIELD(SBX_F_CREATED_AT, A_SPOOL, "created at"),
 };
 
 static const struct field_spec *field_spec(uint16_t tag)
@@ -126,6 +145,15 @@ static void store_number(struct sbx_args *a, const sbx_field *f)
 	case SBX_F_PID: a->pid = sbx_field_u32(f); break;
 	case SBX_F_GID: a->gid = sbx_field_u32(f); a->has_gid = true; break;
 	case SBX_F_COUNT: a->count = sbx_field_u32(f); a->has_count = true; break;
+	case SBX_F_SEQ: a->seq = sbx_field_i64(f); a->has_seq = true; break;
+	case SBX_F_EXIT_STATUS:
+		a->exit_status = sbx_field_u32(f);
+		a->has_exit_status = true;
+		break;
+	case SBX_F_SIGNAL: a->signal = sbx_field_u32(f); a->has_signal = true; break;
+	case SBX_F_ELAPSED_MS: a->elapsed_ms = sbx_field_i64(f); break;
+	case SBX_F_UID: a->uid = sbx_field_u32(f); a->has_uid = true; break;
+	case SBX_F_CREATED_AT: a->created_at = sbx_field_i64(f); break;
 	}
 }
 
@@ -271,6 +299,18 @@ static const struct op_entry op_table[] = {
 	/* audit: the live record stream (tail.c decides what each caller sees) */
 	{ SBX_OP_TAIL,             SBX_CALLER_PERSON, TAIL_FIELDS,    NOTHING,
 	  sbx_op_tail, "follow the journal" },
+	/* sudo commands (sbx_sudo.so in sudo, which runs as root; the
+	 * person's own budget is spent in commands.c) */
+	{ SBX_OP_SUDO_CHECK,       SBX_CALLER_ROOT,   SUDO_FIELDS,    HOST,
+	  sbx_op_sudo_check, "record sudo commands (sbx_sudo.so does, inside sudo)" },
+	{ SBX_OP_SUDO_RUN,         SBX_CALLER_ROOT,   SUDO_FIELDS,    HOST,
+	  sbx_op_sudo_run, "record sudo commands (sbx_sudo.so does, inside sudo)" },
+	{ SBX_OP_SUDO_REFUSED,     SBX_CALLER_ROOT,   SUDO_FIELDS,    HOST,
+	  sbx_op_sudo_refused, "record sudo commands (sbx_sudo.so does, inside sudo)" },
+	{ SBX_OP_SUDO_EXITED,      SBX_CALLER_ROOT,   SUDO_FIELDS,    HOST,
+	  sbx_op_sudo_exited, "record sudo commands (sbx_sudo.so does, inside sudo)" },
+	{ SBX_OP_SUDO_SPOOLED,     SBX_CALLER_ROOT,   SPOOL_FIELDS,   HOST,
+	  sbx_op_sudo_spooled, "record sudo commands (sbx_sudo.so does, inside sudo)" },
 };
 
 static const struct op_entry *op_entry(uint16_t op)
@@ -529,7 +569,19 @@ void sbx_reply_okf(struct sbx_call *c, const char *fmt, ...)
 	reply_start(c, SBX_ST_OK, msg);
 }
 
+static void put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r, bool commands);
+
 void sbx_reply_put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r)
+{
+	put_req(b, m, r, false);
+}
+
+void sbx_reply_put_req_commands(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r)
+{
+	put_req(b, m, r, true);
+}
+
+static void put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r, bool commands)
 {
 	const struct sbx_role *role = sbx_policy_role(b->policy, r->role);
 	char approvers[512] = "";
@@ -581,6 +633,8 @@ void sbx_reply_put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r
 		sbx_policy_approvers_text(b->policy, role, r->user, approvers, sizeof(approvers));
 		sbx_msg_put_str_opt(m, SBX_F_APPROVERS, approvers);
 	}
+	if (commands)
+		sbx_commands_put(b, m, r->id);
 	sbx_msg_end_rec(m);
 }
 

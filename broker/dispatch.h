@@ -44,6 +44,20 @@ struct sbx_args {
 	char token_name[SBX_NAME_MAX + 1];
 	char token_id[32];
 	char scopes[64];
+	/* sudo commands (commands.c) */
+	int64_t seq, elapsed_ms;
+	uint32_t exit_status, signal;
+	bool has_seq, has_exit_status, has_signal;
+	char runas[SBX_NAME_MAX + 1];
+	char plugin[SBX_NAME_MAX + 1];
+	char verdict[16];
+	char cwd[1025];
+	char command[SBX_COMMAND_MAX + 1];
+	/* SUDO_SPOOLED */
+	uint32_t uid;
+	int64_t created_at;
+	bool has_uid;
+	char state[16];
 };
 
 /* The person a request acts for: the caller, or with --as (AS_USER)
@@ -98,6 +112,8 @@ void sbx_reply_decision(struct sbx_broker *b, struct sbx_call *c, int rc, const 
 /* The request r as a REQUEST record (with who may approve it while it is
  * pending). */
 void sbx_reply_put_req(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r);
+/* The same with the latest sudo commands run under it (STATUS). */
+void sbx_reply_put_req_commands(struct sbx_broker *b, sbx_msg *m, const struct sbx_req *r);
 /* A success reply carrying r, with msg (may be NULL). */
 void sbx_reply_req(struct sbx_broker *b, struct sbx_call *c, const struct sbx_req *r,
 		   const char *msg);
@@ -131,5 +147,11 @@ void sbx_op_token_list(struct sbx_broker *b, struct sbx_call *c);
 void sbx_op_token_revoke(struct sbx_broker *b, struct sbx_call *c);
 /* grouptable.c */
 void sbx_op_group(struct sbx_broker *b, struct sbx_call *c);
+/* commands.c */
+void sbx_op_sudo_check(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_sudo_run(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_sudo_refused(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_sudo_exited(struct sbx_broker *b, struct sbx_call *c);
+void sbx_op_sudo_spooled(struct sbx_broker *b, struct sbx_call *c);
 
 #endif

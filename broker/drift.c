@@ -181,8 +181,8 @@ static int build_input(struct sbx_broker *b, struct sbx_drift_input *in)
 		struct sbx_namemap *logins = r->matches_host ? &in->logins : NULL;
 
 		if (r->unix_group) {
-			dr = sbx_drift_input_role(in, r->name, r->unix_group, r->sudo_set,
-						  r->sudo_allow, r->n_sudo_allow);
+			dr = sbx_drift_input_role(in, r->name, r->unix_group, r->sudo_allow.n > 0,
+						  r->sudo_allow.v, r->sudo_allow.n);
 			if (!dr)
 				return -ENOMEM;
 		}

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
 #include <time.h>
 #include <signal.h>
 #include <unistd.h>
@@ -270,30 +272,49 @@ static bool trusted_owner(uid_t uid, uid_t also, uid_t owner)
 #define READ_BINARY_OK 0x1u
 #define READ_GROUP_WRITABLE_OK 0x2u
 
+/* Why opening path failed (errno), as read_file_as says it. */
+static int open_failed(const char *path, char *why, size_t whylen)
+{
+	char target[256];
+	ssize_t t;
+
+	if (errno == ENOENT || errno == ENOTDIR)
+		return READ_MISSING;
+	if (errno == ELOOP) {
+		t = readlink(path, target, sizeof(target) - 1);
+		target[t > 0 ? t : 0] = '\0';
+		snprintf(why, whylen, "is a symbolic link (to %s): not followed", t > 0 ? target : "?");
+	} else {
+		snprintf(why, whylen, "cannot open: %s", strerror(errno));
+	}
+	return READ_BAD;
+}
+
+static int read_fd(int fd, size_t cap, uid_t also, uid_t owner, unsigned flags, char **buf,
+		   size_t *len, char *why, size_t whylen);
+
 static int read_file_as(const char *path, size_t cap, uid_t also, uid_t owner, unsigned flags,
 			char **buf, size_t *len, char *why, size_t whylen)
 {
-	struct stat st;
-	char *b = NULL, target[256];
-	size_t n = 0;
-	int fd, ret = READ_BAD;
-	ssize_t t;
+	int fd;
 
 	*buf = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			return READ_MISSING;
-		if (errno == ELOOP) {
-			t = readlink(path, target, sizeof(target) - 1);
-			target[t > 0 ? t : 0] = '\0';
-			snprintf(why, whylen, "is a symbolic link (to %s): not followed",
-				 t > 0 ? target : "?");
-		} else {
-			snprintf(why, whylen, "cannot open: %s", strerror(errno));
-		}
-		return READ_BAD;
-	}
+	if (fd < 0)
+		return open_failed(path, why, whylen);
+	return read_fd(fd, cap, also, owner, flags, buf, len, why, whylen);
+}
+
+/* read_file_as's checks and read on an open fd, which it closes. */
+static int read_fd(int fd, size_t cap, uid_t also, uid_t owner, unsigned flags, char **buf,
+		   size_t *len, char *why, size_t whylen)
+{
+	struct stat st;
+	char *b = NULL;
+	size_t n = 0;
+	int ret = READ_BAD;
+
+	*buf = NULL;
 	if (fstat(fd, &st) < 0) {
 		snprintf(why, whylen, "cannot stat: %s", strerror(errno));
 		goto out;
@@ -422,6 +443,9 @@ struct scan {
 	/* remove: (group, user) pairs found in each file */
 	struct removal { const char *file, *group, *user, *id; } *rm;
 	size_t n_rm;
+	/* the mounts seen (mountinfo's ids), and whether each is FUSE */
+	struct mnt { int id; bool fuse; } *mnts;
+	size_t n_mnts;
 };
 
 static void read_passwd(struct scan *S)
@@ -1327,7 +1351,7 @@ static const struct alias *alias_get(const struct sreader *R, int kind, const ch
 	return NULL;
 }
 
-static void add_principal(struct sbx_sudo_rule *r, const char *w, bool negated, bool *oom)
+static void add_principal(struct sbx_sudoers_rule *r, const char *w, bool negated, bool *oom)
 {
 	struct sbx_sudo_principal *v = realloc(r->users, (r->n_users + 1) * sizeof(*v)), *p;
 
@@ -1366,7 +1390,7 @@ static void add_principal(struct sbx_sudo_rule *r, const char *w, bool negated, 
 	r->n_users++;
 }
 
-static void expand_users(const struct sreader *R, struct sbx_sudo_rule *r, const char *item,
+static void expand_users(const struct sreader *R, struct sbx_sudoers_rule *r, const char *item,
 			 bool negated, int depth, bool *oom)
 {
 	const struct alias *a;
@@ -1384,7 +1408,7 @@ static void expand_users(const struct sreader *R, struct sbx_sudo_rule *r, const
 	add_principal(r, item, negated, oom);
 }
 
-static void expand_cmds(const struct sreader *R, struct sbx_sudo_rule *r, const char *item,
+static void expand_cmds(const struct sreader *R, struct sbx_sudoers_rule *r, const char *item,
 			bool negated, int depth, bool *oom)
 {
 	const struct alias *a;
@@ -1416,7 +1440,7 @@ void sbx_sudoers_read(struct sbx_sudoers *s, const char *path, const char *host,
 	read_sudoers_path(&R, path, 0);
 	for (size_t i = 0; i < R.n_raw; i++) {
 		struct raw_rule *rr = &R.raw[i];
-		struct sbx_sudo_rule *v = realloc(s->rules, (s->n_rules + 1) * sizeof(*v)), *r;
+		struct sbx_sudoers_rule *v = realloc(s->rules, (s->n_rules + 1) * sizeof(*v)), *r;
 
 		if (!v) {
 			oom = true;
@@ -1456,7 +1480,7 @@ void sbx_sudoers_read(struct sbx_sudoers *s, const char *path, const char *host,
 void sbx_sudoers_free(struct sbx_sudoers *s)
 {
 	for (size_t i = 0; i < s->n_rules; i++) {
-		struct sbx_sudo_rule *r = &s->rules[i];
+		struct sbx_sudoers_rule *r = &s->rules[i];
 
 		free(r->file);
 		free(r->text);
@@ -1529,7 +1553,7 @@ static char *clip(const char *s)
 
 /* The commands of rule r that role ro's sudo.allow does not cover, as
  * one text; NULL when it covers them all. */
-static char *wider(const struct sbx_drift_role *ro, const struct sbx_sudo_rule *r)
+static char *wider(const struct sbx_drift_role *ro, const struct sbx_sudoers_rule *r)
 {
 	char buf[1024];
 	size_t n = 0;
@@ -1561,13 +1585,13 @@ static char *allow_text(const struct sbx_drift_role *ro)
 	return strdup(n ? buf : "nothing");
 }
 
-static void rule_finding(struct scan *S, const struct sbx_sudo_rule *r, const char *subject,
+static void rule_finding(struct scan *S, const struct sbx_sudoers_rule *r, const char *subject,
 			 char *policy)
 {
 	add(S->r, SBX_DRIFT_SUDOERS, subject, r->file, r->line, clip(r->text), policy);
 }
 
-static void check_principal(struct scan *S, const struct sbx_sudo_rule *r,
+static void check_principal(struct scan *S, const struct sbx_sudoers_rule *r,
 			    const struct sbx_sudo_principal *p)
 {
 	const struct sbx_drift_input *in = S->in;
@@ -1772,13 +1796,141 @@ static bool key_line(const char *s)
 	return false;
 }
 
+/* Read /proc/self/mountinfo again into S->mnts: each mount's id and
+ * whether its type is fuse or fuse.*.  0, or -1. */
+static int read_mounts(struct scan *S)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+
+	if (!f)
+		return -1;
+	S->n_mnts = 0;
+	while (getline(&line, &cap, f) > 0) {
+		const char *type = strstr(line, " - ");
+		struct mnt *v;
+
+		if (!type)
+			continue;
+		type += 3;
+		v = realloc(S->mnts, (S->n_mnts + 1) * sizeof(*v));
+		if (!v)
+			break;
+		S->mnts = v;
+		v[S->n_mnts].id = atoi(line);
+		v[S->n_mnts].fuse = strncmp(type, "fuse ", 5) == 0 || strncmp(type, "fuse.", 5) == 0 ||
+				    strncmp(type, "fuseblk ", 8) == 0;
+		S->n_mnts++;
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
+/* 1 when fd is on a FUSE filesystem, 0 when not, -1 when it cannot be
+ * told.  From the kernel's tables (fdinfo's mnt_id, mountinfo), never
+ * from the filesystem: a FUSE filesystem's answers come from its
+ * owner's program, which may never give them. */
+static int on_fuse(struct scan *S, int fd)
+{
+	char path[64], line[128];
+	int id = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "mnt_id:", 7) == 0)
+			id = atoi(line + 7);
+	fclose(f);
+	if (id < 0)
+		return -1;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < S->n_mnts; i++)
+			if (S->mnts[i].id == id)
+				return S->mnts[i].fuse;
+		/* a mount made since the last read */
+		if (pass == 0 && read_mounts(S) < 0)
+			return -1;
+	}
+	return -1;
+}
+
+/* An account's keys file under its home directory, opened without
+ * asking a filesystem its owner can mount there: not when the home is
+ * itself on FUSE (fusermount lets a user mount on a directory of their
+ * own), never crossing a mount point below the home (RESOLVE_NO_XDEV),
+ * which also keeps links out of the home's filesystem.  A FUSE
+ * filesystem can leave a lookup or read unanswered for ever, and the
+ * scan would never end.  READ_OK with *out, READ_MISSING or READ_BAD
+ * with why. */
+static int open_in_home(struct scan *S, const struct account *a, const char *path, int *out,
+			char *why, size_t whylen)
+{
+	size_t hl = strlen(a->home);
+	const char *rel = path + hl;
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+		.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS,
+	};
+	int hfd, fd, fuse;
+
+	while (*rel == '/')
+		rel++;
+	hfd = open(a->home, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (hfd < 0)
+		return open_failed(path, why, whylen);
+	fuse = on_fuse(S, hfd);
+	if (fuse != 0) {
+		snprintf(why, whylen, "%s: not read (a filesystem its user's program answers "
+			 "for could hold the scan for ever)", fuse > 0 ? "the home directory is on "
+			 "a FUSE filesystem" : "cannot tell the home directory's filesystem");
+		close(hfd);
+		return READ_BAD;
+	}
+	fd = (int)syscall(SYS_openat2, hfd, rel, &how, sizeof(how));
+	if (fd < 0 && errno == ENOSYS) /* before Linux 5.6 */
+		fd = openat(hfd, rel, (int)how.flags);
+	close(hfd);
+	if (fd < 0 && errno == EXDEV) {
+		snprintf(why, whylen, "its path leaves the home directory's filesystem (a mount "
+			 "point or a link on the way): not followed");
+		return READ_BAD;
+	}
+	if (fd < 0)
+		return open_failed(path, why, whylen);
+	*out = fd;
+	return READ_OK;
+}
+
+/* The keys file of a: under its home through open_in_home, elsewhere
+ * (a root-owned directory of sshd's) as any file the scan reads. */
+static int read_keys(struct scan *S, const struct account *a, const char *path, char **buf,
+		     size_t *len, char *why, size_t whylen)
+{
+	size_t hl = strlen(a->home);
+	int fd = -1, rc;
+
+	*buf = NULL;
+	if (hl < 2 || strncmp(path, a->home, hl) != 0 || path[hl] != '/')
+		return read_untrusted(path, SBX_DRIFT_KEYS_MAX, S->in->also_trusted, a->uid, buf,
+				      len, why, whylen);
+	rc = open_in_home(S, a, path, &fd, why, whylen);
+	if (rc != READ_OK)
+		return rc;
+	return read_fd(fd, SBX_DRIFT_KEYS_MAX, S->in->also_trusted, a->uid, 0, buf, len, why,
+		       whylen);
+}
+
 static void keys_file(struct scan *S, const struct account *a, const char *path)
 {
 	char why[300], *buf = NULL, *line;
-	size_t len, pos = 0, keys = 0;
-	unsigned ln = 0, first = 0;
-	int rc = read_untrusted(path, SBX_DRIFT_KEYS_MAX, S->in->also_trusted, a->uid, &buf, &len,
-				why, sizeof(why));
+	size_t len, pos = 0, keys = 0, bad = 0;
+	unsigned ln = 0, first = 0, first_bad = 0;
+	int rc = read_keys(S, a, path, &buf, &len, why, sizeof(why));
 	bool login = sbx_namemap_has(&S->in->logins, NULL, a->name);
 
 	if (rc == READ_MISSING)
@@ -1796,15 +1948,22 @@ static void keys_file(struct scan *S, const struct account *a, const char *path)
 		if (!*line || *line == '#' || *line == '\r')
 			continue;
 		if (!key_line(line)) {
-			add(S->r, SBX_DRIFT_FILE, path, path, ln,
-			    fmt("%s:%u: not a public key line", path, ln),
-			    fmt("the scan reads %s's authorized_keys", a->name));
+			if (!bad++)
+				first_bad = ln;
 			continue;
 		}
 		if (!keys++)
 			first = ln;
 	}
 	free(buf);
+	/* One finding per file, however many lines: the file is its
+	 * account's to write, and a finding per line let any user put
+	 * half a million records into the journal per scan. */
+	if (bad)
+		add(S->r, SBX_DRIFT_FILE, path, path, first_bad,
+		    fmt("%s:%u: not a public key line", path, first_bad),
+		    fmt("the scan reads %s's authorized_keys (%zu line%s in it %s)", a->name,
+			bad, bad == 1 ? "" : "s", bad == 1 ? "is not a key" : "are not keys"));
 	if (keys && !login)
 		add(S->r, SBX_DRIFT_KEYS, a->name, path, first,
 		    fmt("%zu key%s for %s in %s", keys, keys == 1 ? "" : "s", a->name, path),
@@ -2161,6 +2320,7 @@ void sbx_drift_scan(const struct sbx_drift_input *in, struct sbx_drift_result *r
 	read_utmp(&S);
 	remediate(&S);
 	free(S.acc);
+	free(S.mnts);
 	free(S.rm);
 	sbx_namemap_free(&S.uid_name);
 	sbx_namemap_free(&S.gid_name);

@@ -146,7 +146,7 @@ struct sbx_sudo_principal {
 	bool negated;
 };
 
-struct sbx_sudo_rule {
+struct sbx_sudoers_rule {
 	char *file;
 	unsigned line;
 	char *text;           /* the rule as written, one line */
@@ -163,7 +163,7 @@ struct sbx_sudo_problem {
 };
 
 struct sbx_sudoers {
-	struct sbx_sudo_rule *rules;
+	struct sbx_sudoers_rule *rules;
 	size_t n_rules;
 	struct sbx_sudo_problem *problems;
 	size_t n_problems;

@@ -332,3 +332,51 @@ void sbx_httpguard_free(struct sbx_httpguard *g)
 	}
 	free(g);
 }
+
+bool sbx_http_length_over(struct MHD_Connection *conn, size_t max)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long v = 0;
+
+	if (!cl)
+		return false;
+	for (const char *c = cl; *c; c++) {
+		if (*c < '0' || *c > '9' || v > max)
+			return true;
+		v = v * 10 + (unsigned long long)(*c - '0');
+	}
+	return v > max;
+}
+
+void sbx_http_body_add(struct sbx_http_body *b, const char *data, size_t n, size_t max)
+{
+	char *nb;
+
+	if (b->too_big || b->len + n > max) {
+		b->too_big = true;
+		return;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		nb = realloc(b->buf, cap);
+		if (!nb) {
+			b->too_big = true;
+			return;
+		}
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, data, n);
+	b->len += n;
+	b->buf[b->len] = '\0';
+}
+
+void sbx_http_body_free(struct sbx_http_body *b)
+{
+	free(b->buf);
+	memset(b, 0, sizeof(*b));
+}

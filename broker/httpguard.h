@@ -57,6 +57,19 @@ void sbx_httpguard_flush(struct sbx_httpguard *g, bool all);
 /* The earliest deadline (monotonic ms), or INT64_MAX. */
 int64_t sbx_httpguard_deadline(const struct sbx_httpguard *g);
 
+/* A request body, gathered as MHD hands it over, capped. */
+struct sbx_http_body {
+	char *buf;          /* NUL-terminated; NULL until something came */
+	size_t len, cap;
+	bool too_big;       /* more than the cap came (or no memory): stop reading */
+};
+/* Does the request say (Content-Length) it is longer than max, or say it
+ * in a way that is not a number? */
+bool sbx_http_length_over(struct MHD_Connection *conn, size_t max);
+/* Add n bytes; past max, too_big is set and nothing more is kept. */
+void sbx_http_body_add(struct sbx_http_body *b, const char *data, size_t n, size_t max);
+void sbx_http_body_free(struct sbx_http_body *b);
+
 /* The peer's numeric address as text ("?" when unknown). */
 const char *sbx_http_addr_text(const struct sockaddr *sa, char *buf, size_t len);
 const char *sbx_http_peer(struct MHD_Connection *conn, char *buf, size_t len);

@@ -321,8 +321,10 @@ void sbx_op_status(struct sbx_broker *b, struct sbx_call *c)
 {
 	struct sbx_req *r = named_request(b, c);
 
-	if (r)
-		sbx_reply_req(b, c, r, NULL);
+	if (r) {
+		sbx_reply_ok(c, NULL);
+		sbx_reply_put_req_commands(b, c->reply, r);
+	}
 }
 
 /* Record the end of the caller's own request r: request.cancelled or (a

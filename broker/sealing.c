@@ -3,6 +3,7 @@
 #include "sealing.h"
 
 #include "broker.h"
+#include "evidence.h"
 #include "log.h"
 #include "retention.h"
 #include "seal.h"
@@ -67,6 +68,7 @@ static int seal_now(struct sbx_broker *b, const char *why)
 {
 	struct sbx_sealing *s = b->sealing;
 	char until[SBX_RFC3339_LEN], err[512];
+	struct sbx_evidence_seal seal;
 	uint64_t seq = 0;
 
 	if (!s->on || b->degraded[0])
@@ -78,6 +80,13 @@ static int seal_now(struct sbx_broker *b, const char *why)
 			sbx_broker_degrade(b);
 		return -1;
 	}
+	seal.seq = seq;
+	seal.epoch = s->st.epoch;
+	seal.first_seq = s->st.first_seq;
+	seal.key_id = s->st.key_id;
+	seal.why = why;
+	seal.time = until;
+	sbx_evidence_on_seal(b, &seal);
 	sbx_seal_state_advance(&s->st, until, seq + 1);
 	s->st.replaces[0] = '\0';
 	if (sbx_seal_state_write(b->policy->broker.state_dir, &s->st, err, sizeof(err)) < 0)

@@ -10,6 +10,7 @@
 #include "user_limits.h"
 #include "slack/slack.h"
 #include "api/api.h"
+#include "evidence.h"
 #include "log.h"
 #include "text.h"
 #include "sbxio.h"
@@ -93,7 +94,7 @@ struct server {
 
 /* epoll tags for the fds that are not connections */
 static int tag_listen, tag_signal, tag_journal, tag_directory, tag_slack, tag_fleet,
-	tag_snapshot, tag_api;
+	tag_snapshot, tag_api, tag_evidence;
 
 int sbx_server_socket_dir(const char *path, char *err, size_t errlen)
 {
@@ -578,12 +579,13 @@ static void commit_journal(struct server *s)
 		return;
 	if (!s->uncommitted_since_ms)
 		s->uncommitted_since_ms = now;
-	if (!s->urgent && now - s->uncommitted_since_ms < COMMIT_DELAY_MS)
+	if (!s->urgent && !s->b->commit_now && now - s->uncommitted_since_ms < COMMIT_DELAY_MS)
 		return;
 	sbx_journal_commit(s->b->journal);
 	s->committed = last;
 	s->uncommitted_since_ms = 0;
 	s->urgent = false;
+	s->b->commit_now = false;
 }
 
 /* Durable records go out to the connections that follow the journal. */
@@ -733,6 +735,7 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 	    (sbx_directory_fd(b) >= 0 && add_fd(s.ep, sbx_directory_fd(b), &tag_directory) < 0) ||
 	    (sbx_slack_fd(b) >= 0 && add_fd(s.ep, sbx_slack_fd(b), &tag_slack) < 0) ||
 	    (sbx_api_fd(b) >= 0 && add_fd(s.ep, sbx_api_fd(b), &tag_api) < 0) ||
+	    (sbx_evidence_fd(b) >= 0 && add_fd(s.ep, sbx_evidence_fd(b), &tag_evidence) < 0) ||
 	    (sbx_fleet_fd(b) >= 0 && add_fd(s.ep, sbx_fleet_fd(b), &tag_fleet) < 0)) {
 		sbx_err("event loop set-up failed: %s", strerror(errno));
 		goto out;
@@ -759,6 +762,8 @@ int sbx_server_run(struct sbx_broker *b, int listen_fd, const struct sbx_server_
 				sbx_slack_on_ready(b);
 			else if (tag == &tag_api)
 				sbx_api_on_ready(b);
+			else if (tag == &tag_evidence)
+				sbx_evidence_on_ready(b);
 			else if (tag == &tag_fleet)
 				sbx_fleet_on_ready(b);
 			else if (tag == &tag_snapshot)

@@ -187,14 +187,17 @@ static bool str_is(const json_t *rec, const char *key, const char *want)
 /* Root and admins see every record; anyone else the records about them
  * (user) or by them (actor): their own requests, grants, logins; and the
  * records of requests they may decide (sbx_broker_may_see), so that an
- * approver hears of a request that waits for them. */
+ * approver hears of a request that waits for them.  The broker's own
+ * actor is nobody's: an account named "sbx" would otherwise see every
+ * grant the broker activated or ended, anyone's. */
 static bool may_see(const struct sbx_tail *t, const struct sbx_tail_sub *s, const json_t *rec)
 {
 	json_int_t id;
 	const char *ev;
 	const struct sbx_req *r;
 
-	if (s->admin || str_is(rec, "user", s->person) || str_is(rec, "actor", s->person))
+	if (s->admin || str_is(rec, "user", s->person) ||
+	    (strcmp(s->person, SBX_SYSTEM_ACTOR) != 0 && str_is(rec, "actor", s->person)))
 		return true;
 	ev = json_string_value(json_object_get(rec, "event"));
 	id = json_integer_value(json_object_get(rec, "id"));

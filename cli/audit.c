@@ -153,7 +153,9 @@ static int print_match(struct query_ctx *x, const json_t *rec, const char *line,
 		fputc('\n', stdout);
 		break;
 	case SBX_AUDIT_JSON:
-		dump = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		/* ASCII, as the journal is: no requester's C1 control or
+		 * bidi override reaches a terminal (audit_tail.c). */
+		dump = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 		if (!dump)
 			return -1;
 		printf("%s%s", x->matched ? ",\n" : "", dump);

@@ -40,8 +40,12 @@ static int print_records(const struct sbx_cli *c, const uint8_t *frame, size_t n
 		if (!rec) {
 			sbx_cli_error(c, "the broker sent a record that is not JSON: skipped");
 		} else if (c->json) {
-			/* Sanitized by jansson: control characters are escaped. */
-			char *dump = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			/* ASCII: jansson escapes C0 controls only, and a
+			 * requester's C1 controls (U+0080..U+009F, CSI in some
+			 * terminals) or bidi overrides would reach the
+			 * reader's terminal as they are. */
+			char *dump = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER |
+						JSON_ENSURE_ASCII);
 
 			if (dump)
 				printf("%s\n", dump);

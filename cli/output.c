@@ -58,6 +58,15 @@ static const struct key request_keys[] = {
 	KEY(EXTENDS, "extends", K_U32),
 	KEY(COMMENT, "comment", K_STR),
 	KEY(NOTE, "note", K_STR),
+	{ SBX_F_COMMANDINFO, "commands", K_RECLIST, SBX_OUT_COMMAND },
+};
+
+static const struct key command_keys[] = {
+	KEY(COMMAND, "command", K_STR),
+	KEY(RUNAS, "runas", K_STR),
+	KEY(CREATED_AT, "at", K_TIME),
+	KEY(EXIT_STATUS, "exit_status", K_U32),
+	KEY(SIGNAL, "signal", K_U32),
 };
 
 static const struct key roleinfo_keys[] = {
@@ -140,6 +149,7 @@ static const struct {
 	[SBX_OUT_EXPLAIN] = SPEC(explain_keys),
 	[SBX_OUT_PING] = SPEC(ping_keys),
 	[SBX_OUT_REVIEWINFO] = SPEC(reviewinfo_keys),
+	[SBX_OUT_COMMAND] = SPEC(command_keys),
 };
 
 /* A STR field as a JSON string.  The frame validator does not promise
@@ -563,6 +573,35 @@ static void detail(FILE *f, const char *label, const json_t *r, const char *key)
 	fputc('\n', f);
 }
 
+/* The sudo commands run under a grant (STATUS), one line each: when, as
+ * whom, how it ended, the command (escaped by sbx_sudo; put_key cleans
+ * it again for the terminal). */
+static void put_commands(FILE *f, const json_t *cmds)
+{
+	size_t i;
+	const json_t *c;
+	json_int_t v;
+
+	if (json_array_size(cmds) == 0)
+		return;
+	fprintf(f, "  %-11s\n", "commands:");
+	json_array_foreach(cmds, i, c) {
+		fputs("    ", f);
+		put_key(f, c, "at", "?");
+		fputs(" as ", f);
+		put_key(f, c, "runas", "?");
+		if (has_int(c, "exit_status", &v))
+			fprintf(f, ", exit %lld", (long long)v);
+		else if (has_int(c, "signal", &v))
+			fprintf(f, ", signal %lld", (long long)v);
+		else
+			fputs(", running", f);
+		fputs(": ", f);
+		put_key(f, c, "command", "");
+		fputc('\n', f);
+	}
+}
+
 void sbx_out_print_request_detail(FILE *f, const json_t *r)
 {
 	const json_t *approved = json_object_get(r, "approved_by");
@@ -627,6 +666,7 @@ void sbx_out_print_request_detail(FILE *f, const json_t *r)
 		}
 		fputc('\n', f);
 	}
+	put_commands(f, json_object_get(r, "commands"));
 }
 
 /* ------------------------------------------------------------------ */

@@ -29,6 +29,7 @@ enum sbx_out_kind {
 	SBX_OUT_EXPLAIN,     /* an EXPLAIN reply's own fields, MEMBERSHIPs as "roles" */
 	SBX_OUT_PING,        /* a PING reply's own fields */
 	SBX_OUT_REVIEWINFO,  /* a REVIEWINFO record: one role's access review */
+	SBX_OUT_COMMAND,     /* a COMMANDINFO record: a sudo command run under a grant */
 };
 
 /* Decode one REC field's contents.  NULL only on ENOMEM. */

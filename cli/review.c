@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -103,23 +104,41 @@ out:
 	return rc;
 }
 
-/* The report file: created 0600 (it names people and what they hold),
- * never through a symlink. */
+/* The report file: 0600 (it names people and what they hold), never
+ * through a symlink, and an existing file only when it is the caller's
+ * own, regular and with no other name: a file someone else put there
+ * (in /tmp, say) would keep its owner and mode, and they would read the
+ * report, or a hard link would make root overwrite what it points at. */
 static FILE *open_out(const struct sbx_cli *c, const char *path)
 {
-	FILE *f;
+	struct stat st;
+	FILE *f = NULL;
 	int fd;
 
 	if (!path)
 		return stdout;
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+	/* O_NONBLOCK: a FIFO planted there does not hold us. */
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		sbx_cli_error(c, "cannot write %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return NULL;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+		sbx_cli_error(c, "will not write %s: it exists and is %s; remove it or choose "
+			      "another --out", path, !S_ISREG(st.st_mode) ? "not a regular file"
+			      : st.st_uid != geteuid() ? "another user's" : "a hard link");
+		goto fail;
+	}
+	if (ftruncate(fd, 0) < 0 || fchmod(fd, 0600) < 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 || !(f = fdopen(fd, "w"))) {
+		sbx_cli_error(c, "cannot write %s: %s", path, strerror(errno));
+		goto fail;
 	}
 	return f;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return NULL;
 }
 
 int sbx_review_report(const struct sbx_cli *c, const struct sbx_review_args *a)

@@ -649,6 +649,24 @@ static int on_use(struct sbx_review *rv, const json_t *rec, int64_t t, bool sess
 	return 0;
 }
 
+/* A sudo command run under a grant or standing role of the row
+ * (command.run names the role it ran under; via none names none). */
+static int on_command(struct sbx_review *rv, const json_t *rec, int64_t t)
+{
+	const char *user = str_of(rec, "user"), *role = str_of(rec, "role");
+	struct sbx_review_row *row;
+	bool oom = false;
+
+	if (t < rv->o.since_us || !user || !role)
+		return 0;
+	row = row_get(rv, role, user, true, &oom);
+	if (oom)
+		return -1;
+	if (row)
+		row->commands++;
+	return 0;
+}
+
 static int on_drift(struct sbx_review *rv, const json_t *rec, bool open)
 {
 	const char *kind = str_of(rec, "kind"), *subject = str_of(rec, "subject");
@@ -727,6 +745,10 @@ int sbx_review_add(struct sbx_review *rv, const json_t *rec)
 	case 'a':
 		if (strcmp(ev, "access.checked") == 0)
 			return on_use(rv, rec, t, false);
+		break;
+	case 'c':
+		if (strcmp(ev, "command.run") == 0)
+			return on_command(rv, rec, t);
 		break;
 	case 'd':
 		if (strcmp(ev, "drift.detected") == 0)

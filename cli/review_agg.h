@@ -75,6 +75,9 @@ struct sbx_review_row {
 	unsigned logins, sessions;
 	int64_t last_login_us;   /* ever (up to the period's end); 0: never */
 	int64_t last_session_us;
+	/* sudo commands run under the row's grants or standing role in the
+	 * period (command.run, docs/sudo.md). */
+	unsigned commands;
 	unsigned drift_open;
 	/* Review decisions (the last one). */
 	int64_t decided_us;      /* 0: none */

@@ -92,12 +92,12 @@ static void fmt_flags(unsigned flags, char *buf, size_t len)
 enum col {
 	C_ROLE, C_USER, C_ACCESS, C_SOURCE, C_GRANTS, C_HOURS, C_AT_MAX, C_AUTO, C_APPROVERS,
 	C_WAIT_AVG, C_WAIT_MAX, C_REASONS, C_TICKETS, C_LOGINS, C_LAST_LOGIN, C_SESSIONS,
-	C_LAST_SESSION, C_DRIFT, C_DECISION, C_FLAGS, N_COLS,
+	C_LAST_SESSION, C_COMMANDS, C_DRIFT, C_DECISION, C_FLAGS, N_COLS,
 };
 static const char *const col_names[N_COLS] = {
 	"role", "user", "access", "source", "grants", "hours", "at_max", "auto_approved",
 	"approvers", "wait_avg", "wait_max", "reasons", "tickets", "logins", "last_login",
-	"sessions", "last_session", "drift_open", "last_decision", "flags",
+	"sessions", "last_session", "sudo_commands", "drift_open", "last_decision", "flags",
 };
 
 #define CELL 1024
@@ -128,6 +128,7 @@ static void row_cells(const struct sbx_review_row *r, char cells[N_COLS][CELL])
 	fmt_time(r->last_login_us, cells[C_LAST_LOGIN], CELL);
 	snprintf(cells[C_SESSIONS], CELL, "%u", r->sessions);
 	fmt_time(r->last_session_us, cells[C_LAST_SESSION], CELL);
+	snprintf(cells[C_COMMANDS], CELL, "%u", r->commands);
 	snprintf(cells[C_DRIFT], CELL, "%u", r->drift_open);
 	if (r->decided_us) {
 		fmt_time(r->decided_us, t, sizeof(t));
@@ -204,6 +205,7 @@ static json_t *row_json(const struct sbx_review_row *r)
 	json_object_set_new(o, "last_login", time_json(r->last_login_us));
 	json_object_set_new(o, "sessions", json_integer(r->sessions));
 	json_object_set_new(o, "last_session", time_json(r->last_session_us));
+	json_object_set_new(o, "sudo_commands", json_integer(r->commands));
 	json_object_set_new(o, "drift_open", json_integer(r->drift_open));
 	json_object_set_new(o, "last_decision", d ? d : json_null());
 	json_object_set_new(o, "flags", flags_json(r->flags));
@@ -385,13 +387,21 @@ static void write_md(FILE *f, const struct sbx_review *rv)
 
 /* ---- CSV (RFC 4180, CRLF) ---- */
 
+/* A cell a spreadsheet would take for a formula (= + - @ first: a
+ * requester's reason, say) gets a leading ' inside quotes, as in
+ * audit export (OWASP's CSV injection advice). */
 static void csv_cell(FILE *f, const char *s, bool last)
 {
 	char san[CELL * 2];
+	bool guard;
 
 	sbx_sanitize(s, san, sizeof(san));
-	if (strpbrk(san, ",\"\r\n")) {
+	guard = (san[0] == '=' || san[0] == '+' || san[0] == '-' || san[0] == '@') &&
+		strcmp(san, "-") != 0; /* the placeholder of an empty cell is no formula */
+	if (guard || strpbrk(san, ",\"\r\n")) {
 		fputc('"', f);
+		if (guard)
+			fputc('\'', f);
 		for (const char *p = san; *p; p++) {
 			if (*p == '"')
 				fputc('"', f);

@@ -60,6 +60,7 @@ enum {
 	O_ACTOR,
 	O_FOLLOW,
 	O_LINES,
+	O_GRANT,
 	N_OPTS,
 };
 
@@ -92,6 +93,7 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_ACTOR] = { "actor", true },
 	[O_FOLLOW] = { "follow", false, 'f' },
 	[O_LINES] = { "lines", true, 'n' },
+	[O_GRANT] = { "grant", true },
 };
 
 #define BIT(o) SBX_CLI_OPT_BIT(o)
@@ -765,6 +767,34 @@ static int cmd_alerts(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	return rc;
 }
 
+/* activity: the sudo commands in the journal (docs/sudo.md), through the
+ * same reader as audit query. */
+static int cmd_activity(const struct sbx_cli *c, const struct sbx_cli_args *a)
+{
+	struct sbx_audit_query q = {
+		.f = { .user = a->val[O_USER], .event = "command." },
+		.format = c->json ? SBX_AUDIT_JSON : SBX_AUDIT_TEXT,
+	};
+	char *dir = NULL;
+	int rc;
+
+	if (a->val[O_GRANT]) {
+		if (sbx_cli_arg_id(c, "--grant", a->val[O_GRANT], &q.f.id))
+			return SBX_EXIT_USAGE;
+		q.f.has_id = true;
+	}
+	if (a->val[O_SINCE]) {
+		if (when_arg(c, "--since", a->val[O_SINCE], &q.f.since_us))
+			return SBX_EXIT_USAGE;
+		q.f.has_since = true;
+	}
+	rc = state_dir_for(c, a, &dir);
+	if (rc == SBX_EXIT_OK)
+		rc = sbx_audit_query(c, dir, &q);
+	free(dir);
+	return rc;
+}
+
 static int cmd_audit_export(const struct sbx_cli *c, const struct sbx_cli_args *a)
 {
 	enum sbx_export_format fmt = SBX_EXPORT_JSONL;
@@ -1391,7 +1421,8 @@ static const struct sbx_cli_cmd cmds[] = {
 		"                     seq,time,event,actor,through,user,role,id,details\n"
 		"                     with details the other fields as a JSON object\n"
 		"                   --json without --format prints one JSON array.\n"
-		"  Text and CSV replace control characters with '?'; jsonl is exact.\n"
+		"  Text and CSV replace control characters with '?'; jsonl is exact;\n"
+		"  --json is ASCII (other characters as \\u escapes).\n"
 		"  prev and hash appear only in jsonl and --json.\n"
 		"\n"
 		"Examples:\n"
@@ -1481,7 +1512,8 @@ static const struct sbx_cli_cmd cmds[] = {
 		"  -n, --lines N    the last N records first (default 10, 0 to 1024)\n"
 		"  --user, --actor, --role, --id, --event, --host, --outcome\n"
 		"                   as for `sbxctl audit query` (see its help)\n"
-		"  --json           one JSON object per line instead of query's text\n"
+		"  --json           one JSON object per line (ASCII: other characters\n"
+		"                   as \\u escapes) instead of query's text\n"
 		"                   lines: the record's members, without prev, hash and\n"
 		"                   continued (the journal's bytes: audit query and\n"
 		"                   audit export have them); seals are not streamed\n"
@@ -1576,7 +1608,8 @@ static const struct sbx_cli_cmd cmds[] = {
 		"  --format F       md (default), csv (RFC 4180, one line per row), json (one\n"
 		"                   object: period, summary, roles, rows) or html (one\n"
 		"                   self-contained printable file with a chart)\n"
-		"  --out FILE       write there (created mode 0600) instead of stdout\n"
+		"  --out FILE       write there (mode 0600) instead of stdout; an existing\n"
+		"                   FILE must be your own regular file, not a hard link\n"
 		"  --online         with a directory: section, read the directory as the\n"
 		"                   broker does, so that its users and groups are rows and\n"
 		"                   sources (\"directory group G\"); without it only the\n"
@@ -1659,6 +1692,35 @@ static const struct sbx_cli_cmd cmds[] = {
 		.max_args = 0,
 		.opts = 0,
 		.run = cmd_review_status,
+	},
+	{
+		.name = "activity",
+		.synopsis = "activity [--grant ID | --user U | --since T] [--state-dir DIR | --config FILE]",
+		.summary = "what was run with sudo, and under which grant (offline)",
+		.help =
+		"Print the sudo commands sbx_sudo.so recorded (docs/sudo.md), oldest\n"
+		"first, reading the journal without the broker: command.run (before the\n"
+		"command ran: user, runas, command, cwd, tty, and the grant it ran under:\n"
+		"id, role, reason, ticket, approvers; or via standing / none),\n"
+		"command.refused (by sudoers, sbx or another plugin, with why) and\n"
+		"command.exited (exit status or signal, elapsed_ms).\n"
+		"\n"
+		"Options:\n"
+		"  --grant ID       the commands run under grant ID (and their ends)\n"
+		"  --user U         the commands of U\n"
+		"  --since T        records at or after T (RFC 3339 time, date, or a\n"
+		"                   duration meaning that long ago: 2h, 1d)\n"
+		"  --state-dir DIR  the broker's state directory (default: " SBX_DEFAULT_STATE_DIR ")\n"
+		"  --config FILE    take the state directory from the policy\n"
+		"  --json           one JSON array of the records\n"
+		"\n"
+		"Examples:\n"
+		"  sbxctl activity --grant 42\n"
+		"  sbxctl activity --user erin --since 1d --json\n",
+		.min_args = 0,
+		.max_args = 0,
+		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_USER) | BIT(O_SINCE) | BIT(O_GRANT),
+		.run = cmd_activity,
 	},
 	{
 		.name = "fleet init",

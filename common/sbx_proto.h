@@ -69,7 +69,7 @@ enum sbx_op {
 	SBX_OP_REQUEST = 0x0010,  /* ROLE [DURATION] [REASON] [TICKET] [EXTENDS] -> REQUEST
 	                           * [FLAGS: SBX_REQUEST_EXISTED] */
 	SBX_OP_LIST = 0x0011,     /* [FLAGS: SBX_LIST_ALL] -> REQUEST... (repeated) */
-	SBX_OP_STATUS = 0x0012,   /* ID -> REQUEST */
+	SBX_OP_STATUS = 0x0012,   /* ID -> REQUEST (with COMMANDINFO... for a grant) */
 	SBX_OP_CANCEL = 0x0013,   /* ID [REASON] -> REQUEST (pending -> cancelled) */
 	SBX_OP_DROP = 0x0014,     /* ID [REASON] -> REQUEST (active -> revoked by holder) */
 	SBX_OP_ROLES = 0x0015,    /* -> ROLEINFO... (repeated): what the caller may ask for */
@@ -132,6 +132,25 @@ enum sbx_op {
 	                           * STATUS REFUSED and SEQ (the next record not sent) when the
 	                           * reader is dropped.  Root and admins see every record, others
 	                           * those whose user or actor they are. */
+	/* sudo commands (sbx_sudo.so, docs/sudo.md): ops 0x00a0-0x00af.  Root
+	 * only (sudo's front end runs as root); the person is the real uid of
+	 * the SO_PEERCRED pid, and the groups its credentials hold are read
+	 * from the same process, never from the request. */
+	SBX_OP_SUDO_CHECK = 0x00a0,    /* RUNAS COMMAND [CWD TTY] -> ALLOWED, MESSAGE, [ID ROLE]
+	                                * VIA, [SEQ: the command.run record]; records
+	                                * command.run or command.refused */
+	SBX_OP_SUDO_RUN = 0x00a1,      /* RUNAS COMMAND [CWD TTY PLUGIN] -> [ID ROLE] VIA SEQ:
+	                                * records command.run (no decision: the audit
+	                                * plugin alone, without the approval plugin) */
+	SBX_OP_SUDO_REFUSED = 0x00a2,  /* [RUNAS] COMMAND [CWD TTY] PLUGIN VERDICT [REASON]
+	                                * -> records command.refused */
+	SBX_OP_SUDO_EXITED = 0x00a3,   /* SEQ [EXIT_STATUS | SIGNAL] ELAPSED_MS
+	                                * -> records command.exited */
+	SBX_OP_SUDO_SPOOLED = 0x00a4,  /* STATE (run|refused|exited) UID CREATED_AT COMMAND
+	                                * [RUNAS CWD TTY VERDICT PLUGIN REASON EXIT_STATUS
+	                                * SIGNAL ELAPSED_MS]: a record written down by
+	                                * failmode=open while the broker was away
+	                                * -> records command.<STATE> with spooled */
 
 	SBX_OP_ERROR = 0x7fff,    /* reply only: the request could not be parsed */
 	SBX_OP_REPLY = 0x8000,
@@ -270,7 +289,24 @@ enum sbx_tag {
 	SBX_F_SCOPES = 0x0a04,      /* STR: "read,request,approve,audit" (a subset) */
 	SBX_F_TOKENINFO = 0x0a05,   /* REC: TOKEN_ID TOKEN_NAME USER SCOPES CREATED_AT EXPIRES_AT
 	                             * STATE (live|ended) */
+	/* sudo commands: tags 0x0b00-0x0bff */
+	SBX_F_COMMAND = 0x0b01,     /* STR: the argv, escaped (docs/sudo.md), at most
+	                             * SBX_COMMAND_MAX bytes */
+	SBX_F_CWD = 0x0b02,         /* STR */
+	SBX_F_RUNAS = 0x0b03,       /* STR: the user the command runs as */
+	SBX_F_PLUGIN = 0x0b04,      /* STR: the sudo plugin that decided */
+	SBX_F_VERDICT = 0x0b05,     /* STR: rejected|error */
+	SBX_F_EXIT_STATUS = 0x0b06, /* U32 */
+	SBX_F_SIGNAL = 0x0b07,      /* U32 */
+	SBX_F_ELAPSED_MS = 0x0b08,  /* I64 */
+	SBX_F_COMMANDINFO = 0x0b09, /* REC, repeated, in STATUS's REQUEST: a command run
+	                             * under the grant: COMMAND [RUNAS] CREATED_AT
+	                             * [EXIT_STATUS | SIGNAL] [VERDICT] */
+	SBX_F_UID = 0x0b0a,         /* U32 */
 };
+
+/* A command line as sbx_sudo sends it: escaped, cut with a marker. */
+#define SBX_COMMAND_MAX 2048u
 
 /* FLAGS bits */
 #define SBX_CHECK_RECORD 0x1u /* record the decision as access.checked (PAM) */
@@ -278,6 +314,7 @@ enum sbx_tag {
 #define SBX_REQUEST_EXISTED 0x1u /* in a REQUEST reply: the request was already open
                                  * (a retry); nothing was recorded */
 #define SBX_TAIL_FOLLOW 0x1u     /* TAIL: keep the connection and push new records */
+#define SBX_SUDO_RUNAS_ROOT 0x1u /* SUDO_CHECK: the command runs as uid 0 */
 
 static inline enum sbx_type sbx_field_type(uint16_t tag)
 {
@@ -287,17 +324,18 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_AUTO_APPROVE: case SBX_F_REQUIRE_REASON: case SBX_F_REASON_MIN:
 	case SBX_F_LOGIN: case SBX_F_HOST_MATCH: case SBX_F_SESSION: case SBX_F_PID:
 	case SBX_F_STALE: case SBX_F_WRITABLE: case SBX_F_LINE: case SBX_F_SCANS:
-	case SBX_F_SCANNING: case SBX_F_COUNT:
+	case SBX_F_SCANNING: case SBX_F_COUNT: case SBX_F_EXIT_STATUS: case SBX_F_SIGNAL:
+	case SBX_F_UID:
 		return SBX_T_U32;
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:
 	case SBX_F_DEFAULT_DURATION: case SBX_F_SEQ: case SBX_F_OPENED_AT:
 	case SBX_F_FLEET_SEQ: case SBX_F_DETECTED_AT: case SBX_F_SCANNED_AT:
-	case SBX_F_LAST_REVIEW: case SBX_F_NEXT_DUE:
+	case SBX_F_LAST_REVIEW: case SBX_F_NEXT_DUE: case SBX_F_ELAPSED_MS:
 		return SBX_T_I64;
 	case SBX_F_REQUEST: case SBX_F_ROLEINFO: case SBX_F_MEMBERSHIP:
 	case SBX_F_SESSIONINFO: case SBX_F_GROUP: case SBX_F_DRIFT: case SBX_F_REVIEWINFO:
-	case SBX_F_TOKENINFO:
+	case SBX_F_TOKENINFO: case SBX_F_COMMANDINFO:
 		return SBX_T_REC;
 	case SBX_F_MESSAGE: case SBX_F_AS_USER: case SBX_F_USER: case SBX_F_SERVICE:
 	case SBX_F_RHOST: case SBX_F_TTY: case SBX_F_VIA: case SBX_F_HOST:
@@ -312,6 +350,8 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_FOUND: case SBX_F_POLICY_SAYS: case SBX_F_ON_MISSED:
 	case SBX_F_RECORD: case SBX_F_EVENT: case SBX_F_OUTCOME:
 	case SBX_F_TOKEN: case SBX_F_TOKEN_NAME: case SBX_F_TOKEN_ID: case SBX_F_SCOPES:
+	case SBX_F_COMMAND: case SBX_F_CWD: case SBX_F_RUNAS: case SBX_F_PLUGIN:
+	case SBX_F_VERDICT:
 		return SBX_T_STR;
 	}
 	return SBX_T_UNKNOWN;
@@ -332,6 +372,8 @@ static inline int sbx_op_known(uint16_t op)
 	case SBX_OP_DRIFT: case SBX_OP_DRIFT_SCAN:
 	case SBX_OP_REVIEW_CERTIFY: case SBX_OP_REVIEW_REVOKE: case SBX_OP_REVIEW_STATUS:
 	case SBX_OP_TAIL:
+	case SBX_OP_SUDO_CHECK: case SBX_OP_SUDO_RUN: case SBX_OP_SUDO_REFUSED:
+	case SBX_OP_SUDO_EXITED: case SBX_OP_SUDO_SPOOLED:
 		return 1;
 	}
 	return 0;

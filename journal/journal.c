@@ -96,6 +96,13 @@ struct sbx_journal {
 	size_t op_n, op_cap;
 	size_t op_start;        /* in pend: where its first line starts */
 	char op_prev[SBX_JR_HEX + 1];
+	/* The hashes written for the last SBX_JOURNAL_RECENT records, by
+	 * seq: an operation's records get their final ones when it ends
+	 * (sbx_journal_recent_hash). */
+	struct {
+		uint64_t seq;
+		char hash[SBX_JR_HEX + 1];
+	} recent[SBX_JOURNAL_RECENT];
 
 	/* The writer thread's own. */
 	int segfd;
@@ -379,6 +386,14 @@ int sbx_journal_append(struct sbx_journal *j, const char *event, const char *act
 	return sbx_journal_append_at(j, 0, event, actor, fields, seq, rec_out);
 }
 
+static void remember_hash(struct sbx_journal *j, uint64_t seq, const char *hash)
+{
+	size_t slot = seq % SBX_JOURNAL_RECENT;
+
+	j->recent[slot].seq = seq;
+	memcpy(j->recent[slot].hash, hash, sizeof(j->recent[slot].hash));
+}
+
 int sbx_journal_append_at(struct sbx_journal *j, int64_t time_us, const char *event,
 			  const char *actor, const json_t *fields, uint64_t *seq, json_t **rec_out)
 {
@@ -461,6 +476,7 @@ int sbx_journal_append_at(struct sbx_journal *j, int64_t time_us, const char *ev
 	j->seg_bytes += linelen + 1;
 	j->pend_len += linelen + 1;
 	memcpy(j->last_hash, hash, sizeof(hash));
+	remember_hash(j, s, hash);
 	__atomic_store_n(&j->last_seq, s, __ATOMIC_RELEASE);
 	if (copy)
 		memcpy(copy, p, linelen);
@@ -533,6 +549,7 @@ static int op_mark(struct sbx_journal *j)
 			goto out;
 		buf[pos + linelen] = '\n';
 		memcpy(prev, hash, sizeof(prev));
+		remember_hash(j, o->seq, hash);
 		j->last_rec_off = off;
 		off += linelen + 1;
 		pos += linelen + 1;
@@ -583,6 +600,20 @@ void sbx_journal_last_hash(struct sbx_journal *j, char hash[65])
 	pthread_mutex_lock(&j->mu);
 	memcpy(hash, j->last_hash, 65);
 	pthread_mutex_unlock(&j->mu);
+}
+
+int sbx_journal_recent_hash(struct sbx_journal *j, uint64_t seq, char hash[65])
+{
+	size_t slot = seq % SBX_JOURNAL_RECENT;
+	int ret = -1;
+
+	pthread_mutex_lock(&j->mu);
+	if (seq && j->recent[slot].seq == seq) {
+		memcpy(hash, j->recent[slot].hash, 65);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&j->mu);
+	return ret;
 }
 
 int sbx_journal_event_fd(const struct sbx_journal *j)

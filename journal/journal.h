@@ -17,6 +17,8 @@
 
 #define SBX_JOURNAL_SEGMENT_MAX_DEFAULT (64u << 20)
 #define SBX_JOURNAL_LINE_MAX (256u << 10)
+/* How many of the newest records' hashes sbx_journal_recent_hash knows. */
+#define SBX_JOURNAL_RECENT 4096u
 
 struct sbx_journal;
 
@@ -120,6 +122,14 @@ uint64_t sbx_journal_last_seq(const struct sbx_journal *j);
 /* The hash of that record (64 zeros for an empty journal): the chain
  * head a seal vouches for (seal.h).  Call from the appending thread. */
 void sbx_journal_last_hash(struct sbx_journal *j, char hash[65]);
+
+/* The hash the journal wrote for record seq, if it is one of the last
+ * SBX_JOURNAL_RECENT appended in this run: the one on disk, also for the
+ * records of an operation, which get theirs when it ends (before that,
+ * the hash their rec_out carries).  For who sends records elsewhere with
+ * their hashes (broker/evidence.c).  0, or -1 for a seq it does not hold.
+ * Call from the appending thread. */
+int sbx_journal_recent_hash(struct sbx_journal *j, uint64_t seq, char hash[65]);
 
 /* An fd that becomes readable when durable_seq advances or the journal
  * fails.  Call sbx_journal_ack_event() after it fires. */

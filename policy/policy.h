@@ -120,13 +120,12 @@ struct sbx_role {
 	/* A directory refresh that ends someone's eligibility also ends
 	 * their grants of this role (revoke_on_ineligible). */
 	bool revoke_on_ineligible;
-	/* sudo: { allow: [...] }: the commands the role's unix group may run
-	 * through sudoers (the drift scan reports a rule that gives more).
-	 * !sudo_set: the role has no sudo: key, and any command is in
-	 * policy. */
-	bool sudo_set;
-	char **sudo_allow;
-	size_t n_sudo_allow;
+	/* sudo: command patterns (fnmatch, on the command line as sbx_sudo
+	 * records it: docs/sudo.md) its grants cover, and those that need a
+	 * one-off approval each time (policy_sudo.c).  No allow: any command
+	 * (the drift scan too reports a sudoers rule that gives more only
+	 * when there is an allow:). */
+	struct sbx_strlist sudo_allow, sudo_approve_each;
 };
 
 struct sbx_policy {
@@ -249,5 +248,23 @@ int sbx_policy_check_request(const struct sbx_policy *p, const struct sbx_role *
 int sbx_policy_warnings(const struct sbx_policy *p, FILE *group_file,
 			struct sbx_policy_errors *warn);
 void sbx_policy_warnings_print(FILE *out, const struct sbx_policy_errors *warn);
+
+/* policy_sudo.c: what a role's sudo: says about one command line (escaped
+ * as sbx_sudo sends it).  SBX_SUDO_FREE: the role says nothing about it;
+ * ALLOWED: an allow: pattern matches; APPROVE_EACH: an approve_each:
+ * pattern matches (it wins over allow:); NOT_ALLOWED: the role lists
+ * allow: patterns and none matches.  *pattern (may be NULL) gets the
+ * pattern that decided. */
+enum sbx_sudo_rule {
+	SBX_SUDO_FREE = 0,
+	SBX_SUDO_ALLOWED,
+	SBX_SUDO_APPROVE_EACH,
+	SBX_SUDO_NOT_ALLOWED,
+};
+enum sbx_sudo_rule sbx_policy_sudo_rule(const struct sbx_role *r, const char *command,
+					const char **pattern);
+/* Is s a command pattern the policy accepts (1..1024 bytes, no control
+ * characters)? */
+bool sbx_policy_sudo_pattern_ok(const char *s);
 
 #endif

@@ -18,12 +18,6 @@ typedef void sbx_yaml_err_fn(void *ctx, yaml_mark_t at, const char *msg);
 void sbx_policy_drift_load(yaml_document_t *doc, yaml_node_t *n, struct sbx_drift_conf *c,
 			   sbx_yaml_err_fn *err, void *ctx);
 
-/* A role's sudo: { allow: [...], approve_each: [...] }: sets r->sudo_set
- * and r->sudo_allow (approve_each is checked and left to whoever acts on
- * it).  Problems go to err; out of memory is reported there too. */
-void sbx_policy_role_sudo(yaml_document_t *doc, yaml_node_t *n, struct sbx_role *r,
-			  sbx_yaml_err_fn *err, void *ctx);
-
 /* The text of a drift kind ("group", "sudoers", ...), and back (-1). */
 const char *sbx_drift_kind_name(enum sbx_drift_kind k);
 int sbx_drift_kind_of(const char *name);

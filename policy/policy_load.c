@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -235,13 +236,12 @@ static void role_free(struct sbx_role *r)
 	strlist_free(&r->eligible_users);
 	strlist_free(&r->approver_groups);
 	strlist_free(&r->approver_users);
+	strlist_free(&r->sudo_allow);
+	strlist_free(&r->sudo_approve_each);
 	for (size_t i = 0; i < r->n_ticket_re; i++)
 		regfree(&r->ticket_re[i]);
 	free(r->ticket_pattern[0]);
 	free(r->ticket_pattern[1]);
-	for (size_t i = 0; i < r->n_sudo_allow; i++)
-		free(r->sudo_allow[i]);
-	free(r->sudo_allow);
 }
 
 void sbx_policy_free(struct sbx_policy *p)
@@ -834,6 +834,23 @@ static bool host_glob_ok(struct loader *L, const yaml_node_t *n, const char *s)
 	return true;
 }
 
+static bool sudo_pattern_ok(struct loader *L, const yaml_node_t *n, const char *s)
+{
+	if (sbx_policy_sudo_pattern_ok(s))
+		return true;
+	error_at(L, n->start_mark, "'%s' is not a command pattern (1 to 1024 characters, "
+		 "no control characters)", s);
+	return false;
+}
+
+static void parse_sudo_patterns(struct loader *L, const struct field *f, yaml_node_t *n,
+				void *obj)
+{
+	parse_list(L, f, n, AT(obj, f, struct sbx_strlist),
+		   "a list of command patterns (e.g. [\"/usr/bin/systemctl restart *\"])",
+		   sudo_pattern_ok);
+}
+
 static void parse_users(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
 {
 	parse_list(L, f, n, AT(obj, f, struct sbx_strlist), "a list of user names", known_user);
@@ -891,12 +908,6 @@ static void parse_unix_group(struct loader *L, const struct field *f, yaml_node_
 static void yaml_err(void *ctx, yaml_mark_t at, const char *msg)
 {
 	error_at(ctx, at, "%s", msg);
-}
-
-static void parse_sudo(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
-{
-	(void)f;
-	sbx_policy_role_sudo(&L->doc, n, &((struct role_src *)obj)->r, yaml_err, L);
 }
 
 static void load_drift(struct loader *L, yaml_node_t *n)
@@ -992,6 +1003,12 @@ static const struct field approver_fields[] = {
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
+static const struct field sudo_fields[] = {
+	{ "allow", parse_sudo_patterns, ROLE(sudo_allow), NULL, NULL },
+	{ "approve_each", parse_sudo_patterns, ROLE(sudo_approve_each), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
 static const struct field role_fields[] = {
 	{ "description", parse_text, ROLE(description), NULL, NULL },
 	{ "profile", parse_profile, ROLE(profile), NULL, NULL },
@@ -1011,7 +1028,7 @@ static const struct field role_fields[] = {
 	{ "reason_min_length", parse_count, ROLE(reason_min_length), NULL, NULL },
 	{ "review_every", parse_review, ROLE(review_every), NULL, NULL },
 	{ "on_expiry", parse_on_expiry, ROLE(on_expiry), NULL, NULL },
-	{ "sudo", parse_sudo, 0, NULL, NULL },
+	{ "sudo", parse_map, 0, NULL, sudo_fields },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
@@ -2002,6 +2019,7 @@ static void load_fleet(struct loader *L, yaml_node_t *n)
 
 #define AUDIT_CONF(m) offsetof(struct sbx_settings, audit.m)
 #define AUDIT_DEFAULT_SEAL_EVERY 60
+#define AUDIT_DEFAULT_CHECKPOINT_TIMEOUT 10
 /* A day: longer epochs leave too much unsealed for too long. */
 #define AUDIT_SEAL_EVERY_MAX 86400
 
@@ -2018,15 +2036,64 @@ static void parse_seal_every(struct loader *L, const struct field *f, yaml_node_
 	*AT(obj, f, int64_t) = d;
 }
 
+/* The collector of seals (docs/audit.md, "Evidence off the host"):
+ * https://, or http:// to a loopback address only; the broker checks the
+ * rest of the URL when it starts. */
+static void parse_checkpoint_url(struct loader *L, const struct field *f, yaml_node_t *n,
+				 void *obj)
+{
+	static const char *const loopback[] = { "http://127.0.0.1", "http://[::1]",
+						"http://localhost" };
+	const char *s = text_of(L, n, f->key, "an https:// URL");
+	bool ok;
+
+	if (!s)
+		return;
+	ok = strncasecmp(s, "https://", 8) == 0 && s[8];
+	for (size_t i = 0; !ok && i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		size_t len = strlen(loopback[i]);
+
+		ok = strncasecmp(s, loopback[i], len) == 0 &&
+		     (s[len] == ':' || s[len] == '/' || s[len] == '\0');
+	}
+	if (!ok) {
+		error_at(L, n->start_mark, "%s must start with https:// (http:// only to a loopback "
+			 "address)", f->key);
+		return;
+	}
+	slack_store(L, f, n, obj, s, sizeof(((struct sbx_audit_conf *)0)->checkpoint_url));
+}
+
+static void parse_checkpoint_timeout(struct loader *L, const struct field *f, yaml_node_t *n,
+				     void *obj)
+{
+	int64_t d;
+
+	if (!duration_of(L, f, n, &d))
+		return;
+	if (d < 1 || d > SLACK_TIMEOUT_MAX) {
+		error_at(L, n->start_mark, "%s must be between 1s and 5m", f->key);
+		return;
+	}
+	*AT(obj, f, int64_t) = d;
+}
+
 static const struct field audit_fields[] = {
 	{ "seal_every", parse_seal_every, AUDIT_CONF(seal_every), NULL, NULL },
 	{ "retention", parse_retention, AUDIT_CONF(retention), NULL, NULL },
+	{ "syslog", parse_bool, AUDIT_CONF(syslog), NULL, NULL },
+	{ "checkpoint_url", parse_checkpoint_url, AUDIT_CONF(checkpoint_url), NULL, NULL },
+	{ "checkpoint_ca_file", parse_secret_file, AUDIT_CONF(checkpoint_ca_file), NULL, NULL },
+	{ "checkpoint_timeout", parse_checkpoint_timeout, AUDIT_CONF(checkpoint_timeout), NULL,
+	  NULL },
 	{ NULL, NULL, 0, NULL, NULL },
 };
 
 static void load_audit(struct loader *L, yaml_node_t *n)
 {
 	L->settings->audit.seal_every = AUDIT_DEFAULT_SEAL_EVERY;
+	L->settings->audit.syslog = true;
+	L->settings->audit.checkpoint_timeout = AUDIT_DEFAULT_CHECKPOINT_TIMEOUT;
 	if (n)
 		walk_map(L, n, audit_fields, L->settings, "audit", n->start_mark);
 }
@@ -2144,6 +2211,34 @@ static void load_api(struct loader *L, yaml_node_t *n)
 			 c->listen_host);
 }
 
+#define SUDO_DEFAULT_WAIT 120
+#define SUDO_WAIT_MAX 600
+
+static void parse_sudo_wait(struct loader *L, const struct field *f, yaml_node_t *n, void *obj)
+{
+	int64_t d;
+
+	if (!duration_of(L, f, n, &d))
+		return;
+	if (d < 1 || d > SUDO_WAIT_MAX) {
+		error_at(L, n->start_mark, "sudo.wait must be from 1s to 10m");
+		return;
+	}
+	*AT(obj, f, int64_t) = d;
+}
+
+static const struct field sudo_section_fields[] = {
+	{ "wait", parse_sudo_wait, offsetof(struct sbx_settings, sudo.wait), NULL, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static void load_sudo(struct loader *L, yaml_node_t *n)
+{
+	L->settings->sudo.wait = SUDO_DEFAULT_WAIT;
+	if (n)
+		walk_map(L, n, sudo_section_fields, L->settings, "sudo", n->start_mark);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The document */
 
@@ -2160,6 +2255,7 @@ static const struct section {
 	{ "drift", load_drift },
 	{ "review", load_review },
 	{ "api", load_api },
+	{ "sudo", load_sudo },
 	{ "profiles", load_profiles },
 	{ "users", load_users },
 	{ "groups", load_groups },
@@ -2182,7 +2278,7 @@ static void load_root(struct loader *L, yaml_node_t *root)
 		if (k == N_SECTIONS)
 			error_at(L, e[i].knode->start_mark,
 				 "unknown key '%s' (the policy has broker, directory, slack, fleet, audit, "
-				 "drift, review, api, profiles, users, groups, roles and alerts)", e[i].key);
+				 "drift, review, api, sudo, profiles, users, groups, roles and alerts)", e[i].key);
 		else
 			found[k] = e[i].vnode;
 	}

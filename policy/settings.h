@@ -60,10 +60,14 @@ struct sbx_fleet_conf {
 	                                 * 0: never */
 };
 
-/* audit: (docs/audit.md, "Sealing") */
+/* audit: (docs/audit.md, "Sealing" and "Evidence off the host") */
 struct sbx_audit_conf {
 	int64_t seal_every;             /* seconds per sealing epoch (default 60) */
 	int64_t retention;              /* for roles whose profile sets none; 0: forever */
+	bool syslog;                    /* every record to syslog (default true) */
+	char checkpoint_url[2048];      /* https:// collector of seals, or empty */
+	char checkpoint_ca_file[SBX_SETTINGS_PATH_MAX]; /* PEM CAs for it, or empty: the system's */
+	int64_t checkpoint_timeout;     /* seconds, one post (default 10) */
 };
 
 /* drift: (docs/policy.md, "drift"): where the scan for access that does
@@ -116,6 +120,11 @@ struct sbx_api_conf {
 	unsigned events_per_person;     /* ... per person; 0: default */
 };
 
+/* sudo: (docs/sudo.md) */
+struct sbx_sudo_conf {
+	int64_t wait;                   /* seconds a one-command request waits (default 120) */
+};
+
 struct sbx_settings {
 	struct sbx_directory_conf directory;
 	struct sbx_slack_conf slack;
@@ -125,6 +134,7 @@ struct sbx_settings {
 	struct sbx_drift_conf drift;
 	struct sbx_review_conf review;
 	struct sbx_api_conf api;
+	struct sbx_sudo_conf sudo;
 };
 
 struct sbx_policy;

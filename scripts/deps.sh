@@ -25,10 +25,12 @@ if [ "${1:-build}" = test ]; then
          slapd ldap-utils openssh-server openssh-client jq curl valgrind
          util-linux procps iproute2 python3
          python3-jsonschema python3-yaml openssl  # api.sh: responses against docs/openapi.yaml, a TLS certificate
-         sudo   # sudo: libnss_sbx's end-to-end tests (sudo -l, sudo -n)
+         sudo   # sudo: sudo_plugin.h for sbx_sudo.so; the end-to-end tests (sudo -l, sudo -n)
          clang libclang-rt-14-dev)  # libFuzzer: tests/fuzz/run, tests/fuzz/brief.sh
   # fleet: throwaway PostgreSQL 15 servers (tests/integration/pg_lib.sh)
   want+=(postgresql)
+  # audit_checkpoint.sh: a throwaway certificate for the test collector
+  want+=(openssl)
   # packaging.sh, unit_file.sh, manpages.sh: systemd-analyze (systemd is
   # not started), strace, man with groff
   want+=(systemd strace man-db groff-base)

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,9 +55,7 @@
 struct call {
 	struct sbx_api *api;
 	struct MHD_Connection *conn;
-	char *body;
-	size_t len, cap;
-	bool too_big;
+	struct sbx_http_body body;
 	/* held: until the journal has the change (wait_seq), or until the
 	 * request wait_id is decided or wait_until_ms passes */
 	bool held, ready;
@@ -73,6 +72,9 @@ struct call {
 struct sbx_api {
 	struct sbx_broker *b;
 	struct MHD_Daemon *d;
+	/* What the loop watches: MHD's own epoll set, and the audit streams
+	 * waiting for their threads (api_audit.c). */
+	int ep;
 	struct sbx_httpguard *guard;
 	struct call *held;
 	char *tls_cert, *tls_key;
@@ -97,38 +99,28 @@ void sbx_api_on_record(struct sbx_broker *b, const json_t *rec)
 	sbx_tokens_apply(b->tokens, rec);
 }
 
+static int tag_mhd;
+
 int sbx_api_fd(const struct sbx_broker *b)
 {
-	const union MHD_DaemonInfo *info;
-
-	if (!b->api || !b->api->d)
-		return -1;
-	info = MHD_get_daemon_info(b->api->d, MHD_DAEMON_INFO_EPOLL_FD);
-	return info ? info->epoll_fd : -1;
+	return b->api ? b->api->ep : -1;
 }
 
+/* MHD's turn.  In external epoll mode MHD keeps connections with work
+ * left (a body already read behind the headers, a resumed connection) in
+ * a list of its own and says so only through MHD_get_timeout: 0 means
+ * "run me again now".  Without that, such a request would wait for an
+ * event that never comes. */
 static void api_run(struct sbx_api *a)
 {
-	MHD_UNSIGNED_LONG_LONG to;
+	MHD_UNSIGNED_LONG_LONG ms = 1;
 
 	(void)sbx_httpguard_cut_overdue(a->guard);
-	/* MHD can go on with some connections without a new epoll event (a
-	 * reply longer than one write, a resumed connection): it says so with
-	 * a timeout of 0.  Run it again for those, a bounded number of times
-	 * so that no peer holds the loop; sbx_api_tick comes back for more. */
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < 16; i++) {
 		(void)MHD_run(a->d);
-		if (MHD_get_timeout(a->d, &to) != MHD_YES || to > 0)
+		if (MHD_get_timeout(a->d, &ms) != MHD_YES || ms > 0)
 			break;
 	}
-}
-
-/* Does MHD have work it will not be woken for? */
-static bool api_more(struct sbx_api *a)
-{
-	MHD_UNSIGNED_LONG_LONG to;
-
-	return MHD_get_timeout(a->d, &to) == MHD_YES && to == 0;
 }
 
 static void web_run(void *arg)
@@ -138,8 +130,23 @@ static void web_run(void *arg)
 
 void sbx_api_on_ready(struct sbx_broker *b)
 {
-	if (b->api)
-		api_run(b->api);
+	struct epoll_event evs[16];
+	int n;
+
+	if (!b->api)
+		return;
+	/* Streams whose threads wrote more (or ended) wake up first; MHD's
+	 * run then takes them with whatever its sockets have.  Nothing runs
+	 * between epoll_wait and the wake-ups, so no stream is freed in
+	 * between. */
+	do {
+		n = epoll_wait(b->api->ep, evs, 16, 0);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.ptr != &tag_mhd)
+				sbx_api_audit_ready(evs[i].data.ptr);
+		}
+	} while (n == 16);
+	api_run(b->api);
 }
 
 /* ---- answers ------------------------------------------------------------------- */
@@ -175,6 +182,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, jso
 	sbx_httpguard_rearm(conn, SBX_GUARD_IDLE);
 	return ret;
 }
+
 
 /* An error: {"code": stable word, "message": what happened}. */
 static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
@@ -403,7 +411,7 @@ out:
 
 enum route_kind {
 	R_LIST, R_CREATE, R_GET, R_CANCEL, R_DROP, R_EXTEND, R_APPROVE, R_DENY,
-	R_PENDING, R_GRANTS, R_REVOKE, R_CHECK, R_ROLES, R_EXPLAIN, R_TOKEN, R_EVENTS,
+	R_PENDING, R_GRANTS, R_REVOKE, R_CHECK, R_ROLES, R_EXPLAIN, R_TOKEN, R_EVENTS, R_AUDIT,
 };
 
 #define NEEDS_ANY (-1)
@@ -460,6 +468,8 @@ static const struct route routes[] = {
 	R("GET", "/v1/policy/explain",        R_EXPLAIN, READ, false, SBX_OP_EXPLAIN,
 	  NEEDS_ANY,          false, "memberships"),
 	R("GET", "/v1/token",                 R_TOKEN,   0,    false, 0,
+	  NEEDS_ANY,          false, NULL),
+	R("GET", "/v1/audit",                 R_AUDIT,   SBX_SCOPE_AUDIT, false, 0,
 	  NEEDS_ANY,          false, NULL),
 	/* The live record stream: see dispatch_call. */
 	R("GET", "/v1/events",                R_EVENTS,  READ, false, 0,
@@ -605,6 +615,7 @@ static int build(struct call *c, const struct route *r, const struct sbx_token *
 	case R_ROLES:
 	case R_TOKEN:
 	case R_EVENTS:
+	case R_AUDIT:
 		return 0;
 	}
 	return 0;
@@ -686,6 +697,80 @@ static bool wants_wait(struct call *c, uint32_t id, char *why, size_t whylen, in
 	return true;
 }
 
+/* A time for since/until: RFC 3339, or a duration meaning that long ago. */
+static int when_of(const char *s, int64_t *us)
+{
+	char why[128];
+	int64_t d;
+
+	if (sbx_parse_rfc3339_us(s, us) == 0)
+		return 0;
+	if (sbx_duration_parse(s, &d, why, sizeof(why)) < 0)
+		return -1;
+	*us = sbx_now_us() - d * 1000000;
+	return 0;
+}
+
+static int text_arg(struct MHD_Connection *conn, const char *key, char *dst, size_t len)
+{
+	const char *v = arg(conn, key);
+
+	if (!v)
+		return 0;
+	if (strlen(v) >= len)
+		return -1;
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+/* GET /v1/audit?user=&role=&event=&id=&since=&until= */
+static enum MHD_Result audit_call(struct sbx_api *a, struct call *c, const struct sbx_token *t)
+{
+	struct sbx_api_audit_query q = { 0 };
+	struct MHD_Response *resp;
+	struct sbx_caller who;
+	const char *v;
+	enum MHD_Result ret;
+	char why[256];
+
+	owner_caller(a->b, t->owner, &who);
+	/* The scope was given to an admin or auditor; they must still be one. */
+	if (!sbx_api_may_audit(a->b, t->owner, who.admin))
+		return fail(c->conn, 403, "refused", "%s is no longer an admin or a member of %s",
+			    t->owner, SBX_API_AUDITORS);
+	if (text_arg(c->conn, "user", q.user, sizeof(q.user)) < 0 ||
+	    text_arg(c->conn, "role", q.role, sizeof(q.role)) < 0 ||
+	    text_arg(c->conn, "event", q.event, sizeof(q.event)) < 0)
+		return fail(c->conn, 400, "bad_request", "user, role or event is too long");
+	v = arg(c->conn, "id");
+	if (v) {
+		char *end;
+		unsigned long id = strtoul(v, &end, 10);
+
+		if (!*v || *end || !id || id > UINT32_MAX)
+			return fail(c->conn, 400, "bad_request", "id must be a request id");
+		q.has_id = true;
+		q.id = (uint32_t)id;
+	}
+	if (((v = arg(c->conn, "since")) && when_of(v, &q.since_us) < 0) ||
+	    ((v = arg(c->conn, "until")) && when_of(v, &q.until_us) < 0))
+		return fail(c->conn, 400, "bad_request", "since and until are RFC 3339 times or "
+			    "durations (that long ago)");
+	/* Only what is on disk: nothing that could still be lost. */
+	q.max_seq = sbx_journal_durable_seq(a->b->journal);
+	resp = sbx_api_audit_stream(a->b->policy->broker.state_dir, &q, a->ep, c->conn, why,
+				    sizeof(why));
+	if (!resp)
+		return fail(c->conn, 503, "unavailable", "%s", why);
+	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(c->conn, 200, resp);
+	MHD_destroy_response(resp);
+	/* MHD's idle timeout bounds a client that stops reading. */
+	sbx_httpguard_rearm(c->conn, SBX_GUARD_HELD);
+	return ret;
+}
+
 static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const char *method,
 				     const char *url)
 {
@@ -733,6 +818,8 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 		json_decref(o);
 		return ret;
 	}
+	if (r->kind == R_AUDIT)
+		return audit_call(a, c, t);
 	if (r->kind == R_EVENTS) {
 		struct sbx_caller who;
 
@@ -754,8 +841,8 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 			return fail(c->conn, 403, "refused", "only admins may ask about another "
 				    "person; this token is %s's", t->owner);
 	}
-	if (c->len) {
-		body = json_loadb(c->body, c->len, JSON_REJECT_DUPLICATES, &jerr);
+	if (c->body.len) {
+		body = json_loadb(c->body.buf, c->body.len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!json_is_object(body)) {
 			json_decref(body);
 			return fail(c->conn, 400, "bad_request", "the body must be a JSON object%s%s",
@@ -788,7 +875,9 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 		goto out;
 	}
 	if (c->wait_seq && c->wait_seq > sbx_journal_durable_seq(a->b->journal)) {
-		/* Acknowledged only once it is on disk, as on the socket. */
+		/* Acknowledged only once it is on disk, as on the socket; and
+		 * as there, somebody waits: no group-commit delay. */
+		a->b->commit_now = true;
 		hold(a, c);
 		ret = MHD_YES;
 		goto out;
@@ -798,48 +887,6 @@ out:
 	sbx_msg_free(&m);
 	json_decref(body);
 	return ret;
-}
-
-static bool content_length_too_big(struct MHD_Connection *conn)
-{
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_LENGTH);
-	unsigned long long v = 0;
-
-	if (!cl)
-		return false;
-	for (const char *c = cl; *c; c++) {
-		if (*c < '0' || *c > '9' || v > API_BODY_MAX)
-			return true;
-		v = v * 10 + (unsigned long long)(*c - '0');
-	}
-	return v > API_BODY_MAX;
-}
-
-static void body_append(struct call *c, const char *data, size_t n)
-{
-	char *nb;
-
-	if (c->too_big || c->len + n > API_BODY_MAX) {
-		c->too_big = true;
-		return;
-	}
-	if (c->len + n + 1 > c->cap) {
-		size_t cap = c->cap ? c->cap : 1024;
-
-		while (cap < c->len + n + 1)
-			cap *= 2;
-		nb = realloc(c->body, cap);
-		if (!nb) {
-			c->too_big = true;
-			return;
-		}
-		c->body = nb;
-		c->cap = cap;
-	}
-	memcpy(c->body + c->len, data, n);
-	c->len += n;
-	c->body[c->len] = '\0';
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -854,7 +901,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Headers are in: the body has the connection's time from
 		 * here. */
 		sbx_httpguard_rearm(conn, SBX_GUARD_BUSY);
-		if (content_length_too_big(conn))
+		if (sbx_http_length_over(conn, API_BODY_MAX))
 			return fail(conn, 413, "too_large", "request bodies are at most %d bytes",
 				    API_BODY_MAX);
 		c = calloc(1, sizeof(*c));
@@ -873,15 +920,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return respond(conn, c->http, c->answer, 0);
 	}
 	if (*upload_size) {
-		body_append(c, upload_data, *upload_size);
+		sbx_http_body_add(&c->body, upload_data, *upload_size, API_BODY_MAX);
 		*upload_size = 0;
-		return c->too_big ? MHD_NO : MHD_YES;
+		return c->body.too_big ? MHD_NO : MHD_YES;
 	}
-	if (c->too_big)
+	if (c->body.too_big)
 		return fail(conn, 413, "too_large", "request bodies are at most %d bytes",
 			    API_BODY_MAX);
 	if (sbx_web_wants(url))
-		return sbx_web_serve(a->web, conn, method, url, c->body, c->len, &c->web);
+		return sbx_web_serve(a->web, conn, method, url, c->body.buf, c->body.len, &c->web);
 	return dispatch_call(a, c, method, url);
 }
 
@@ -908,7 +955,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	unhold(a, c);
 	sbx_web_call_done(a->web, c->web);
 	json_decref(c->answer);
-	free(c->body);
+	sbx_http_body_free(&c->body);
 	free(c);
 	*req_cls = NULL;
 }
@@ -988,7 +1035,14 @@ void sbx_api_tick(struct sbx_broker *b)
 		MHD_resume_connection(c->conn);
 		run = true;
 	}
-	run |= sbx_web_tick(a->web) || api_more(a);
+	{
+		MHD_UNSIGNED_LONG_LONG ms = 1;
+
+		/* MHD's own timers (idle connections) and work it left */
+		if (MHD_get_timeout(a->d, &ms) == MHD_YES && ms == 0)
+			run = true;
+	}
+	run |= sbx_web_tick(a->web);
 	if (run)
 		api_run(a);
 }
@@ -1056,9 +1110,12 @@ static void api_free(struct sbx_api *a)
 		}
 	}
 	sbx_web_stop(a->web);
+	sbx_api_audit_resume_all();
 	if (a->d)
 		MHD_stop_daemon(a->d);
 	sbx_web_free(a->web);
+	if (a->ep > 0)
+		close(a->ep);
 	sbx_httpguard_free(a->guard);
 	free(a->tls_cert);
 	if (a->tls_key) {
@@ -1089,6 +1146,11 @@ int sbx_api_start(struct sbx_broker *b)
 		goto fail;
 	}
 	a->b = b;
+	a->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (a->ep < 0) {
+		sbx_err("api: epoll: %s", strerror(errno));
+		goto fail;
+	}
 	memset(&ss, 0, sizeof(ss));
 	if (v6) {
 		in6->sin6_family = AF_INET6;
@@ -1137,6 +1199,15 @@ int sbx_api_start(struct sbx_broker *b)
 			v6 ? "[" : "", c->listen_host, v6 ? "]" : "", c->listen_port,
 			a->tls_cert ? ", or the certificate and key do not go together" : "");
 		goto fail;
+	}
+	info = MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_EPOLL_FD);
+	{
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_mhd };
+
+		if (!info || epoll_ctl(a->ep, EPOLL_CTL_ADD, info->epoll_fd, &ev) < 0) {
+			sbx_err("api: cannot watch libmicrohttpd's epoll set");
+			goto fail;
+		}
 	}
 	info = MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_BIND_PORT);
 	sbx_info("api: listening on %s://%s%s%s:%u/v1/", a->tls_cert ? "https" : "http",

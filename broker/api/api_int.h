@@ -14,4 +14,34 @@
  * STATUS.  NULL when out of memory. */
 json_t *sbx_api_reply_json(const uint8_t *frame, size_t n, uint32_t *status);
 
+/* ---- GET /v1/audit (api_audit.c) ---- */
+
+#include <microhttpd.h>
+#include <stdbool.h>
+
+struct sbx_api_audit_query {
+	char user[SBX_NAME_MAX + 1];  /* "user" or "actor" is it; "" any */
+	char role[SBX_NAME_MAX + 1];
+	char event[64];               /* exact, or a prefix "request." / "request.*" */
+	bool has_id;
+	uint32_t id;
+	int64_t since_us, until_us;   /* 0: open */
+	uint64_t max_seq;             /* records up to this seq (durable ones); 0: all */
+};
+
+bool sbx_api_audit_match(const json_t *rec, const struct sbx_api_audit_query *q);
+
+/* A response to conn streaming the records of the journal under
+ * state_dir that match q, as JSON lines.  ep: the API's epoll set, which
+ * watches the stream's fd (data.ptr: the stream) while the connection
+ * waits, suspended, for more.  NULL with why when no stream can start
+ * now. */
+struct MHD_Response *sbx_api_audit_stream(const char *state_dir,
+					  const struct sbx_api_audit_query *q, int ep,
+					  struct MHD_Connection *conn, char *why, size_t whylen);
+/* The stream's fd became readable: wake its connection. */
+void sbx_api_audit_ready(void *stream);
+/* Before MHD stops: wake every sleeping stream. */
+void sbx_api_audit_resume_all(void);
+
 #endif

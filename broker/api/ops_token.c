@@ -62,20 +62,11 @@ static void put_tokeninfo(sbx_msg *m, const struct sbx_token *t)
 
 static json_t *created_fields(const struct sbx_token *t, const char *through)
 {
-	static const char digits[] = "0123456789abcdef";
 	char salt[2 * SBX_TOKEN_SALT_BYTES + 1], hash[65];
 	json_t *f = sbx_token_fields(t);
 
-	for (size_t i = 0; i < SBX_TOKEN_SALT_BYTES; i++) {
-		salt[2 * i] = digits[t->salt[i] >> 4];
-		salt[2 * i + 1] = digits[t->salt[i] & 15];
-	}
-	salt[sizeof(salt) - 1] = '\0';
-	for (size_t i = 0; i < 32; i++) {
-		hash[2 * i] = digits[t->hash[i] >> 4];
-		hash[2 * i + 1] = digits[t->hash[i] & 15];
-	}
-	hash[64] = '\0';
+	sbx_token_hex(t->salt, SBX_TOKEN_SALT_BYTES, salt);
+	sbx_token_hex(t->hash, sizeof(t->hash), hash);
 	if (f) {
 		json_object_set_new(f, "secret_salt", json_string(salt));
 		json_object_set_new(f, "secret_hash", json_string(hash));

@@ -94,7 +94,7 @@ static int hexval(char c)
 	return -1;
 }
 
-static void hex_encode(const uint8_t *in, size_t n, char *out)
+void sbx_token_hex(const uint8_t *in, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 
@@ -142,7 +142,7 @@ void sbx_token_format(const char *id, const uint8_t secret[SBX_TOKEN_SECRET_BYTE
 	memcpy(buf, SBX_TOKEN_PREFIX, 5);
 	memcpy(buf + 5, id, SBX_TOKEN_ID_HEX);
 	buf[5 + SBX_TOKEN_ID_HEX] = '_';
-	hex_encode(secret, SBX_TOKEN_SECRET_BYTES, buf + 5 + SBX_TOKEN_ID_HEX + 1);
+	sbx_token_hex(secret, SBX_TOKEN_SECRET_BYTES, buf + 5 + SBX_TOKEN_ID_HEX + 1);
 }
 
 void sbx_token_hash(const uint8_t salt[SBX_TOKEN_SALT_BYTES],
@@ -176,7 +176,7 @@ int sbx_token_mint(struct sbx_token *t, uint8_t secret[SBX_TOKEN_SECRET_BYTES])
 	if (RAND_bytes(id, sizeof(id)) != 1 || RAND_bytes(t->salt, sizeof(t->salt)) != 1 ||
 	    RAND_bytes(secret, SBX_TOKEN_SECRET_BYTES) != 1)
 		return -1;
-	hex_encode(id, sizeof(id), t->id);
+	sbx_token_hex(id, sizeof(id), t->id);
 	sbx_token_hash(t->salt, secret, t->hash);
 	return 0;
 }
@@ -285,8 +285,8 @@ static json_t *token_to_json(const struct sbx_token *t)
 	char salt[2 * SBX_TOKEN_SALT_BYTES + 1], hash[65];
 	json_t *o = sbx_token_fields(t);
 
-	hex_encode(t->salt, sizeof(t->salt), salt);
-	hex_encode(t->hash, sizeof(t->hash), hash);
+	sbx_token_hex(t->salt, sizeof(t->salt), salt);
+	sbx_token_hex(t->hash, sizeof(t->hash), hash);
 	json_t *more = json_pack("{s:s, s:s, s:o, s:b}", "secret_salt", salt, "secret_hash", hash, "created_at",
 				 time_text(t->created_at), "live", t->live);
 

@@ -78,6 +78,8 @@ int sbx_token_parse(const char *text, char id[SBX_TOKEN_ID_HEX + 1],
 		    uint8_t secret[SBX_TOKEN_SECRET_BYTES]);
 /* The text of a token from its id and secret (buf: SBX_TOKEN_TEXT_LEN + 1). */
 void sbx_token_format(const char *id, const uint8_t secret[SBX_TOKEN_SECRET_BYTES], char *buf);
+/* n bytes as 2n lowercase hex digits and a NUL into out. */
+void sbx_token_hex(const uint8_t *in, size_t n, char *out);
 /* SHA-256(salt || secret). */
 void sbx_token_hash(const uint8_t salt[SBX_TOKEN_SALT_BYTES],
 		    const uint8_t secret[SBX_TOKEN_SECRET_BYTES], uint8_t out[32]);

@@ -709,10 +709,8 @@ void slack_answer(struct sbx_slack *s, uint32_t req, const char *response_url, c
 	notes_append(s, n);
 }
 
-/* How many users have id as their slack_id; *person is the last of them,
- * names lists the first two. */
-static int person_of(const struct sbx_policy *p, const char *id, const char **person,
-		     char *names, size_t len)
+int slack_person_of(const struct sbx_policy *p, const char *id, const char **person,
+		    char *names, size_t len)
 {
 	int found = 0;
 
@@ -750,7 +748,7 @@ int slack_act(struct sbx_slack *s, const struct slack_click *c, uint64_t *wait_s
 			 "Nothing was changed.", b->policy->broker.host);
 		return 0;
 	}
-	n = person_of(b->policy, c->user_id, &person, names, sizeof(names));
+	n = slack_person_of(b->policy, c->user_id, &person, names, sizeof(names));
 	if (n == 0) {
 		sbx_info("slack: %s (not linked to any user) pressed %s on request %u", c->user_id,
 			 c->action, id);

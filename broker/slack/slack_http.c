@@ -48,9 +48,7 @@
 /* One HTTP request, from its headers to its completion. */
 struct req_ctx {
 	struct MHD_Connection *conn;
-	char *body;
-	size_t len, cap;
-	bool too_big;
+	struct sbx_http_body body;
 	/* held until the journal has the change (in a fleet: first until
 	 * the fleet's log decided it) */
 	bool held, ready;
@@ -59,6 +57,9 @@ struct req_ctx {
 	uint32_t req;
 	char response_url[SLACK_URL_MAX];
 	unsigned status;
+	/* a slash command: its answer is this response's body */
+	bool command;
+	char answer[1024];
 	struct req_ctx *next_held;
 };
 
@@ -87,50 +88,32 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
 	return ret;
 }
 
+/* A slash command's answer: shown to the person who typed it only. */
+static enum MHD_Result respond_command(struct MHD_Connection *conn, const char *text)
+{
+	json_t *o = json_pack("{s:s, s:s}", "response_type", "ephemeral", "text", text);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	json_decref(o);
+	if (!body)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(conn, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static const char *header(struct MHD_Connection *conn, const char *name)
 {
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
-}
-
-static bool content_length_too_big(struct MHD_Connection *conn)
-{
-	const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	unsigned long long v = 0;
-
-	if (!cl)
-		return false;
-	for (const char *c = cl; *c; c++) {
-		if (*c < '0' || *c > '9' || v > SLACK_BODY_MAX)
-			return true;
-		v = v * 10 + (unsigned long long)(*c - '0');
-	}
-	return v > SLACK_BODY_MAX;
-}
-
-static void body_append(struct req_ctx *rc, const char *data, size_t n)
-{
-	char *nb;
-
-	if (rc->too_big || rc->len + n > SLACK_BODY_MAX) {
-		rc->too_big = true;
-		return;
-	}
-	if (rc->len + n + 1 > rc->cap) {
-		size_t cap = rc->cap ? rc->cap : 4096;
-
-		while (cap < rc->len + n + 1)
-			cap *= 2;
-		nb = realloc(rc->body, cap);
-		if (!nb) {
-			rc->too_big = true;
-			return;
-		}
-		rc->body = nb;
-		rc->cap = cap;
-	}
-	memcpy(rc->body + rc->len, data, n);
-	rc->len += n;
-	rc->body[rc->len] = '\0';
 }
 
 /* Signature, timestamp and replay.  Returns 0, or the HTTP status to
@@ -145,7 +128,7 @@ static unsigned check_signature(struct slack_http *h, struct req_ctx *rc, char *
 	enum slack_verdict v;
 	int seen;
 
-	v = slack_verify(s->secret, s->secret_len, ts, sig, rc->body ? rc->body : "", rc->len, now,
+	v = slack_verify(s->secret, s->secret_len, ts, sig, rc->body.buf ? rc->body.buf : "", rc->body.len, now,
 			 &t);
 	if (v != SLACK_SIG_OK) {
 		snprintf(msg, msglen, "%s", slack_verdict_text(v));
@@ -228,6 +211,38 @@ static enum MHD_Result defer_click(struct slack_http *h, struct req_ctx *rc,
 	return MHD_YES;
 }
 
+/* "/sbx ..." (slack_command.c): answered now, or once its record is on
+ * disk. */
+static enum MHD_Result handle_command(struct slack_http *h, struct req_ctx *rc)
+{
+	const char *body = rc->body.buf ? rc->body.buf : "";
+	char *user = slack_form_value(body, rc->body.len, "user_id");
+	char *text = slack_form_value(body, rc->body.len, "text");
+	char ip[64], clean[64];
+	enum MHD_Result ret;
+	uint64_t wait_seq = 0;
+
+	if (!user || !user[0]) {
+		sbx_warn("slack: a signed command from %s without a user",
+			 sbx_http_peer(rc->conn, ip, sizeof(ip)));
+		ret = respond(rc->conn, 400, "no user_id\n");
+		goto out;
+	}
+	if (!slack_command(h->s, sbx_sanitize(user, clean, sizeof(clean)), text, &wait_seq,
+			   rc->answer, sizeof(rc->answer))) {
+		ret = respond_command(rc->conn, rc->answer);
+		goto out;
+	}
+	rc->command = true;
+	rc->wait_seq = wait_seq;
+	hold(h, rc, 0, "");
+	ret = MHD_YES;
+out:
+	free(user);
+	free(text);
+	return ret;
+}
+
 /* A well-signed request: parse it, act, answer. */
 static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 {
@@ -245,7 +260,15 @@ static enum MHD_Result handle_click(struct slack_http *h, struct req_ctx *rc)
 		ret = respond(rc->conn, 415, "expected application/x-www-form-urlencoded\n");
 		goto out;
 	}
-	payload = slack_form_value(rc->body ? rc->body : "", rc->len, "payload");
+	payload = slack_form_value(rc->body.buf ? rc->body.buf : "", rc->body.len, "command");
+	if (payload) {
+		/* A slash command, not a button. */
+		free(payload);
+		payload = NULL;
+		ret = handle_command(h, rc);
+		goto out;
+	}
+	payload = slack_form_value(rc->body.buf ? rc->body.buf : "", rc->body.len, "payload");
 	switch (payload ? slack_parse_click(payload, &c, why, sizeof(why)) : SLACK_CLICK_MALFORMED) {
 	case SLACK_CLICK_MALFORMED:
 		sbx_warn("slack: a signed callback from %s without a usable payload",
@@ -297,7 +320,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return respond(conn, 405, "only POST\n");
 		if (strcmp(url, h->s->request_path) != 0)
 			return respond(conn, 404, "not here\n");
-		if (content_length_too_big(conn))
+		if (sbx_http_length_over(conn, SLACK_BODY_MAX))
 			return respond(conn, 413, "at most 64 KiB\n");
 		rc = calloc(1, sizeof(*rc));
 		if (!rc)
@@ -311,16 +334,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!rc->ready)
 			return MHD_YES;
 		rc->held = false;
+		if (rc->command)
+			return respond_command(conn, rc->answer);
 		return respond(conn, rc->status, "");
 	}
 	if (*upload_size) {
-		body_append(rc, upload_data, *upload_size);
+		sbx_http_body_add(&rc->body, upload_data, *upload_size, SLACK_BODY_MAX);
 		*upload_size = 0;
 		/* Only a chunked body gets here too big (a Content-Length
 		 * over the limit was answered 413 above): stop reading it. */
-		return rc->too_big ? MHD_NO : MHD_YES;
+		return rc->body.too_big ? MHD_NO : MHD_YES;
 	}
-	if (rc->too_big)
+	if (rc->body.too_big)
 		return respond(conn, 413, "at most 64 KiB\n");
 	status = check_signature(h, rc, msg, sizeof(msg));
 	if (status) {
@@ -354,7 +379,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	unhold(h, rc);
 	if (rc->change)
 		sbx_change_abandon(&rc->change->ch);
-	free(rc->body);
+	sbx_http_body_free(&rc->body);
 	free(rc);
 	*req_cls = NULL;
 }
@@ -501,7 +526,10 @@ void slack_http_tick(struct slack_http *h)
 			char msg[700];
 
 			sbx_broker_not_recorded(b, msg, sizeof(msg));
-			slack_answer(h->s, rc->req, rc->response_url, msg);
+			if (rc->command)
+				snprintf(rc->answer, sizeof(rc->answer), "%s", msg);
+			else
+				slack_answer(h->s, rc->req, rc->response_url, msg);
 		}
 		MHD_resume_connection(rc->conn);
 		run = true;

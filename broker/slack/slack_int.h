@@ -19,6 +19,7 @@
 
 #include "broker.h"
 #include "secret.h"
+#include "slack_out.h"
 #include "state.h"
 
 #define SLACK_BODY_MAX (64 * 1024)   /* an interactivity POST */
@@ -28,10 +29,6 @@
 #define SLACK_REPLAY_MAX 4096        /* signatures remembered (5 minutes' worth) */
 #define SLACK_URL_MAX 2048
 #define SLACK_ID_MAX 32              /* a Slack user id, e.g. U024BE7LH */
-
-/* Private epoll tags: kind in the high half, fd in the low half. */
-enum { SLACK_TAG_TIMER = 1, SLACK_TAG_MHD = 2, SLACK_TAG_CURL = 3 };
-#define SLACK_TAG(kind, fd) (((uint64_t)(kind) << 32) | (uint32_t)(fd))
 
 /* ---- pure helpers (slack_util.c) ---------------------------------------- */
 
@@ -94,16 +91,9 @@ int slack_button_id(const char *value, uint32_t *id);
 bool slack_button_ok(const uint8_t key[SLACK_KEY_LEN], const struct sbx_req *r,
 		     const char *action, const char *value);
 
-/* A URL the broker may post to: https://, or http:// to a loopback
- * address (a local relay, the tests). */
-int slack_url_ok(const char *url, char *why, size_t whylen);
 /* Same scheme, host and port: a response_url must come from where the
  * webhook goes (hooks.slack.com), so a payload cannot steer posts elsewhere. */
 bool slack_same_origin(const char *a, const char *b);
-
-/* Delay before retry number attempt (1 = after the first failure):
- * 1 s, 2 s, 4 s, ... at most 5 minutes. */
-int64_t slack_backoff_ms(unsigned attempt);
 
 /* Text sbx writes, for a mrkdwn object (names and words of the policy
  * in it): &, < and > escaped (no mentions, no links), control characters
@@ -132,30 +122,7 @@ bool slack_state_final(const char *key);
 json_t *slack_render(struct sbx_broker *b, const struct sbx_req *r,
 		     const uint8_t key[SLACK_KEY_LEN]);
 
-/* ---- outgoing posts (slack_out.c) ------------------------------------------ */
-
-struct slack_result {
-	long status;          /* HTTP status, 0 when none came */
-	int64_t retry_after;  /* seconds from Retry-After, 0 when none */
-	char error[256];      /* transport error or Slack's answer, for logs */
-};
-typedef void (*slack_done_fn)(void *arg, const struct slack_result *res);
-
-struct slack_out;
-/* Curl's sockets go into ep (tagged SLACK_TAG_CURL). */
-struct slack_out *slack_out_new(int ep, char *err, size_t errlen);
-/* POST a JSON body; fn(arg) is called from slack_out_process once it is
- * done, one way or the other (never from inside this call). */
-int slack_out_post(struct slack_out *o, const char *url, const char *body, int64_t timeout_s,
-		   slack_done_fn fn, void *arg);
-void slack_out_socket(struct slack_out *o, int fd, uint32_t events);
-void slack_out_timeout(struct slack_out *o);
-void slack_out_process(struct slack_out *o);
-/* Monotonic ms at which curl wants slack_out_timeout, or INT64_MAX. */
-int64_t slack_out_deadline(const struct slack_out *o);
-size_t slack_out_active(const struct slack_out *o);
-/* Abandons what is in flight (no callbacks). */
-void slack_out_free(struct slack_out *o);
+/* ---- outgoing posts: slack_out.h ----------------------------------------------- */
 
 /* ---- the feature's state (slack.c) ------------------------------------------ */
 
@@ -223,6 +190,16 @@ void slack_answer(struct sbx_slack *s, uint32_t req, const char *response_url, c
  * for the person who clicked). */
 int slack_act(struct sbx_slack *s, const struct slack_click *c, uint64_t *wait_seq, char *msg,
 	      size_t msglen);
+/* How many users of p have id as their slack_id; *person is the last of
+ * them, names lists the first two. */
+int slack_person_of(const struct sbx_policy *p, const char *id, const char **person,
+		    char *names, size_t len);
+/* A slash command (slack_command.c): "/sbx request ROLE [for] DUR REASON",
+ * "/sbx status", "/sbx help" from Slack user user_id.  Returns 1 when it
+ * changed something (answer msg once wait_seq is durable), 0 when msg is
+ * the answer now. */
+int slack_command(struct sbx_slack *s, const char *user_id, const char *text,
+		  uint64_t *wait_seq, char *msg, size_t msglen);
 /* Send what is due, set the timer. */
 void slack_kick(struct sbx_slack *s);
 

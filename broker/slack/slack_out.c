@@ -7,7 +7,7 @@
  */
 #include "config.h"
 
-#include "slack_int.h"
+#include "slack_out.h"
 
 #include "sbxio.h"
 
@@ -38,6 +38,7 @@ struct slack_out {
 	int64_t deadline;
 	struct xfer *xfers;
 	size_t n;
+	char *ca_file;        /* NULL: the system's CAs */
 };
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -110,7 +111,8 @@ static void xfer_free(struct xfer *x)
 	free(x);
 }
 
-static int xfer_setup(struct xfer *x, const char *url, const char *body, int64_t timeout_s)
+static int xfer_setup(struct xfer *x, const char *url, const char *body, int64_t timeout_s,
+		      const char *ca_file)
 {
 	long total_ms = (long)timeout_s * 1000;
 	long connect_ms = total_ms < 10000 ? total_ms : 10000;
@@ -144,6 +146,19 @@ static int xfer_setup(struct xfer *x, const char *url, const char *body, int64_t
 	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_PRIVATE, x) != CURLE_OK)
 		return -1;
+	if (ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK)
+		return -1;
+	return 0;
+}
+
+int slack_out_set_ca(struct slack_out *o, const char *ca_file)
+{
+	char *copy = strdup(ca_file);
+
+	if (!copy)
+		return -1;
+	free(o->ca_file);
+	o->ca_file = copy;
 	return 0;
 }
 
@@ -152,7 +167,7 @@ int slack_out_post(struct slack_out *o, const char *url, const char *body, int64
 {
 	struct xfer *x = calloc(1, sizeof(*x));
 
-	if (!x || !(x->easy = curl_easy_init()) || xfer_setup(x, url, body, timeout_s) < 0 ||
+	if (!x || !(x->easy = curl_easy_init()) || xfer_setup(x, url, body, timeout_s, o->ca_file) < 0 ||
 	    curl_multi_add_handle(o->multi, x->easy) != CURLM_OK) {
 		xfer_free(x);
 		return -1;
@@ -264,5 +279,6 @@ void slack_out_free(struct slack_out *o)
 		xfer_free(x);
 	}
 	curl_multi_cleanup(o->multi);
+	free(o->ca_file);
 	free(o);
 }

@@ -26,15 +26,19 @@ tap_result "the broker starts with an api: section" || {
 API=$(grep -o 'api: listening on http://127\.0\.0\.1:[0-9]*' "$LOG" | sed 's/.*on //')
 assert_match "it says where the API listens" '^http://127\.0\.0\.1:[0-9]+$' "$API"
 
+API=$API SBXREQ=$SBXREQ SBXCTL=$SBXCTL SOCK=$SOCK STATE=$STATE POLICY=$POLICY \
+	BROKER_PID=$BROKER_PID SPEC="$SBX_SRCDIR/docs/openapi.yaml" \
+	timeout 300 python3 "$SBX_SRCDIR/tests/integration/api_driver.py" >"$T/driver.out" 2>&1
+DRIVER_RC=$?
 while IFS= read -r line; do
 	case $line in
 	PASS\ *) tap_ok "${line#PASS }" ;;
 	FAIL\ *) tap_fail "${line#FAIL }" ;;
 	*) diag "$line" ;;
 	esac
-done < <(API=$API SBXREQ=$SBXREQ SBXCTL=$SBXCTL SOCK=$SOCK STATE=$STATE POLICY=$POLICY \
-	BROKER_PID=$BROKER_PID SPEC="$SBX_SRCDIR/docs/openapi.yaml" \
-	timeout 300 python3 "$SBX_SRCDIR/tests/integration/api_driver.py" 2>&1)
+done <"$T/driver.out"
+# A driver that died halfway (an exception, the timeout) has not run the rest.
+assert_eq "the driver ran to its end" 0 "$DRIVER_RC"
 
 # Tokens outlive a restart (from the snapshot, then from the journal), and
 # the API speaks TLS (libmicrohttpd with GnuTLS) when given a certificate.

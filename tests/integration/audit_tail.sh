@@ -188,6 +188,23 @@ assert_contains "... and the broker logged it" "$(cat "$LOG")" "tail: dropped a 
 kill -0 "$PID_dave_only" 2>/dev/null
 tap_result "a follower whose filter leaves the burst out stays connected"
 
+# ---- --json is ASCII: a requester's text cannot steer the reader's terminal ----
+# A C1 control (U+009B, CSI in some terminals) and a bidi override
+# (U+202E) in a reason come out as \u escapes, the same string to a JSON
+# reader.
+R=$(printf 'tail test: \xc2\x9b2J \xe2\x80\xaeevil')
+req --as erin cancel "$ID1"
+req --as erin --json sandbox-admin --reason "$R"
+assert_rc "a request whose reason holds U+009B and U+202E" 0
+ctl audit tail -n 5 --json --user erin
+assert_rc "tail --json of it" 0
+assert_eq "... no raw byte above ASCII on the terminal" 0 "$(printf '%s' "$OUT" | LC_ALL=C grep -c '[^ -~]')"
+assert_eq "... the same reason to a JSON reader" "$R" \
+	"$(printf '%s\n' "$OUT" | jq -r 'select(.event == "request.created") | .reason' | tail -n 1)"
+run "$SBXCTL" audit query --state-dir "$STATE" --user erin --json
+assert_rc "audit query --json" 0
+assert_eq "... no raw byte above ASCII either" 0 "$(printf '%s' "$OUT" | LC_ALL=C grep -c '[^ -~]')"
+
 # ---- the broker stops: the stream ends ----
 broker_stop
 wait_until 5 eval '! kill -0 "$PID_dave_only" 2>/dev/null'

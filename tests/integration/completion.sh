@@ -27,7 +27,7 @@ export FN
 
 # Without a broker: no ids, and no noise.
 got=$(req_words --socket "$SOCK" "")
-assert_eq "sbx-request, no broker: the commands" "cancel drop extend help list roles status" "$(echo $got)"
+assert_eq "sbx-request, no broker: the commands" "cancel drop extend help list roles status token" "$(echo $got)"
 assert_eq "sbx-request status, no broker: no ids and nothing printed" "" "$(req_words --socket "$SOCK" status "")"
 
 broker_start
@@ -52,7 +52,7 @@ assert_contains "sbx-request --for: durations" "$(req_words sandbox-admin --for 
 assert_eq "sbx-request --reason: nothing to offer" "" "$(req_words sandbox-admin --reason "")"
 
 assert_eq "sbxctl: the commands" \
-	"alerts approve audit check deny drift fleet grants help pending policy review revoke status" "$(echo $(ctl_words ""))"
+	"activity alerts approve audit check deny drift fleet grants help pending policy review revoke status token" "$(echo $(ctl_words ""))"
 assert_eq "sbxctl policy: its subcommands" "check explain" "$(echo $(ctl_words policy ""))"
 assert_eq "sbxctl audit: its subcommands" "export init query tail verify verify-export" \
 	"$(echo $(ctl_words audit ""))"
@@ -61,6 +61,9 @@ assert_eq "sbxctl drift: its subcommand" "scan" "$(echo $(ctl_words drift ""))"
 assert_eq "sbxctl review: its subcommands" "certify report revoke status" "$(echo $(ctl_words review ""))"
 assert_eq "sbxctl review report --format: its formats" "csv html json md" \
 	"$(echo $(ctl_words review report --format ""))"
+assert_eq "sbxctl activity --: its options" "--config --grant --since --state-dir --user" \
+	"$(echo $(ctl_words activity --) | tr ' ' '\n' | grep -vE '^--(socket|json|as|help|version|timeout-ms)$' | sort | tr '\n' ' ' | sed 's/ $//')"
+assert_eq "sbxctl token: its subcommands" "list revoke" "$(echo $(ctl_words token ""))"
 assert_eq "sbxctl approve: the pending requests' ids" "$ID" \
 	"$(echo $(ctl_words --socket "$SOCK" approve ""))"
 assert_eq "sbxctl revoke: the active grants' ids" "$GRANT" \

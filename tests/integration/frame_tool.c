@@ -49,6 +49,8 @@ static void usage(FILE *out)
 		"                     \"denied: MESSAGE\" (exit 1, also for an error reply);\n"
 		"                     record: asks for access.checked as pam_sbx does\n"
 		"                     (recorded only for root)\n"
+		"  sudo-check COMMAND [FLAGS]  SUDO_CHECK with COMMAND sent as it is\n"
+		"                     (sbx_sudo's question); prints the reply, exit 0 on OK\n"
 		"exit 2: usage; exit 3: could not connect (check: or no answer in time)\n");
 }
 
@@ -353,6 +355,39 @@ out:
 	return ret;
 }
 
+/* SUDO_CHECK with the command exactly as given (control characters,
+ * invalid UTF-8 and all): what the broker does with what sbx_sudo would
+ * never send. */
+static int mode_sudo_check(const char *path, const char *command, uint32_t flags)
+{
+	struct sbx_conn_opts o = { .path = path, .timeout_ms = REPLY_TIMEOUT_MS };
+	uint8_t *reply = NULL;
+	size_t n = 0;
+	uint32_t status = 1;
+	char msg[SBX_STR_MAX + 1];
+	sbx_msg m;
+	int rc, ret = EXIT_IO;
+
+	sbx_msg_init(&m, SBX_OP_SUDO_CHECK);
+	if (flags)
+		sbx_msg_put_u32(&m, SBX_F_FLAGS, flags);
+	sbx_msg_put_str(&m, SBX_F_RUNAS, "root");
+	sbx_msg_put_str(&m, SBX_F_COMMAND, command);
+	rc = sbx_call(&o, &m, &reply, &n);
+	if (rc) {
+		printf("call: %s\n", strerror(-rc));
+		goto out;
+	}
+	print_reply(reply, n);
+	if (sbx_reply_status(reply, n, &status, msg, sizeof(msg)) != 0)
+		status = 1;
+	ret = status == SBX_ST_OK ? EXIT_OK : EXIT_NO;
+out:
+	free(reply);
+	sbx_msg_free(&m);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path, *mode;
@@ -385,6 +420,9 @@ int main(int argc, char **argv)
 		return mode_check(path, argv[3], false);
 	if (!strcmp(mode, "check") && argc == 5 && !strcmp(argv[4], "record"))
 		return mode_check(path, argv[3], true);
+	if (!strcmp(mode, "sudo-check") && (argc == 4 || argc == 5))
+		return mode_sudo_check(path, argv[3],
+				       argc == 5 ? (uint32_t)strtoul(argv[4], NULL, 10) : 0);
 	usage(stderr);
 	return EXIT_USAGE;
 }

@@ -78,7 +78,9 @@ CTL_BIN="$SBX_BUILDDIR/.libs/sbxctl"
 [ -x "$CTL_BIN" ] || CTL_BIN="$SBX_BUILDDIR/sbxctl"
 assert_contains "sbxctl links libldap (policy check --online)" "$(needed "$CTL_BIN")" "libldap"
 assert_contains "sbxctl links libpq (fleet init/status/verify)" "$(needed "$CTL_BIN")" "libpq"
-for so in "$SBX_BUILDDIR/.libs/pam_sbx.so" "$SBX_BUILDDIR/.libs/libnss_sbx.so.2"; do
+for so in "$SBX_BUILDDIR/.libs/pam_sbx.so" "$SBX_BUILDDIR/.libs/libnss_sbx.so.2" \
+	"$SBX_BUILDDIR/.libs/sbx_sudo.so"; do
+	[ -r "$so" ] || continue # sbx_sudo.so: built where sudo_plugin.h is
 	syms=$(nm "$so" | awk '{print $3}' |
 		grep -E '^sbx_(log|journal|policy|namemap|secret|broker|ldap)' | tr '\n' ' ')
 	assert_eq "$(basename "$so") carries none of the broker's code (logging, journal, policy)" \

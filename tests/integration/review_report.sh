@@ -24,24 +24,25 @@ report() { run "$SBXCTL" review report --config "$POLICY" --state-dir "$Q" --qua
 #  sandbox-admin/alice: one auto-approved 1h grant of a role with a unix_group.
 #  sandbox-admin/erin: 3 grants x 2h (the max) = 6.0 h, frank approved all three
 #    after 10, 20, 30 min (avg 20m, max 30m); 3 allowed logins (the denied one
-#    is not counted), 2 sessions; the June grant is before the quarter.
+#    is not counted), 2 sessions, 2 sudo commands under grant 4; the June grant is
+#    before the quarter (carol's command ran under no grant: no row's).
 #  carol: an open drift finding (bob's was resolved) on both her rows; her only
 #    login is in June: standing sandbox-user unused.
 #  dave: last standing login 08-15, 47 days before the end: unused (30d).
 report --format csv
 assert_rc "csv report" 0
 expected=$(cat <<'CSV'
-role,user,access,source,grants,hours,at_max,auto_approved,approvers,wait_avg,wait_max,reasons,tickets,logins,last_login,sessions,last_session,drift_open,last_decision,flags
-prod-data,alice,eligible,"policy file, by name",0,0.0,0,0,,-,-,,,0,never,0,never,0,-,review-overdue
-sandbox-admin,alice,eligible,group sre (policy file),1,1.0,0,1,,-,-,emergency db restore (1),INC-9 (1),0,never,0,never,0,-,auto-approved-sensitive
-sandbox-admin,erin,eligible,group sre (policy file),3,6.0,3,0,frank (3),20m,30m,"fix the ingest pipeline (2); rotate the certs, | and <b> (1)",INC-1 (2); INC-7 (1),3,2026-09-14T07:35:00Z,2,2026-09-14T07:36:00Z,0,-,max-duration same-approver
-sandbox-readonly,carol,eligible,group developers (policy file),0,0.0,0,0,,-,-,,,0,never,0,never,1,-,drift
-sandbox-user,carol,standing,group developers (policy file),0,0.0,0,0,,-,-,,,0,2026-06-25T09:00:00Z,0,never,1,-,unused drift
-sandbox-user,dave,standing,group developers (policy file),0,0.0,0,0,,-,-,,,1,2026-08-15T08:00:00Z,0,never,0,-,unused
-sandbox-admin,dave,eligible,"policy file, by name",1,1.0,0,0,grace (1),5m,5m,restart the queue workers (1),,0,never,0,never,0,-,
-sandbox-readonly,alice,eligible,group developers (policy file),2,0.5,0,2,,-,-,read the logs (2),,0,never,0,never,0,-,
-sandbox-readonly,dave,eligible,group developers (policy file),0,0.0,0,0,,-,-,,,0,never,0,never,0,-,
-sandbox-user,alice,standing,group developers (policy file),0,0.0,0,0,,-,-,,,2,2026-09-28T08:00:00Z,0,never,0,-,
+role,user,access,source,grants,hours,at_max,auto_approved,approvers,wait_avg,wait_max,reasons,tickets,logins,last_login,sessions,last_session,sudo_commands,drift_open,last_decision,flags
+prod-data,alice,eligible,"policy file, by name",0,0.0,0,0,,-,-,,,0,never,0,never,0,0,-,review-overdue
+sandbox-admin,alice,eligible,group sre (policy file),1,1.0,0,1,,-,-,emergency db restore (1),INC-9 (1),0,never,0,never,0,0,-,auto-approved-sensitive
+sandbox-admin,erin,eligible,group sre (policy file),3,6.0,3,0,frank (3),20m,30m,"fix the ingest pipeline (2); rotate the certs, | and <b> (1)",INC-1 (2); INC-7 (1),3,2026-09-14T07:35:00Z,2,2026-09-14T07:36:00Z,2,0,-,max-duration same-approver
+sandbox-readonly,carol,eligible,group developers (policy file),0,0.0,0,0,,-,-,,,0,never,0,never,0,1,-,drift
+sandbox-user,carol,standing,group developers (policy file),0,0.0,0,0,,-,-,,,0,2026-06-25T09:00:00Z,0,never,0,1,-,unused drift
+sandbox-user,dave,standing,group developers (policy file),0,0.0,0,0,,-,-,,,1,2026-08-15T08:00:00Z,0,never,0,0,-,unused
+sandbox-admin,dave,eligible,"policy file, by name",1,1.0,0,0,grace (1),5m,5m,restart the queue workers (1),,0,never,0,never,0,0,-,
+sandbox-readonly,alice,eligible,group developers (policy file),2,0.5,0,2,,-,-,read the logs (2),,0,never,0,never,0,0,-,
+sandbox-readonly,dave,eligible,group developers (policy file),0,0.0,0,0,,-,-,,,0,never,0,never,0,0,-,
+sandbox-user,alice,standing,group developers (policy file),0,0.0,0,0,,-,-,,,2,2026-09-28T08:00:00Z,0,never,0,0,-,
 CSV
 )
 got=$(printf '%s\n' "$OUT" | tr -d '\r')
@@ -70,12 +71,12 @@ for l in "- rows: 10" "- flagged: 6" "- roles: 4" "- grants: 7" "- grant hours: 
 done
 # Flagged rows are listed twice: under Flagged and under All access.
 for l in \
-	'| sandbox-admin | erin | eligible | group sre (policy file) | 3 | 6.0 | 3 | 0 | frank (3) | 20m | 30m | fix the ingest pipeline (2); rotate the certs, \| and \<b\> (1) | INC-1 (2); INC-7 (1) | 3 | 2026-09-14T07:35:00Z | 2 | 2026-09-14T07:36:00Z | 0 | - | max-duration same-approver |' \
-	"| sandbox-user | dave | standing | group developers (policy file) | 0 | 0.0 | 0 | 0 |  | - | - |  |  | 1 | 2026-08-15T08:00:00Z | 0 | never | 0 | - | unused |"; do
+	'| sandbox-admin | erin | eligible | group sre (policy file) | 3 | 6.0 | 3 | 0 | frank (3) | 20m | 30m | fix the ingest pipeline (2); rotate the certs, \| and \<b\> (1) | INC-1 (2); INC-7 (1) | 3 | 2026-09-14T07:35:00Z | 2 | 2026-09-14T07:36:00Z | 2 | 0 | - | max-duration same-approver |' \
+	"| sandbox-user | dave | standing | group developers (policy file) | 0 | 0.0 | 0 | 0 |  | - | - |  |  | 1 | 2026-08-15T08:00:00Z | 0 | never | 0 | 0 | - | unused |"; do
 	assert_eq "md has twice: $l" 2 "$(printf '%s\n' "$OUT" | grep -cxF -- "$l")"
 done
 assert_eq "md: an unflagged row once" 1 "$(printf '%s\n' "$OUT" | grep -cxF -- \
-	"| sandbox-admin | dave | eligible | policy file, by name | 1 | 1.0 | 0 | 0 | grace (1) | 5m | 5m | restart the queue workers (1) |  | 0 | never | 0 | never | 0 | - |  |")"
+	"| sandbox-admin | dave | eligible | policy file, by name | 1 | 1.0 | 0 | 0 | grace (1) | 5m | 5m | restart the queue workers (1) |  | 0 | never | 0 | never | 0 | 0 | - |  |")"
 flagged=$(printf '%s\n' "$OUT" | sed -n '/^## Flagged/,/^## All/p' | grep -c '^| [a-z]')
 assert_eq "md: 6 flagged rows (and the header)" 7 "$flagged"
 
@@ -86,6 +87,8 @@ assert_eq "json summary" '{"rows":10,"flagged":6,"roles":4,"grants":7,"grant_sec
 	"$(json_get '.summary | tojson')"
 assert_eq "json erin" '[3,21600,3,3,1200,1800,"frank",3,3,2,["max-duration","same-approver"]]' \
 	"$(json_get '.rows[] | select(.role=="sandbox-admin" and .user=="erin") | [.grants,.grant_seconds,.at_max_duration,.approved,.wait_avg_seconds,.wait_max_seconds,.approvers[0].text,.approvers[0].count,.logins,.sessions,.flags] | tojson')"
+assert_eq "json: the sudo commands run under erin's grants (command.run, sbx_sudo.so)" "2" \
+	"$(json_get '.rows[] | select(.role=="sandbox-admin" and .user=="erin") | .sudo_commands')"
 assert_eq "json reason kept as recorded" "rotate the certs, | and <b>" \
 	"$(json_get '.rows[] | select(.user=="erin") | .reasons[1].text')"
 assert_eq "json grants per week of sandbox-admin (14 weeks from 07-01)" \
@@ -108,6 +111,30 @@ assert_contains "it names the formats" "$ERR" "md, csv, json or html"
 run "$SBXCTL" review report --config "$POLICY" --state-dir "$Q" --quarter 2026Q5
 assert_rc "a bad quarter is a usage error" 2
 
+# ---- the --out file: never one someone else planted ----
+printf 'old\n' >"$T/mine.html"
+chmod 644 "$T/mine.html"
+report --format html --out "$T/mine.html"
+assert_rc "--out over a file of one's own" 0
+assert_eq "... it is rewritten and 0600" "600 0" \
+	"$(stat -c %a "$T/mine.html") $(grep -c '^old$' "$T/mine.html")"
+ln "$T/mine.html" "$T/link.html"
+report --format html --out "$T/link.html"
+assert_rc "--out to a file with a second name (a hard link) is refused" 2
+rm -f "$T/link.html"
+mkfifo "$T/fifo.html"
+report --format html --out "$T/fifo.html"
+assert_rc "--out to a FIFO is refused, without waiting for a reader" 2
+if is_root; then
+	install -m 666 -o 65534 /dev/null "$T/planted.html"
+	report --format html --out "$T/planted.html"
+	assert_rc "--out to a file another user owns is refused" 2
+	assert_contains "... saying why" "$ERR" "another user's"
+	assert_eq "... and it stays empty" 0 "$(stat -c %s "$T/planted.html")"
+else
+	tap_skip "--out to a file another user owns" "needs root to make one"
+fi
+
 # ---- html in Chromium ----
 report --format html --out "$T/report.html"
 assert_rc "html report to --out" 0
@@ -129,8 +156,8 @@ else
 	assert_eq "page summary" '{"s-rows":"10","s-flagged":"6","s-roles":"4","s-grants":"7","s-hours":"8.5","s-logins":"6","s-drift":"1","f-unused":"2","f-max-duration":"1","f-same-approver":"1","f-auto-approved-sensitive":"1","f-drift":"2","f-review-overdue":"1","f-revoked-still-standing":"0"}' \
 		"$(hj '.summary | tojson')"
 	assert_eq "6 flagged rows shown" 6 "$(hj '.flagged_rows | length')"
-	assert_eq "erin's flagged row as shown" 'sandbox-admin|erin|3|6.0|frank (3)|20m|fix the ingest pipeline (2); rotate the certs, | and <b> (1)|max-duration same-approver' \
-		"$(hj '.flagged_rows[] | select(.[1]=="erin") | [.[0],.[1],.[4],.[5],.[8],.[9],.[11],.[19]] | join("|")')"
+	assert_eq "erin's flagged row as shown" 'sandbox-admin|erin|3|6.0|frank (3)|20m|fix the ingest pipeline (2); rotate the certs, | and <b> (1)|2|max-duration same-approver' \
+		"$(hj '.flagged_rows[] | select(.[1]=="erin") | [.[0],.[1],.[4],.[5],.[8],.[9],.[11],.[17],.[20]] | join("|")')"
 	assert_eq "10 rows in everything" 10 "$(hj .all_rows)"
 	assert_eq "7 bars in the chart (one per role and week with grants)" 7 "$(hj .chart_bars)"
 	assert_eq "nothing fetched besides the page" 0 "$(hj '.resources | length')"

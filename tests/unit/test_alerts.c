@@ -363,6 +363,31 @@ Test(alerts_engine, keys_are_bounded_least_recent_first)
 	sbx_policy_free(p);
 }
 
+/* Refusals under SBX_ALERT_KEYS_MAX made-up names (ssh logins anyone can
+ * attempt) do not wipe out the count of the user under attack: the table
+ * gives up a key with fewer matches first. */
+Test(alerts_engine, many_other_names_do_not_evict_a_users_count)
+{
+	struct sbx_policy *p = load_ok(DOC_EXAMPLES);
+	struct sbx_alerts *a = sbx_alerts_engine_new(&settings.alerts);
+	char name[32];
+	uint64_t seq = 1;
+
+	cr_assert_not_null(a);
+	for (int i = 0; i < 4; i++)
+		cr_expect_eq(feed(a, p, rec(seq++, T0 + i, "access.checked", "erin", "denied"), false,
+				  NULL), 0);
+	for (int i = 0; i < 2 * SBX_ALERT_KEYS_MAX; i++) {
+		snprintf(name, sizeof(name), "x%d", i);
+		cr_expect_eq(feed(a, p, rec(seq++, T0 + 10 + i / 10, "access.checked", name,
+					    "denied"), false, NULL), 0);
+	}
+	cr_expect_eq(feed(a, p, rec(seq++, T0 + 120, "access.checked", "erin", "denied"), false,
+			  NULL), 1, "erin's fifth refusal within 10 minutes raises");
+	sbx_alerts_engine_free(a);
+	sbx_policy_free(p);
+}
+
 Test(alerts_engine, group_and_role_and_prefix)
 {
 	struct sbx_policy *p = load_ok(DOC_EXAMPLES "  any-grant-end: { event: grant., fields: "

@@ -5,14 +5,18 @@
  * and gshadow members, authorized_keys, and files the scan must not
  * trust.  Real files in a temp dir; no broker.
  */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,7 +69,7 @@ static void sub(const char *name)
 	cr_assert_eq(mkdir(p, 0755), 0);
 }
 
-static const struct sbx_sudo_rule *rule_at(const struct sbx_sudoers *s, unsigned line,
+static const struct sbx_sudoers_rule *rule_at(const struct sbx_sudoers *s, unsigned line,
 					   const char *file_end)
 {
 	for (size_t i = 0; i < s->n_rules; i++) {
@@ -77,7 +81,7 @@ static const struct sbx_sudo_rule *rule_at(const struct sbx_sudoers *s, unsigned
 	return NULL;
 }
 
-static bool has_user(const struct sbx_sudo_rule *r, enum sbx_sudo_who who, const char *name,
+static bool has_user(const struct sbx_sudoers_rule *r, enum sbx_sudo_who who, const char *name,
 		     bool negated)
 {
 	for (size_t i = 0; i < r->n_users; i++)
@@ -87,7 +91,7 @@ static bool has_user(const struct sbx_sudo_rule *r, enum sbx_sudo_who who, const
 	return false;
 }
 
-static bool has_cmd(const struct sbx_sudo_rule *r, const char *cmd)
+static bool has_cmd(const struct sbx_sudoers_rule *r, const char *cmd)
 {
 	for (size_t i = 0; i < r->n_cmds; i++)
 		if (strcmp(r->cmds[i], cmd) == 0)
@@ -109,7 +113,7 @@ Test(sudoers, users_groups_tags_runas_and_digests)
 			    "#1000 host1 = CWD=/tmp sha256:abcdef /usr/bin/id\n"
 			    "%%#60001 ALL=ALL : web1 = (www) /usr/sbin/apachectl graceful\n"
 			    "+ops, %%:ad-admins ALL = ALL   # trailing comment\n");
-	const struct sbx_sudo_rule *r;
+	const struct sbx_sudoers_rule *r;
 
 	sbx_sudoers_read(&s, p, "sbx-01", (uid_t)-1);
 	cr_assert_eq(s.n_problems, 0, "problem: %s", s.n_problems ? s.problems[0].why : "");
@@ -147,7 +151,7 @@ Test(sudoers, aliases_and_negation)
 			    "Runas_Alias OP = root, operator\n"
 			    "ALLOFTHEM, !erin WEB = (OP) RESTART, !SHELLS, \\\n"
 			    "    LOGS\n");
-	const struct sbx_sudo_rule *r;
+	const struct sbx_sudoers_rule *r;
 
 	sbx_sudoers_read(&s, p, "sbx-01", (uid_t)-1);
 	cr_assert_eq(s.n_problems, 0, "problem: %s", s.n_problems ? s.problems[0].why : "");
@@ -435,6 +439,131 @@ Test(scan, ids_stay_while_lines_move_and_a_role_without_sudo_allows_all)
 	sbx_drift_input_free(&F.in);
 }
 
+/* An account's own authorized_keys full of lines that are not keys is one
+ * finding, not one per line (each finding is a journal record). */
+Test(scan, a_keys_file_of_junk_lines_is_one_finding)
+{
+	struct fixture F;
+	char keys[600], *junk = malloc(20000 * 2 + 1);
+	const struct sbx_drift_finding *f;
+	size_t n = 0;
+
+	cr_assert_not_null(junk);
+	for (int i = 0; i < 20000; i++) {
+		junk[n++] = 'x';
+		junk[n++] = '\n';
+	}
+	junk[n] = '\0';
+	input(&F, "%sbx-admin ALL=(ALL) ALL", true);
+	put("mallory/keys", 0600, "ssh-ed25519 AAAA m@x\n%s", junk);
+	free(junk);
+	sbx_drift_scan(&F.in, &F.r);
+	cr_assert_not(F.r.oom);
+	snprintf(keys, sizeof(keys), "%s/mallory/keys", dir);
+	f = find(&F.r, SBX_DRIFT_FILE, keys, "/mallory/keys");
+	cr_assert_not_null(f);
+	cr_assert_eq(f->line, 2, "the first line that is not a key");
+	cr_assert(strstr(f->policy, "20000 lines"), "%s", f->policy);
+	cr_assert_eq(F.r.n, 9, "one finding for the file, not 20000 (%zu)", F.r.n);
+	sbx_drift_result_free(&F.r);
+	sbx_drift_input_free(&F.in);
+}
+
+/* A private mount namespace for this test's process (criterion forks one
+ * per test), or skip: mounting needs root. */
+static void own_mounts(void)
+{
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 ||
+	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		cr_skip_test("needs root and a mount namespace of its own");
+}
+
+struct scan_job {
+	struct fixture *F;
+};
+
+static void *scan_job(void *arg)
+{
+	struct scan_job *j = arg;
+
+	sbx_drift_scan(&j->F->in, &j->F->r);
+	return NULL;
+}
+
+/* A user mounts a FUSE filesystem on their own home (fusermount lets
+ * them) and never answers it: the scan must not ask it anything, or it
+ * waits for ever and no drift is found again.  The filesystem here is a
+ * /dev/fuse fd nobody reads, so its every request waits. */
+Test(scan, a_home_on_fuse_that_never_answers_does_not_hold_the_scan)
+{
+	struct fixture F;
+	struct scan_job job = { &F };
+	char home[300], opts[128], keys[600];
+	const struct sbx_drift_finding *f;
+	struct timespec until;
+	pthread_t th;
+	int fd, rc;
+
+	input(&F, "%sbx-admin ALL=(ALL) ALL", true);
+	own_mounts();
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		cr_skip_test("no /dev/fuse: %s", strerror(errno));
+	snprintf(home, sizeof(home), "%s/mallory", dir);
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fd);
+	if (mount("sbxtest", home, "fuse", MS_NOSUID | MS_NODEV, opts) < 0)
+		cr_skip_test("cannot mount a FUSE filesystem: %s", strerror(errno));
+	cr_assert_eq(pthread_create(&th, NULL, scan_job, &job), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30; /* it takes milliseconds; without the fix, for ever */
+	rc = pthread_timedjoin_np(th, NULL, &until);
+	if (rc != 0) {
+		close(fd); /* the connection is aborted: the waiting lookup fails */
+		pthread_join(th, NULL);
+		umount2(home, MNT_DETACH);
+		cr_assert_fail("the scan waited on the FUSE filesystem");
+	}
+	snprintf(keys, sizeof(keys), "%s/keys", home);
+	f = find(&F.r, SBX_DRIFT_FILE, keys, "/mallory/keys");
+	cr_assert_not_null(f, "the keys file is a finding of its own");
+	cr_assert(strstr(f->found, "FUSE"), "%s", f->found);
+	cr_assert_null(find(&F.r, SBX_DRIFT_KEYS, "mallory", "/mallory/keys"));
+	cr_assert_not_null(find(&F.r, SBX_DRIFT_GROUP, "erin", "/group"), "the scan went on");
+	close(fd);
+	umount2(home, MNT_DETACH);
+	sbx_drift_result_free(&F.r);
+	sbx_drift_input_free(&F.in);
+}
+
+/* The keys file's path crosses a mount point below the home (where a
+ * user's FUSE mount would be): not followed, without a lookup in it. */
+Test(scan, a_keys_path_through_a_mount_below_the_home_is_not_followed)
+{
+	struct fixture F;
+	char mnt[300], keys[600];
+	const struct sbx_drift_finding *f;
+
+	input(&F, "%sbx-admin ALL=(ALL) ALL", true);
+	own_mounts();
+	sub("mallory/mnt");
+	snprintf(mnt, sizeof(mnt), "%s/mallory/mnt", dir);
+	cr_assert_eq(mount("sbxtest", mnt, "tmpfs", 0, "mode=0755"), 0, "%s", strerror(errno));
+	put("mallory/mnt/keys", 0600, "ssh-ed25519 AAAA m@x\n");
+	snprintf(F.in.conf.authorized_keys[1], SBX_SETTINGS_PATH_MAX, "%%h/mnt/keys");
+	F.in.conf.n_authorized_keys = 2;
+	sbx_drift_scan(&F.in, &F.r);
+	snprintf(keys, sizeof(keys), "%s/keys", mnt);
+	f = find(&F.r, SBX_DRIFT_FILE, keys, "/mallory/mnt/keys");
+	cr_assert_not_null(f);
+	cr_assert(strstr(f->found, "leaves the home directory's filesystem"), "%s", f->found);
+	cr_assert_null(find(&F.r, SBX_DRIFT_KEYS, "mallory", "/mallory/mnt/keys"));
+	cr_assert_not_null(find(&F.r, SBX_DRIFT_KEYS, "mallory", "/mallory/keys"),
+			   "the key beside it is read as before");
+	umount2(mnt, MNT_DETACH);
+	sbx_drift_result_free(&F.r);
+	sbx_drift_input_free(&F.in);
+}
+
 Test(scan, an_unreadable_group_file_is_a_finding_and_the_scan_goes_on)
 {
 	struct fixture F;
@@ -571,7 +700,7 @@ Test(policy, drift_defaults_and_keys)
 	cr_assert_str_eq(st.drift.authorized_keys[1], "sshd");
 	cr_assert_str_eq(st.drift.utmp_file, "/var/run/utmp");
 	cr_assert_eq(st.drift.remediate[SBX_DRIFT_GROUP], SBX_DRIFT_REPORT);
-	cr_assert_not(p->roles[0].sudo_set);
+	cr_assert_eq(p->roles[0].sudo_allow.n, 0, "no sudo: any command");
 	sbx_policy_free(p);
 	cr_assert_eq(load("    sudo: { allow: [\"/usr/bin/id\", ALL], approve_each: [/bin/sh] }\n"
 			  "drift:\n  interval: 1h\n  watch_groups: [wheel]\n"
@@ -585,9 +714,8 @@ Test(policy, drift_defaults_and_keys)
 	cr_assert_eq(st.drift.n_sudoers, 1);
 	cr_assert_eq(st.drift.n_authorized_keys, 2);
 	cr_assert_eq(st.drift.remediate[SBX_DRIFT_GROUP], SBX_DRIFT_REMOVE);
-	cr_assert(p->roles[0].sudo_set);
-	cr_assert_eq(p->roles[0].n_sudo_allow, 2);
-	cr_assert_str_eq(p->roles[0].sudo_allow[0], "/usr/bin/id");
+	cr_assert_eq(p->roles[0].sudo_allow.n, 2);
+	cr_assert_str_eq(p->roles[0].sudo_allow.v[0], "/usr/bin/id");
 	sbx_policy_free(p);
 }
 
@@ -604,9 +732,5 @@ Test(policy, drift_errors_have_their_place)
 		cr_assert(e.v[i].line >= 10 && e.v[i].line <= 13, "line %d: %s", e.v[i].line,
 			  e.v[i].msg);
 	cr_assert(strstr(e.v[1].msg, "can only be reported"), "%s", e.v[1].msg);
-	sbx_policy_errors_free(&e);
-	cr_assert_eq(load("    sudo: { allow: [\"rm -rf /\"] }\n", &p, &st, &e), -1);
-	cr_assert_eq(e.n, 1);
-	cr_assert(strstr(e.v[0].msg, "not a command"), "%s", e.v[0].msg);
 	sbx_policy_errors_free(&e);
 }

@@ -1741,6 +1741,64 @@ Test(journal, operations_mark_all_but_their_last_record)
 	coll_free(&c);
 }
 
+/* The hashes the journal says it wrote are the ones on disk, also for
+ * the records of an operation, which it re-hashes when the operation
+ * ends (the syslog sink sends these). */
+Test(journal, recent_hashes_are_the_ones_on_disk)
+{
+	struct coll c;
+	struct sbx_journal *j;
+	char hash[65];
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	append_n(j, 1, 2);
+	sbx_journal_op_begin(j);
+	append_n(j, 3, 3);
+	sbx_journal_op_end(j);
+	cr_assert_eq(sbx_journal_flush(j), 0);
+	cr_assert_eq(sbx_journal_recent_hash(j, 0, hash), -1, "seq 0 is nobody's");
+	cr_assert_eq(sbx_journal_recent_hash(j, 6, hash), -1, "seq 6 is not assigned");
+	sbx_journal_close(j);
+	coll_free(&c);
+
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	cr_assert_eq(json_array_size(c.recs), 5);
+	/* A new run knows only what it wrote itself. */
+	cr_assert_eq(sbx_journal_recent_hash(j, 5, hash), -1);
+	sbx_journal_close(j);
+	coll_free(&c);
+
+	/* Again, comparing with the replayed records. */
+	coll_init(&c);
+	j = jopen(sdir, 0, 0, &c, NULL);
+	sbx_journal_op_begin(j);
+	append_n(j, 6, 3);
+	sbx_journal_op_end(j);
+	cr_assert_eq(sbx_journal_flush(j), 0);
+	{
+		char want[3][65];
+
+		for (uint64_t seq = 6; seq <= 8; seq++)
+			cr_assert_eq(sbx_journal_recent_hash(j, seq, want[seq - 6]), 0, "seq %d",
+				     (int)seq);
+		sbx_journal_close(j);
+		coll_free(&c);
+		coll_init(&c);
+		j = jopen(sdir, 0, 0, &c, NULL);
+		cr_assert_eq(json_array_size(c.recs), 8);
+		for (size_t i = 5; i < 8; i++) {
+			const char *disk = json_string_value(json_object_get(json_array_get(c.recs, i),
+									     "hash"));
+
+			cr_assert_str_eq(want[i - 5], disk, "seq %zu", i + 1);
+		}
+	}
+	sbx_journal_close(j);
+	coll_free(&c);
+}
+
 /* Nothing of an open operation reaches the disk, and a flush inside one
  * says it would wait forever instead of doing so. */
 Test(journal, an_open_operation_is_held_back)

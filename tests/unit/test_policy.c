@@ -1222,7 +1222,38 @@ Test(audit, every_key_is_checked)
 	expect_error("audit:\n  seal_every: 2d\nroles: {}\n", 2, 15, "at most 1d");
 	expect_error("audit:\n  seal_every: soon\nroles: {}\n", 2, 15, "seal_every");
 	expect_error("audit:\n  seal_every: 60\nroles: {}\n", 2, 15, "missing unit");
-	expect_error("audit:\n  syslog: true\nroles: {}\n", 2, 3, "syslog");
+	expect_error("audit:\n  syslog: maybe\nroles: {}\n", 2, 11, "true or false");
+	expect_error("audit:\n  syslg: false\nroles: {}\n", 2, 3, "syslg");
+	expect_error("audit:\n  checkpoint_url: http://collector.example/c\nroles: {}\n", 2, 19,
+		     "must start with https://");
+	expect_error("audit:\n  checkpoint_url: ftp://127.0.0.1/c\nroles: {}\n", 2, 19,
+		     "must start with https://");
+	expect_error("audit:\n  checkpoint_url: http://127.0.0.1.evil.example/\nroles: {}\n", 2,
+		     19, "must start with https://");
+	expect_error("audit:\n  checkpoint_ca_file: ca.pem\nroles: {}\n", 2, 23, "absolute path");
+	expect_error("audit:\n  checkpoint_timeout: 10m\nroles: {}\n", 2, 23, "between 1s and 5m");
+}
+
+Test(audit, syslog_on_by_default_and_the_checkpoint_collector)
+{
+	struct sbx_settings st;
+	struct sbx_policy *p = load_fleet("roles: {}\n", &st);
+
+	cr_assert(st.audit.syslog, "every record goes to syslog unless turned off");
+	cr_assert_str_eq(st.audit.checkpoint_url, "");
+	cr_assert_eq(st.audit.checkpoint_timeout, 10);
+	sbx_policy_free(p);
+	p = load_fleet("audit:\n  syslog: false\n  checkpoint_url: https://c.example/seals\n"
+		       "  checkpoint_ca_file: /etc/sbx/ca.pem\n  checkpoint_timeout: 30s\n"
+		       "roles: {}\n", &st);
+	cr_assert_not(st.audit.syslog);
+	cr_assert_str_eq(st.audit.checkpoint_url, "https://c.example/seals");
+	cr_assert_str_eq(st.audit.checkpoint_ca_file, "/etc/sbx/ca.pem");
+	cr_assert_eq(st.audit.checkpoint_timeout, 30);
+	sbx_policy_free(p);
+	p = load_fleet("audit:\n  checkpoint_url: http://[::1]:8443/c\nroles: {}\n", &st);
+	cr_assert_str_eq(st.audit.checkpoint_url, "http://[::1]:8443/c", "http:// to loopback");
+	sbx_policy_free(p);
 }
 
 /* ---------------------------------------------------------------------- */

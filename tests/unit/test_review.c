@@ -363,3 +363,26 @@ Test(review, renderings_escape_what_was_recorded)
 	json_decref(j);
 	free(out);
 }
+
+/* A requester's reason that a spreadsheet would run as a formula is
+ * text in the CSV (a leading '), the empty cells' "-" stays as it is. */
+Test(review, csv_cells_are_never_formulas)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	start("admin", "ann");
+	grant(1, 1, "ann", "admin", 60, "", "=HYPERLINK(\\\"http://x\\\")");
+	grant(2, 2, "ann", "admin", 60, "", "@SUM(1)");
+	cr_assert_eq(sbx_review_finish(RV), 0);
+	f = open_memstream(&out, &len);
+	cr_assert_eq(sbx_review_write(f, RV, SBX_REVIEW_CSV), 0);
+	fclose(f);
+	cr_assert_null(strstr(out, ",=HYPERLINK"), "%s", out);
+	cr_assert_null(strstr(out, ",\"=HYPERLINK"), "%s", out);
+	cr_assert_not_null(strstr(out, ",\"'=HYPERLINK(\"\"http://x\"\") (1); @SUM(1) (1)\","),
+			   "%s", out);
+	cr_assert_not_null(strstr(out, ",-,-,"), "%s", out);
+	free(out);
+}

@@ -142,6 +142,22 @@ Test(tail, a_person_sees_their_own_records_only)
 	cr_assert_str_eq(out, "", "uid 65534 has no records: %s", out);
 }
 
+/* An account named like the broker's own actor is not the actor of
+ * everything the broker records (grants activated, expired, policy). */
+Test(tail, an_account_named_sbx_sees_nothing_of_the_brokers)
+{
+	char out[16384], msg[512];
+
+	request_as("erin", "tail unit: erin");
+	settle();
+	cr_assert_eq(tail(&R.root, NULL, 100, 0, "sbx", out, sizeof(out), msg, sizeof(msg)),
+		     SBX_ST_OK, "%s", msg);
+	cr_assert_gt(count_of(out, "\"actor\":\"sbx\""), 0, "the broker recorded: %s", out);
+	cr_assert_eq(tail(&R.root, SBX_SYSTEM_ACTOR, 100, 0, NULL, out, sizeof(out), msg,
+			  sizeof(msg)), SBX_ST_OK, "%s", msg);
+	cr_assert_str_eq(out, "", "\"sbx\" has no records of its own: %s", out);
+}
+
 /* Read one frame from fd (blocking), into buf. */
 static size_t read_frame(int fd, uint8_t *buf, size_t cap)
 {

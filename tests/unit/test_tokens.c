@@ -118,20 +118,11 @@ Test(tokens, scopes)
 
 static json_t *created(const struct sbx_token *t)
 {
-	static const char digits[] = "0123456789abcdef";
 	char salt[33], hash[65];
 	json_t *r = sbx_token_fields(t);
 
-	for (int i = 0; i < 16; i++) {
-		salt[2 * i] = digits[t->salt[i] >> 4];
-		salt[2 * i + 1] = digits[t->salt[i] & 15];
-	}
-	salt[32] = '\0';
-	for (int i = 0; i < 32; i++) {
-		hash[2 * i] = digits[t->hash[i] >> 4];
-		hash[2 * i + 1] = digits[t->hash[i] & 15];
-	}
-	hash[64] = '\0';
+	sbx_token_hex(t->salt, 16, salt);
+	sbx_token_hex(t->hash, 32, hash);
 	json_object_set_new(r, "event", json_string("token.created"));
 	json_object_set_new(r, "time", json_string("2026-12-07T01:00:00.000000Z"));
 	json_object_set_new(r, "secret_salt", json_string(salt));
