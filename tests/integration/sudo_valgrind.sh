@@ -52,6 +52,8 @@ vg() {
 
 PRIV=(--clear-groups)
 vg "a recorded command and its end" 0 -n true
+# command.exited is answered once queued: wait for it on disk.
+wait_until 5 journal_has '.event == "command.exited"' || true
 assert_eq "(it was recorded)" "root/true" \
 	"$(journal_select '.event == "command.exited"' | jq -r '"\(.user)/\(.exit_status == 0)"' | tail -1)"
 vg "refused by sudoers (unknown runas user)" 1 -n -u nosuchuser-sbx true
