@@ -412,6 +412,7 @@ out:
 enum route_kind {
 	R_LIST, R_CREATE, R_GET, R_CANCEL, R_DROP, R_EXTEND, R_APPROVE, R_DENY,
 	R_PENDING, R_GRANTS, R_REVOKE, R_CHECK, R_ROLES, R_EXPLAIN, R_TOKEN, R_EVENTS, R_AUDIT,
+	R_DRIFT, R_DRIFT_SCAN, R_REVIEWS, R_REVIEW_DECIDE, R_ALERTS,
 };
 
 #define NEEDS_ANY (-1)
@@ -473,6 +474,25 @@ static const struct route routes[] = {
 	  NEEDS_ANY,          false, NULL),
 	/* The live record stream: see dispatch_call. */
 	R("GET", "/v1/events",                R_EVENTS,  READ, false, 0,
+	  NEEDS_ANY,          false, NULL),
+	/* Drift: the op lets admins only.  Looking is read; a scan is
+	 * approve, since it makes the broker record (drift.*): a read-only
+	 * token never causes a record. */
+	R("GET", "/v1/drift",                 R_DRIFT,   READ, false, SBX_OP_DRIFT,
+	  NEEDS_ANY,          false, "findings"),
+	R("POST", "/v1/drift/scan",           R_DRIFT_SCAN, APPR, false, SBX_OP_DRIFT_SCAN,
+	  NEEDS_ANY,          false, NULL),
+	/* Reviews: a decision is approve, as deciding a request is; the op
+	 * checks the role's approvers and refuses one's own access. */
+	R("GET", "/v1/reviews",               R_REVIEWS, READ, false, SBX_OP_REVIEW_STATUS,
+	  NEEDS_ANY,          false, "reviews"),
+	R("POST", "/v1/reviews/certify",      R_REVIEW_DECIDE, APPR, true, SBX_OP_REVIEW_CERTIFY,
+	  NEEDS_ANY,          false, NULL),
+	R("POST", "/v1/reviews/revoke",       R_REVIEW_DECIDE, APPR, true, SBX_OP_REVIEW_REVOKE,
+	  NEEDS_ANY,          false, NULL),
+	/* alert.raised records name other people's activity: /v1/audit's
+	 * scope and rules, the event fixed. */
+	R("GET", "/v1/alerts",                R_ALERTS,  SBX_SCOPE_AUDIT, false, 0,
 	  NEEDS_ANY,          false, NULL),
 };
 #undef R
@@ -611,11 +631,19 @@ static int build(struct call *c, const struct route *r, const struct sbx_token *
 		if (sbx_msg_put_str(m, SBX_F_USER, q) < 0)
 			return sbx_whyf(why, whylen, -1, "user is too long");
 		return 0;
+	case R_REVIEW_DECIDE:
+		return put_text(m, body, "user", SBX_F_USER, why, whylen) < 0 ||
+		       put_text(m, body, "role", SBX_F_ROLE, why, whylen) < 0 ||
+		       put_text(m, body, "comment", SBX_F_COMMENT, why, whylen) < 0 ? -1 : 0;
 	case R_PENDING:
 	case R_ROLES:
 	case R_TOKEN:
 	case R_EVENTS:
 	case R_AUDIT:
+	case R_DRIFT:
+	case R_DRIFT_SCAN:
+	case R_REVIEWS:
+	case R_ALERTS:
 		return 0;
 	}
 	return 0;
@@ -634,6 +662,22 @@ static json_t *token_json(const struct sbx_token *t)
 		json_object_set_new(o, "created_at", json_string(buf));
 	}
 	return o;
+}
+
+/* REVIEWINFO's DURATION is the role's review_every: named so. */
+static void review_every_named(json_t *answer)
+{
+	json_t *list = json_object_get(answer, "reviews");
+	json_t *rec, *d;
+	size_t i;
+
+	json_array_foreach(list, i, rec) {
+		d = json_object_get(rec, "duration");
+		if (d) {
+			json_object_set(rec, "review_every", d);
+			json_object_del(rec, "duration");
+		}
+	}
 }
 
 /* A refusal that says the request is in another state is a conflict. */
@@ -723,8 +767,10 @@ static int text_arg(struct MHD_Connection *conn, const char *key, char *dst, siz
 	return 0;
 }
 
-/* GET /v1/audit?user=&role=&event=&id=&since=&until= */
-static enum MHD_Result audit_call(struct sbx_api *a, struct call *c, const struct sbx_token *t)
+/* GET /v1/audit?user=&role=&event=&id=&since=&until=, or with event
+ * given (GET /v1/alerts?since=&until=): only since and until are read. */
+static enum MHD_Result audit_call(struct sbx_api *a, struct call *c, const struct sbx_token *t,
+				  const char *event)
 {
 	struct sbx_api_audit_query q = { 0 };
 	struct MHD_Response *resp;
@@ -738,11 +784,13 @@ static enum MHD_Result audit_call(struct sbx_api *a, struct call *c, const struc
 	if (!sbx_api_may_audit(a->b, t->owner, who.admin))
 		return fail(c->conn, 403, "refused", "%s is no longer an admin or a member of %s",
 			    t->owner, SBX_API_AUDITORS);
-	if (text_arg(c->conn, "user", q.user, sizeof(q.user)) < 0 ||
-	    text_arg(c->conn, "role", q.role, sizeof(q.role)) < 0 ||
-	    text_arg(c->conn, "event", q.event, sizeof(q.event)) < 0)
+	if (event)
+		snprintf(q.event, sizeof(q.event), "%s", event);
+	else if (text_arg(c->conn, "user", q.user, sizeof(q.user)) < 0 ||
+		 text_arg(c->conn, "role", q.role, sizeof(q.role)) < 0 ||
+		 text_arg(c->conn, "event", q.event, sizeof(q.event)) < 0)
 		return fail(c->conn, 400, "bad_request", "user, role or event is too long");
-	v = arg(c->conn, "id");
+	v = event ? NULL : arg(c->conn, "id");
 	if (v) {
 		char *end;
 		unsigned long id = strtoul(v, &end, 10);
@@ -818,8 +866,8 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 		json_decref(o);
 		return ret;
 	}
-	if (r->kind == R_AUDIT)
-		return audit_call(a, c, t);
+	if (r->kind == R_AUDIT || r->kind == R_ALERTS)
+		return audit_call(a, c, t, r->kind == R_ALERTS ? "alert.raised" : NULL);
 	if (r->kind == R_EVENTS) {
 		struct sbx_caller who;
 
@@ -865,6 +913,8 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 		singular(c);
 	if (r->list && c->http == 200 && !json_object_get(c->answer, r->list))
 		json_object_set_new(c->answer, r->list, json_array());
+	if (r->kind == R_REVIEWS)
+		review_every_named(c->answer);
 	if (r->kind == R_GET && wants_wait(c, id, why, sizeof(why), &bad)) {
 		hold(a, c);
 		ret = MHD_YES;

@@ -81,6 +81,24 @@ static const struct tag_name names[] = {
 	{ SBX_F_TOKEN_ID, "token_id", S_TEXT },
 	{ SBX_F_SCOPES, "scopes", S_TEXT },
 	{ SBX_F_TOKENINFO, "tokens", S_RECS },
+	/* drift */
+	{ SBX_F_DRIFT, "findings", S_RECS },
+	{ SBX_F_FINDING, "finding", S_TEXT },
+	{ SBX_F_KIND, "kind", S_TEXT },
+	{ SBX_F_SUBJECT, "subject", S_TEXT },
+	{ SBX_F_FILE, "file", S_TEXT },
+	{ SBX_F_LINE, "line", S_COUNT },
+	{ SBX_F_FOUND, "found", S_TEXT },
+	{ SBX_F_POLICY_SAYS, "policy_says", S_TEXT },
+	{ SBX_F_DETECTED_AT, "detected_at", S_TIME },
+	{ SBX_F_SCANS, "scans", S_COUNT },
+	{ SBX_F_SCANNED_AT, "scanned_at", S_TIME },
+	{ SBX_F_SCANNING, "scanning", S_BOOL },
+	/* reviews (DURATION in REVIEWINFO: api_http.c names it review_every) */
+	{ SBX_F_REVIEWINFO, "reviews", S_RECS },
+	{ SBX_F_LAST_REVIEW, "last_review", S_TIME },
+	{ SBX_F_NEXT_DUE, "next_due", S_TIME },
+	{ SBX_F_ON_MISSED, "on_missed", S_TEXT },
 };
 
 static const struct tag_name *name_of(uint16_t tag)

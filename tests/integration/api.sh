@@ -2,9 +2,10 @@
 # The HTTP API against a live broker: personal tokens made with
 # sbx-request, every endpoint called with them, authorised and not (wrong
 # scope, another user's request, expired, revoked and orphaned tokens,
-# self-approval, conflicts, the body cap, the rate limit, a long poll that
-# returns on the approval), every response validated against
-# docs/openapi.yaml (tests/integration/api_driver.py does the calls).
+# self-approval and self-certification, a non-admin's drift, conflicts,
+# the body cap, the rate limit, a long poll that returns on the approval),
+# every response validated against docs/openapi.yaml
+# (tests/integration/api_driver.py does the calls).
 . "$(dirname "$0")/lib.sh"
 sbx_init
 
@@ -16,6 +17,32 @@ fi
 
 # A compliance profile caps tokens; the API listens on a free loopback port.
 sed -i 's/^  standard:$/  standard:\n    api_token_max: 45d/' "$POLICY"
+# A drift scan of this test's own files (one finding: mallory in the
+# watched group sudo) and an alert on every denial, for /v1/drift and
+# /v1/alerts.  The api: section stays last (TLS keys are added to it).
+H="$T/host"
+mkdir -p "$H"
+printf 'root:x:0:0:root:/root:/bin/bash\nmallory:*:4242003:4242003::%s/mallory:/bin/bash\n' \
+	"$H" >"$H/passwd"
+printf 'root:x:0:\nsudo:x:27:mallory\n' >"$H/group"
+printf 'root ALL=(ALL:ALL) ALL\n' >"$H/sudoers"
+: >"$H/utmp"
+chmod 644 "$H/passwd" "$H/group" "$H/utmp"
+chmod 440 "$H/sudoers"
+cat >>"$POLICY" <<EOF
+
+drift:
+  interval: 1h
+  group_file: $H/group
+  passwd_file: $H/passwd
+  sudoers: [$H/sudoers]
+  authorized_keys: ["%h/.ssh/authorized_keys"]
+  utmp_file: $H/utmp
+
+alerts:
+  request-denied:
+    event: request.denied
+EOF
 printf '\napi:\n  listen: 127.0.0.1:0\n' >>"$POLICY"
 
 broker_start

@@ -2,8 +2,9 @@
 """Drive the broker's HTTP API against a live broker (tests/integration/api.sh).
 
 Every endpoint, authorised and not: wrong scope, another user's request,
-expired, revoked and unknown-owner tokens, self-approval, conflicts, the
-body cap and the rate limit.  Every response is checked against
+expired, revoked and unknown-owner tokens, self-approval and
+self-certification, a non-admin's drift, conflicts, the body cap and the
+rate limit.  Every response is checked against
 docs/openapi.yaml: its status must be documented for the operation and its
 body must validate against the documented schema.
 
@@ -466,6 +467,75 @@ def main():
     expect("once the owner is gone, the token stops: 401", dave.call("GET", "/v1/token"), 401,
            "owner_unknown")
 
+    # access reviews: prod-data's profile (hipaa) reviews it every 90 days
+    o = expect("GET /v1/reviews", rw.call("GET", "/v1/reviews"), 200)
+    rv = {r["role"]: r for r in (o or {}).get("reviews", [])}
+    check("prod-data's review is listed, review_every 90 days",
+          "prod-data" in rv and rv["prod-data"]["review_every"] == 90 * 86400, json.dumps(o)[:300])
+    dec = {"user": "alice", "role": "prod-data", "comment": "still on the clinical study"}
+    expect("a token without approve cannot certify: 403 scope",
+           rw.call("POST", "/v1/reviews/certify", dec), 403, "scope")
+    o = expect("erin is not an approver of prod-data: 403",
+               eap.call("POST", "/v1/reviews/certify", dec), 403, "refused")
+    check("the refusal names the approvers", o and "approvers" in o["message"], json.dumps(o))
+    o = expect("certifying one's own access: 403",
+               eap.call("POST", "/v1/reviews/certify", {"user": "erin", "role": "sandbox-admin",
+                                                         "comment": "I still need it"}),
+               403, "refused")
+    check("the refusal says why (own access)", o and "own" in o["message"], json.dumps(o))
+    expect("a decision without a comment: 400",
+           fap.call("POST", "/v1/reviews/certify", {"user": "alice", "role": "prod-data"}), 400,
+           "bad_request")
+    expect("user must be text: 400",
+           fap.call("POST", "/v1/reviews/certify", dict(dec, user=5)), 400, "bad_request")
+    expect("an unknown role: 404",
+           fap.call("POST", "/v1/reviews/certify", dict(dec, role="no-such-role")), 404,
+           "not_found")
+    n = len(journal())
+    o = expect("frank certifies alice's prod-data", fap.call("POST", "/v1/reviews/certify", dec),
+               200)
+    rec = [r for r in journal()[n:] if r["event"] == "review.certified"]
+    check("review.certified is on disk when answered: frank's, via api, token frank-bot",
+          rec and rec[0]["actor"] == "frank" and rec[0]["user"] == "alice" and
+          rec[0].get("via") == "api" and rec[0].get("token") == "frank-bot", json.dumps(rec))
+    o = expect("GET /v1/reviews after it", rw.call("GET", "/v1/reviews"), 200)
+    rv = {r["role"]: r for r in (o or {}).get("reviews", [])}
+    check("prod-data is reviewed: ok, with its last review and the next due",
+          rv.get("prod-data", {}).get("state") == "ok" and "last_review" in rv["prod-data"] and
+          "next_due" in rv["prod-data"], json.dumps(o)[:300])
+    expect("a token without approve cannot revoke in a review: 403 scope",
+           rw.call("POST", "/v1/reviews/revoke", dec), 403, "scope")
+    n = len(journal())
+    o = expect("frank revokes alice's prod-data in a review",
+               fap.call("POST", "/v1/reviews/revoke", dict(dec, comment="the study is over")),
+               200)
+    rec = [r for r in journal()[n:] if r["event"] == "review.revoked"]
+    check("review.revoked is on disk when answered",
+          rec and rec[0]["actor"] == "frank" and rec[0]["user"] == "alice" and
+          rec[0].get("via") == "api", json.dumps(rec))
+
+    # drift: admins only; a scan of this test's files finds mallory in sudo
+    ops = Client(make_token(None, "root-ops", scope="read,approve"))
+    expect("a non-admin cannot list drift: 403", rw.call("GET", "/v1/drift"), 403, "refused")
+    expect("a read-only token cannot start a scan: 403 scope",
+           rt.call("POST", "/v1/drift/scan"), 403, "scope")
+    expect("a non-admin cannot start a scan: 403", fap.call("POST", "/v1/drift/scan"), 403,
+           "refused")
+    o = expect("POST /v1/drift/scan as an admin", ops.call("POST", "/v1/drift/scan"), 200)
+    n0 = (o or {}).get("scans", 0)
+    end, o = time.time() + 30, None
+    while time.time() < end:
+        st, o, _ = rt.call("GET", "/v1/drift")
+        if st == 200 and o["scans"] > n0 and not o.get("scanning"):
+            break
+        time.sleep(0.25)
+    check("GET /v1/drift: the scan asked for finishes", o and o.get("scans", 0) > n0,
+          json.dumps(o)[:300])
+    check("GET /v1/drift lists the finding: mallory in the group file's sudo",
+          o and any(f["kind"] == "group" and f["subject"] == "mallory" and
+                    f.get("file", "").endswith("/group") and "scanned_at" in o
+                    for f in o.get("findings", [])), json.dumps(o)[:500])
+
     # the journal, streamed
     rc, out, err = sbx(SBXREQ, "--as", "frank", "token", "create", "--name", "aud",
                        "--expires", "1d", "--scope", "audit")
@@ -490,6 +560,24 @@ def main():
                                       "erin" in (r.get("user"), r["actor"]) for r in lines),
           json.dumps(lines)[:300])
     expect("a bad since: 400", aud.call("GET", "/v1/audit?since=yesterday-ish"), 400,
+           "bad_request")
+
+    # the alerts: frank's denial above raised request-denied
+    expect("alerts need the audit scope: 403", rw.call("GET", "/v1/alerts"), 403, "scope")
+    st, lines, resp = aud.call("GET", "/v1/alerts")
+    raised = [r for r in journal() if r["event"] == "alert.raised"]
+    check("GET /v1/alerts streams the alert.raised records, the denial's among them",
+          st == 200 and resp.getheader("Content-Type") == "application/x-ndjson" and lines and
+          lines == raised[:len(lines)] and len(lines) >= len(raised) - 1 and
+          any(r["rule"] == "request-denied" and r.get("user") == "erin" for r in lines),
+          "%s %s" % (st, json.dumps(lines)[:300]))
+    st, lines, _ = aud.call("GET", "/v1/alerts?since=1h&event=request.created&user=nobody")
+    check("?since=1h keeps them; other filters do not change the event",
+          st == 200 and lines and all(r["event"] == "alert.raised" for r in lines),
+          json.dumps(lines)[:300])
+    st, lines, _ = aud.call("GET", "/v1/alerts?since=2099-01-01T00:00:00Z")
+    check("?since= after them: none", st == 200 and lines == [], json.dumps(lines)[:300])
+    expect("alerts: a bad since: 400", aud.call("GET", "/v1/alerts?since=soonish"), 400,
            "bad_request")
 
     # the event stream (tests/integration/events.sh tests it): its head only
