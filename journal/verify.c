@@ -156,6 +156,7 @@ struct vctx {
 	struct sbx_seal_check *sc;
 	uint64_t first;                 /* the journal's first seq */
 	char first_prev[SBX_JR_HEX + 1];/* what record first's prev says */
+	const char *first_name;         /* its segment's file, when first > 1 */
 	/* Checkpoints, sorted by seq (idx into o->cps); the next one due. */
 	size_t *order, next_cp;
 	/* The last record of each segment read so far. */
@@ -203,6 +204,18 @@ static const struct seg_end *seg_end_of(const struct vctx *v, uint64_t seq)
 }
 
 /* A journal.pruned record: first_seq, last_seq, last_hash, files. */
+/* Does the journal.pruned record name the segment file? */
+static bool names_file(const json_t *rec, const char *name)
+{
+	const json_t *f;
+	size_t i;
+
+	json_array_foreach(json_object_get(rec, "files"), i, f)
+		if (json_is_string(f) && strcmp(json_string_value(f), name) == 0)
+			return true;
+	return false;
+}
+
 static int on_pruned(struct vctx *v, const json_t *rec, uint64_t seq, char *err, size_t errlen)
 {
 	const json_t *l = json_object_get(rec, "last_seq"), *fs = json_object_get(rec, "first_seq");
@@ -241,6 +254,14 @@ static int on_pruned(struct vctx *v, const json_t *rec, uint64_t seq, char *err,
 				     "journal.pruned record names seqs up to %" PRIu64 " with hash "
 				     "%.12s..., but %s", seq, last, h, what);
 		}
+		/* A pruning interrupted between two removals: the journal
+		 * starts at a segment of the range the record names, and the
+		 * rest of that range is still here as it says (its end hashes
+		 * as recorded, and the chain up to it holds).  The next
+		 * retention pass removes the rest. */
+		if (v->first > 1 && v->first_name && !v->r->anchor_seq &&
+		    (uint64_t)json_integer_value(fs) < v->first && names_file(rec, v->first_name))
+			v->r->anchor_seq = seq;
 	}
 	return 0;
 }
@@ -462,6 +483,7 @@ int sbx_journal_audit(const struct sbx_verify_opts *o, struct sbx_verify_result 
 	 * journal.pruned record must account for what is gone. */
 	if (nsegs && segs[0].first != 1) {
 		v.first = segs[0].first;
+		v.first_name = segs[0].name;
 		if (first_line(jdirfd, &segs[0], v.first_prev, err, errlen)) {
 			r->bad_seq = v.first;
 			goto out;

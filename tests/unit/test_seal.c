@@ -901,6 +901,52 @@ Test(seal, a_pruned_journal_verifies_from_its_anchor_with_and_without_the_key)
 	cr_assert_eq(r.checkpoints_pruned, 1);
 }
 
+/* The broker recorded and sealed a pruning, then stopped after removing
+ * only the first of its files: the journal now starts inside the pruned
+ * range.  That is no broken journal: verify anchors at the record. */
+Test(seal, a_pruning_interrupted_between_two_removals_still_verifies)
+{
+	struct sbx_prune_plan plan;
+	struct sbx_verify_result r;
+	char why[512], err[1024], path[512];
+	uint64_t pruned;
+	json_t *f;
+	int rc;
+
+	cr_assert_eq(sbx_seal_vkey_new(&VK, why, sizeof(why)), 0);
+	sbx_seal_state_init(&ST, &VK);
+	cr_assert_eq(sbx_seal_state_write(sdir, &ST, why, sizeof(why)), 0);
+	jopen(700);
+	for (int e = 0; e < 6; e++) {
+		for (int i = 0; i < 3; i++)
+			jrec("an old record");
+		jseal("timer");
+	}
+	cr_assert_eq(sbx_journal_maybe_snapshot(J, snap_state, NULL, true), 0);
+	jrec("after the snapshot");
+	cr_assert_eq(sbx_journal_prune_plan(J, sbx_now_us() + 1000000, &plan, why, sizeof(why)), 1,
+		     "%s", why);
+	cr_assert_gt(plan.nfiles, 1);
+	f = sbx_prune_fields(&plan, sbx_now_us());
+	cr_assert_eq(sbx_journal_append(J, SBX_PRUNED_EVENT, "sbx", f, &pruned, NULL), 0);
+	json_decref(f);
+	jseal("retention");
+	cr_assert_eq(sbx_journal_flush(J), 0);
+	sbx_journal_close(J);
+	J = NULL;
+	/* Only the first file went. */
+	snprintf(path, sizeof(path), "%s/journal/%s", sdir, plan.files[0]);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert(seg_exists(plan.files[1]));
+	r = audit(false, NULL, 0, &rc, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(r.anchor_seq, pruned);
+	cr_assert_gt(r.first_seq, 1);
+	r = audit(true, NULL, 0, &rc, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(r.anchor_seq, pruned);
+}
+
 Test(seal, a_start_up_after_pruning_begins_at_the_snapshots_seal)
 {
 	struct sbx_journal_opts o = { .state_dir = sdir };
