@@ -54,11 +54,19 @@ assert_eq "the event filter holds" "" "$(cat "$T/denied")"
 
 # Resume: from the first record erin saw, the rest of hers again.
 FIRST=$(head -n 1 "$T/erin" | sed 's/^id: //')
-run curl -sS -N --max-time 2 -H "Authorization: Bearer $ROOT" -H "Last-Event-ID: $((FIRST - 1))" \
-	"$API/v1/events?user=erin"
+# A stream that just ended counts against root's until the broker notices
+# its reader is gone (within about a second): ask again while the answer is
+# "rate_limited".
+stream_again() {
+	for _ in $(seq 30); do
+		run curl -sS -N --max-time 2 -H "Authorization: Bearer $ROOT" "$@"
+		case $OUT in *'"rate_limited"'*) sleep 0.1 ;; *) return ;; esac
+	done
+}
+stream_again -H "Last-Event-ID: $((FIRST - 1))" "$API/v1/events?user=erin"
 assert_contains "Last-Event-ID resumes from the ring" "$OUT" "id: $FIRST"
 assert_not_contains "with the user filter" "$OUT" "events test: dave"
-run curl -sS -N --max-time 2 -H "Authorization: Bearer $ROOT" "$API/v1/events?count=1&user=dave"
+stream_again "$API/v1/events?count=1&user=dave"
 assert_contains "count=N gives the last N first" "$OUT" "events test: dave"
 
 run curl -sS --max-time 2 -w '%{http_code}' -H "Authorization: Bearer $ERIN" "$API/v1/events?outcome=maybe"
