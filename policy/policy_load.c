@@ -704,11 +704,50 @@ static void parse_gid(struct loader *L, const struct field *f, yaml_node_t *n, v
 		*AT(obj, f, uint32_t) = (uint32_t)v;
 }
 
+/* glibc's regcomp copies a repeated part once per repetition, so a
+ * quantifier on a quantifier ("a++{1,6}") grows without bound (a fuzzed
+ * policy took 24 GB): such a pattern is refused before it is compiled,
+ * and so is one longer than a ticket pattern needs. */
+#define REGEX_MAX_LEN 256
+
+static const char *regex_untamed(const char *p)
+{
+	bool after_quantifier = false;
+
+	if (strlen(p) > REGEX_MAX_LEN)
+		return "longer than 256 characters";
+	for (; *p; p++) {
+		bool quant = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+
+		if (*p == '\\' && p[1]) {
+			p++;
+			after_quantifier = false;
+			continue;
+		}
+		if (quant && after_quantifier)
+			return "a quantifier applied to a quantifier (as in a++ or a*{2})";
+		if (*p == '{') {
+			p = strchr(p, '}');
+			if (!p)
+				return NULL; /* regcomp says what is wrong */
+		}
+		after_quantifier = quant;
+	}
+	return NULL;
+}
+
 static bool regex_ok(struct loader *L, const yaml_node_t *n, const char *pattern)
 {
 	regex_t re;
 	char why[160];
-	int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+	const char *untamed = regex_untamed(pattern);
+	int rc;
+
+	if (untamed) {
+		error_at(L, n->start_mark, "bad regular expression '%.80s': %s", pattern, untamed);
+		return false;
+	}
+	rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
 
 	if (rc == 0) {
 		regfree(&re);
