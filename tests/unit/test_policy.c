@@ -695,6 +695,9 @@ Test(errors, bad_regex)
 		     "bad regular expression 'INC-([0-9]': ");
 	expect_error("profiles:\n  p: { require_ticket: \"a{2,1}\" }\n", 2, 24,
 		     "bad regular expression 'a{2,1}'");
+	/* What would make regcomp grow without bound is refused before it. */
+	expect_error("profiles:\n  p: { require_ticket: \"x++{1,6}\" }\n", 2, 24,
+		     "a quantifier applied to a quantifier");
 }
 
 Test(errors, unknown_group)
