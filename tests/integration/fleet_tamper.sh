@@ -70,8 +70,9 @@ assert_true "every broker notices, naming seq $SEQ" all_broken_at "$SEQ"
 for h in "${HOSTS[@]}"; do
 	fctl "$h" status
 	assert_rc "$h: sbxctl status exits 1" 1
+	# status answers from memory; the record is on disk a commit later.
 	assert_true "$h: its journal records fleet.chain_broken at seq $SEQ" \
-		fjournal_has "$h" ".event == \"fleet.chain_broken\" and .bad_seq == $SEQ"
+		wait_until 5 fjournal_has "$h" ".event == \"fleet.chain_broken\" and .bad_seq == $SEQ"
 done
 assert_true "a request is refused, naming seq $SEQ" refused_at sbx-02 "$SEQ"
 assert_contains "and saying what to do" "$ERR" "repairs the database"
