@@ -2,10 +2,10 @@
  * The syslog sink (syslog_sink.h): formatting a record as one line, and
  * sending it without the event loop ever waiting.  Its own socket rather
  * than syslog(3): glibc's blocks when the receiver's queue is full, which
- * would stall the event loop behind a slow syslog daemon.  The loop only
- * queues references to the records; a thread of the sink's own rebuilds
- * the hashes of operations, formats and sends (and may wait for a slow
- * receiver: only its queue grows, up to a bound).
+ * would stall the event loop behind a slow syslog daemon.  The loop
+ * formats the lines into a ring of bytes; a thread of the sink's own
+ * sends them (and may wait for a slow receiver: only the ring fills, and
+ * then lines are dropped and counted).
  */
 #include "config.h"
 
@@ -119,14 +119,52 @@ static const char *digits(json_int_t v, char buf[24], size_t *len)
 	return p;
 }
 
+#define N_LINE_KEYS (sizeof(line_keys) / sizeof(line_keys[0]))
+
+/* Where key stands in line_keys, or -1.  The loop formats every record,
+ * so this is one switch and one compare, not a search. */
+static int line_key_index(const char *key)
+{
+	int i;
+
+	switch (key[0]) {
+	case 's': i = key[1] == 'e' ? (key[2] == 'q' ? 0 : 15) : 16; break;
+	case 'h': i = key[1] == 'a' ? 1 : 9; break;
+	case 'e': i = key[1] == 'v' ? 2 : 10; break;
+	case 'a': i = 3; break;
+	case 't': i = 4; break;
+	case 'u': i = 5; break;
+	case 'r': i = 6; break;
+	case 'i': i = 7; break;
+	case 'o': i = 8; break;
+	case 'k': i = 11; break;
+	case 'f': i = 12; break;
+	case 'l': i = 13; break;
+	case 'w': i = 14; break;
+	default: return -1;
+	}
+	return strcmp(key, line_keys[i]) == 0 ? i : -1;
+}
+
 size_t sbx_syslog_format(const json_t *rec, const char *hash, char *out, size_t outlen)
 {
+	const json_t *vals[N_LINE_KEYS] = { 0 };
+	const char *key;
+	json_t *member;
 	size_t used = 0;
 
 	if (outlen == 0)
 		return 0;
-	for (size_t i = 0; i < sizeof(line_keys) / sizeof(line_keys[0]); i++) {
-		const json_t *v = i == 1 && hash ? NULL : json_object_get(rec, line_keys[i]);
+	/* One walk over the record's members (fewer than the keys wanted,
+	 * and no hashing of names). */
+	json_object_foreach((json_t *)rec, key, member) {
+		int k = line_key_index(key);
+
+		if (k >= 0)
+			vals[k] = member;
+	}
+	for (size_t i = 0; i < N_LINE_KEYS; i++) {
+		const json_t *v = i == 1 && hash ? NULL : vals[i];
 		char num[24];
 		const char *val;
 		size_t len, n;
@@ -183,27 +221,34 @@ size_t sbx_syslog_datagram(int pri, time_t when, long pid, const char *msg, char
 
 /* ---- sending ------------------------------------------------------------------------ */
 
-/* What the loop hands over: one operation's records (references), each
- * with the hash the journal wrote for it. */
-struct op {
-	int pri;
-	size_t n;
-	struct op *next;
-	struct {
-		json_t *rec;
-		char hash[65];        /* "": not known, the line goes without one */
-	} recs[];
-};
-
+/*
+ * The loop formats each line itself, straight into a ring of bytes the
+ * sender thread sends from: nothing allocated per record, no record
+ * shared between threads, no lock taken per line.  (Handing the thread
+ * references to the records instead made it free memory the loop had
+ * allocated, and the two threads then fought over malloc's arena lock:
+ * that contention, not the sending, was most of the cost.)
+ *
+ * An entry is a 32-bit length and the datagram, padded to 8 bytes; an
+ * entry never wraps: where the room left before the ring's end is too
+ * small for the longest line, a WRAP length sends the reader to its
+ * start.  head and tail count bytes since the start and only grow; the
+ * producers (under pmu) own head, the thread owns tail.
+ */
+#define RING_BYTES (1u << 20)
+#define WRAP UINT32_MAX
+#define ENTRY_MAX (8 + SBX_SYSLOG_LINE_MAX)
 /* Lines go out up to BATCH a sendmmsg. */
 #define BATCH 64
-/* Records queued at most (each holds its record): past that the loop
- * drops, and counts. */
+/* Lines queued at most: past that (or a full ring) the loop drops, and
+ * counts. */
 #define QUEUE_MAX 4096
 /* A receiver with no room is waited for this long at a time (by the
  * thread), and at a stop at most this long in all. */
 #define WAIT_MS 200
 #define RECONNECT_MS 1000
+/* How long lines gather after a wake-up before they go. */
+#define GATHER_MS 2
 
 struct sbx_syslog_sink {
 	int fd;
@@ -211,25 +256,44 @@ struct sbx_syslog_sink {
 	long pid;
 	pthread_t th;
 	bool started;
-	pthread_mutex_t mu;
-	pthread_cond_t wake, idle;
-	/* Under mu: */
-	struct op *head, *tail;
-	size_t queued;         /* records in the list */
-	bool stop, busy;
+	char *ring;
+	/* Atomics, shared: */
+	uint64_t head, tail;        /* bytes; head as the thread may see it */
+	uint64_t lines_in, lines_out;
 	uint64_t sent, dropped;
-	/* The thread's own: */
-	int64_t stop_by;       /* after a stop, how long a full receiver is waited for */
-	bool connected;
-	int64_t last_try_ms;
+	bool stop;
+	/* The producers', under pmu: */
+	pthread_mutex_t pmu;
+	uint64_t phead;             /* head, with the lines not handed over yet */
 	time_t stamp_at;
 	char head_text[2][64];
 	size_t head_len[2];
-	char lines[BATCH][SBX_SYSLOG_LINE_MAX];
+	/* Waking and waiting, under mu: */
+	pthread_mutex_t mu;
+	pthread_cond_t wake, idle;
+	bool busy;
+	/* The thread's own: */
+	int64_t stop_by;            /* after a stop, how long a full receiver is waited for */
+	bool connected;
+	int64_t last_try_ms;
 	struct iovec iov[BATCH];
 	struct mmsghdr msgs[BATCH];
-	unsigned n;
 };
+
+static uint64_t load(const uint64_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_ACQUIRE);
+}
+
+static void store(uint64_t *v, uint64_t x)
+{
+	__atomic_store_n(v, x, __ATOMIC_RELEASE);
+}
+
+static void add(uint64_t *v, uint64_t x)
+{
+	__atomic_add_fetch(v, x, __ATOMIC_RELAXED);
+}
 
 static void try_connect(struct sbx_syslog_sink *s)
 {
@@ -243,24 +307,17 @@ static void try_connect(struct sbx_syslog_sink *s)
 	s->connected = connect(s->fd, (const struct sockaddr *)&s->addr, sizeof(s->addr)) == 0;
 }
 
-static void count(struct sbx_syslog_sink *s, uint64_t sent, uint64_t dropped)
-{
-	pthread_mutex_lock(&s->mu);
-	s->sent += sent;
-	s->dropped += dropped;
-	pthread_mutex_unlock(&s->mu);
-}
-
-/* Send the lines made so far.  Waits (this thread only) while the
- * receiver has no room, WAIT_MS at a time, until stop_by (monotonic ms). */
-static void send_lines(struct sbx_syslog_sink *s, int64_t stop_by)
+/* Send msgs[0..n).  Waits (this thread only) while the receiver has no
+ * room, WAIT_MS at a time, until stop_by (monotonic ms).  What could not
+ * go is counted as dropped. */
+static void send_batch(struct sbx_syslog_sink *s, unsigned n, int64_t stop_by)
 {
 	unsigned done = 0;
 	bool retried = false;
 
 	try_connect(s);
-	while (s->connected && done < s->n) {
-		int k = sendmmsg(s->fd, s->msgs + done, s->n - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (s->connected && done < n) {
+		int k = sendmmsg(s->fd, s->msgs + done, n - done, MSG_DONTWAIT | MSG_NOSIGNAL);
 		struct pollfd p = { .fd = s->fd, .events = POLLOUT };
 
 		if (k > 0) {
@@ -290,52 +347,40 @@ static void send_lines(struct sbx_syslog_sink *s, int64_t stop_by)
 	}
 	/* No receiver (none at the path, or it stayed full past stop_by):
 	 * the rest is dropped and counted; the journal has the records. */
-	count(s, done, s->n - done);
-	s->n = 0;
+	add(&s->sent, done);
+	add(&s->dropped, n - done);
 }
 
-static void add_line(struct sbx_syslog_sink *s, int pri, const json_t *rec, const char *hash,
-		     int64_t stop_by)
+/* Send everything in the ring, a batch at a time; each batch's room is
+ * given back once it is sent. */
+static void send_queued(struct sbx_syslog_sink *s, int64_t stop_by)
 {
-	time_t now = time(NULL);
-	unsigned k = pri == SBX_SYSLOG_PRI_SEAL ? 1 : 0;
-	char *line;
-	size_t len;
+	uint64_t t = s->tail, h = load(&s->head);
 
-	if (s->n == BATCH)
-		send_lines(s, stop_by);
-	if (now != s->stamp_at) {
-		char msg[1] = "";
+	while (t != h) {
+		unsigned n = 0;
 
-		/* The header changes once a second, not for every line. */
-		s->stamp_at = now;
-		s->head_len[0] = sbx_syslog_datagram(SBX_SYSLOG_PRI_RECORD, now, s->pid, msg,
-						     s->head_text[0], sizeof(s->head_text[0]));
-		s->head_len[1] = sbx_syslog_datagram(SBX_SYSLOG_PRI_SEAL, now, s->pid, msg,
-						     s->head_text[1], sizeof(s->head_text[1]));
+		while (t != h && n < BATCH) {
+			size_t pos = (size_t)(t % RING_BYTES);
+			uint32_t len;
+
+			memcpy(&len, s->ring + pos, sizeof(len));
+			if (len == WRAP) {
+				t += RING_BYTES - pos;
+				continue;
+			}
+			s->iov[n] = (struct iovec){ .iov_base = s->ring + pos + 4, .iov_len = len };
+			s->msgs[n] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &s->iov[n],
+								    .msg_iovlen = 1 } };
+			n++;
+			t += (4 + len + 7) & ~(uint64_t)7;
+		}
+		if (n)
+			send_batch(s, n, stop_by);
+		store(&s->tail, t);
+		add(&s->lines_out, n);
+		h = load(&s->head);
 	}
-	line = s->lines[s->n];
-	memcpy(line, s->head_text[k], s->head_len[k]);
-	len = s->head_len[k] + sbx_syslog_format(rec, hash, line + s->head_len[k],
-						  SBX_SYSLOG_LINE_MAX - s->head_len[k]);
-	s->iov[s->n] = (struct iovec){ .iov_base = line, .iov_len = len };
-	s->msgs[s->n] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &s->iov[s->n],
-						       .msg_iovlen = 1 } };
-	s->n++;
-}
-
-/* An operation's lines, each with the hash the journal wrote for it. */
-static void op_lines(struct sbx_syslog_sink *s, struct op *o, int64_t stop_by)
-{
-	for (size_t i = 0; i < o->n; i++)
-		add_line(s, o->pri, o->recs[i].rec, o->recs[i].hash, stop_by);
-}
-
-static void op_free(struct op *o)
-{
-	for (size_t i = 0; i < o->n; i++)
-		json_decref(o->recs[i].rec);
-	free(o);
 }
 
 static void *sender_main(void *arg)
@@ -345,34 +390,25 @@ static void *sender_main(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		struct op *list;
-		size_t n;
+		bool stopping;
 
-		while (!s->head && !s->stop) {
+		while (load(&s->head) == s->tail && !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
 			s->busy = false;
 			pthread_cond_broadcast(&s->idle);
 			pthread_cond_wait(&s->wake, &s->mu);
 		}
-		if (!s->head && s->stop)
+		stopping = __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+		if (load(&s->head) == s->tail && stopping)
 			break;
-		if (s->stop && stop_by == INT64_MAX)
+		if (stopping && stop_by == INT64_MAX)
 			stop_by = sbx_mono_ms() + 5 * WAIT_MS;
-		list = s->head;
-		n = s->queued;
-		s->head = s->tail = NULL;
-		s->queued = 0;
 		s->busy = true;
 		pthread_mutex_unlock(&s->mu);
-		(void)n;
-		while (list) {
-			struct op *next = list->next;
-
-			op_lines(s, list, stop_by);
-			op_free(list);
-			list = next;
-		}
-		if (s->n)
-			send_lines(s, stop_by);
+		/* Let a moment's lines gather: one wake-up (two context
+		 * switches) then carries many of them, not a loop pass's. */
+		if (!stopping)
+			(void)poll(NULL, 0, GATHER_MS);
+		send_queued(s, stop_by);
 		pthread_mutex_lock(&s->mu);
 	}
 	s->busy = false;
@@ -395,60 +431,122 @@ struct sbx_syslog_sink *sbx_syslog_sink_new(const char *path)
 	s->pid = (long)getpid();
 	s->stamp_at = (time_t)-1;
 	s->stop_by = INT64_MAX;
+	s->ring = malloc(RING_BYTES);
 	s->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->fd < 0 || pthread_mutex_init(&s->mu, NULL) != 0)
+	if (!s->ring || s->fd < 0)
 		goto fail;
-	if (pthread_cond_init(&s->wake, NULL) != 0 || pthread_cond_init(&s->idle, NULL) != 0 ||
-	    pthread_create(&s->th, NULL, sender_main, s) != 0)
+	if (pthread_mutex_init(&s->mu, NULL) != 0)
 		goto fail;
+	if (pthread_mutex_init(&s->pmu, NULL) != 0)
+		goto fail_mu;
+	if (pthread_cond_init(&s->wake, NULL) != 0)
+		goto fail_pmu;
+	if (pthread_cond_init(&s->idle, NULL) != 0)
+		goto fail_wake;
+	if (pthread_create(&s->th, NULL, sender_main, s) != 0)
+		goto fail_idle;
 	s->started = true;
 	return s;
+fail_idle:
+	pthread_cond_destroy(&s->idle);
+fail_wake:
+	pthread_cond_destroy(&s->wake);
+fail_pmu:
+	pthread_mutex_destroy(&s->pmu);
+fail_mu:
+	pthread_mutex_destroy(&s->mu);
 fail:
 	if (s->fd >= 0)
 		close(s->fd);
+	free(s->ring);
 	free(s);
 	return NULL;
+}
+
+/* Where the next entry goes (room for the longest line, not wrapping),
+ * or NULL when the ring or the line count is full.  Under pmu. */
+static char *reserve(struct sbx_syslog_sink *s)
+{
+	uint64_t h = s->phead, used = h - load(&s->tail);
+	size_t pos = (size_t)(h % RING_BYTES), skip = 0;
+
+	if (RING_BYTES - pos < ENTRY_MAX)
+		skip = RING_BYTES - pos;
+	if (used + skip + ENTRY_MAX > RING_BYTES ||
+	    s->lines_in - load(&s->lines_out) >= QUEUE_MAX)
+		return NULL;
+	if (skip) {
+		uint32_t wrap = WRAP;
+
+		memcpy(s->ring + pos, &wrap, sizeof(wrap));
+		s->phead = h + skip;
+		pos = 0;
+	}
+	return s->ring + pos;
+}
+
+/* The datagram's header ("<pri>Mmm dd hh:mm:ss sbx-brokerd[pid]: "),
+ * made again once a second, not for every line.  Under pmu. */
+static void line_header(struct sbx_syslog_sink *s, int pri, const char **text, size_t *len)
+{
+	time_t now = time(NULL);
+	unsigned k = pri == SBX_SYSLOG_PRI_SEAL ? 1 : 0;
+
+	if (now != s->stamp_at) {
+		char msg[1] = "";
+
+		s->stamp_at = now;
+		s->head_len[0] = sbx_syslog_datagram(SBX_SYSLOG_PRI_RECORD, now, s->pid, msg,
+						     s->head_text[0], sizeof(s->head_text[0]));
+		s->head_len[1] = sbx_syslog_datagram(SBX_SYSLOG_PRI_SEAL, now, s->pid, msg,
+						     s->head_text[1], sizeof(s->head_text[1]));
+	}
+	*text = s->head_text[k];
+	*len = s->head_len[k];
+}
+
+/* One line into the ring; false when it was full. Under pmu. */
+static bool put_line(struct sbx_syslog_sink *s, int pri, const json_t *rec, const char *hash)
+{
+	char *entry = reserve(s);
+	const char *head;
+	size_t hlen;
+	uint32_t len;
+
+	if (!entry)
+		return false;
+	line_header(s, pri, &head, &hlen);
+	memcpy(entry + 4, head, hlen);
+	len = (uint32_t)(hlen + sbx_syslog_format(rec, hash, entry + 4 + hlen,
+						   SBX_SYSLOG_LINE_MAX - hlen));
+	memcpy(entry, &len, sizeof(len));
+	s->phead += (4 + len + 7) & ~(uint64_t)7;
+	s->lines_in++;
+	return true;
 }
 
 void sbx_syslog_sink_op(struct sbx_syslog_sink *s, int pri, json_t *const *recs, size_t n,
 			const char (*hashes)[65])
 {
-	struct op *o;
+	uint64_t lost = 0;
 
 	if (!s || n == 0)
 		return;
-	pthread_mutex_lock(&s->mu);
-	if (s->queued + n > QUEUE_MAX) {
-		s->dropped += n;
-		pthread_mutex_unlock(&s->mu);
-		return;
-	}
-	pthread_mutex_unlock(&s->mu);
-	o = malloc(sizeof(*o) + n * sizeof(o->recs[0]));
-	if (!o) {
-		count(s, 0, n);
-		return;
-	}
-	o->pri = pri;
-	o->n = n;
-	o->next = NULL;
+	pthread_mutex_lock(&s->pmu);
 	for (size_t i = 0; i < n; i++) {
 		/* Without hashes: a record outside an operation, whose own
 		 * is the journal's. */
 		const char *h = hashes ? hashes[i]
 				       : json_string_value(json_object_get(recs[i], "hash"));
 
-		o->recs[i].rec = json_incref(recs[i]);
-		snprintf(o->recs[i].hash, sizeof(o->recs[i].hash), "%s", h ? h : "");
+		if (!put_line(s, pri, recs[i], h ? h : ""))
+			lost++;
 	}
-	pthread_mutex_lock(&s->mu);
-	if (s->tail)
-		s->tail->next = o;
-	else
-		s->head = o;
-	s->tail = o;
-	s->queued += n;
-	pthread_mutex_unlock(&s->mu);
+	/* The thread sees the lines (and the bytes under them) only now. */
+	store(&s->head, s->phead);
+	pthread_mutex_unlock(&s->pmu);
+	if (lost)
+		add(&s->dropped, lost);
 }
 
 void sbx_syslog_sink_queue(struct sbx_syslog_sink *s, int pri, const json_t *rec)
@@ -463,7 +561,7 @@ void sbx_syslog_sink_flush(struct sbx_syslog_sink *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->mu);
-	if (s->head)
+	if (!s->busy && load(&s->head) != s->tail)
 		pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -473,9 +571,8 @@ void sbx_syslog_sink_wait(struct sbx_syslog_sink *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->mu);
-	if (s->head)
-		pthread_cond_signal(&s->wake);
-	while (s->head || s->busy)
+	pthread_cond_signal(&s->wake);
+	while (load(&s->head) != load(&s->tail) || s->busy)
 		pthread_cond_wait(&s->idle, &s->mu);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -493,26 +590,12 @@ int sbx_syslog_sink_send(struct sbx_syslog_sink *s, int pri, const json_t *rec)
 
 uint64_t sbx_syslog_sink_sent(struct sbx_syslog_sink *s)
 {
-	uint64_t v;
-
-	if (!s)
-		return 0;
-	pthread_mutex_lock(&s->mu);
-	v = s->sent;
-	pthread_mutex_unlock(&s->mu);
-	return v;
+	return s ? __atomic_load_n(&s->sent, __ATOMIC_RELAXED) : 0;
 }
 
 uint64_t sbx_syslog_sink_dropped(struct sbx_syslog_sink *s)
 {
-	uint64_t v;
-
-	if (!s)
-		return 0;
-	pthread_mutex_lock(&s->mu);
-	v = s->dropped;
-	pthread_mutex_unlock(&s->mu);
-	return v;
+	return s ? __atomic_load_n(&s->dropped, __ATOMIC_RELAXED) : 0;
 }
 
 void sbx_syslog_sink_free(struct sbx_syslog_sink *s)
@@ -526,15 +609,11 @@ void sbx_syslog_sink_free(struct sbx_syslog_sink *s)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->th, NULL);
 	}
-	while (s->head) {
-		struct op *next = s->head->next;
-
-		op_free(s->head);
-		s->head = next;
-	}
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->pmu);
 	pthread_mutex_destroy(&s->mu);
 	close(s->fd);
+	free(s->ring);
 	free(s);
 }

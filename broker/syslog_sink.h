@@ -7,13 +7,13 @@
  *
  *   <86>Dec  7 01:23:45 sbx-brokerd[4711]: seq=12 hash=9f... event=request.created actor=alice ...
  *
- * The broker never waits for syslog: the event loop only queues
- * references to the records; the sink's own thread formats the lines and
- * sends them, a loop pass's together (sendmmsg), on a socket of its own.
- * When 4096 records wait (a syslog daemon that reads nothing), further
- * lines are dropped and counted (the count is in every seal's line).
- * Threads: the sink's functions are for the event loop; the sender thread
- * is internal.
+ * The broker never waits for syslog: the event loop formats each line
+ * into a ring of bytes (nothing allocated per record); the sink's own
+ * thread sends them, a loop pass's together (sendmmsg), on a socket of
+ * its own.  When 4096 lines (or 1 MiB) wait (a syslog daemon that reads
+ * nothing), further lines are dropped and counted (the count is in every
+ * seal's line).  Threads: any thread may queue (the loop does); the
+ * sender thread is internal.
  */
 #ifndef SBX_SYSLOG_SINK_H
 #define SBX_SYSLOG_SINK_H
@@ -59,15 +59,15 @@ struct sbx_syslog_sink;
  * thread.  A socket that is not there yet is connected later (at most
  * once a second).  NULL only when out of memory, fds or threads. */
 struct sbx_syslog_sink *sbx_syslog_sink_new(const char *path);
-/* Queue the lines of one operation's records, in order (references are
- * taken; the records must not change after), each with the hash the
+/* Queue the lines of one operation's records, in order (formatted now:
+ * the records are not kept), each with the hash the
  * journal wrote for it (hashes[i]; "" when not known: that line goes
  * without one, never with a wrong one).  The journal re-hashes an
  * operation's records when it ends (journal.h: all but the last get
  * "continued"), so their own "hash" members are not the ones on disk:
  * sbx_journal_recent_hash has them.  hashes NULL: each record's own.
- * Never waits: with 4096 records queued, the lines are dropped and
- * counted. */
+ * Never waits: with 4096 lines or 1 MiB queued, the lines are dropped
+ * and counted. */
 void sbx_syslog_sink_op(struct sbx_syslog_sink *s, int pri, json_t *const *recs, size_t n,
 			const char (*hashes)[65]);
 /* One record with its own hash. */
