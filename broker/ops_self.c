@@ -378,7 +378,7 @@ void sbx_op_cancel_drop(struct sbx_broker *b, struct sbx_call *c)
 }
 
 static void put_role(struct sbx_broker *b, sbx_msg *m, const struct sbx_role *r,
-		     enum sbx_membership how, const char *via, const char *person)
+		     const char *how, const char *via, const char *person)
 {
 	char approvers[512];
 
@@ -388,9 +388,7 @@ static void put_role(struct sbx_broker *b, sbx_msg *m, const struct sbx_role *r,
 	for (size_t h = 0; h < r->hosts.n; h++)
 		sbx_msg_put_str(m, SBX_F_HOSTS, r->hosts.v[h]);
 	sbx_msg_put_u32(m, SBX_F_HOST_MATCH, r->matches_host);
-	sbx_msg_put_str(m, SBX_F_HOW,
-			how == SBX_MEMBER_STANDING ? "standing"
-			: how == SBX_MEMBER_ELIGIBLE ? "eligible" : "none");
+	sbx_msg_put_str(m, SBX_F_HOW, how);
 	sbx_msg_put_str_opt(m, SBX_F_VIA, via);
 	sbx_msg_put_i64(m, SBX_F_MAX_DURATION, r->max_duration);
 	sbx_msg_put_i64(m, SBX_F_DEFAULT_DURATION, r->default_duration);
@@ -419,9 +417,21 @@ void sbx_op_roles(struct sbx_broker *b, struct sbx_call *c)
 		const struct sbx_role *r = &b->policy->roles[i];
 		const char *via = NULL;
 		enum sbx_membership how = sbx_policy_membership(b->policy, r, c->who.person, &via);
+		char revoked[300];
 
 		if (how == SBX_MEMBER_NONE && !c->who.admin)
 			continue;
-		put_role(b, c->reply, r, how, via, c->who.person);
+		/* Listed, so that the person learns why a request would be
+		 * refused, but not as eligible (reviews.h). */
+		if (how == SBX_MEMBER_ELIGIBLE &&
+		    sbx_reviews_revoked(b, c->who.person, r->name, revoked, sizeof(revoked))) {
+			put_role(b, c->reply, r, "revoked", revoked, c->who.person);
+			continue;
+		}
+		put_role(b, c->reply, r,
+			 how == SBX_MEMBER_STANDING   ? "standing"
+			 : how == SBX_MEMBER_ELIGIBLE ? "eligible"
+						      : "none",
+			 via, c->who.person);
 	}
 }

@@ -57,6 +57,11 @@ assert_eq "policy explain shows the revoke" "revoked" \
 	"$(json_get '.roles[] | select(.role == "sandbox-admin") | .how')"
 ctl policy explain erin
 assert_contains "also in words" "$OUT" "revoked in an access review by frank"
+req --as erin --json roles
+assert_eq "sbx-request roles lists the role as revoked, not eligible" "revoked" \
+	"$(json_get '.[] | select(.role == "sandbox-admin") | .how')"
+req --as erin roles
+assert_contains "and says by whom" "$OUT" "revoked in an access review by frank"
 
 # ---- standing access from the file: recorded, stays ----
 ctl review revoke alice sandbox-user --comment "contractor ended"
