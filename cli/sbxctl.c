@@ -1041,7 +1041,8 @@ static const struct sbx_cli_cmd cmds[] = {
 		.help =
 		"List active grants as a table, newest first:\n"
 		"  ID  USER  ROLE  STATE  EXPIRES/ENDS  REASON\n"
-		"Admins see everybody's grants, anyone else their own.\n"
+		"Admins see everybody's grants, anyone else their own.  Every one is\n"
+		"listed, however many: the broker answers in pages and all are fetched.\n"
 		"\n"
 		"Options:\n"
 		"  --user U         only U's grants\n"
