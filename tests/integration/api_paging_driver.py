@@ -17,6 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # the source tree may be read-only (distcheck)
 import api_driver as ad  # noqa: E402  (reads the same environment)
 
 USERS = int(os.environ["USERS"])
