@@ -9,7 +9,9 @@ role (filed through sbx-request in parallel, root acting for them with
 over kept-alive connections with http.client:
 
   - GET /v1/grants with a person's own token (--calls of them),
-  - GET /v1/grants?all=true with an admin's (root's) token,
+  - GET /v1/grants?all=true with an admin's (root's) token (its first page),
+  - every page of GET /v1/grants?all=true&limit=1000, walked with the
+    next_cursor of each (--walks times): each page, and each whole walk,
   - APPROVE through the API (POST /v1/requests/ID/approve, kept alive)
     against APPROVE through the socket (a raw client kept open, root acting
     for the approver with AS_USER), alternated call by call.
@@ -23,7 +25,7 @@ is interrupted); 2 on a usage error.  The broker is stopped and the
 temporary directory removed on every path, Ctrl-C included.
 
 Usage: cd _b && python3 ../bench/bench_api.py [--users N] [--grants N]
-                                              [--calls N] [--decisions N]
+                                              [--calls N] [--walks N] [--decisions N]
 """
 import argparse
 import concurrent.futures
@@ -97,6 +99,8 @@ def parse_args(argv):
     p.add_argument("--calls", type=int, default=1000, metavar="N",
                    help="GET /v1/grants calls with a person's token (default 1000); "
                    "with an admin's: N/25, at least 10")
+    p.add_argument("--walks", type=int, default=20, metavar="N",
+                   help="walks over every page of ?all=true&limit=1000 (default 20)")
     p.add_argument("--decisions", type=int, default=300, metavar="N",
                    help="approvals through each of the API and the socket (default 300)")
     a = p.parse_args(argv)
@@ -108,6 +112,8 @@ def parse_args(argv):
         p.error("--grants must be 1 .. --users")
     if not 1 <= a.calls <= 1000000:
         p.error("--calls must be 1 .. 1000000")
+    if not 1 <= a.walks <= 10000:
+        p.error("--walks must be 1 .. 10000")
     if not 1 <= a.decisions or 2 * a.decisions > a.users:
         p.error("--decisions must be 1 .. --users / 2 (each decision is another person's)")
     return a
@@ -417,6 +423,40 @@ class Sock:
 
 # ---- the runs -----------------------------------------------------------------
 
+def walk_pages(api, tokens, path, walks, expect):
+    """walks timed walks of every page of path (after one untimed); (page samples,
+    walk samples).  A walk is the sum of its pages' times: the wait for the
+    rate limit between pages is not in it."""
+    pages, whole = [], []
+    for w in range(walks + 1):
+        cursor, seen, total, n = None, set(), 0.0, 0
+        while True:
+            dt, st, body = api.call("GET", path + ("&cursor=" + cursor if cursor else ""),
+                                    tokens.take())
+            if st == 429:
+                # the broker's bucket is emptier than our copy: wait, ask again
+                time.sleep(1.0)
+                continue
+            if st != 200:
+                raise SetupError("%s: %d %s" % (path, st, body[:200]))
+            obj = json.loads(body)
+            seen.update(r["id"] for r in obj["requests"])
+            n += len(obj["requests"])
+            total += dt
+            if w:
+                pages.append(dt)
+            cursor = obj.get("next_cursor")
+            if not cursor:
+                break
+        if n != len(seen) or len(seen) < expect:
+            raise SetupError("%s: a walk saw %d grants, %d distinct, expected %d" %
+                             (path, n, len(seen), expect))
+        if w:
+            whole.append(total)
+    log("%s: %d grants in %d pages a walk" % (path, len(seen), len(pages) // max(1, walks)))
+    return pages, whole
+
+
 def run(a):
     if os.geteuid() != 0:
         raise SetupError("run it as root: it files requests for the generated people "
@@ -447,10 +487,17 @@ def run(a):
         print_line("GET /v1/grants (one person's, %d live)" % a.grants, stats(s))
 
         n_all = max(10, a.calls // 25)
-        s, body = timed_gets(api, Tokens([admin]), "/v1/grants?all=true", n_all,
+        # one bucket per token: the walks below spend the same one
+        admin_tokens = Tokens([admin])
+        s, body = timed_gets(api, admin_tokens, "/v1/grants?all=true", n_all,
                              "GET /v1/grants?all=true")
-        print_line("GET /v1/grants?all=true (%d grants, %.1f MB)" %
-                   (a.grants, len(body) / 1e6), stats(s))
+        print_line("GET /v1/grants?all=true (first page, %.2f MB)" % (len(body) / 1e6),
+                   stats(s))
+
+        pages, walks = walk_pages(api, admin_tokens, "/v1/grants?all=true&limit=1000",
+                                  a.walks, a.grants)
+        print_line("GET /v1/grants?all=true&limit=1000 (a page)", stats(pages))
+        print_line("  every page of %d grants (a walk)" % a.grants, stats(walks))
 
         sock = Sock(b.sock)
         dtok = Tokens(deciders)

@@ -57,6 +57,7 @@ enum arg_bit {
 	A_COMMAND = 1u << 23,  /* COMMAND CWD RUNAS PLUGIN VERDICT */
 	A_EXIT = 1u << 24,     /* SEQ EXIT_STATUS SIGNAL ELAPSED_MS */
 	A_SPOOL = 1u << 25,    /* STATE UID CREATED_AT */
+	A_PAGE = 1u << 26,     /* CURSOR LIMIT (pages.h) */
 };
 
 /* What the three kinds of clients send.  AS_USER may come with any
@@ -65,6 +66,7 @@ enum arg_bit {
 		       A_TICKET | A_REASON | A_COMMENT | A_ID | A_EXTENDS | A_DURATION)
 #define SESSION_FIELDS (A_AS_USER | A_USER | A_SERVICE | A_RHOST | A_TTY | A_SESSION | A_ID | \
 			A_PID)
+#define LIST_FIELDS (PERSON_FIELDS | A_PAGE)
 #define TOKEN_FIELDS (A_AS_USER | A_FLAGS | A_USER | A_DURATION | A_REASON | A_TOKEN)
 #define GROUP_FIELDS (A_AS_USER | A_UNIX_GROUP | A_USER | A_GID | A_ID)
 #define DRIFT_FIELDS (A_AS_USER)
@@ -124,6 +126,8 @@ static const struct field_spec field_specs[] = {
 	STR_FIELD(SBX_F_STATE, A_SPOOL, "state", state),
 	NUM_FIELD(SBX_F_UID, A_SPOOL, "uid"),
 	NUM_FIELD(SBX_F_CREATED_AT, A_SPOOL, "created at"),
+	NUM_FIELD(SBX_F_CURSOR, A_PAGE, "cursor"),
+	NUM_FIELD(SBX_F_LIMIT, A_PAGE, "limit"),
 };
 
 static const struct field_spec *field_spec(uint16_t tag)
@@ -154,6 +158,8 @@ static void store_number(struct sbx_args *a, const sbx_field *f)
 	case SBX_F_ELAPSED_MS: a->elapsed_ms = sbx_field_i64(f); break;
 	case SBX_F_UID: a->uid = sbx_field_u32(f); a->has_uid = true; break;
 	case SBX_F_CREATED_AT: a->created_at = sbx_field_i64(f); break;
+	case SBX_F_CURSOR: a->cursor = sbx_field_u32(f); break;
+	case SBX_F_LIMIT: a->limit = sbx_field_u32(f); a->has_limit = true; break;
 	}
 }
 
@@ -239,7 +245,7 @@ static const struct op_entry op_table[] = {
 	/* a person's own requests */
 	{ SBX_OP_REQUEST,          SBX_CALLER_PERSON, PERSON_FIELDS,  FLEET,
 	  sbx_op_request, "request access" },
-	{ SBX_OP_LIST,             SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	{ SBX_OP_LIST,             SBX_CALLER_PERSON, LIST_FIELDS,    NOTHING,
 	  sbx_op_list, "list requests" },
 	{ SBX_OP_STATUS,           SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
 	  sbx_op_status, "see a request" },
@@ -250,7 +256,7 @@ static const struct op_entry op_table[] = {
 	{ SBX_OP_ROLES,            SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
 	  sbx_op_roles, "list roles" },
 	/* approvers and admins */
-	{ SBX_OP_PENDING,          SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	{ SBX_OP_PENDING,          SBX_CALLER_PERSON, LIST_FIELDS,    NOTHING,
 	  sbx_op_pending, "list pending requests" },
 	{ SBX_OP_APPROVE,          SBX_CALLER_PERSON, PERSON_FIELDS,  FLEET,
 	  sbx_op_approve, "approve" },
@@ -258,7 +264,7 @@ static const struct op_entry op_table[] = {
 	  sbx_op_deny_revoke, "deny" },
 	{ SBX_OP_REVOKE,           SBX_CALLER_PERSON, PERSON_FIELDS,  FLEET,
 	  sbx_op_deny_revoke, "revoke" },
-	{ SBX_OP_GRANTS,           SBX_CALLER_PERSON, PERSON_FIELDS,  NOTHING,
+	{ SBX_OP_GRANTS,           SBX_CALLER_PERSON, LIST_FIELDS,    NOTHING,
 	  sbx_op_grants, "list grants" },
 	/* personal API tokens (api/ops_token.c) */
 	{ SBX_OP_TOKEN_CREATE,     SBX_CALLER_PERSON, TOKEN_FIELDS,   HOST,

@@ -58,6 +58,9 @@ struct sbx_args {
 	int64_t created_at;
 	bool has_uid;
 	char state[16];
+	/* LIST, PENDING, GRANTS in pages (pages.h); 0: from the start */
+	uint32_t cursor, limit;
+	bool has_limit;
 };
 
 /* The person a request acts for: the caller, or with --as (AS_USER)

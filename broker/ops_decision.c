@@ -7,29 +7,28 @@
 
 #include "dispatch.h"
 
+#include "pages.h"
+
 #include "timeutil.h"
 
 #include <stdio.h>
 #include <string.h>
 
-void sbx_op_pending(struct sbx_broker *b, struct sbx_call *c)
+static bool pick_pending(struct sbx_broker *b, const struct sbx_call *c,
+			 const struct sbx_req *r, int64_t now)
 {
-	size_t n = sbx_state_count(b->state);
 	char why[256];
 
-	sbx_reply_ok(c, NULL);
-	for (size_t i = 0; i < n; i++) {
-		const struct sbx_req *r = sbx_state_at(b->state, i);
-		sbx_msg_mark mark = sbx_msg_here(c->reply);
+	(void)now;
+	if (r->state != SBX_REQ_PENDING)
+		return false;
+	return c->who.admin || sbx_broker_may_decide(b, r, c->who.person, why, sizeof(why));
+}
 
-		if (!r || r->state != SBX_REQ_PENDING)
-			continue;
-		if (!c->who.admin && !sbx_broker_may_decide(b, r, c->who.person, why, sizeof(why)))
-			continue;
-		sbx_reply_put_req(b, c->reply, r);
-		if (sbx_msg_undo_if_failed(c->reply, mark))
-			break;
-	}
+void sbx_op_pending(struct sbx_broker *b, struct sbx_call *c)
+{
+	/* Oldest first: who waits longest comes first. */
+	sbx_reply_page(b, c, false, pick_pending);
 }
 
 /* Approve, deny and revoke name a request the caller may see (to anyone
@@ -84,31 +83,24 @@ void sbx_op_deny_revoke(struct sbx_broker *b, struct sbx_call *c)
 	sbx_reply_decision(b, c, rc, why);
 }
 
+static bool pick_grant(struct sbx_broker *b, const struct sbx_call *c, const struct sbx_req *r,
+		       int64_t now)
+{
+	bool ended = r->state == SBX_REQ_EXPIRED || r->state == SBX_REQ_REVOKED;
+
+	(void)b;
+	if (!sbx_req_live(r, now) && !((c->a.flags & SBX_LIST_ALL) && ended))
+		return false;
+	if (c->a.user[0] && strcmp(r->user, c->a.user) != 0)
+		return false;
+	return c->who.admin || strcmp(r->user, c->who.person) == 0;
+}
+
 void sbx_op_grants(struct sbx_broker *b, struct sbx_call *c)
 {
-	size_t n = sbx_state_count(b->state);
-	int64_t now = sbx_now();
-
 	if (!c->who.admin && c->a.user[0] && strcmp(c->a.user, c->who.person) != 0) {
 		sbx_reply_fail(c, SBX_ST_REFUSED, "only admins may list other people's grants");
 		return;
 	}
-	sbx_reply_ok(c, NULL);
-	for (size_t i = n; i-- > 0;) {
-		const struct sbx_req *r = sbx_state_at(b->state, i);
-		bool ended = r && (r->state == SBX_REQ_EXPIRED || r->state == SBX_REQ_REVOKED);
-		sbx_msg_mark mark = sbx_msg_here(c->reply);
-
-		if (!r)
-			continue;
-		if (!sbx_req_live(r, now) && !((c->a.flags & SBX_LIST_ALL) && ended))
-			continue;
-		if (c->a.user[0] && strcmp(r->user, c->a.user) != 0)
-			continue;
-		if (!c->who.admin && strcmp(r->user, c->who.person) != 0)
-			continue;
-		sbx_reply_put_req(b, c->reply, r);
-		if (sbx_msg_undo_if_failed(c->reply, mark))
-			break;
-	}
+	sbx_reply_page(b, c, true, pick_grant);
 }

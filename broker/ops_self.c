@@ -9,6 +9,7 @@
 #include "dispatch.h"
 #include "reviews.h"
 #include "fleet.h"
+#include "pages.h"
 
 #include "policy_directory.h"
 #include "text.h"
@@ -271,25 +272,21 @@ void sbx_op_request(struct sbx_broker *b, struct sbx_call *c)
 	sbx_reply_req(b, c, sbx_state_get(b->state, id), why);
 }
 
+static bool pick_own(struct sbx_broker *b, const struct sbx_call *c, const struct sbx_req *r,
+		     int64_t now)
+{
+	(void)b;
+	(void)now;
+	if (strcmp(r->user, c->who.person) != 0)
+		return false;
+	return (c->a.flags & SBX_LIST_ALL) || r->state == SBX_REQ_PENDING ||
+	       r->state == SBX_REQ_ACTIVE;
+}
+
 void sbx_op_list(struct sbx_broker *b, struct sbx_call *c)
 {
-	size_t n = sbx_state_count(b->state);
-
-	sbx_reply_ok(c, NULL);
-	/* Newest first, so a full frame keeps what matters most. */
-	for (size_t i = n; i-- > 0;) {
-		const struct sbx_req *r = sbx_state_at(b->state, i);
-		sbx_msg_mark mark = sbx_msg_here(c->reply);
-
-		if (!r || strcmp(r->user, c->who.person) != 0)
-			continue;
-		if (!(c->a.flags & SBX_LIST_ALL) && r->state != SBX_REQ_PENDING &&
-		    r->state != SBX_REQ_ACTIVE)
-			continue;
-		sbx_reply_put_req(b, c->reply, r);
-		if (sbx_msg_undo_if_failed(c->reply, mark))
-			break;
-	}
+	/* Newest first, so a first page keeps what matters most. */
+	sbx_reply_page(b, c, true, pick_own);
 }
 
 /* The request c names, if the caller may see it (to anyone else it does

@@ -957,6 +957,64 @@ int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool 
 	return rc;
 }
 
+int sbx_cli_call_pages(const struct sbx_cli *c, uint16_t op, uint32_t flags, const char *user,
+		       json_t **out)
+{
+	json_t *all = json_array(), *page = NULL;
+	struct sbx_cli_reply rep = { 0 };
+	uint32_t cursor = 0, next;
+	sbx_msg m = { 0 };
+	sbx_reader rd;
+	sbx_field f;
+	int rc = SBX_EXIT_REFUSED;
+
+	*out = NULL;
+	if (!all)
+		goto nomem;
+	for (;;) {
+		sbx_cli_msg_init(c, &m, op);
+		sbx_msg_put_str_opt(&m, SBX_F_USER, user);
+		if (flags)
+			sbx_msg_put_u32(&m, SBX_F_FLAGS, flags);
+		if (cursor)
+			sbx_msg_put_u32(&m, SBX_F_CURSOR, cursor);
+		rc = sbx_cli_call(c, &m, &rep);
+		sbx_msg_free(&m);
+		if (rc != SBX_EXIT_OK)
+			goto out;
+		page = sbx_out_reply_records(rep.frame, rep.len, SBX_F_REQUEST, SBX_OUT_REQUEST);
+		if (!page || json_array_extend(all, page) < 0)
+			goto nomem;
+		sbx_reader_init_frame(&rd, rep.frame, rep.len);
+		if (sbx_reader_find(&rd, SBX_F_NEXT_CURSOR, &f) != 1 || f.len != 4)
+			break;
+		next = sbx_field_u32(&f);
+		/* A page that moves nowhere would be asked for again forever. */
+		if (json_array_size(page) == 0 || next == cursor) {
+			sbx_cli_error(c, "the broker's list does not go on from cursor %u (are %s "
+				      "and sbx-brokerd the same version?)", next, c->prog);
+			rc = SBX_EXIT_REFUSED;
+			goto out;
+		}
+		cursor = next;
+		json_decref(page);
+		page = NULL;
+		sbx_cli_reply_free(&rep);
+	}
+	*out = all;
+	all = NULL;
+	rc = SBX_EXIT_OK;
+	goto out;
+nomem:
+	sbx_cli_error(c, "out of memory");
+	rc = SBX_EXIT_REFUSED;
+out:
+	json_decref(page);
+	json_decref(all);
+	sbx_cli_reply_free(&rep);
+	return rc;
+}
+
 int sbx_cli_call_request(const struct sbx_cli *c, sbx_msg *req, json_t **out, uint32_t *flags)
 {
 	struct sbx_cli_reply rep = { 0 };

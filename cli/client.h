@@ -156,6 +156,14 @@ int sbx_cli_call(const struct sbx_cli *c, sbx_msg *req, struct sbx_cli_reply *re
 int sbx_cli_call_json(const struct sbx_cli *c, sbx_msg *req, uint16_t tag, bool many,
 		      enum sbx_out_kind kind, json_t **out);
 
+/* A list op in pages (LIST, PENDING, GRANTS; sbx_proto.h): ask for
+ * page after page, sending each reply's NEXT_CURSOR back as CURSOR, and
+ * collect every REQUEST of them, in the list's order, as an array.  user
+ * (may be NULL) and flags (0: none) go with every page.  Returns the exit
+ * code (printing any failure); *out is set only on SBX_EXIT_OK. */
+int sbx_cli_call_pages(const struct sbx_cli *c, uint16_t op, uint32_t flags, const char *user,
+		       json_t **out);
+
 /* Call an op answered with one REQUEST record (REQUEST) and decode it
  * (printing any failure); *flags gets the reply's FLAGS (0 when there are
  * none), e.g. SBX_REQUEST_EXISTED.  Returns the exit code; *out and

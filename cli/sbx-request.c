@@ -349,8 +349,7 @@ static int cmd_list(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	json_t *reqs = NULL;
 	int rc;
 
-	rc = list_op(c, SBX_OP_LIST, all ? SBX_LIST_ALL : 0, SBX_F_REQUEST, SBX_OUT_REQUEST,
-		     &reqs);
+	rc = sbx_cli_call_pages(c, SBX_OP_LIST, all ? SBX_LIST_ALL : 0, NULL, &reqs);
 	if (rc)
 		goto out;
 	if (c->json)

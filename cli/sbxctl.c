@@ -127,16 +127,13 @@ static int cmd_pending(const struct sbx_cli *c, const struct sbx_cli_args *a)
 	static const enum sbx_out_col cols[] = { SBX_COL_ID, SBX_COL_USER, SBX_COL_ROLE,
 						 SBX_COL_FOR, SBX_COL_LAPSES, SBX_COL_REASON };
 	json_t *reqs = NULL;
-	sbx_msg m = { 0 };
 	int rc;
 
 	(void)a;
-	sbx_cli_msg_init(c, &m, SBX_OP_PENDING);
-	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, true, SBX_OUT_REQUEST, &reqs);
+	rc = sbx_cli_call_pages(c, SBX_OP_PENDING, 0, NULL, &reqs);
 	if (rc == SBX_EXIT_OK)
 		rc = print_requests(c, reqs, cols, 6, "no pending requests you may decide");
 	json_decref(reqs);
-	sbx_msg_free(&m);
 	return rc;
 }
 
@@ -147,21 +144,15 @@ static int cmd_grants(const struct sbx_cli *c, const struct sbx_cli_args *a)
 						 SBX_COL_REASON };
 	bool all = a->val[O_ALL] != NULL;
 	json_t *reqs = NULL;
-	sbx_msg m = { 0 };
 	int rc;
 
 	if (a->val[O_USER] && sbx_cli_arg_name(c, "user", a->val[O_USER]))
 		return SBX_EXIT_USAGE;
-	sbx_cli_msg_init(c, &m, SBX_OP_GRANTS);
-	sbx_msg_put_str_opt(&m, SBX_F_USER, a->val[O_USER]);
-	if (all)
-		sbx_msg_put_u32(&m, SBX_F_FLAGS, SBX_LIST_ALL);
-	rc = sbx_cli_call_json(c, &m, SBX_F_REQUEST, true, SBX_OUT_REQUEST, &reqs);
+	rc = sbx_cli_call_pages(c, SBX_OP_GRANTS, all ? SBX_LIST_ALL : 0, a->val[O_USER], &reqs);
 	if (rc == SBX_EXIT_OK)
 		rc = print_requests(c, reqs, cols, sizeof(cols) / sizeof(cols[0]),
 				    all ? "no grants" : "no active grants");
 	json_decref(reqs);
-	sbx_msg_free(&m);
 	return rc;
 }
 
@@ -1050,7 +1041,8 @@ static const struct sbx_cli_cmd cmds[] = {
 		.help =
 		"List active grants as a table, newest first:\n"
 		"  ID  USER  ROLE  STATE  EXPIRES/ENDS  REASON\n"
-		"Admins see everybody's grants, anyone else their own.\n"
+		"Admins see everybody's grants, anyone else their own.  Every one is\n"
+		"listed, however many: the broker answers in pages and all are fetched.\n"
 		"\n"
 		"Options:\n"
 		"  --user U         only U's grants\n"

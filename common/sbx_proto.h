@@ -68,18 +68,21 @@ enum sbx_op {
 	/* a user's own requests */
 	SBX_OP_REQUEST = 0x0010,  /* ROLE [DURATION] [REASON] [TICKET] [EXTENDS] -> REQUEST
 	                           * [FLAGS: SBX_REQUEST_EXISTED] */
-	SBX_OP_LIST = 0x0011,     /* [FLAGS: SBX_LIST_ALL] -> REQUEST... (repeated) */
+	SBX_OP_LIST = 0x0011,     /* [FLAGS: SBX_LIST_ALL] [CURSOR LIMIT] -> REQUEST...
+	                           * (repeated, newest first) [NEXT_CURSOR] */
 	SBX_OP_STATUS = 0x0012,   /* ID -> REQUEST (with COMMANDINFO... for a grant) */
 	SBX_OP_CANCEL = 0x0013,   /* ID [REASON] -> REQUEST (pending -> cancelled) */
 	SBX_OP_DROP = 0x0014,     /* ID [REASON] -> REQUEST (active -> revoked by holder) */
 	SBX_OP_ROLES = 0x0015,    /* -> ROLEINFO... (repeated): what the caller may ask for */
 
 	/* approvers and admins */
-	SBX_OP_PENDING = 0x0020,  /* -> REQUEST... requests the caller may decide */
+	SBX_OP_PENDING = 0x0020,  /* [CURSOR LIMIT] -> REQUEST... requests the caller may
+	                           * decide (oldest first) [NEXT_CURSOR] */
 	SBX_OP_APPROVE = 0x0021,  /* ID [COMMENT] [DURATION] -> REQUEST */
 	SBX_OP_DENY = 0x0022,     /* ID [REASON] -> REQUEST */
 	SBX_OP_REVOKE = 0x0023,   /* ID [REASON] -> REQUEST */
-	SBX_OP_GRANTS = 0x0024,   /* [USER] [FLAGS: SBX_LIST_ALL] -> REQUEST... active grants */
+	SBX_OP_GRANTS = 0x0024,   /* [USER] [FLAGS: SBX_LIST_ALL] [CURSOR LIMIT] -> REQUEST...
+	                           * active grants (newest first) [NEXT_CURSOR] */
 
 	/* personal API tokens (docs/api.md) */
 	SBX_OP_TOKEN_CREATE = 0x0030, /* TOKEN_NAME DURATION [SCOPES] -> TOKEN (the secret, shown
@@ -303,6 +306,13 @@ enum sbx_tag {
 	                             * under the grant: COMMAND [RUNAS] CREATED_AT
 	                             * [EXIT_STATUS | SIGNAL] [VERDICT] */
 	SBX_F_UID = 0x0b0a,         /* U32 */
+	/* lists in pages (LIST, PENDING, GRANTS): tags 0x0c00-0x0cff.  A reply
+	 * holds at most LIMIT records (absent: as many as fit one frame); when
+	 * more follow it ends with NEXT_CURSOR, which the next request sends
+	 * as CURSOR to go on after the last record it got. */
+	SBX_F_CURSOR = 0x0c01,      /* U32: go on after this request id, in the list's order */
+	SBX_F_LIMIT = 0x0c02,       /* U32: at most this many records (from 1) */
+	SBX_F_NEXT_CURSOR = 0x0c03, /* U32: in a reply, only when more follow */
 };
 
 /* A command line as sbx_sudo sends it: escaped, cut with a marker. */
@@ -325,7 +335,7 @@ static inline enum sbx_type sbx_field_type(uint16_t tag)
 	case SBX_F_LOGIN: case SBX_F_HOST_MATCH: case SBX_F_SESSION: case SBX_F_PID:
 	case SBX_F_STALE: case SBX_F_WRITABLE: case SBX_F_LINE: case SBX_F_SCANS:
 	case SBX_F_SCANNING: case SBX_F_COUNT: case SBX_F_EXIT_STATUS: case SBX_F_SIGNAL:
-	case SBX_F_UID:
+	case SBX_F_UID: case SBX_F_CURSOR: case SBX_F_LIMIT: case SBX_F_NEXT_CURSOR:
 		return SBX_T_U32;
 	case SBX_F_DURATION: case SBX_F_CREATED_AT: case SBX_F_ACTIVATED_AT:
 	case SBX_F_EXPIRES_AT: case SBX_F_ENDED_AT: case SBX_F_MAX_DURATION:

@@ -17,6 +17,7 @@
 
 #include "dispatch.h"
 #include "fleet.h"
+#include "pages.h"
 #include "duration.h"
 #include "httpguard.h"
 #include "identity.h"
@@ -67,6 +68,7 @@ struct call {
 	json_t *answer;
 	struct call *next_held;
 	struct sbx_web_call *web;    /* the dashboard's or an event stream's (web.h) */
+	uint32_t page_cursor, page_limit; /* a list's page (pages.h): where, how many more */
 };
 
 struct sbx_api {
@@ -583,6 +585,11 @@ static int build(struct call *c, const struct route *r, const struct sbx_token *
 	const char *q;
 
 	sbx_msg_init(m, r->op);
+	if (r->kind == R_LIST || r->kind == R_GRANTS || r->kind == R_PENDING) {
+		if (c->page_cursor)
+			sbx_msg_put_u32(m, SBX_F_CURSOR, c->page_cursor);
+		sbx_msg_put_u32(m, SBX_F_LIMIT, c->page_limit);
+	}
 	switch (r->kind) {
 	case R_LIST:
 	case R_GRANTS:
@@ -678,6 +685,61 @@ static void review_every_named(json_t *answer)
 			json_object_del(rec, "duration");
 		}
 	}
+}
+
+/* ?limit= and ?cursor= of a list route into c.  0, or -1 with why. */
+static int page_args(struct call *c, char *why, size_t whylen)
+{
+	return sbx_page_parse_limit(arg(c->conn, "limit"), SBX_PAGE_LIMIT_DEFAULT,
+				    SBX_PAGE_LIMIT_MAX, &c->page_limit, why, whylen) < 0 ||
+	       sbx_page_parse_cursor(arg(c->conn, "cursor"), &c->page_cursor, why, whylen) < 0
+	       ? -1 : 0;
+}
+
+/* A list route's page: one frame holds a few hundred requests, so the op
+ * runs again from its next_cursor until the page has ?limit= of them or
+ * the list ends.  All in one turn of the loop: nothing changes between.
+ * Fills c->answer and c->http as run_op does. */
+static void run_list(struct sbx_api *a, struct call *c, const struct route *r,
+		     const struct sbx_token *t, sbx_msg *m, char *why, size_t whylen)
+{
+	const uint32_t want = c->page_limit;
+	json_t *page = NULL, *more;
+	const char *next;
+	size_t got;
+
+	run_op(a, c, t, m);
+	while (c->answer && c->http == 200) {
+		if (!page) {
+			page = c->answer;
+			if (!json_object_get(page, r->list))
+				json_object_set_new(page, r->list, json_array());
+		} else {
+			more = json_object_get(c->answer, r->list);
+			if (json_is_array(more))
+				json_array_extend(json_object_get(page, r->list), more);
+			json_object_del(page, "next_cursor");
+			if (json_object_get(c->answer, "next_cursor"))
+				json_object_set(page, "next_cursor",
+						json_object_get(c->answer, "next_cursor"));
+			json_decref(c->answer);
+			c->answer = page;
+		}
+		got = json_array_size(json_object_get(page, r->list));
+		next = json_string_value(json_object_get(page, "next_cursor"));
+		if (!next || got >= want ||
+		    sbx_page_parse_cursor(next, &c->page_cursor, why, whylen) < 0)
+			return;
+		c->page_limit = want - (uint32_t)got;
+		sbx_msg_free(m);
+		if (build(c, r, t, 0, NULL, m, why, whylen) < 0)
+			return;
+		c->answer = NULL;
+		run_op(a, c, t, m);
+	}
+	/* A later run failed: its answer (the error) stands, not half a page. */
+	if (page && c->answer != page)
+		json_decref(page);
 }
 
 /* A refusal that says the request is in another state is a conflict. */
@@ -828,7 +890,7 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 	json_t *body = NULL;
 	json_error_t jerr;
 	uint32_t id = 0;
-	bool bad_id = false, path_known = false;
+	bool bad_id = false, path_known = false, paged;
 	char why[512];
 	sbx_msg m = { 0 };
 	int bad;
@@ -875,6 +937,7 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 		return sbx_events_serve(a->web, c->conn, t,
 					who.admin || (t->scopes & SBX_SCOPE_AUDIT), &c->web);
 	}
+	paged = r->kind == R_LIST || r->kind == R_GRANTS || r->kind == R_PENDING;
 	if (r->writes && a->b->fleet)
 		return fail(c->conn, 503, "unavailable", "changes through the API are not available "
 			    "in a fleet yet: use sbx-request or sbxctl");
@@ -899,11 +962,15 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 	} else {
 		body = json_object();
 	}
-	if (build(c, r, t, id, body, &m, why, sizeof(why)) < 0) {
+	if ((paged && page_args(c, why, sizeof(why)) < 0) ||
+	    build(c, r, t, id, body, &m, why, sizeof(why)) < 0) {
 		ret = fail(c->conn, 400, "bad_request", "%s", why);
 		goto out;
 	}
-	run_op(a, c, t, &m);
+	if (paged)
+		run_list(a, c, r, t, &m, why, sizeof(why));
+	else
+		run_op(a, c, t, &m);
 	if (!c->answer) {
 		ret = MHD_NO;
 		goto out;

@@ -18,6 +18,7 @@ enum shape {
 	S_TEXT, S_COUNT, S_SECONDS, S_TIME, S_BOOL,
 	S_TEXTS,    /* repeated STR: an array */
 	S_RECS,     /* repeated REC: an array */
+	S_CURSOR,   /* U32 as text: a list's next_cursor, opaque to clients */
 };
 
 struct tag_name {
@@ -99,6 +100,8 @@ static const struct tag_name names[] = {
 	{ SBX_F_LAST_REVIEW, "last_review", S_TIME },
 	{ SBX_F_NEXT_DUE, "next_due", S_TIME },
 	{ SBX_F_ON_MISSED, "on_missed", S_TEXT },
+	/* lists in pages (pages.h) */
+	{ SBX_F_NEXT_CURSOR, "next_cursor", S_CURSOR },
 };
 
 static const struct tag_name *name_of(uint16_t tag)
@@ -141,6 +144,8 @@ static json_t *value_of(const struct tag_name *n, const sbx_field *f)
 		return time_json(sbx_field_i64(f));
 	case S_BOOL:
 		return json_boolean(sbx_field_u32(f) != 0);
+	case S_CURSOR:
+		return json_sprintf("%u", (unsigned)sbx_field_u32(f));
 	case S_RECS:
 		sbx_reader_init_rec(&sub, f);
 		return object_of(&sub);
