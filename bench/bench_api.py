@@ -12,7 +12,9 @@ over kept-alive connections with http.client:
   - GET /v1/grants?all=true with an admin's (root's) token (its first page),
   - every page of GET /v1/grants?all=true&limit=1000, walked with the
     next_cursor of each (--walks times): each page, and each whole walk,
-  - APPROVE through the API (POST /v1/requests/ID/approve, kept alive)
+  - APPROVE through the API (POST /v1/requests/ID/approve on one kept-alive
+    connection, prebuilt request bytes and no client library, so that the
+    figure is the broker's and not http.client's, as for the socket)
     against APPROVE through the socket (a raw client kept open, root acting
     for the approver with AS_USER), alternated call by call.
 
@@ -346,6 +348,59 @@ class Api:
             self.conn.close()
 
 
+class RawApi:
+    """The API over one kept-alive TCP connection with no client library:
+    the request is prebuilt bytes, the reply read to its Content-Length,
+    so the figure is the broker's, as the socket's Sock is."""
+
+    def __init__(self, url):
+        m = re.match(r"http://([^:/]+):([0-9]+)$", url)
+        self.addr = (m.group(1), int(m.group(2)))
+        self.s = None
+        self.last = 0.0
+
+    def _connect(self):
+        if self.s:
+            self.s.close()
+        self.s = socket.create_connection(self.addr, timeout=CALL_TIMEOUT_S)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def call(self, method, path, token, body=None):
+        data = b"" if body is None else json.dumps(body).encode()
+        req = ("%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" %
+               (method, path, self.addr[0], self.addr[1], token, len(data))).encode() + data
+        if self.s is None or time.monotonic() - self.last > IDLE_REOPEN_S:
+            self._connect()
+        t0 = time.perf_counter()
+        self.s.sendall(req)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise SetupError("the API closed the connection")
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)\r\ncontent-length: *([0-9]+)", head)
+        need = int(m.group(1)) if m else 0
+        while len(rest) < need:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise SetupError("the API closed the connection")
+            rest += chunk
+        dt = time.perf_counter() - t0
+        self.last = time.monotonic()
+        status = int(head.split(b" ", 2)[1])
+        if re.search(rb"(?i)\r\nconnection: *close", head):
+            self.s.close()
+            self.s = None
+        return dt, status, rest
+
+    def close(self):
+        if self.s:
+            self.s.close()
+
+
 def timed_gets(api, tokens, path, n, what):
     """n timed GETs after WARMUP untimed ones; (samples, last body)."""
     samples, body, errors = [], b"", 0
@@ -463,7 +518,7 @@ def run(a):
                          "with --as")
     build = find_build_tree()
     b = Broker(build, a.users)
-    api = sock = None
+    api = rapi = sock = None
     try:
         b.start()
         log("broker on %s, policy of %d people (+%d approvers), state in %s" %
@@ -500,11 +555,12 @@ def run(a):
         print_line("  every page of %d grants (a walk)" % a.grants, stats(walks))
 
         sock = Sock(b.sock)
+        rapi = RawApi(b.api)
         dtok = Tokens(deciders)
         via_api, via_sock, errors = [], [], 0
         for k in range(a.decisions):
             rid = asked[2 * k]
-            dt, st, text = api.call("POST", "/v1/requests/%d/approve" % rid, dtok.take(),
+            dt, st, text = rapi.call("POST", "/v1/requests/%d/approve" % rid, dtok.take(),
                                     {"comment": "bench_api"})
             if st == 200:
                 via_api.append(dt)
@@ -536,6 +592,8 @@ def run(a):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if api:
             api.close()
+        if rapi:
+            rapi.close()
         if sock:
             sock.close()
         b.cleanup()
