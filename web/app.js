@@ -300,6 +300,9 @@ async function loadStats() {
   } else if (r.status === 429 || r.status === 503) {
     clearTimeout(statsTimer);
     statsTimer = setTimeout(loadStats, 3000);
+  } else if (!stats) {
+    $("chart").replaceChildren(el("p", { class: "empty" },
+      "The counts are not available: " + (r.body.message || `HTTP ${r.status}`)));
   }
 }
 

@@ -7,7 +7,8 @@
 # the recorded CHECK pam_sbx sends).  The counts are asserted exactly: all
 # of them for root's audit token, one's own for erin and bob; a bad days
 # is 400, no token 401, a token without the read scope 403; every answer
-# validates against docs/openapi.yaml.
+# validates against docs/openapi.yaml.  A journal of 200,000 more records
+# is counted exactly, and a broker stopped while it counts stops cleanly.
 . "$(dirname "$0")/lib.sh"
 sbx_init
 
@@ -182,4 +183,29 @@ assert_eq "a dashboard session of root gets the counts" "all 2" \
 
 broker_stop
 assert_eq "the broker stops cleanly" 0 "$BROKER_RC"
+
+# A bigger journal: 200,000 more refused logins three days ago, counted
+# exactly; then the broker is stopped while a count (most likely) runs on
+# its thread, and must stop cleanly (a connection left waiting would make
+# libmicrohttpd abort).
+D3=$(date -u -d "$D0 -3 day" +%F)
+awk -v d="$D3" 'BEGIN { for (i = 0; i < 200000; i++)
+	printf "{\"time\":\"%sT10:00:00Z\",\"event\":\"access.checked\",\"actor\":\"sbx\",\"user\":\"u%d\",\"service\":\"sshd\",\"outcome\":\"denied\"}\n", d, i % 500 }' \
+	>"$T/many.jsonl"
+run "$SBX_BUILDDIR/tests/integration/journal_writer" "$STATE" <"$T/many.jsonl"
+assert_rc "200,000 more records are written" 0
+broker_start
+API=$(grep -o 'api: listening on http://127\.0\.0\.1:[0-9]*' "$LOG" | tail -n 1 | sed 's/.*on //')
+get "all, 7 days, a bigger journal" "$ROOT_TOK" "?days=7"
+assert_eq "three days ago: 200,000 refused logins" 200000 "$(day "$D3" '.refused_logins')"
+assert_eq "today's counts are the same as before" '{"sandbox-admin":2,"sandbox-readonly":1} 3' \
+	"$(day "$D0" '.grants') $(day "$D0" '.refused_logins')"
+curl -sS --max-time 20 -o /dev/null -H "Authorization: Bearer $ROOT_TOK" "$API/v1/stats?days=30" 2>"$T/curl.err" &
+CURL_PID=$!
+track_pid "$CURL_PID"
+sleep 0.05
+broker_stop
+assert_eq "stopped while counting, the broker stops cleanly" 0 "$BROKER_RC"
+assert_not_contains "libmicrohttpd did not abort" "$(cat "$LOG")" "suspended connections"
+wait "$CURL_PID" 2>/dev/null
 tap_done
