@@ -119,7 +119,7 @@ struct scan {
 	struct job *j;
 	struct day *days;
 	char needle[SBX_NAME_MAX + 3];  /* "\"viewer\"": lines without it are not theirs */
-	size_t needle_len;
+	size_t needle_len;              /* 0: no such text (every candidate line parsed) */
 	unsigned long lines;
 };
 
@@ -179,7 +179,7 @@ static int on_line(const char *line, size_t len, void *ctx, char *err, size_t er
 	check = !grant && memmem(line, len, "\"access.checked\"", 16) != NULL;
 	if (!grant && !check)
 		return 0;
-	if (!j->all && !memmem(line, len, s->needle, s->needle_len))
+	if (!j->all && s->needle_len && !memmem(line, len, s->needle, s->needle_len))
 		return 0;
 	rec = sbx_journal_line_parse(line, len, perr, sizeof(perr));
 	if (!rec)
@@ -275,6 +275,15 @@ static void job_unref(struct job *j)
 	free(j);
 }
 
+static bool has_control(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return true;
+	}
+	return false;
+}
+
 static void *job_main(void *arg)
 {
 	struct job *j = arg;
@@ -283,7 +292,9 @@ static void *job_main(void *arg)
 	char *text = NULL;
 
 	s.days = calloc((size_t)j->days, sizeof(*s.days));
-	s.needle_len = (size_t)snprintf(s.needle, sizeof(s.needle), "\"%s\"", j->viewer);
+	/* A name JSON writes as it is can rule lines out by their text. */
+	if (!strpbrk(j->viewer, "\"\\") && !has_control(j->viewer))
+		s.needle_len = (size_t)snprintf(s.needle, sizeof(s.needle), "\"%s\"", j->viewer);
 	if (!s.days)
 		snprintf(err, sizeof(err), "out of memory");
 	else if (sbx_journal_lines(j->state_dir, 0, on_line, &s, err, sizeof(err)) >= 0)
