@@ -10,6 +10,13 @@ let events = null;
 let refreshTimer = null;
 const records = [];          // the last records seen, newest last
 const RECORDS_MAX = 1000;
+const CHART_DAYS = 7;
+const STATS_EVERY_MS = 2 * 60 * 1000;
+let stats = null;            // GET /v1/stats: the journal's counts per day
+let statsTimer = null;
+let alertRecs = [];          // GET /v1/alerts at load, then alert.raised from the stream
+let findings = null;         // GET /v1/drift: the open findings (admins)
+let driftTimer = null;
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -36,7 +43,25 @@ async function call(method, path, body) {
   return { status: r.status, body: j };
 }
 
+// A JSON-lines answer (/v1/audit, /v1/alerts): the records, or null.
+async function callLines(path) {
+  const r = await fetch(path, { credentials: "same-origin" });
+  if (r.status === 401 && session) signedOut();
+  if (r.status !== 200) return null;
+  const text = await r.text();
+  const out = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    try { out.push(JSON.parse(line)); } catch (e) { /* a cut line */ }
+  }
+  return out;
+}
+
 function say(text) { $("status").textContent = text; }
+
+function canAudit() {
+  return !!session && (session.admin || String(session.scopes || "").split(",").includes("audit"));
+}
 
 // ---- time ----------------------------------------------------------------------
 
@@ -211,34 +236,119 @@ function onRecord(rec) {
   list.prepend(el("li", { class: outcome(rec), "data-seq": rec.seq }, text));
   while (list.children.length > 200) list.lastChild.remove();
   if (/^(request|grant)\./.test(rec.event)) scheduleRefresh();
-  if (session.admin) drawAlerts();
-  drawChart();
+  if (rec.event === "alert.raised" && !alertRecs.some((a) => a.seq === rec.seq)) {
+    alertRecs.push(rec);
+    if (alertRecs.length > 200) alertRecs.shift();
+    drawAlerts();
+  }
+  if (rec.event.startsWith("drift.") && session.admin) scheduleDrift();
+  if (countable(rec)) drawChart();
+}
+
+// ---- alerts and drift ------------------------------------------------------------
+
+// The alerts of the last week from the journal (audit scope), the open
+// drift findings (admins); the stream adds to them as they happen.
+async function loadAlerts() {
+  if (!canAudit()) return;
+  const since = new Date(Date.now() - CHART_DAYS * 86400000).toISOString().slice(0, 19) + "Z";
+  const got = await callLines("/v1/alerts?since=" + encodeURIComponent(since));
+  if (!got) return;
+  const have = new Set(got.map((r) => r.seq));
+  alertRecs = got.concat(alertRecs.filter((r) => !have.has(r.seq))).sort((a, b) => a.seq - b.seq).slice(-200);
+  drawAlerts();
+}
+
+async function loadDrift() {
+  driftTimer = null;
+  if (!session || !session.admin) return;
+  const r = await call("GET", "/v1/drift");
+  if (r.status !== 200) return;
+  findings = r.body.findings || [];
+  drawAlerts();
+}
+
+function scheduleDrift() {
+  if (!driftTimer) driftTimer = setTimeout(loadDrift, 500);
 }
 
 function drawAlerts() {
-  const found = records.filter((r) => r.event === "alert.raised" || r.event.startsWith("drift."));
-  $("alerts").replaceChildren(...found.slice(-50).reverse().map((r) =>
-    el("li", {}, `${r.time.slice(0, 19).replace("T", " ")} ${r.event}: ${r.message || r.rule || r.kind || ""} ${r.user || ""}`)));
-  $("alerts-empty").hidden = found.length > 0;
+  $("alerts").replaceChildren(...alertRecs.slice(-50).reverse().map((r) =>
+    el("li", {}, `${r.time.slice(0, 19).replace("T", " ")} ${r.rule || "alert"}: ${r.count || ""} ${r.matched || ""}` +
+      (r.user ? ` (${r.user})` : "") + (r.role ? ` ${r.role}` : ""))));
+  $("alerts-empty").hidden = alertRecs.length > 0;
+  const f = findings || [];
+  $("drift").replaceChildren(...f.slice(0, 100).map((x) =>
+    el("li", {}, `${x.kind}: ${x.subject} in ${x.file}${x.line ? ":" + x.line : ""}` +
+      (x.found ? ` — ${x.found}` : "") + (x.policy_says ? ` (policy: ${x.policy_says})` : ""))));
+  $("drift-empty").hidden = f.length > 0;
+  $("drift-part").hidden = findings === null;
 }
 
-// Grants per day per role (bars) and refused logins per day (a line),
-// from the records the stream gave (the broker keeps the last 1,024).
+// ---- the chart ---------------------------------------------------------------------
+
+// The journal's counts (GET /v1/stats, every few minutes), plus what the
+// stream brought since: the records after the count's through_seq.
+async function loadStats() {
+  if (statsTimer) clearTimeout(statsTimer);
+  statsTimer = setTimeout(loadStats, STATS_EVERY_MS);
+  if (!session) return;
+  const r = await call("GET", "/v1/stats?days=" + CHART_DAYS);
+  if (r.status === 200) {
+    stats = r.body;
+    drawChart();
+  } else if (r.status === 429 || r.status === 503) {
+    clearTimeout(statsTimer);
+    statsTimer = setTimeout(loadStats, 3000);
+  } else if (!stats) {
+    $("chart").replaceChildren(el("p", { class: "empty" },
+      "The counts are not available: " + (r.body.message || `HTTP ${r.status}`)));
+  }
+}
+
+// A record the chart counts, that the counts from the journal do not have yet.
+function countable(rec) {
+  if (!stats || rec.seq <= stats.through_seq) return false;
+  if (stats.scope !== "all" && rec.user !== session.person && rec.actor !== session.person) return false;
+  return rec.event === "grant.activated" || (rec.event === "access.checked" && rec.outcome === "denied");
+}
+
+// Grants per day per role (stacked bars) and refused logins per day (a
+// dashed line), with the same numbers as a table for screen readers and
+// keyboards.
 function drawChart() {
+  if (!stats) return;
   const NS = "http://www.w3.org/2000/svg";
-  const days = [];
-  for (let i = 6; i >= 0; i--) days.push(new Date(Date.now() - i * 86400000).toISOString().slice(0, 10));
-  const roles = [...new Set(records.filter((r) => r.event === "grant.activated").map((r) => r.role))].sort();
-  const count = (pred, day) => records.filter((r) => pred(r) && r.time.startsWith(day)).length;
-  const grants = days.map((d) => roles.map((role) => count((r) => r.event === "grant.activated" && r.role === role, d)));
-  const refused = days.map((d) => count((r) => r.event === "access.checked" && r.outcome === "denied", d));
+  const today = new Date().toISOString().slice(0, 10);
+  const byDay = new Map(stats.per_day.map((d) => [d.date, { grants: { ...d.grants }, refused: d.refused_logins }]));
+  // The page stayed open past midnight: days move on.
+  for (let i = CHART_DAYS - 1; i >= 0; i--) {
+    const d = new Date(Date.parse(today) - i * 86400000).toISOString().slice(0, 10);
+    if (!byDay.has(d)) byDay.set(d, { grants: {}, refused: 0 });
+  }
+  const seen = new Set();
+  for (const r of records) {
+    if (seen.has(r.seq) || !countable(r)) continue;
+    seen.add(r.seq);
+    const day = byDay.get(r.time.slice(0, 10));
+    if (!day) continue;
+    if (r.event === "grant.activated") day.grants[r.role] = (day.grants[r.role] || 0) + 1;
+    else day.refused++;
+  }
+  const days = [...byDay.keys()].sort().slice(-CHART_DAYS);
+  const roles = [...new Set(days.flatMap((d) => Object.keys(byDay.get(d).grants)))].sort();
+  const grants = days.map((d) => roles.map((role) => byDay.get(d).grants[role] || 0));
+  const refused = days.map((d) => byDay.get(d).refused);
+  drawTable(days, roles, grants, refused);
   const max = Math.max(1, ...grants.map((g) => g.reduce((a, b) => a + b, 0)), ...refused);
   const W = 560, H = 200, L = 30, B = 20, colW = (W - L) / days.length;
   const colors = ["#0550ae", "#116329", "#8250df", "#bc4c00", "#1b7c83", "#a40e26"];
   const svg = document.createElementNS(NS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H + 30}`);
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "Grants per day per role, and refused logins per day, over the last 7 days");
+  svg.setAttribute("aria-label", `Grants per day per role, and refused logins per day, over the last ${days.length} days` +
+    ` (${stats.scope === "all" ? "everyone's" : "your own"}; the table below has the numbers)`);
+  svg.setAttribute("aria-describedby", "chart-table");
   const add = (tag, attrs, text) => {
     const e = document.createElementNS(NS, tag);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
@@ -272,10 +382,28 @@ function drawChart() {
   $("chart").replaceChildren(svg);
 }
 
+function drawTable(days, roles, grants, refused) {
+  $("chart-table").replaceChildren(
+    el("caption", {}, `Grants per role and refused logins, per day (UTC), ${stats.scope === "all" ? "everyone's" : "your own"}`),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Day"),
+      ...roles.map((r) => el("th", { scope: "col" }, r)),
+      el("th", { scope: "col" }, "Grants"), el("th", { scope: "col" }, "Refused logins"))),
+    el("tbody", {}, ...days.map((d, i) => el("tr", { id: "chart-day-" + d },
+      el("th", { scope: "row" }, d),
+      ...grants[i].map((v) => el("td", {}, v)),
+      el("td", {}, grants[i].reduce((a, b) => a + b, 0)),
+      el("td", {}, refused[i])))));
+}
+
 // ---- signing in and out ------------------------------------------------------------
 
 function signedOut() {
   session = null;
+  stats = null;
+  findings = null;
+  alertRecs = [];
+  if (statsTimer) clearTimeout(statsTimer);
+  statsTimer = null;
   if (events) events.close();
   events = null;
   $("app").hidden = true;
@@ -291,10 +419,13 @@ function signedIn(s) {
   $("signin").hidden = true;
   $("who").hidden = false;
   $("app").hidden = false;
-  $("admin").hidden = !s.admin;
+  $("admin").hidden = !s.admin && !canAudit();
   refresh();
   loadRoles();
   follow();
+  loadStats();
+  loadAlerts();
+  loadDrift();
 }
 
 async function signin(ev) {

@@ -144,7 +144,9 @@ void sbx_api_on_ready(struct sbx_broker *b)
 	do {
 		n = epoll_wait(b->api->ep, evs, 16, 0);
 		for (int i = 0; i < n; i++) {
-			if (evs[i].data.ptr != &tag_mhd)
+			if (evs[i].data.ptr == sbx_api_stats_tag())
+				sbx_api_stats_ready();
+			else if (evs[i].data.ptr != &tag_mhd)
 				sbx_api_audit_ready(evs[i].data.ptr);
 		}
 	} while (n == 16);
@@ -415,6 +417,7 @@ enum route_kind {
 	R_LIST, R_CREATE, R_GET, R_CANCEL, R_DROP, R_EXTEND, R_APPROVE, R_DENY,
 	R_PENDING, R_GRANTS, R_REVOKE, R_CHECK, R_ROLES, R_EXPLAIN, R_TOKEN, R_EVENTS, R_AUDIT,
 	R_DRIFT, R_DRIFT_SCAN, R_REVIEWS, R_REVIEW_DECIDE, R_ALERTS,
+	R_STATS,
 };
 
 #define NEEDS_ANY (-1)
@@ -496,6 +499,7 @@ static const struct route routes[] = {
 	 * scope and rules, the event fixed. */
 	R("GET", "/v1/alerts",                R_ALERTS,  SBX_SCOPE_AUDIT, false, 0,
 	  NEEDS_ANY,          false, NULL),
+	R("GET", "/v1/stats", R_STATS, READ, false, 0, NEEDS_ANY, false, NULL), /* api_stats.c */
 };
 #undef R
 
@@ -651,6 +655,7 @@ static int build(struct call *c, const struct route *r, const struct sbx_token *
 	case R_DRIFT_SCAN:
 	case R_REVIEWS:
 	case R_ALERTS:
+	case R_STATS:
 		return 0;
 	}
 	return 0;
@@ -930,10 +935,13 @@ static enum MHD_Result dispatch_call(struct sbx_api *a, struct call *c, const ch
 	}
 	if (r->kind == R_AUDIT || r->kind == R_ALERTS)
 		return audit_call(a, c, t, r->kind == R_ALERTS ? "alert.raised" : NULL);
-	if (r->kind == R_EVENTS) {
+	if (r->kind == R_EVENTS || r->kind == R_STATS) {
 		struct sbx_caller who;
 
 		owner_caller(a->b, t->owner, &who);
+		if (r->kind == R_STATS)
+			return sbx_api_stats_serve(a->b, a->ep, c->conn, t->owner,
+						   who.admin || (t->scopes & SBX_SCOPE_AUDIT));
 		return sbx_events_serve(a->web, c->conn, t,
 					who.admin || (t->scopes & SBX_SCOPE_AUDIT), &c->web);
 	}
@@ -1228,6 +1236,7 @@ static void api_free(struct sbx_api *a)
 	}
 	sbx_web_stop(a->web);
 	sbx_api_audit_resume_all();
+	sbx_api_stats_stop();
 	if (a->d)
 		MHD_stop_daemon(a->d);
 	sbx_web_free(a->web);

@@ -44,4 +44,22 @@ void sbx_api_audit_ready(void *stream);
 /* Before MHD stops: wake every sleeping stream. */
 void sbx_api_audit_resume_all(void);
 
+/* ---- GET /v1/stats (api_stats.c) ---- */
+
+struct sbx_broker;
+
+/* Per UTC day of the last ?days=N, grants activated per role and refused
+ * logins, counted from the journal on a thread; see_all for admins and
+ * the audit scope, else only owner's records.  ep: the API's epoll set.
+ * The answer (or refusal) is queued on conn. */
+enum MHD_Result sbx_api_stats_serve(struct sbx_broker *b, int ep, struct MHD_Connection *conn,
+				    const char *owner, bool see_all);
+/* The data.ptr of the counting threads' wake-up in the API's epoll set
+ * ep; when it is readable, sbx_api_stats_ready resumes the answers that
+ * are ready. */
+void *sbx_api_stats_tag(void);
+void sbx_api_stats_ready(void);
+/* Before MHD stops: wake every waiting answer (it ends). */
+void sbx_api_stats_stop(void);
+
 #endif

@@ -580,6 +580,11 @@ def main():
     expect("alerts: a bad since: 400", aud.call("GET", "/v1/alerts?since=soonish"), 400,
            "bad_request")
 
+    # per-day counts (tests/integration/api_stats.sh tests them): the shape only
+    st, obj, _ = aud.call("GET", "/v1/stats?days=2")
+    check("GET /v1/stats answers two days", st == 200 and len(obj.get("per_day", [])) == 2,
+          json.dumps(obj)[:300])
+
     # the event stream (tests/integration/events.sh tests it): its head only
     c = http.client.HTTPConnection(HOST.hostname, HOST.port, timeout=10)
     c.request("GET", "/v1/events", headers={"Authorization": "Bearer " + rw.token})

@@ -5,6 +5,9 @@
 # to the broker in a private mount namespace), sees a request appear live
 # when sbx-request files it, approves it, sees the grant count down and go
 # at its expiry; screenshots land in the build dir (dashboard-*.png).
+# The person is an auditor: the chart (GET /v1/stats) shows a grant made
+# before the page was opened and the alerts panel an alert raised before
+# it (GET /v1/alerts), then both follow the stream.
 # Before that, with curl: the pages' types and CSP, and forged changes
 # (no CSRF token, a foreign Origin) refused.
 . "$(dirname "$0")/lib.sh"
@@ -33,9 +36,10 @@ useradd -M -N -s /usr/sbin/nologin "$WEBUSER" || {
 }
 trap 'userdel "$WEBUSER" 2>/dev/null; _cleanup' EXIT
 printf '%s:%s\n' "$WEBUSER" "$PASSWORD" | chpasswd
-sed -i -e "s/^  security-leads: \[frank, grace\]/  security-leads: [frank, grace, $WEBUSER]/" \
+sed -i -e "s/^  security-leads: \[frank, grace\]/  security-leads: [frank, grace, $WEBUSER]\n  auditors: [$WEBUSER]/" \
 	-e "s/^  developers: \[alice, carol, dave\]/  developers: [alice, carol, dave, $WEBUSER]/" \
 	-e "s/^  grace: { slack_id: U0GRACE }/&\n  $WEBUSER: {}/" "$POLICY"
+printf '\nalerts:\n  request-denied:\n    event: request.denied\n' >>"$POLICY"
 printf '\napi:\n  listen: 127.0.0.1:0\n  web_dir: %s/web\n' "$SBX_SRCDIR" >>"$POLICY"
 
 # The broker sees /etc/pam.d with an sbx-web service (the one shipped in
@@ -136,6 +140,22 @@ broker_stop
 broker_start
 API=$(grep -o 'api: listening on http://127\.0\.0\.1:[0-9]*' "$LOG" | tail -n 1 | sed 's/.*on //')
 
+# Before the page opens: a grant of dave's (given back at once) and an
+# alert (a denied request of dave's).
+req --as dave --json sandbox-admin --for 10m --reason "before the page opened"
+BEFORE=$(out_id)
+ctl --as bob --json approve "$BEFORE"
+assert_eq "dave's grant made before the page opens" active "$(json_get .state)"
+req --as dave drop "$BEFORE"
+assert_rc "(and given back)" 0 "$RC"
+req --as dave --json sandbox-admin --for 10m --reason "this one will be denied"
+ctl --as bob deny "$(out_id)" --reason "not today"
+wait_record 5 '.event == "alert.raised" and .rule == "request-denied"'
+assert_eq "the denial raises an alert before the page opens" 1 \
+	"$(journal_select '.event == "alert.raised" and .rule == "request-denied"' | grep -c .)"
+GRANTS_TODAY=$(journal_select ".event == \"grant.activated\" and (.time | startswith(\"$(date -u +%F)\"))" |
+	grep -c .)
+
 SHOTS="$SBX_BUILDDIR/dashboard-shots"
 mkdir -p "$SHOTS"
 while IFS= read -r line; do
@@ -145,6 +165,7 @@ while IFS= read -r line; do
 	*) diag "$line" ;;
 	esac
 done < <(API=$API SBXREQ=$SBXREQ SOCK=$SOCK WEBUSER=$WEBUSER PASSWORD=$PASSWORD SHOTS=$SHOTS \
+	GRANTS_TODAY=$GRANTS_TODAY \
 	timeout 240 "$PY" "$SBX_SRCDIR/tests/integration/dashboard_driver.py" 2>&1)
 
 broker_stop

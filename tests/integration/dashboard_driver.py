@@ -45,6 +45,18 @@ def wait_for(d, what, secs, pred):
         return None
 
 
+def chart_today(d):
+    """Today's row of the chart's table (its text alternative): {column: text}."""
+    return d.execute_script("""
+        const t = document.getElementById('chart-table');
+        const row = document.getElementById('chart-day-' + arguments[0]);
+        if (!t || !row) return null;
+        const heads = [...t.querySelectorAll('thead th')].map((x) => x.textContent);
+        const o = {};
+        [...row.children].forEach((x, i) => { o[heads[i]] = x.textContent; });
+        return o;""", time.strftime("%Y-%m-%d", time.gmtime()))
+
+
 def main():
     o = webdriver.ChromeOptions()
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800"):
@@ -80,6 +92,28 @@ def run(d):
     if not ok:
         return
     check("the page names the person signed in", USER in d.find_element(By.ID, "person").text)
+
+    # The chart counts from the journal: the grants made before the page
+    # was opened are there (GRANTS_TODAY, among them dave's sandbox-admin).
+    before = os.environ["GRANTS_TODAY"]
+    row = wait_for(d, "chart", 15, lambda: (chart_today(d) or {}).get("Grants") == before)
+    today = chart_today(d) or {}
+    check("the chart's table shows today's %s grant(s) made before the page opened, "
+          "sandbox-admin among them" % before,
+          bool(row) and int(today.get("sandbox-admin", "0")) >= 1, today)
+    svg = d.find_elements(By.CSS_SELECTOR, "#chart svg")
+    check("the chart is an SVG image described by the table",
+          bool(svg) and svg[0].get_attribute("role") == "img" and
+          svg[0].get_attribute("aria-describedby") == "chart-table" and
+          "Grants per day" in (svg[0].get_attribute("aria-label") or ""),
+          svg and svg[0].get_attribute("outerHTML")[:300])
+    alerts = wait_for(d, "alerts", 10, lambda: "request-denied" in
+                      d.find_element(By.ID, "alerts").text)
+    check("an auditor sees the alert raised before the page opened",
+          bool(alerts), d.find_element(By.ID, "admin").text)
+    d.find_element(By.CSS_SELECTOR, "#chart-data summary").click()
+    time.sleep(0.3)
+    d.save_screenshot(os.path.join(SHOTS, "dashboard-1b-chart.png"))
     time.sleep(0.5)  # the event stream is open
 
     rc, out = sbx_request("--as", "erin", "sandbox-admin", "--for", "1m",
@@ -116,6 +150,10 @@ def run(d):
     second = d.find_element(By.ID, "countdown-" + rid).text
     check("the countdown counts down", first != second, (first, second))
     check("the request left 'Waiting for me'", not d.find_elements(By.ID, "approve-" + rid))
+    more = str(int(before) + 1)
+    counted = wait_for(d, "chart +1", 10, lambda: (chart_today(d) or {}).get("Grants") == more)
+    check("the chart counts the new grant from the stream (%s today)" % more, bool(counted),
+          chart_today(d))
     d.save_screenshot(os.path.join(SHOTS, "dashboard-3-grant.png"))
     d.set_window_size(390, 844)
     time.sleep(0.3)
