@@ -98,12 +98,28 @@ function fill(body, empty, rows) {
   $(empty).hidden = rows.length > 0;
 }
 
+// A list the API gives in pages (docs/api.md, "Lists in pages"): every page,
+// up to LIST_PAGES of LIST_LIMIT, as one answer of the first page's shape.
+const LIST_LIMIT = 1000, LIST_PAGES = 10;
+async function listAll(path) {
+  const sep = path.includes("?") ? "&" : "?";
+  let r = await call("GET", `${path}${sep}limit=${LIST_LIMIT}`);
+  if (r.status !== 200) return r;
+  const items = r.body.requests || [];
+  for (let n = 1; r.body.next_cursor && n < LIST_PAGES; n++) {
+    r = await call("GET", `${path}${sep}limit=${LIST_LIMIT}&cursor=${encodeURIComponent(r.body.next_cursor)}`);
+    if (r.status !== 200) break;
+    items.push(...(r.body.requests || []));
+  }
+  return { status: 200, body: { requests: items } };
+}
+
 async function refresh() {
   refreshTimer = null;
   if (!session) return;
-  const all = session.admin ? "?all=true" : "";
+  // Live grants only: an admin's are everyone's.
   const [grants, pending, mine] = await Promise.all([
-    call("GET", "/v1/grants" + all), call("GET", "/v1/pending"), call("GET", "/v1/requests")]);
+    listAll("/v1/grants"), listAll("/v1/pending"), listAll("/v1/requests")]);
   if (grants.status === 200) {
     // Besides one's own (an admin: everyone's), the grants of requests one
     // may decide that the event stream saw start: asked for one by one,
