@@ -287,9 +287,15 @@ static int decide(const struct ssudo_answer *a, const struct ssudo_cmd *c, const
 					 c->runas ? c->runas : "?", clean);
 				return 1;
 			}
-			snprintf(msg, sizeof(msg), "sbx: the access broker is unreachable and the "
-				 "command cannot be written down in %s (%s); refusing", R.opts.spool,
-				 strerror(errno));
+			if (errno == EDQUOT)
+				snprintf(msg, sizeof(msg), "sbx: the access broker is unreachable and "
+					 "%s holds as many commands as it may until it is back (%d, "
+					 "%d of one user's); refusing", R.opts.spool,
+					 SSUDO_SPOOL_MAX_FILES, SSUDO_SPOOL_MAX_PER_USER);
+			else
+				snprintf(msg, sizeof(msg), "sbx: the access broker is unreachable and "
+					 "the command cannot be written down in %s (%s); refusing",
+					 R.opts.spool, strerror(errno));
 			break;
 		}
 		snprintf(msg, sizeof(msg), "sbx: the access broker is unreachable (%s); refusing "

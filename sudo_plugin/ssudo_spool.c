@@ -19,6 +19,43 @@ static const char *or_empty(const char *s)
 	return s ? s : "";
 }
 
+/* How many files dir holds (*all), and how many of them are uid's
+ * (*mine: their names carry ".uUID.").  0, or -1 when it cannot be
+ * read. */
+static int spool_count(const char *dir, uid_t uid, unsigned *all, unsigned *mine)
+{
+	char tag[24];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -1;
+	snprintf(tag, sizeof(tag), ".u%u.", (unsigned)uid);
+	*all = *mine = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		(*all)++;
+		if (strstr(e->d_name, tag))
+			(*mine)++;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Room for one more file of uid's?  A run's end always has room up to
+ * twice the total, so that a run written down gets its end too. */
+static bool spool_has_room(const char *dir, uid_t uid, bool is_end)
+{
+	unsigned all, mine;
+
+	if (spool_count(dir, uid, &all, &mine) < 0)
+		return false;
+	if (is_end)
+		return all < 2 * SSUDO_SPOOL_MAX_FILES;
+	return all < SSUDO_SPOOL_MAX_FILES && mine < SSUDO_SPOOL_MAX_PER_USER;
+}
+
 int ssudo_spool_write(const char *dir, const struct ssudo_spooled *s)
 {
 	char path[512], body[SSUDO_SPOOL_FILE_MAX], reason[1024];
@@ -29,6 +66,13 @@ int ssudo_spool_write(const char *dir, const struct ssudo_spooled *s)
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -1;
+	/* While the broker is away, one user must not fill the disk (or
+	 * crowd out everyone else's records) by running sudo again and
+	 * again. */
+	if (!spool_has_room(dir, s->uid, strcmp(s->kind, "exited") == 0)) {
+		errno = EDQUOT;
+		return -1;
+	}
 	/* Newlines in sudo's message must not make keys of their own. */
 	sbx_sanitize(or_empty(s->reason), reason, sizeof(reason));
 	n = snprintf(body, sizeof(body),
@@ -43,8 +87,8 @@ int ssudo_spool_write(const char *dir, const struct ssudo_spooled *s)
 		errno = EMSGSIZE;
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/%lld.%09ld.%d.%s", dir, (long long)now.tv_sec,
-		 now.tv_nsec, (int)getpid(), s->kind);
+	snprintf(path, sizeof(path), "%s/%lld.%09ld.%d.u%u.%s", dir, (long long)now.tv_sec,
+		 now.tv_nsec, (int)getpid(), (unsigned)s->uid, s->kind);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;

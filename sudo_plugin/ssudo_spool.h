@@ -5,7 +5,10 @@
  * over (SUDO_SPOOLED) and removes them.
  *
  * The directory is root's, mode 0700; each file 0600, written whole and
- * fsync'd, named TIME.NSEC.PID.KIND so that a name sort is time order.
+ * fsync'd, named TIME.NSEC.PID.uUID.KIND so that a name sort is time
+ * order.  It holds at most SSUDO_SPOOL_MAX_FILES files, at most
+ * SSUDO_SPOOL_MAX_PER_USER of one user's (a run's end is always written,
+ * up to twice the total): past that a write fails with EDQUOT.
  * A file is "key=value" lines; values are single lines (the command is
  * escaped, the rest sanitized), at most SSUDO_SPOOL_FILE_MAX bytes.
  */
@@ -21,6 +24,8 @@
 #define SSUDO_SPOOL_FILE_MAX 8192
 /* Files handed over per sudo run: the rest wait for the next one. */
 #define SSUDO_SPOOL_FLUSH_MAX 16
+#define SSUDO_SPOOL_MAX_FILES 4096
+#define SSUDO_SPOOL_MAX_PER_USER 256
 
 struct ssudo_spooled {
 	const char *kind;     /* run, refused, exited */

@@ -287,6 +287,17 @@ sudo_as erin id -u
 assert_rc "failmode=open: no broker, the command runs" 0
 assert_eq "and is spooled before it runs, with its end" "2" "$(ls "$T/spool" 2>/dev/null | wc -l)"
 assert_contains "the spool has the command" "$(cat "$T"/spool/*.run 2>/dev/null)" 'command=/usr/bin/id -u'
+# One user cannot fill the spool (and the disk) while the broker is away:
+# with 256 of erin's files there, her next command is refused, saying why.
+ERIN_UID=$(nsenter -t "$NS_PID" -m -- id -u erin)
+for i in $(seq 1000 1255); do
+	: >"$T/spool/1.$i.1.u$ERIN_UID.run"
+done
+sudo_as erin id -u
+assert_rc "failmode=open: a user with 256 commands spooled is refused" 1
+assert_contains "saying the spool is full for now" "$ERR" "holds as many commands as it may"
+assert_eq "and nothing more was written" "258" "$(ls "$T/spool" | wc -l)"
+rm -f "$T/spool/1."*".1.u$ERIN_UID.run"
 broker_start
 tap_result "the broker is back"
 sudo_as erin true
