@@ -34,6 +34,7 @@
 #include "journal.h"
 #include "journal_read.h"
 #include "output.h"
+#include "record_csv.h"
 #include "record_filter.h"
 #include "seal.h"
 #include "text.h"
@@ -100,169 +101,7 @@ static int line_time(const char *line, size_t len, int64_t *us)
 	return sbx_parse_rfc3339_us(buf, us);
 }
 
-/* ------------------------------------------------------------ strings */
-
-struct sb {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_add(struct sb *b, const void *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *np;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_adds(struct sb *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-/* One RFC 4180 cell.  A cell a spreadsheet would take for a formula
- * (= + - @ first) gets a leading ' (OWASP's CSV injection advice);
- * quotes when it holds a comma, quote or line break. */
-static void csv_cell(struct sb *b, const char *s)
-{
-	bool guard = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@';
-
-	if (!guard && !strpbrk(s, ",\"\r\n")) {
-		sb_adds(b, s);
-		return;
-	}
-	sb_add(b, "\"", 1);
-	if (guard)
-		sb_add(b, "'", 1);
-	for (; *s; s++) {
-		if (*s == '"')
-			sb_add(b, "\"", 1);
-		sb_add(b, s, 1);
-	}
-	sb_add(b, "\"", 1);
-}
-
 /* ------------------------------------------------------------ rendering */
-
-static const char *const csv_cols[] = { "seq", "time", "event", "actor", "through", "user",
-					"role", "id", "host" };
-#define CSV_HEADER "seq,time,event,actor,through,user,role,id,host,outcome,details,hash,record\r\n"
-
-static bool csv_fixed(const char *key)
-{
-	for (size_t i = 0; i < sizeof(csv_cols) / sizeof(csv_cols[0]); i++)
-		if (strcmp(csv_cols[i], key) == 0)
-			return true;
-	return strcmp(key, "prev") == 0 || strcmp(key, "hash") == 0;
-}
-
-/* A scalar member as a cell's text: strings sanitized (control
- * characters become '?'), numbers in decimal, missing or null empty. */
-static void csv_scalar(struct sb *row, const json_t *rec, const char *key)
-{
-	const json_t *v = json_object_get(rec, key);
-	char buf[SBX_STR_MAX + 1], *dump, *san;
-	size_t n;
-
-	if (!v || json_is_null(v)) {
-		sb_add(row, "", 0);
-		return;
-	}
-	if (json_is_string(v)) {
-		n = strlen(json_string_value(v)) + 1;
-		san = malloc(n);
-		if (!san) {
-			row->oom = true;
-			return;
-		}
-		csv_cell(row, sbx_sanitize(json_string_value(v), san, n));
-		free(san);
-		return;
-	}
-	if (json_is_integer(v)) {
-		snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-		csv_cell(row, buf);
-		return;
-	}
-	dump = json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY |
-			  JSON_PRESERVE_ORDER);
-	if (!dump) {
-		row->oom = true;
-		return;
-	}
-	csv_cell(row, dump);
-	free(dump);
-}
-
-/* One record's row: the fixed columns, its outcome, the other members as
- * a JSON object, its hash, and the journal line itself (so that the
- * export can be checked with the key alone). */
-static int csv_row(struct sb *row, const char *line, size_t len, char *why, size_t whylen)
-{
-	json_t *rec = sbx_journal_line_parse(line, len, why, whylen), *details = NULL, *v;
-	char hash[HEX + 1], *dump = NULL;
-	const char *key, *o;
-	int ret = -1;
-
-	if (!rec)
-		return -1;
-	details = json_object();
-	if (!details)
-		goto out;
-	for (size_t i = 0; i < sizeof(csv_cols) / sizeof(csv_cols[0]); i++) {
-		csv_scalar(row, rec, csv_cols[i]);
-		sb_add(row, ",", 1);
-	}
-	o = sbx_rec_outcome(rec);
-	csv_cell(row, o ? o : "");
-	sb_add(row, ",", 1);
-	json_object_foreach(rec, key, v) {
-		if (!csv_fixed(key) && json_object_set(details, key, v) < 0)
-			goto out;
-	}
-	dump = json_dumps(details, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
-	if (!dump)
-		goto out;
-	csv_cell(row, dump);
-	sb_add(row, ",", 1);
-	line_hash(line, len, hash);
-	csv_cell(row, hash);
-	sb_add(row, ",", 1);
-	{
-		/* The line is printable ASCII (docs/audit.md, "Serialization"). */
-		char *copy = strndup(line, len);
-
-		if (!copy)
-			goto out;
-		csv_cell(row, copy);
-		free(copy);
-	}
-	sb_add(row, "\r\n", 2);
-	ret = row->oom ? -1 : 0;
-out:
-	if (ret < 0 && !why[0])
-		snprintf(why, whylen, "out of memory");
-	free(dump);
-	json_decref(details);
-	json_decref(rec);
-	return ret;
-}
 
 /* Where rendered bytes go: a file being written, or a file being
  * compared with (verify-export).  Either way they are hashed. */
@@ -316,13 +155,13 @@ static void render_head(struct sink *s, enum sbx_export_format fmt)
 	if (fmt == SBX_EXPORT_JSON)
 		sink_put(s, "[\n", 2);
 	else if (fmt == SBX_EXPORT_CSV)
-		sink_put(s, CSV_HEADER, sizeof(CSV_HEADER) - 1);
+		sink_put(s, SBX_CSV_HEADER, sizeof(SBX_CSV_HEADER) - 1);
 }
 
 static int render_record(struct sink *s, enum sbx_export_format fmt, const char *line,
 			 size_t len, char *why, size_t whylen)
 {
-	struct sb row = { 0 };
+	struct sbx_csv_buf row = { 0 };
 	int ret = 0;
 
 	s->seq = sbx_journal_line_seq(line, len);
@@ -337,7 +176,7 @@ static int render_record(struct sink *s, enum sbx_export_format fmt, const char 
 		sink_put(s, line, len);
 		break;
 	case SBX_EXPORT_CSV:
-		ret = csv_row(&row, line, len, why, whylen);
+		ret = sbx_record_csv_row(&row, line, len, why, whylen);
 		if (ret == 0)
 			sink_put(s, row.p, row.len);
 		free(row.p);
@@ -864,7 +703,7 @@ struct extractor {
 	enum sbx_export_format fmt;
 	char *buf;
 	size_t cap;
-	struct sb cell;
+	struct sbx_csv_buf cell;
 	bool started, ended;
 };
 
@@ -882,13 +721,13 @@ static int csv_last_cell(struct extractor *x, const char *row, size_t len)
 				if (i >= len)
 					return -1;
 				if (row[i] == '"' && i + 1 < len && row[i + 1] == '"') {
-					sb_add(&x->cell, "\"", 1);
+					sbx_csv_buf_add(&x->cell, "\"", 1);
 					i++;
 				} else if (row[i] == '"') {
 					i++;
 					break;
 				} else {
-					sb_add(&x->cell, row + i, 1);
+					sbx_csv_buf_add(&x->cell, row + i, 1);
 				}
 			}
 		} else {
@@ -896,7 +735,7 @@ static int csv_last_cell(struct extractor *x, const char *row, size_t len)
 
 			while (j < len && row[j] != ',')
 				j++;
-			sb_add(&x->cell, row + i, j - i);
+			sbx_csv_buf_add(&x->cell, row + i, j - i);
 			i = j;
 		}
 		if (i == len)
@@ -921,7 +760,7 @@ static int extract_next(struct extractor *x, const char **line, size_t *len, cha
 		if (x->fmt != SBX_EXPORT_JSONL) {
 			n = getline(&x->buf, &x->cap, x->f);
 			if (n < 0 || (x->fmt == SBX_EXPORT_JSON && strcmp(x->buf, "[\n") != 0) ||
-			    (x->fmt == SBX_EXPORT_CSV && strcmp(x->buf, CSV_HEADER) != 0)) {
+			    (x->fmt == SBX_EXPORT_CSV && strcmp(x->buf, SBX_CSV_HEADER) != 0)) {
 				snprintf(why, whylen, "its first line is not the %s header",
 					 fmt_names[x->fmt]);
 				return -1;

@@ -1,6 +1,7 @@
 /*
  * GET /v1/audit: the journal's records that match a query, streamed as
- * JSON lines (application/x-ndjson) and never held whole in memory.
+ * JSON lines (application/x-ndjson), one JSON array, or CSV (the rows of
+ * sbxctl audit export, journal/record_csv.h), never held whole in memory.
  *
  * The reading is the journal's own sbx_journal_foreach (what `sbxctl
  * audit query` uses), run on a thread of its own that writes the matching
@@ -14,6 +15,7 @@
 #include "api_int.h"
 
 #include "journal.h"
+#include "record_csv.h"
 #include "record_filter.h"
 #include "log.h"
 #include "timeutil.h"
@@ -38,6 +40,8 @@ struct job {
 	int fd;                      /* the writing end */
 	char *state_dir;
 	struct sbx_api_audit_query q;
+	uint64_t rows;               /* records written */
+	struct sbx_csv_buf row;      /* format csv: the row being made */
 };
 
 /* What the loop owns (the response's reader). */
@@ -86,6 +90,50 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* One matching record, in the format asked for.  0, or -1 when the
+ * client went away (or, for csv, the line is no record). */
+static int write_record(struct job *j, const char *line, size_t len)
+{
+	char why[256] = "";
+	int ret;
+
+	switch (j->q.format) {
+	case SBX_API_AUDIT_JSON:
+		ret = write_all(j->fd, j->rows ? ",\n" : "[\n", 2) < 0 || write_all(j->fd, line, len) < 0
+			      ? -1
+			      : 0;
+		break;
+	case SBX_API_AUDIT_CSV:
+		j->row.len = 0;
+		if (sbx_record_csv_row(&j->row, line, len, why, sizeof(why)) < 0) {
+			sbx_warn("api: an audit stream ended early: %s", why);
+			return -1;
+		}
+		ret = write_all(j->fd, j->row.p, j->row.len);
+		break;
+	default:
+		ret = write_all(j->fd, line, len) < 0 || write_all(j->fd, "\n", 1) < 0 ? -1 : 0;
+		break;
+	}
+	j->rows++;
+	return ret;
+}
+
+/* What comes before the first record and after the last. */
+static void write_head(struct job *j)
+{
+	if (j->q.format == SBX_API_AUDIT_CSV)
+		(void)write_all(j->fd, SBX_CSV_HEADER, sizeof(SBX_CSV_HEADER) - 1);
+}
+
+static void write_tail(struct job *j, bool whole)
+{
+	/* A JSON array cut short stays unclosed: the client sees it is
+	 * not whole. */
+	if (j->q.format == SBX_API_AUDIT_JSON && whole)
+		(void)write_all(j->fd, j->rows ? "\n]\n" : "[]\n", j->rows ? 3 : 3);
+}
+
 static int one(const json_t *rec, const char *line, size_t len, void *ctx)
 {
 	struct job *j = ctx;
@@ -95,9 +143,7 @@ static int one(const json_t *rec, const char *line, size_t len, void *ctx)
 	if (!sbx_api_audit_match(rec, &j->q))
 		return 0;
 	/* The client went away: stop reading. */
-	if (write_all(j->fd, line, len) < 0 || write_all(j->fd, "\n", 1) < 0)
-		return 1;
-	return 0;
+	return write_record(j, line, len) < 0 ? 1 : 0;
 }
 
 static void *job_main(void *arg)
@@ -105,8 +151,13 @@ static void *job_main(void *arg)
 	struct job *j = arg;
 	char err[256];
 
-	if (sbx_journal_foreach(j->state_dir, one, j, err, sizeof(err)) < 0)
+	write_head(j);
+	if (sbx_journal_foreach(j->state_dir, one, j, err, sizeof(err)) < 0) {
 		sbx_warn("api: an audit stream ended early: %s", err);
+	} else {
+		write_tail(j, true);
+	}
+	sbx_csv_buf_free(&j->row);
 	close(j->fd);
 	free(j->state_dir);
 	free(j);

@@ -871,13 +871,25 @@ static enum MHD_Result audit_call(struct sbx_api *a, struct call *c, const struc
 	    ((v = arg(c->conn, "until")) && when_of(v, &q.until_us) < 0))
 		return fail(c->conn, 400, "bad_request", "since and until are RFC 3339 times or "
 			    "durations (that long ago)");
+	v = event ? NULL : arg(c->conn, "format");
+	if (v && strcmp(v, "jsonl") == 0)
+		q.format = SBX_API_AUDIT_JSONL;
+	else if (v && strcmp(v, "json") == 0)
+		q.format = SBX_API_AUDIT_JSON;
+	else if (v && strcmp(v, "csv") == 0)
+		q.format = SBX_API_AUDIT_CSV;
+	else if (v)
+		return fail(c->conn, 400, "bad_request", "format is jsonl, json or csv");
 	/* Only what is on disk: nothing that could still be lost. */
 	q.max_seq = sbx_journal_durable_seq(a->b->journal);
 	resp = sbx_api_audit_stream(a->b->policy->broker.state_dir, &q, a->ep, c->conn, why,
 				    sizeof(why));
 	if (!resp)
 		return fail(c->conn, 503, "unavailable", "%s", why);
-	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				      q.format == SBX_API_AUDIT_CSV    ? "text/csv; charset=us-ascii"
+				      : q.format == SBX_API_AUDIT_JSON ? "application/json"
+								       : "application/x-ndjson");
 	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	ret = MHD_queue_response(c->conn, 200, resp);
 	MHD_destroy_response(resp);

@@ -27,12 +27,17 @@ struct sbx_api_audit_query {
 	uint32_t id;
 	int64_t since_us, until_us;   /* 0: open */
 	uint64_t max_seq;             /* records up to this seq (durable ones); 0: all */
+	enum sbx_api_audit_format {
+		SBX_API_AUDIT_JSONL,  /* the journal's lines, one a line */
+		SBX_API_AUDIT_JSON,   /* the same lines as one JSON array */
+		SBX_API_AUDIT_CSV,    /* RFC 4180 (journal/record_csv.h), as audit export */
+	} format;
 };
 
 bool sbx_api_audit_match(const json_t *rec, const struct sbx_api_audit_query *q);
 
 /* A response to conn streaming the records of the journal under
- * state_dir that match q, as JSON lines.  ep: the API's epoll set, which
+ * state_dir that match q, in q->format.  ep: the API's epoll set, which
  * watches the stream's fd (data.ptr: the stream) while the connection
  * waits, suspended, for more.  NULL with why when no stream can start
  * now. */

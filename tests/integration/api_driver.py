@@ -12,7 +12,9 @@ Prints one line per check, "PASS what" or "FAIL what: why"; api.sh turns
 them into TAP.  Environment: API (base URL), SBXREQ, SBXCTL, SOCK, STATE,
 SPEC, POLICY, BROKER_PID.
 """
+import csv
 import http.client
+import io
 import json
 import os
 import re
@@ -84,8 +86,9 @@ def all_refs(node):
             yield from all_refs(v)
 
 
-def validate(method, path, status, body):
-    """None when the response is as documented, else why not."""
+def validate(method, path, status, body, ctype=None):
+    """None when the response is as documented, else why not.  ctype: the
+    media type answered, when a path documents several."""
     tpl = template_of(path.split("?")[0])
     SEEN.add((method.lower(), tpl))
     if tpl is None:
@@ -98,7 +101,12 @@ def validate(method, path, status, body):
         return "status %d is not documented for %s %s" % (status, method, tpl)
     resp = resolve(resp)
     content = resp["content"]
-    schema = (content.get("application/json") or content["application/x-ndjson"])["schema"]
+    if ctype and len(content) > 1:
+        if ctype not in content:
+            return "%s %s %d: %s is not documented" % (method, tpl, status, ctype)
+        schema = content[ctype]["schema"]
+    else:
+        schema = (content.get("application/json") or content["application/x-ndjson"])["schema"]
     root = {"components": SPEC["components"]}
     root.update(schema)
     try:
@@ -145,7 +153,15 @@ class Client:
             except ValueError as e:
                 obj, why = None, "a line is not JSON: %s" % e
             for rec in obj or []:
-                why = why or validate(method, path, r.status, rec)
+                why = why or validate(method, path, r.status, rec, ctype)
+        elif ctype.startswith("text/csv"):
+            # RFC 4180, parsed back into rows (dicts by the header)
+            try:
+                obj = list(csv.DictReader(io.StringIO(text.decode("ascii"), newline="")))
+            except (ValueError, csv.Error) as e:
+                obj, why = None, "not CSV: %s" % e
+            why = why or validate(method, path, r.status, text.decode("ascii", "replace"),
+                                  "text/csv")
         else:
             try:
                 obj = json.loads(text)
@@ -154,7 +170,7 @@ class Client:
             if not ctype.startswith("application/json") or obj is None:
                 why = "not JSON (%s): %r" % (ctype, text[:200])
             else:
-                why = validate(method, path, r.status, obj)
+                why = validate(method, path, r.status, obj, "application/json")
         if why:
             check("%s %s answers as docs/openapi.yaml says" % (method, path), False, why)
         return r.status, obj, r
@@ -561,6 +577,23 @@ def main():
           json.dumps(lines)[:300])
     expect("a bad since: 400", aud.call("GET", "/v1/audit?since=yesterday-ish"), 400,
            "bad_request")
+    # the same records as one JSON array, and as audit export's CSV
+    st, lines, _ = aud.call("GET", "/v1/audit?id=%d" % rid)
+    st_j, arr, resp = aud.call("GET", "/v1/audit?id=%d&format=json" % rid)
+    check("?format=json: the same records as one JSON array",
+          st_j == 200 and resp.getheader("Content-Type") == "application/json" and
+          arr == lines, "%s %s" % (st_j, json.dumps(arr)[:300]))
+    st_c, rows, resp = aud.call("GET", "/v1/audit?id=%d&format=csv" % rid)
+    check("?format=csv: RFC 4180 rows parsed back give the same events, seqs and lines",
+          st_c == 200 and resp.getheader("Content-Type").startswith("text/csv") and rows and
+          [(int(x["seq"]), x["event"], x["hash"]) for x in rows] ==
+          [(r["seq"], r["event"], r["hash"]) for r in lines] and
+          [json.loads(x["record"]) for x in rows] == lines,
+          "%s %s" % (st_c, json.dumps(rows)[:300]))
+    st_c, rows, _ = aud.call("GET", "/v1/audit?id=999999&format=json")
+    check("?format=json with nothing to give: an empty array", st_c == 200 and rows == [],
+          "%s %s" % (st_c, rows))
+    expect("a bad format: 400", aud.call("GET", "/v1/audit?format=xml"), 400, "bad_request")
 
     # the alerts: frank's denial above raised request-denied
     expect("alerts need the audit scope: 403", rw.call("GET", "/v1/alerts"), 403, "scope")
