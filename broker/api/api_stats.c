@@ -21,8 +21,12 @@
  * the answer; the thread then writes to an eventfd in the API's epoll set,
  * and the loop (sbx_api_stats_ready) resumes the connection: every MHD
  * call stays on the loop thread.
- * The cost is bounded: an answer is reused for STATS_FRESH_MS per viewer
- * and N, at most STATS_JOBS scans run at once and one per person.
+ * The cost is bounded: a scan always counts STATS_DAYS_MAX days and its
+ * answer is reused, cut down to the N days asked for, for STATS_FRESH_MS
+ * per viewer (so asking for N = 1, 2, 3 ... in turn starts no new scans);
+ * at most STATS_JOBS scans run at once, one per person, and people who
+ * see only their own records share all but one of them (an auditor's
+ * view always finds one free).
  */
 #include "config.h"
 
@@ -81,14 +85,15 @@ struct job {
 	char *state_dir;
 	char viewer[SBX_NAME_MAX + 1]; /* "" with all */
 	bool all;
-	int days;
+	int days;                      /* counted: STATS_DAYS_MAX */
+	int want;                      /* asked for: the answer's last days */
 	int64_t day0;                  /* Unix seconds of the first day's 00:00 UTC */
 	uint64_t max_seq;
 	/* the answer */
 	char *text;
 	size_t len, off;
 	bool failed;
-	bool cached;                   /* the loop put text into the cache */
+	bool cached;                   /* the loop put text into the cache, and cut it */
 	struct job *prev, *next;       /* the loop's list of live responses */
 };
 
@@ -134,7 +139,7 @@ static int add_grant(struct day *d, const char *role)
 		}
 	}
 	/* A journal naming ever more roles costs no more than this. */
-	if (d->nroles == STATS_ROLES_MAX)
+	if (d->nroles >= STATS_ROLES_MAX)
 		role = STATS_OTHER_ROLE;
 	for (size_t i = 0; i < d->nroles; i++) {
 		if (strcmp(d->roles[i].role, role) == 0) {
@@ -186,7 +191,10 @@ static int on_line(const char *line, size_t len, void *ctx, char *err, size_t er
 		return 0;  /* the reader's business (audit verify), not a count */
 	if (!str_is(rec, "event", grant ? "grant.activated" : "access.checked"))
 		goto out;
-	if (!j->all && !str_is(rec, "user", j->viewer) && !str_is(rec, "actor", j->viewer))
+	/* The broker's own records (actor "sbx": logins checked, grants
+	 * activated) are not a person's called sbx (as in tail.c). */
+	if (!j->all && !str_is(rec, "user", j->viewer) &&
+	    (strcmp(j->viewer, SBX_SYSTEM_ACTOR) == 0 || !str_is(rec, "actor", j->viewer)))
 		goto out;
 	t = json_string_value(json_object_get(rec, "time"));
 	if (!t || sbx_parse_rfc3339_us(t, &us) < 0)
@@ -325,18 +333,40 @@ static void *job_main(void *arg)
 
 /* ---- the cache (the loop) ---------------------------------------------------------- */
 
-static struct cached *cache_find(const char *viewer, int days, int64_t day0)
+static struct cached *cache_find(const char *viewer, int64_t day0)
 {
 	int64_t now = sbx_mono_ms();
 
 	for (size_t i = 0; i < STATS_CACHE; i++) {
 		struct cached *c = &cache[i];
 
-		if (c->text && c->days == days && c->day0 == day0 && now - c->at_ms < STATS_FRESH_MS &&
+		if (c->text && c->day0 == day0 && now - c->at_ms < STATS_FRESH_MS &&
 		    strcmp(c->viewer, viewer) == 0)
 			return c;
 	}
 	return NULL;
+}
+
+/* A full answer (STATS_DAYS_MAX days) cut down to its last want days;
+ * NULL when out of memory. */
+static char *answer_cut(const char *full, int want)
+{
+	json_t *o = json_loads(full, 0, NULL), *list = json_object_get(o, "per_day"), *first;
+	char *text = NULL;
+
+	if (!json_is_array(list))
+		goto out;
+	while (json_array_size(list) > (size_t)want)
+		if (json_array_remove(list, 0) < 0)
+			goto out;
+	first = json_array_get(list, 0);
+	if (json_object_set_new(o, "days", json_integer(want)) < 0 ||
+	    (first && json_object_set(o, "from", json_object_get(first, "date")) < 0))
+		goto out;
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+out:
+	json_decref(o);
+	return text;
 }
 
 static void cache_put(const char *viewer, int days, int64_t day0, const char *text)
@@ -389,8 +419,16 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 	if (j->failed)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (!j->cached) {
+		char *cut;
+
 		j->cached = true;
 		cache_put(j->viewer, j->days, j->day0, j->text);
+		cut = answer_cut(j->text, j->want);
+		if (!cut)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		free(j->text);
+		j->text = cut;
+		j->len = strlen(cut);
 	}
 	if (j->off == j->len)
 		return MHD_CONTENT_READER_END_OF_STREAM;
@@ -542,19 +580,25 @@ enum MHD_Result sbx_api_stats_serve(struct sbx_broker *b, int ep, struct MHD_Con
 		return sbx_web_fail(conn, 400, "bad_request", "days is a whole number from 1 to %d",
 				    STATS_DAYS_MAX);
 	today = sbx_now() / 86400 * 86400;
-	day0 = today - (int64_t)(days - 1) * 86400;
-	c = cache_find(viewer, days, day0);
-	if (c)
-		return send_text(conn, MHD_create_response_from_buffer(strlen(c->text), c->text,
-								       MHD_RESPMEM_MUST_COPY),
+	day0 = today - (int64_t)(STATS_DAYS_MAX - 1) * 86400;
+	c = cache_find(viewer, day0);
+	if (c) {
+		char *cut = answer_cut(c->text, days);
+
+		if (!cut)
+			return sbx_web_fail(conn, 503, "unavailable", "out of memory");
+		return send_text(conn, MHD_create_response_from_buffer(strlen(cut), cut,
+								       MHD_RESPMEM_MUST_FREE),
 				 SBX_GUARD_IDLE);
+	}
 	if (person_running(see_all ? "" : owner))
 		return sbx_web_fail(conn, 429, "rate_limited", "a count for %s is running already: "
 				    "try again in a moment", see_all ? "this view" : owner);
 	if (wake_setup(ep) < 0)
 		return sbx_web_fail(conn, 503, "unavailable", "cannot count now: %s",
 				    strerror(errno));
-	if (atomic_fetch_add(&running, 1) >= STATS_JOBS) {
+	/* One scan is always left for an auditor's view. */
+	if (atomic_fetch_add(&running, 1) >= (see_all ? STATS_JOBS : STATS_JOBS - 1)) {
 		atomic_fetch_sub(&running, 1);
 		return sbx_web_fail(conn, 503, "unavailable", "%d counts are running already: try "
 				    "again in a moment", STATS_JOBS);
@@ -567,7 +611,8 @@ enum MHD_Result sbx_api_stats_serve(struct sbx_broker *b, int ep, struct MHD_Con
 	j->conn = conn;
 	snprintf(j->viewer, sizeof(j->viewer), "%s", viewer);
 	j->all = see_all;
-	j->days = days;
+	j->days = STATS_DAYS_MAX;
+	j->want = days;
 	j->day0 = day0;
 	/* Only what is on disk: nothing that could still be lost. */
 	j->max_seq = sbx_journal_durable_seq(b->journal);
