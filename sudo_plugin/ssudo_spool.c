@@ -43,17 +43,19 @@ static int spool_count(const char *dir, uid_t uid, unsigned *all, unsigned *mine
 	return 0;
 }
 
-/* Room for one more file of uid's?  A run's end always has room up to
- * twice the total, so that a run written down gets its end too. */
-static bool spool_has_room(const char *dir, uid_t uid, bool is_end)
+/* Room for one more file of uid's?  1 yes, 0 no (errno EDQUOT), -1 the
+ * spool cannot be read (errno).  A run's end has room up to twice the
+ * bounds, so that a run written down gets its end too. */
+static int spool_has_room(const char *dir, uid_t uid, bool is_end)
 {
-	unsigned all, mine;
+	unsigned all, mine, scale = is_end ? 2 : 1;
 
 	if (spool_count(dir, uid, &all, &mine) < 0)
-		return false;
-	if (is_end)
-		return all < 2 * SSUDO_SPOOL_MAX_FILES;
-	return all < SSUDO_SPOOL_MAX_FILES && mine < SSUDO_SPOOL_MAX_PER_USER;
+		return -1;
+	if (all < scale * SSUDO_SPOOL_MAX_FILES && mine < scale * SSUDO_SPOOL_MAX_PER_USER)
+		return 1;
+	errno = EDQUOT;
+	return 0;
 }
 
 int ssudo_spool_write(const char *dir, const struct ssudo_spooled *s)
@@ -69,10 +71,8 @@ int ssudo_spool_write(const char *dir, const struct ssudo_spooled *s)
 	/* While the broker is away, one user must not fill the disk (or
 	 * crowd out everyone else's records) by running sudo again and
 	 * again. */
-	if (!spool_has_room(dir, s->uid, strcmp(s->kind, "exited") == 0)) {
-		errno = EDQUOT;
+	if (spool_has_room(dir, s->uid, strcmp(s->kind, "exited") == 0) <= 0)
 		return -1;
-	}
 	/* Newlines in sudo's message must not make keys of their own. */
 	sbx_sanitize(or_empty(s->reason), reason, sizeof(reason));
 	n = snprintf(body, sizeof(body),

@@ -7,8 +7,8 @@
  * The directory is root's, mode 0700; each file 0600, written whole and
  * fsync'd, named TIME.NSEC.PID.uUID.KIND so that a name sort is time
  * order.  It holds at most SSUDO_SPOOL_MAX_FILES files, at most
- * SSUDO_SPOOL_MAX_PER_USER of one user's (a run's end is always written,
- * up to twice the total): past that a write fails with EDQUOT.
+ * SSUDO_SPOOL_MAX_PER_USER of one user's (a run's end has room up to
+ * twice both): past that a write fails with EDQUOT.
  * A file is "key=value" lines; values are single lines (the command is
  * escaped, the rest sanitized), at most SSUDO_SPOOL_FILE_MAX bytes.
  */

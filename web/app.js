@@ -106,11 +106,15 @@ async function listAll(path) {
   let r = await call("GET", `${path}${sep}limit=${LIST_LIMIT}`);
   if (r.status !== 200) return r;
   const items = r.body.requests || [];
-  for (let n = 1; r.body.next_cursor && n < LIST_PAGES; n++) {
+  let partial = false;
+  for (let n = 1; r.body.next_cursor; n++) {
+    // Say so rather than show part of a list as if it were all of it.
+    if (n >= LIST_PAGES) { partial = true; break; }
     r = await call("GET", `${path}${sep}limit=${LIST_LIMIT}&cursor=${encodeURIComponent(r.body.next_cursor)}`);
-    if (r.status !== 200) break;
+    if (r.status !== 200) { partial = true; break; }
     items.push(...(r.body.requests || []));
   }
+  if (partial) say(`Only the first ${items.length} of ${path.slice(4)} are shown; sbxctl lists them all.`);
   return { status: 200, body: { requests: items } };
 }
 
