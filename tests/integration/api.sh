@@ -57,13 +57,7 @@ API=$API SBXREQ=$SBXREQ SBXCTL=$SBXCTL SOCK=$SOCK STATE=$STATE POLICY=$POLICY \
 	BROKER_PID=$BROKER_PID SPEC="$SBX_SRCDIR/docs/openapi.yaml" \
 	timeout 300 python3 "$SBX_SRCDIR/tests/integration/api_driver.py" >"$T/driver.out" 2>&1
 DRIVER_RC=$?
-while IFS= read -r line; do
-	case $line in
-	PASS\ *) tap_ok "${line#PASS }" ;;
-	FAIL\ *) tap_fail "${line#FAIL }" ;;
-	*) diag "$line" ;;
-	esac
-done <"$T/driver.out"
+tap_from_lines <"$T/driver.out"
 # A driver that died halfway (an exception, the timeout) has not run the rest.
 assert_eq "the driver ran to its end" 0 "$DRIVER_RC"
 

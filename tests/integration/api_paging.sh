@@ -22,18 +22,7 @@ USERS=1000
 {
 	policy_broker 24h
 	echo "  max_changes_per_minute: 100000"
-	echo "groups:"
-	printf '  crowd: ['
-	for i in $(seq -f '%04g' 1 "$USERS"); do
-		[ "$i" = 0001 ] || printf ', '
-		printf 'u%s' "$i"
-	done
-	printf ']\n'
-	echo "users:"
-	echo "  boss: {}"
-	for i in $(seq -f '%04g' 1 "$USERS"); do
-		echo "  u$i: { manager: boss }"
-	done
+	policy_crowd "$USERS" 4
 	echo "roles:"
 	for r in burst extra1 extra2 extra3 extra4 extra5; do
 		cat <<EOR
@@ -72,13 +61,7 @@ API=$API SBXREQ=$SBXREQ SBXCTL=$SBXCTL SOCK=$SOCK STATE=$STATE POLICY=$POLICY \
 	timeout 600 python3 "$SBX_SRCDIR/tests/integration/api_paging_driver.py" \
 	>"$T/driver.out" 2>&1
 DRIVER_RC=$?
-while IFS= read -r line; do
-	case $line in
-	PASS\ *) tap_ok "${line#PASS }" ;;
-	FAIL\ *) tap_fail "${line#FAIL }" ;;
-	*) diag "$line" ;;
-	esac
-done <"$T/driver.out"
+tap_from_lines <"$T/driver.out"
 assert_eq "the driver ran to its end" 0 "$DRIVER_RC"
 
 broker_stop

@@ -158,13 +158,7 @@ GRANTS_TODAY=$(journal_select ".event == \"grant.activated\" and (.time | starts
 
 SHOTS="$SBX_BUILDDIR/dashboard-shots"
 mkdir -p "$SHOTS"
-while IFS= read -r line; do
-	case $line in
-	PASS\ *) tap_ok "${line#PASS }" ;;
-	FAIL\ *) tap_fail "${line#FAIL }" ;;
-	*) diag "$line" ;;
-	esac
-done < <(API=$API SBXREQ=$SBXREQ SOCK=$SOCK WEBUSER=$WEBUSER PASSWORD=$PASSWORD SHOTS=$SHOTS \
+tap_from_lines < <(API=$API SBXREQ=$SBXREQ SOCK=$SOCK WEBUSER=$WEBUSER PASSWORD=$PASSWORD SHOTS=$SHOTS \
 	GRANTS_TODAY=$GRANTS_TODAY \
 	timeout 240 "$PY" "$SBX_SRCDIR/tests/integration/dashboard_driver.py" 2>&1)
 

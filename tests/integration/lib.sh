@@ -79,6 +79,20 @@ tap_result() {
 	return "$rc"
 }
 
+# tap_from_lines: a test driver's "PASS what" / "FAIL what" lines on stdin
+# as TAP results, every other line as a diagnostic.
+tap_from_lines() {
+	local line
+
+	while IFS= read -r line; do
+		case $line in
+		PASS\ *) tap_ok "${line#PASS }" ;;
+		FAIL\ *) tap_fail "${line#FAIL }" ;;
+		*) diag "$line" ;;
+		esac
+	done
+}
+
 # assert_eq DESCRIPTION EXPECTED GOT
 assert_eq() {
 	if [ "$2" = "$3" ]; then
@@ -462,25 +476,34 @@ broker:
 EOF
 }
 
+# policy_crowd COUNT DIGITS: the groups: and users: sections of people
+# u001..uCOUNT (names of DIGITS digits, default 3) in group "crowd", each
+# managed by "boss".
+policy_crowd() {
+	local count=$1 fmt="%0${2:-3}g" i
+
+	echo "groups:"
+	printf '  crowd: ['
+	for i in $(seq -f "$fmt" 1 "$count"); do
+		[ "$i" = "$(printf "$fmt" 1)" ] || printf ', '
+		printf 'u%s' "$i"
+	done
+	printf ']\n'
+	echo "users:"
+	echo "  boss: {}"
+	for i in $(seq -f "$fmt" 1 "$count"); do
+		echo "  u$i: { manager: boss }"
+	done
+}
+
 # policy_many_users FILE COUNT AUTO: users u001..uCOUNT eligible for role
 # "burst" (hosts sbx-*, auto_approve AUTO, else one approval from boss).
 policy_many_users() {
-	local file=$1 count=$2 auto=$3 i
+	local file=$1 count=$2 auto=$3
 
 	{
 		policy_broker 24h
-		echo "groups:"
-		printf '  crowd: ['
-		for i in $(seq -f '%03g' 1 "$count"); do
-			[ "$i" = 001 ] || printf ', '
-			printf 'u%s' "$i"
-		done
-		printf ']\n'
-		echo "users:"
-		echo "  boss: {}"
-		for i in $(seq -f '%03g' 1 "$count"); do
-			echo "  u$i: { manager: boss }"
-		done
+		policy_crowd "$count"
 		cat <<EOF
 roles:
   burst:
