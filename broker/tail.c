@@ -13,6 +13,13 @@
  * a queue past SBX_TAIL_BUF_MAX means a reader that does not keep up: it
  * is dropped, its queue cut back to the frame being sent, and one last
  * frame tells it why and from which seq to read again.
+ *
+ * A text follower's queue holds no copies: a record's event text is made
+ * once, in its ring entry, and every text follower that may see it
+ * queues a reference to that one text (refcounted, so it outlives the
+ * entry for a reader still taking it).  With a hundred readers of every
+ * record, the pump costs the loop a pointer per reader, not a formatted
+ * copy and two allocations.
  */
 #include "config.h"
 
@@ -36,10 +43,19 @@
 /* Room left in a frame for its header, STATUS, MESSAGE and SEQ. */
 #define FRAME_ROOM (SBX_FRAME_MAX - 1024)
 
+/* Bytes shared by the text followers' queues; freed with the last ref.
+ * Only the loop thread touches refs. */
+struct blob {
+	unsigned refs;
+	size_t len;
+	char data[];
+};
+
 struct ent {
 	uint64_t seq;
 	json_t *rec;
 	char *text;             /* its wire text, made once when first needed */
+	struct blob *sse;       /* its Server-Sent Event, made once when first needed */
 };
 
 struct frame {
@@ -64,9 +80,12 @@ struct sbx_tail_sub {
 	int64_t drop_deadline_ms;
 	bool claimed;           /* a connection holds it */
 	/* A text follower (sbx_tail_follow_text): its queue holds Server-Sent
-	 * Events text rather than frames, and wake(wake_arg) says when bytes
-	 * were queued. */
+	 * Events text rather than frames (q: a circular array of qn refs from
+	 * qhead; sent counts into the first), and wake(wake_arg) says when
+	 * bytes were queued. */
 	bool text;
+	struct blob **q;
+	size_t qcap, qhead, qn;
 	void (*wake)(void *arg);
 	void *wake_arg;
 };
@@ -83,6 +102,54 @@ struct sbx_tail {
 	void *after_pump_arg;
 	const struct sbx_broker *b;    /* for who may see a request */
 };
+
+static void blob_put(struct blob *b)
+{
+	if (b && --b->refs == 0)
+		free(b);
+}
+
+/* A blob of printf text, one ref; NULL when out of memory. */
+static struct blob *blob_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static struct blob *blob_vprintf(const char *fmt, va_list ap)
+{
+	struct blob *b;
+	va_list again;
+	int n;
+
+	va_copy(again, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	b = n < 0 ? NULL : malloc(sizeof(*b) + (size_t)n + 1);
+	if (b) {
+		(void)vsnprintf(b->data, (size_t)n + 1, fmt, again);
+		b->refs = 1;
+		b->len = (size_t)n;
+	}
+	va_end(again);
+	return b;
+}
+
+static struct blob *blob_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static struct blob *blob_printf(const char *fmt, ...)
+{
+	struct blob *b;
+	va_list ap;
+
+	va_start(ap, fmt);
+	b = blob_vprintf(fmt, ap);
+	va_end(ap);
+	return b;
+}
+
+static void ent_clear(struct ent *e)
+{
+	json_decref(e->rec);
+	free(e->text);
+	blob_put(e->sse);
+	e->rec = NULL;
+	e->text = NULL;
+	e->sse = NULL;
+}
 
 static struct sbx_tail *tail_new(void)
 {
@@ -115,10 +182,7 @@ static void ring_trim(struct sbx_tail *t)
 				wanted = true;
 		if (wanted)
 			return;
-		json_decref(t->ring[t->first].rec);
-		free(t->ring[t->first].text);
-		t->ring[t->first].rec = NULL;
-		t->ring[t->first].text = NULL;
+		ent_clear(&t->ring[t->first]);
 		t->first = (t->first + 1) % t->cap;
 		t->n--;
 	}
@@ -144,6 +208,7 @@ static int ring_push(struct sbx_tail *t, uint64_t seq, const json_t *rec)
 	ent_at(t, t->n)->seq = seq;
 	ent_at(t, t->n)->rec = json_incref((json_t *)rec);
 	ent_at(t, t->n)->text = NULL;
+	ent_at(t, t->n)->sse = NULL;
 	t->n++;
 	return 0;
 }
@@ -161,10 +226,8 @@ void sbx_tail_on_record(struct sbx_broker *b, const json_t *rec)
 		return;
 	/* A replay that gave its snapshot up starts again from seq 1. */
 	if (b->tail->n && (uint64_t)seq <= ent_at(b->tail, b->tail->n - 1)->seq) {
-		for (size_t i = 0; i < b->tail->n; i++) {
-			json_decref(ent_at(b->tail, i)->rec);
-			free(ent_at(b->tail, i)->text);
-		}
+		for (size_t i = 0; i < b->tail->n; i++)
+			ent_clear(ent_at(b->tail, i));
 		b->tail->n = 0;
 		b->tail->first = 0;
 	}
@@ -252,6 +315,18 @@ static const char *ent_text(struct ent *e)
 	return e->text;
 }
 
+/* The entry's Server-Sent Event ("id" its seq, what a reader gives back
+ * as Last-Event-ID; "data" the record), made on first use and shared by
+ * every text follower.  NULL: no memory. */
+static struct blob *ent_sse(struct ent *e)
+{
+	const char *text;
+
+	if (!e->sse && (text = ent_text(e)))
+		e->sse = blob_printf("id: %llu\ndata: %s\n\n", (unsigned long long)e->seq, text);
+	return e->sse;
+}
+
 /* Put one record into m if it fits; false when it does not (m unchanged). */
 static bool put_record(sbx_msg *m, struct ent *e)
 {
@@ -279,6 +354,15 @@ static size_t subs_of(const struct sbx_tail *t, uid_t uid)
 	return n;
 }
 
+/* Give back the text queue's refs from the (qn - keep) last ones on. */
+static void q_cut(struct sbx_tail_sub *s, size_t keep)
+{
+	while (s->qn > keep) {
+		s->qn--;
+		blob_put(s->q[(s->qhead + s->qn) % s->qcap]);
+	}
+}
+
 static void sub_free(struct sbx_tail_sub *s)
 {
 	while (s->head) {
@@ -288,6 +372,8 @@ static void sub_free(struct sbx_tail_sub *s)
 		free(f->buf);
 		free(f);
 	}
+	q_cut(s, 0);
+	free(s->q);
 	free(s);
 }
 
@@ -451,32 +537,48 @@ static int queue_msg(struct sbx_tail_sub *s, sbx_msg *m)
 	return 0;
 }
 
-/* Queue text for a text follower.  0, or -1 when out of memory. */
+/* Queue a reference to b for a text follower.  0, or -1 when out of
+ * memory. */
+static int queue_blob(struct sbx_tail_sub *s, struct blob *b)
+{
+	if (s->qn == s->qcap) {
+		size_t cap = s->qcap ? s->qcap * 2 : 16;
+		struct blob **q = malloc(cap * sizeof(*q));
+
+		if (!q)
+			return -1;
+		for (size_t i = 0; i < s->qn; i++)
+			q[i] = s->q[(s->qhead + i) % s->qcap];
+		free(s->q);
+		s->q = q;
+		s->qcap = cap;
+		s->qhead = 0;
+	}
+	s->q[(s->qhead + s->qn) % s->qcap] = b;
+	s->qn++;
+	b->refs++;
+	s->queued += b->len;
+	return 0;
+}
+
+/* Queue text of this follower's own (a gap, a drop, a keep-alive).  0,
+ * or -1 when out of memory. */
 static int queue_text(struct sbx_tail_sub *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static int queue_text(struct sbx_tail_sub *s, const char *fmt, ...)
 {
-	struct frame *f = calloc(1, sizeof(*f));
+	struct blob *b;
 	va_list ap;
-	int n;
+	int rc;
 
-	if (!f)
-		return -1;
 	va_start(ap, fmt);
-	n = vasprintf((char **)&f->buf, fmt, ap);
+	b = blob_vprintf(fmt, ap);
 	va_end(ap);
-	if (n < 0) {
-		free(f);
+	if (!b)
 		return -1;
-	}
-	f->len = (size_t)n;
-	if (s->tail)
-		s->tail->next = f;
-	else
-		s->head = f;
-	s->tail = f;
-	s->queued += f->len;
-	return 0;
+	rc = queue_blob(s, b);
+	blob_put(b);
+	return rc;
 }
 
 /* Too far behind: keep only the frame on the wire, say why, close soon. */
@@ -497,6 +599,10 @@ static void drop(struct sbx_tail_sub *s, uint64_t missed_from, int64_t now_ms)
 		keep->next = NULL;
 	s->head = s->tail = keep;
 	s->queued = keep ? keep->len - s->sent : 0;
+	/* A text follower: the same, in its queue of refs. */
+	q_cut(s, s->sent && s->qn ? 1 : 0);
+	if (s->qn)
+		s->queued = s->q[s->qhead]->len - s->sent;
 	snprintf(msg, sizeof(msg), "dropped: this reader fell more than %u KiB behind the "
 		 "journal; records from seq %llu on were not sent (read them with sbxctl audit "
 		 "query, then follow again)", SBX_TAIL_BUF_MAX / 1024,
@@ -521,8 +627,7 @@ static void drop(struct sbx_tail_sub *s, uint64_t missed_from, int64_t now_ms)
 		 (unsigned)s->uid, s->person, SBX_TAIL_BUF_MAX / 1024);
 }
 
-/* A text follower: one event per record, "id" its seq (what a reader
- * gives back as Last-Event-ID), "data" the record. */
+/* A text follower: one event per record (ent_sse), queued by reference. */
 static void pump_text(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms)
 {
 	size_t i = 0, before = s->queued;
@@ -532,20 +637,19 @@ static void pump_text(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms
 		i++;
 	for (; i < t->n && !s->dropped; i++) {
 		struct ent *e = ent_at(t, i);
-		const char *text;
+		struct blob *sse;
 
 		if (e->seq > t->durable)
 			break;
 		if (wants(t, s, e->rec)) {
-			text = ent_text(e);
-			if (!text)
+			sse = ent_sse(e);
+			if (!sse)
 				break;
-			if (s->queued + strlen(text) + 64 > SBX_TAIL_BUF_MAX) {
+			if (s->queued + sse->len > SBX_TAIL_BUF_MAX) {
 				drop(s, e->seq, now_ms);
 				break;
 			}
-			if (queue_text(s, "id: %llu\ndata: %s\n\n", (unsigned long long)e->seq,
-				       text) < 0)
+			if (queue_blob(s, sse) < 0)
 				break;
 		}
 		s->next_seq = e->seq + 1;
@@ -676,10 +780,8 @@ void sbx_tail_free(struct sbx_tail *t)
 	}
 	if (t->pending)
 		sub_free(t->pending);
-	for (size_t i = 0; i < t->n; i++) {
-		json_decref(ent_at(t, i)->rec);
-		free(ent_at(t, i)->text);
-	}
+	for (size_t i = 0; i < t->n; i++)
+		ent_clear(ent_at(t, i));
 	free(t->ring);
 	free(t);
 }
@@ -744,31 +846,29 @@ size_t sbx_tail_sub_read(struct sbx_tail_sub *s, char *buf, size_t max)
 {
 	size_t got = 0;
 
-	while (s->head && got < max) {
-		struct frame *f = s->head;
-		size_t n = f->len - s->sent;
+	while (s->qn && got < max) {
+		struct blob *b = s->q[s->qhead];
+		size_t n = b->len - s->sent;
 
 		if (n > max - got)
 			n = max - got;
-		memcpy(buf + got, f->buf + s->sent, n);
+		memcpy(buf + got, b->data + s->sent, n);
 		got += n;
 		s->sent += n;
 		s->queued -= n;
-		if (s->sent < f->len)
+		if (s->sent < b->len)
 			break;
-		s->head = f->next;
-		if (!s->head)
-			s->tail = NULL;
+		s->qhead = (s->qhead + 1) % s->qcap;
+		s->qn--;
 		s->sent = 0;
-		free(f->buf);
-		free(f);
+		blob_put(b);
 	}
 	return got;
 }
 
 bool sbx_tail_sub_done(const struct sbx_tail_sub *s)
 {
-	return s->dropped && !s->head;
+	return s->dropped && !s->qn;
 }
 
 bool sbx_tail_sub_dropped(const struct sbx_tail_sub *s)
