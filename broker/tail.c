@@ -20,6 +20,16 @@
  * entry for a reader still taking it).  With a hundred readers of every
  * record, the pump costs the loop a pointer per reader, not a formatted
  * copy and two allocations.
+ *
+ * The writer thread: a text follower handed over (sbx_tail_sub_hand_over)
+ * is sent to by a thread of its own, from its queue straight to its
+ * socket, so the loop that answers checks spends no time on the sends.
+ * The loop still decides everything (what a follower may see, when it is
+ * too far behind); the thread only moves bytes.  What they share is such
+ * a follower's queue (the loop appends, the thread takes from the
+ * front), under the follower's own lock, held for a few pointer moves
+ * and never across a send: the loop never waits for a send nor for the
+ * thread's walk over its followers.
  */
 #include "config.h"
 
@@ -32,19 +42,26 @@
 #include "sbxio.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 /* A dropped follower gets this long to read its last frame. */
 #define DROP_GRACE_MS 5000
 /* Room left in a frame for its header, STATUS, MESSAGE and SEQ. */
 #define FRAME_ROOM (SBX_FRAME_MAX - 1024)
 
-/* Bytes shared by the text followers' queues; freed with the last ref.
- * Only the loop thread touches refs. */
+/* Bytes shared by the text followers' queues; freed with the last ref
+ * (the loop and the writer thread both give refs back: atomic). */
 struct blob {
 	unsigned refs;
 	size_t len;
@@ -84,8 +101,21 @@ struct sbx_tail_sub {
 	 * qhead; sent counts into the first), and wake(wake_arg) says when
 	 * bytes were queued. */
 	bool text;
+	struct sbx_tail *t;     /* its stream */
 	struct blob **q;
 	size_t qcap, qhead, qn;
+	/* Handed to the writer thread (handed: set and read by the loop
+	 * only): wfd is the thread's own dup of the socket; q, qhead, qn,
+	 * sent, queued and inflight (the queue entries the thread is sending
+	 * from: a drop keeps them) are then under qlock; busy and blocked are
+	 * the thread's, under its lock; werr (the reader is gone) is atomic. */
+	pthread_mutex_t qlock;
+	bool handed, busy, blocked, werr;
+	int wfd;
+	uint64_t wid;
+	size_t inflight;
+	uint64_t taken;         /* bytes taken by sbx_tail_sub_read */
+	struct sbx_tail_sub *wnext;
 	void (*wake)(void *arg);
 	void *wake_arg;
 };
@@ -101,11 +131,24 @@ struct sbx_tail {
 	void (*after_pump)(void *arg);
 	void *after_pump_arg;
 	const struct sbx_broker *b;    /* for who may see a request */
+	struct writer *w;              /* started at the first hand-over */
+	bool kick;                     /* the pump queued for a handed follower */
+};
+
+struct writer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;           /* a follower is no longer busy */
+	int ep, kick;                  /* its epoll set; an eventfd that wakes it */
+	bool stopping;
+	bool sleeping;                 /* atomic: in epoll_wait with nothing to do */
+	uint64_t next_id;
+	struct sbx_tail_sub *subs;     /* handed over (wnext) */
 };
 
 static void blob_put(struct blob *b)
 {
-	if (b && --b->refs == 0)
+	if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0)
 		free(b);
 }
 
@@ -374,6 +417,7 @@ static void sub_free(struct sbx_tail_sub *s)
 	}
 	q_cut(s, 0);
 	free(s->q);
+	pthread_mutex_destroy(&s->qlock);
 	free(s);
 }
 
@@ -386,6 +430,8 @@ static struct sbx_tail_sub *sub_new(const struct sbx_tail_spec *spec)
 		return NULL;
 	s->uid = spec->uid;
 	s->admin = spec->admin;
+	s->wfd = -1;
+	pthread_mutex_init(&s->qlock, NULL);
 	snprintf(s->person, sizeof(s->person), "%s", spec->person ? spec->person : "");
 #define COPY(field) do { \
 		snprintf(s->field, sizeof(s->field), "%s", spec->field ? spec->field : ""); \
@@ -516,6 +562,11 @@ struct sbx_tail_sub *sbx_tail_claim(struct sbx_tail *t)
 
 /* ---- streaming -------------------------------------------------------------- */
 
+static void qlock(struct sbx_tail_sub *s);
+static void qunlock(struct sbx_tail_sub *s);
+static void writer_kick(struct sbx_tail *t);
+static void writer_take_back(struct sbx_tail *t, struct sbx_tail_sub *s);
+
 static int queue_msg(struct sbx_tail_sub *s, sbx_msg *m)
 {
 	struct frame *f;
@@ -556,7 +607,7 @@ static int queue_blob(struct sbx_tail_sub *s, struct blob *b)
 	}
 	s->q[(s->qhead + s->qn) % s->qcap] = b;
 	s->qn++;
-	b->refs++;
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
 	s->queued += b->len;
 	return 0;
 }
@@ -599,10 +650,15 @@ static void drop(struct sbx_tail_sub *s, uint64_t missed_from, int64_t now_ms)
 		keep->next = NULL;
 	s->head = s->tail = keep;
 	s->queued = keep ? keep->len - s->sent : 0;
-	/* A text follower: the same, in its queue of refs. */
-	q_cut(s, s->sent && s->qn ? 1 : 0);
-	if (s->qn)
-		s->queued = s->q[s->qhead]->len - s->sent;
+	/* A text follower: the same, in its queue of refs; the entries the
+	 * writer thread is sending from stay. */
+	q_cut(s, s->inflight > 0 ? s->inflight : s->sent && s->qn ? 1 : 0);
+	if (!s->qn)
+		s->sent = 0;
+	s->queued = 0;
+	for (size_t i = 0; i < s->qn; i++)
+		s->queued += s->q[(s->qhead + i) % s->qcap]->len;
+	s->queued -= s->qn ? s->sent : 0;
 	snprintf(msg, sizeof(msg), "dropped: this reader fell more than %u KiB behind the "
 		 "journal; records from seq %llu on were not sent (read them with sbxctl audit "
 		 "query, then follow again)", SBX_TAIL_BUF_MAX / 1024,
@@ -656,7 +712,11 @@ static void pump_text(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms
 	}
 	if (!s->dropped && s->next_seq <= t->durable)
 		s->next_seq = t->durable + 1;
-	if ((s->queued != before || s->dropped != was_dropped) && s->wake)
+	if (s->queued == before && s->dropped == was_dropped)
+		return;
+	if (s->handed)
+		t->kick = true;
+	else if (s->wake)
 		s->wake(s->wake_arg);
 }
 
@@ -669,7 +729,9 @@ static void pump_one(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms)
 	if (s->dropped || s->next_seq > t->durable)
 		return;
 	if (s->text) {
+		qlock(s);
 		pump_text(t, s, now_ms);
+		qunlock(s);
 		return;
 	}
 	/* The ring is in seq order: skip what this follower has had. */
@@ -718,6 +780,7 @@ void sbx_tail_pump(struct sbx_tail *t, uint64_t durable_seq, int64_t now_ms)
 		t->durable = durable_seq;
 	for (struct sbx_tail_sub *s = t->subs; s; s = s->next)
 		pump_one(t, s, now_ms);
+	writer_kick(t);
 	ring_trim(t);
 	if (t->after_pump)
 		t->after_pump(t->after_pump_arg);
@@ -753,6 +816,7 @@ void sbx_tail_sub_close(struct sbx_tail *t, struct sbx_tail_sub *s)
 {
 	if (!s)
 		return;
+	writer_take_back(t, s);
 	if (t && s->claimed) {
 		if (s->prev)
 			s->prev->next = s->next;
@@ -768,10 +832,13 @@ void sbx_tail_sub_close(struct sbx_tail *t, struct sbx_tail_sub *s)
 		ring_trim(t);
 }
 
+static void writer_stop(struct sbx_tail *t);
+
 void sbx_tail_free(struct sbx_tail *t)
 {
 	if (!t)
 		return;
+	writer_stop(t);
 	while (t->subs) {
 		struct sbx_tail_sub *s = t->subs;
 
@@ -804,6 +871,7 @@ struct sbx_tail_sub *sbx_tail_follow_text(struct sbx_broker *b, const struct sbx
 	if (!s)
 		return NULL;
 	s->text = true;
+	s->t = t;
 	s->claimed = true;
 	s->next_seq = t->durable + 1;
 	if (after_seq && after_seq < t->durable) {
@@ -856,6 +924,7 @@ size_t sbx_tail_sub_read(struct sbx_tail_sub *s, char *buf, size_t max)
 		got += n;
 		s->sent += n;
 		s->queued -= n;
+		s->taken += n;
 		if (s->sent < b->len)
 			break;
 		s->qhead = (s->qhead + 1) % s->qcap;
@@ -878,9 +947,18 @@ bool sbx_tail_sub_dropped(const struct sbx_tail_sub *s)
 
 int sbx_tail_sub_note(struct sbx_tail_sub *s, const char *comment)
 {
-	if (s->dropped || s->queued > SBX_TAIL_BUF_MAX / 2)
-		return 0;
-	return queue_text(s, ": %s\n\n", comment);
+	struct sbx_tail *t = s->t;
+	int rc = 0;
+
+	qlock(s);
+	if (!s->dropped && s->queued <= SBX_TAIL_BUF_MAX / 2)
+		rc = queue_text(s, ": %s\n\n", comment);
+	qunlock(s);
+	if (s->handed && t) {
+		t->kick = true;
+		writer_kick(t);
+	}
+	return rc;
 }
 
 void sbx_tail_set_after_pump(struct sbx_broker *b, void (*fn)(void *arg), void *arg)
@@ -889,4 +967,337 @@ void sbx_tail_set_after_pump(struct sbx_broker *b, void (*fn)(void *arg), void *
 		return;
 	b->tail->after_pump = fn;
 	b->tail->after_pump_arg = arg;
+}
+
+/* ---- the writer thread ---------------------------------------------------------- */
+
+/* A handed follower's queue is shared with the thread; anyone else's is
+ * the loop's alone. */
+static void qlock(struct sbx_tail_sub *s)
+{
+	if (s->handed)
+		pthread_mutex_lock(&s->qlock);
+}
+
+static void qunlock(struct sbx_tail_sub *s)
+{
+	if (s->handed)
+		pthread_mutex_unlock(&s->qlock);
+}
+
+/* Wake the thread when the loop queued bytes for it and it sleeps: at
+ * most once a pass, and not at all while it is at work anyway. */
+static void writer_kick(struct sbx_tail *t)
+{
+	uint64_t one = 1;
+
+	if (!t || !t->w || !t->kick)
+		return;
+	t->kick = false;
+	if (!__atomic_exchange_n(&t->w->sleeping, false, __ATOMIC_SEQ_CST))
+		return;
+	if (write(t->w->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		sbx_warn("tail: cannot wake the writer thread: %s", strerror(errno));
+}
+
+/* The writer sent n bytes from the front of s's queue (qlock held). */
+static void writer_consumed(struct sbx_tail_sub *s, size_t n)
+{
+	while (n && s->qn) {
+		struct blob *b = s->q[s->qhead];
+		size_t left = b->len - s->sent;
+
+		if (n < left) {
+			s->sent += n;
+			s->queued -= n;
+			return;
+		}
+		n -= left;
+		s->queued -= left;
+		s->sent = 0;
+		s->qhead = (s->qhead + 1) % s->qcap;
+		s->qn--;
+		blob_put(b);
+	}
+}
+
+#define WRITER_IOV 64
+#define WRITER_SEND_MAX (256 * 1024)
+
+/* Send what s has queued, as much as its socket takes.  Called with the
+ * writer's lock held and s busy; the lock is let go meanwhile.  true
+ * when bytes went out. */
+static bool writer_send(struct writer *w, struct sbx_tail_sub *s)
+{
+	struct iovec iov[WRITER_IOV];
+	struct msghdr msg = { .msg_iov = iov };
+	size_t k = 0, total = 0;
+	ssize_t r = 0;
+	int err = 0;
+
+	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_lock(&s->qlock);
+	while (k < s->qn && k < WRITER_IOV && total < WRITER_SEND_MAX) {
+		struct blob *b = s->q[(s->qhead + k) % s->qcap];
+		size_t off = k ? 0 : s->sent;
+
+		iov[k].iov_base = b->data + off;
+		iov[k].iov_len = b->len - off;
+		total += b->len - off;
+		k++;
+	}
+	/* The entries stay while inflight (a drop keeps them) and only this
+	 * thread takes entries off the front: their bytes are safe to send
+	 * without the lock. */
+	s->inflight = k;
+	pthread_mutex_unlock(&s->qlock);
+	if (k) {
+		msg.msg_iovlen = k;
+		r = sendmsg(s->wfd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		err = errno;
+		pthread_mutex_lock(&s->qlock);
+		s->inflight = 0;
+		if (r > 0)
+			writer_consumed(s, (size_t)r);
+		pthread_mutex_unlock(&s->qlock);
+	}
+	pthread_mutex_lock(&w->lock);
+	if (!k)
+		return false;
+	if (r > 0) {
+		if ((size_t)r < total)
+			s->blocked = true;  /* the socket is full: wait for EPOLLOUT */
+		return true;
+	}
+	if (r < 0 && (err == EAGAIN || err == EWOULDBLOCK))
+		s->blocked = true;
+	else if (!(r < 0 && err == EINTR))
+		__atomic_store_n(&s->werr, true, __ATOMIC_RELEASE); /* the loop ends the stream */
+	return false;
+}
+
+/* One round over the followers (the writer's lock held); true when any
+ * bytes went out. */
+static bool writer_round(struct writer *w)
+{
+	bool progress = false;
+
+	/* s stays listed while busy (take-back waits for it), so its wnext
+	 * is read under the lock again after each send. */
+	for (struct sbx_tail_sub *s = w->subs; s && !w->stopping; s = s->wnext) {
+		if (s->blocked || __atomic_load_n(&s->werr, __ATOMIC_ACQUIRE))
+			continue;
+		s->busy = true;
+		if (writer_send(w, s))
+			progress = true;
+		s->busy = false;
+		pthread_cond_broadcast(&w->idle);
+	}
+	return progress;
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	struct epoll_event evs[64];
+	int timeout = 0;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stopping) {
+		int n;
+
+		pthread_mutex_unlock(&w->lock);
+		n = epoll_wait(w->ep, evs, 64, timeout);
+		if (n < 0 && errno != EINTR) {
+			sbx_err("tail: the writer thread's epoll_wait: %s", strerror(errno));
+			usleep(10000);
+		}
+		pthread_mutex_lock(&w->lock);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == 0) {
+				uint64_t v;
+
+				if (read(w->kick, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					sbx_warn("tail: the writer's wake-up: %s", strerror(errno));
+				continue;
+			}
+			/* By id, not pointer: a follower taken back since
+			 * epoll_wait returned is simply not found. */
+			for (struct sbx_tail_sub *s = w->subs; s; s = s->wnext) {
+				if (s->wid != evs[i].data.u64)
+					continue;
+				s->blocked = false;
+				if (evs[i].events & (EPOLLERR | EPOLLHUP))
+					__atomic_store_n(&s->werr, true, __ATOMIC_RELEASE);
+			}
+		}
+		while (!w->stopping && writer_round(w))
+			;
+		/* Going to sleep: say so first, then look once more, so that
+		 * bytes the loop queued meanwhile are either seen here or
+		 * followed by a kick (writer_kick). */
+		__atomic_store_n(&w->sleeping, true, __ATOMIC_SEQ_CST);
+		timeout = -1;
+		if (!w->stopping && writer_round(w)) {
+			__atomic_store_n(&w->sleeping, false, __ATOMIC_SEQ_CST);
+			timeout = 0;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static int writer_start(struct sbx_tail *t)
+{
+	struct writer *w = calloc(1, sizeof(*w));
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0 };
+	sigset_t all, old;
+	int rc;
+
+	if (!w)
+		return -ENOMEM;
+	w->ep = epoll_create1(EPOLL_CLOEXEC);
+	w->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->ep < 0 || w->kick < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->kick, &ev) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->idle, NULL);
+	/* Signals are the loop's (its signalfd): none for this thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = -pthread_create(&w->thread, NULL, writer_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0) {
+		pthread_cond_destroy(&w->idle);
+		pthread_mutex_destroy(&w->lock);
+		goto fail;
+	}
+	t->w = w;
+	return 0;
+fail:
+	if (w->ep >= 0)
+		close(w->ep);
+	if (w->kick >= 0)
+		close(w->kick);
+	free(w);
+	return rc;
+}
+
+int sbx_tail_sub_hand_over(struct sbx_tail *t, struct sbx_tail_sub *s, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLOUT | EPOLLET };
+	int wfd, rc;
+
+	if (!t || !s->text || s->handed)
+		return -EINVAL;
+	if (!t->w && (rc = writer_start(t)) < 0) {
+		sbx_warn("tail: no writer thread (%s): event streams are sent from the loop",
+			 strerror(-rc));
+		return rc;
+	}
+	wfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (wfd < 0)
+		return -errno;
+	pthread_mutex_lock(&t->w->lock);
+	s->wid = ++t->w->next_id;
+	ev.data.u64 = s->wid;
+	if (epoll_ctl(t->w->ep, EPOLL_CTL_ADD, wfd, &ev) < 0) {
+		rc = -errno;
+		pthread_mutex_unlock(&t->w->lock);
+		close(wfd);
+		return rc;
+	}
+	s->wfd = wfd;
+	s->blocked = false;
+	__atomic_store_n(&s->werr, false, __ATOMIC_RELEASE);
+	s->wnext = t->w->subs;
+	t->w->subs = s;
+	/* From here on the queue is shared: the thread takes qlock. */
+	s->handed = true;
+	pthread_mutex_unlock(&t->w->lock);
+	t->kick = true;
+	writer_kick(t);
+	return 0;
+}
+
+static void writer_take_back(struct sbx_tail *t, struct sbx_tail_sub *s)
+{
+	struct writer *w = t ? t->w : NULL;
+
+	if (!s->handed || !w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	while (s->busy)
+		pthread_cond_wait(&w->idle, &w->lock);
+	for (struct sbx_tail_sub **p = &w->subs; *p; p = &(*p)->wnext) {
+		if (*p == s) {
+			*p = s->wnext;
+			break;
+		}
+	}
+	s->wnext = NULL;
+	pthread_mutex_unlock(&w->lock);
+	(void)epoll_ctl(w->ep, EPOLL_CTL_DEL, s->wfd, NULL);
+	close(s->wfd);
+	s->wfd = -1;
+	s->handed = false;
+}
+
+void sbx_tail_sub_take_back(struct sbx_tail *t, struct sbx_tail_sub *s)
+{
+	writer_take_back(t, s);
+}
+
+int sbx_tail_sub_handed(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms)
+{
+	bool empty;
+
+	if (!s->handed || !t || !t->w)
+		return 0;
+	if (__atomic_load_n(&s->werr, __ATOMIC_ACQUIRE))
+		return -1;
+	if (!s->dropped)
+		return 1;
+	pthread_mutex_lock(&s->qlock);
+	empty = !s->qn;
+	pthread_mutex_unlock(&s->qlock);
+	return empty || now_ms >= s->drop_deadline_ms ? -1 : 1;
+}
+
+uint64_t sbx_tail_sub_taken(const struct sbx_tail_sub *s)
+{
+	return s->taken;
+}
+
+static void writer_stop(struct sbx_tail *t)
+{
+	struct writer *w = t->w;
+	uint64_t one = 1;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_mutex_unlock(&w->lock);
+	if (write(w->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		sbx_warn("tail: cannot wake the writer thread: %s", strerror(errno));
+	pthread_join(w->thread, NULL);
+	/* Followers still handed over (a caller that did not close them):
+	 * the thread is gone, their fds are closed here. */
+	while (w->subs) {
+		struct sbx_tail_sub *s = w->subs;
+
+		w->subs = s->wnext;
+		s->handed = false;
+		close(s->wfd);
+		s->wfd = -1;
+	}
+	close(w->ep);
+	close(w->kick);
+	pthread_cond_destroy(&w->idle);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+	t->w = NULL;
 }

@@ -88,6 +88,26 @@ bool sbx_tail_sub_done(const struct sbx_tail_sub *s);
 bool sbx_tail_sub_dropped(const struct sbx_tail_sub *s);
 /* Queue an SSE comment line (a keep-alive); 0, or -1 out of memory. */
 int sbx_tail_sub_note(struct sbx_tail_sub *s, const char *comment);
+/* Bytes taken by sbx_tail_sub_read so far. */
+uint64_t sbx_tail_sub_taken(const struct sbx_tail_sub *s);
+
+/* The writer thread.  A text follower whose transport is a plain socket
+ * may be handed to it: from then on its queue goes to fd (the thread's
+ * own dup of it) from a thread of its own, with non-blocking sends, and
+ * the loop that answers checks spends no time on them; the loop still
+ * decides what is queued and when the follower is dropped.  Hand it over
+ * only at a point where the transport has written everything it had for
+ * the socket (its headers and every byte taken with sbx_tail_sub_read),
+ * and do not read it or write to fd meanwhile.  0, or -errno (then the
+ * transport goes on sending it itself). */
+int sbx_tail_sub_hand_over(struct sbx_tail *t, struct sbx_tail_sub *s, int fd);
+/* 0: not handed over; 1: handed over, streaming; -1: handed over and its
+ * stream is over (the reader is gone, or it was dropped and its last
+ * event is out or its grace has passed): take it back and end it. */
+int sbx_tail_sub_handed(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms);
+/* The thread no longer touches s or its fd when this returns (also done
+ * by sbx_tail_sub_close).  Bytes it had not sent stay queued. */
+void sbx_tail_sub_take_back(struct sbx_tail *t, struct sbx_tail_sub *s);
 /* fn(arg) after every sbx_tail_pump: the place to hand queued text to the
  * transport (not from inside wake, while the pump walks its followers). */
 void sbx_tail_set_after_pump(struct sbx_broker *b, void (*fn)(void *arg), void *arg);
