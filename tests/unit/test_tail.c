@@ -44,12 +44,14 @@ static void settle(void)
 static void request_as(const char *who, const char *reason)
 {
 	sbx_msg m = { 0 };
+	char why[512] = "";
 
 	sbx_msg_init(&m, SBX_OP_REQUEST);
 	sbx_msg_put_str(&m, SBX_F_AS_USER, who);
 	sbx_msg_put_str(&m, SBX_F_ROLE, "sandbox-admin");
 	sbx_msg_put_str(&m, SBX_F_REASON, reason);
-	cr_assert_eq(rig_call(&R, &R.root, &m, NULL, 0, NULL), SBX_ST_OK, "%s's request", who);
+	cr_assert_eq(rig_call(&R, &R.root, &m, why, sizeof(why), NULL), SBX_ST_OK,
+		     "%s's request: %s", who, why);
 }
 
 static void recorded_check(const char *tty)
