@@ -652,13 +652,15 @@ static void drop(struct sbx_tail_sub *s, uint64_t missed_from, int64_t now_ms)
 	s->queued = keep ? keep->len - s->sent : 0;
 	/* A text follower: the same, in its queue of refs; the entries the
 	 * writer thread is sending from stay. */
-	q_cut(s, s->inflight > 0 ? s->inflight : s->sent && s->qn ? 1 : 0);
-	if (!s->qn)
-		s->sent = 0;
-	s->queued = 0;
-	for (size_t i = 0; i < s->qn; i++)
-		s->queued += s->q[(s->qhead + i) % s->qcap]->len;
-	s->queued -= s->qn ? s->sent : 0;
+	if (s->text) {
+		q_cut(s, s->inflight > 0 ? s->inflight : s->sent && s->qn ? 1 : 0);
+		if (!s->qn)
+			s->sent = 0;
+		s->queued = 0;
+		for (size_t i = 0; i < s->qn; i++)
+			s->queued += s->q[(s->qhead + i) % s->qcap]->len;
+		s->queued -= s->qn ? s->sent : 0;
+	}
 	snprintf(msg, sizeof(msg), "dropped: this reader fell more than %u KiB behind the "
 		 "journal; records from seq %llu on were not sent (read them with sbxctl audit "
 		 "query, then follow again)", SBX_TAIL_BUF_MAX / 1024,
