@@ -51,6 +51,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -1190,6 +1191,7 @@ fail:
 int sbx_tail_sub_hand_over(struct sbx_tail *t, struct sbx_tail_sub *s, int fd)
 {
 	struct epoll_event ev = { .events = EPOLLOUT | EPOLLET };
+	struct rlimit lim;
 	int wfd, rc;
 
 	if (!t || !s->text || s->handed)
@@ -1202,6 +1204,13 @@ int sbx_tail_sub_hand_over(struct sbx_tail *t, struct sbx_tail_sub *s, int fd)
 	wfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (wfd < 0)
 		return -errno;
+	/* The copy is a second descriptor per stream: never at the cost of
+	 * the ones the loop needs to accept checks (a quarter stays free). */
+	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)wfd >= lim.rlim_cur - lim.rlim_cur / 4) {
+		close(wfd);
+		return -EMFILE;
+	}
 	pthread_mutex_lock(&t->w->lock);
 	s->wid = ++t->w->next_id;
 	ev.data.u64 = s->wid;

@@ -99,7 +99,8 @@ uint64_t sbx_tail_sub_taken(const struct sbx_tail_sub *s);
  * only at a point where the transport has written everything it had for
  * the socket (its headers and every byte taken with sbx_tail_sub_read),
  * and do not read it or write to fd meanwhile.  0, or -errno (then the
- * transport goes on sending it itself). */
+ * transport goes on sending it itself; -EMFILE also when the thread's
+ * copy of fd would take the last quarter of RLIMIT_NOFILE). */
 int sbx_tail_sub_hand_over(struct sbx_tail *t, struct sbx_tail_sub *s, int fd);
 /* 0: not handed over; 1: handed over, streaming; -1: handed over and its
  * stream is over (the reader is gone, or it was dropped and its last
