@@ -3,13 +3,15 @@
  * record stream").  Every record the broker appends reaches sbx_tail_on_record
  * (broker.c: features_on_record); it is kept in a ring of the last records
  * and, once durable, pushed to every connection that follows (TAIL with
- * FLAGS SBX_TAIL_FOLLOW) and may see it.  Owned by the event-loop thread.
+ * FLAGS SBX_TAIL_FOLLOW) and may see it.  Owned by the event-loop thread,
+ * but for the queues of text followers handed to the writer thread
+ * (sbx_tail_sub_hand_over), which it shares with that thread.
  *
  * Bounds: at most SBX_TAIL_SUBS_PER_UID followers per uid and
  * SBX_TAIL_SUBS_MAX in all; a follower more than SBX_TAIL_BUF_MAX bytes
  * behind (a reader that does not read) is dropped with a last frame that
  * says so.  The loop never blocks on a follower: everything is sent with
- * MSG_DONTWAIT.
+ * MSG_DONTWAIT, by the loop or by the writer thread.
  */
 #ifndef SBX_TAIL_H
 #define SBX_TAIL_H
