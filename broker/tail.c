@@ -43,6 +43,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1211,6 +1213,9 @@ int sbx_tail_sub_hand_over(struct sbx_tail *t, struct sbx_tail_sub *s, int fd)
 		close(wfd);
 		return -EMFILE;
 	}
+	/* The transport may have corked the socket for what it meant to
+	 * send next; the thread's sends go out as they are. */
+	(void)setsockopt(wfd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
 	pthread_mutex_lock(&t->w->lock);
 	s->wid = ++t->w->next_id;
 	ev.data.u64 = s->wid;

@@ -278,8 +278,11 @@ enum MHD_Result sbx_events_serve(struct sbx_web *w, struct MHD_Connection *conn,
 	(void)MHD_add_response_header(r, "X-Accel-Buffering", "no");
 	/* Neither chunked nor kept alive: the writer thread writes the body
 	 * as it is, and the stream ends with the connection. */
-	if (!w->tls)
-		(void)MHD_set_response_options(r, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+	if (!w->tls && MHD_set_response_options(r, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT,
+						MHD_RO_END) != MHD_YES) {
+		MHD_destroy_response(r);
+		return MHD_NO;  /* the completion frees s */
+	}
 	/* The broker, not the reader, decides when there is more: no
 	 * deadline (a reader gone is noticed by the keep-alives). */
 	sbx_httpguard_rearm(conn, SBX_GUARD_HELD);
