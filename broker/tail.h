@@ -3,13 +3,15 @@
  * record stream").  Every record the broker appends reaches sbx_tail_on_record
  * (broker.c: features_on_record); it is kept in a ring of the last records
  * and, once durable, pushed to every connection that follows (TAIL with
- * FLAGS SBX_TAIL_FOLLOW) and may see it.  Owned by the event-loop thread.
+ * FLAGS SBX_TAIL_FOLLOW) and may see it.  Owned by the event-loop thread,
+ * but for the queues of text followers handed to the writer thread
+ * (sbx_tail_sub_hand_over), which it shares with that thread.
  *
  * Bounds: at most SBX_TAIL_SUBS_PER_UID followers per uid and
  * SBX_TAIL_SUBS_MAX in all; a follower more than SBX_TAIL_BUF_MAX bytes
  * behind (a reader that does not read) is dropped with a last frame that
  * says so.  The loop never blocks on a follower: everything is sent with
- * MSG_DONTWAIT.
+ * MSG_DONTWAIT, by the loop or by the writer thread.
  */
 #ifndef SBX_TAIL_H
 #define SBX_TAIL_H
@@ -88,6 +90,27 @@ bool sbx_tail_sub_done(const struct sbx_tail_sub *s);
 bool sbx_tail_sub_dropped(const struct sbx_tail_sub *s);
 /* Queue an SSE comment line (a keep-alive); 0, or -1 out of memory. */
 int sbx_tail_sub_note(struct sbx_tail_sub *s, const char *comment);
+/* Bytes taken by sbx_tail_sub_read so far. */
+uint64_t sbx_tail_sub_taken(const struct sbx_tail_sub *s);
+
+/* The writer thread.  A text follower whose transport is a plain socket
+ * may be handed to it: from then on its queue goes to fd (the thread's
+ * own dup of it) from a thread of its own, with non-blocking sends, and
+ * the loop that answers checks spends no time on them; the loop still
+ * decides what is queued and when the follower is dropped.  Hand it over
+ * only at a point where the transport has written everything it had for
+ * the socket (its headers and every byte taken with sbx_tail_sub_read),
+ * and do not read it or write to fd meanwhile.  0, or -errno (then the
+ * transport goes on sending it itself; -EMFILE also when the thread's
+ * copy of fd would take the last quarter of RLIMIT_NOFILE). */
+int sbx_tail_sub_hand_over(struct sbx_tail *t, struct sbx_tail_sub *s, int fd);
+/* 0: not handed over; 1: handed over, streaming; -1: handed over and its
+ * stream is over (the reader is gone, or it was dropped and its last
+ * event is out or its grace has passed): take it back and end it. */
+int sbx_tail_sub_handed(struct sbx_tail *t, struct sbx_tail_sub *s, int64_t now_ms);
+/* The thread no longer touches s or its fd when this returns (also done
+ * by sbx_tail_sub_close).  Bytes it had not sent stay queued. */
+void sbx_tail_sub_take_back(struct sbx_tail *t, struct sbx_tail_sub *s);
 /* fn(arg) after every sbx_tail_pump: the place to hand queued text to the
  * transport (not from inside wake, while the pump walks its followers). */
 void sbx_tail_set_after_pump(struct sbx_broker *b, void (*fn)(void *arg), void *arg);

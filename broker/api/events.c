@@ -8,6 +8,15 @@
  * behind.  This file only carries the text to libmicrohttpd: a stream
  * with nothing to send is suspended, and resumed when the pump queues
  * text for it, so the loop never waits for a reader.
+ *
+ * Over plain HTTP a stream is then handed to tail.c's writer thread once
+ * its first bytes are out (sbx_tail_sub_hand_over): libmicrohttpd keeps
+ * the connection, suspended, and the thread sends the records straight
+ * to the socket, so a hundred readers cost the loop that answers checks
+ * a pointer each per record rather than a hundred sends.  The response
+ * is therefore neither chunked nor kept alive (its end is the
+ * connection's); over TLS the bytes must go through libmicrohttpd's TLS
+ * session, and the loop sends them as before.
  */
 #include "config.h"
 
@@ -61,6 +70,12 @@ static void on_wake(void *arg)
 	s->w->need_run = true;
 }
 
+/* The writer thread sends s, and it is not over: nothing for MHD. */
+static bool with_writer(struct sbx_web *w, const struct stream *s)
+{
+	return s->sub && !s->gone && sbx_tail_sub_handed(w->b->tail, s->sub, sbx_mono_ms()) > 0;
+}
+
 static void resume_woken(struct sbx_web *w)
 {
 	bool any = false;
@@ -68,6 +83,10 @@ static void resume_woken(struct sbx_web *w)
 	for (struct stream *s = w->streams; s; s = s->next) {
 		if (!s->woken)
 			continue;
+		if (with_writer(w, s)) {
+			s->woken = false;
+			continue;
+		}
 		s->woken = false;
 		if (s->suspended) {
 			s->suspended = false;
@@ -100,19 +119,33 @@ void sbx_events_init(struct sbx_web *w)
 static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct stream *s = cls;
+	struct sbx_tail *t = s->w->b->tail;
+	const union MHD_ConnectionInfo *ci;
 	size_t n;
 
 	(void)pos;
-	if (s->gone)
+	if (s->gone || !s->sub || sbx_tail_sub_handed(t, s->sub, sbx_mono_ms()) < 0) {
+		/* Before MHD closes the socket: the thread lets go of it. */
+		if (s->sub)
+			sbx_tail_sub_take_back(t, s->sub);
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	if (!s->sub)
-		return MHD_CONTENT_READER_END_OF_STREAM;
+	}
+	if (sbx_tail_sub_handed(t, s->sub, sbx_mono_ms()) > 0)
+		goto wait;
+	/* Bytes taken earlier are out now (MHD asks for more only once it
+	 * has sent what it had), and the headers before them: from here on
+	 * the socket is the writer thread's to write. */
+	if (!s->w->tls && sbx_tail_sub_taken(s->sub) > 0 &&
+	    (ci = MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD)) &&
+	    sbx_tail_sub_hand_over(t, s->sub, ci->connect_fd) == 0)
+		goto wait;
 	n = sbx_tail_sub_read(s->sub, buf, max);
 	if (n)
 		return (ssize_t)n;
 	if (sbx_tail_sub_done(s->sub))
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	/* Nothing yet: wait for the pump (on_wake) without spinning. */
+wait:
 	s->suspended = true;
 	MHD_suspend_connection(s->conn);
 	return 0;
@@ -243,6 +276,13 @@ enum MHD_Result sbx_events_serve(struct sbx_web *w, struct MHD_Connection *conn,
 	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
 	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	(void)MHD_add_response_header(r, "X-Accel-Buffering", "no");
+	/* Neither chunked nor kept alive: the writer thread writes the body
+	 * as it is, and the stream ends with the connection. */
+	if (!w->tls && MHD_set_response_options(r, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT,
+						MHD_RO_END) != MHD_YES) {
+		MHD_destroy_response(r);
+		return MHD_NO;  /* the completion frees s */
+	}
 	/* The broker, not the reader, decides when there is more: no
 	 * deadline (a reader gone is noticed by the keep-alives). */
 	sbx_httpguard_rearm(conn, SBX_GUARD_HELD);
@@ -342,6 +382,13 @@ bool sbx_events_tick(struct sbx_web *w, int64_t now_ms)
 			s->woken = true;
 			sbx_httpguard_rearm(s->conn, SBX_GUARD_BUSY);
 		}
+		/* The writer thread's: resumed only to end it (read_stream). */
+		if (s->woken && with_writer(w, s)) {
+			s->woken = false;
+			continue;
+		}
+		if (s->sub && !s->gone && sbx_tail_sub_handed(w->b->tail, s->sub, now_ms) < 0)
+			s->woken = true;
 		if (s->woken && s->suspended) {
 			s->woken = false;
 			s->suspended = false;

@@ -2,11 +2,14 @@
  * broker/tail.c, the TAIL op, in process (tests/unit/broker_rig.h): the
  * backlog and what each caller sees, a follower's frames through a real
  * socket, the per-uid cap, and a follower that does not read being
- * dropped with a last frame that names the seq to read from again.
+ * dropped with a last frame that names the seq to read from again; the
+ * same for text followers (GET /v1/events), also sent by the writer
+ * thread through a real socket.
  */
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,12 +44,14 @@ static void settle(void)
 static void request_as(const char *who, const char *reason)
 {
 	sbx_msg m = { 0 };
+	char why[512] = "";
 
 	sbx_msg_init(&m, SBX_OP_REQUEST);
 	sbx_msg_put_str(&m, SBX_F_AS_USER, who);
 	sbx_msg_put_str(&m, SBX_F_ROLE, "sandbox-admin");
 	sbx_msg_put_str(&m, SBX_F_REASON, reason);
-	cr_assert_eq(rig_call(&R, &R.root, &m, NULL, 0, NULL), SBX_ST_OK, "%s's request", who);
+	cr_assert_eq(rig_call(&R, &R.root, &m, why, sizeof(why), NULL), SBX_ST_OK,
+		     "%s's request: %s", who, why);
 }
 
 static void recorded_check(const char *tty)
@@ -379,4 +384,109 @@ Test(tail, a_text_follower_that_does_not_read_is_dropped)
 	cr_assert_not_null(strstr(text, "event: dropped\ndata: {"), "%.200s", text);
 	cr_assert(sbx_tail_sub_done(s));
 	sbx_tail_sub_close(R.b.tail, s);
+}
+
+/* ---- text followers sent by the writer thread ---------------------------------- */
+
+/* Read fd (non-blocking) into buf until it holds want or 10 s pass; the
+ * text read (NUL-terminated, in buf). */
+static char *read_until(int fd, char *buf, size_t size, size_t *got, const char *want)
+{
+	for (int i = 0; i < 1000 && !strstr(buf, want); i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 10) <= 0)
+			continue;
+		n = read(fd, buf + *got, size - 1 - *got);
+		if (n <= 0)
+			break;
+		*got += (size_t)n;
+		buf[*got] = '\0';
+	}
+	return buf;
+}
+
+Test(tail, a_handed_text_follower_is_sent_by_the_writer_thread)
+{
+	struct sbx_tail_spec erin = { .person = "erin", .uid = (uid_t)-1 };
+	struct sbx_tail_spec admin = { .person = "root", .admin = true, .uid = 0 };
+	struct sbx_tail_sub *e, *a;
+	static char eb[65536], ab[65536];
+	size_t eg = 0, ag = 0;
+	int es[2], as[2];
+	char c;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, es), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, as), 0);
+	e = sbx_tail_follow_text(&R.b, &erin, 0, 0, count_wake, NULL);
+	a = sbx_tail_follow_text(&R.b, &admin, 0, 0, count_wake, NULL);
+	cr_assert_eq(sbx_tail_sub_hand_over(R.b.tail, e, es[0]), 0);
+	cr_assert_eq(sbx_tail_sub_hand_over(R.b.tail, a, as[0]), 0);
+	cr_assert_eq(sbx_tail_sub_handed(R.b.tail, e, sbx_mono_ms()), 1);
+	woken = 0;
+	request_as("erin", "writer unit: erin");
+	request_as("dave", "writer unit: dave");
+	settle();
+	cr_assert_eq(woken, 0, "a handed follower is the thread's: nothing for the transport");
+	read_until(as[1], ab, sizeof(ab), &ag, "writer unit: dave");
+	cr_assert_not_null(strstr(ab, "writer unit: erin"), "%s", ab);
+	cr_assert_not_null(strstr(ab, "writer unit: dave"), "an admin sees all: %s", ab);
+	cr_assert(strncmp(ab, "id: ", 4) == 0, "%s", ab);
+	cr_assert_eq(count_of(ab, "\n\n"), count_of(ab, "id: "), "whole events: %s", ab);
+	read_until(es[1], eb, sizeof(eb), &eg, "writer unit: erin");
+	cr_assert_not_null(strstr(eb, "writer unit: erin"), "%s", eb);
+	/* A keep-alive goes after whatever was queued for erin: once it is
+	 * here, dave's record would be too, had she been given it. */
+	cr_assert_eq(sbx_tail_sub_note(e, "keep-alive"), 0);
+	read_until(es[1], eb, sizeof(eb), &eg, ": keep-alive\n\n");
+	cr_assert_not_null(strstr(eb, ": keep-alive\n\n"), "%s", eb);
+	cr_assert_null(strstr(eb, "writer unit: dave"), "erin sees her own only: %s", eb);
+
+	/* Taken back and closed: the thread's own copy of the socket is
+	 * closed too, so once ours is the reader sees the end. */
+	sbx_tail_sub_close(R.b.tail, e);
+	close(es[0]);
+	cr_assert_eq(read(es[1], &c, 1), 0, "no descriptor of the socket left open");
+	close(es[1]);
+	/* a stays handed over: the tail's end stops the thread and closes
+	 * its socket (teardown, under the sanitizers). */
+	close(as[0]);
+	close(as[1]);
+}
+
+Test(tail, a_handed_text_follower_that_does_not_read_is_dropped)
+{
+	struct sbx_tail_spec admin = { .person = "root", .admin = true, .uid = 0 };
+	struct sbx_tail_sub *s = sbx_tail_follow_text(&R.b, &admin, 0, 0, count_wake, NULL);
+	static char buf[4 * 1024 * 1024];
+	size_t got = 0;
+	char tty[32];
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(sbx_tail_sub_hand_over(R.b.tail, s, sv[0]), 0);
+	for (int i = 0; i < 20000 && !sbx_tail_sub_dropped(s); i++) {
+		snprintf(tty, sizeof(tty), "pts/%d", i);
+		recorded_check(tty);
+		if (i % 500 == 499)
+			settle();
+	}
+	settle();
+	cr_assert(sbx_tail_sub_dropped(s), "more than 1 MiB behind its socket: dropped");
+	cr_assert_eq(sbx_tail_sub_handed(R.b.tail, s, sbx_mono_ms()), 1,
+		     "its last event waits for the reader");
+	cr_assert_eq(sbx_tail_sub_handed(R.b.tail, s, sbx_mono_ms() + 60000), -1,
+		     "or for no longer than the grace");
+	/* The reader reads at last: the queue drains through the thread,
+	 * whole events, the last one saying why it ends. */
+	read_until(sv[1], buf, sizeof(buf), &got, "event: dropped\ndata: {");
+	cr_assert_not_null(strstr(buf, "event: dropped\ndata: {"), "%.200s", buf);
+	cr_assert_lt(got, SBX_TAIL_BUF_MAX + 512 * 1024, "bounded: %zu bytes", got);
+	for (int i = 0; i < 1000 && sbx_tail_sub_handed(R.b.tail, s, sbx_mono_ms()) != -1; i++)
+		usleep(10000);
+	cr_assert_eq(sbx_tail_sub_handed(R.b.tail, s, sbx_mono_ms()), -1, "all sent: over");
+	sbx_tail_sub_close(R.b.tail, s);
+	close(sv[0]);
+	close(sv[1]);
 }
