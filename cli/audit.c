@@ -235,7 +235,7 @@ int sbx_audit_check_dir(const struct sbx_cli *c, const char *state_dir)
 
 int sbx_audit_verify(const struct sbx_cli *c, const char *state_dir)
 {
-	return sbx_audit_verify_run(c, state_dir, NULL, false, NULL, 0);
+	return sbx_audit_verify_run(c, state_dir, NULL, false, false, NULL, 0);
 }
 
 int sbx_audit_query(const struct sbx_cli *c, const char *state_dir,
@@ -383,5 +383,5 @@ out:
 int sbx_audit_verify_sealed(const struct sbx_cli *c, const char *state_dir, const char *key_file,
 			    bool no_host_key)
 {
-	return sbx_audit_verify_run(c, state_dir, key_file, no_host_key, NULL, 0);
+	return sbx_audit_verify_run(c, state_dir, key_file, no_host_key, false, NULL, 0);
 }

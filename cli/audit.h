@@ -56,9 +56,11 @@ int sbx_audit_query(const struct sbx_cli *c, const char *state_dir,
 		    const struct sbx_audit_query *q);
 
 /* audit verify in full (cli/audit_verify.c): the chain, with key_file
- * (may be NULL) the seals, and each checkpoint (SEQ:HASH or a file of
+ * (may be NULL) the seals (standalone: the host was never in a fleet,
+ * sbx_seal_check_standalone), and each checkpoint (SEQ:HASH or a file of
  * them).  Returns the exit code: 0 intact, 1 broken, 2 usage. */
 int sbx_audit_verify_run(const struct sbx_cli *c, const char *state_dir, const char *key_file,
-			 bool no_host_key, const char *const *checkpoints, size_t ncheckpoints);
+			 bool no_host_key, bool standalone, const char *const *checkpoints,
+			 size_t ncheckpoints);
 
 #endif

@@ -98,6 +98,12 @@ static void print_sealed(const struct sbx_seal_vkey *vk, const struct sbx_verify
 	if (!s->host_checked)
 		printf("the host's key file was not compared (--no-host-key): records cut from the "
 		       "end together with their seals would not show\n");
+	if (s->fleet_exempt)
+		printf("%llu records copied from a fleet's log (first seq %llu) keep that log's "
+		       "time and were not checked for back-dating: `sbxctl fleet verify` compares "
+		       "them with the fleet's log; for a host that was never in a fleet, "
+		       "--standalone checks them like any other\n",
+		       (unsigned long long)s->fleet_exempt, (unsigned long long)s->fleet_first);
 	print_checkpoints(r, ncps);
 }
 
@@ -129,6 +135,8 @@ static json_t *result_json(const char *state_dir, const struct sbx_seal_vkey *vk
 			bad |= json_object_set_new(j, "other_seals",
 						   json_integer((json_int_t)s->other_seals));
 			bad |= json_object_set_new(j, "host_key_checked", json_boolean(s->host_checked));
+			bad |= json_object_set_new(j, "fleet_copies_unchecked",
+						   json_integer((json_int_t)s->fleet_exempt));
 		}
 	}
 	if (!ok) {
@@ -146,9 +154,11 @@ static json_t *result_json(const char *state_dir, const struct sbx_seal_vkey *vk
 }
 
 int sbx_audit_verify_run(const struct sbx_cli *c, const char *state_dir, const char *key_file,
-			 bool no_host_key, const char *const *checkpoints, size_t ncheckpoints)
+			 bool no_host_key, bool standalone, const char *const *checkpoints,
+			 size_t ncheckpoints)
 {
-	struct sbx_verify_opts o = { .state_dir = state_dir, .no_host_key = no_host_key };
+	struct sbx_verify_opts o = { .state_dir = state_dir, .no_host_key = no_host_key,
+				     .standalone = standalone };
 	struct sbx_checkpoint *cps = NULL;
 	struct sbx_verify_result r;
 	struct sbx_seal_vkey vk;

@@ -53,6 +53,7 @@ enum {
 	O_OUT,
 	O_FORCE,
 	O_NO_HOST_KEY,
+	O_STANDALONE,
 	O_QUARTER,
 	O_CHECKPOINT,
 	O_HOST,
@@ -86,6 +87,7 @@ static const struct sbx_cli_opt opts[N_OPTS] = {
 	[O_OUT] = { "out", true },
 	[O_FORCE] = { "force", false },
 	[O_NO_HOST_KEY] = { "no-host-key", false },
+	[O_STANDALONE] = { "standalone", false },
 	[O_QUARTER] = { "quarter", true },
 	[O_CHECKPOINT] = { "checkpoint", true },
 	[O_HOST] = { "host", true },
@@ -651,9 +653,11 @@ static int cmd_audit_verify(const struct sbx_cli *c, const struct sbx_cli_args *
 	}
 	if (rc == SBX_EXIT_OK && a->val[O_NO_HOST_KEY] && !a->val[O_KEY])
 		rc = sbx_cli_usage(c, "audit verify", "--no-host-key goes with --key");
+	else if (rc == SBX_EXIT_OK && a->val[O_STANDALONE] && !a->val[O_KEY])
+		rc = sbx_cli_usage(c, "audit verify", "--standalone goes with --key");
 	else if (rc == SBX_EXIT_OK)
 		rc = sbx_audit_verify_run(c, dir, a->val[O_KEY], a->val[O_NO_HOST_KEY] != NULL,
-					  cps, ncps);
+					  a->val[O_STANDALONE] != NULL, cps, ncps);
 	free(cps);
 	free(dir);
 	return rc;
@@ -1315,8 +1319,8 @@ static const struct sbx_cli_cmd cmds[] = {
 	},
 	{
 		.name = "audit verify",
-		.synopsis = "audit verify [--state-dir DIR | --config FILE] [--key FILE [--no-host-key]] "
-			    "[--checkpoint SEQ:HASH | --checkpoint FILE]...",
+		.synopsis = "audit verify [--state-dir DIR | --config FILE] [--key FILE [--no-host-key] "
+			    "[--standalone]] [--checkpoint SEQ:HASH | --checkpoint FILE]...",
 		.summary = "check the journal's hash chain, and with --key its seals (offline)",
 		.help =
 		"Read the whole journal under DIR/journal without the broker, each segment\n"
@@ -1339,6 +1343,13 @@ static const struct sbx_cli_cmd cmds[] = {
 		"the last seal are reported as not sealed yet.  Without --key only the\n"
 		"chain is checked, and the output says so.\n"
 		"\n"
+		"A record forged later with a stolen key and given an old time fails as\n"
+		"back-dated.  Records copied from a fleet's log keep that log's time, so\n"
+		"they are not checked that way; the output counts them (sbxctl fleet\n"
+		"verify compares them with the fleet's log).  For a host that was never\n"
+		"in a fleet, --standalone checks them like any other record, so that\n"
+		"fleet fields added to a forged record do not excuse it.\n"
+		"\n"
 		"With --checkpoint (again and again) it also proves that nothing up to each\n"
 		"checkpoint was cut or rewritten: record SEQ must exist with that hash\n"
 		"(the seq and hash of a seal, as sent to syslog or a collector).  A FILE\n"
@@ -1354,6 +1365,8 @@ static const struct sbx_cli_cmd cmds[] = {
 		"  --key FILE       the verification key (a 0600 file)\n"
 		"  --no-host-key    check a copy without the host's key file (a cut end\n"
 		"                   with its seals then goes unnoticed)\n"
+		"  --standalone     the host was never in a fleet: records that say they\n"
+		"                   were copied from one get the back-dating check too\n"
 		"  --checkpoint SEQ:HASH, --checkpoint FILE\n"
 		"                   a record kept off the host, or a file of them\n"
 		"\n"
@@ -1365,7 +1378,7 @@ static const struct sbx_cli_cmd cmds[] = {
 		.min_args = 0,
 		.max_args = 0,
 		.opts = BIT(O_STATE_DIR) | BIT(O_CONFIG) | BIT(O_KEY) | BIT(O_NO_HOST_KEY) |
-			BIT(O_CHECKPOINT),
+			BIT(O_STANDALONE) | BIT(O_CHECKPOINT),
 		.run = cmd_audit_verify,
 	},
 	{

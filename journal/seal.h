@@ -121,9 +121,17 @@ struct sbx_seal_summary {
 	uint64_t other_seals;      /* seals made with other keys (not checked) */
 	uint64_t replaced_at;      /* seq of the record saying this key was replaced, or 0 */
 	bool host_checked;         /* the host's key file was compared */
+	uint64_t fleet_exempt;     /* records copied from a fleet's log (fleet_hash): their
+				    * time was not checked against their epoch's */
+	uint64_t fleet_first;      /* the first one's seq, or 0 */
 };
 
 struct sbx_seal_check *sbx_seal_check_new(const struct sbx_seal_vkey *vk);
+/* The host was never in a fleet: a record that says it was copied from
+ * a fleet's log (fleet_hash) has its time checked like any other, so
+ * that "fleet_hash" added to a back-dated record forged with a stolen
+ * key does not excuse it (docs/audit.md, "What sealing proves"). */
+void sbx_seal_check_standalone(struct sbx_seal_check *c);
 void sbx_seal_check_free(struct sbx_seal_check *c);
 /* Feed the next record (parsed, chain already checked).  0, or -1 with
  * *bad_seq and err ("seq N: what is wrong"); after -1 stop feeding. */

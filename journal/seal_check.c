@@ -37,6 +37,7 @@ struct sbx_seal_check {
 	bool adopt;
 	char min_time[SBX_RFC3339_LEN + 8];
 	uint64_t min_time_seq;
+	bool standalone;               /* no record is a fleet's copy */
 };
 
 struct sbx_seal_check *sbx_seal_check_new(const struct sbx_seal_vkey *vk)
@@ -50,6 +51,11 @@ struct sbx_seal_check *sbx_seal_check_new(const struct sbx_seal_vkey *vk)
 	c->expect_first = 1;
 	memcpy(c->from, vk->created, sizeof(c->from));
 	return c;
+}
+
+void sbx_seal_check_standalone(struct sbx_seal_check *c)
+{
+	c->standalone = true;
 }
 
 void sbx_seal_check_free(struct sbx_seal_check *c)
@@ -229,8 +235,13 @@ static int check_time_text(struct sbx_seal_check *c, const char *t, size_t tlen,
 {
 	char buf[SBX_RFC3339_LEN + 8];
 
-	if (fleet)
+	/* Counted, so that verify says how many it did not check. */
+	if (fleet && !c->standalone) {
+		c->sum.fleet_exempt++;
+		if (!c->sum.fleet_first)
+			c->sum.fleet_first = seq;
 		return 0;
+	}
 	if (t) {
 		if (tlen >= sizeof(buf))
 			tlen = sizeof(buf) - 1;

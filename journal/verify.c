@@ -509,6 +509,8 @@ int sbx_journal_audit(const struct sbx_verify_opts *o, struct sbx_verify_result 
 			snprintf(err, errlen, "out of memory");
 			goto out;
 		}
+		if (o->standalone)
+			sbx_seal_check_standalone(v.sc);
 		sbx_seal_check_start_at(v.sc, v.first);
 	}
 	while (v.next_cp < o->ncps && cp_at(&v, v.next_cp)->seq < v.first)

@@ -45,6 +45,7 @@ struct sbx_verify_opts {
 	const char *state_dir;
 	const struct sbx_seal_vkey *vk;        /* NULL: the chain only */
 	bool no_host_key;                      /* with vk: do not read seal.key */
+	bool standalone;                       /* with vk: sbx_seal_check_standalone */
 	const struct sbx_checkpoint *cps;      /* in any order */
 	size_t ncps;
 };

@@ -68,6 +68,12 @@ assert_true "no key file is left half-written" test ! -e "$STATE/seal.key.tmp"
 run "$SBXCTL" audit verify --state-dir "$STATE"
 assert_rc "audit verify without --key passes" 0
 assert_contains "... and says it checked the chain only" "$OUT" "hash chain only"
+run "$SBXCTL" --json audit verify --state-dir "$STATE" --key "$KEY" --standalone
+assert_eq "--standalone (never in a fleet) passes too, no record a fleet's copy" "0 true 0" \
+	"$RC $(json_get '"\(.intact) \(.fleet_copies_unchecked)"')"
+run "$SBXCTL" audit verify --state-dir "$STATE" --standalone
+assert_rc "--standalone without --key is a usage error" 2
+assert_contains "... saying what it goes with" "$ERR" "--standalone goes with --key"
 
 # ---- tampered copies ----
 # rehash DIR FROM_SEQ: recompute every hash and prev from FROM_SEQ on, as

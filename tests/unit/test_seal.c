@@ -651,6 +651,37 @@ Test(seal, a_back_dated_record_fails)
 	assert_fails(verify(false), 10, "back-dated");
 }
 
+/* A thief with the current key appends a record given an old time and
+ * the fields of a fleet's copy: such copies keep the fleet's time, so
+ * verify counts it as not checked for back-dating; for a host known never
+ * to have been in a fleet (--standalone) it fails as back-dated. */
+Test(seal, a_back_dated_record_claiming_a_fleet_copy_fails_standalone)
+{
+	struct sbx_verify_opts o = { .state_dir = sdir, .vk = &VK, .standalone = true };
+	struct sbx_verify_result r;
+	struct verdict v;
+	char t[64], err[512];
+	int last;
+
+	build(SHAPE, 5, 0, 0);
+	load();
+	last = NL;
+	L[NL++] = strdup(L[9]);
+	field(L[last], "time", t, sizeof(t));
+	edit(last, t, "2000-01-01T00:00:00.000000Z");
+	edit(last, ",\"event\":", ",\"fleet_seq\":1,\"fleet_hash\":\"\",\"event\":");
+	rehash(NULL, 0);
+	store();
+	v = verify(false);
+	cr_assert_eq(v.rc, 0, "without --standalone it is exempt: %s", v.err);
+	cr_assert_eq(v.sum.fleet_exempt, 1, "and counted as not checked");
+	cr_assert_eq(v.sum.fleet_first, (uint64_t)last + 1);
+	memset(&r, 0, sizeof(r));
+	cr_assert_eq(sbx_journal_audit(&o, &r, err, sizeof(err)), -1, "--standalone passed it");
+	cr_assert_eq(r.bad_seq, (uint64_t)last + 1, "bad seq %" PRIu64 ": %s", r.bad_seq, err);
+	cr_assert(strstr(err, "back-dated"), "%s", err);
+}
+
 /* Every bit of a small sealed journal, one at a time: verify --key must
  * catch each. */
 /* The suite's timeout covers it: criterion 2.4.1 leaks a test's own
