@@ -963,6 +963,7 @@ int sbx_cli_call_pages(const struct sbx_cli *c, uint16_t op, uint32_t flags, con
 	json_t *all = json_array(), *page = NULL;
 	struct sbx_cli_reply rep = { 0 };
 	uint32_t cursor = 0, next;
+	int dir = 0, step;
 	sbx_msg m = { 0 };
 	sbx_reader rd;
 	sbx_field f;
@@ -989,13 +990,19 @@ int sbx_cli_call_pages(const struct sbx_cli *c, uint16_t op, uint32_t flags, con
 		if (sbx_reader_find(&rd, SBX_F_NEXT_CURSOR, &f) != 1 || f.len != 4)
 			break;
 		next = sbx_field_u32(&f);
-		/* A page that moves nowhere would be asked for again forever. */
-		if (json_array_size(page) == 0 || next == cursor) {
+		/* A page that moves nowhere would be asked for again forever,
+		 * and so would pages that turn back: a list walks its ids one
+		 * way (newest first, or oldest first), never both. */
+		step = next > cursor ? 1 : -1;
+		if (json_array_size(page) == 0 || next == cursor ||
+		    (cursor && dir && step != dir)) {
 			sbx_cli_error(c, "the broker's list does not go on from cursor %u (are %s "
 				      "and sbx-brokerd the same version?)", next, c->prog);
 			rc = SBX_EXIT_REFUSED;
 			goto out;
 		}
+		if (cursor)
+			dir = step;
 		cursor = next;
 		json_decref(page);
 		page = NULL;

@@ -79,7 +79,10 @@ struct job {
 	int refs;                      /* the thread's and the response's */
 	bool done;                     /* text (or failed) is final */
 	bool suspended;                /* the connection sleeps until done */
-	atomic_bool abandoned;         /* the client went: the thread may stop */
+	atomic_bool abandoned;         /* the response was freed (the broker stops, or the
+					* client went and MHD noticed): the thread may stop.
+					* A client leaving a suspended connection is seen
+					* only when the count ends, so a count runs to its end */
 	struct MHD_Connection *conn;   /* NULL once the response is freed */
 	/* what to count */
 	char *state_dir;
