@@ -10,6 +10,8 @@
 
 #include "drift_scan.h"
 
+#include "readfile.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -338,25 +340,8 @@ static int read_fd(int fd, size_t cap, uid_t also, uid_t owner, unsigned flags, 
 			 (long long)st.st_size, cap);
 		goto out;
 	}
-	b = malloc((size_t)st.st_size + 1);
-	if (!b) {
-		snprintf(why, whylen, "out of memory");
+	if (sbx_read_fd_whole(fd, (size_t)st.st_size, &b, &n, why, whylen) < 0)
 		goto out;
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t got = read(fd, b + n, (size_t)st.st_size - n);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			snprintf(why, whylen, "cannot read: %s", strerror(errno));
-			goto out;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-	}
-	b[n] = '\0';
 	if (!(flags & READ_BINARY_OK) && memchr(b, '\0', n)) {
 		snprintf(why, whylen, "binary (a NUL byte at offset %zu): not read",
 			 (size_t)((char *)memchr(b, '\0', n) - b));

@@ -15,6 +15,7 @@
 #include "policy_drift.h"
 
 #include "duration.h"
+#include "readfile.h"
 #include "sbx_proto.h"
 #include "text.h"
 
@@ -2501,27 +2502,10 @@ static int read_policy(const char *path, char **buf, size_t *len, char *why, siz
 			 (long long)POLICY_MAX_BYTES);
 		goto out;
 	}
-	b = malloc((size_t)st.st_size + 1);
-	if (!b) {
-		snprintf(why, whylen, "out of memory");
-		goto out;
-	}
 	/* Read what fstat promised; a file that changes meanwhile is read
 	 * as far as it goes and the hash describes exactly those bytes. */
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, b + n, (size_t)st.st_size - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(why, whylen, "cannot read: %s", strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	b[n] = '\0';
+	if (sbx_read_fd_whole(fd, (size_t)st.st_size, &b, &n, why, whylen) < 0)
+		goto out;
 	*buf = b;
 	*len = n;
 	b = NULL;

@@ -194,15 +194,13 @@ static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const 
 static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
 			    const char *fmt, ...)
 {
-	char msg[1024];
 	enum MHD_Result ret;
 	va_list ap;
 	json_t *o;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	o = sbx_api_error_json(code, fmt, ap);
 	va_end(ap);
-	o = json_pack("{s:s, s:s}", "code", code, "message", msg);
 	if (!o)
 		return MHD_NO;
 	ret = respond(conn, status, o, 0);

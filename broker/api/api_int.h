@@ -5,6 +5,7 @@
 #define SBX_API_INT_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,11 @@
 /* A reply frame as JSON: its fields by name (api_json.c), *status its
  * STATUS.  NULL when out of memory. */
 json_t *sbx_api_reply_json(const uint8_t *frame, size_t n, uint32_t *status);
+
+/* An error's body, the same on every route and the dashboard's:
+ * {"code": a stable word, "message": fmt with ap}.  NULL when out of
+ * memory. */
+json_t *sbx_api_error_json(const char *code, const char *fmt, va_list ap);
 
 /* ---- GET /v1/audit (api_audit.c) ---- */
 

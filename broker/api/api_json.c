@@ -11,6 +11,7 @@
 #include "frame.h"
 #include "timeutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,4 +195,12 @@ json_t *sbx_api_reply_json(const uint8_t *frame, size_t n, uint32_t *status)
 		*status = sbx_field_u32(&f);
 	sbx_reader_init_frame(&rd, frame, n);
 	return object_of(&rd);
+}
+
+json_t *sbx_api_error_json(const char *code, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	return json_pack("{s:s, s:s}", "code", code, "message", msg);
 }

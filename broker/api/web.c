@@ -18,6 +18,8 @@
 
 #include "web_int.h"
 
+#include "api_int.h"
+
 #include "api.h"
 #include "broker.h"
 #include "httpguard.h"
@@ -103,15 +105,13 @@ static enum MHD_Result answer_json(struct MHD_Connection *conn, unsigned status,
 enum MHD_Result sbx_web_fail(struct MHD_Connection *conn, unsigned status, const char *code,
 			     const char *fmt, ...)
 {
-	char msg[1024];
 	enum MHD_Result ret;
 	va_list ap;
 	json_t *o;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	o = sbx_api_error_json(code, fmt, ap);
 	va_end(ap);
-	o = json_pack("{s:s, s:s}", "code", code, "message", msg);
 	if (!o)
 		return MHD_NO;
 	ret = answer_json(conn, status, o, NULL);
